@@ -1,0 +1,1 @@
+//! IAM policy language: parse, validate, evaluate and explain every policy type, as AWS does.

@@ -1,0 +1,1 @@
+//! SQLite and Postgres implementations of the keyless store port, with migrations.

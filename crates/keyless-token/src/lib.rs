@@ -1,0 +1,1 @@
+//! Temporary credentials: ASIA access key ids, derived secrets, sealed session tokens and the key ring.

@@ -1,0 +1,10 @@
+//! One module per subcommand; each exposes `XArgs` (clap) and `run(XArgs) -> Result<ExitCode>`.
+
+pub mod dev;
+pub mod keys;
+pub mod lint;
+pub mod migrate;
+pub mod policy;
+pub mod scan;
+pub mod serve;
+pub mod sigv4;
