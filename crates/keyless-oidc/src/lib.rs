@@ -1,0 +1,1 @@
+//! Fetches and caches OIDC discovery documents and JWKS for configured issuers.
