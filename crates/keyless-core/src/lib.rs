@@ -1,1 +1,7 @@
-//! keyless use cases (STS, authorize, IAM admin, revocation) over ports for store, JWKS, audit and clock.
+//! The use cases of keyless, independent of HTTP and storage.
+//!
+//! - [`model`]: accounts, OIDC providers, roles, guardrails as stored.
+//! - [`ports`]: traits the adapters implement (store).
+
+pub mod model;
+pub mod ports;

@@ -1,1 +1,491 @@
-//! SQLite and Postgres implementations of the keyless store port, with migrations.
+//! SQLite implementation of the keyless [`Store`] port.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), keyless_core::ports::StoreError> {
+//! use keyless_core::ports::Store;
+//! let store = keyless_store::SqliteStore::open(std::path::Path::new("./keyless-data/keyless.db")).await?;
+//! let entities = store.load().await?;
+//! # let _ = entities; Ok(()) }
+//! ```
+//!
+//! Every entity lives in one small table; policy documents are stored verbatim. The request
+//! path never reads from here: the server keeps an in-memory directory rebuilt after each change.
+//! Postgres will implement the same port and run the same conformance tests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin, Role};
+use keyless_core::ports::{Store, StoreError};
+use keyless_types::{AccountId, OffsetDateTime};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// The SQLite store (one file, WAL mode).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError(format!("{context}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError(format!("cannot open database {}: {e}", path.display())))?;
+        Self::migrate(pool).await
+    }
+
+    /// An in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(err("in-memory options"))?
+            .foreign_keys(true);
+        // One connection: every connection to :memory: is a separate database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(err("open in-memory database"))?;
+        Self::migrate(pool).await
+    }
+
+    async fn migrate(pool: SqlitePool) -> Result<Self, StoreError> {
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError(format!("database migration failed: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn origin_flag(origin: Origin) -> i64 {
+    match origin {
+        Origin::Config => 1,
+        Origin::Api => 0,
+    }
+}
+
+fn origin_of(flag: i64) -> Origin {
+    if flag == 1 {
+        Origin::Config
+    } else {
+        Origin::Api
+    }
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::Value::from(v.to_vec()).to_string()
+}
+
+fn json_map(m: &BTreeMap<String, String>) -> String {
+    let obj: serde_json::Map<String, serde_json::Value> = m
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+        .collect();
+    serde_json::Value::Object(obj).to_string()
+}
+
+fn parse_list(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError(format!("corrupt JSON list in database: {e}")))
+}
+
+fn parse_map(s: &str) -> Result<BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError(format!("corrupt JSON map in database: {e}")))
+}
+
+fn account_id(s: &str) -> Result<AccountId, StoreError> {
+    AccountId::parse(s).map_err(|e| StoreError(format!("corrupt account id in database: {e}")))
+}
+
+fn time_of(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A fresh `AROA…` role id: 21 characters, like AWS's unique ids.
+pub fn new_role_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let tail: String = (0..17)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("AROA{tail}")
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn load(&self) -> Result<Entities, StoreError> {
+        let mut out = Entities::default();
+        let rows = sqlx::query("SELECT id, name, ou_path, from_config FROM accounts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("load accounts"))?;
+        for r in rows {
+            out.accounts.push(Account {
+                id: account_id(r.get("id"))?,
+                name: r.get("name"),
+                ou_path: r.get("ou_path"),
+                origin: origin_of(r.get("from_config")),
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at
+             FROM providers ORDER BY account, url",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load providers"))?;
+        for r in rows {
+            out.providers.push(OidcProvider {
+                account: account_id(r.get("account"))?,
+                url: r.get("url"),
+                client_ids: parse_list(r.get("client_ids"))?,
+                thumbprints: parse_list(r.get("thumbprints"))?,
+                allow_http: r.get::<i64, _>("allow_http") == 1,
+                tags: parse_map(r.get("tags"))?,
+                origin: origin_of(r.get("from_config")),
+                created: time_of(r.get("created_at")),
+            });
+        }
+        let policy_rows = sqlx::query(
+            "SELECT account, role_folded, name, document FROM role_policies ORDER BY account, role_folded, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load role policies"))?;
+        let mut policies: BTreeMap<(String, String), Vec<InlinePolicy>> = BTreeMap::new();
+        for r in policy_rows {
+            policies
+                .entry((r.get("account"), r.get("role_folded")))
+                .or_default()
+                .push(InlinePolicy {
+                    name: r.get("name"),
+                    document: r.get("document"),
+                });
+        }
+        let rows = sqlx::query(
+            "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
+                    max_session_duration, description, tags, from_config, created_at
+             FROM roles ORDER BY account, name_folded",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load roles"))?;
+        for r in rows {
+            let account: String = r.get("account");
+            let folded: String = r.get("name_folded");
+            let inline_policies = policies
+                .remove(&(account.clone(), folded))
+                .unwrap_or_default();
+            out.roles.push(Role {
+                account: account_id(&account)?,
+                name: r.get("name"),
+                path: r.get("path"),
+                role_id: r.get("role_id"),
+                trust_policy: r.get("trust_policy"),
+                inline_policies,
+                permissions_boundary: r.get("permissions_boundary"),
+                max_session_duration: u32::try_from(r.get::<i64, _>("max_session_duration"))
+                    .map_err(|_| StoreError("corrupt max_session_duration".into()))?,
+                description: r.get("description"),
+                tags: parse_map(r.get("tags"))?,
+                origin: origin_of(r.get("from_config")),
+                created: time_of(r.get("created_at")),
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT target, name, document, from_config FROM guardrails ORDER BY target, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load guardrails"))?;
+        for r in rows {
+            out.guardrails.push(Guardrail {
+                target: r.get("target"),
+                name: r.get("name"),
+                document: r.get("document"),
+                origin: origin_of(r.get("from_config")),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn apply_config(&self, config: &Entities) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("begin"))?;
+        let cfg = origin_flag(Origin::Config);
+
+        sqlx::query("DELETE FROM accounts WHERE from_config = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(err("clear config accounts"))?;
+        for a in &config.accounts {
+            sqlx::query(
+                "INSERT INTO accounts (id, name, ou_path, from_config) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, ou_path = excluded.ou_path,
+                 from_config = excluded.from_config",
+            )
+            .bind(a.id.to_string())
+            .bind(&a.name)
+            .bind(&a.ou_path)
+            .bind(cfg)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert account"))?;
+        }
+
+        // Providers: delete config providers no longer listed, upsert the rest.
+        let existing = sqlx::query("SELECT account, url FROM providers WHERE from_config = 1")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err("list config providers"))?;
+        for r in existing {
+            let (account, url): (String, String) = (r.get("account"), r.get("url"));
+            let kept = config
+                .providers
+                .iter()
+                .any(|p| p.account.to_string() == account && p.url == url);
+            if !kept {
+                sqlx::query("DELETE FROM providers WHERE account = ? AND url = ?")
+                    .bind(&account)
+                    .bind(&url)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("delete provider"))?;
+            }
+        }
+        for p in &config.providers {
+            sqlx::query(
+                "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
+                 thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags,
+                 from_config = excluded.from_config",
+            )
+            .bind(&p.url)
+            .bind(p.account.to_string())
+            .bind(json_list(&p.client_ids))
+            .bind(json_list(&p.thumbprints))
+            .bind(i64::from(p.allow_http))
+            .bind(json_map(&p.tags))
+            .bind(cfg)
+            .bind(p.created.unix_timestamp())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert provider"))?;
+        }
+
+        // Roles: keep ids stable; replace inline policies wholesale.
+        let existing = sqlx::query("SELECT account, name_folded FROM roles WHERE from_config = 1")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err("list config roles"))?;
+        for r in existing {
+            let (account, folded): (String, String) = (r.get("account"), r.get("name_folded"));
+            let kept = config
+                .roles
+                .iter()
+                .any(|x| x.account.to_string() == account && x.name.to_lowercase() == folded);
+            if !kept {
+                sqlx::query("DELETE FROM roles WHERE account = ? AND name_folded = ?")
+                    .bind(&account)
+                    .bind(&folded)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("delete role"))?;
+            }
+        }
+        for role in &config.roles {
+            let account = role.account.to_string();
+            let folded = role.name.to_lowercase();
+            sqlx::query(
+                "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
+                    max_session_duration, description, tags, from_config, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
+                    trust_policy = excluded.trust_policy, permissions_boundary = excluded.permissions_boundary,
+                    max_session_duration = excluded.max_session_duration, description = excluded.description,
+                    tags = excluded.tags, from_config = excluded.from_config",
+            )
+            .bind(&account)
+            .bind(&role.name)
+            .bind(&folded)
+            .bind(&role.path)
+            .bind(&role.role_id)
+            .bind(&role.trust_policy)
+            .bind(&role.permissions_boundary)
+            .bind(i64::from(role.max_session_duration))
+            .bind(&role.description)
+            .bind(json_map(&role.tags))
+            .bind(cfg)
+            .bind(role.created.unix_timestamp())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert role"))?;
+            sqlx::query("DELETE FROM role_policies WHERE account = ? AND role_folded = ?")
+                .bind(&account)
+                .bind(&folded)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("clear role policies"))?;
+            for p in &role.inline_policies {
+                sqlx::query("INSERT INTO role_policies (account, role_folded, name, document) VALUES (?, ?, ?, ?)")
+                    .bind(&account)
+                    .bind(&folded)
+                    .bind(&p.name)
+                    .bind(&p.document)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("insert role policy"))?;
+            }
+        }
+
+        sqlx::query("DELETE FROM guardrails WHERE from_config = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(err("clear config guardrails"))?;
+        for g in &config.guardrails {
+            sqlx::query(
+                "INSERT INTO guardrails (target, name, document, from_config) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (target, name) DO UPDATE SET document = excluded.document, from_config = excluded.from_config",
+            )
+            .bind(&g.target)
+            .bind(&g.name)
+            .bind(&g.document)
+            .bind(cfg)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert guardrail"))?;
+        }
+        tx.commit().await.map_err(err("commit"))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err("ping"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acct() -> AccountId {
+        AccountId::parse("123456789012").unwrap()
+    }
+
+    fn role(name: &str, id: &str) -> Role {
+        Role {
+            account: acct(),
+            name: name.into(),
+            path: "/".into(),
+            role_id: id.into(),
+            trust_policy: "{}".into(),
+            inline_policies: vec![InlinePolicy {
+                name: "p".into(),
+                document: "{\"a\":1}".into(),
+            }],
+            permissions_boundary: None,
+            max_session_duration: 3600,
+            description: String::new(),
+            tags: BTreeMap::from([("team".into(), "ci".into())]),
+            origin: Origin::Config,
+            created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        }
+    }
+
+    fn config() -> Entities {
+        Entities {
+            accounts: vec![Account {
+                id: acct(),
+                name: "dev".into(),
+                ou_path: "/w".into(),
+                origin: Origin::Config,
+            }],
+            providers: vec![OidcProvider {
+                account: acct(),
+                url: "https://issuer.example".into(),
+                client_ids: vec!["sts.amazonaws.com".into()],
+                thumbprints: vec![],
+                allow_http: false,
+                tags: BTreeMap::new(),
+                origin: Origin::Config,
+                created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            }],
+            roles: vec![role("deploy", "AROAAAAAAAAAAAAAAAAAA")],
+            guardrails: vec![Guardrail {
+                target: "/".into(),
+                name: "g".into(),
+                document: "{}".into(),
+                origin: Origin::Config,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_config_round_trips_and_is_idempotent() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let cfg = config();
+        store.apply_config(&cfg).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), cfg);
+        store.apply_config(&cfg).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), cfg);
+    }
+
+    #[tokio::test]
+    async fn removed_config_entities_disappear() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.apply_config(&config()).await.unwrap();
+        store.apply_config(&Entities::default()).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Entities::default());
+    }
+
+    #[tokio::test]
+    async fn role_names_are_unique_ignoring_case_and_ids_stay_stable() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let mut cfg = config();
+        store.apply_config(&cfg).await.unwrap();
+        // Same role, different case and a new id proposal: the stored id is kept.
+        cfg.roles = vec![role("DEPLOY", "AROABBBBBBBBBBBBBBBBB")];
+        store.apply_config(&cfg).await.unwrap();
+        let loaded = store.load().await.unwrap();
+        assert_eq!(loaded.roles.len(), 1);
+        assert_eq!(loaded.roles[0].name, "DEPLOY");
+        assert_eq!(loaded.roles[0].role_id, "AROAAAAAAAAAAAAAAAAAA");
+    }
+
+    #[tokio::test]
+    async fn file_database_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.apply_config(&config()).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.load().await.unwrap().roles.len(), 1);
+        store.ping().await.unwrap();
+    }
+
+    #[test]
+    fn role_ids_look_like_aws() {
+        let id = new_role_id();
+        assert_eq!(id.len(), 21);
+        assert!(id.starts_with("AROA"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The stored entities: accounts, OIDC providers, roles, guardrails.
+//!
+//! These are plain data. Policy documents are kept as the JSON text the owner wrote (AWS returns
+//! them verbatim, URL-encoded); [`crate::Directory`] compiles them for evaluation.
+
+use std::collections::BTreeMap;
+
+use keyless_types::{AccountId, OffsetDateTime};
+
+/// Where an entity came from: the config file (read-only through the API) or the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Declared in the config file; the API refuses changes with `UnmodifiableEntity`.
+    Config,
+    /// Created through the IAM API.
+    Api,
+}
+
+/// An account, placed in an organizational unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The 12-digit id.
+    pub id: AccountId,
+    /// A display name.
+    pub name: String,
+    /// OU path from the root, `/` for the root itself, e.g. `/workloads/dev`.
+    pub ou_path: String,
+    /// Config file or API.
+    pub origin: Origin,
+}
+
+/// An OIDC identity provider registered in an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcProvider {
+    /// The owning account.
+    pub account: AccountId,
+    /// The issuer URL exactly as tokens carry it in `iss`, e.g. `https://token.actions.githubusercontent.com`.
+    pub url: String,
+    /// Allowed audiences (`aud`/`azp`).
+    pub client_ids: Vec<String>,
+    /// Optional SHA-1 thumbprints (40 hex), kept for API compatibility.
+    pub thumbprints: Vec<String>,
+    /// Accept `http://` for a loopback issuer (local test issuers only).
+    pub allow_http: bool,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Config file or API.
+    pub origin: Origin,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+impl OidcProvider {
+    /// The issuer without its scheme: the provider ARN suffix and condition-key prefix.
+    pub fn key_prefix(&self) -> &str {
+        issuer_key_prefix(&self.url)
+    }
+
+    /// `arn:aws:iam::<acct>:oidc-provider/<issuer without scheme>`.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:oidc-provider/{}",
+            self.account,
+            self.key_prefix()
+        )
+    }
+}
+
+/// The issuer URL without `https://` or `http://`, as AWS names condition keys.
+pub fn issuer_key_prefix(url: &str) -> &str {
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url)
+}
+
+/// An inline policy attached to a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlinePolicy {
+    /// Name, unique per role.
+    pub name: String,
+    /// The policy JSON as written.
+    pub document: String,
+}
+
+/// A role that sessions assume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The owning account.
+    pub account: AccountId,
+    /// Name (1-64 of `[\w+=,.@-]`), unique per account ignoring case.
+    pub name: String,
+    /// Path, `/` by default, always starting and ending with `/`.
+    pub path: String,
+    /// `AROA…`, 21 characters.
+    pub role_id: String,
+    /// The trust (assume-role) policy JSON.
+    pub trust_policy: String,
+    /// Inline identity policies.
+    pub inline_policies: Vec<InlinePolicy>,
+    /// Permissions boundary policy JSON, if any.
+    pub permissions_boundary: Option<String>,
+    /// Maximum session duration in seconds (3600-43200).
+    pub max_session_duration: u32,
+    /// Description.
+    pub description: String,
+    /// Tags; they become `aws:PrincipalTag/*` of sessions.
+    pub tags: BTreeMap<String, String>,
+    /// Config file or API.
+    pub origin: Origin,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+impl Role {
+    /// `arn:aws:iam::<acct>:role/<path><name>`.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:role{}{}",
+            self.account, self.path, self.name
+        )
+    }
+}
+
+/// A guardrail (SCP-like) attached to the root (`/`), an OU path, or an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guardrail {
+    /// `/`, an OU path like `/workloads`, or a 12-digit account id.
+    pub target: String,
+    /// Name, unique per target.
+    pub name: String,
+    /// The policy JSON.
+    pub document: String,
+    /// Config file, API, or built in.
+    pub origin: Origin,
+}
+
+/// Everything the store holds, as loaded at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entities {
+    /// Accounts.
+    pub accounts: Vec<Account>,
+    /// OIDC providers.
+    pub providers: Vec<OidcProvider>,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Guardrails.
+    pub guardrails: Vec<Guardrail>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_arn_drops_the_scheme() {
+        let p = OidcProvider {
+            account: AccountId::parse("123456789012").unwrap(),
+            url: "https://token.actions.githubusercontent.com".into(),
+            client_ids: vec![],
+            thumbprints: vec![],
+            allow_http: false,
+            tags: BTreeMap::new(),
+            origin: Origin::Config,
+            created: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            p.arn(),
+            "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+        );
+        assert_eq!(
+            issuer_key_prefix("http://127.0.0.1:8080/dev/oidc"),
+            "127.0.0.1:8080/dev/oidc"
+        );
+    }
+}
