@@ -1,0 +1,121 @@
+"""Issue 3: chained AssumeRole (signed with keyless credentials) narrowed by a session policy,
+guardrail denials decoded with `aws sts decode-authorization-message`, the one-hour chaining limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from keyless_e2e import ACCOUNT, Issuer, Keyless, encoded_auth_message
+
+
+@pytest.fixture(scope="module")
+def gha_creds(keyless: Keyless, issuer: Issuer) -> dict[str, str]:
+    res = keyless.awiwi(issuer.gha_token(), session="chain-src")
+    assert res.credentials, res
+    return res.credentials
+
+
+def creds_env(keyless: Keyless, c: dict[str, str]) -> dict[str, str]:
+    return keyless.client_env(AWS_ACCESS_KEY_ID=c["AccessKeyId"], AWS_SECRET_ACCESS_KEY=c["SecretAccessKey"],
+                              AWS_SESSION_TOKEN=c["SessionToken"])
+
+
+def only_caller_identity() -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]})
+
+
+def locked_denial_message(keyless: Keyless, gha_creds: dict[str, str]) -> str:
+    with pytest.raises(ClientError) as ei:
+        keyless.boto3_client(gha_creds).assume_role(RoleArn=keyless.role_arn("locked"), RoleSessionName="nope")
+    err = ei.value.response
+    assert err["Error"]["Code"] == "AccessDenied", err
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "Credentials" not in err
+    return err["Error"]["Message"]
+
+
+def test_chained_assume_role_boto3(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    out = keyless.boto3_client(gha_creds).assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="chained")
+    assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/chained"
+    ident = keyless.boto3_client(out["Credentials"]).get_caller_identity()
+    assert ident["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/chained"
+
+
+def test_chained_assume_role_js(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    out = keyless.node("assume-role", keyless.role_arn("deploy"), "js-chained", only_caller_identity(),
+                       env=creds_env(keyless, gha_creds))
+    assert "error" not in out, out
+    assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/js-chained"
+    assert out["PackedPolicySize"] > 0
+
+
+def test_chained_session_policy_narrows(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    message = locked_denial_message(keyless, gha_creds)
+    encoded = encoded_auth_message(message)
+    # Full deploy session: may decode messages.
+    full = keyless.boto3_client(gha_creds).assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="full")
+    decoded = keyless.boto3_client(full["Credentials"]).decode_authorization_message(EncodedMessage=encoded)
+    assert decoded["DecodedMessage"]
+    # Narrowed deploy session: the session policy only allows GetCallerIdentity.
+    narrowed = keyless.boto3_client(gha_creds).assume_role(
+        RoleArn=keyless.role_arn("deploy"), RoleSessionName="narrow", Policy=only_caller_identity())
+    assert narrowed["PackedPolicySize"] > 0
+    nclient = keyless.boto3_client(narrowed["Credentials"])
+    assert nclient.get_caller_identity()["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/narrow"
+    with pytest.raises(ClientError) as ei:
+        nclient.decode_authorization_message(EncodedMessage=encoded)
+    assert ei.value.response["Error"]["Code"] == "AccessDenied", ei.value.response
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # The narrowed session may not chain further into a role its session policy does not allow.
+    with pytest.raises(ClientError) as ei2:
+        nclient.assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="again")
+    assert ei2.value.response["Error"]["Code"] == "AccessDenied"
+    assert "Credentials" not in ei2.value.response
+
+
+def test_chaining_limit_one_hour(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    with pytest.raises(ClientError) as ei:
+        keyless.boto3_client(gha_creds).assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="long",
+                                                    DurationSeconds=7200)
+    assert ei.value.response["Error"]["Code"] == "ValidationError", ei.value.response
+    assert "Credentials" not in ei.value.response
+
+
+def test_chained_malformed_session_policy(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    with pytest.raises(ClientError) as ei:
+        keyless.boto3_client(gha_creds).assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="bad",
+                                                    Policy="{not json")
+    assert ei.value.response["Error"]["Code"] == "MalformedPolicyDocument", ei.value.response
+    assert "Credentials" not in ei.value.response
+
+
+def test_guardrail_denial_decoded_with_cli(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    encoded = encoded_auth_message(locked_denial_message(keyless, gha_creds))
+    cp = keyless.aws("sts", "decode-authorization-message", "--encoded-message", encoded,
+                     env=creds_env(keyless, gha_creds))
+    decoded = json.loads(cp.stdout)["DecodedMessage"]
+    # The engine's explanation names what decided: the guardrail and its statement.
+    assert "no-locked-role" in decoded or "DenyLockedRole" in decoded, decoded
+    assert "sts:AssumeRole" in decoded, decoded
+    assert "locked" in decoded, decoded
+
+
+def test_decode_garbage_message(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    cp = keyless.aws("sts", "decode-authorization-message", "--encoded-message", "garbage-not-a-message",
+                     env=creds_env(keyless, gha_creds), check=False)
+    assert cp.returncode != 0
+    assert "InvalidAuthorizationMessageException" in cp.stderr, cp.stderr
+
+
+def test_decode_forbidden_without_permission(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    encoded = encoded_auth_message(locked_denial_message(keyless, gha_creds))
+    narrowed = keyless.boto3_client(gha_creds).assume_role(
+        RoleArn=keyless.role_arn("deploy"), RoleSessionName="nodecode", Policy=only_caller_identity())
+    cp = keyless.aws("sts", "decode-authorization-message", "--encoded-message", encoded,
+                     env=creds_env(keyless, narrowed["Credentials"]), check=False)
+    assert cp.returncode != 0
+    assert "AccessDenied" in cp.stderr, cp.stderr

@@ -1,0 +1,144 @@
+"""Issue 3: start-up contract of `keyless serve`: health endpoints, config errors naming file and
+line, the owner-only key ring, and `serve --dev` with `keyless dev token` and the AWS CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import requests
+
+from keyless_e2e import ACCOUNT, Issuer, Keyless, _stop, default_config, keyless_bin, start_keyless
+
+
+def run_serve_expect_failure(config: Path, timeout: float = 20) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([str(keyless_bin()), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"keyless serve kept running with a bad config {config}") from exc
+
+
+def test_health_ready_metrics(keyless: Keyless, issuer: Issuer) -> None:
+    assert requests.get(keyless.url + "/healthz", timeout=5).status_code == 200
+    assert requests.get(keyless.url + "/readyz", timeout=5).status_code == 200
+    keyless.awiwi(issuer.gha_token(), session="metrics")
+    r = requests.get(keyless.url + "/metrics", timeout=5)
+    assert r.status_code == 200
+    assert "text/plain" in r.headers.get("content-type", "")
+    assert re.search(r"^# (HELP|TYPE) \S+", r.text, re.M), r.text[:500]
+    assert "jwks" in r.text.lower(), "metrics should count JWKS fetches"
+
+
+def test_unknown_config_key_rejected(workdir: Path, issuer: Issuer) -> None:
+    text = default_config(issuer, workdir / "data")
+    lines = text.splitlines()
+    lines.insert(2, "bogus_key = 1")  # line 3
+    cfg = workdir / "bad.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    cp = run_serve_expect_failure(cfg)
+    assert cp.returncode != 0
+    msg = cp.stderr + cp.stdout
+    assert str(cfg) in msg or cfg.name in msg, msg
+    assert "bogus_key" in msg, msg
+    assert re.search(r"\b3\b", msg), f"message should name line 3: {msg}"
+
+
+def test_invalid_trust_policy_rejected(workdir: Path, issuer: Issuer) -> None:
+    text = default_config(issuer, workdir / "data").replace('"Effect": "Allow", "Principal": {"Federated"',
+                                                            '"Effect": "Perhaps", "Principal": {"Federated"', 1)
+    assert "Perhaps" in text
+    cfg = workdir / "badpolicy.toml"
+    cfg.write_text(text)
+    cp = run_serve_expect_failure(cfg)
+    assert cp.returncode != 0
+    msg = cp.stderr + cp.stdout
+    assert cfg.name in msg and ("Perhaps" in msg or "Effect" in msg), msg
+
+
+def test_syntax_error_config(workdir: Path) -> None:
+    cfg = workdir / "syntax.toml"
+    cfg.write_text('data_dir = "/tmp/x"\n[[accounts]\nid = 1\n')
+    cp = run_serve_expect_failure(cfg)
+    assert cp.returncode != 0
+    msg = cp.stderr + cp.stdout
+    assert cfg.name in msg and re.search(r"\b2\b", msg), msg
+
+
+def test_http_provider_must_be_loopback(workdir: Path, issuer: Issuer) -> None:
+    text = default_config(issuer, workdir / "data").replace(f'url = "{issuer.url}"', 'url = "http://example.com"')
+    cfg = workdir / "http.toml"
+    cfg.write_text(text)
+    cp = run_serve_expect_failure(cfg)
+    assert cp.returncode != 0
+    assert "example.com" in cp.stderr + cp.stdout
+
+
+def test_keyring_with_open_permissions_refused(workdir: Path, issuer: Issuer) -> None:
+    srv = start_keyless(workdir / "k", default_config(issuer, workdir / "k" / "data"))
+    _stop(srv.proc)
+    ring = srv.data_dir / "keyring.json"
+    assert ring.exists()
+    os.chmod(ring, 0o644)
+    cp = run_serve_expect_failure(srv.config)  # type: ignore[arg-type]
+    assert cp.returncode != 0
+    assert "keyring" in (cp.stderr + cp.stdout).lower(), cp.stderr
+
+
+def test_config_is_applied_idempotently_on_restart(workdir: Path, issuer: Issuer) -> None:
+    cfg_text = default_config(issuer, workdir / "k" / "data")
+    for i in range(2):
+        srv = start_keyless(workdir / "k", cfg_text)
+        try:
+            res = srv.awiwi(issuer.gha_token(), session=f"restart{i}")
+            assert res.status == 200, f"start {i}: {res}\n{srv.stderr()[-2000:]}"
+        finally:
+            _stop(srv.proc)
+
+
+def test_dev_mode_quick_start(workdir: Path) -> None:
+    srv = start_keyless(workdir / "dev", dev=True)
+    try:
+        out = (workdir / "dev" / "keyless.out").read_text()
+        assert "keyless dev token" in out and "assume-role-with-web-identity" in out, out
+        disc = requests.get(srv.url + "/dev/oidc/.well-known/openid-configuration", timeout=5)
+        assert disc.status_code == 200 and disc.json()["issuer"] == srv.url + "/dev/oidc"
+        cp = subprocess.run([str(keyless_bin()), "dev", "token", "--endpoint", srv.url,
+                             "--sub", "repo:octo-org/demo:ref:refs/heads/main", "--claim", "repository=octo-org/demo"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, cp.stderr
+        token = cp.stdout.strip()
+        assert token.count(".") == 2, token
+        env = srv.client_env(AWS_ACCESS_KEY_ID="unused", AWS_SECRET_ACCESS_KEY="unused")
+        res = json.loads(srv.aws("sts", "assume-role-with-web-identity", "--role-arn",
+                                 f"arn:aws:iam::{ACCOUNT}:role/keyless-demo", "--role-session-name", "dev",
+                                 "--web-identity-token", token, env=env).stdout)
+        c = res["Credentials"]
+        env = srv.client_env(AWS_ACCESS_KEY_ID=c["AccessKeyId"], AWS_SECRET_ACCESS_KEY=c["SecretAccessKey"],
+                             AWS_SESSION_TOKEN=c["SessionToken"])
+        ident = json.loads(srv.aws("sts", "get-caller-identity", env=env).stdout)
+        assert ident["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/keyless-demo/dev"
+        # A token for another repository is not trusted by the demo role.
+        cp = subprocess.run([str(keyless_bin()), "dev", "token", "--endpoint", srv.url,
+                             "--sub", "repo:octo-org/demo-evil:ref:refs/heads/main"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, cp.stderr
+        denied = srv.awiwi(cp.stdout.strip(), role="keyless-demo")
+        assert denied.code == "AccessDenied" and denied.status == 403, denied
+        assert "<Credentials>" not in denied.body
+    finally:
+        _stop(srv.proc)
+
+
+def test_dev_mode_refuses_non_loopback(workdir: Path) -> None:
+    try:
+        cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "0.0.0.0:0", "--data-dir",
+                             str(workdir / "d")], capture_output=True, text=True, timeout=20,
+                            stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("keyless serve --dev accepted 0.0.0.0") from exc
+    assert cp.returncode != 0
+    assert "loopback" in (cp.stderr + cp.stdout).lower(), cp.stderr
