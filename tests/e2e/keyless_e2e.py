@@ -16,17 +16,15 @@ import base64
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -73,12 +71,13 @@ def _wait_for_line(path: Path, pattern: re.Pattern[str], proc: subprocess.Popen,
         if proc.poll() is not None:
             break
         time.sleep(0.05)
-    proc_state = f"exited with {proc.returncode}" if proc.poll() is not None else "still running"
+    proc_state = (f"exited with {proc.returncode} before printing it" if proc.poll() is not None
+                  else f"still running after {timeout}s")
     out = path.read_text(errors="replace") if path.exists() else ""
     err = stderr_path.read_text(errors="replace") if stderr_path.exists() else ""
     _stop(proc)
     raise RuntimeError(
-        f"{what} did not print {pattern.pattern!r} within {timeout}s ({proc_state}).\n"
+        f"{what} did not print {pattern.pattern!r} ({proc_state}).\n"
         f"--- stdout ---\n{out[-4000:]}\n--- stderr ---\n{err[-4000:]}"
     )
 
