@@ -207,6 +207,20 @@ def default_config(issuer: Issuer, data_dir: Path, throttle: tuple[float, int] |
         "Principal": {"AWS": gha_role},
         "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
     })
+    trust_tagged = policy({
+        "Effect": "Allow",
+        "Principal": {"Federated": fed},
+        "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
+        "Condition": {"StringEquals": {f"{h}:aud": AUD},
+                      "StringLike": {f"{h}:sub": f"repo:{REPO}:*"}},
+    })
+    tagged_perms = policy({
+        "Sid": "BlueTeamMayDecode",
+        "Effect": "Allow",
+        "Action": "sts:DecodeAuthorizationMessage",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:PrincipalTag/team": "blue"}},
+    })
     gha_perms = policy({
         "Sid": "ChainAndInspect",
         "Effect": "Allow",
@@ -248,6 +262,7 @@ def default_config(issuer: Issuer, data_dir: Path, throttle: tuple[float, int] |
     roles = [
         ("gha", 3600, trust_main, {"chain": gha_perms}),
         ("gha-any-branch", 3600, trust_any_branch, {"chain": gha_perms}),
+        ("tagged", 3600, trust_tagged, {"by-tag": tagged_perms}),
         ("deploy", 7200, trust_from_gha, {"deploy": deploy_perms}),
         ("locked", 3600, trust_from_gha, {"deploy": deploy_perms}),
     ]
