@@ -1,0 +1,12 @@
+//! Fuzzes session token opening (envelope parsing, AEAD, claims decoding).
+#![no_main]
+
+use keyless_token::KeyRing;
+use keyless_types::SecretBytes;
+use time::OffsetDateTime;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(ring) = KeyRing::from_versions(vec![(1, OffsetDateTime::UNIX_EPOCH, SecretBytes::new(vec![3u8; 32]))]) {
+        assert!(!keyless_token::fuzz_open(&ring, data, OffsetDateTime::UNIX_EPOCH));
+    }
+});
