@@ -463,6 +463,7 @@ def encoded_auth_message(message: str) -> str:
     if m:
         return m.group(1).rstrip(".")
     tokens = [t.strip(".,;()'\"") for t in message.split()]
+    tokens = [t for t in tokens if not t.startswith("arn:")]
     longest = max(tokens, key=len, default="")
     assert len(longest) >= 32, f"no encoded authorization message in {message!r}"
     return longest

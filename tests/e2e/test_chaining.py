@@ -70,7 +70,7 @@ def test_chained_session_policy_narrows(keyless: Keyless, gha_creds: dict[str, s
         nclient.decode_authorization_message(EncodedMessage=encoded)
     assert ei.value.response["Error"]["Code"] == "AccessDenied", ei.value.response
     assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    # The narrowed session may not chain further into a role its session policy does not allow.
+    # Nor can the narrowed session chain further (its session policy allows no sts:AssumeRole).
     with pytest.raises(ClientError) as ei2:
         nclient.assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="again")
     assert ei2.value.response["Error"]["Code"] == "AccessDenied"

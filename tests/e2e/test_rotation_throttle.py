@@ -15,8 +15,16 @@ def test_issuer_keys_rotated_mid_run(own_stack) -> None:
     old_kid = issuer.stats()["kids"][0]
     new_kid = issuer.rotate()
     assert new_kid != old_kid and issuer.stats()["kids"] == [new_kid]
-    # A token signed with the new key: unknown kid to keyless until it refetches the JWKS.
-    second = keyless.awiwi(issuer.gha_token(), session="after")
+    # A token signed with the new key: unknown kid to keyless until it refetches the JWKS. The
+    # refetch may be rate-limited (e.g. once per 30 s counting the start-up fetch), so allow 40 s.
+    deadline = time.monotonic() + 40
+    while True:
+        second = keyless.awiwi(issuer.gha_token(), session="after")
+        if second.status == 200 or time.monotonic() > deadline:
+            break
+        assert second.code == "InvalidIdentityToken", second
+        assert "<Credentials>" not in second.body
+        time.sleep(1)
     assert second.status == 200, f"{second}\n--- keyless stderr ---\n{keyless.stderr()[-3000:]}"
     assert second.credentials
     # Credentials issued before the rotation still work.
@@ -63,9 +71,9 @@ def test_throttling_sdk_backs_off(own_stack) -> None:
     """boto3 retries Throttling and eventually succeeds once the bucket refills."""
     issuer, keyless = own_stack(throttle=(2.0, 1))
     token = issuer.gha_token()
-    for i in range(3):
-        keyless.awiwi(token, session=f"drain{i}")
     client = keyless.boto3_client(max_attempts=6)
+    drained = [keyless.awiwi(token, session=f"drain{i}") for i in range(3)]
+    assert any(r.code == "Throttling" for r in drained), [str(r)[:200] for r in drained]
     out = client.assume_role_with_web_identity(RoleArn=keyless.role_arn("gha"), RoleSessionName="backoff",
                                                WebIdentityToken=token)
     assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
