@@ -246,6 +246,7 @@ def default_config(issuer: Issuer, data_dir: Path, throttle: tuple[float, int] |
         return f"'''{s}'''"
 
     parts = [
+        'listen = "127.0.0.1:0"',
         f'data_dir = "{data_dir}"',
         "",
         "[[accounts]]",
@@ -317,8 +318,12 @@ class Keyless:
     def issued_total(self) -> float | None:
         """Sum of every metric sample whose name mentions issued credentials/sessions, or None
         when the server exposes no such metric."""
+        text = self.metrics()
+        exact = re.findall(r"^keyless_credentials_issued_total(?:\{[^}]*\})? (\S+)$", text, re.M)
+        if exact:
+            return sum(float(v) for v in exact)
         total, seen = 0.0, False
-        for line in self.metrics().splitlines():
+        for line in text.splitlines():
             if not line or line.startswith("#"):
                 continue
             name = line.split("{", 1)[0].split(" ", 1)[0]
