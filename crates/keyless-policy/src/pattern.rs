@@ -1,0 +1,324 @@
+//! Compiled string patterns: globs (`*`, `?`), policy variables and ARN segments.
+
+use crate::context::{Context, ContextValue};
+
+/// One piece of a compiled pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Piece {
+    /// Literal text (a substituted `${*}` etc. is literal too).
+    Lit(Box<str>),
+    /// `*`: any run of characters, including none.
+    Star,
+    /// `?`: exactly one character.
+    One,
+    /// `${key}` or `${key, 'default'}`; key is lowercased.
+    Var { key: Box<str>, default: Option<Box<str>> },
+}
+
+/// A compiled pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pat {
+    pub(crate) pieces: Vec<Piece>,
+    pub(crate) has_var: bool,
+}
+
+/// Problems found while reading `${...}` (reported by the validator).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum VarIssue {
+    MissingBrace,
+    Space,
+    Empty,
+}
+
+fn push_lit(pieces: &mut Vec<Piece>, s: &str) {
+    if s.is_empty() {
+        return;
+    }
+    if let Some(Piece::Lit(prev)) = pieces.last_mut() {
+        let mut n = String::from(&**prev);
+        n.push_str(s);
+        *prev = n.into_boxed_str();
+    } else {
+        pieces.push(Piece::Lit(s.into()));
+    }
+}
+
+/// Compiles `src`. `wild`: `*`/`?` are wildcards; `vars`: `${...}` are variables.
+pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>) {
+    let mut pieces = Vec::new();
+    let mut issues = Vec::new();
+    let mut has_var = false;
+    let mut lit_start = 0;
+    let b = src.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if wild && (c == b'*' || c == b'?') {
+            push_lit(&mut pieces, &src[lit_start..i]);
+            pieces.push(if c == b'*' { Piece::Star } else { Piece::One });
+            i += 1;
+            lit_start = i;
+        } else if vars && c == b'$' && b.get(i + 1) == Some(&b'{') {
+            let Some(end_rel) = src[i + 2..].find('}') else {
+                issues.push(VarIssue::MissingBrace);
+                i += 1;
+                continue;
+            };
+            let inner = &src[i + 2..i + 2 + end_rel];
+            push_lit(&mut pieces, &src[lit_start..i]);
+            i = i + 2 + end_rel + 1;
+            lit_start = i;
+            match inner {
+                "*" => push_lit(&mut pieces, "*"),
+                "?" => push_lit(&mut pieces, "?"),
+                "$" => push_lit(&mut pieces, "$"),
+                "" => {
+                    issues.push(VarIssue::Empty);
+                    has_var = true;
+                    pieces.push(Piece::Var { key: "".into(), default: None });
+                }
+                _ => {
+                    let (key, default) = match inner.split_once(',') {
+                        Some((k, d)) => {
+                            let d = d.trim_start();
+                            let d = d.strip_prefix('\'').and_then(|d| d.strip_suffix('\''));
+                            (k, d)
+                        }
+                        None => (inner, None),
+                    };
+                    if key.contains(' ') || (inner.contains(',') && default.is_none()) {
+                        issues.push(VarIssue::Space);
+                    }
+                    has_var = true;
+                    pieces.push(Piece::Var {
+                        key: key.trim().to_ascii_lowercase().into(),
+                        default: default.map(Into::into),
+                    });
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    push_lit(&mut pieces, &src[lit_start..]);
+    (Pat { pieces, has_var }, issues)
+}
+
+/// The text a piece stands for, or `None` for an unresolvable variable.
+fn piece_text<'a>(p: &'a Piece, ctx: &'a Context) -> Option<&'a str> {
+    match p {
+        Piece::Lit(s) => Some(s),
+        Piece::Var { key, default } => match ctx.get_lower(key) {
+            Some(ContextValue::Single(v)) => Some(v),
+            _ => default.as_deref(),
+        },
+        Piece::Star | Piece::One => Some(""),
+    }
+}
+
+fn char_len(s: &[u8], i: usize) -> usize {
+    let mut j = i + 1;
+    while j < s.len() && (s[j] & 0xC0) == 0x80 {
+        j += 1;
+    }
+    j - i
+}
+
+fn prefix_eq(s: &[u8], lit: &[u8], ci: bool) -> bool {
+    s.len() >= lit.len()
+        && if ci { s[..lit.len()].eq_ignore_ascii_case(lit) } else { &s[..lit.len()] == lit }
+}
+
+impl Pat {
+    /// Whether all variables resolve in `ctx`.
+    pub(crate) fn resolvable(&self, ctx: &Context) -> bool {
+        !self.has_var || self.pieces.iter().all(|p| piece_text(p, ctx).is_some())
+    }
+
+    /// Glob-matches the whole of `s` (`ci`: ASCII case-insensitive). Unresolvable variables never
+    /// match. Without `*`/`?` pieces this is an exact comparison.
+    pub(crate) fn matches(&self, s: &str, ci: bool, ctx: &Context) -> bool {
+        if !self.resolvable(ctx) {
+            return false;
+        }
+        let p = &self.pieces;
+        let s = s.as_bytes();
+        let (mut pi, mut si) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        loop {
+            if pi < p.len() {
+                match &p[pi] {
+                    Piece::Star => {
+                        star = Some((pi + 1, si));
+                        pi += 1;
+                        continue;
+                    }
+                    Piece::One => {
+                        if si < s.len() {
+                            si += char_len(s, si);
+                            pi += 1;
+                            continue;
+                        }
+                    }
+                    other => {
+                        let lit = piece_text(other, ctx).unwrap_or("").as_bytes();
+                        if prefix_eq(&s[si..], lit, ci) {
+                            si += lit.len();
+                            pi += 1;
+                            continue;
+                        }
+                    }
+                }
+            } else if si == s.len() {
+                return true;
+            }
+            match star {
+                Some((sp, ss)) if ss < s.len() => {
+                    let ns = ss + char_len(s, ss);
+                    star = Some((sp, ns));
+                    pi = sp;
+                    si = ns;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    /// Resolves to a plain string (variables substituted), if resolvable. Wildcards render as-is.
+    pub(crate) fn resolve(&self, ctx: &Context) -> Option<String> {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Star => out.push('*'),
+                Piece::One => out.push('?'),
+                other => out.push_str(piece_text(other, ctx)?),
+            }
+        }
+        Some(out)
+    }
+
+}
+
+/// A compiled ARN pattern: six colon-separated segments matched separately, or a whole-string
+/// glob when the pattern is not a six-part ARN (e.g. `*`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ArnPat {
+    pub(crate) whole: Pat,
+    pub(crate) segs: Option<[Pat; 6]>,
+}
+
+/// Splits a pattern's pieces into ARN segments at the first five literal colons. Returns the
+/// segments (fewer than six when the pattern has fewer colons).
+fn split_segments(pat: &Pat) -> Vec<Pat> {
+    let mut segs: Vec<Pat> = vec![Pat { pieces: Vec::new(), has_var: false }];
+    for p in &pat.pieces {
+        match p {
+            Piece::Lit(s) => {
+                let mut rest: &str = s;
+                while segs.len() < 6 {
+                    match rest.split_once(':') {
+                        Some((a, b)) => {
+                            if let Some(cur) = segs.last_mut() {
+                                push_lit(&mut cur.pieces, a);
+                            }
+                            segs.push(Pat { pieces: Vec::new(), has_var: false });
+                            rest = b;
+                        }
+                        None => break,
+                    }
+                }
+                if let Some(cur) = segs.last_mut() {
+                    push_lit(&mut cur.pieces, rest);
+                }
+            }
+            other => {
+                if let Some(cur) = segs.last_mut() {
+                    cur.has_var |= matches!(other, Piece::Var { .. });
+                    cur.pieces.push(other.clone());
+                }
+            }
+        }
+    }
+    segs
+}
+
+impl ArnPat {
+    /// Compiles an ARN pattern. `pad`: a pattern with fewer than six segments whose last
+    /// segment is a wildcard is padded with `*` segments.
+    pub(crate) fn compile(src: &str, vars: bool, pad: bool) -> (ArnPat, Vec<VarIssue>) {
+        let (whole, issues) = compile(src, true, vars);
+        let mut segs = split_segments(&whole);
+        if segs.len() < 6 && segs.len() > 1 && pad {
+            while segs.len() < 6 {
+                segs.push(Pat { pieces: vec![Piece::Star], has_var: false });
+            }
+        }
+        let segs: Option<[Pat; 6]> = segs.try_into().ok();
+        (ArnPat { whole, segs }, issues)
+    }
+
+    /// Matches `value` segment by segment (`arn_only`: a value that is not a six-part ARN never
+    /// matches; otherwise such values fall back to a whole-string glob).
+    pub(crate) fn matches(&self, value: &str, ctx: &Context, arn_only: bool) -> bool {
+        match &self.segs {
+            Some(segs) => {
+                let mut it = value.splitn(6, ':');
+                let mut n = 0;
+                for seg in segs {
+                    let Some(v) = it.next() else {
+                        return !arn_only && n == 0 && self.whole.matches(value, false, ctx);
+                    };
+                    if !seg.matches(v, false, ctx) {
+                        return false;
+                    }
+                    n += 1;
+                }
+                true
+            }
+            None => !arn_only && self.whole.matches(value, false, ctx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, s: &str) -> bool {
+        compile(p, true, true).0.matches(s, false, &Context::new())
+    }
+
+    #[test]
+    fn glob_basics() {
+        assert!(m("*", ""));
+        assert!(m("a*b?c", "aXXbYc"));
+        assert!(!m("a*b?c", "abc"));
+        assert!(m("*log*", "carlossalazar-logs/f"));
+        assert!(m("é?", "éü"));
+        assert!(m("${*}x", "*x"));
+        assert!(!m("${*}x", "ax"));
+    }
+
+    #[test]
+    fn variables() {
+        let mut c = Context::new();
+        c.insert_single("aws:username", "a*");
+        let p = compile("u/${AWS:username}", true, true).0;
+        assert!(p.matches("u/a*", false, &c));
+        assert!(!p.matches("u/ab", false, &c), "substituted * is literal");
+        let p = compile("x-${aws:PrincipalTag/team, 'dflt'}", true, true).0;
+        assert!(p.matches("x-dflt", false, &c));
+        let p = compile("${aws:nothing}", true, true).0;
+        assert!(!p.matches("", false, &c));
+    }
+
+    #[test]
+    fn arn_segments() {
+        let c = Context::new();
+        let p = ArnPat::compile("arn:aws:svc:*:111122223333:finance/*", true, false).0;
+        assert!(p.matches("arn:aws:svc:us-east-1:111122223333:finance/x:y", &c, true));
+        assert!(!p.matches("arn:aws:svc:us-east-1:extra:111122223333:finance/x", &c, true));
+        let p = ArnPat::compile("arn:aws:iam::*:user/${aws:username}", true, false).0;
+        assert!(p.segs.is_some());
+    }
+}

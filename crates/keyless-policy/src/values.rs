@@ -1,0 +1,260 @@
+//! Typed condition values: decimal numbers, dates, IP ranges, booleans.
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+/// A decimal number borrowed from its text: sign, integer digits without leading zeros,
+/// fraction digits without trailing zeros. Compared exactly (no floating point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Num<'a> {
+    neg: bool,
+    int: &'a str,
+    frac: &'a str,
+}
+
+/// Parses an integer or decimal (`-12`, `3.50`, `+4`); no exponents.
+pub(crate) fn parse_num(s: &str) -> Option<Num<'_>> {
+    let s = s.trim();
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().all(|c| c.is_ascii_digit())
+        || !frac.bytes().all(|c| c.is_ascii_digit())
+        || (body.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let neg = neg && !(int.is_empty() && frac.is_empty());
+    Some(Num { neg, int, frac })
+}
+
+fn cmp_abs(a: &Num<'_>, b: &Num<'_>) -> Ordering {
+    a.int
+        .len()
+        .cmp(&b.int.len())
+        .then_with(|| a.int.cmp(b.int))
+        .then_with(|| a.frac.cmp(b.frac))
+}
+
+/// Exact comparison of two decimals.
+pub(crate) fn cmp_num(a: &Num<'_>, b: &Num<'_>) -> Ordering {
+    match (a.neg, b.neg) {
+        (false, true) => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, false) => cmp_abs(a, b),
+        (true, true) => cmp_abs(b, a),
+    }
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(s: &str) -> Option<i64> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Parses a date as nanoseconds since the Unix epoch: epoch seconds (`1700000000`, optionally
+/// with a fraction) or W3C ISO 8601 (`2020-01-02`, `2020-01-02T03:04Z`,
+/// `2020-01-02T03:04:05.678+01:00`).
+pub(crate) fn parse_date(s: &str) -> Option<i128> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'.') && !s.contains('-') {
+        let (i, f) = s.split_once('.').unwrap_or((s, ""));
+        let secs = digits(i)?;
+        let mut nanos: i128 = 0;
+        if !f.is_empty() {
+            let f9: String = f.chars().chain(std::iter::repeat('0')).take(9).collect();
+            nanos = i128::from(digits(&f9)?);
+        }
+        return Some(i128::from(secs) * 1_000_000_000 + nanos);
+    }
+    let (date, time) = match s.split_once(['T', 't']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let mut dp = date.split('-');
+    let y = dp.next().filter(|x| x.len() == 4).and_then(digits)?;
+    let mo = dp.next().filter(|x| x.len() == 2).and_then(digits)?;
+    let d = dp.next().filter(|x| x.len() == 2).and_then(digits)?;
+    if dp.next().is_some() || !(1..=12).contains(&mo) {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mdays = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let max_d = *mdays.get(usize::try_from(mo - 1).ok()?)?;
+    if d < 1 || d > max_d {
+        return None;
+    }
+    let mut secs = days_from_civil(y, mo, d) * 86_400;
+    let mut nanos: i128 = 0;
+    if let Some(t) = time {
+        let (clock, offset) = if let Some(c) = t.strip_suffix(['Z', 'z']) {
+            (c, 0i64)
+        } else if let Some(pos) = t.rfind(['+', '-']) {
+            let (c, off) = t.split_at(pos);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let off = &off[1..];
+            let (oh, om) = match off.split_once(':') {
+                Some((h, m)) => (h, m),
+                None if off.len() == 4 => off.split_at(2),
+                None => (off, "00"),
+            };
+            let (oh, om) = (digits(oh)?, digits(om)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            (c, sign * (oh * 3600 + om * 60))
+        } else {
+            (t, 0)
+        };
+        let mut cp = clock.split(':');
+        let h = cp.next().filter(|x| x.len() == 2).and_then(digits)?;
+        let mi = cp.next().filter(|x| x.len() == 2).and_then(digits)?;
+        let sec_part = cp.next();
+        if cp.next().is_some() || h > 23 || mi > 59 {
+            return None;
+        }
+        let mut sec = 0;
+        if let Some(sp) = sec_part {
+            let (si, sf) = sp.split_once('.').unwrap_or((sp, ""));
+            if si.len() != 2 {
+                return None;
+            }
+            sec = digits(si)?;
+            if sec > 60 {
+                return None;
+            }
+            if sp.contains('.') {
+                if sf.is_empty() || sf.len() > 9 {
+                    return None;
+                }
+                let f9: String = sf.chars().chain(std::iter::repeat('0')).take(9).collect();
+                nanos = i128::from(digits(&f9)?);
+            }
+        }
+        secs += h * 3600 + mi * 60 + sec - offset;
+    }
+    Some(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
+/// An IP network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// Parses `a.b.c.d/n`, `x::y/n` or a bare address (= /32 or /128).
+pub(crate) fn parse_cidr(s: &str) -> Option<Cidr> {
+    let s = s.trim();
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit()) => p.parse::<u8>().ok()?,
+        Some(_) => return None,
+        None => max,
+    };
+    (prefix <= max).then_some(Cidr { addr, prefix })
+}
+
+impl Cidr {
+    /// Whether `ip` is inside this network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) if self.addr.is_ipv4() => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            other => other,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the network is private (RFC 1918 / ULA), for the validator.
+    pub(crate) fn is_private(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(a) => a.is_private() && self.prefix >= 8,
+            IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00 && self.prefix >= 7,
+        }
+    }
+}
+
+/// Parses a request IP (a bare address; a CIDR-looking value is not an address).
+pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        let n = |s| parse_num(s).unwrap();
+        assert_eq!(cmp_num(&n("3600"), &n("3600.0")), Ordering::Equal);
+        assert_eq!(cmp_num(&n("-1"), &n("0")), Ordering::Less);
+        assert_eq!(cmp_num(&n("-0"), &n("0")), Ordering::Equal);
+        assert_eq!(cmp_num(&n("10"), &n("9.99")), Ordering::Greater);
+        assert_eq!(cmp_num(&n("-10"), &n("-9.99")), Ordering::Less);
+        assert!(parse_num("1e3").is_none());
+        assert!(parse_num("").is_none());
+        assert!(parse_num("1.").is_none());
+        assert!(parse_num("abc").is_none());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_date("1700000000"), Some(1_700_000_000_000_000_000));
+        assert_eq!(parse_date("2014-05-07T23:47:00Z"), parse_date("1399506420"));
+        assert_eq!(parse_date("2014-05-08T01:47:00+02:00"), parse_date("2014-05-07T23:47:00Z"));
+        assert_eq!(parse_date("2014-05-07"), parse_date("2014-05-07T00:00Z"));
+        assert!(parse_date("2014-02-30").is_none());
+        assert!(parse_date("2014-05-07T25:00Z").is_none());
+        assert!(parse_date("yesterday").is_none());
+        assert!(parse_date("2020-01-01T00:00:00.5Z") > parse_date("2020-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = parse_cidr("203.0.113.0/24").unwrap();
+        assert!(c.contains("203.0.113.9".parse().unwrap()));
+        assert!(!c.contains("203.0.114.9".parse().unwrap()));
+        assert!(c.contains("::ffff:203.0.113.9".parse().unwrap()));
+        let c = parse_cidr("2001:DB8:1234:5678::/64").unwrap();
+        assert!(c.contains("2001:db8:1234:5678::99".parse().unwrap()));
+        assert!(parse_cidr("1.2.3.4/33").is_none());
+        assert!(parse_cidr("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(parse_cidr("10.0.0.0/8").unwrap().is_private());
+    }
+}
