@@ -11,6 +11,8 @@ pub(crate) const MAX_DEPTH: usize = 32;
 pub(crate) struct Node {
     pub(crate) v: Val,
     pub(crate) off: usize,
+    /// Byte offset just past the value.
+    pub(crate) end: usize,
 }
 
 /// JSON value kinds. Numbers keep their source text.
@@ -164,7 +166,7 @@ impl P<'_> {
             Some(c) if *c == b'-' || c.is_ascii_digit() => self.number()?,
             Some(_) => return Err(self.err("expected a JSON value (object, array, string, number, true, false or null)")),
         };
-        Ok(Node { v, off })
+        Ok(Node { v, off, end: self.i })
     }
     fn lit(&mut self, word: &str, v: Val) -> Result<Val, JsonError> {
         if self.b[self.i..].starts_with(word.as_bytes()) {

@@ -51,6 +51,7 @@
 //! `NotPrincipal` Deny always applies to a principal that has a permissions boundary; a
 //! federated-user (`GetFederationToken`) session without a session policy has no permissions.
 
+pub mod case;
 mod context;
 mod eval;
 mod json;

@@ -155,9 +155,14 @@ pub struct ParseError {
     path: String,
     line: u32,
     column: u32,
+    off: usize,
 }
 
 impl ParseError {
+    /// Byte offset of the error in the document.
+    pub fn offset(&self) -> usize {
+        self.off
+    }
     /// The kind of error.
     pub fn kind(&self) -> ParseErrorKind {
         self.kind
@@ -365,6 +370,7 @@ impl Policy {
             path: "$".into(),
             line: 1,
             column: 1,
+            off: 0,
         })
     }
 
@@ -499,6 +505,7 @@ impl B<'_> {
                 path: path.into(),
                 line,
                 column,
+                off,
             });
         }
         self.findings.push(Finding { severity: Severity::Error, code: code.into(), message, path: path.into(), line, column });
