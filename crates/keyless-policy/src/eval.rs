@@ -151,9 +151,20 @@ pub struct Decision {
     statement: Option<StatementRef>,
     missing: Option<Missing>,
     nearest: Option<Nearest>,
+    delegated_by: Option<StatementRef>,
+    cross_account: Option<Box<str>>,
 }
 
 impl Decision {
+    /// For an implicit deny after a resource/trust policy granted the principal's account: that
+    /// statement (the grant delegates to identity policies, which did not allow).
+    pub fn delegated_by(&self) -> Option<&StatementRef> {
+        self.delegated_by.as_ref()
+    }
+    /// For a cross-account request: the resource account.
+    pub fn cross_account(&self) -> Option<&str> {
+        self.cross_account.as_deref()
+    }
     /// The outcome.
     pub fn kind(&self) -> DecisionKind {
         self.kind
@@ -196,6 +207,12 @@ impl Decision {
                     (None, Some(Missing::ResourcePolicy)) => s.push_str("; the resource (trust) policy must allow the principal explicitly and none does"),
                     (None, Some(Missing::Session)) => s.push_str("; a session without a session policy that allows the action has no permissions"),
                     (None, _) => {}
+                }
+                if let Some(r) = &self.delegated_by {
+                    s.push_str(&format!("; {r} names the principal's account, which only delegates to its identity policies, and none of them allows it"));
+                }
+                if let (Some(a), Some(Missing::Identity | Missing::Boundary | Missing::Session)) = (&self.cross_account, &self.missing) {
+                    s.push_str(&format!("; the resource is in another account ({a}), so the principal's own policies must allow it as well as the resource policy"));
                 }
                 s
             }
@@ -514,6 +531,8 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         statement: sref(p, i),
         missing: None,
         nearest: None,
+        delegated_by: None,
+        cross_account: None,
     };
 
     // 1. scan everything; any matching Deny wins.
@@ -566,19 +585,23 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         session_allow = false;
     }
 
-    let implicit = |missing: Missing, near: Option<Nearest>| Decision {
+    let mut delegated_by = None;
+    let mut cross: Option<Box<str>> = None;
+    let implicit = |missing: Missing, near: Option<Nearest>, delegated_by: Option<StatementRef>, cross_account: Option<Box<str>>| Decision {
         kind: DecisionKind::ImplicitlyDenied,
         action: request.action.into(),
         statement: None,
         missing: Some(missing),
         nearest: near,
+        delegated_by,
+        cross_account,
     };
 
     // 2. guardrails: every level must allow.
     for (l, ok) in level_ok.iter().enumerate() {
         if !ok {
             let level: &[&Policy] = policies.guardrails.get(l).map(Vec::as_slice).unwrap_or(&[]);
-            return implicit(Missing::Guardrail(l), nearest(level, request, &w, has_boundary));
+            return implicit(Missing::Guardrail(l), nearest(level, request, &w, has_boundary), None, None);
         }
     }
 
@@ -592,8 +615,11 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         || request.action.get(..14).is_some_and(|a| a.eq_ignore_ascii_case("sts:assumerole"));
     let res_near = |req: &Request<'_>| policies.resource_policy.and_then(|p| nearest(&[p], req, &w, has_boundary));
 
+    if cross_account {
+        cross = Some(resource_account.into());
+    }
     if (is_trust || cross_account) && res_allow.is_none() {
-        return implicit(Missing::ResourcePolicy, res_near(request));
+        return implicit(Missing::ResourcePolicy, res_near(request), None, cross);
     }
     let grant = if cross_account { None } else { res_allow.map(|(_, g)| g) };
     let res_ref = || match (policies.resource_policy, res_allow) {
@@ -605,25 +631,28 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         Some(Grant::Role | Grant::Wildcard) => (false, true, true),
         Some(Grant::Account) | None => (true, true, true),
     };
+    if grant == Some(Grant::Account) {
+        delegated_by = res_ref();
+    }
     if need_identity && id_allow.is_none() {
         let mut near_set: Vec<&Policy> = policies.identity.to_vec();
         if let Some(p) = policies.resource_policy {
             near_set.push(p);
         }
-        return implicit(Missing::Identity, nearest(&near_set, request, &w, has_boundary));
+        return implicit(Missing::Identity, nearest(&near_set, request, &w, has_boundary), delegated_by, cross);
     }
     if need_boundary && !boundary_allow {
         let b: Vec<&Policy> = policies.boundary.into_iter().collect();
-        return implicit(Missing::Boundary, nearest(&b, request, &w, has_boundary));
+        return implicit(Missing::Boundary, nearest(&b, request, &w, has_boundary), None, cross);
     }
     if need_session && !session_allow {
         let s: Vec<&Policy> = policies.session.into_iter().collect();
-        return implicit(Missing::Session, nearest(&s, request, &w, has_boundary));
+        return implicit(Missing::Session, nearest(&s, request, &w, has_boundary), None, cross);
     }
     let statement = match (grant, id_allow) {
         (Some(Grant::Account) | None, Some((p, i))) => sref(p, i),
         (Some(_), _) => res_ref(),
         (None, None) => res_ref(),
     };
-    Decision { kind: DecisionKind::Allowed, action: request.action.into(), statement, missing: None, nearest: None }
+    Decision { kind: DecisionKind::Allowed, action: request.action.into(), statement, missing: None, nearest: None, delegated_by: None, cross_account: None }
 }
