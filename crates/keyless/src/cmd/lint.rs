@@ -1,12 +1,42 @@
-//! `keyless lint` (being built this session).
+//! `keyless lint`: risky CI workflows, IAM policies and AWS config files.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use keyless_scan::Severity;
+use keyless_scan::report::Format;
+use keyless_scan::scan::ScanConfig;
+
+use super::scan::{emit, load_baseline, parse_severity};
 
 /// Arguments of `keyless lint`.
 #[derive(Debug, clap::Args)]
-pub struct LintArgs {}
+pub struct LintArgs {
+    /// Files or directories to check (default: the current directory).
+    pub paths: Vec<PathBuf>,
+    /// Output format: text, json or sarif.
+    #[arg(long, default_value = "text")]
+    pub format: Format,
+    /// Suppress findings listed in this earlier `--format json` report.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Report only findings at or above this severity: low, medium or high.
+    #[arg(long, default_value = "low", value_parser = parse_severity)]
+    pub min_severity: Severity,
+}
 
 /// Runs `keyless lint`.
-pub fn run(_args: LintArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("keyless lint is not built yet")
+pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
+    let baseline = load_baseline(args.baseline.as_ref())?;
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let mut findings = keyless_scan::lint::lint_paths(&paths, &ScanConfig::default())?;
+    findings.retain(|f| f.severity >= args.min_severity);
+    if let Some(b) = &baseline {
+        b.filter(&mut findings);
+    }
+    emit(args.format, "lint", &findings, None)
 }

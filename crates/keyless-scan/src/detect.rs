@@ -1,0 +1,506 @@
+//! The in-memory detector: finds AWS key ids, secret access keys and session tokens in a byte
+//! buffer, pairs them, and turns them into redacted [`Finding`]s. Pure (no I/O).
+//!
+//! Speed comes from a two-automaton prefilter (Aho-Corasick, SIMD-accelerated): a buffer with no
+//! `AKIA`/`ASIA`, no session-token prefix and no credential keyword is rejected in one pass, and
+//! every candidate is then checked with bounded, backtracking-free byte loops.
+
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use keyless_types::SecretString;
+
+use crate::aws::{self, KeyKind};
+use crate::finding::{Confidence, Finding, Severity, fingerprint, redact};
+use crate::rules;
+
+/// Bytes either side of a key id searched for its secret.
+pub const PAIR_WINDOW: usize = 600;
+/// Minimum length of a session token value.
+pub const MIN_TOKEN_LEN: usize = 100;
+/// Maximum session token length considered (AWS caps tokens well below this).
+pub const MAX_TOKEN_LEN: usize = 8192;
+
+const ID_PATTERNS: &[&str] = &[
+    "AKIA",
+    "ASIA",
+    "IQoJb3JpZ2lu",
+    "FwoGZXIvYXdz",
+    "FQoGZXIvYXdz",
+];
+const N_ID_PREFIXES: usize = 2;
+
+const SECRET_WORDS: &[&str] = &[
+    "secret_access_key",
+    "secretaccesskey",
+    "secret-access-key",
+    "aws_secret",
+    "awssecret",
+    "aws-secret",
+];
+const TOKEN_WORDS: &[&str] = &[
+    "session_token",
+    "sessiontoken",
+    "session-token",
+    "security_token",
+    "securitytoken",
+];
+
+#[allow(
+    clippy::expect_used,
+    reason = "static patterns; construction cannot fail"
+)]
+static IDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(ID_PATTERNS)
+        .expect("static patterns")
+});
+
+#[allow(
+    clippy::expect_used,
+    reason = "static patterns; construction cannot fail"
+)]
+static WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(SECRET_WORDS.iter().chain(TOKEN_WORDS))
+        .expect("static patterns")
+});
+
+fn is_alnum(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+fn is_b64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'/' || c == b'+'
+}
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.'
+}
+
+/// Shannon entropy in bits per character.
+#[must_use]
+pub fn entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &c in s {
+        counts[usize::from(c)] += 1;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "lengths are small")]
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Whether a 40-character candidate looks like a random AWS secret access key rather than a
+/// hash, a path or a word: not all hex, has upper case, lower case and a digit or `/`/`+`, and
+/// high entropy. Documented example secrets pass (they are classified separately).
+#[must_use]
+pub fn looks_like_secret(s: &[u8]) -> bool {
+    if s.len() != 40 || !s.iter().all(|&c| is_b64(c)) {
+        return false;
+    }
+    if s.iter().all(u8::is_ascii_hexdigit) {
+        return false;
+    }
+    let upper = s.iter().any(u8::is_ascii_uppercase);
+    let lower = s.iter().any(u8::is_ascii_lowercase);
+    let other = s
+        .iter()
+        .any(|&c| c.is_ascii_digit() || c == b'/' || c == b'+');
+    upper && lower && other && entropy(s) >= 3.5
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ctx {
+    /// Found by position only (near a key id).
+    Near,
+    /// Found after a credential keyword.
+    Named,
+}
+
+#[derive(Debug)]
+struct Secret {
+    start: usize,
+    end: usize,
+    ctx: Ctx,
+    used: bool,
+}
+
+#[derive(Debug)]
+struct KeyId {
+    start: usize,
+    id: String,
+    kind: KeyKind,
+    example: bool,
+}
+
+/// Where a credential was found and what it is, before it becomes a [`Finding`].
+#[derive(Debug)]
+pub struct Hit {
+    /// Rule id.
+    pub rule: &'static str,
+    /// Severity.
+    pub severity: Severity,
+    /// Confidence.
+    pub confidence: Confidence,
+    /// Byte offset of the finding.
+    pub offset: usize,
+    /// Access key id, when one is involved.
+    pub access_key_id: Option<String>,
+    /// The secret material (zeroized on drop, redacted in Debug); `None` for a lone key id.
+    pub secret: Option<SecretString>,
+    /// Documented example key.
+    pub example: bool,
+}
+
+/// Finds key id candidates; near misses (wrong length, non-base32 characters without the
+/// `EXAMPLE` marker, glued to other alphanumerics) are dropped.
+fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
+    let mut ids = Vec::new();
+    let mut token_starts = Vec::new();
+    for m in IDS.find_iter(data) {
+        let s = m.start();
+        if m.pattern().as_usize() >= N_ID_PREFIXES {
+            if s == 0 || !is_b64(data[s - 1]) {
+                token_starts.push(s);
+            }
+            continue;
+        }
+        if s > 0 && is_alnum(data[s - 1]) {
+            continue;
+        }
+        let Some(body) = data.get(s..s + 20) else {
+            continue;
+        };
+        if data.get(s + 20).is_some_and(|&c| is_alnum(c)) {
+            continue;
+        }
+        if !body
+            .iter()
+            .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        {
+            continue;
+        }
+        let id = String::from_utf8_lossy(body).into_owned();
+        let example = aws::is_example(&id);
+        if !example && !aws::is_base32(body) {
+            continue;
+        }
+        let kind = if m.pattern().as_usize() == 0 {
+            KeyKind::LongTerm
+        } else {
+            KeyKind::Temporary
+        };
+        ids.push(KeyId {
+            start: s,
+            id,
+            kind,
+            example,
+        });
+    }
+    (ids, token_starts)
+}
+
+/// After a keyword at `end`, skips the rest of the identifier, quotes, spaces and an assignment
+/// operator; returns where the value starts.
+fn value_start(data: &[u8], mut i: usize) -> Option<usize> {
+    let limit = (i + 64).min(data.len());
+    while i < limit && is_ident(data[i]) {
+        i += 1;
+    }
+    let mut saw_op = false;
+    while i < limit {
+        match data[i] {
+            b' ' | b'\t' | b'"' | b'\'' | b'\\' | b'`' | b'[' | b']' | b'>' => i += 1,
+            b'=' | b':' => {
+                saw_op = true;
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    saw_op.then_some(i)
+}
+
+fn run_end(data: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
+    let limit = (start + max + 1).min(data.len());
+    let mut e = start;
+    while e < limit && ok(data[e]) {
+        e += 1;
+    }
+    e
+}
+
+fn named_values(data: &[u8]) -> (Vec<Secret>, Vec<(usize, usize)>) {
+    let mut secrets = Vec::new();
+    let mut tokens = Vec::new();
+    for m in WORDS.find_iter(data) {
+        let is_token = m.pattern().as_usize() >= SECRET_WORDS.len();
+        let Some(v) = value_start(data, m.end()) else {
+            continue;
+        };
+        if is_token {
+            let e = run_end(data, v, MAX_TOKEN_LEN, |c| is_b64(c) || c == b'=');
+            if e - v >= MIN_TOKEN_LEN && e - v <= MAX_TOKEN_LEN {
+                tokens.push((v, e));
+            }
+        } else {
+            let e = run_end(data, v, 41, |c| is_b64(c) || c == b'=');
+            if e - v == 40 && looks_like_secret(&data[v..e]) {
+                secrets.push(Secret {
+                    start: v,
+                    end: e,
+                    ctx: Ctx::Named,
+                    used: false,
+                });
+            }
+        }
+    }
+    (secrets, tokens)
+}
+
+/// Standalone 40-character base64 runs in `data[lo..hi]`.
+fn nearby_secrets(data: &[u8], lo: usize, hi: usize, out: &mut Vec<Secret>) {
+    let mut i = lo;
+    while i < hi {
+        if !is_b64(data[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < data.len() && (is_b64(data[i]) || data[i] == b'=') {
+            i += 1;
+        }
+        let boundary_before = start == 0 || !(is_b64(data[start - 1]) || data[start - 1] == b'=');
+        if boundary_before && i - start == 40 && looks_like_secret(&data[start..i]) {
+            out.push(Secret {
+                start,
+                end: i,
+                ctx: Ctx::Near,
+                used: false,
+            });
+        }
+    }
+}
+
+fn text(data: &[u8], a: usize, b: usize) -> String {
+    String::from_utf8_lossy(&data[a..b]).into_owned()
+}
+
+/// Scans a buffer and returns the credentials in it, paired and classified.
+#[must_use]
+pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
+    let (ids, token_starts) = key_ids(data);
+    let (mut secrets, mut tokens) = named_values(data);
+    for &s in &token_starts {
+        let e = run_end(data, s, MAX_TOKEN_LEN, |c| is_b64(c) || c == b'=');
+        if e - s >= MIN_TOKEN_LEN && !tokens.iter().any(|&(a, b)| a <= s && s < b) {
+            tokens.push((s, e));
+        }
+    }
+    if ids.is_empty() && secrets.is_empty() && tokens.is_empty() {
+        return Vec::new();
+    }
+    // Unnamed 40-char candidates only around key ids.
+    let mut near = Vec::new();
+    let mut covered = 0usize;
+    for k in &ids {
+        let lo = k.start.saturating_sub(PAIR_WINDOW).max(covered);
+        let hi = (k.start + 20 + PAIR_WINDOW).min(data.len());
+        if lo < hi {
+            nearby_secrets(data, lo, hi, &mut near);
+        }
+        covered = covered.max(hi);
+    }
+    for s in near {
+        if !secrets.iter().any(|x| x.start == s.start) {
+            secrets.push(s);
+        }
+    }
+    secrets.sort_by_key(|s| s.start);
+    let mut token_used = vec![false; tokens.len()];
+
+    let mut hits = Vec::new();
+    for k in &ids {
+        let dist = |a: usize| a.abs_diff(k.start);
+        // Nearest unused secret in the window, preferring named ones on ties.
+        let best = secrets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.used && dist(s.start) <= PAIR_WINDOW + 20)
+            .min_by_key(|(_, s)| (dist(s.start), s.ctx == Ctx::Near))
+            .map(|(i, _)| i);
+        let secret = best.map(|i| {
+            secrets[i].used = true;
+            SecretString::new(text(data, secrets[i].start, secrets[i].end))
+        });
+        let token = if k.kind == KeyKind::Temporary {
+            tokens
+                .iter()
+                .enumerate()
+                .filter(|(i, t)| !token_used[*i] && dist(t.0) <= PAIR_WINDOW * 4)
+                .min_by_key(|(_, t)| dist(t.0))
+                .map(|(i, _)| i)
+        } else {
+            None
+        };
+        if let Some(i) = token {
+            token_used[i] = true;
+        }
+        let secret_example = secret.as_ref().is_some_and(|s| aws::is_example(s.expose()));
+        let example = k.example || secret_example;
+        let (rule, severity, confidence) = if example {
+            (rules::EXAMPLE_KEY, Severity::Low, Confidence::High)
+        } else {
+            match (k.kind, secret.is_some(), token.is_some()) {
+                (KeyKind::LongTerm, true, _) => {
+                    (rules::ACCESS_KEY, Severity::High, Confidence::High)
+                }
+                (KeyKind::LongTerm, false, _) => {
+                    (rules::ACCESS_KEY_ID, Severity::Medium, Confidence::Medium)
+                }
+                (KeyKind::Temporary, true, true) => {
+                    (rules::TEMPORARY, Severity::Medium, Confidence::High)
+                }
+                (KeyKind::Temporary, _, _) => (rules::TEMPORARY, Severity::Low, Confidence::Medium),
+            }
+        };
+        hits.push(Hit {
+            rule,
+            severity,
+            confidence,
+            offset: k.start,
+            access_key_id: Some(k.id.clone()),
+            secret,
+            example,
+        });
+    }
+    for s in secrets.iter().filter(|s| !s.used && s.ctx == Ctx::Named) {
+        let value = text(data, s.start, s.end);
+        let example = aws::is_example(&value);
+        let (rule, severity) = if example {
+            (rules::EXAMPLE_KEY, Severity::Low)
+        } else {
+            (rules::SECRET_KEY, Severity::High)
+        };
+        hits.push(Hit {
+            rule,
+            severity,
+            confidence: Confidence::Medium,
+            offset: s.start,
+            access_key_id: None,
+            secret: Some(SecretString::new(value)),
+            example,
+        });
+    }
+    for (i, &(a, b)) in tokens.iter().enumerate() {
+        if !token_used[i] {
+            hits.push(Hit {
+                rule: rules::SESSION_TOKEN,
+                severity: Severity::Low,
+                confidence: Confidence::Medium,
+                offset: a,
+                access_key_id: None,
+                secret: Some(SecretString::new(text(data, a, b))),
+                example: false,
+            });
+        }
+    }
+    hits.sort_by_key(|h| h.offset);
+    hits
+}
+
+/// True when the line holding `offset` is an `aws_access_key_id = …` entry inside an INI
+/// section, i.e. a `~/.aws/credentials`- or `config`-style profile.
+fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
+    let line_start = memchr::memrchr(b'\n', &data[..offset]).map_or(0, |p| p + 1);
+    let line = data[line_start..offset].trim_ascii_start();
+    let lower: Vec<u8> = line.iter().map(u8::to_ascii_lowercase).collect();
+    if !lower.starts_with(b"aws_access_key_id") {
+        return false;
+    }
+    data[..line_start]
+        .split(|&c| c == b'\n')
+        .any(|l| l.trim_ascii().starts_with(b"[") && l.trim_ascii().ends_with(b"]"))
+}
+
+/// Scans `data` (the content of `path`) and returns redacted findings with 1-based positions.
+#[must_use]
+pub fn scan_text(path: &str, data: &[u8]) -> Vec<Finding> {
+    let hits = scan_bytes(data);
+    let mut out = Vec::with_capacity(hits.len());
+    let mut line = 1usize;
+    let mut pos = 0usize;
+    let mut line_start = 0usize;
+    for h in hits {
+        line += memchr::memchr_iter(b'\n', &data[pos..h.offset]).count();
+        if let Some(p) = memchr::memrchr(b'\n', &data[pos..h.offset]) {
+            line_start = pos + p + 1;
+        }
+        pos = h.offset;
+        let column = String::from_utf8_lossy(&data[line_start..h.offset])
+            .chars()
+            .count()
+            + 1;
+        let mut rule = h.rule;
+        if rule == rules::ACCESS_KEY && in_credentials_profile(data, h.offset) {
+            rule = rules::CREDENTIALS_FILE;
+        }
+        out.push(hit_to_finding(path, line, column, rule, &h));
+    }
+    out
+}
+
+fn hit_to_finding(path: &str, line: usize, column: usize, rule: &str, h: &Hit) -> Finding {
+    let account_id = h
+        .access_key_id
+        .as_deref()
+        .and_then(aws::account_id_from_key_id);
+    let (redacted, fp) = match (&h.secret, &h.access_key_id) {
+        (Some(s), _) => (Some(redact(s.expose())), fingerprint(s.expose().as_bytes())),
+        (None, Some(id)) => (Some(redact(id)), fingerprint(id.as_bytes())),
+        (None, None) => (None, fingerprint(b"")),
+    };
+    let what = rules::info(rule).map_or("credential", |r| r.name);
+    let mut message = match &h.access_key_id {
+        Some(id) => format!("{what}: {id}"),
+        None => format!("{what}: {}", redacted.as_deref().unwrap_or("")),
+    };
+    if let Some(a) = &account_id {
+        message.push_str(&format!(" (account {a})"));
+    }
+    if h.secret.is_some() && h.access_key_id.is_some() {
+        message.push_str(&format!(
+            " with its secret {}",
+            redacted.as_deref().unwrap_or("")
+        ));
+    }
+    Finding {
+        rule: rule.to_string(),
+        severity: h.severity,
+        confidence: Some(h.confidence),
+        path: path.to_string(),
+        line,
+        column,
+        message,
+        why: None,
+        fix: rules::info(rule).map(|r| r.fix.to_string()),
+        commit: None,
+        commits: Vec::new(),
+        redacted,
+        fingerprint: fp,
+        access_key_id: h.access_key_id.clone(),
+        account_id,
+        example: h.example,
+    }
+}

@@ -1,0 +1,287 @@
+//! Git history scanning through the `git` CLI.
+//!
+//! 1. `git log --all --raw --no-renames --no-abbrev` lists, for every commit on every ref, the
+//!    blobs it wrote and their paths: that maps each blob to the commits and paths where it
+//!    appeared (deleted files included: the commit that added them is still in history).
+//! 2. `git cat-file --batch` streams each distinct blob once; worker threads scan them.
+//! 3. Findings in a blob are reported once per path, with every commit that wrote it.
+//!
+//! Blobs that only appear in a merge commit's conflict resolution are not listed by
+//! `git log --raw` and so are not scanned.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+
+use crate::detect::scan_text;
+use crate::finding::Finding;
+use crate::scan::{
+    Counters, Progress, ScanConfig, ScanError, ScanOutput, is_binary, sort_findings,
+};
+
+fn git(repo: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(repo).arg("-c").arg("core.quotepath=false");
+    c
+}
+
+fn unquote(p: &str) -> String {
+    let Some(inner) = p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return p.to_string();
+    };
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(o) => out.push(o),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Blob id → list of (commit index, path).
+type BlobMap = HashMap<String, Vec<(u32, String)>>;
+
+fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
+    let repo_s = repo.display().to_string();
+    let mut child = git(repo)
+        .args([
+            "log",
+            "--all",
+            "--no-renames",
+            "--raw",
+            "--no-abbrev",
+            "--format=%x01%H",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ScanError::Git(e.to_string(), repo_s.clone()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ScanError::GitProtocol("no stdout".into()))?;
+    let mut commits: Vec<String> = Vec::new();
+    let mut blobs: BlobMap = HashMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| ScanError::GitProtocol(e.to_string()))?;
+        if let Some(h) = line.strip_prefix('\u{1}') {
+            commits.push(h.to_string());
+        } else if let Some(rest) = line.strip_prefix(':') {
+            let Some((meta, path)) = rest.split_once('\t') else {
+                continue;
+            };
+            let f: Vec<&str> = meta.split(' ').collect();
+            let (Some(mode), Some(sha)) = (f.get(1), f.get(3)) else {
+                continue;
+            };
+            if mode.starts_with("160") || sha.bytes().all(|c| c == b'0') || commits.is_empty() {
+                continue;
+            }
+            let idx = u32::try_from(commits.len() - 1).unwrap_or(u32::MAX);
+            blobs
+                .entry((*sha).to_string())
+                .or_default()
+                .push((idx, unquote(path)));
+        }
+    }
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| ScanError::Git(e.to_string(), repo_s.clone()))?;
+    if !status.success() {
+        // An empty repository has no HEAD to log: that is a clean scan, not an error.
+        if err.contains("does not have any commits") {
+            return Ok((commits, blobs));
+        }
+        return Err(ScanError::Git(err.trim().to_string(), repo_s));
+    }
+    Ok((commits, blobs))
+}
+
+/// Scans every blob of every commit on every ref of the repository at `repo`.
+///
+/// # Errors
+/// [`ScanError::Git`] when `git` cannot run or `repo` is not a repository.
+pub fn scan_git(
+    repo: &Path,
+    cfg: &ScanConfig,
+    progress: Option<&dyn Progress>,
+) -> Result<ScanOutput, ScanError> {
+    let repo_s = repo.display().to_string();
+    let (commits, blobs) = list_blobs(repo)?;
+    let mut child = git(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| ScanError::Git(e.to_string(), repo_s.clone()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| ScanError::GitProtocol("no stdin".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ScanError::GitProtocol("no stdout".into()))?;
+    let ids: Vec<String> = blobs.keys().cloned().collect();
+    let counters = Counters::new();
+    let results: Mutex<Vec<(String, Vec<Finding>)>> = Mutex::new(Vec::new());
+    let (tx, rx) = sync_channel::<(String, Vec<u8>)>(64);
+    let rx = Arc::new(Mutex::new(rx));
+    let workers = cfg.threads().max(1);
+    let read_result: Result<(), ScanError> = std::thread::scope(|s| {
+        let ids_ref = &ids;
+        s.spawn(move || {
+            let mut w = std::io::BufWriter::new(&mut stdin);
+            for id in ids_ref {
+                if writeln!(w, "{id}").is_err() {
+                    break;
+                }
+            }
+            let _ = w.flush();
+            drop(w);
+            drop(stdin);
+        });
+        for _ in 0..workers {
+            let rx = Arc::clone(&rx);
+            let results = &results;
+            let counters = &counters;
+            s.spawn(move || {
+                loop {
+                    let next = rx.lock().ok().and_then(|r| r.recv().ok());
+                    let Some((id, data)) = next else { break };
+                    counters.add(data.len() as u64, progress);
+                    let found = scan_text("", &data);
+                    if !found.is_empty() {
+                        if let Ok(mut r) = results.lock() {
+                            r.push((id, found));
+                        }
+                    }
+                }
+            });
+        }
+        let mut reader = BufReader::with_capacity(1 << 20, stdout);
+        let mut header = String::new();
+        let res = loop {
+            header.clear();
+            match reader.read_line(&mut header) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(ScanError::GitProtocol(e.to_string())),
+            }
+            let parts: Vec<&str> = header.trim_end().split(' ').collect();
+            if parts.get(1) == Some(&"missing") {
+                continue;
+            }
+            let (Some(id), Some(size)) = (
+                parts.first(),
+                parts.get(2).and_then(|s| s.parse::<u64>().ok()),
+            ) else {
+                break Err(ScanError::GitProtocol(format!(
+                    "bad cat-file header {:?}",
+                    header.trim_end()
+                )));
+            };
+            let id = (*id).to_string();
+            if size > cfg.max_file_size {
+                counters
+                    .large
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Err(e) =
+                    std::io::copy(&mut (&mut reader).take(size + 1), &mut std::io::sink())
+                {
+                    break Err(ScanError::GitProtocol(e.to_string()));
+                }
+                continue;
+            }
+            let Ok(len) = usize::try_from(size) else {
+                break Err(ScanError::GitProtocol("blob too large".into()));
+            };
+            let mut buf = vec![0u8; len + 1];
+            if let Err(e) = reader.read_exact(&mut buf) {
+                break Err(ScanError::GitProtocol(e.to_string()));
+            }
+            buf.truncate(len);
+            if is_binary(&buf) {
+                counters
+                    .binary
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
+            if tx.send((id, buf)).is_err() {
+                break Ok(());
+            }
+        };
+        drop(tx);
+        res
+    });
+    let _ = child.wait();
+    read_result?;
+
+    // Expand blob findings to (path) findings with the commits that wrote them.
+    let mut grouped: BTreeMap<(String, usize, usize, String, String), (Finding, Vec<u32>)> =
+        BTreeMap::new();
+    for (id, found) in results.into_inner().unwrap_or_default() {
+        let Some(places) = blobs.get(&id) else {
+            continue;
+        };
+        for f in found {
+            for (cidx, path) in places {
+                let key = (
+                    path.clone(),
+                    f.line,
+                    f.column,
+                    f.rule.clone(),
+                    f.fingerprint.clone(),
+                );
+                let e = grouped.entry(key).or_insert_with(|| {
+                    let mut g = f.clone();
+                    g.path.clone_from(path);
+                    (g, Vec::new())
+                });
+                e.1.push(*cidx);
+            }
+        }
+    }
+    let mut findings = Vec::with_capacity(grouped.len());
+    for (_, (mut f, mut idx)) in grouped {
+        idx.sort_unstable_by(|a, b| b.cmp(a));
+        idx.dedup();
+        f.commits = idx
+            .iter()
+            .filter_map(|&i| commits.get(i as usize).cloned())
+            .collect();
+        f.commit = f.commits.first().cloned();
+        findings.push(f);
+    }
+    sort_findings(&mut findings);
+    let mut stats = counters.stats();
+    stats.commits = commits.len() as u64;
+    Ok(ScanOutput { findings, stats })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unquote;
+
+    #[test]
+    fn unquotes_git_paths() {
+        assert_eq!(unquote("plain/path"), "plain/path");
+        assert_eq!(unquote("\"a\\tb\\\"c\""), "a\tb\"c");
+    }
+}

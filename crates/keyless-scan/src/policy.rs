@@ -1,0 +1,750 @@
+//! IAM policy extraction for `lint`: standalone JSON, CloudFormation (JSON and YAML) and
+//! Terraform (`jsonencode(...)` and heredoc), checked with the `keyless-policy` validator.
+
+use keyless_policy::PolicyType;
+use serde_json::{Map, Value};
+
+use crate::finding::{Finding, Severity};
+use crate::lint::{FileKind, classify, make};
+use crate::rules;
+use crate::yaml::{self, Node};
+
+/// A policy document found in a file.
+#[derive(Debug, Clone)]
+pub struct ExtractedPolicy {
+    /// The policy as JSON text.
+    pub json: String,
+    /// How it is used.
+    pub policy_type: PolicyType,
+    /// 1-based line where the document starts in the file.
+    pub line: usize,
+    /// When true, `json` is the file's own text starting at `line`, so validator lines map 1:1
+    /// (offset by `line - 1`); otherwise validator findings are reported at `line`.
+    pub verbatim: bool,
+    /// Where it came from (`standalone`, `CloudFormation Resource.Property`, `Terraform attr`).
+    pub origin: String,
+}
+
+/// A role setting found next to policies (`MaxSessionDuration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSetting {
+    /// Seconds.
+    pub seconds: u64,
+    /// 1-based line.
+    pub line: usize,
+    /// Where it came from.
+    pub origin: String,
+}
+
+/// Guesses a standalone policy's type from its content.
+#[must_use]
+pub fn guess_type(v: &Value) -> PolicyType {
+    let stmts: Vec<&Value> = match v.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => Vec::new(),
+    };
+    let actions_of = |s: &Value| -> Vec<String> {
+        match s.get("Action") {
+            Some(Value::String(a)) => vec![a.to_ascii_lowercase()],
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_ascii_lowercase))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let trust = stmts.iter().any(|s| {
+        s.get("Principal").is_some()
+            && actions_of(s)
+                .iter()
+                .any(|a| a.starts_with("sts:assumerole") || a == "sts:tagsession")
+    });
+    if trust {
+        PolicyType::Trust
+    } else if stmts
+        .iter()
+        .any(|s| s.get("Principal").is_some() || s.get("NotPrincipal").is_some())
+    {
+        PolicyType::Resource
+    } else {
+        PolicyType::Identity
+    }
+}
+
+fn line_of(content: &str, byte: usize) -> usize {
+    content.as_bytes()[..byte.min(content.len())]
+        .iter()
+        .filter(|&&c| c == b'\n')
+        .count()
+        + 1
+}
+
+/// Finds the line of the first occurrence of `needle` at or after `from`.
+fn find_line(content: &str, from: usize, needle: &str) -> (usize, usize) {
+    match content.get(from..).and_then(|s| s.find(needle)) {
+        Some(p) => (line_of(content, from + p), from + p),
+        None => (line_of(content, from), from),
+    }
+}
+
+fn cfn_intrinsic_to_string(v: &Value) -> Option<String> {
+    let o = v.as_object()?;
+    if o.len() != 1 {
+        return None;
+    }
+    let (k, inner) = o.iter().next()?;
+    (k == "Ref" || k.starts_with("Fn::")).then(|| format!("${{{k}:{}}}", inner))
+}
+
+/// Replaces CloudFormation intrinsics (`{"Ref": ...}`, `{"Fn::Sub": ...}`) with `${...}` placeholders.
+fn flatten_intrinsics(v: &Value) -> Value {
+    if let Some(s) = cfn_intrinsic_to_string(v) {
+        return Value::String(s);
+    }
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), flatten_intrinsics(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(flatten_intrinsics).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Converts a YAML node (CloudFormation) to JSON; short-form tags are dropped by the parser, so
+/// `!Sub x` becomes the string `x`; scalars stay strings except plain integers and booleans.
+fn node_to_json(n: &Node) -> Value {
+    match n {
+        Node::Scalar { value, .. } => {
+            if let Ok(i) = value.parse::<i64>() {
+                Value::from(i)
+            } else if value == "true" || value == "false" {
+                Value::Bool(value == "true")
+            } else {
+                Value::String(value.clone())
+            }
+        }
+        Node::Seq { items, .. } => Value::Array(items.iter().map(node_to_json).collect()),
+        Node::Map { entries, .. } => {
+            let mut m = Map::new();
+            for (k, v) in entries {
+                m.insert(k.as_str().unwrap_or("").to_string(), node_to_json(v));
+            }
+            Value::Object(m)
+        }
+        Node::Alias { .. } => Value::String("${alias}".into()),
+    }
+}
+
+fn cfn_docs_in_resource(
+    rtype: &str,
+    props: &Value,
+    mut push: impl FnMut(&str, PolicyType, &Value),
+) {
+    if let Some(d) = props.get("AssumeRolePolicyDocument") {
+        push("AssumeRolePolicyDocument", PolicyType::Trust, d);
+    }
+    if let Some(Value::Array(ps)) = props.get("Policies") {
+        for p in ps {
+            if let Some(d) = p.get("PolicyDocument") {
+                push("Policies.PolicyDocument", PolicyType::Identity, d);
+            }
+        }
+    }
+    if let Some(d) = props.get("PolicyDocument") {
+        let t = if rtype.ends_with("::Policy") && rtype.starts_with("AWS::IAM")
+            || rtype == "AWS::IAM::ManagedPolicy"
+        {
+            PolicyType::Identity
+        } else {
+            PolicyType::Resource
+        };
+        push("PolicyDocument", t, d);
+    }
+    if rtype == "AWS::Organizations::Policy" {
+        if let Some(d) = props.get("Content") {
+            push("Content", PolicyType::Guardrail, d);
+        }
+    }
+    if let Some(d) = props.get("KeyPolicy") {
+        push("KeyPolicy", PolicyType::Resource, d);
+    }
+}
+
+/// Extracts policies and MaxSessionDuration settings from a CloudFormation template (JSON or YAML).
+#[must_use]
+pub fn extract_cloudformation(
+    content: &str,
+) -> (Vec<ExtractedPolicy>, Vec<SessionSetting>, Option<String>) {
+    let trimmed = content.trim_start();
+    // JSON: values without positions; YAML: a tree with lines.
+    let (resources, yaml_lines): (Vec<(String, Value, usize)>, bool) = if trimmed.starts_with('{') {
+        let v: Value = match serde_json::from_str(content) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    Vec::new(),
+                    Some(format!("CloudFormation JSON: {e}")),
+                );
+            }
+        };
+        let list = v.get("Resources").and_then(Value::as_object).map(|o| {
+            o.iter()
+                .map(|(k, r)| {
+                    let (l, _) = find_line(content, 0, &format!("\"{k}\""));
+                    (k.clone(), r.clone(), l)
+                })
+                .collect()
+        });
+        (list.unwrap_or_default(), false)
+    } else {
+        let docs = match yaml::parse(content) {
+            Ok(d) => d,
+            Err(e) => return (Vec::new(), Vec::new(), Some(format!("CloudFormation {e}"))),
+        };
+        let mut list = Vec::new();
+        for d in &docs {
+            for (k, r) in d.get("Resources").map(Node::entries).unwrap_or_default() {
+                list.push((
+                    k.as_str().unwrap_or("?").to_string(),
+                    node_to_json(r),
+                    k.line(),
+                ));
+            }
+        }
+        (list, true)
+    };
+    let _ = yaml_lines;
+    let mut policies = Vec::new();
+    let mut sessions = Vec::new();
+    for (name, res, res_line) in resources {
+        let rtype = res
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let Some(props) = res.get("Properties") else {
+            continue;
+        };
+        let start_byte = content
+            .lines()
+            .take(res_line.saturating_sub(1))
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        cfn_docs_in_resource(&rtype, props, |prop, t, doc| {
+            let key = prop.rsplit('.').next().unwrap_or(prop);
+            let (line, _) = find_line(content, start_byte, key);
+            let doc = match doc {
+                Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+                other => flatten_intrinsics(other),
+            };
+            policies.push(ExtractedPolicy {
+                json: serde_json::to_string_pretty(&doc).unwrap_or_default(),
+                policy_type: t,
+                line,
+                verbatim: false,
+                origin: format!("CloudFormation {name}.{prop}"),
+            });
+        });
+        if rtype == "AWS::IAM::Role" {
+            let secs = props.get("MaxSessionDuration").and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            });
+            if let Some(seconds) = secs {
+                let (line, _) = find_line(content, start_byte, "MaxSessionDuration");
+                sessions.push(SessionSetting {
+                    seconds,
+                    line,
+                    origin: format!("CloudFormation {name}"),
+                });
+            }
+        }
+    }
+    (policies, sessions, None)
+}
+
+// ---- Terraform ----
+
+struct Hcl<'a> {
+    s: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl Hcl<'_> {
+    fn ws(&mut self, newlines: bool) {
+        loop {
+            match self.s.get(self.i) {
+                Some(b' ' | b'\t' | b'\r') => self.i += 1,
+                Some(b'\n') if newlines => self.i += 1,
+                Some(b'#') => self.skip_line(),
+                Some(b'/') if self.s.get(self.i + 1) == Some(&b'/') => self.skip_line(),
+                Some(b'/') if self.s.get(self.i + 1) == Some(&b'*') => {
+                    self.i += 2;
+                    while self.i < self.s.len()
+                        && !(self.s[self.i] == b'*' && self.s.get(self.i + 1) == Some(&b'/'))
+                    {
+                        self.i += 1;
+                    }
+                    self.i = (self.i + 2).min(self.s.len());
+                }
+                _ => break,
+            }
+        }
+    }
+    fn skip_line(&mut self) {
+        while self.i < self.s.len() && self.s[self.i] != b'\n' {
+            self.i += 1;
+        }
+    }
+    fn string(&mut self) -> Option<String> {
+        // at opening quote
+        self.i += 1;
+        let mut out = Vec::new();
+        let mut interp = 0usize;
+        while let Some(&c) = self.s.get(self.i) {
+            self.i += 1;
+            match c {
+                b'\\' => {
+                    let e = *self.s.get(self.i)?;
+                    self.i += 1;
+                    out.push(match e {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        other => other,
+                    });
+                }
+                b'$' if self.s.get(self.i) == Some(&b'{') => {
+                    interp += 1;
+                    out.push(c);
+                }
+                b'}' if interp > 0 => {
+                    interp -= 1;
+                    out.push(c);
+                }
+                b'"' if interp == 0 => return Some(String::from_utf8_lossy(&out).into_owned()),
+                _ => out.push(c),
+            }
+        }
+        None
+    }
+    /// A bare expression (reference, function call, arithmetic) up to a separator, as text.
+    fn bare(&mut self) -> String {
+        let start = self.i;
+        let mut nest = 0i32;
+        while let Some(&c) = self.s.get(self.i) {
+            match c {
+                b'(' | b'[' | b'{' => nest += 1,
+                b')' | b']' | b'}' if nest > 0 => nest -= 1,
+                b',' | b'\n' | b')' | b']' | b'}' if nest == 0 => break,
+                b'"' => {
+                    let _ = self.string();
+                    continue;
+                }
+                _ => {}
+            }
+            self.i += 1;
+        }
+        String::from_utf8_lossy(&self.s[start..self.i])
+            .trim()
+            .to_string()
+    }
+    fn value(&mut self) -> Option<Value> {
+        self.depth += 1;
+        if self.depth > 64 {
+            return None;
+        }
+        self.ws(true);
+        let v = match *self.s.get(self.i)? {
+            b'{' => {
+                self.i += 1;
+                let mut m = Map::new();
+                loop {
+                    self.ws(true);
+                    match *self.s.get(self.i)? {
+                        b'}' => {
+                            self.i += 1;
+                            break;
+                        }
+                        b',' => {
+                            self.i += 1;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    let key = if self.s[self.i] == b'"' {
+                        self.string()?
+                    } else {
+                        let st = self.i;
+                        while self
+                            .s
+                            .get(self.i)
+                            .is_some_and(|c| c.is_ascii_alphanumeric() || b"_-:.".contains(c))
+                        {
+                            self.i += 1;
+                        }
+                        if st == self.i {
+                            return None;
+                        }
+                        String::from_utf8_lossy(&self.s[st..self.i]).into_owned()
+                    };
+                    self.ws(false);
+                    match self.s.get(self.i) {
+                        Some(b'=' | b':') => self.i += 1,
+                        _ => return None,
+                    }
+                    let v = self.value()?;
+                    m.insert(key, v);
+                }
+                Value::Object(m)
+            }
+            b'[' => {
+                self.i += 1;
+                let mut a = Vec::new();
+                loop {
+                    self.ws(true);
+                    match *self.s.get(self.i)? {
+                        b']' => {
+                            self.i += 1;
+                            break;
+                        }
+                        b',' => {
+                            self.i += 1;
+                            continue;
+                        }
+                        _ => a.push(self.value()?),
+                    }
+                }
+                Value::Array(a)
+            }
+            b'"' => Value::String(self.string()?),
+            _ => {
+                let t = self.bare();
+                if t.is_empty() {
+                    return None;
+                }
+                match t.as_str() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    "null" => Value::Null,
+                    _ => t
+                        .parse::<i64>()
+                        .map_or_else(|_| Value::String(format!("${{{t}}}")), Value::from),
+                }
+            }
+        };
+        self.depth -= 1;
+        Some(v)
+    }
+}
+
+/// Converts the HCL expression at the start of `src` (the argument of `jsonencode(`) to JSON.
+/// References and function calls become `${...}` strings.
+#[must_use]
+pub fn hcl_to_json(src: &str) -> Option<Value> {
+    Hcl {
+        s: src.as_bytes(),
+        i: 0,
+        depth: 0,
+    }
+    .value()
+}
+
+fn tf_type(attr: &str, block_type: &str) -> PolicyType {
+    if attr == "assume_role_policy" {
+        PolicyType::Trust
+    } else if block_type.contains("organizations_policy") {
+        PolicyType::Guardrail
+    } else if block_type.contains("bucket_policy")
+        || block_type.contains("queue_policy")
+        || block_type.contains("topic_policy")
+        || attr == "key_policy"
+    {
+        PolicyType::Resource
+    } else {
+        PolicyType::Identity
+    }
+}
+
+/// Extracts policies (`assume_role_policy`, `policy`, `content`, `key_policy` attributes set
+/// with `jsonencode(...)` or a heredoc) and `max_session_duration` from Terraform.
+#[must_use]
+pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSetting>) {
+    let mut policies = Vec::new();
+    let mut sessions = Vec::new();
+    let mut block_type = String::new();
+    let lines: Vec<&str> = content.lines().collect();
+    let mut offsets = Vec::with_capacity(lines.len());
+    let mut off = 0usize;
+    for l in &lines {
+        offsets.push(off);
+        off += l.len() + 1;
+    }
+    let mut i = 0usize;
+    while i < lines.len() {
+        let t = lines[i].trim();
+        if let Some(rest) = t
+            .strip_prefix("resource ")
+            .or_else(|| t.strip_prefix("data "))
+        {
+            block_type = rest.split('"').nth(1).unwrap_or("").to_string();
+        }
+        let Some((attr, rhs)) = t.split_once('=') else {
+            i += 1;
+            continue;
+        };
+        let attr = attr.trim();
+        let rhs = rhs.trim();
+        if attr == "max_session_duration" {
+            if let Ok(seconds) = rhs.split_whitespace().next().unwrap_or("").parse::<u64>() {
+                sessions.push(SessionSetting {
+                    seconds,
+                    line: i + 1,
+                    origin: format!("Terraform {block_type}"),
+                });
+            }
+        }
+        if !matches!(
+            attr,
+            "assume_role_policy" | "policy" | "content" | "key_policy" | "inline_policy"
+        ) {
+            i += 1;
+            continue;
+        }
+        let ptype = tf_type(attr, &block_type);
+        let origin = format!("Terraform {block_type}.{attr}");
+        if let Some(marker) = rhs.strip_prefix("<<") {
+            let marker = marker.trim_start_matches('-').trim();
+            let mut body = String::new();
+            let mut j = i + 1;
+            while j < lines.len() && lines[j].trim() != marker {
+                body.push_str(lines[j]);
+                body.push('\n');
+                j += 1;
+            }
+            policies.push(ExtractedPolicy {
+                json: body,
+                policy_type: ptype,
+                line: i + 2,
+                verbatim: true,
+                origin,
+            });
+            i = j + 1;
+            continue;
+        }
+        if rhs.starts_with("jsonencode(") {
+            let start =
+                offsets[i] + lines[i].find("jsonencode(").unwrap_or(0) + "jsonencode(".len();
+            if let Some(v) = content.get(start..).and_then(hcl_to_json) {
+                policies.push(ExtractedPolicy {
+                    json: serde_json::to_string_pretty(&v).unwrap_or_default(),
+                    policy_type: ptype,
+                    line: i + 1,
+                    verbatim: false,
+                    origin,
+                });
+            }
+        }
+        i += 1;
+    }
+    (policies, sessions)
+}
+
+fn severity_of(s: keyless_policy::Severity) -> Severity {
+    match s {
+        keyless_policy::Severity::SecurityWarning => Severity::High,
+        keyless_policy::Severity::Error | keyless_policy::Severity::Warning => Severity::Medium,
+        keyless_policy::Severity::Suggestion => Severity::Low,
+    }
+}
+
+/// Value at a validator JSON path such as `$.Statement[0].Principal.Federated`.
+fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    let rest = path.strip_prefix('$')?;
+    for part in rest.split('.').filter(|p| !p.is_empty()) {
+        let (name, idx) = match part.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+fn is_star(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::String(s)) => s == "*",
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some("*")),
+        _ => false,
+    }
+}
+
+/// Validates one extracted policy and maps the validator's findings to lint findings.
+#[must_use]
+pub fn check_policy(path: &str, p: &ExtractedPolicy) -> Vec<Finding> {
+    let parsed: Option<Value> = serde_json::from_str(&p.json).ok();
+    let mut out = Vec::new();
+    for vf in keyless_policy::validate(&p.json, p.policy_type) {
+        // Placeholders from CloudFormation intrinsics or Terraform references are not errors.
+        let placeholder = parsed
+            .as_ref()
+            .and_then(|v| at_path(v, &vf.path))
+            .is_some_and(|x| x.to_string().contains("${"));
+        if placeholder && vf.severity == keyless_policy::Severity::Error {
+            continue;
+        }
+        let line = if p.verbatim {
+            p.line + vf.line as usize - 1
+        } else {
+            p.line
+        };
+        let col = if p.verbatim { vf.column as usize } else { 1 };
+        let rule_id = format!("iam-policy/{}", vf.code);
+        let mut f = make(
+            &rules::ALL[0],
+            path,
+            line,
+            col,
+            format!("{} ({} at {}): {}", vf.code, p.origin, vf.path, vf.message),
+        );
+        f.rule = rule_id;
+        f.severity = severity_of(vf.severity);
+        f.why = Some(format!(
+            "The keyless-policy validator reports {} for this {:?} policy.",
+            vf.code, p.policy_type
+        ));
+        f.fix = Some(vf.message.clone());
+        out.push(f);
+    }
+    if let Some(v) = &parsed {
+        let stmts: Vec<&Value> = match v.get("Statement") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(o @ Value::Object(_)) => vec![o],
+            _ => Vec::new(),
+        };
+        for (i, s) in stmts.iter().enumerate() {
+            if s.get("Effect").and_then(Value::as_str) == Some("Allow")
+                && is_star(s.get("Action"))
+                && is_star(s.get("Resource"))
+            {
+                if let Some(info) = rules::info(rules::IAM_ADMIN_WILDCARD) {
+                    out.push(make(
+                        info,
+                        path,
+                        p.line,
+                        1,
+                        format!(
+                            "{}: Statement[{i}] allows \"Action\": \"*\" on \"Resource\": \"*\"",
+                            p.origin
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Lint for policy-bearing files: standalone JSON, CloudFormation, Terraform.
+#[must_use]
+pub fn lint_policies(path: &str, content: &str) -> Vec<Finding> {
+    let (policies, sessions, err) = match classify(path, content) {
+        Some(FileKind::PolicyJson) => match serde_json::from_str::<Value>(content) {
+            Ok(v) => (
+                vec![ExtractedPolicy {
+                    json: content.to_string(),
+                    policy_type: guess_type(&v),
+                    line: 1,
+                    verbatim: true,
+                    origin: "policy".into(),
+                }],
+                Vec::new(),
+                None,
+            ),
+            // Let the validator report the syntax error with its position.
+            Err(_) => (
+                vec![ExtractedPolicy {
+                    json: content.to_string(),
+                    policy_type: PolicyType::Identity,
+                    line: 1,
+                    verbatim: true,
+                    origin: "policy".into(),
+                }],
+                Vec::new(),
+                None,
+            ),
+        },
+        Some(FileKind::CloudFormation) => extract_cloudformation(content),
+        Some(FileKind::Terraform) => {
+            let (p, s) = extract_terraform(content);
+            (p, s, None)
+        }
+        _ => (Vec::new(), Vec::new(), None),
+    };
+    let mut out = Vec::new();
+    if let (Some(e), Some(info)) = (err, rules::info(rules::PARSE_ERROR)) {
+        out.push(make(info, path, 1, 1, format!("not checked: {e}")));
+    }
+    for p in &policies {
+        out.extend(check_policy(path, p));
+    }
+    for s in sessions {
+        if s.seconds > 3600 {
+            if let Some(info) = rules::info(rules::IAM_LONG_SESSION) {
+                out.push(make(
+                    info,
+                    path,
+                    s.line,
+                    1,
+                    format!(
+                        "{}: MaxSessionDuration is {} seconds (more than 3600)",
+                        s.origin, s.seconds
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hcl_objects_become_json() {
+        let v = hcl_to_json("{\n  Version = \"2012-10-17\" # c\n  Statement = [{\n    Effect = \"Allow\",\n    Principal = { Federated = aws_iam_openid_connect_provider.gh.arn }\n    Action = [\"sts:AssumeRoleWithWebIdentity\"]\n    Condition = { StringLike = { \"token.actions.githubusercontent.com:sub\" = \"repo:o/*\" } }\n  }]\n})").unwrap();
+        assert_eq!(v["Version"], "2012-10-17");
+        assert_eq!(
+            v["Statement"][0]["Principal"]["Federated"],
+            "${aws_iam_openid_connect_provider.gh.arn}"
+        );
+        assert_eq!(
+            v["Statement"][0]["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"],
+            "repo:o/*"
+        );
+        assert!(hcl_to_json(&"[".repeat(1000)).is_none());
+        assert!(hcl_to_json("{ = }").is_none());
+    }
+
+    #[test]
+    fn json_paths_resolve() {
+        let v: Value =
+            serde_json::from_str(r#"{"Statement":[{"Principal":{"Federated":"x"}}]}"#).unwrap();
+        assert_eq!(
+            at_path(&v, "$.Statement[0].Principal.Federated"),
+            Some(&Value::from("x"))
+        );
+        assert_eq!(at_path(&v, "$.Nope"), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! Scanning files on disk and git history (I/O lives here and in [`crate::git`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ignore::{WalkBuilder, WalkState};
+use serde::Serialize;
+
+use crate::detect::scan_text;
+use crate::finding::Finding;
+
+/// Errors of `scan`.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// A path given on the command line does not exist or cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `git` failed or is not installed.
+    #[error("git failed: {0}; is {1} a git repository and is `git` on PATH?")]
+    Git(String, String),
+    /// Output of git could not be understood.
+    #[error("unexpected output from git: {0}")]
+    GitProtocol(String),
+    /// Baseline file is not a keyless JSON report.
+    #[error("baseline {path}: {reason}; create one with `keyless scan --format json > {path}`")]
+    Baseline {
+        /// The baseline path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A configured glob is invalid.
+    #[error("invalid exclude pattern {0:?}: {1}")]
+    Pattern(String, String),
+}
+
+/// What to scan and what to skip.
+#[derive(Clone, Debug)]
+pub struct ScanConfig {
+    /// Directory names never entered (vendored code, build output, VCS metadata).
+    pub exclude_dirs: Vec<String>,
+    /// Extra gitignore-style globs to skip.
+    pub exclude_globs: Vec<String>,
+    /// Files (and git blobs) larger than this are skipped.
+    pub max_file_size: u64,
+    /// Worker threads (0 = number of CPUs).
+    pub threads: usize,
+}
+
+/// Directory names skipped by default.
+pub const DEFAULT_EXCLUDE_DIRS: &[&str] = &[
+    ".git",
+    "node_modules",
+    "vendor",
+    "third_party",
+    "third-party",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "target",
+    ".terraform",
+    "bower_components",
+    ".tox",
+    ".mypy_cache",
+    ".cache",
+];
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            exclude_dirs: DEFAULT_EXCLUDE_DIRS
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect(),
+            exclude_globs: Vec::new(),
+            max_file_size: 32 * 1024 * 1024,
+            threads: 0,
+        }
+    }
+}
+
+impl ScanConfig {
+    pub(crate) fn threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        }
+    }
+}
+
+/// Counters of a scan.
+#[derive(Debug, Default, Serialize, Clone)]
+pub struct ScanStats {
+    /// Files or blobs scanned.
+    pub files: u64,
+    /// Bytes scanned.
+    pub bytes: u64,
+    /// Binary files skipped.
+    pub skipped_binary: u64,
+    /// Files skipped for size.
+    pub skipped_large: u64,
+    /// Commits walked (git mode).
+    pub commits: u64,
+}
+
+/// Receives progress updates; called from worker threads.
+pub trait Progress: Sync {
+    /// `files` and `bytes` processed so far.
+    fn update(&self, files: u64, bytes: u64);
+}
+
+/// Result of a scan.
+#[derive(Debug, Default)]
+pub struct ScanOutput {
+    /// Findings, sorted by path, line, column.
+    pub findings: Vec<Finding>,
+    /// Counters.
+    pub stats: ScanStats,
+}
+
+/// True when the buffer looks binary (a NUL byte in its first 8000 bytes, as git decides).
+#[must_use]
+pub fn is_binary(data: &[u8]) -> bool {
+    memchr::memchr(0, &data[..data.len().min(8000)]).is_some()
+}
+
+pub(crate) struct Counters {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub binary: AtomicU64,
+    pub large: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        Self {
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            binary: AtomicU64::new(0),
+            large: AtomicU64::new(0),
+        }
+    }
+    pub(crate) fn add(&self, n: u64, progress: Option<&dyn Progress>) {
+        let f = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        let b = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(p) = progress {
+            p.update(f, b);
+        }
+    }
+    pub(crate) fn stats(&self) -> ScanStats {
+        ScanStats {
+            files: self.files.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            skipped_binary: self.binary.load(Ordering::Relaxed),
+            skipped_large: self.large.load(Ordering::Relaxed),
+            commits: 0,
+        }
+    }
+}
+
+fn display_path(root: &Path, p: &Path, root_is_dir: bool) -> String {
+    let rel = if root_is_dir {
+        p.strip_prefix(root).unwrap_or(p)
+    } else {
+        p
+    };
+    let s = rel.to_string_lossy().replace('\\', "/");
+    if s.is_empty() {
+        p.to_string_lossy().into_owned()
+    } else {
+        s
+    }
+}
+
+/// Builds the walker for `root` with the configured skip rules. `.gitignore` is *not* honoured:
+/// ignored files such as `.env` are exactly where keys hide.
+pub(crate) fn walker(root: &Path, cfg: &ScanConfig) -> Result<WalkBuilder, ScanError> {
+    let mut b = WalkBuilder::new(root);
+    b.hidden(false)
+        .git_ignore(false)
+        .git_global(false)
+        .git_exclude(false)
+        .ignore(false)
+        .parents(false);
+    b.threads(cfg.threads());
+    b.max_filesize(Some(cfg.max_file_size));
+    if !cfg.exclude_globs.is_empty() {
+        let mut ob = ignore::overrides::OverrideBuilder::new(root);
+        for g in &cfg.exclude_globs {
+            ob.add(&format!("!{g}"))
+                .map_err(|e| ScanError::Pattern(g.clone(), e.to_string()))?;
+        }
+        let ov = ob
+            .build()
+            .map_err(|e| ScanError::Pattern(String::new(), e.to_string()))?;
+        b.overrides(ov);
+    }
+    let dirs = cfg.exclude_dirs.clone();
+    b.filter_entry(move |e| {
+        let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+        !(is_dir && e.depth() > 0 && dirs.iter().any(|d| e.file_name() == d.as_str()))
+    });
+    Ok(b)
+}
+
+/// Scans files and directories. Paths in findings are relative to the directory given.
+///
+/// # Errors
+/// [`ScanError::Io`] when a given path does not exist; unreadable files inside a tree are skipped.
+pub fn scan_paths(
+    paths: &[PathBuf],
+    cfg: &ScanConfig,
+    progress: Option<&dyn Progress>,
+) -> Result<ScanOutput, ScanError> {
+    let findings = Mutex::new(Vec::new());
+    let counters = Counters::new();
+    for root in paths {
+        let meta = std::fs::metadata(root).map_err(|e| ScanError::Io {
+            path: root.display().to_string(),
+            source: e,
+        })?;
+        let root_is_dir = meta.is_dir();
+        let walk = walker(root, cfg)?.build_parallel();
+        walk.run(|| {
+            Box::new(|entry| {
+                let Ok(entry) = entry else {
+                    return WalkState::Continue;
+                };
+                if !entry.file_type().is_some_and(|t| t.is_file()) {
+                    return WalkState::Continue;
+                }
+                let Ok(data) = std::fs::read(entry.path()) else {
+                    return WalkState::Continue;
+                };
+                if data.len() as u64 > cfg.max_file_size {
+                    counters.large.fetch_add(1, Ordering::Relaxed);
+                    return WalkState::Continue;
+                }
+                if is_binary(&data) {
+                    counters.binary.fetch_add(1, Ordering::Relaxed);
+                    return WalkState::Continue;
+                }
+                counters.add(data.len() as u64, progress);
+                let name = display_path(root, entry.path(), root_is_dir);
+                let found = scan_text(&name, &data);
+                if !found.is_empty() {
+                    if let Ok(mut f) = findings.lock() {
+                        f.extend(found);
+                    }
+                }
+                WalkState::Continue
+            })
+        });
+    }
+    let mut findings = findings.into_inner().unwrap_or_default();
+    sort_findings(&mut findings);
+    Ok(ScanOutput {
+        findings,
+        stats: counters.stats(),
+    })
+}
+
+/// Sorts findings by path, line, column, rule.
+pub fn sort_findings(f: &mut [Finding]) {
+    f.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.rule).cmp(&(&b.path, b.line, b.column, &b.rule))
+    });
+}
