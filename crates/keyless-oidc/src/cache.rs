@@ -1,0 +1,618 @@
+//! The JWKS cache: discovery + JWKS fetching for configured issuers, Cache-Control, background
+//! refresh, rate-limited refetch on unknown `kid`, bounded stale serving.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use keyless_jwt::Jwks;
+use reqwest::header::{ACCEPT, CACHE_CONTROL};
+use reqwest::{Client, StatusCode, Url, redirect};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::error::{ConfigError, FetchError};
+
+/// Limits and timings of the cache. `Default` gives the production values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// TCP/TLS connect timeout (default 2 s).
+    pub connect_timeout: Duration,
+    /// Total time for one HTTP request including the body (default 5 s).
+    pub request_timeout: Duration,
+    /// Largest discovery or JWKS response (default 1 MiB).
+    pub max_response_bytes: usize,
+    /// Most redirects followed per request (default 5); never to a non-https URL.
+    pub max_redirects: usize,
+    /// Cache-Control `max-age` is clamped to at least this (default 60 s).
+    pub min_ttl: Duration,
+    /// ... and at most this (default 24 h).
+    pub max_ttl: Duration,
+    /// TTL when the JWKS response has no usable `max-age` (default 1 h).
+    pub default_ttl: Duration,
+    /// How long expired keys keep serving while the issuer cannot be reached (default 24 h).
+    pub stale_for: Duration,
+    /// At most one refetch per issuer per this interval for an unknown `kid` (default 30 s).
+    pub unknown_kid_interval: Duration,
+    /// After a failed fetch, the next background attempt waits this long (default 15 s).
+    pub retry_interval: Duration,
+    /// How long a request waits for a fetch it needs (cold cache or unknown kid; default 6 s).
+    pub wait_bound: Duration,
+    /// How often the background refresher looks for due issuers (default 1 s).
+    pub refresher_tick: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            max_response_bytes: 1024 * 1024,
+            max_redirects: 5,
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            default_ttl: Duration::from_secs(3600),
+            stale_for: Duration::from_secs(24 * 3600),
+            unknown_kid_interval: Duration::from_secs(30),
+            retry_interval: Duration::from_secs(15),
+            wait_bound: Duration::from_secs(6),
+            refresher_tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One configured issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerConfig {
+    /// The issuer URL exactly as tokens carry it in `iss`.
+    pub url: String,
+    /// Accept `http://` — only for a loopback host (127.0.0.0/8, ::1, localhost resolving to
+    /// loopback), for local test issuers.
+    pub allow_http: bool,
+    /// Accept a `jwks_uri` on another host than the issuer's (e.g. Google's
+    /// `www.googleapis.com`). Off by default.
+    pub allow_foreign_jwks_host: bool,
+}
+
+impl IssuerConfig {
+    /// An https issuer with default options.
+    pub fn new(url: impl Into<String>) -> Self {
+        IssuerConfig {
+            url: url.into(),
+            allow_http: false,
+            allow_foreign_jwks_host: false,
+        }
+    }
+}
+
+/// Counters, readable as plain numbers (for Prometheus).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Fetch attempts (discovery + JWKS pairs).
+    pub fetches: u64,
+    /// Failed fetch attempts.
+    pub failures: u64,
+    /// Forced refetches triggered by an unknown `kid`.
+    pub unknown_kid_refetches: u64,
+    /// Requests answered with expired (stale) keys.
+    pub stale_served: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    fetches: AtomicU64,
+    failures: AtomicU64,
+    unknown_kid_refetches: AtomicU64,
+    stale_served: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Entry {
+    jwks: Arc<Jwks>,
+    fetched_at: Instant,
+    refresh_at: Instant,
+    fresh_until: Instant,
+    stale_until: Instant,
+}
+
+struct IssuerState {
+    key: String,
+    url: Url,
+    allow_http: bool,
+    allow_foreign_jwks_host: bool,
+    entry: RwLock<Option<Entry>>,
+    last_error: Mutex<Option<FetchError>>,
+    next_try: Mutex<Option<Instant>>,
+    last_forced: Mutex<Option<Instant>>,
+    in_flight: AtomicBool,
+    done: watch::Sender<u64>,
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    match l.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn write<T>(l: &RwLock<T>, v: T) {
+    match l.write() {
+        Ok(mut g) => *g = v,
+        Err(p) => *p.into_inner() = v,
+    }
+}
+
+fn lock<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+    match m.lock() {
+        Ok(mut g) => f(&mut g),
+        Err(p) => f(&mut p.into_inner()),
+    }
+}
+
+struct Inner {
+    config: Config,
+    strict: Client,
+    loopback: Client,
+    issuers: RwLock<HashMap<String, Arc<IssuerState>>>,
+    counters: Counters,
+}
+
+/// Caches each configured issuer's JWKS. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct JwksCache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache")
+            .field("issuers", &self.issuers())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `host` (as in a URL, IPv6 in brackets) is a loopback literal or `localhost`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+fn url_is_allowed(url: &Url, allow_http: bool) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => allow_http && url.host_str().is_some_and(is_loopback_host),
+        _ => false,
+    }
+}
+
+fn client(config: &Config, allow_loopback_http: bool) -> Result<Client, ConfigError> {
+    let max = config.max_redirects;
+    let policy = redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max {
+            attempt.error("too many redirects")
+        } else if url_is_allowed(attempt.url(), allow_loopback_http) {
+            attempt.follow()
+        } else {
+            attempt.error("redirect to a refused URL")
+        }
+    });
+    Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.request_timeout)
+        .redirect(policy)
+        // Only configured issuers are fetched, directly: no proxy from the environment.
+        .no_proxy()
+        // Fetches are rare (hourly per issuer): a fresh connection each time, no idle pool.
+        .pool_max_idle_per_host(0)
+        .user_agent(concat!(
+            "keyless/",
+            env!("CARGO_PKG_VERSION"),
+            " (JWKS fetcher)"
+        ))
+        .build()
+        .map_err(|e| ConfigError::Client(e.to_string()))
+}
+
+/// Parses `max-age` from a Cache-Control value (`no-store`/`no-cache` -> 0).
+pub fn cache_control_max_age(value: &str) -> Option<u64> {
+    let mut max_age = None;
+    for directive in value.split(',') {
+        let d = directive.trim();
+        let lower = d.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(0);
+        }
+        if let Some(v) = lower.strip_prefix("max-age=") {
+            max_age = v.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    max_age
+}
+
+impl JwksCache {
+    /// A cache with no issuers yet.
+    pub fn new(config: Config) -> Result<JwksCache, ConfigError> {
+        let strict = client(&config, false)?;
+        let loopback = client(&config, true)?;
+        Ok(JwksCache {
+            inner: Arc::new(Inner {
+                config,
+                strict,
+                loopback,
+                issuers: RwLock::new(HashMap::new()),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Registers an issuer (replacing one with the same URL). Nothing is fetched yet.
+    pub fn add_issuer(&self, issuer: IssuerConfig) -> Result<(), ConfigError> {
+        let bad = |f: fn(String) -> ConfigError| f(issuer.url.clone());
+        let url =
+            Url::parse(&issuer.url).map_err(|_| bad(|url| ConfigError::InvalidUrl { url }))?;
+        if url.cannot_be_a_base() || url.host_str().is_none() {
+            return Err(bad(|url| ConfigError::InvalidUrl { url }));
+        }
+        if url.query().is_some()
+            || url.fragment().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
+            return Err(bad(|url| ConfigError::ExtraParts { url }));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if !issuer.allow_http => return Err(bad(|url| ConfigError::NotHttps { url })),
+            "http" => {
+                if !url.host_str().is_some_and(is_loopback_host) {
+                    return Err(bad(|url| ConfigError::HttpNotLoopback { url }));
+                }
+            }
+            _ => return Err(bad(|url| ConfigError::NotHttps { url })),
+        }
+        let (done, _) = watch::channel(0u64);
+        let state = Arc::new(IssuerState {
+            key: issuer.url.clone(),
+            url,
+            allow_http: issuer.allow_http,
+            allow_foreign_jwks_host: issuer.allow_foreign_jwks_host,
+            entry: RwLock::new(None),
+            last_error: Mutex::new(None),
+            next_try: Mutex::new(None),
+            last_forced: Mutex::new(None),
+            in_flight: AtomicBool::new(false),
+            done,
+        });
+        match self.inner.issuers.write() {
+            Ok(mut m) => m.insert(issuer.url, state),
+            Err(p) => p.into_inner().insert(issuer.url, state),
+        };
+        Ok(())
+    }
+
+    /// The configured issuer URLs.
+    pub fn issuers(&self) -> Vec<String> {
+        let mut v: Vec<String> = read(&self.inner.issuers).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    fn state(&self, issuer: &str) -> Option<Arc<IssuerState>> {
+        match self.inner.issuers.read() {
+            Ok(m) => m.get(issuer).cloned(),
+            Err(p) => p.into_inner().get(issuer).cloned(),
+        }
+    }
+
+    /// The keys of a configured issuer.
+    ///
+    /// Returns the cached JWKS when it is fresh (or expired but within the stale bound, while a
+    /// background refresh runs). When `kid` is not in the cached set, triggers a refetch at most
+    /// once per [`Config::unknown_kid_interval`] and waits for it at most
+    /// [`Config::wait_bound`]. On a cold cache it fetches and waits (bounded). Never fetches an
+    /// issuer that was not added with [`JwksCache::add_issuer`].
+    pub async fn keys(&self, issuer_url: &str, kid: Option<&str>) -> Result<Arc<Jwks>, FetchError> {
+        let st = self.state(issuer_url).ok_or(FetchError::UnknownIssuer)?;
+        let now = Instant::now();
+        let c = &self.inner.counters;
+        match read(&st.entry) {
+            Some(e) if now < e.stale_until => {
+                let missing = kid.is_some_and(|k| !e.jwks.contains_kid(k));
+                if missing && self.may_force(&st, now) {
+                    c.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
+                    if let Some(newer) = self.refresh_and_wait(&st, true).await {
+                        return Ok(newer);
+                    }
+                } else if now >= e.refresh_at {
+                    Inner::trigger(&self.inner, &st, false);
+                }
+                if now >= e.fresh_until {
+                    c.stale_served.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(e.jwks)
+            }
+            _ => match self.refresh_and_wait(&st, false).await {
+                Some(j) => Ok(j),
+                None => Err(lock(&st.last_error, |e| e.clone())
+                    .unwrap_or(FetchError::Unreachable("no keys fetched yet"))),
+            },
+        }
+    }
+
+    fn may_force(&self, st: &IssuerState, now: Instant) -> bool {
+        let interval = self.inner.config.unknown_kid_interval;
+        lock(&st.last_forced, |last| {
+            if last.is_some_and(|t| now.duration_since(t) < interval) {
+                false
+            } else {
+                *last = Some(now);
+                true
+            }
+        })
+    }
+
+    /// Triggers a fetch (unless one runs) and waits for its outcome, bounded. Returns the keys
+    /// if a fetch that started after this call succeeded.
+    async fn refresh_and_wait(&self, st: &Arc<IssuerState>, force: bool) -> Option<Arc<Jwks>> {
+        let started = Instant::now();
+        let mut rx = st.done.subscribe();
+        let was_running = st.in_flight.load(Ordering::Acquire);
+        if !Inner::trigger(&self.inner, st, force) && !was_running {
+            return None; // backing off after a failure
+        }
+        let wait = async {
+            loop {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                // A fetch that began before us may finish first; wait for ours.
+                if read(&st.entry).is_some_and(|e| e.fetched_at >= started)
+                    || !st.in_flight.load(Ordering::Acquire)
+                {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.inner.config.wait_bound, wait).await;
+        read(&st.entry)
+            .filter(|e| e.fetched_at >= started)
+            .map(|e| e.jwks)
+    }
+
+    /// Fetches every issuer now and waits (bounded); for start-up warm-up.
+    pub async fn refresh_all(&self) {
+        let states: Vec<Arc<IssuerState>> = read(&self.inner.issuers).values().cloned().collect();
+        for st in states {
+            let _ = self.refresh_and_wait(&st, true).await;
+        }
+    }
+
+    /// Starts the background refresher: it refetches each issuer's keys before they expire and
+    /// retries failed issuers every [`Config::retry_interval`]. It stops when the cache is
+    /// dropped.
+    pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let tick = self.inner.config.refresher_tick;
+        tokio::spawn(async move {
+            loop {
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let now = Instant::now();
+                    let states: Vec<Arc<IssuerState>> =
+                        read(&inner.issuers).values().cloned().collect();
+                    for st in states {
+                        let due = read(&st.entry).is_none_or(|e| now >= e.refresh_at);
+                        if due {
+                            Inner::trigger(&inner, &st, false);
+                        }
+                    }
+                }
+                tokio::time::sleep(tick).await;
+            }
+        })
+    }
+
+    /// True when every configured issuer has usable (fresh or boundedly stale) keys.
+    pub fn is_warm(&self) -> bool {
+        let now = Instant::now();
+        read(&self.inner.issuers)
+            .values()
+            .all(|st| read(&st.entry).is_some_and(|e| now < e.stale_until))
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.inner.counters;
+        Metrics {
+            fetches: c.fetches.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            unknown_kid_refetches: c.unknown_kid_refetches.load(Ordering::Relaxed),
+            stale_served: c.stale_served.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Inner {
+    /// Spawns a fetch for `st` unless one is running or (when not forced) the issuer is backing
+    /// off after a failure. Returns whether a fetch was started.
+    fn trigger(inner: &Arc<Inner>, st: &Arc<IssuerState>, force: bool) -> bool {
+        let now = Instant::now();
+        if !force && lock(&st.next_try, |t| t.is_some_and(|t| now < t)) {
+            return false;
+        }
+        if st.in_flight.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let inner = Arc::clone(inner);
+        let st = Arc::clone(st);
+        tokio::spawn(async move {
+            inner.counters.fetches.fetch_add(1, Ordering::Relaxed);
+            let bound = inner.config.request_timeout * 2 + inner.config.connect_timeout;
+            let result = match tokio::time::timeout(bound, inner.fetch(&st)).await {
+                Ok(r) => r,
+                Err(_) => Err(FetchError::Unreachable("timed out")),
+            };
+            let now = Instant::now();
+            match result {
+                Ok((jwks, ttl)) => {
+                    let refresh_after = ttl.mul_f64(0.9);
+                    write(
+                        &st.entry,
+                        Some(Entry {
+                            jwks: Arc::new(jwks),
+                            fetched_at: now,
+                            refresh_at: now + refresh_after,
+                            fresh_until: now + ttl,
+                            stale_until: now + ttl + inner.config.stale_for,
+                        }),
+                    );
+                    lock(&st.last_error, |e| *e = None);
+                    lock(&st.next_try, |t| *t = None);
+                }
+                Err(e) => {
+                    inner.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(issuer = %st.key, error = %e, "JWKS fetch failed");
+                    lock(&st.last_error, |le| *le = Some(e));
+                    lock(&st.next_try, |t| {
+                        *t = Some(now + inner.config.retry_interval)
+                    });
+                }
+            }
+            st.in_flight.store(false, Ordering::Release);
+            st.done.send_modify(|g| *g = g.wrapping_add(1));
+        });
+        true
+    }
+
+    async fn fetch(&self, st: &IssuerState) -> Result<(Jwks, Duration), FetchError> {
+        let base = st.key.trim_end_matches('/');
+        let discovery_url = Url::parse(&format!("{base}/.well-known/openid-configuration"))
+            .map_err(|_| FetchError::Discovery("issuer URL cannot take the discovery path"))?;
+        let (doc, _) = self.get(st, discovery_url).await?;
+        let doc: Value =
+            serde_json::from_slice(&doc).map_err(|_| FetchError::Discovery("not JSON"))?;
+        let issuer = doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .ok_or(FetchError::Discovery("no issuer"))?;
+        if issuer.trim_end_matches('/') != base {
+            return Err(FetchError::Discovery(
+                "its issuer differs from the configured issuer",
+            ));
+        }
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or(FetchError::Discovery("no jwks_uri"))?;
+        let jwks_url =
+            Url::parse(jwks_uri).map_err(|_| FetchError::Discovery("jwks_uri is not a URL"))?;
+        if !url_is_allowed(&jwks_url, st.allow_http)
+            || !jwks_url.username().is_empty()
+            || jwks_url.password().is_some()
+        {
+            return Err(FetchError::Discovery("jwks_uri must be https"));
+        }
+        if !st.allow_foreign_jwks_host
+            && (jwks_url.host_str() != st.url.host_str()
+                || jwks_url.port_or_known_default() != st.url.port_or_known_default())
+        {
+            return Err(FetchError::Discovery(
+                "jwks_uri must be on the issuer's host",
+            ));
+        }
+        let (body, cache_control) = self.get(st, jwks_url).await?;
+        let jwks = Jwks::from_json(&body).map_err(FetchError::Jwks)?;
+        let c = &self.config;
+        let ttl = match cache_control.as_deref().and_then(cache_control_max_age) {
+            Some(secs) => Duration::from_secs(secs).clamp(c.min_ttl, c.max_ttl),
+            None => c.default_ttl,
+        };
+        Ok((jwks, ttl))
+    }
+
+    async fn get(
+        &self,
+        st: &IssuerState,
+        url: Url,
+    ) -> Result<(Vec<u8>, Option<String>), FetchError> {
+        let client = if url.scheme() == "http" {
+            // Only loopback issuers marked allow_http get here; `localhost` must resolve to
+            // loopback addresses only.
+            let host = url.host_str().unwrap_or_default().to_owned();
+            if !st.allow_http || !is_loopback_host(&host) {
+                return Err(FetchError::Discovery(
+                    "http is allowed only for loopback issuers",
+                ));
+            }
+            if host.parse::<IpAddr>().is_err() && !host.starts_with('[') {
+                let port = url.port_or_known_default().unwrap_or(80);
+                let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|_| FetchError::Unreachable("localhost does not resolve"))?
+                    .collect();
+                if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
+                    return Err(FetchError::Discovery(
+                        "localhost resolves to a non-loopback address",
+                    ));
+                }
+            }
+            &self.loopback
+        } else {
+            &self.strict
+        };
+        let mut resp = client
+            .get(url)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = resp.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(FetchError::Unreachable("server error"));
+        }
+        if status.is_redirection() {
+            return Err(FetchError::Redirect);
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let max = self.config.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let cache_control = resp
+            .headers()
+            .get(CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, cache_control))
+    }
+}
+
+fn classify(e: reqwest::Error) -> FetchError {
+    if e.is_redirect() {
+        FetchError::Redirect
+    } else if e.is_timeout() {
+        FetchError::Unreachable("timed out")
+    } else if e.is_connect() {
+        FetchError::Unreachable("connection failed")
+    } else {
+        FetchError::Unreachable("transport error")
+    }
+}
