@@ -2,6 +2,20 @@
 //!
 //! - [`model`]: accounts, OIDC providers, roles, guardrails as stored.
 //! - [`ports`]: traits the adapters implement (store).
+//! - [`directory`]: the compiled in-memory snapshot every request reads.
+//! - [`caller`]: authenticating a signed request into a [`caller::Caller`] proof.
+//! - [`sts`]: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, GetAccessKeyInfo,
+//!   DecodeAuthorizationMessage.
+//! - [`authz_message`]: the encoded authorization messages carried by every `AccessDenied`.
+//! - [`error`]: [`error::ApiError`], an AWS wire code with its status and message.
+//!
+//! Nothing here does I/O or reads the clock: the edge passes `now`, the fetched JWKS and the
+//! caller's address.
 
+pub mod authz_message;
+pub mod caller;
+pub mod directory;
+pub mod error;
 pub mod model;
 pub mod ports;
+pub mod sts;

@@ -1,1 +1,383 @@
-//! The keyless HTTP edge: AWS query protocol for STS and IAM, JSON APIs, health, metrics, JWKS fetching.
+//! The keyless HTTP edge.
+//!
+//! [`serve`] loads the config (or builds the `--dev` world), opens the store, applies the
+//! config entities, loads the key ring, and serves:
+//!
+//! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
+//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable), `/metrics`;
+//! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
+//!
+//! Domain errors become HTTP in exactly one place, [`query_api::render_error`].
+
+pub mod config;
+pub mod dev;
+pub mod keyring_file;
+pub mod keys;
+pub mod metrics;
+pub mod query_api;
+pub mod state;
+pub mod throttle;
+pub mod xml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use keyless_core::authz_message::MessageSealer;
+use keyless_core::directory::Directory;
+use keyless_core::model::Entities;
+use keyless_core::ports::{SharedStore, Store};
+use keyless_token::KeyRing;
+use keyless_types::{Clock, SecretBytes, SystemClock};
+use tracing::{error, info, warn};
+
+use crate::config::{Config, ConfigError, ThrottleConfig};
+use crate::dev::DevIssuer;
+use crate::keys::KeySources;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Keys};
+use crate::throttle::Throttle;
+
+/// How `keyless serve` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--dev`.
+    pub dev: bool,
+    /// `--listen ADDR`, overriding the config.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir DIR`, overriding the config.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The config file is wrong.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// Bad combination of options.
+    #[error("{0}")]
+    Usage(String),
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] keyless_core::ports::StoreError),
+    /// The key ring failed.
+    #[error("{0}")]
+    KeyRing(#[from] keyring_file::KeyRingFileError),
+    /// Could not bind or serve.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Something else at start-up.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (mut config, dev_mode) = match (&opts.config, opts.dev) {
+        (Some(_), true) => {
+            return Err(ServeError::Usage(
+                "use either --config or --dev, not both".into(),
+            ));
+        }
+        (Some(path), false) => (config::load(path)?, false),
+        (None, true) => (dev_config(), true),
+        (None, false) => {
+            return Err(ServeError::Usage(
+                "keyless serve needs --config FILE (see the README), or --dev for a local playground".into(),
+            ));
+        }
+    };
+    if let Some(l) = opts.listen {
+        config.listen = l;
+    }
+    if let Some(d) = &opts.data_dir {
+        config.data_dir = d.clone();
+    }
+    if dev_mode && !config.listen.ip().is_loopback() {
+        return Err(ServeError::Usage(format!(
+            "--dev serves an unauthenticated token issuer and must listen on a loopback address, not {}",
+            config.listen
+        )));
+    }
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+
+    let dev = if dev_mode {
+        Some(DevIssuer::new(addr).map_err(|e| ServeError::Startup(e.to_string()))?)
+    } else {
+        None
+    };
+    let mut entities = config.entities.clone();
+    if let Some(d) = &dev {
+        entities = d
+            .entities()
+            .map_err(|e| ServeError::Startup(e.to_string()))?;
+    }
+
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServeError::Startup(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    if config.database_url.is_some() {
+        return Err(ServeError::Usage(
+            "database_url (Postgres) is not supported yet; remove it to use SQLite in data_dir"
+                .into(),
+        ));
+    }
+    let store: SharedStore =
+        Arc::new(keyless_store::SqliteStore::open(&config.data_dir.join("keyless.db")).await?);
+    for role in &mut entities.roles {
+        if role.role_id.is_empty() {
+            role.role_id = keyless_store::new_role_id();
+        }
+    }
+    let now = clock.now();
+    for p in &mut entities.providers {
+        p.created = now;
+    }
+    for r in &mut entities.roles {
+        r.created = now;
+    }
+    store.apply_config(&entities).await?;
+    let directory = load_directory(store.as_ref()).await?;
+
+    let keyring_path = keyring_file::path_in(&config.data_dir);
+    let ring = keyring_file::load_or_create(&keyring_path, now)?;
+    let keys = keys_of(ring)?;
+
+    let cache = Arc::new(
+        keyless_oidc::JwksCache::new(keyless_oidc::Config::default())
+            .map_err(|e| ServeError::Startup(format!("JWKS cache: {e}")))?,
+    );
+    let mut fixed = HashMap::new();
+    if let Some(d) = &dev {
+        fixed.insert(
+            d.issuer.clone(),
+            d.jwks().map_err(|e| ServeError::Startup(e.to_string()))?,
+        );
+    }
+    for p in directory.providers() {
+        if !fixed.contains_key(&p.url) {
+            cache
+                .add_issuer(keyless_oidc::IssuerConfig {
+                    allow_http: p.allow_http,
+                    ..keyless_oidc::IssuerConfig::new(p.url.clone())
+                })
+                .map_err(|e| ServeError::Startup(format!("provider {}: {e}", p.url)))?;
+        }
+    }
+    let _refresher = cache.spawn_refresher();
+
+    let leeway = config
+        .provider_leeway
+        .iter()
+        .map(|(url, secs)| (url.clone(), time::Duration::seconds(i64::from(*secs))))
+        .collect();
+    let state = Arc::new(AppState {
+        directory: ArcSwap::from_pointee(directory),
+        keys: ArcSwap::from_pointee(keys),
+        keyring_path: keyring_path.clone(),
+        key_sources: KeySources::new(cache, fixed),
+        store,
+        throttle: Throttle::new(config.throttle),
+        metrics: Metrics::new(),
+        clock,
+        leeway,
+        dev,
+    });
+    tokio::spawn(watch_keyring(Arc::clone(&state)));
+
+    let app = router(Arc::clone(&state));
+    print_banner(addr, &state, &config.data_dir);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    info!("keyless stopped");
+    Ok(())
+}
+
+/// The routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(query_api::handle).post(query_api::handle))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/dev/oidc/.well-known/openid-configuration",
+            get(dev::discovery),
+        )
+        .route("/dev/oidc/jwks", get(dev::jwks))
+        .route("/dev/oidc/token", post(dev::token))
+        .layer(DefaultBodyLimit::max(query_api::MAX_BODY))
+        .with_state(state)
+}
+
+fn dev_config() -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 7707)),
+        data_dir: std::env::temp_dir().join(format!("keyless-dev-{}", std::process::id())),
+        database_url: None,
+        entities: Entities::default(),
+        throttle: ThrottleConfig::default(),
+        provider_leeway: Default::default(),
+        warnings: vec![],
+    }
+}
+
+async fn load_directory(store: &dyn Store) -> Result<Directory, ServeError> {
+    let entities = store.load().await?;
+    let directory = Directory::build(&entities);
+    for p in &directory.problems {
+        error!("{p}");
+    }
+    Ok(directory)
+}
+
+/// The ring plus what is derived from it.
+fn keys_of(ring: KeyRing) -> Result<Keys, ServeError> {
+    // Authorization messages are sealed with a key of this process; they decode until restart.
+    let key: [u8; 32] = rand::random();
+    let sealer = MessageSealer::new(&SecretBytes::new(key.to_vec()))
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    Ok(Keys {
+        ring,
+        sealer: Arc::new(sealer),
+    })
+}
+
+/// Reloads the key ring when `keyless keys rotate` rewrites it.
+async fn watch_keyring(state: Arc<AppState>) {
+    let mut last = keyring_file::modified(&state.keyring_path);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = keyring_file::modified(&state.keyring_path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match keyring_file::load(&state.keyring_path) {
+            Ok(ring) => {
+                let versions = ring.versions().len();
+                let current = state.keys.load();
+                let reloaded = Keys {
+                    ring,
+                    sealer: Arc::clone(&current.sealer),
+                };
+                state.keys.store(Arc::new(reloaded));
+                info!(versions, "key ring reloaded");
+            }
+            Err(e) => error!("key ring not reloaded, keeping the previous one: {e}"),
+        }
+    }
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let store_ok = state.store.ping().await.is_ok();
+    let keys_ok = state.key_sources.is_warm();
+    let body = format!(
+        "store: {}\nissuer keys: {}\n",
+        if store_ok { "ok" } else { "unreachable" },
+        if keys_ok { "warm" } else { "not yet fetched" }
+    );
+    let status = if store_ok && keys_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body)
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let stats = state.key_sources.cache().metrics();
+    state
+        .metrics
+        .jwks_fetches
+        .inner()
+        .store(stats.fetches, std::sync::atomic::Ordering::Relaxed);
+    state
+        .metrics
+        .jwks_failures
+        .inner()
+        .store(stats.failures, std::sync::atomic::Ordering::Relaxed);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn print_banner(addr: SocketAddr, state: &AppState, data_dir: &Path) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "keyless listening on http://{addr}");
+    if let Some(d) = &state.dev {
+        let role = format!("arn:aws:iam::{}:role/{}", dev::DEMO_ACCOUNT, dev::DEMO_ROLE);
+        let _ = writeln!(
+            out,
+            r#"
+Development mode: an OIDC issuer at {issuer}, account {acct}, role {role}
+(trusts tokens whose sub matches {pattern}). Data: {data}. Try, in another shell:
+
+  export AWS_ENDPOINT_URL_STS=http://{addr} AWS_REGION=us-east-1
+  TOKEN=$(cargo run -q -- dev token --endpoint http://{addr} --sub {sub})
+  aws sts assume-role-with-web-identity --role-arn {role} \
+      --role-session-name demo --web-identity-token "$TOKEN"
+
+  # or let the SDK credential chain do it:
+  echo "$TOKEN" > /tmp/keyless-token
+  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE=/tmp/keyless-token aws sts get-caller-identity
+"#,
+            issuer = d.issuer,
+            acct = dev::DEMO_ACCOUNT,
+            pattern = dev::DEMO_SUB_PATTERN,
+            data = data_dir.display(),
+            sub = dev::DEMO_SUB,
+        );
+    }
+    let _ = out.flush();
+}

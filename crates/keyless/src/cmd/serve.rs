@@ -1,12 +1,57 @@
-//! `keyless serve` (being built this session).
+//! `keyless serve`: run the server.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `keyless serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// The TOML config file.
+    #[arg(long, value_name = "FILE", conflicts_with = "dev")]
+    pub config: Option<PathBuf>,
+    /// Development mode: no config, a built-in OIDC issuer, a demo role; loopback only.
+    #[arg(long)]
+    pub dev: bool,
+    /// Listen address, overriding the config (e.g. 127.0.0.1:7707; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory, overriding the config.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log level filter (tracing syntax), e.g. `info` or `keyless_server=debug`.
+    #[arg(long, env = "KEYLESS_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+}
 
 /// Runs `keyless serve`.
-pub fn run(_args: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("keyless serve is not built yet")
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let opts = keyless_server::ServeOptions {
+        config: args.config,
+        dev: args.dev,
+        listen: args.listen,
+        data_dir: args.data_dir,
+    };
+    match runtime.block_on(keyless_server::serve(opts)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("keyless serve: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
 }

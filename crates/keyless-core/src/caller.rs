@@ -1,0 +1,200 @@
+//! Authenticating a signed request made with keyless credentials.
+//!
+//! The only way to obtain a [`Caller`] is [`authenticate`]: SigV4 verified with the secret
+//! derived from the session token, the token opened and unexpired, and the role still the one
+//! that issued it. Use cases that act for a caller take `&Caller`, so an unverified request
+//! cannot reach them.
+
+use std::sync::Arc;
+
+use keyless_policy::{Context, PolicySet};
+use keyless_sigv4::{Body, HttpRequest, ServiceRules, SigV4Error, VerifyOptions};
+use keyless_token::{KeyRing, OpenError, SessionClaims};
+use keyless_types::{AccountId, OffsetDateTime};
+
+use crate::directory::{CompiledRole, Directory};
+use crate::error::ApiError;
+use crate::sts::{Origin, assumed_role_arn, base_context, iso8601};
+
+/// A verified caller: a live session of a role that still exists.
+#[derive(Debug)]
+pub struct Caller {
+    access_key_id: String,
+    claims: SessionClaims,
+    role: Arc<CompiledRole>,
+    session_policy: Option<keyless_policy::Policy>,
+    service: String,
+}
+
+impl Caller {
+    /// The access key id used.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The session's sealed claims.
+    pub fn claims(&self) -> &SessionClaims {
+        &self.claims
+    }
+
+    /// The role (current policies).
+    pub fn role(&self) -> &CompiledRole {
+        &self.role
+    }
+
+    /// The account.
+    pub fn account(&self) -> AccountId {
+        self.claims.account
+    }
+
+    /// The SigV4 service name the request was signed for (`sts`, `iam`, …).
+    pub fn signed_service(&self) -> &str {
+        &self.service
+    }
+
+    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
+    pub fn arn(&self) -> String {
+        assumed_role_arn(
+            self.claims.account,
+            &self.role.role.name,
+            &self.claims.session_name,
+        )
+    }
+
+    /// `AROA…:<session>` (`aws:userid`).
+    pub fn user_id(&self) -> String {
+        format!("{}:{}", self.claims.role_id, self.claims.session_name)
+    }
+
+    /// The session policy, compiled.
+    pub fn session_policy(&self) -> Option<&keyless_policy::Policy> {
+        self.session_policy.as_ref()
+    }
+
+    /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
+    /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
+    pub fn context(&self, now: OffsetDateTime, origin: &Origin) -> Context {
+        let mut c = base_context(now, origin);
+        c.insert_single("aws:PrincipalArn", self.role.arn.clone());
+        c.insert_single("aws:PrincipalAccount", self.claims.account.to_string());
+        c.insert_single("aws:PrincipalType", "AssumedRole");
+        c.insert_single("aws:userid", self.user_id());
+        c.insert_single("aws:TokenIssueTime", iso8601(self.claims.issued_at));
+        let mfa = self.claims.mfa.as_ref().is_some_and(|m| m.present);
+        c.insert_single(
+            "aws:MultiFactorAuthPresent",
+            if mfa { "true" } else { "false" },
+        );
+        if let Some(m) = self.claims.mfa.as_ref().filter(|m| m.present) {
+            c.insert_single(
+                "aws:MultiFactorAuthAge",
+                (now - m.authenticated_at)
+                    .whole_seconds()
+                    .max(0)
+                    .to_string(),
+            );
+        }
+        for (k, v) in &self.claims.tags {
+            c.insert_single(&format!("aws:PrincipalTag/{k}"), v.clone());
+        }
+        if let Some(si) = &self.claims.source_identity {
+            c.insert_single("sts:SourceIdentity", si.clone());
+            c.insert_single("aws:SourceIdentity", si.clone());
+        }
+        if let Some(f) = &self.claims.federated {
+            c.insert_single("aws:FederatedProvider", f.provider_arn.clone());
+        }
+        c
+    }
+
+    /// The policies that bound this session: guardrails of its account, the role's current inline
+    /// policies, its boundary and the session policy. `resource_policy` is left for the caller.
+    pub fn identity_policies<'a>(
+        &'a self,
+        levels: &'a [Vec<&'a keyless_policy::Policy>],
+        identity: &'a [&'a keyless_policy::Policy],
+    ) -> PolicySet<'a> {
+        PolicySet {
+            guardrails: levels,
+            resource_policy: None,
+            identity,
+            boundary: self.role.boundary.as_ref(),
+            session: self.session_policy.as_ref(),
+        }
+    }
+}
+
+/// The parts of a request authentication needs.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedHttp<'a> {
+    /// The request as received.
+    pub request: HttpRequest<'a>,
+    /// The whole body (query APIs are small; streaming bodies are verified elsewhere).
+    pub body: &'a [u8],
+}
+
+/// Maps a signature failure to the query-protocol error the SDKs expect.
+pub fn sigv4_error(e: &SigV4Error, service: &str) -> ApiError {
+    ApiError::new(e.code(service), e.http_status(service), e.to_string())
+}
+
+fn open_error(e: &OpenError) -> ApiError {
+    ApiError::new(e.aws_code(), e.http_status(), e.to_string())
+}
+
+/// Authenticates a signed request for a query-protocol service (`sts`, `iam`).
+pub fn authenticate(
+    directory: &Directory,
+    ring: &KeyRing,
+    http: SignedHttp<'_>,
+    service: &str,
+    now: OffsetDateTime,
+) -> Result<Caller, ApiError> {
+    let signed = keyless_sigv4::parse(&http.request, ServiceRules::Standard)
+        .map_err(|e| sigv4_error(&e, service))?;
+    let invalid = || {
+        ApiError::new(
+            "InvalidClientTokenId",
+            403,
+            "The security token included in the request is invalid.",
+        )
+    };
+    let Some(token) = signed.security_token() else {
+        return Err(invalid());
+    };
+    let opened = keyless_token::open(ring, signed.access_key_id(), token, now)
+        .map_err(|e| open_error(&e))?;
+    let opts = VerifyOptions {
+        expected_service: Some(service.to_owned()),
+        ..VerifyOptions::default()
+    };
+    let verified = keyless_sigv4::verify(
+        &signed,
+        Body::Bytes(http.body),
+        &opened.secret_access_key,
+        now,
+        &opts,
+    )
+    .map_err(|e| sigv4_error(&e, service))?;
+    let auth = verified.into_inner();
+    // A deleted role, or one deleted and created again under the same name, ends its sessions.
+    let role = directory
+        .role_by_arn(&opened.claims.role_arn)
+        .filter(|r| r.role.role_id == opened.claims.role_id)
+        .ok_or_else(invalid)?;
+    let session_policy = match &opened.claims.session_policy {
+        Some(doc) => Some(
+            keyless_policy::Policy::parse(doc, keyless_policy::PolicyType::Session)
+                .map_err(|_| ApiError::internal())?
+                .with_label("session policy"),
+        ),
+        None => None,
+    };
+    Ok(Caller {
+        access_key_id: auth.access_key_id,
+        claims: opened.claims,
+        role,
+        session_policy,
+        service: auth.scope.service,
+    })
+}

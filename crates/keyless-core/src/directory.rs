@@ -1,0 +1,228 @@
+//! The in-memory, compiled view of the store that every request reads.
+//!
+//! Built from [`Entities`] after start-up and after every change, then swapped in whole, so a
+//! request sees one consistent snapshot and never touches the database. Policies are parsed
+//! once here; an entity whose stored policy no longer parses is kept out and reported, so one
+//! bad row fails closed for that entity only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keyless_policy::{Policy, PolicyType};
+use keyless_types::{AccountId, Arn};
+
+use crate::model::{Account, Entities, Guardrail, OidcProvider, Role};
+
+/// A role with its policies compiled.
+#[derive(Debug)]
+pub struct CompiledRole {
+    /// The stored role.
+    pub role: Role,
+    /// Its ARN.
+    pub arn: String,
+    /// The trust policy.
+    pub trust: Policy,
+    /// Inline identity policies, by name.
+    pub inline: Vec<(String, Policy)>,
+    /// The permissions boundary.
+    pub boundary: Option<Policy>,
+}
+
+/// A guardrail with its document compiled.
+#[derive(Debug)]
+pub struct CompiledGuardrail {
+    /// The stored guardrail.
+    pub guardrail: Guardrail,
+    /// The compiled document.
+    pub policy: Policy,
+}
+
+/// The snapshot.
+#[derive(Debug, Default)]
+pub struct Directory {
+    accounts: HashMap<AccountId, Account>,
+    providers: HashMap<(AccountId, String), OidcProvider>,
+    roles: HashMap<(AccountId, String), Arc<CompiledRole>>,
+    guardrails: HashMap<String, Vec<CompiledGuardrail>>,
+    full_access: Option<Policy>,
+    /// Problems found while compiling (logged by the edge).
+    pub problems: Vec<String>,
+}
+
+impl Directory {
+    /// Compiles a snapshot.
+    pub fn build(entities: &Entities) -> Directory {
+        let mut d = Directory {
+            full_access: Policy::parse(FULL_ACCESS, PolicyType::Guardrail)
+                .ok()
+                .map(|p| p.with_label("FullAWSAccess (implicit at every level)".to_owned())),
+            ..Directory::default()
+        };
+        for a in &entities.accounts {
+            d.accounts.insert(a.id, a.clone());
+        }
+        for p in &entities.providers {
+            d.providers.insert((p.account, p.url.clone()), p.clone());
+        }
+        for r in &entities.roles {
+            match compile_role(r) {
+                Ok(c) => {
+                    d.roles
+                        .insert((r.account, r.name.to_lowercase()), Arc::new(c));
+                }
+                Err(e) => d
+                    .problems
+                    .push(format!("role {} is disabled: {e}", r.arn())),
+            }
+        }
+        for g in &entities.guardrails {
+            match Policy::parse(&g.document, PolicyType::Guardrail) {
+                Ok(policy) => {
+                    let policy = policy.with_label(format!("guardrail {} at {}", g.name, g.target));
+                    d.guardrails
+                        .entry(g.target.clone())
+                        .or_default()
+                        .push(CompiledGuardrail {
+                            guardrail: g.clone(),
+                            policy,
+                        });
+                }
+                // A guardrail that cannot be read must not silently stop applying: deny everything
+                // at its level instead.
+                Err(e) => {
+                    d.problems.push(format!(
+                        "guardrail {} at {} does not parse ({e}); its level now denies everything",
+                        g.name, g.target
+                    ));
+                    d.guardrails.entry(g.target.clone()).or_default();
+                    d.broken_levels_push(&g.target);
+                }
+            }
+        }
+        d
+    }
+
+    fn broken_levels_push(&mut self, target: &str) {
+        if let Ok(deny_all) = Policy::parse(
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"UnreadableGuardrail","Effect":"Deny","Action":"*","Resource":"*"}]}"#,
+            PolicyType::Guardrail,
+        ) {
+            let policy = deny_all.with_label(format!("unreadable guardrail at {target}"));
+            self.guardrails
+                .entry(target.to_owned())
+                .or_default()
+                .push(CompiledGuardrail {
+                    guardrail: Guardrail {
+                        target: target.to_owned(),
+                        name: "unreadable".into(),
+                        document: String::new(),
+                        origin: crate::model::Origin::Config,
+                    },
+                    policy,
+                });
+        }
+    }
+
+    /// An account.
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    /// All accounts.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    /// The provider registered in `account` for exactly this issuer URL.
+    pub fn provider(&self, account: AccountId, issuer: &str) -> Option<&OidcProvider> {
+        self.providers.get(&(account, issuer.to_owned()))
+    }
+
+    /// All providers.
+    pub fn providers(&self) -> impl Iterator<Item = &OidcProvider> {
+        self.providers.values()
+    }
+
+    /// The role a role ARN names: same account, same path, name compared ignoring case.
+    pub fn role_by_arn(&self, arn: &str) -> Option<Arc<CompiledRole>> {
+        let parsed = Arn::parse(arn).ok()?;
+        if parsed.service != "iam" || !parsed.region.is_empty() {
+            return None;
+        }
+        let account = AccountId::parse(&parsed.account).ok()?;
+        let rest = parsed.resource.strip_prefix("role/")?;
+        let (path, name) = match rest.rfind('/') {
+            Some(i) => (&rest[..=i], &rest[i + 1..]),
+            None => ("", rest),
+        };
+        let role = self.roles.get(&(account, name.to_lowercase()))?;
+        let want_path = format!("/{path}");
+        (role.role.path == want_path).then(|| Arc::clone(role))
+    }
+
+    /// A role by account and name.
+    pub fn role(&self, account: AccountId, name: &str) -> Option<Arc<CompiledRole>> {
+        self.roles.get(&(account, name.to_lowercase())).cloned()
+    }
+
+    /// The guardrail levels that bind principals in `account`, root first: `/`, each OU on the
+    /// account's path, then the account itself. Like AWS Organizations, where `FullAWSAccess` is
+    /// attached everywhere by default, every level implicitly allows everything, so a guardrail
+    /// restricts by denying; levels without guardrails are left out.
+    pub fn guardrail_levels(&self, account: AccountId) -> Vec<Vec<&Policy>> {
+        let ou_path = self
+            .accounts
+            .get(&account)
+            .map_or("/", |a| a.ou_path.as_str());
+        let mut targets = vec!["/".to_owned()];
+        let mut prefix = String::new();
+        for seg in ou_path.split('/').filter(|s| !s.is_empty()) {
+            prefix.push('/');
+            prefix.push_str(seg);
+            targets.push(prefix.clone());
+        }
+        targets.push(account.to_string());
+        targets
+            .iter()
+            .filter_map(|t| self.guardrails.get(t))
+            .filter(|level| !level.is_empty())
+            .map(|level| {
+                self.full_access
+                    .iter()
+                    .chain(level.iter().map(|g| &g.policy))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+const FULL_ACCESS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FullAWSAccess","Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+fn compile_role(r: &Role) -> Result<CompiledRole, String> {
+    let arn = r.arn();
+    let trust = Policy::parse(&r.trust_policy, PolicyType::Trust)
+        .map_err(|e| format!("trust policy: {e}"))?
+        .with_label(format!("trust policy of role {}", r.name));
+    let mut inline = Vec::with_capacity(r.inline_policies.len());
+    for p in &r.inline_policies {
+        let policy = Policy::parse(&p.document, PolicyType::Identity)
+            .map_err(|e| format!("inline policy {}: {e}", p.name))?
+            .with_label(format!("inline policy {} of role {}", p.name, r.name));
+        inline.push((p.name.clone(), policy));
+    }
+    let boundary = match &r.permissions_boundary {
+        Some(doc) => Some(
+            Policy::parse(doc, PolicyType::Identity)
+                .map_err(|e| format!("permissions boundary: {e}"))?
+                .with_label(format!("permissions boundary of role {}", r.name)),
+        ),
+        None => None,
+    };
+    Ok(CompiledRole {
+        role: r.clone(),
+        arn,
+        trust,
+        inline,
+        boundary,
+    })
+}

@@ -1,0 +1,118 @@
+//! GetCallerIdentity, GetAccessKeyInfo and DecodeAuthorizationMessage.
+
+use keyless_policy::{Policy, Request};
+use keyless_types::OffsetDateTime;
+
+use super::params::{Params, Problems, check_chars, check_len};
+use super::{Asker, Authorizer, Origin};
+use crate::caller::Caller;
+use crate::directory::Directory;
+use crate::error::ApiError;
+
+/// `GetCallerIdentity`: always allowed for a verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// `AROA…:session`.
+    pub user_id: String,
+    /// The account.
+    pub account: String,
+    /// The assumed-role ARN.
+    pub arn: String,
+}
+
+/// Answers `GetCallerIdentity`.
+pub fn get_caller_identity(caller: &Caller) -> CallerIdentity {
+    CallerIdentity {
+        user_id: caller.user_id(),
+        account: caller.account().to_string(),
+        arn: caller.arn(),
+    }
+}
+
+/// Everything the authorized introspection calls need.
+pub struct IntrospectEnv<'a> {
+    /// The snapshot.
+    pub directory: &'a Directory,
+    /// Seals and opens authorization messages.
+    pub authorizer: Authorizer<'a>,
+    /// Now.
+    pub now: OffsetDateTime,
+    /// Caller's address and transport.
+    pub origin: Origin,
+}
+
+/// Requires the caller's own policies (guardrails, role policies, boundary, session policy) to
+/// allow `action` on `*`.
+fn require_own(env: &IntrospectEnv<'_>, caller: &Caller, action: &str) -> Result<(), ApiError> {
+    let context = caller.context(env.now, &env.origin);
+    let levels = env.directory.guardrail_levels(caller.account());
+    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+    let policies = caller.identity_policies(&levels, &identity);
+    let arn = caller.arn();
+    let id = caller.user_id();
+    let request = Request {
+        principal: &arn,
+        action,
+        resource: "*",
+        resource_account: None,
+        context: &context,
+    };
+    env.authorizer
+        .require(Asker { arn: &arn, id: &id }, &request, &policies, || {
+            format!("User: {arn} is not authorized to perform: {action} because no identity-based policy allows the {action} action")
+        })
+        .map(|_| ())
+}
+
+/// Answers `GetAccessKeyInfo` with the account an access key id belongs to.
+pub fn get_access_key_info(
+    env: &IntrospectEnv<'_>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
+    let mut problems = Problems::default();
+    let id = p.get("AccessKeyId");
+    match id {
+        Some(v) => {
+            if check_len(&mut problems, v, "accessKeyId", 16, 128) {
+                check_chars(&mut problems, v, "accessKeyId", "", "[\\w]*");
+            }
+        }
+        None => problems.push("null", "accessKeyId", "Member must not be null"),
+    }
+    problems.finish()?;
+    require_own(env, caller, "sts:GetAccessKeyInfo")?;
+    let id = id.unwrap_or_default();
+    keyless_token::account_from_access_key_id(id).map(|a| a.to_string()).map_err(|_| {
+        ApiError::new(
+            "InvalidParameterValue",
+            400,
+            "The access key id is not one keyless issued (ASIA followed by 16 characters of A-Z and 2-7).",
+        )
+    })
+}
+
+/// Answers `DecodeAuthorizationMessage` with the decoded JSON.
+pub fn decode_authorization_message(
+    env: &IntrospectEnv<'_>,
+    caller: &Caller,
+    p: &Params,
+) -> Result<String, ApiError> {
+    let mut problems = Problems::default();
+    let msg = p.get("EncodedMessage");
+    match msg {
+        Some(v) => {
+            check_len(
+                &mut problems,
+                v,
+                "encodedMessage",
+                1,
+                crate::authz_message::MAX_ENCODED_LEN,
+            );
+        }
+        None => problems.push("null", "encodedMessage", "Member must not be null"),
+    }
+    problems.finish()?;
+    require_own(env, caller, "sts:DecodeAuthorizationMessage")?;
+    env.authorizer.sealer.open(msg.unwrap_or_default())
+}

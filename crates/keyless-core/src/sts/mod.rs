@@ -1,0 +1,189 @@
+//! The STS use cases: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity,
+//! GetAccessKeyInfo and DecodeAuthorizationMessage.
+//!
+//! Pure: the edge hands in the directory snapshot, the key ring, the JWKS it fetched, the
+//! caller's address and `now`; nothing here does I/O.
+
+pub mod assume_role;
+pub mod introspect;
+pub mod params;
+pub mod web_identity;
+
+use std::net::IpAddr;
+
+use keyless_policy::{Context, Decision, DecisionKind, PolicySet, Request, evaluate};
+use keyless_token::{Credentials, SessionClaims};
+use keyless_types::{AccountId, OffsetDateTime};
+use time::format_description::well_known::Rfc3339;
+
+use crate::authz_message::{MessageSealer, describe};
+use crate::error::ApiError;
+
+/// What an issuing call returns, ready for the XML writer.
+#[derive(Debug)]
+pub struct Issued {
+    /// The new credentials.
+    pub credentials: Credentials,
+    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
+    pub assumed_role_arn: String,
+    /// `AROA…:<session>`.
+    pub assumed_role_id: String,
+    /// `PackedPolicySize`, reported when a session policy or policy ARNs were passed.
+    pub packed_policy_size: Option<u32>,
+    /// Source identity, when set.
+    pub source_identity: Option<String>,
+    /// For web identity: `SubjectFromWebIdentityToken`, `Audience`, `Provider`.
+    pub web_identity: Option<WebIdentityFacts>,
+    /// The claims sealed into the token (for the audit record).
+    pub claims: SessionClaims,
+}
+
+/// Web-identity facts echoed in the response.
+#[derive(Debug, Clone)]
+pub struct WebIdentityFacts {
+    /// `sub`.
+    pub subject: String,
+    /// The effective audience.
+    pub audience: String,
+    /// The issuer URL as registered.
+    pub provider: String,
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The client's address (`aws:SourceIp`).
+    pub source_ip: IpAddr,
+    /// Whether it arrived over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
+}
+
+/// ISO 8601 UTC with a `Z`, as AWS writes times (`2026-11-22T02:37:03Z`).
+pub fn iso8601(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The keys every request has.
+pub fn base_context(now: OffsetDateTime, origin: &Origin) -> Context {
+    let mut c = Context::new();
+    c.insert_single("aws:CurrentTime", iso8601(now));
+    c.insert_single("aws:EpochTime", now.unix_timestamp().to_string());
+    c.insert_single("aws:SourceIp", origin.source_ip.to_string());
+    c.insert_single(
+        "aws:SecureTransport",
+        if origin.secure_transport {
+            "true"
+        } else {
+            "false"
+        },
+    );
+    c
+}
+
+/// `arn:aws:sts::<acct>:assumed-role/<role name>/<session>` (the role name without its path).
+pub fn assumed_role_arn(account: AccountId, role_name: &str, session: &str) -> String {
+    format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}")
+}
+
+/// Role name from a role ARN (`…:role/path/name` → `name`).
+pub fn role_name_of(role_arn: &str) -> &str {
+    role_arn.rsplit('/').next().unwrap_or(role_arn)
+}
+
+/// Evaluates and turns a denial into AWS's `AccessDenied` with an encoded authorization message.
+pub struct Authorizer<'a> {
+    /// Seals the explanation.
+    pub sealer: &'a MessageSealer,
+}
+
+/// Who is asking, for the denial message.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// Principal ARN as AWS prints it in denials.
+    pub arn: &'a str,
+    /// Unique id (`AROA…:session`), or the ARN when there is none.
+    pub id: &'a str,
+}
+
+impl Authorizer<'_> {
+    /// Evaluates; `Ok(decision)` only when allowed.
+    pub fn require(
+        &self,
+        asker: Asker<'_>,
+        request: &Request<'_>,
+        policies: &PolicySet<'_>,
+        denial: impl FnOnce() -> String,
+    ) -> Result<Decision, ApiError> {
+        let decision = evaluate(request, policies);
+        if decision.kind() == DecisionKind::Allowed {
+            return Ok(decision);
+        }
+        Err(self.deny(asker, request, &decision, denial()))
+    }
+
+    /// The `AccessDenied` error for a decision.
+    pub fn deny(
+        &self,
+        asker: Asker<'_>,
+        request: &Request<'_>,
+        decision: &Decision,
+        message: String,
+    ) -> ApiError {
+        let doc = describe(
+            decision,
+            asker.id,
+            asker.arn,
+            request.action,
+            request.resource,
+            request.context,
+        );
+        match self.sealer.seal(&doc) {
+            Ok(encoded) => ApiError::access_denied(format!(
+                "{message} Encoded authorization failure message: {encoded}"
+            )),
+            Err(e) => e,
+        }
+    }
+}
+
+/// Tags of a new session: role tags, then session tags overriding them ignoring key case.
+pub fn principal_tags(
+    role_tags: &std::collections::BTreeMap<String, String>,
+    session: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = role_tags
+        .iter()
+        .filter(|(k, _)| !session.iter().any(|(sk, _)| sk.eq_ignore_ascii_case(k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(session.iter().cloned());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_whole_seconds_with_z() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_456_789).unwrap();
+        assert_eq!(iso8601(t), "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn session_tags_override_role_tags_ignoring_case() {
+        let role = std::collections::BTreeMap::from([
+            ("Team".to_owned(), "a".to_owned()),
+            ("env".to_owned(), "x".to_owned()),
+        ]);
+        let tags = principal_tags(&role, &[("team".to_owned(), "b".to_owned())]);
+        assert_eq!(
+            tags,
+            vec![
+                ("env".to_owned(), "x".to_owned()),
+                ("team".to_owned(), "b".to_owned())
+            ]
+        );
+    }
+}

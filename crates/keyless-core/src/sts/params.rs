@@ -1,0 +1,336 @@
+//! STS request parameters: decoding `Name.member.N` lists and validating every value against
+//! the limits of the STS API model, with AWS's `ValidationError` wording.
+
+use std::collections::BTreeMap;
+
+use crate::error::ApiError;
+
+/// The parameters of one query-protocol request (form body or query string), by name.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    map: BTreeMap<String, String>,
+}
+
+/// At most this many parameters in one request.
+pub const MAX_PARAMS: usize = 500;
+
+impl Params {
+    /// Builds the map; a parameter given twice is an error rather than a silent pick.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        if pairs.len() > MAX_PARAMS {
+            return Err(ApiError::validation(&[format!(
+                "the request has more than {MAX_PARAMS} parameters"
+            )]));
+        }
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            if map.contains_key(&k) {
+                return Err(ApiError::new(
+                    "InvalidParameterValue",
+                    400,
+                    format!("The parameter {k} was given more than once."),
+                ));
+            }
+            map.insert(k, v);
+        }
+        Ok(Params { map })
+    }
+
+    /// A parameter's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.map.get(name).map(String::as_str)
+    }
+
+    /// The `Action` parameter.
+    pub fn action(&self) -> Option<&str> {
+        self.get("Action")
+    }
+
+    /// A list parameter `Name.member.1`, `Name.member.2`, …; gaps end the list like AWS's parser.
+    pub fn list(&self, name: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for i in 1.. {
+            match self.map.get(&format!("{name}.member.{i}")) {
+                Some(v) => out.push(v.as_str()),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// A list of structures: `Name.member.N.Field` for each field.
+    pub fn struct_list(&self, name: &str, fields: &[&str]) -> Vec<Vec<Option<&str>>> {
+        let mut out = Vec::new();
+        for i in 1.. {
+            let row: Vec<Option<&str>> = fields
+                .iter()
+                .map(|f| {
+                    self.map
+                        .get(&format!("{name}.member.{i}.{f}"))
+                        .map(String::as_str)
+                })
+                .collect();
+            if row.iter().all(Option::is_none) {
+                break;
+            }
+            out.push(row);
+        }
+        out
+    }
+
+    /// Names of every parameter (for rejecting unknown ones where AWS does).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.map.keys().map(String::as_str)
+    }
+}
+
+/// Collects validation problems so one `ValidationError` can report them all, like AWS.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    /// A value failed a constraint.
+    pub fn push(&mut self, value: &str, field: &str, constraint: &str) {
+        self.0.push(format!(
+            "Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+        ));
+    }
+
+    /// A sensitive value failed (the value is not echoed).
+    pub fn push_hidden(&mut self, field: &str, constraint: &str) {
+        self.0.push(format!(
+            "Value at '{field}' failed to satisfy constraint: {constraint}"
+        ));
+    }
+
+    /// Finishes: `Ok` when nothing failed.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(&self.0))
+        }
+    }
+}
+
+/// Shortens a value for echoing in an error (AWS echoes it; we bound it).
+fn shown(v: &str) -> String {
+    let mut s: String = v.chars().take(128).collect();
+    if v.chars().count() > 128 {
+        s.push('…');
+    }
+    s
+}
+
+/// Checks length in characters.
+pub fn check_len(p: &mut Problems, v: &str, field: &str, min: usize, max: usize) -> bool {
+    let n = v.chars().count();
+    if n < min {
+        p.push(
+            &shown(v),
+            field,
+            &format!("Member must have length greater than or equal to {min}"),
+        );
+        false
+    } else if n > max {
+        p.push(
+            &shown(v),
+            field,
+            &format!("Member must have length less than or equal to {max}"),
+        );
+        false
+    } else {
+        true
+    }
+}
+
+/// `[\w+=,.@-]*` and friends: every character in the ASCII word set or `extra`.
+pub fn check_chars(p: &mut Problems, v: &str, field: &str, extra: &str, pattern: &str) -> bool {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
+    {
+        true
+    } else {
+        p.push(
+            &shown(v),
+            field,
+            &format!("Member must satisfy regular expression pattern: {pattern}"),
+        );
+        false
+    }
+}
+
+/// Policy text characters: TAB, LF, CR and U+0020-U+00FF.
+pub fn check_policy_chars(p: &mut Problems, v: &str, field: &str) -> bool {
+    if v.chars()
+        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
+    {
+        true
+    } else {
+        p.push(&shown(v), field, "Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+");
+        false
+    }
+}
+
+/// Parses an integer parameter within bounds.
+pub fn check_int(p: &mut Problems, v: &str, field: &str, min: i64, max: i64) -> Option<i64> {
+    match v.parse::<i64>() {
+        Ok(n) if n < min => {
+            p.push(
+                v,
+                field,
+                &format!("Member must have value greater than or equal to {min}"),
+            );
+            None
+        }
+        Ok(n) if n > max => {
+            p.push(
+                v,
+                field,
+                &format!("Member must have value less than or equal to {max}"),
+            );
+            None
+        }
+        Ok(n) => Some(n),
+        Err(_) => {
+            p.push(&shown(v), field, "Member must be an integer");
+            None
+        }
+    }
+}
+
+/// RoleSessionName: 2-64 of `[\w+=,.@-]*`.
+pub fn check_session_name(p: &mut Problems, v: &str) {
+    if check_len(p, v, "roleSessionName", 2, 64) {
+        check_chars(p, v, "roleSessionName", "+=,.@-", "[\\w+=,.@-]*");
+    }
+}
+
+/// RoleArn: 20-2048 characters.
+pub fn check_role_arn(p: &mut Problems, v: &str) {
+    check_len(p, v, "roleArn", 20, 2048);
+}
+
+/// SourceIdentity: 2-64 of `[\w+=,.@-]*`, not starting with `aws:`.
+pub fn check_source_identity(p: &mut Problems, v: &str) {
+    if check_len(p, v, "sourceIdentity", 2, 64)
+        && check_chars(p, v, "sourceIdentity", "+=,.@-", "[\\w+=,.@-]*")
+        && v.to_ascii_lowercase().starts_with("aws:")
+    {
+        p.push(v, "sourceIdentity", "Member must not start with 'aws:'");
+    }
+}
+
+/// A session tag key: 1-128 of `[\p{L}\p{Z}\p{N}_.:/=+\-@]+`.
+pub fn check_tag_key(p: &mut Problems, v: &str, field: &str) {
+    if check_len(p, v, field, 1, 128)
+        && !v
+            .chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+    {
+        p.push(
+            v,
+            field,
+            "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+",
+        );
+    }
+}
+
+/// A session tag value: 0-256 of `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`.
+pub fn check_tag_value(p: &mut Problems, v: &str, field: &str) {
+    if check_len(p, v, field, 0, 256)
+        && !v
+            .chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+    {
+        p.push(
+            v,
+            field,
+            "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::from_pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn lists_follow_member_numbering() {
+        let p = params(&[
+            ("PolicyArns.member.1.arn", "a"),
+            ("PolicyArns.member.2.arn", "b"),
+            ("PolicyArns.member.4.arn", "d"),
+            ("TransitiveTagKeys.member.1", "k"),
+        ]);
+        let arns = p.struct_list("PolicyArns", &["arn"]);
+        assert_eq!(arns, vec![vec![Some("a")], vec![Some("b")]]);
+        assert_eq!(p.list("TransitiveTagKeys"), vec!["k"]);
+    }
+
+    #[test]
+    fn duplicate_parameters_are_rejected() {
+        let e = Params::from_pairs(vec![("A".into(), "1".into()), ("A".into(), "2".into())])
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+    }
+
+    #[test]
+    fn validation_messages_match_aws() {
+        let mut p = Problems::default();
+        check_int(&mut p, "50000", "durationSeconds", 900, 43200);
+        let e = p.finish().unwrap_err();
+        assert_eq!(e.code, "ValidationError");
+        assert_eq!(e.status, 400);
+        assert_eq!(
+            e.message,
+            "1 validation error detected: Value '50000' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200"
+        );
+        let mut p = Problems::default();
+        check_session_name(&mut p, "a");
+        check_session_name(&mut p, "bad name!");
+        let e = p.finish().unwrap_err();
+        assert!(
+            e.message.starts_with("2 validation errors detected: "),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn source_identity_rules() {
+        for (v, ok) in [
+            ("alice", true),
+            ("aws:alice", false),
+            ("AWS:x", false),
+            ("a", false),
+            ("a b", false),
+        ] {
+            let mut p = Problems::default();
+            check_source_identity(&mut p, v);
+            assert_eq!(p.finish().is_ok(), ok, "{v}");
+        }
+    }
+
+    #[test]
+    fn policy_characters() {
+        let mut p = Problems::default();
+        assert!(check_policy_chars(&mut p, "{\"a\":\"é\"}\t\n", "policy"));
+        assert!(!check_policy_chars(
+            &mut p,
+            "{\"a\":\"\u{2603}\"}",
+            "policy"
+        ));
+        assert!(!check_policy_chars(&mut p, "\u{0}", "policy"));
+    }
+}

@@ -1,0 +1,782 @@
+//! The TOML config file: parsing, validation with file/line/column errors, and conversion into
+//! the config-owned [`Entities`].
+//!
+//! Unknown keys are an error. Policy documents are parsed and validated here, so a bad policy
+//! stops start-up with the line it is on instead of failing a request later.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin, Role};
+use keyless_policy::{PolicyType, Severity};
+use keyless_types::{AccountId, OffsetDateTime};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A config error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Per (role, source address) token bucket for the STS issuing actions.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Sustained requests per second.
+    pub rate_per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            rate_per_second: 50.0,
+            burst: 100,
+        }
+    }
+}
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Data directory: database, key ring, audit log.
+    pub data_dir: PathBuf,
+    /// Database URL overriding the SQLite file in the data dir.
+    pub database_url: Option<String>,
+    /// Entities owned by the config file.
+    pub entities: Entities,
+    /// Throttling.
+    pub throttle: ThrottleConfig,
+    /// Leeway for `exp`/`nbf`/`iat`, per provider URL (default 300 s).
+    pub provider_leeway: BTreeMap<String, u32>,
+    /// Warnings to log at start-up (e.g. a trust policy with a SECURITY_WARNING finding).
+    pub warnings: Vec<String>,
+}
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7707";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Spanned<String>>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    roles: Vec<RawRole>,
+    #[serde(default)]
+    guardrails: Vec<RawGuardrail>,
+    throttle: Option<ThrottleConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    id: Spanned<String>,
+    name: Option<String>,
+    ou: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    account: Spanned<String>,
+    url: Spanned<String>,
+    client_ids: Spanned<Vec<String>>,
+    #[serde(default)]
+    thumbprints: Vec<String>,
+    #[serde(default)]
+    allow_http: bool,
+    leeway_seconds: Option<Spanned<u32>>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    account: Spanned<String>,
+    name: Spanned<String>,
+    path: Option<Spanned<String>>,
+    max_session_duration: Option<Spanned<i64>>,
+    #[serde(default)]
+    description: String,
+    trust_policy: Option<Spanned<String>>,
+    trust_policy_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    policies: BTreeMap<String, Spanned<String>>,
+    permissions_boundary: Option<Spanned<String>>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuardrail {
+    target: Spanned<String>,
+    name: Spanned<String>,
+    document: Spanned<String>,
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read config file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let (line, column) = line_col(self.text, offset);
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn at_span<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.at(s.span().start, message)
+    }
+
+    /// Resolves a path given in the config relative to the config file's folder.
+    fn relative(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.file.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses config text; `file` names it in errors and anchors relative paths.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let cx = Ctx { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let mut c = cx.at(offset, e.message().to_owned());
+        if e.span().is_none() {
+            c.line = 0;
+        }
+        c
+    })?;
+    let mut warnings = Vec::new();
+
+    let listen = match &raw.listen {
+        Some(l) => l.get_ref().parse::<SocketAddr>().map_err(|_| {
+            cx.at_span(
+                l,
+                format!(
+                    "listen = {:?} is not an address like 127.0.0.1:7707",
+                    l.get_ref()
+                ),
+            )
+        })?,
+        None => DEFAULT_LISTEN
+            .parse()
+            .map_err(|_| cx.at(0, "internal: bad default listen address"))?,
+    };
+
+    let mut entities = Entities::default();
+    let mut account_ids = BTreeSet::new();
+    for a in &raw.accounts {
+        let id = AccountId::parse(a.id.get_ref()).map_err(|e| cx.at_span(&a.id, e.to_string()))?;
+        if !account_ids.insert(id) {
+            return Err(cx.at_span(&a.id, format!("account {id} is declared twice")));
+        }
+        let ou_path = match &a.ou {
+            Some(ou) => {
+                check_ou_path(ou.get_ref()).map_err(|m| cx.at_span(ou, m))?;
+                ou.get_ref().clone()
+            }
+            None => "/".to_owned(),
+        };
+        entities.accounts.push(Account {
+            id,
+            name: a.name.clone().unwrap_or_else(|| id.to_string()),
+            ou_path,
+            origin: Origin::Config,
+        });
+    }
+    let account = |s: &Spanned<String>| -> Result<AccountId, ConfigError> {
+        let id = AccountId::parse(s.get_ref()).map_err(|e| cx.at_span(s, e.to_string()))?;
+        if !account_ids.contains(&id) {
+            return Err(cx.at_span(
+                s,
+                format!(
+                    "account {id} is not declared; add an [[accounts]] entry with id = \"{id}\""
+                ),
+            ));
+        }
+        Ok(id)
+    };
+
+    let mut provider_leeway = BTreeMap::new();
+    let mut seen_urls = BTreeSet::new();
+    for p in &raw.providers {
+        let acct = account(&p.account)?;
+        check_provider_url(p.url.get_ref(), p.allow_http).map_err(|m| cx.at_span(&p.url, m))?;
+        if !seen_urls.insert((acct, p.url.get_ref().clone())) {
+            return Err(cx.at_span(
+                &p.url,
+                "this provider is declared twice in the same account",
+            ));
+        }
+        if p.client_ids.get_ref().is_empty() {
+            return Err(cx.at_span(
+                &p.client_ids,
+                "client_ids must list at least one audience, e.g. [\"sts.amazonaws.com\"]",
+            ));
+        }
+        if p.client_ids.get_ref().len() > 100
+            || p.client_ids
+                .get_ref()
+                .iter()
+                .any(|c| c.is_empty() || c.len() > 255)
+        {
+            return Err(cx.at_span(
+                &p.client_ids,
+                "client_ids: at most 100 entries of 1-255 characters",
+            ));
+        }
+        if p.thumbprints.len() > 5
+            || p.thumbprints
+                .iter()
+                .any(|t| t.len() != 40 || !t.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(cx.at_span(
+                &p.url,
+                "thumbprints: at most 5 SHA-1 fingerprints of 40 hex characters",
+            ));
+        }
+        if let Some(l) = &p.leeway_seconds {
+            if *l.get_ref() > 3600 {
+                return Err(cx.at_span(l, "leeway_seconds must be at most 3600"));
+            }
+            provider_leeway.insert(p.url.get_ref().clone(), *l.get_ref());
+        }
+        entities.providers.push(OidcProvider {
+            account: acct,
+            url: p.url.get_ref().clone(),
+            client_ids: p.client_ids.get_ref().clone(),
+            thumbprints: p.thumbprints.clone(),
+            allow_http: p.allow_http,
+            tags: p.tags.clone(),
+            origin: Origin::Config,
+            created: OffsetDateTime::UNIX_EPOCH,
+        });
+    }
+
+    let mut role_names = BTreeSet::new();
+    for r in &raw.roles {
+        let acct = account(&r.account)?;
+        let name = r.name.get_ref();
+        check_role_name(name).map_err(|m| cx.at_span(&r.name, m))?;
+        if !role_names.insert((acct, name.to_lowercase())) {
+            return Err(cx.at_span(
+                &r.name,
+                format!("role {name} is declared twice in account {acct} (names ignore case)"),
+            ));
+        }
+        let path = match &r.path {
+            Some(p) => {
+                check_role_path(p.get_ref()).map_err(|m| cx.at_span(p, m))?;
+                p.get_ref().clone()
+            }
+            None => "/".to_owned(),
+        };
+        let max = match &r.max_session_duration {
+            Some(m) => {
+                let v = *m.get_ref();
+                u32::try_from(v)
+                    .ok()
+                    .filter(|v| (3600..=43200).contains(v))
+                    .ok_or_else(|| {
+                        cx.at_span(
+                            m,
+                            format!("max_session_duration = {v}: must be 3600 to 43200 seconds"),
+                        )
+                    })?
+            }
+            None => 3600,
+        };
+        let trust_policy = match (&r.trust_policy, &r.trust_policy_file) {
+            (Some(doc), None) => {
+                check_policy(
+                    &cx,
+                    doc,
+                    PolicyType::Trust,
+                    &format!("trust policy of role {name}"),
+                    &mut warnings,
+                )?;
+                doc.get_ref().clone()
+            }
+            (None, Some(f)) => {
+                let path = cx.relative(f.get_ref());
+                let doc = std::fs::read_to_string(&path).map_err(|e| {
+                    cx.at_span(
+                        f,
+                        format!("cannot read trust_policy_file {}: {e}", path.display()),
+                    )
+                })?;
+                let sub = Ctx {
+                    file: &path,
+                    text: &doc,
+                };
+                let spanned = Spanned::new(0..doc.len(), doc.clone());
+                check_policy(
+                    &sub,
+                    &spanned,
+                    PolicyType::Trust,
+                    &format!("trust policy of role {name}"),
+                    &mut warnings,
+                )?;
+                doc
+            }
+            (Some(doc), Some(_)) => {
+                return Err(cx.at_span(
+                    doc,
+                    "give either trust_policy or trust_policy_file, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(cx.at_span(
+                    &r.name,
+                    format!("role {name} needs a trust_policy (or trust_policy_file)"),
+                ));
+            }
+        };
+        let mut inline_policies = Vec::new();
+        for (pname, doc) in &r.policies {
+            if pname.is_empty()
+                || pname.len() > 128
+                || !pname
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+            {
+                return Err(cx.at_span(
+                    doc,
+                    format!(
+                        "policy name {pname:?}: 1-128 characters of letters, digits and +=,.@-_"
+                    ),
+                ));
+            }
+            check_policy(
+                &cx,
+                doc,
+                PolicyType::Identity,
+                &format!("inline policy {pname} of role {name}"),
+                &mut warnings,
+            )?;
+            inline_policies.push(InlinePolicy {
+                name: pname.clone(),
+                document: doc.get_ref().clone(),
+            });
+        }
+        let permissions_boundary = match &r.permissions_boundary {
+            Some(doc) => {
+                check_policy(
+                    &cx,
+                    doc,
+                    PolicyType::Identity,
+                    &format!("permissions boundary of role {name}"),
+                    &mut warnings,
+                )?;
+                Some(doc.get_ref().clone())
+            }
+            None => None,
+        };
+        if r.description.chars().count() > 1000 {
+            return Err(cx.at_span(&r.name, "description: at most 1000 characters"));
+        }
+        check_tags(&r.tags).map_err(|m| cx.at_span(&r.name, m))?;
+        entities.roles.push(Role {
+            account: acct,
+            name: name.clone(),
+            path,
+            role_id: String::new(), // assigned by the store on first apply
+            trust_policy,
+            inline_policies,
+            permissions_boundary,
+            max_session_duration: max,
+            description: r.description.clone(),
+            tags: r.tags.clone(),
+            origin: Origin::Config,
+            created: OffsetDateTime::UNIX_EPOCH,
+        });
+    }
+
+    let mut guardrail_names = BTreeSet::new();
+    for g in &raw.guardrails {
+        let target = g.target.get_ref();
+        if target != "/" && AccountId::parse(target).is_err() {
+            check_ou_path(target).map_err(|m| {
+                cx.at_span(
+                    &g.target,
+                    format!("target: {m}; or use \"/\" or a 12-digit account id"),
+                )
+            })?;
+        }
+        if !guardrail_names.insert((target.clone(), g.name.get_ref().clone())) {
+            return Err(cx.at_span(&g.name, "guardrail name is declared twice for this target"));
+        }
+        check_policy(
+            &cx,
+            &g.document,
+            PolicyType::Guardrail,
+            &format!("guardrail {}", g.name.get_ref()),
+            &mut warnings,
+        )?;
+        entities.guardrails.push(Guardrail {
+            target: target.clone(),
+            name: g.name.get_ref().clone(),
+            document: g.document.get_ref().clone(),
+            origin: Origin::Config,
+        });
+    }
+
+    let throttle = raw.throttle.unwrap_or_default();
+    if !(throttle.rate_per_second > 0.0 && throttle.rate_per_second.is_finite())
+        || throttle.burst == 0
+    {
+        return Err(cx.at(0, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
+    }
+
+    Ok(Config {
+        listen,
+        data_dir: raw.data_dir.map_or_else(
+            || cx.relative(Path::new("keyless-data")),
+            |d| cx.relative(&d),
+        ),
+        database_url: raw.database_url,
+        entities,
+        throttle,
+        provider_leeway,
+        warnings,
+    })
+}
+
+/// Parses and validates a policy held in a TOML string; errors point into the config file.
+fn check_policy(
+    cx: &Ctx<'_>,
+    doc: &Spanned<String>,
+    kind: PolicyType,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    // The policy text starts after the opening quotes (and the newline a ''' string may skip).
+    let start = doc.span().start;
+    let raw = cx.text.get(start..).unwrap_or("");
+    let skip = if raw.starts_with("'''") || raw.starts_with("\"\"\"") {
+        3 + usize::from(raw.get(3..).is_some_and(|r| r.starts_with('\n')))
+    } else if raw.starts_with('\'') || raw.starts_with('"') {
+        1
+    } else {
+        0
+    };
+    let (base_line, base_col) = line_col(cx.text, start + skip);
+    let locate = |line: u32, column: u32| -> (usize, usize) {
+        let line = line.max(1) as usize;
+        if line == 1 {
+            (base_line, base_col + column.max(1) as usize - 1)
+        } else {
+            (base_line + line - 1, column as usize)
+        }
+    };
+    for f in keyless_policy::validate(doc.get_ref(), kind) {
+        let (line, column) = locate(f.line, f.column);
+        match f.severity {
+            Severity::Error => {
+                return Err(ConfigError {
+                    file: cx.file.to_owned(),
+                    line,
+                    column,
+                    message: format!("{what}: {} ({} at {})", f.message, f.code, f.path),
+                });
+            }
+            Severity::SecurityWarning => {
+                warnings.push(format!(
+                    "{}:{line}:{column}: {what}: {} ({})",
+                    cx.file.display(),
+                    f.message,
+                    f.code
+                ));
+            }
+            Severity::Warning | Severity::Suggestion => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_ou_path(p: &str) -> Result<(), String> {
+    let ok = p == "/"
+        || (p.starts_with('/')
+            && !p.ends_with('/')
+            && p.len() <= 512
+            && p[1..].split('/').all(|s| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "OU path {p:?} must look like /workloads/dev (letters, digits, - and _)"
+        ))
+    }
+}
+
+fn check_provider_url(url: &str, allow_http: bool) -> Result<(), String> {
+    if url.len() > 255 {
+        return Err("provider url: at most 255 characters".into());
+    }
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        r
+    } else if let Some(r) = url.strip_prefix("http://") {
+        if !allow_http {
+            return Err(format!(
+                "provider url {url:?} must use https (allow_http = true is only for local test issuers on a loopback address)"
+            ));
+        }
+        let host = r.split(['/', ':']).next().unwrap_or("");
+        let host = if r.starts_with('[') {
+            r.split(']').next().unwrap_or("").trim_start_matches('[')
+        } else {
+            host
+        };
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!(
+                "allow_http is accepted only for a loopback issuer, not {host:?}"
+            ));
+        }
+        r
+    } else {
+        return Err(format!("provider url {url:?} must start with https://"));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("provider url {url:?} has no host"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(format!(
+            "provider url {url:?} must not have a query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// Role names: 1-64 of `[\w+=,.@-]`.
+pub fn check_role_name(name: &str) -> Result<(), String> {
+    if (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "role name {name:?} must be 1-64 characters of letters, digits and _+=,.@-"
+        ))
+    }
+}
+
+fn check_role_path(p: &str) -> Result<(), String> {
+    if (1..=512).contains(&p.len())
+        && p.starts_with('/')
+        && p.ends_with('/')
+        && p.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "role path {p:?} must start and end with / (e.g. /ci/)"
+        ))
+    }
+}
+
+fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
+    if tags.len() > 50 {
+        return Err("at most 50 tags".into());
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(format!(
+                "tag {k:?}: keys 1-128 characters, values at most 256"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"token.actions.githubusercontent.com:sub":"repo:o/r:ref:refs/heads/main","token.actions.githubusercontent.com:aud":"sts.amazonaws.com"}}}]}"#;
+
+    fn base() -> String {
+        format!(
+            r#"listen = "127.0.0.1:7000"
+data_dir = "/tmp/kd"
+
+[[accounts]]
+id = "123456789012"
+name = "dev"
+ou = "/workloads/dev"
+
+[[providers]]
+account = "123456789012"
+url = "https://token.actions.githubusercontent.com"
+client_ids = ["sts.amazonaws.com"]
+
+[[roles]]
+account = "123456789012"
+name = "deploy"
+max_session_duration = 7200
+trust_policy = '''{TRUST}'''
+policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]}}''' }}
+"#
+        )
+    }
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("/etc/keyless.toml"), text)
+    }
+
+    #[test]
+    fn the_skeleton_loads() {
+        let c = p(&base()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.entities.roles[0].max_session_duration, 7200);
+        assert_eq!(c.entities.roles[0].inline_policies[0].name, "read");
+        assert_eq!(c.entities.accounts[0].ou_path, "/workloads/dev");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_line() {
+        let text = base().replace("name = \"dev\"", "name = \"dev\"\nbogus = 1");
+        let e = p(&text).unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+        assert!(e.to_string().starts_with("/etc/keyless.toml:7:"), "{e}");
+    }
+
+    #[test]
+    fn undeclared_accounts_are_rejected() {
+        let text = base().replace(
+            "account = \"123456789012\"\nname = \"deploy\"",
+            "account = \"210987654321\"\nname = \"deploy\"",
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("not declared"), "{e}");
+        assert_eq!(e.line, 15, "{e}");
+    }
+
+    #[test]
+    fn a_malformed_policy_points_at_its_line() {
+        let text = base().replace(
+            r#""Action":"s3:GetObject","#,
+            r#""Action":"s3:GetObject","Action":"s3:PutObject","#,
+        );
+        let e = p(&text).unwrap_err();
+        assert_eq!(e.line, 19, "{e}");
+        assert!(e.column > 60, "{e}");
+        assert!(
+            e.message.contains("inline policy read of role deploy"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let cases = [
+            (base().replace("7200", "60"), "max_session_duration"),
+            (base().replace("7200", "99999"), "max_session_duration"),
+            (base().replace("https://token", "http://token"), "https"),
+            (
+                base().replace("name = \"deploy\"", "name = \"de ploy\""),
+                "role name",
+            ),
+            (base().replace("\"sts.amazonaws.com\"]", "]"), "client_ids"),
+            (base().replace("127.0.0.1:7000", "nowhere"), "listen"),
+            (base().replace("/workloads/dev", "workloads"), "OU path"),
+            (
+                base().replace("123456789012\"\nname = \"dev\"", "12345\"\nname = \"dev\""),
+                "12 digits",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = p(&text).unwrap_err();
+            assert!(e.message.contains(want), "want {want:?}, got {e}");
+            assert!(e.line > 0, "{e}");
+        }
+    }
+
+    #[test]
+    fn http_issuers_only_on_loopback() {
+        assert!(check_provider_url("http://127.0.0.1:9000", true).is_ok());
+        assert!(check_provider_url("http://localhost:9000/x", true).is_ok());
+        assert!(check_provider_url("http://[::1]:9000", true).is_ok());
+        assert!(check_provider_url("http://10.0.0.1:9000", true).is_err());
+        assert!(check_provider_url("http://127.0.0.1.evil.com", true).is_err());
+        assert!(check_provider_url("http://127.0.0.1:9000", false).is_err());
+        assert!(check_provider_url("https://x.example/?q", false).is_err());
+    }
+}

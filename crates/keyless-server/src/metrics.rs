@@ -1,0 +1,185 @@
+//! Prometheus metrics: requests, latency, decisions by reason, JWKS fetches and failures, and
+//! session token sizes, served at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The AWS action, or the route.
+    pub action: String,
+    /// `OK` or the AWS error code.
+    pub code: String,
+}
+
+/// Labels of a latency sample.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// The AWS action, or the route.
+    pub action: String,
+}
+
+/// Labels of an issuance decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `issued`, or the error code that stopped issuance.
+    pub outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+/// Every metric keyless exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by action and outcome code.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Latency by action.
+    pub latency: Family<ActionLabels, Histogram, fn() -> Histogram>,
+    /// Issuance decisions by outcome.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Credentials issued.
+    pub issued: Counter,
+    /// Session token sizes in bytes.
+    pub token_size: Histogram,
+    /// JWKS fetches (mirrored from the key cache at scrape time).
+    pub jwks_fetches: Counter,
+    /// JWKS fetch failures (mirrored from the key cache at scrape time).
+    pub jwks_failures: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("keyless");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by action and outcome (OK or AWS error code)",
+            requests.clone(),
+        );
+        let latency = Family::<ActionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Request latency by action",
+            latency.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "issuance_decisions",
+            "Credential issuance decisions by outcome",
+            decisions.clone(),
+        );
+        let issued = Counter::default();
+        registry.register(
+            "credentials_issued",
+            "Temporary credentials issued",
+            issued.clone(),
+        );
+        let token_size = Histogram::new(linear_buckets(256.0, 256.0, 16));
+        registry.register(
+            "session_token_bytes",
+            "Size of issued session tokens in bytes",
+            token_size.clone(),
+        );
+        let jwks_fetches = Counter::default();
+        registry.register(
+            "jwks_fetches",
+            "JWKS and discovery fetches",
+            jwks_fetches.clone(),
+        );
+        let jwks_failures = Counter::default();
+        registry.register(
+            "jwks_fetch_failures",
+            "Failed JWKS and discovery fetches",
+            jwks_failures.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            decisions,
+            issued,
+            token_size,
+            jwks_fetches,
+            jwks_failures,
+        }
+    }
+
+    /// Counts one request.
+    pub fn request(&self, action: &str, code: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                action: action.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&ActionLabels {
+                action: action.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts one issuance decision.
+    pub fn decision(&self, outcome: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_contains_the_metrics() {
+        let m = Metrics::new();
+        m.request("GetCallerIdentity", "OK", 0.001);
+        m.decision("issued");
+        m.issued.inc();
+        m.token_size.observe(900.0);
+        let text = m.encode();
+        for want in [
+            "keyless_requests_total{action=\"GetCallerIdentity\",code=\"OK\"} 1",
+            "keyless_request_duration_seconds_bucket",
+            "keyless_issuance_decisions_total{outcome=\"issued\"} 1",
+            "keyless_credentials_issued_total 1",
+            "keyless_session_token_bytes_bucket",
+            "keyless_jwks_fetches_total 0",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+}

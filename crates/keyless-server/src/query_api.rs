@@ -1,0 +1,476 @@
+//! `POST /` and `GET /?Action=…`: the AWS query protocol, dispatched by `Action`.
+//!
+//! Parameters come from the form body and the query string (never both for one name). Every
+//! answer is AWS's XML; every error goes through [`render_error`], the one place that maps a
+//! domain error to HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use keyless_core::caller::{Caller, SignedHttp, authenticate};
+use keyless_core::error::ApiError;
+use keyless_core::sts::params::Params;
+use keyless_core::sts::{self, Authorizer, Issued, Origin, iso8601};
+use keyless_sigv4::HttpRequest;
+use tracing::{info, warn};
+
+use crate::state::AppState;
+use crate::xml::{self, STS_NS, Xml};
+
+/// Largest query-protocol body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// The handler for `/`.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let request_id = xml::request_id();
+    let origin = Origin {
+        source_ip: peer.ip(),
+        secure_transport: false,
+    };
+    let (action, result) = match collect_params(&method, &uri, &headers, &body) {
+        Ok(params) => {
+            let action = params.action().unwrap_or("").to_owned();
+            let result = dispatch(
+                &state,
+                &params,
+                &action,
+                &method,
+                &uri,
+                &headers,
+                &body,
+                origin,
+                &request_id,
+            )
+            .await;
+            (action, result)
+        }
+        Err(e) => (String::new(), Err(e)),
+    };
+    let label = if action.is_empty() {
+        "unknown"
+    } else {
+        action.as_str()
+    };
+    let label = if KNOWN_ACTIONS.contains(&label) {
+        label
+    } else {
+        "unknown"
+    };
+    let code = result.as_ref().err().map_or("OK", |e| e.code);
+    state
+        .metrics
+        .request(label, code, started.elapsed().as_secs_f64());
+    match result {
+        Ok(body) => {
+            info!(request_id, action = label, source = %peer.ip(), "ok");
+            (
+                [
+                    (header::CONTENT_TYPE, "text/xml"),
+                    (
+                        header::HeaderName::from_static("x-amzn-requestid"),
+                        request_id.as_str(),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            if e.status >= 500 {
+                warn!(request_id, action = label, source = %peer.ip(), code = e.code, "failed");
+            } else {
+                info!(request_id, action = label, source = %peer.ip(), code = e.code, "denied");
+            }
+            render_error(&e, &request_id)
+        }
+    }
+}
+
+const KNOWN_ACTIONS: &[&str] = &[
+    "AssumeRoleWithWebIdentity",
+    "AssumeRole",
+    "GetCallerIdentity",
+    "GetAccessKeyInfo",
+    "DecodeAuthorizationMessage",
+    "GetSessionToken",
+    "GetFederationToken",
+    "AssumeRoleWithSAML",
+    "AssumeRoot",
+];
+
+/// The one place an [`ApiError`] becomes an HTTP response.
+pub fn render_error(e: &ApiError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/xml"),
+            (
+                header::HeaderName::from_static("x-amzn-requestid"),
+                request_id,
+            ),
+        ],
+        xml::error(e, STS_NS, request_id),
+    )
+        .into_response()
+}
+
+fn is_auth_param(name: &str) -> bool {
+    name.len() > 6 && name[..6].eq_ignore_ascii_case("X-Amz-")
+}
+
+fn collect_params(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Params, ApiError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(q) = uri.query() {
+        let q: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|_| {
+            ApiError::new(
+                "MalformedQueryString",
+                400,
+                "The query string is not valid URL encoding.",
+            )
+        })?;
+        pairs.extend(q.into_iter().filter(|(k, _)| !is_auth_param(k)));
+    }
+    if method == Method::POST && !body.is_empty() {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                400,
+                "The request body must be application/x-www-form-urlencoded (AWS query protocol).",
+            ));
+        }
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
+            ApiError::new(
+                "MalformedQueryString",
+                400,
+                "The request body is not valid URL encoding.",
+            )
+        })?;
+        pairs.extend(form);
+    } else if method != Method::POST && method != Method::GET {
+        return Err(ApiError::new(
+            "InvalidAction",
+            400,
+            "Use POST with a form body or GET with a query string.",
+        ));
+    }
+    Params::from_pairs(pairs)
+}
+
+fn is_signed(uri: &Uri, headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION)
+        || uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.to_ascii_lowercase().starts_with("x-amz-signature="))
+        })
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one dispatch over the parts of one request"
+)]
+async fn dispatch(
+    state: &AppState,
+    params: &Params,
+    action: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    origin: Origin,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    match action {
+        "" => Err(ApiError::new("MissingAction", 400, "Missing Action")),
+        "AssumeRoleWithWebIdentity" => web_identity(state, params, origin)
+            .await
+            .map(|i| issued_xml(action, &i, request_id)),
+        "AssumeRole"
+        | "GetCallerIdentity"
+        | "GetAccessKeyInfo"
+        | "DecodeAuthorizationMessage"
+        | "GetSessionToken"
+        | "GetFederationToken" => {
+            if !is_signed(uri, headers) {
+                return Err(ApiError::new(
+                    "MissingAuthenticationToken",
+                    403,
+                    "Request is missing Authentication Token",
+                ));
+            }
+            let caller = authenticate_request(state, method, uri, headers, body)?;
+            signed_action(state, &caller, params, action, origin, request_id)
+        }
+        "AssumeRoleWithSAML" | "AssumeRoot" | "GetDelegatedAccessToken" | "GetWebIdentityToken" => {
+            Err(ApiError::new(
+                "InvalidAction",
+                400,
+                format!(
+                    "{action} is not supported by keyless; federate with AssumeRoleWithWebIdentity."
+                ),
+            ))
+        }
+        other => Err(ApiError::new(
+            "InvalidAction",
+            400,
+            format!(
+                "Could not find operation {} for version 2011-06-15",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
+}
+
+fn authenticate_request(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let header_list: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let request = HttpRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &header_list,
+    };
+    let directory = state.directory.load();
+    let keys = state.keys.load();
+    authenticate(
+        &directory,
+        &keys.ring,
+        SignedHttp { request, body },
+        "sts",
+        state.clock.now(),
+    )
+}
+
+async fn web_identity(
+    state: &AppState,
+    params: &Params,
+    origin: Origin,
+) -> Result<Issued, ApiError> {
+    let input = sts::web_identity::parse(params)?;
+    let now = state.clock.now();
+    if !state.throttle.allow(&input.role_arn, origin.source_ip, now) {
+        state.metrics.decision("Throttling");
+        return Err(ApiError::new("Throttling", 400, "Rate exceeded"));
+    }
+    let result = web_identity_inner(state, &input, origin).await;
+    match &result {
+        Ok(issued) => {
+            state.metrics.decision("issued");
+            state.metrics.issued.inc();
+            state
+                .metrics
+                .token_size
+                .observe(issued.credentials.session_token_size as f64);
+            info!(
+                access_key_id = issued.credentials.access_key_id,
+                role = issued.claims.role_arn,
+                subject = issued
+                    .web_identity
+                    .as_ref()
+                    .map_or("", |w| w.subject.as_str()),
+                "issued web identity session"
+            );
+        }
+        Err(e) => state.metrics.decision(e.code),
+    }
+    result
+}
+
+async fn web_identity_inner(
+    state: &AppState,
+    input: &sts::web_identity::WebIdentityInput,
+    origin: Origin,
+) -> Result<Issued, ApiError> {
+    let peeked =
+        keyless_jwt::peek(input.token.expose()).map_err(|e| sts::web_identity::token_error(&e))?;
+    let directory = state.directory.load_full();
+    // The role decides the account whose provider must vouch for the token.
+    let role = directory.role_by_arn(&input.role_arn);
+    let Some(issuer) = peeked.iss.as_deref() else {
+        return Err(ApiError::new(
+            "InvalidIdentityToken",
+            400,
+            "Missing a required claim: iss.",
+        ));
+    };
+    let provider = role
+        .as_ref()
+        .and_then(|r| directory.provider(r.role.account, issuer))
+        .cloned();
+    let Some(provider) = provider else {
+        if role.is_none() {
+            return Err(ApiError::access_denied(sts::web_identity::not_authorized()));
+        }
+        return Err(ApiError::new(
+            "InvalidIdentityToken",
+            400,
+            "No OpenIDConnect provider found in your account for the token's issuer.",
+        ));
+    };
+    let Some(role) = role else {
+        return Err(ApiError::access_denied(sts::web_identity::not_authorized()));
+    };
+    let jwks = state
+        .key_sources
+        .jwks(&provider.url, peeked.kid.as_deref())
+        .await?;
+    let keys = state.keys.load();
+    let env = sts::web_identity::WebIdentityEnv {
+        directory: &directory,
+        ring: &keys.ring,
+        authorizer: Authorizer {
+            sealer: &keys.sealer,
+        },
+        leeway: state.leeway_for(&provider.url),
+        now: state.clock.now(),
+        origin,
+    };
+    sts::web_identity::complete(&env, input, &role, &provider, &jwks, &mut rand::rng())
+}
+
+fn signed_action(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    action: &str,
+    origin: Origin,
+    request_id: &str,
+) -> Result<String, ApiError> {
+    let directory = state.directory.load();
+    let keys = state.keys.load();
+    let now = state.clock.now();
+    let authorizer = Authorizer {
+        sealer: &keys.sealer,
+    };
+    match action {
+        "GetCallerIdentity" => {
+            let id = sts::introspect::get_caller_identity(caller);
+            let mut x = Xml::response(action, STS_NS);
+            x.leaf("Arn", &id.arn)
+                .leaf("UserId", &id.user_id)
+                .leaf("Account", &id.account);
+            Ok(x.finish(action, request_id))
+        }
+        "AssumeRole" => {
+            let input = sts::assume_role::parse(params)?;
+            if !state.throttle.allow(&input.role_arn, origin.source_ip, now) {
+                state.metrics.decision("Throttling");
+                return Err(ApiError::new("Throttling", 400, "Rate exceeded"));
+            }
+            let env = sts::assume_role::AssumeRoleEnv {
+                directory: &directory,
+                ring: &keys.ring,
+                authorizer,
+                now,
+                origin,
+            };
+            let result = sts::assume_role::assume_role(&env, caller, &input, &mut rand::rng());
+            match &result {
+                Ok(issued) => {
+                    state.metrics.decision("issued");
+                    state.metrics.issued.inc();
+                    state
+                        .metrics
+                        .token_size
+                        .observe(issued.credentials.session_token_size as f64);
+                    info!(
+                        access_key_id = issued.credentials.access_key_id,
+                        role = issued.claims.role_arn,
+                        caller = caller.access_key_id(),
+                        "issued chained session"
+                    );
+                }
+                Err(e) => state.metrics.decision(e.code),
+            }
+            result.map(|i| issued_xml(action, &i, request_id))
+        }
+        "GetAccessKeyInfo" => {
+            let env = sts::introspect::IntrospectEnv {
+                directory: &directory,
+                authorizer,
+                now,
+                origin,
+            };
+            let account = sts::introspect::get_access_key_info(&env, caller, params)?;
+            let mut x = Xml::response(action, STS_NS);
+            x.leaf("Account", &account);
+            Ok(x.finish(action, request_id))
+        }
+        "DecodeAuthorizationMessage" => {
+            let env = sts::introspect::IntrospectEnv {
+                directory: &directory,
+                authorizer,
+                now,
+                origin,
+            };
+            let decoded = sts::introspect::decode_authorization_message(&env, caller, params)?;
+            let mut x = Xml::response(action, STS_NS);
+            x.leaf("DecodedMessage", &decoded);
+            Ok(x.finish(action, request_id))
+        }
+        "GetSessionToken" => Err(ApiError::access_denied(
+            "Cannot call GetSessionToken with session credentials",
+        )),
+        _ => Err(ApiError::access_denied(
+            "Cannot call GetFederationToken with session credentials; keyless issues no long-term keys.",
+        )),
+    }
+}
+
+/// `<Op>Result` for AssumeRole and AssumeRoleWithWebIdentity.
+fn issued_xml(action: &str, i: &Issued, request_id: &str) -> String {
+    let mut x = Xml::response(action, STS_NS);
+    if let Some(w) = &i.web_identity {
+        x.leaf("SubjectFromWebIdentityToken", &w.subject)
+            .leaf("Audience", &w.audience);
+    }
+    x.open("AssumedRoleUser")
+        .leaf("Arn", &i.assumed_role_arn)
+        .leaf("AssumedRoleId", &i.assumed_role_id)
+        .close("AssumedRoleUser");
+    x.open("Credentials")
+        .leaf("AccessKeyId", &i.credentials.access_key_id)
+        .leaf("SecretAccessKey", i.credentials.secret_access_key.expose())
+        .leaf("SessionToken", i.credentials.session_token.expose())
+        .leaf("Expiration", &iso8601(i.credentials.expiration))
+        .close("Credentials");
+    if let Some(w) = &i.web_identity {
+        x.leaf("Provider", &w.provider);
+    }
+    if let Some(p) = i.packed_policy_size {
+        x.leaf("PackedPolicySize", &p.to_string());
+    }
+    x.opt("SourceIdentity", i.source_identity.as_deref());
+    x.finish(action, request_id)
+}

@@ -1,0 +1,66 @@
+//! The shared state every handler reads: snapshots swapped whole on change.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use keyless_core::authz_message::MessageSealer;
+use keyless_core::directory::Directory;
+use keyless_core::ports::SharedStore;
+use keyless_token::KeyRing;
+use keyless_types::Clock;
+
+use crate::dev::DevIssuer;
+use crate::keys::KeySources;
+use crate::metrics::Metrics;
+use crate::throttle::Throttle;
+
+/// The key ring with the authorization-message sealer derived from it.
+#[derive(Debug)]
+pub struct Keys {
+    /// The ring.
+    pub ring: KeyRing,
+    /// Seals authorization messages.
+    pub sealer: Arc<MessageSealer>,
+}
+
+/// Application state.
+pub struct AppState {
+    /// The compiled directory.
+    pub directory: ArcSwap<Directory>,
+    /// The key ring.
+    pub keys: ArcSwap<Keys>,
+    /// Where the key ring file is.
+    pub keyring_path: PathBuf,
+    /// Issuer keys.
+    pub key_sources: KeySources,
+    /// Durable state.
+    pub store: SharedStore,
+    /// Throttling of issuance.
+    pub throttle: Throttle,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Token clock leeway by issuer URL.
+    pub leeway: HashMap<String, time::Duration>,
+    /// The development issuer, in `--dev` mode only.
+    pub dev: Option<DevIssuer>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Default leeway for `exp`/`nbf`/`iat`.
+pub const DEFAULT_LEEWAY: time::Duration = time::Duration::minutes(5);
+
+impl AppState {
+    /// Leeway for an issuer.
+    pub fn leeway_for(&self, issuer: &str) -> time::Duration {
+        self.leeway.get(issuer).copied().unwrap_or(DEFAULT_LEEWAY)
+    }
+}
