@@ -29,15 +29,19 @@ pub struct Validation {
     pub client_ids: Vec<String>,
     /// Leeway applied to `exp`, `nbf` and `iat` (default 300 s).
     pub leeway: time::Duration,
+    /// The provider's allowed algorithms (default: the whole allow-list, [`Alg::ALL`]). It can
+    /// only narrow the allow-list; `none` and HMAC can never be added.
+    pub algorithms: Vec<Alg>,
 }
 
 impl Validation {
-    /// A validation with the default 300 s leeway.
+    /// A validation with the default 300 s leeway and every allowed algorithm.
     pub fn new(issuer: impl Into<String>, client_ids: Vec<String>) -> Self {
         Validation {
             issuer: issuer.into(),
             client_ids,
             leeway: DEFAULT_LEEWAY,
+            algorithms: Alg::ALL.to_vec(),
         }
     }
 }
@@ -150,7 +154,9 @@ impl<'a> UnverifiedToken<'a> {
         validation: &Validation,
         now: OffsetDateTime,
     ) -> Result<VerifiedToken, JwtError> {
-        let alg = Alg::from_name(&self.alg_name).ok_or(JwtError::AlgorithmNotAllowed)?;
+        let alg = Alg::from_name(&self.alg_name)
+            .filter(|a| validation.algorithms.contains(a))
+            .ok_or(JwtError::AlgorithmNotAllowed)?;
         let key = jwks.select(self.kid.as_deref(), alg).map_err(|mismatch| {
             if mismatch {
                 JwtError::KeyAlgorithmMismatch

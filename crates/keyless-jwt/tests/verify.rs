@@ -135,6 +135,20 @@ fn alg_none_and_hmac_are_refused() {
 }
 
 #[test]
+fn provider_algorithm_list_narrows_the_allow_list() {
+    let (s, jwks) = setup(Alg::ES256);
+    let t = s.sign(&github_claims()).unwrap();
+    let mut v = validation();
+    v.algorithms = vec![Alg::RS256];
+    assert_eq!(
+        verify(&t, &jwks, &v, now()).unwrap_err(),
+        JwtError::AlgorithmNotAllowed
+    );
+    v.algorithms = vec![Alg::RS256, Alg::ES256];
+    verify(&t, &jwks, &v, now()).unwrap();
+}
+
+#[test]
 fn key_type_must_fit_the_algorithm() {
     // An RSA key cannot verify ES256 even with the same kid.
     let (_, rsa_jwks) = setup(Alg::RS256);

@@ -365,8 +365,7 @@ impl JwksCache {
     async fn refresh_and_wait(&self, st: &Arc<IssuerState>, force: bool) -> Option<Arc<Jwks>> {
         let started = Instant::now();
         let mut rx = st.done.subscribe();
-        let was_running = st.in_flight.load(Ordering::Acquire);
-        if !Inner::trigger(&self.inner, st, force) && !was_running {
+        if !Inner::trigger(&self.inner, st, force) && !st.in_flight.load(Ordering::Acquire) {
             return None; // backing off after a failure
         }
         let wait = async {
