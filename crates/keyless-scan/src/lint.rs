@@ -126,6 +126,12 @@ fn parse_error(path: &str, msg: &str) -> Finding {
 /// Lints one file's content; `path` is used for classification and locations.
 #[must_use]
 pub fn lint_content(path: &str, content: &str) -> Vec<Finding> {
+    let mut f = lint_unsorted(path, content);
+    sort_findings(&mut f);
+    f
+}
+
+fn lint_unsorted(path: &str, content: &str) -> Vec<Finding> {
     match classify(path, content) {
         Some(FileKind::GithubWorkflow) => lint_github_workflow(path, content),
         Some(FileKind::GitlabCi) => lint_gitlab_ci(path, content),

@@ -225,11 +225,11 @@ fn ensure_id_token(
             format!("{}id-token: write", " ".repeat(k.col())),
         ));
     } else {
-        let first = &perms.entries()[0].0;
-        let _ = lines;
+        let last = &perms.entries()[perms.entries().len() - 1].0;
+        let at = block_end(lines, last.line() - 1, last.col());
         edits.push(Edit::Insert(
-            first.line() - 1,
-            vec![format!("{}id-token: write", " ".repeat(first.col()))],
+            at,
+            vec![format!("{}id-token: write", " ".repeat(last.col()))],
         ));
     }
     Ok(())
@@ -374,7 +374,14 @@ pub fn migrate_github_actions(
             if opts.audience != "sts.amazonaws.com" {
                 step.push(format!("{inner}  audience: {}", opts.audience));
             }
-            edits.push(Edit::Insert(first.entries().first().map_or(first.line(), |(k, _)| k.line()) - 1, step));
+            edits.push(Edit::Insert(
+                first
+                    .entries()
+                    .first()
+                    .map_or(first.line(), |(k, _)| k.line())
+                    - 1,
+                step,
+            ));
         }
         if !uses_aws {
             continue;

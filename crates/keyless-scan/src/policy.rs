@@ -454,6 +454,53 @@ pub fn hcl_to_json(src: &str) -> Option<Value> {
     .value()
 }
 
+/// Gives placeholder `Federated` principals (Terraform references such as
+/// `aws_iam_openid_connect_provider.github.arn`) a concrete provider ARN derived from the
+/// condition keys (`<host>:sub`), so the validator can run its OIDC checks.
+fn resolve_federated(v: &mut Value) {
+    let Some(stmts) = v.get_mut("Statement") else {
+        return;
+    };
+    let list: Vec<&mut Value> = match stmts {
+        Value::Array(a) => a.iter_mut().collect(),
+        o @ Value::Object(_) => vec![o],
+        _ => return,
+    };
+    for st in list {
+        let host = st
+            .get("Condition")
+            .and_then(Value::as_object)
+            .and_then(|ops| {
+                ops.values()
+                    .filter_map(Value::as_object)
+                    .flat_map(|m| m.keys())
+                    .find_map(|k| {
+                        let (h, claim) = k.rsplit_once(':')?;
+                        ([
+                            "sub",
+                            "aud",
+                            "repository",
+                            "repository_id",
+                            "job_workflow_ref",
+                        ]
+                        .contains(&claim)
+                            && h.contains('.'))
+                        .then(|| h.to_string())
+                    })
+            });
+        let Some(fed) = st.get_mut("Principal").and_then(|p| p.get_mut("Federated")) else {
+            continue;
+        };
+        let placeholder = fed
+            .as_str()
+            .is_some_and(|s| s.starts_with("${") && s.contains("openid_connect_provider"));
+        if placeholder {
+            let host = host.unwrap_or_else(|| "unknown.oidc.provider".into());
+            *fed = Value::String(format!("arn:aws:iam::000000000000:oidc-provider/{host}"));
+        }
+    }
+}
+
 fn tf_type(attr: &str, block_type: &str) -> PolicyType {
     if attr == "assume_role_policy" {
         PolicyType::Trust
@@ -539,7 +586,8 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
         if rhs.starts_with("jsonencode(") {
             let start =
                 offsets[i] + lines[i].find("jsonencode(").unwrap_or(0) + "jsonencode(".len();
-            if let Some(v) = content.get(start..).and_then(hcl_to_json) {
+            if let Some(mut v) = content.get(start..).and_then(hcl_to_json) {
+                resolve_federated(&mut v);
                 policies.push(ExtractedPolicy {
                     json: serde_json::to_string_pretty(&v).unwrap_or_default(),
                     policy_type: ptype,

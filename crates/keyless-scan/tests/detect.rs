@@ -1,0 +1,176 @@
+//! Detector tests: planted keys are found, decoys are not reported as live keys, secrets never
+//! leak into output.
+
+use keyless_scan::detect::{looks_like_secret, scan_bytes, scan_text};
+use keyless_scan::report::{Format, render};
+use keyless_scan::{Confidence, Severity};
+use proptest::prelude::*;
+
+/// Builds a key id for `account` the way AWS encodes it (inverse of the public scheme).
+fn key_for(prefix: &str, account: u64, tail: &str) -> String {
+    const A: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let v: u64 = ((account << 7) | 0x8000_0000_0000 | 0x35) << 2;
+    let mut s = prefix.to_string();
+    for i in (0..10).rev() {
+        s.push(A[((v >> (i * 5)) & 31) as usize] as char);
+    }
+    s.push_str(tail);
+    s
+}
+
+const SECRET: &str = "Zk3Rq9vB8sT2pL5wX1yN7mC4hJ6gF0dA/E+uKiOo";
+
+#[test]
+fn env_file_pair_is_high_with_account() {
+    let id = key_for("AKIA", 123_456_789_012, "QRSTUV");
+    let text = format!("AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={SECRET}\n");
+    let f = scan_text(".env", text.as_bytes());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].rule, "aws-access-key");
+    assert_eq!(f[0].severity, Severity::High);
+    assert_eq!(f[0].confidence, Some(Confidence::High));
+    assert_eq!(f[0].account_id.as_deref(), Some("123456789012"));
+    assert_eq!(f[0].access_key_id.as_deref(), Some(id.as_str()));
+    assert_eq!((f[0].line, f[0].column), (1, 19));
+    assert_eq!(f[0].redacted.as_deref(), Some("Zk3R…(40 chars)"));
+}
+
+#[test]
+fn credentials_file_profile() {
+    let id = key_for("AKIA", 210_987_654_321, "ABCDEF");
+    let text = format!(
+        "[default]\nregion = us-east-1\n\n[prod]\naws_access_key_id = {id}\naws_secret_access_key = {SECRET}\n"
+    );
+    let f = scan_text("credentials", text.as_bytes());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule, "aws-credentials-file");
+    assert_eq!(f[0].line, 5);
+}
+
+#[test]
+fn lone_secret_with_name_and_lone_key_id() {
+    let f = scan_text(
+        "a.py",
+        format!("secret_access_key = \"{SECRET}\"\n").as_bytes(),
+    );
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule, "aws-secret-access-key");
+    let id = key_for("AKIA", 1, "ZZZZZZ");
+    let f = scan_text("a.txt", format!("the key {id} was rotated").as_bytes());
+    assert_eq!(f[0].rule, "aws-access-key-id");
+    assert_eq!(f[0].severity, Severity::Medium);
+}
+
+#[test]
+fn temporary_credentials_with_token() {
+    let id = key_for("ASIA", 555_555_555_555, "ABCDEF");
+    let token = format!("IQoJb3JpZ2luX2VjE{}", "Ab3/".repeat(60));
+    let text = format!(
+        "{{\"AccessKeyId\": \"{id}\", \"SecretAccessKey\": \"{SECRET}\", \"SessionToken\": \"{token}\"}}"
+    );
+    let f = scan_text("creds.json", text.as_bytes());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].rule, "aws-temporary-credentials");
+    assert_eq!(f[0].confidence, Some(Confidence::High));
+    assert_eq!(f[0].account_id.as_deref(), Some("555555555555"));
+}
+
+#[test]
+fn notebook_json_escapes() {
+    let id = key_for("AKIA", 42, "NBNBNB");
+    let nb = format!(
+        "{{\"cells\":[{{\"source\":[\"import boto3\\n\",\"s = boto3.Session(aws_access_key_id=\\\"{id}\\\", aws_secret_access_key=\\\"{SECRET}\\\")\\n\"]}}]}}"
+    );
+    let f = scan_text("x.ipynb", nb.as_bytes());
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].rule, "aws-access-key");
+}
+
+#[test]
+fn documented_examples_are_low() {
+    let f = scan_text("README.md", b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nAKIAI44QH8DHBEXAMPLE\n");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f.iter()
+            .all(|x| x.rule == "aws-example-key" && x.severity == Severity::Low && x.example)
+    );
+}
+
+#[test]
+fn decoys_are_not_keys() {
+    let decoys = [
+        "AKIA1234567890ABCDEF",  // digits 0,1,8,9 are not base32
+        "AKIAABCDEFGHIJKLMNO",   // 19 chars
+        "AKIAABCDEFGHIJKLMNOPQ", // 21 chars
+        "XAKIAABCDEFGHIJKLMNOP", // glued prefix
+        "akiaabcdefghijklmnop",  // lower case
+        "AKIAabcdefghijklmnop",  // mixed case
+        "aws_secret_access_key = da39a3ee5e6b4b0d3255bfef95601890afd80709", // sha1
+        "aws_secret_access_key = ${{ secrets.AWS_SECRET_ACCESS_KEY }}",
+        "aws_secret_access_key = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "sha256 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "AROAY34FZKBOKMUTVV7A AIDAY34FZKBOKMUTVV7A", // role/user ids are not keys
+    ];
+    for d in decoys {
+        let f = scan_text("decoy.txt", d.as_bytes());
+        assert!(f.is_empty(), "{d:?} reported: {f:?}");
+    }
+}
+
+#[test]
+fn secret_never_in_output_or_debug() {
+    let id = key_for("AKIA", 7, "SECRET");
+    let text = format!("k={id}\ns={SECRET}\n");
+    let hits = scan_bytes(text.as_bytes());
+    assert!(!format!("{hits:?}").contains(SECRET));
+    let f = scan_text("x", text.as_bytes());
+    for fmt in [Format::Text, Format::Json, Format::Sarif] {
+        let out = render(fmt, "scan", &f, None);
+        assert!(!out.contains(SECRET), "{fmt:?}");
+        assert!(!out.contains(&SECRET[4..20]), "{fmt:?}");
+        assert!(out.contains(&id), "key ids are not secret and are shown");
+    }
+}
+
+#[test]
+fn secret_shape_check() {
+    assert!(looks_like_secret(SECRET.as_bytes()));
+    assert!(!looks_like_secret(
+        b"da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    ));
+    assert!(!looks_like_secret(b"short"));
+    assert!(!looks_like_secret(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMN"
+    ));
+}
+
+#[test]
+fn positions_count_lines_and_unicode_columns() {
+    let id = key_for("AKIA", 9, "UNICDE");
+    let text = format!("é\n\n  ünï {id}\n");
+    let f = scan_text("u", text.as_bytes());
+    assert_eq!((f[0].line, f[0].column), (3, 7));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    /// Arbitrary bytes never panic; the same input gives the same findings (fuzz target twin).
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let a = scan_text("p", &data);
+        let b = scan_text("p", &data);
+        prop_assert_eq!(a, b);
+    }
+
+    /// A planted key is found wherever it is placed in random text.
+    #[test]
+    fn planted_key_always_found(prefix in "[a-z \n=:]{0,300}", suffix in "[a-z \n]{0,300}", acct in 0u64..1_000_000_000_000) {
+        let id = key_for("AKIA", acct, "QQQQQQ");
+        let text = format!("{prefix} {id}\n{suffix}");
+        let f = scan_text("p", text.as_bytes());
+        prop_assert!(f.iter().any(|x| x.access_key_id.as_deref() == Some(id.as_str())));
+        let acct_s = format!("{acct:012}");
+        prop_assert_eq!(f[0].account_id.as_deref(), Some(acct_s.as_str()));
+    }
+}

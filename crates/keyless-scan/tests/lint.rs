@@ -1,0 +1,229 @@
+//! Lint rules: GitHub Actions, GitLab CI, AWS config files, IAM policies (validator-backed).
+
+use keyless_scan::Severity;
+use keyless_scan::lint::lint_content;
+
+fn rules(path: &str, src: &str) -> Vec<(String, usize)> {
+    lint_content(path, src)
+        .into_iter()
+        .map(|f| (f.rule, f.line))
+        .collect()
+}
+
+#[test]
+fn github_static_keys_and_action_inputs() {
+    let wf = "on: push\nenv:\n  AWS_ACCESS_KEY_ID: ${{ secrets.A }}\njobs:\n  d:\n    runs-on: x\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          aws-access-key-id: ${{ secrets.A }}\n          aws-secret-access-key: ${{ secrets.B }}\n          aws-region: eu-west-1\n";
+    let r = rules(".github/workflows/a.yml", wf);
+    assert_eq!(
+        r,
+        vec![
+            ("gha-static-aws-keys".to_string(), 3),
+            ("gha-configure-aws-credentials-keys".to_string(), 10),
+            ("gha-configure-aws-credentials-keys".to_string(), 11),
+        ]
+    );
+}
+
+#[test]
+fn github_oidc_permissions_and_duration() {
+    let base = "on: push\n{P}jobs:\n  d:\n    runs-on: x\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          role-to-assume: arn:aws:iam::123456789012:role/r\n          role-duration-seconds: {D}\n          aws-region: eu-west-1\n";
+    let wf = base.replace("{P}", "").replace("{D}", "3600");
+    assert_eq!(
+        rules(".github/workflows/a.yml", &wf),
+        vec![("gha-missing-id-token-permission".to_string(), 6)]
+    );
+    let wf = base
+        .replace("{P}", "permissions:\n  id-token: write\n")
+        .replace("{D}", "43200");
+    assert_eq!(
+        rules(".github/workflows/a.yml", &wf),
+        vec![("gha-long-role-duration".to_string(), 11)]
+    );
+    let wf = base
+        .replace("{P}", "permissions: write-all\n")
+        .replace("{D}", "900");
+    assert!(rules(".github/workflows/a.yml", &wf).is_empty());
+    // Job-level permissions override the workflow's.
+    let wf = "on: push\npermissions:\n  id-token: write\njobs:\n  d:\n    permissions:\n      contents: read\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          role-to-assume: arn:aws:iam::123456789012:role/r\n";
+    assert_eq!(
+        rules(".github/workflows/a.yml", wf),
+        vec![("gha-missing-id-token-permission".to_string(), 9)]
+    );
+}
+
+#[test]
+fn malformed_workflow_reports_parse_error() {
+    let f = lint_content(".github/workflows/a.yml", "jobs: [unclosed\n");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule, "lint-parse-error");
+    assert!(
+        f[0].message.starts_with("not checked: YAML syntax error"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn gitlab_rules() {
+    let ci = "variables:\n  AWS_ACCESS_KEY_ID: AKIA...\ndeploy:\n  id_tokens:\n    GOOD:\n      aud: sts.amazonaws.com\n    BAD:\n      foo: 1\n  variables:\n    AWS_SECRET_ACCESS_KEY: x\n  script:\n    - export AWS_SECRET_ACCESS_KEY=$S\n    - aws s3 ls\n";
+    assert_eq!(
+        rules(".gitlab-ci.yml", ci),
+        vec![
+            ("gitlab-static-aws-keys".to_string(), 2),
+            ("gitlab-id-token-without-audience".to_string(), 7),
+            ("gitlab-static-aws-keys".to_string(), 10),
+            ("gitlab-static-aws-keys".to_string(), 12),
+        ]
+    );
+}
+
+#[test]
+fn aws_config_static_keys() {
+    let c = "[default]\nsso_session = corp\n\n[profile legacy]\naws_access_key_id = AKIAY34FZKBOKMUTVV7A\naws_secret_access_key = x\n";
+    assert_eq!(
+        rules(".aws/credentials", c),
+        vec![
+            ("aws-config-static-keys".to_string(), 5),
+            ("aws-config-static-keys".to_string(), 6)
+        ]
+    );
+    assert!(rules(".aws/config", "[default]\nsso_session = corp\n").is_empty());
+}
+
+const OPEN_TRUST: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [{
+    "Effect": "Allow",
+    "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+    "Action": "sts:AssumeRoleWithWebIdentity",
+    "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}
+  }]
+}"#;
+
+#[test]
+fn standalone_trust_policy_without_sub() {
+    let f = lint_content("iam/trust.json", OPEN_TRUST);
+    let codes: Vec<&str> = f.iter().map(|x| x.rule.as_str()).collect();
+    assert!(
+        codes.contains(&"iam-policy/MISSING_GITHUB_REPO_CONDITION_KEY"),
+        "{codes:?}"
+    );
+    assert!(f.iter().any(|x| x.severity == Severity::High));
+}
+
+#[test]
+fn org_wide_trust_and_admin_in_terraform() {
+    let tf = r#"
+resource "aws_iam_role" "ci" {
+  name                 = "ci"
+  max_session_duration = 43200
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Federated = aws_iam_openid_connect_provider.github.arn }
+      Action    = "sts:AssumeRoleWithWebIdentity"
+      Condition = {
+        StringEquals = { "token.actions.githubusercontent.com:aud" = "sts.amazonaws.com" }
+        StringLike   = { "token.actions.githubusercontent.com:sub" = "repo:acme/*" }
+      }
+    }]
+  })
+}
+
+resource "aws_iam_policy" "admin" {
+  policy = <<EOF
+{
+  "Version": "2012-10-17",
+  "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+}
+EOF
+}
+"#;
+    let f = lint_content("main.tf", tf);
+    let got: Vec<(&str, usize)> = f.iter().map(|x| (x.rule.as_str(), x.line)).collect();
+    assert!(
+        got.contains(&("iam-policy/OVERLY_BROAD_GITHUB_SUB", 5)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("iam-long-max-session-duration", 4)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("iam-allow-all-actions-all-resources", 21)),
+        "{got:?}"
+    );
+    // Terraform references are placeholders, not invalid principals.
+    assert!(
+        !got.iter().any(|(r, _)| r.contains("INVALID_PRINCIPAL")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn cloudformation_yaml_and_json() {
+    let yaml = r#"AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  DeployRole:
+    Type: AWS::IAM::Role
+    Properties:
+      MaxSessionDuration: 14400
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal:
+              Federated: !Sub arn:aws:iam::${AWS::AccountId}:oidc-provider/token.actions.githubusercontent.com
+            Action: sts:AssumeRoleWithWebIdentity
+"#;
+    let f = lint_content("stack.yaml", yaml);
+    let got: Vec<(&str, usize)> = f.iter().map(|x| (x.rule.as_str(), x.line)).collect();
+    assert!(
+        got.contains(&("iam-policy/MISSING_GITHUB_REPO_CONDITION_KEY", 7)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("iam-long-max-session-duration", 6)),
+        "{got:?}"
+    );
+
+    let json = r#"{"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"P": {"Type": "AWS::IAM::ManagedPolicy",
+ "Properties": {"PolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["*"], "Resource": "*"}]}}}}}"#;
+    let f = lint_content("stack.json", json);
+    assert!(
+        f.iter()
+            .any(|x| x.rule == "iam-allow-all-actions-all-resources" && x.line == 2),
+        "{f:?}"
+    );
+
+    let f = lint_content(
+        "stack.json",
+        "{\"AWSTemplateFormatVersion\": \"2010-09-09\", \"Resources\": ",
+    );
+    assert_eq!(f[0].rule, "lint-parse-error");
+}
+
+#[test]
+fn good_files_are_clean() {
+    let trust = OPEN_TRUST.replace(
+        "\"token.actions.githubusercontent.com:aud\": \"sts.amazonaws.com\"",
+        "\"token.actions.githubusercontent.com:aud\": \"sts.amazonaws.com\", \"token.actions.githubusercontent.com:sub\": \"repo:acme/app:ref:refs/heads/main\"",
+    );
+    let f = lint_content("trust.json", &trust);
+    assert!(f.iter().all(|x| x.severity == Severity::Low), "{f:?}");
+    assert!(lint_content("README.md", "AWS_ACCESS_KEY_ID").is_empty());
+}
+
+#[test]
+fn other_oidc_provider_without_sub() {
+    let other_idp = OPEN_TRUST.replace("token.actions.githubusercontent.com", "gitlab.example.com");
+    let codes: Vec<String> = lint_content("iam/trust.json", &other_idp)
+        .into_iter()
+        .map(|x| x.rule)
+        .collect();
+    assert!(
+        codes.contains(&"iam-policy/MISSING_SUB_CONDITION".to_string()),
+        "{codes:?}"
+    );
+}
