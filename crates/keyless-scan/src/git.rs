@@ -49,6 +49,9 @@ fn unquote(p: &str) -> String {
     out
 }
 
+/// (path, line, column, rule, fingerprint) of a finding in history.
+type GroupKey = (String, usize, usize, String, String);
+
 /// Blob id → list of (commit index, path).
 type BlobMap = HashMap<String, Vec<(u32, String)>>;
 
@@ -167,10 +170,10 @@ pub fn scan_git(
                     let Some((id, data)) = next else { break };
                     counters.add(data.len() as u64, progress);
                     let found = scan_text("", &data);
-                    if !found.is_empty() {
-                        if let Ok(mut r) = results.lock() {
-                            r.push((id, found));
-                        }
+                    if !found.is_empty()
+                        && let Ok(mut r) = results.lock()
+                    {
+                        r.push((id, found));
                     }
                 }
             });
@@ -234,8 +237,7 @@ pub fn scan_git(
     read_result?;
 
     // Expand blob findings to (path) findings with the commits that wrote them.
-    let mut grouped: BTreeMap<(String, usize, usize, String, String), (Finding, Vec<u32>)> =
-        BTreeMap::new();
+    let mut grouped: BTreeMap<GroupKey, (Finding, Vec<u32>)> = BTreeMap::new();
     for (id, found) in results.into_inner().unwrap_or_default() {
         let Some(places) = blobs.get(&id) else {
             continue;

@@ -296,16 +296,16 @@ pub fn lint_gitlab_ci(path: &str, content: &str) -> Vec<Finding> {
             }
             for key in ["script", "before_script", "after_script"] {
                 for item in job.get(key).map(Node::items).unwrap_or_default() {
-                    if let Some(s) = item.as_str() {
-                        if KEY_VARS.iter().any(|v| s.contains(&format!("{v}="))) {
-                            out.push(make(
-                                rule(rules::GITLAB_STATIC),
-                                path,
-                                item.line(),
-                                item.col() + 1,
-                                format!("job `{name}`: {key} exports a static AWS key variable"),
-                            ));
-                        }
+                    if let Some(s) = item.as_str()
+                        && KEY_VARS.iter().any(|v| s.contains(&format!("{v}=")))
+                    {
+                        out.push(make(
+                            rule(rules::GITLAB_STATIC),
+                            path,
+                            item.line(),
+                            item.col() + 1,
+                            format!("job `{name}`: {key} exports a static AWS key variable"),
+                        ));
                     }
                 }
             }

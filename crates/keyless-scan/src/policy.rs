@@ -163,10 +163,10 @@ fn cfn_docs_in_resource(
         };
         push("PolicyDocument", t, d);
     }
-    if rtype == "AWS::Organizations::Policy" {
-        if let Some(d) = props.get("Content") {
-            push("Content", PolicyType::Guardrail, d);
-        }
+    if rtype == "AWS::Organizations::Policy"
+        && let Some(d) = props.get("Content")
+    {
+        push("Content", PolicyType::Guardrail, d);
     }
     if let Some(d) = props.get("KeyPolicy") {
         push("KeyPolicy", PolicyType::Resource, d);
@@ -546,14 +546,14 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
         };
         let attr = attr.trim();
         let rhs = rhs.trim();
-        if attr == "max_session_duration" {
-            if let Ok(seconds) = rhs.split_whitespace().next().unwrap_or("").parse::<u64>() {
-                sessions.push(SessionSetting {
-                    seconds,
-                    line: i + 1,
-                    origin: format!("Terraform {block_type}"),
-                });
-            }
+        if attr == "max_session_duration"
+            && let Ok(seconds) = rhs.split_whitespace().next().unwrap_or("").parse::<u64>()
+        {
+            sessions.push(SessionSetting {
+                seconds,
+                line: i + 1,
+                origin: format!("Terraform {block_type}"),
+            });
         }
         if !matches!(
             attr,
@@ -684,19 +684,18 @@ pub fn check_policy(path: &str, p: &ExtractedPolicy) -> Vec<Finding> {
             if s.get("Effect").and_then(Value::as_str) == Some("Allow")
                 && is_star(s.get("Action"))
                 && is_star(s.get("Resource"))
+                && let Some(info) = rules::info(rules::IAM_ADMIN_WILDCARD)
             {
-                if let Some(info) = rules::info(rules::IAM_ADMIN_WILDCARD) {
-                    out.push(make(
-                        info,
-                        path,
-                        p.line,
-                        1,
-                        format!(
-                            "{}: Statement[{i}] allows \"Action\": \"*\" on \"Resource\": \"*\"",
-                            p.origin
-                        ),
-                    ));
-                }
+                out.push(make(
+                    info,
+                    path,
+                    p.line,
+                    1,
+                    format!(
+                        "{}: Statement[{i}] allows \"Action\": \"*\" on \"Resource\": \"*\"",
+                        p.origin
+                    ),
+                ));
             }
         }
     }
@@ -747,19 +746,19 @@ pub fn lint_policies(path: &str, content: &str) -> Vec<Finding> {
         out.extend(check_policy(path, p));
     }
     for s in sessions {
-        if s.seconds > 3600 {
-            if let Some(info) = rules::info(rules::IAM_LONG_SESSION) {
-                out.push(make(
-                    info,
-                    path,
-                    s.line,
-                    1,
-                    format!(
-                        "{}: MaxSessionDuration is {} seconds (more than 3600)",
-                        s.origin, s.seconds
-                    ),
-                ));
-            }
+        if s.seconds > 3600
+            && let Some(info) = rules::info(rules::IAM_LONG_SESSION)
+        {
+            out.push(make(
+                info,
+                path,
+                s.line,
+                1,
+                format!(
+                    "{}: MaxSessionDuration is {} seconds (more than 3600)",
+                    s.origin, s.seconds
+                ),
+            ));
         }
     }
     out

@@ -250,10 +250,10 @@ pub fn scan_paths(
                 counters.add(data.len() as u64, progress);
                 let name = display_path(root, entry.path(), root_is_dir);
                 let found = scan_text(&name, &data);
-                if !found.is_empty() {
-                    if let Ok(mut f) = findings.lock() {
-                        f.extend(found);
-                    }
+                if !found.is_empty()
+                    && let Ok(mut f) = findings.lock()
+                {
+                    f.extend(found);
                 }
                 WalkState::Continue
             })

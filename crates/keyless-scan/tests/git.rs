@@ -1,0 +1,124 @@
+//! Git history scanning on a repository built by the test: deleted files, other branches.
+
+use std::path::Path;
+use std::process::Command;
+
+use keyless_scan::ScanConfig;
+use keyless_scan::git::scan_git;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+const SECRET: &str = "Zk3Rq9vB8sT2pL5wX1yN7mC4hJ6gF0dA/E+uKiOo";
+
+#[test]
+fn finds_deleted_and_branch_only_keys_with_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join("README.md"), "hello\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    std::fs::write(
+        d.join(".env"),
+        format!("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY={SECRET}\n"),
+    )
+    .unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "add env"]);
+    let added = git(d, &["rev-parse", "HEAD"]);
+    git(d, &["rm", "-q", ".env"]);
+    git(d, &["commit", "-q", "-m", "remove env"]);
+    git(d, &["checkout", "-q", "-b", "feature"]);
+    std::fs::create_dir_all(d.join("cfg")).unwrap();
+    std::fs::write(d.join("cfg/app.ini"), "key = AKIAY34FZKBOKMUTVV7B\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "feature key"]);
+    let feature = git(d, &["rev-parse", "HEAD"]);
+    git(d, &["checkout", "-q", "main"]);
+
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    assert_eq!(out.stats.commits, 4);
+    let env = out
+        .findings
+        .iter()
+        .find(|f| f.path == ".env")
+        .expect("deleted .env found");
+    assert_eq!(env.rule, "aws-access-key");
+    assert_eq!(env.commit.as_deref(), Some(added.as_str()));
+    assert_eq!(env.commits, vec![added.clone()]);
+    let br = out
+        .findings
+        .iter()
+        .find(|f| f.path == "cfg/app.ini")
+        .expect("branch-only key found");
+    assert_eq!(br.access_key_id.as_deref(), Some("AKIAY34FZKBOKMUTVV7B"));
+    assert_eq!(br.commit.as_deref(), Some(feature.as_str()));
+    assert_eq!(out.findings.len(), 2, "{:?}", out.findings);
+}
+
+#[test]
+fn not_a_repository_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = scan_git(dir.path(), &ScanConfig::default(), None).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("git failed: "), "{msg}");
+    assert!(msg.contains("is `git` on PATH?"), "{msg}");
+}
+
+#[test]
+fn empty_repository_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"]);
+    let out = scan_git(dir.path(), &ScanConfig::default(), None).unwrap();
+    assert!(out.findings.is_empty());
+}
+
+#[test]
+fn files_scan_skips_binaries_and_vendored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("node_modules/pkg")).unwrap();
+    std::fs::write(d.join("node_modules/pkg/index.js"), "AKIAY34FZKBOKMUTVV7A").unwrap();
+    std::fs::write(d.join("blob.bin"), b"\0\0AKIAY34FZKBOKMUTVV7A").unwrap();
+    std::fs::write(d.join("ok.txt"), "AKIAY34FZKBOKMUTVV7C").unwrap();
+    let out =
+        keyless_scan::scan::scan_paths(&[d.to_path_buf()], &ScanConfig::default(), None).unwrap();
+    assert_eq!(out.findings.len(), 1);
+    assert_eq!(out.findings[0].path, "ok.txt");
+    assert_eq!(out.stats.skipped_binary, 1);
+    let mut cfg = ScanConfig::default();
+    cfg.exclude_dirs.clear();
+    cfg.exclude_globs = vec!["*.txt".into()];
+    let out = keyless_scan::scan::scan_paths(&[d.to_path_buf()], &cfg, None).unwrap();
+    assert_eq!(
+        out.findings
+            .iter()
+            .map(|f| f.path.as_str())
+            .collect::<Vec<_>>(),
+        vec!["node_modules/pkg/index.js"]
+    );
+    let missing = keyless_scan::scan::scan_paths(&[d.join("nope")], &ScanConfig::default(), None)
+        .unwrap_err();
+    assert!(missing.to_string().starts_with("cannot read "), "{missing}");
+}
