@@ -357,6 +357,9 @@ fn print_banner(addr: SocketAddr, state: &AppState, data_dir: &Path) {
     let _ = writeln!(out, "keyless listening on http://{addr}");
     if let Some(d) = &state.dev {
         let role = format!("arn:aws:iam::{}:role/{}", dev::DEMO_ACCOUNT, dev::DEMO_ROLE);
+        // The program as it was started, so the commands paste as they are (cargo run included).
+        let program = std::env::current_exe()
+            .map_or_else(|_| "keyless".to_owned(), |p| p.display().to_string());
         let _ = writeln!(
             out,
             r#"
@@ -364,7 +367,7 @@ Development mode: an OIDC issuer at {issuer}, account {acct}, role {role}
 (trusts tokens whose sub matches {pattern}). Data: {data}. Try, in another shell:
 
   export AWS_ENDPOINT_URL_STS=http://{addr} AWS_REGION=us-east-1
-  TOKEN=$(cargo run -q -- dev token --endpoint http://{addr} --sub {sub})
+  TOKEN=$({program} dev token --endpoint http://{addr} --sub {sub})
   aws sts assume-role-with-web-identity --role-arn {role} \
       --role-session-name demo --web-identity-token "$TOKEN"
 

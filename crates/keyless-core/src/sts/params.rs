@@ -206,9 +206,25 @@ pub fn check_session_name(p: &mut Problems, v: &str) {
     }
 }
 
-/// RoleArn: 20-2048 characters.
+/// RoleArn: 20-2048 characters, and an IAM role ARN.
 pub fn check_role_arn(p: &mut Problems, v: &str) {
-    check_len(p, v, "roleArn", 20, 2048);
+    if check_len(p, v, "roleArn", 20, 2048) && !is_role_arn(v) {
+        p.0.push("Request ARN is invalid".to_owned());
+    }
+}
+
+/// `arn:<partition>:iam::<12 digits>:role/<path><name>`.
+pub fn is_role_arn(v: &str) -> bool {
+    let Ok(arn) = keyless_types::Arn::parse(v) else {
+        return false;
+    };
+    arn.service == "iam"
+        && arn.region.is_empty()
+        && keyless_types::AccountId::parse(&arn.account).is_ok()
+        && arn
+            .resource
+            .strip_prefix("role/")
+            .is_some_and(|r| !r.is_empty() && !r.ends_with('/'))
 }
 
 /// SourceIdentity: 2-64 of `[\w+=,.@-]*`, not starting with `aws:`.
@@ -305,6 +321,28 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn role_arns() {
+        for (v, ok) in [
+            ("arn:aws:iam::123456789012:role/gha", true),
+            ("arn:aws:iam::123456789012:role/path/gha", true),
+            ("arn:aws:iam::123456789012:user/gha", false),
+            ("arn:aws:iam::12345678901:role/gha", false),
+            ("arn:aws:iam:us-east-1:123456789012:role/x", false),
+            ("arn:aws:sts::123456789012:role/gha", false),
+            ("not-an-arn-at-all-but-long", false),
+            ("arn:aws:iam::123456789012:role/", false),
+        ] {
+            let mut p = Problems::default();
+            check_role_arn(&mut p, v);
+            let r = p.finish();
+            assert_eq!(r.is_ok(), ok, "{v}");
+            if let Err(e) = r {
+                assert_eq!(e.code, "ValidationError");
+            }
+        }
     }
 
     #[test]
