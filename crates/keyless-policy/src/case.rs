@@ -121,7 +121,10 @@ fn case(src: &str, n: &Node, path: &str) -> Result<Case, CaseError> {
     if let Some(v) = get("id") {
         cx.id = Some(cx.string(v, &child_key(path, "id"))?);
     }
-    for (k, koff, _) in members {
+    for (i, (k, koff, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(p, _, _)| p == k) {
+            return Err(cx.err(format!("duplicate key \"{k}\"; each key may appear only once in a case"), path, *koff));
+        }
         if !matches!(
             k.as_str(),
             "id" | "name" | "source" | "action" | "resource" | "principal" | "resourceAccount" | "context" | "identity" | "resourcePolicy" | "boundary" | "session" | "scps" | "expect"
@@ -156,8 +159,11 @@ fn case(src: &str, n: &Node, path: &str) -> Result<Case, CaseError> {
         let Val::Obj(keys) = &c.v else {
             return Err(cx.err(format!("context must be an object, found {}", c.v.type_name()), &cp, c.off));
         };
-        for (k, _, v) in keys {
+        for (i, (k, koff, v)) in keys.iter().enumerate() {
             let kp = child_key(&cp, k);
+            if keys[..i].iter().any(|(p, _, _)| p.eq_ignore_ascii_case(k)) {
+                return Err(cx.err(format!("duplicate context key \"{k}\" (key names are case-insensitive)"), &cp, *koff));
+            }
             match &v.v {
                 Val::Str(s) => context.insert_single(k, s.clone()),
                 Val::Arr(items) => {
@@ -231,7 +237,9 @@ pub fn parse_cases(text: &str) -> Result<Vec<Result<Case, CaseError>>, CaseError
     if text.len() > MAX_CASE_FILE {
         return Err(cx.err(format!("the case file is larger than {MAX_CASE_FILE} bytes"), "$", 0));
     }
-    let root = json::parse(text).map_err(|e| cx.err(e.message, &e.path, e.off))?;
+    // Duplicate keys are tolerated here and reported per case (and per policy, which is
+    // re-parsed strictly), so one malformed case does not hide the others.
+    let root = json::parse_with(text, true).map_err(|e| cx.err(e.message, &e.path, e.off))?;
     Ok(match &root.v {
         Val::Arr(items) => items.iter().enumerate().map(|(i, n)| case(text, n, &child_idx("$", i))).collect(),
         _ => vec![case(text, &root, "$")],

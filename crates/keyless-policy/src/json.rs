@@ -123,11 +123,18 @@ struct P<'a> {
     s: &'a str,
     i: usize,
     path: Vec<Seg>,
+    allow_dup: bool,
 }
 
-/// Parses one JSON document; trailing non-whitespace is an error.
+/// Parses one JSON document; trailing non-whitespace is an error; duplicate keys are errors.
 pub(crate) fn parse(src: &str) -> Result<Node, JsonError> {
-    let mut p = P { b: src.as_bytes(), s: src, i: 0, path: Vec::new() };
+    parse_with(src, false)
+}
+
+/// Parses one JSON document; with `allow_dup` duplicate keys are kept (both members), for
+/// containers whose parts are re-parsed strictly on their own (case files).
+pub(crate) fn parse_with(src: &str, allow_dup: bool) -> Result<Node, JsonError> {
+    let mut p = P { b: src.as_bytes(), s: src, i: 0, path: Vec::new(), allow_dup };
     p.ws();
     let n = p.value(0)?;
     p.ws();
@@ -322,7 +329,7 @@ impl P<'_> {
             }
             let koff = self.i;
             let key = self.string()?;
-            if members.iter().any(|(k, _, _)| *k == key) {
+            if !self.allow_dup && members.iter().any(|(k, _, _)| *k == key) {
                 return Err(JsonError {
                     duplicate: true,
                     message: format!("duplicate key \"{key}\"; each key may appear only once in an object, remove or merge the duplicate"),
