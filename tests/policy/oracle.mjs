@@ -76,12 +76,15 @@ const cases = JSON.parse(readFileSync(0, 'utf8'))
 const benchIdx = process.argv.indexOf('--bench')
 if (benchIdx >= 0) {
   const n = Number(process.argv[benchIdx + 1] || '1000')
-  const prepared = cases.map(prepare)
-  for (const p of prepared) run(p) // warm up
-  const t0 = process.hrtime.bigint()
-  for (let i = 0; i < n; i++) for (const p of prepared) run(p)
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-  console.log(JSON.stringify({ evaluations: n * prepared.length, seconds }))
+  const results = cases.map((c) => {
+    const p = prepare(c)
+    for (let i = 0; i < Math.min(n, 1000); i++) run(p) // warm up
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < n; i++) run(p)
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+    return { id: c.id, evaluations: n, seconds, perSecond: n / seconds }
+  })
+  console.log(JSON.stringify(results))
 } else {
   const out = cases.map((c) => {
     try {

@@ -25,7 +25,8 @@ impl Context {
 
     /// Sets a single-valued key (replacing any value of the same key in any case).
     pub fn insert_single(&mut self, key: &str, v: impl Into<String>) {
-        self.map.insert(key.to_lowercase(), ContextValue::Single(v.into()));
+        self.map
+            .insert(key.to_lowercase(), ContextValue::Single(v.into()));
     }
 
     /// Sets a multivalued key (replacing any value of the same key in any case).

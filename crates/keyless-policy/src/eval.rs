@@ -211,7 +211,9 @@ impl Decision {
                 if let Some(r) = &self.delegated_by {
                     s.push_str(&format!("; {r} names the principal's account, which only delegates to its identity policies, and none of them allows it"));
                 }
-                if let (Some(a), Some(Missing::Identity | Missing::Boundary | Missing::Session)) = (&self.cross_account, &self.missing) {
+                if let (Some(a), Some(Missing::Identity | Missing::Boundary | Missing::Session)) =
+                    (&self.cross_account, &self.missing)
+                {
                     s.push_str(&format!("; the resource is in another account ({a}), so the principal's own policies must allow it as well as the resource policy"));
                 }
                 s
@@ -245,19 +247,40 @@ struct Who<'a> {
 
 fn who(p: &str) -> Who<'_> {
     let mut it = p.splitn(6, ':');
-    let (Some("arn"), Some(part), Some(svc), Some(_), Some(acct), Some(res)) = (it.next(), it.next(), it.next(), it.next(), it.next(), it.next()) else {
-        return Who { arn: p, account: "", kind: Kind::Other, role: "", partition: "" };
+    let (Some("arn"), Some(part), Some(svc), Some(_), Some(acct), Some(res)) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
+        return Who {
+            arn: p,
+            account: "",
+            kind: Kind::Other,
+            role: "",
+            partition: "",
+        };
     };
     let (kind, role) = match (svc, res.split_once('/')) {
         ("iam", Some(("user", _))) => (Kind::User, ""),
         ("iam", Some(("role", _))) => (Kind::Role, ""),
         ("iam", Some(("oidc-provider" | "saml-provider", _))) => (Kind::Provider, ""),
         ("iam", None) if res == "root" => (Kind::Root, ""),
-        ("sts", Some(("assumed-role", rest))) => (Kind::Session, rest.split('/').next().unwrap_or("")),
+        ("sts", Some(("assumed-role", rest))) => {
+            (Kind::Session, rest.split('/').next().unwrap_or(""))
+        }
         ("sts", Some(("federated-user", _))) => (Kind::FederatedUser, ""),
         _ => (Kind::Other, ""),
     };
-    Who { arn: p, account: acct, kind, role, partition: part }
+    Who {
+        arn: p,
+        account: acct,
+        kind,
+        role,
+        partition: part,
+    }
 }
 
 /// How a resource-policy Allow named the principal.
@@ -289,20 +312,39 @@ fn principal_grant(pr: &Principals, w: &Who<'_>) -> Option<Grant> {
                 _ => Grant::Direct,
             });
         } else if !w.account.is_empty()
-            && (*a == *w.account || (a.strip_prefix("arn:").and_then(|r| r.split_once(":iam::")).is_some_and(|(_, r)| r == format!("{}:root", w.account))))
+            && (*a == *w.account
+                || (a
+                    .strip_prefix("arn:")
+                    .and_then(|r| r.split_once(":iam::"))
+                    .is_some_and(|(_, r)| r == format!("{}:root", w.account))))
         {
             up(Grant::Account);
         } else if w.kind == Kind::Session {
             // role ARN (any path) names the sessions of that role
             let mut it = a.splitn(6, ':');
-            if let (Some("arn"), Some(part), Some("iam"), Some(_), Some(acct), Some(res)) = (it.next(), it.next(), it.next(), it.next(), it.next(), it.next()) {
-                if part == w.partition && acct == w.account && res.starts_with("role/") && res.rsplit('/').next() == Some(w.role) {
-                    up(Grant::Role);
-                }
+            if let (Some("arn"), Some(part), Some("iam"), Some(_), Some(acct), Some(res)) = (
+                it.next(),
+                it.next(),
+                it.next(),
+                it.next(),
+                it.next(),
+                it.next(),
+            ) && part == w.partition
+                && acct == w.account
+                && res.starts_with("role/")
+                && res.rsplit('/').next() == Some(w.role)
+            {
+                up(Grant::Role);
             }
         }
     }
-    if pr.federated.iter().chain(&pr.service).chain(&pr.canonical).any(|f| f == w.arn) {
+    if pr
+        .federated
+        .iter()
+        .chain(&pr.service)
+        .chain(&pr.canonical)
+        .any(|f| f == w.arn)
+    {
         up(Grant::Direct);
     }
     best
@@ -360,12 +402,17 @@ fn any_value_matches(c: &Cond, v: &str, ctx: &Context) -> bool {
     match (&c.vals, c.op) {
         (Vals::Str(vs), Op::StrEqIc) => vs.iter().any(|sv| match &sv.lower {
             Some(l) => eq_ignore_case(v, l),
-            None => sv.pat.resolve(ctx).is_some_and(|r| eq_ignore_case(v, &r.to_lowercase())),
+            None => sv
+                .pat
+                .resolve(ctx)
+                .is_some_and(|r| eq_ignore_case(v, &r.to_lowercase())),
         }),
         (Vals::Str(vs), _) => vs.iter().any(|sv| sv.pat.matches(v, false, ctx)),
         (Vals::Arn(ps), _) => ps.iter().any(|p| p.matches(v, ctx, true)),
         (Vals::Num(ns), Op::Num(cmp)) => match values::parse_num(v) {
-            Some(rv) => ns.iter().any(|n| values::parse_num(n).is_some_and(|pv| cmp_ok(cmp, values::cmp_num(&rv, &pv)))),
+            Some(rv) => ns.iter().any(|n| {
+                values::parse_num(n).is_some_and(|pv| cmp_ok(cmp, values::cmp_num(&rv, &pv)))
+            }),
             None => false,
         },
         (Vals::Date(ds), Op::Date(cmp)) => match values::parse_date(v) {
@@ -380,7 +427,7 @@ fn any_value_matches(c: &Cond, v: &str, ctx: &Context) -> bool {
             } else {
                 None
             };
-            rv.is_some_and(|rv| bs.iter().any(|b| *b == Some(rv)))
+            rv.is_some_and(|rv| bs.contains(&Some(rv)))
         }
         (Vals::Binary(bs), _) => match base64::engine::general_purpose::STANDARD.decode(v) {
             Ok(rv) => bs.iter().flatten().any(|b| *b == rv),
@@ -446,7 +493,13 @@ fn detail(st: &Statement, req: &Request<'_>, w: &Who<'_>, has_boundary: bool) ->
             failed_cond = Some(i);
         }
     }
-    Detail { action, resource, principal, passed, failed_cond }
+    Detail {
+        action,
+        resource,
+        principal,
+        passed,
+        failed_cond,
+    }
 }
 
 /// Result of scanning one policy.
@@ -456,15 +509,24 @@ struct Scan {
 }
 
 fn scan(p: &Policy, req: &Request<'_>, w: &Who<'_>, has_boundary: bool) -> Scan {
-    let mut out = Scan { deny: None, allow: None };
+    let mut out = Scan {
+        deny: None,
+        allow: None,
+    };
     for (i, st) in p.statements.iter().enumerate() {
-        if st.effect == Effect::Allow && out.allow.as_ref().is_some_and(|(_, g)| *g == Grant::Direct) {
+        if st.effect == Effect::Allow
+            && out.allow.as_ref().is_some_and(|(_, g)| *g == Grant::Direct)
+        {
             continue;
         }
-        if !action_matches(st, req.action, req.context) || !resource_matches(st, req.resource, req.context) {
+        if !action_matches(st, req.action, req.context)
+            || !resource_matches(st, req.resource, req.context)
+        {
             continue;
         }
-        let Some(g) = principal_matches(st, w, has_boundary) else { continue };
+        let Some(g) = principal_matches(st, w, has_boundary) else {
+            continue;
+        };
         if !st.conditions.iter().all(|c| cond_holds(c, req.context)) {
             continue;
         }
@@ -484,11 +546,23 @@ fn scan(p: &Policy, req: &Request<'_>, w: &Who<'_>, has_boundary: bool) -> Scan 
 }
 
 fn sref(p: &Policy, i: usize) -> Option<StatementRef> {
-    p.statements.get(i).map(|st| StatementRef { policy: p.label.clone(), sid: st.sid.clone(), index: st.index })
+    p.statements.get(i).map(|st| StatementRef {
+        policy: p.label.clone(),
+        sid: st.sid.clone(),
+        index: st.index,
+    })
 }
 
-fn nearest(policies: &[&Policy], req: &Request<'_>, w: &Who<'_>, has_boundary: bool) -> Option<Nearest> {
-    let mut best: Option<((bool, bool, bool, usize), &Policy, usize, Detail)> = None;
+/// Best candidate so far: (score, policy, statement index, detail).
+type Best<'p> = ((bool, bool, bool, usize), &'p Policy, usize, Detail);
+
+fn nearest(
+    policies: &[&Policy],
+    req: &Request<'_>,
+    w: &Who<'_>,
+    has_boundary: bool,
+) -> Option<Nearest> {
+    let mut best: Option<Best<'_>> = None;
     for p in policies {
         for (i, st) in p.statements.iter().enumerate() {
             if st.effect != Effect::Allow {
@@ -511,9 +585,15 @@ fn nearest(policies: &[&Policy], req: &Request<'_>, w: &Who<'_>, has_boundary: b
         Failure::Principal
     } else {
         let c = st.conditions.get(d.failed_cond?)?;
-        Failure::Condition { operator: c.op_name.to_string(), key: c.key_name.to_string() }
+        Failure::Condition {
+            operator: c.op_name.to_string(),
+            key: c.key_name.to_string(),
+        }
     };
-    Some(Nearest { statement: sref(p, i)?, failed })
+    Some(Nearest {
+        statement: sref(p, i)?,
+        failed,
+    })
 }
 
 /// Evaluates `request` against `policies` following AWS's documented algorithm: explicit deny
@@ -587,7 +667,10 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
 
     let mut delegated_by = None;
     let mut cross: Option<Box<str>> = None;
-    let implicit = |missing: Missing, near: Option<Nearest>, delegated_by: Option<StatementRef>, cross_account: Option<Box<str>>| Decision {
+    let implicit = |missing: Missing,
+                    near: Option<Nearest>,
+                    delegated_by: Option<StatementRef>,
+                    cross_account: Option<Box<str>>| Decision {
         kind: DecisionKind::ImplicitlyDenied,
         action: request.action.into(),
         statement: None,
@@ -601,19 +684,40 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     for (l, ok) in level_ok.iter().enumerate() {
         if !ok {
             let level: &[&Policy] = policies.guardrails.get(l).map(Vec::as_slice).unwrap_or(&[]);
-            return implicit(Missing::Guardrail(l), nearest(level, request, &w, has_boundary), None, None);
+            return implicit(
+                Missing::Guardrail(l),
+                nearest(level, request, &w, has_boundary),
+                None,
+                None,
+            );
         }
     }
 
     // 3. resource policy and the account rules.
-    let resource_account = request.resource_account.filter(|a| !a.is_empty()).unwrap_or_else(|| {
-        let acct = request.resource.splitn(6, ':').nth(4).unwrap_or("");
-        if acct.is_empty() || acct.contains(['*', '?']) { w.account } else { acct }
-    });
+    let resource_account = request
+        .resource_account
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| {
+            let acct = request.resource.split(':').nth(4).unwrap_or("");
+            if acct.is_empty() || acct.contains(['*', '?']) {
+                w.account
+            } else {
+                acct
+            }
+        });
     let cross_account = !w.account.is_empty() && resource_account != w.account;
-    let is_trust = policies.resource_policy.is_some_and(|p| p.policy_type == PolicyType::Trust)
-        || request.action.get(..14).is_some_and(|a| a.eq_ignore_ascii_case("sts:assumerole"));
-    let res_near = |req: &Request<'_>| policies.resource_policy.and_then(|p| nearest(&[p], req, &w, has_boundary));
+    let is_trust = policies
+        .resource_policy
+        .is_some_and(|p| p.policy_type == PolicyType::Trust)
+        || request
+            .action
+            .get(..14)
+            .is_some_and(|a| a.eq_ignore_ascii_case("sts:assumerole"));
+    let res_near = |req: &Request<'_>| {
+        policies
+            .resource_policy
+            .and_then(|p| nearest(&[p], req, &w, has_boundary))
+    };
 
     if cross_account {
         cross = Some(resource_account.into());
@@ -621,7 +725,11 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     if (is_trust || cross_account) && res_allow.is_none() {
         return implicit(Missing::ResourcePolicy, res_near(request), None, cross);
     }
-    let grant = if cross_account { None } else { res_allow.map(|(_, g)| g) };
+    let grant = if cross_account {
+        None
+    } else {
+        res_allow.map(|(_, g)| g)
+    };
     let res_ref = || match (policies.resource_policy, res_allow) {
         (Some(p), Some((i, _))) => sref(p, i),
         _ => None,
@@ -639,20 +747,43 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         if let Some(p) = policies.resource_policy {
             near_set.push(p);
         }
-        return implicit(Missing::Identity, nearest(&near_set, request, &w, has_boundary), delegated_by, cross);
+        return implicit(
+            Missing::Identity,
+            nearest(&near_set, request, &w, has_boundary),
+            delegated_by,
+            cross,
+        );
     }
     if need_boundary && !boundary_allow {
         let b: Vec<&Policy> = policies.boundary.into_iter().collect();
-        return implicit(Missing::Boundary, nearest(&b, request, &w, has_boundary), None, cross);
+        return implicit(
+            Missing::Boundary,
+            nearest(&b, request, &w, has_boundary),
+            None,
+            cross,
+        );
     }
     if need_session && !session_allow {
         let s: Vec<&Policy> = policies.session.into_iter().collect();
-        return implicit(Missing::Session, nearest(&s, request, &w, has_boundary), None, cross);
+        return implicit(
+            Missing::Session,
+            nearest(&s, request, &w, has_boundary),
+            None,
+            cross,
+        );
     }
     let statement = match (grant, id_allow) {
         (Some(Grant::Account) | None, Some((p, i))) => sref(p, i),
         (Some(_), _) => res_ref(),
         (None, None) => res_ref(),
     };
-    Decision { kind: DecisionKind::Allowed, action: request.action.into(), statement, missing: None, nearest: None, delegated_by: None, cross_account: None }
+    Decision {
+        kind: DecisionKind::Allowed,
+        action: request.action.into(),
+        statement,
+        missing: None,
+        nearest: None,
+        delegated_by: None,
+        cross_account: None,
+    }
 }

@@ -134,7 +134,13 @@ pub(crate) fn parse(src: &str) -> Result<Node, JsonError> {
 /// Parses one JSON document; with `allow_dup` duplicate keys are kept (both members), for
 /// containers whose parts are re-parsed strictly on their own (case files).
 pub(crate) fn parse_with(src: &str, allow_dup: bool) -> Result<Node, JsonError> {
-    let mut p = P { b: src.as_bytes(), s: src, i: 0, path: Vec::new(), allow_dup };
+    let mut p = P {
+        b: src.as_bytes(),
+        s: src,
+        i: 0,
+        path: Vec::new(),
+        allow_dup,
+    };
     p.ws();
     let n = p.value(0)?;
     p.ws();
@@ -146,7 +152,12 @@ pub(crate) fn parse_with(src: &str, allow_dup: bool) -> Result<Node, JsonError> 
 
 impl P<'_> {
     fn err(&self, m: &str) -> JsonError {
-        JsonError { duplicate: false, message: m.to_string(), path: render(&self.path), off: self.i }
+        JsonError {
+            duplicate: false,
+            message: m.to_string(),
+            path: render(&self.path),
+            off: self.i,
+        }
     }
     fn ws(&mut self) {
         while let Some(c) = self.b.get(self.i) {
@@ -162,18 +173,25 @@ impl P<'_> {
             return Err(self.err("the document is nested too deeply (at most 32 levels)"));
         }
         let off = self.i;
-        let v = match self.b.get(self.i) {
-            None => return Err(self.err("unexpected end of the document; expected a value")),
-            Some(b'{') => self.object(depth)?,
-            Some(b'[') => self.array(depth)?,
-            Some(b'"') => Val::Str(self.string()?),
-            Some(b't') => self.lit("true", Val::Bool(true))?,
-            Some(b'f') => self.lit("false", Val::Bool(false))?,
-            Some(b'n') => self.lit("null", Val::Null)?,
-            Some(c) if *c == b'-' || c.is_ascii_digit() => self.number()?,
-            Some(_) => return Err(self.err("expected a JSON value (object, array, string, number, true, false or null)")),
-        };
-        Ok(Node { v, off, end: self.i })
+        let v =
+            match self.b.get(self.i) {
+                None => return Err(self.err("unexpected end of the document; expected a value")),
+                Some(b'{') => self.object(depth)?,
+                Some(b'[') => self.array(depth)?,
+                Some(b'"') => Val::Str(self.string()?),
+                Some(b't') => self.lit("true", Val::Bool(true))?,
+                Some(b'f') => self.lit("false", Val::Bool(false))?,
+                Some(b'n') => self.lit("null", Val::Null)?,
+                Some(c) if *c == b'-' || c.is_ascii_digit() => self.number()?,
+                Some(_) => return Err(self.err(
+                    "expected a JSON value (object, array, string, number, true, false or null)",
+                )),
+            };
+        Ok(Node {
+            v,
+            off,
+            end: self.i,
+        })
     }
     fn lit(&mut self, word: &str, v: Val) -> Result<Val, JsonError> {
         if self.b[self.i..].starts_with(word.as_bytes()) {
@@ -264,11 +282,15 @@ impl P<'_> {
                         Some(b'u') => {
                             let hi = self.hex4()?;
                             let cp = if (0xD800..0xDC00).contains(&hi) {
-                                if self.b.get(self.i) == Some(&b'\\') && self.b.get(self.i + 1) == Some(&b'u') {
+                                if self.b.get(self.i) == Some(&b'\\')
+                                    && self.b.get(self.i + 1) == Some(&b'u')
+                                {
                                     self.i += 2;
                                     let lo = self.hex4()?;
                                     if !(0xDC00..0xE000).contains(&lo) {
-                                        return Err(self.err("invalid surrogate pair in \\u escape"));
+                                        return Err(
+                                            self.err("invalid surrogate pair in \\u escape")
+                                        );
                                     }
                                     0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
                                 } else {
@@ -277,7 +299,9 @@ impl P<'_> {
                             } else {
                                 hi
                             };
-                            out.push(char::from_u32(cp).ok_or_else(|| self.err("invalid \\u escape"))?);
+                            out.push(
+                                char::from_u32(cp).ok_or_else(|| self.err("invalid \\u escape"))?,
+                            );
                         }
                         _ => {
                             self.i -= 1;
@@ -332,7 +356,9 @@ impl P<'_> {
             if !self.allow_dup && members.iter().any(|(k, _, _)| *k == key) {
                 return Err(JsonError {
                     duplicate: true,
-                    message: format!("duplicate key \"{key}\"; each key may appear only once in an object, remove or merge the duplicate"),
+                    message: format!(
+                        "duplicate key \"{key}\"; each key may appear only once in an object, remove or merge the duplicate"
+                    ),
                     path: render(&self.path),
                     off: koff,
                 });
@@ -366,7 +392,8 @@ mod tests {
 
     #[test]
     fn duplicate_key_has_path_and_position() {
-        let src = "{\"Statement\":[{\"Condition\":{\"StringEquals\":{\n \"a\":\"1\",\n \"a\":\"2\"}}}]}";
+        let src =
+            "{\"Statement\":[{\"Condition\":{\"StringEquals\":{\n \"a\":\"1\",\n \"a\":\"2\"}}}]}";
         let e = parse(src).unwrap_err();
         assert!(e.duplicate);
         assert_eq!(e.path, "$.Statement[0].Condition.StringEquals");
@@ -381,6 +408,9 @@ mod tests {
         assert!(parse("\"\\x\"").is_err());
         assert!(parse("{} x").is_err());
         assert!(parse(&"[".repeat(100)).is_err());
-        assert_eq!(parse("\"\\u00e9\\ud83d\\ude00\"").unwrap().v, Val::Str("é😀".into()));
+        assert_eq!(
+            parse("\"\\u00e9\\ud83d\\ude00\"").unwrap().v,
+            Val::Str("é😀".into())
+        );
     }
 }

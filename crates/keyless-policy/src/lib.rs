@@ -60,18 +60,42 @@ mod policy;
 mod values;
 
 pub use context::{Context, ContextValue};
-pub use eval::{Decision, DecisionKind, Failure, Missing, Nearest, PolicySet, Request, StatementRef, evaluate};
-pub use policy::{Finding, ParseError, ParseErrorKind, Policy, PolicyType, Severity, UnknownPolicyType, validate};
+pub use eval::{
+    Decision, DecisionKind, Failure, Missing, Nearest, PolicySet, Request, StatementRef, evaluate,
+};
+pub use policy::{
+    Finding, ParseError, ParseErrorKind, Policy, PolicyType, Severity, UnknownPolicyType, validate,
+};
 
 /// Parses any input as a policy of every type and validates it; never panics. The fuzz
 /// targets call this, and the property tests exercise it.
 pub fn fuzz_parse(data: &str) {
-    for ty in [PolicyType::Identity, PolicyType::Resource, PolicyType::Trust, PolicyType::Guardrail, PolicyType::Session] {
+    for ty in [
+        PolicyType::Identity,
+        PolicyType::Resource,
+        PolicyType::Trust,
+        PolicyType::Guardrail,
+        PolicyType::Session,
+    ] {
         if let Ok(p) = Policy::parse(data, ty) {
             let ctx = Context::new();
-            let req = Request { principal: "arn:aws:iam::123456789012:user/a", action: "s3:GetObject", resource: "arn:aws:s3:::b/k", resource_account: None, context: &ctx };
+            let req = Request {
+                principal: "arn:aws:iam::123456789012:user/a",
+                action: "s3:GetObject",
+                resource: "arn:aws:s3:::b/k",
+                resource_account: None,
+                context: &ctx,
+            };
             let ids = [&p];
-            let _ = evaluate(&req, &PolicySet { identity: &ids, resource_policy: Some(&p), ..PolicySet::default() }).explanation();
+            let _ = evaluate(
+                &req,
+                &PolicySet {
+                    identity: &ids,
+                    resource_policy: Some(&p),
+                    ..PolicySet::default()
+                },
+            )
+            .explanation();
         }
         let _ = validate(data, ty);
     }

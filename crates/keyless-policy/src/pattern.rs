@@ -12,7 +12,10 @@ pub(crate) enum Piece {
     /// `?`: exactly one character.
     One,
     /// `${key}` or `${key, 'default'}`; key is lowercased.
-    Var { key: Box<str>, default: Option<Box<str>> },
+    Var {
+        key: Box<str>,
+        default: Option<Box<str>>,
+    },
 }
 
 /// A compiled pattern.
@@ -75,7 +78,10 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
                 "" => {
                     issues.push(VarIssue::Empty);
                     has_var = true;
-                    pieces.push(Piece::Var { key: "".into(), default: None });
+                    pieces.push(Piece::Var {
+                        key: "".into(),
+                        default: None,
+                    });
                 }
                 _ => {
                     let (key, default) = match inner.split_once(',') {
@@ -126,7 +132,11 @@ fn char_len(s: &[u8], i: usize) -> usize {
 
 fn prefix_eq(s: &[u8], lit: &[u8], ci: bool) -> bool {
     s.len() >= lit.len()
-        && if ci { s[..lit.len()].eq_ignore_ascii_case(lit) } else { &s[..lit.len()] == lit }
+        && if ci {
+            s[..lit.len()].eq_ignore_ascii_case(lit)
+        } else {
+            &s[..lit.len()] == lit
+        }
 }
 
 impl Pat {
@@ -196,7 +206,6 @@ impl Pat {
         }
         Some(out)
     }
-
 }
 
 /// A compiled ARN pattern: six colon-separated segments matched separately, or a whole-string
@@ -210,7 +219,10 @@ pub(crate) struct ArnPat {
 /// Splits a pattern's pieces into ARN segments at the first five literal colons. Returns the
 /// segments (fewer than six when the pattern has fewer colons).
 fn split_segments(pat: &Pat) -> Vec<Pat> {
-    let mut segs: Vec<Pat> = vec![Pat { pieces: Vec::new(), has_var: false }];
+    let mut segs: Vec<Pat> = vec![Pat {
+        pieces: Vec::new(),
+        has_var: false,
+    }];
     for p in &pat.pieces {
         match p {
             Piece::Lit(s) => {
@@ -221,7 +233,10 @@ fn split_segments(pat: &Pat) -> Vec<Pat> {
                             if let Some(cur) = segs.last_mut() {
                                 push_lit(&mut cur.pieces, a);
                             }
-                            segs.push(Pat { pieces: Vec::new(), has_var: false });
+                            segs.push(Pat {
+                                pieces: Vec::new(),
+                                has_var: false,
+                            });
                             rest = b;
                         }
                         None => break,
@@ -250,28 +265,28 @@ impl ArnPat {
         let mut segs = split_segments(&whole);
         if segs.len() < 6 && segs.len() > 1 && pad {
             while segs.len() < 6 {
-                segs.push(Pat { pieces: vec![Piece::Star], has_var: false });
+                segs.push(Pat {
+                    pieces: vec![Piece::Star],
+                    has_var: false,
+                });
             }
         }
         let segs: Option<[Pat; 6]> = segs.try_into().ok();
         (ArnPat { whole, segs }, issues)
     }
 
-    /// Matches `value` segment by segment (`arn_only`: a value that is not a six-part ARN never
-    /// matches; otherwise such values fall back to a whole-string glob).
+    /// Matches `value` segment by segment. A pattern that is not a six-part ARN (e.g. `*`) is a
+    /// whole-string glob unless `arn_only` (ARN condition operators).
     pub(crate) fn matches(&self, value: &str, ctx: &Context, arn_only: bool) -> bool {
         match &self.segs {
             Some(segs) => {
+                // A value with fewer than six fields is not an ARN and matches no ARN pattern.
                 let mut it = value.splitn(6, ':');
-                let mut n = 0;
                 for seg in segs {
-                    let Some(v) = it.next() else {
-                        return !arn_only && n == 0 && self.whole.matches(value, false, ctx);
-                    };
+                    let Some(v) = it.next() else { return false };
                     if !seg.matches(v, false, ctx) {
                         return false;
                     }
-                    n += 1;
                 }
                 true
             }
@@ -317,7 +332,11 @@ mod tests {
         let c = Context::new();
         let p = ArnPat::compile("arn:aws:svc:*:111122223333:finance/*", true, false).0;
         assert!(p.matches("arn:aws:svc:us-east-1:111122223333:finance/x:y", &c, true));
-        assert!(!p.matches("arn:aws:svc:us-east-1:extra:111122223333:finance/x", &c, true));
+        assert!(!p.matches(
+            "arn:aws:svc:us-east-1:extra:111122223333:finance/x",
+            &c,
+            true
+        ));
         let p = ArnPat::compile("arn:aws:iam::*:user/${aws:username}", true, false).0;
         assert!(p.segs.is_some());
     }

@@ -443,7 +443,10 @@ pub(crate) fn known_multivalued(key_lower: &str) -> bool {
 fn known_single_valued(key_lower: &str) -> bool {
     (key_lower.starts_with("aws:") && !known_multivalued(key_lower))
         || key_lower.ends_with(":sub")
-        || matches!(key_lower, "sts:rolesessionname" | "sts:sourceidentity" | "sts:externalid")
+        || matches!(
+            key_lower,
+            "sts:rolesessionname" | "sts:sourceidentity" | "sts:externalid"
+        )
 }
 
 /// The expected operator family of well-known keys.
@@ -453,7 +456,10 @@ fn key_family(key_lower: &str) -> Option<&'static str> {
         "aws:currenttime" | "aws:tokenissuetime" => "Date",
         "aws:epochtime" => "DateOrNumeric",
         "aws:multifactorauthage" => "Numeric",
-        "aws:securetransport" | "aws:multifactorauthpresent" | "aws:viaawsservice" | "aws:principalisawsservice" => "Bool",
+        "aws:securetransport"
+        | "aws:multifactorauthpresent"
+        | "aws:viaawsservice"
+        | "aws:principalisawsservice" => "Bool",
         _ => return None,
     })
 }
@@ -486,7 +492,14 @@ impl B<'_> {
 
     fn find(&mut self, sev: Severity, code: &str, message: String, path: &str, off: usize) {
         let (line, column) = self.pos(off);
-        self.findings.push(Finding { severity: sev, code: code.into(), message, path: path.into(), line, column });
+        self.findings.push(Finding {
+            severity: sev,
+            code: code.into(),
+            message,
+            path: path.into(),
+            line,
+            column,
+        });
     }
 
     /// A grammar error: fatal for parse, an ERROR finding for validate.
@@ -494,7 +507,15 @@ impl B<'_> {
         self.fatal_kind(ParseErrorKind::Grammar, code, message, aws, path, off);
     }
 
-    fn fatal_kind(&mut self, kind: ParseErrorKind, code: &str, message: String, aws: &str, path: &str, off: usize) {
+    fn fatal_kind(
+        &mut self,
+        kind: ParseErrorKind,
+        code: &str,
+        message: String,
+        aws: &str,
+        path: &str,
+        off: usize,
+    ) {
         let (line, column) = self.pos(off);
         if self.fatal.is_none() {
             self.fatal = Some(ParseError {
@@ -508,11 +529,23 @@ impl B<'_> {
                 off,
             });
         }
-        self.findings.push(Finding { severity: Severity::Error, code: code.into(), message, path: path.into(), line, column });
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            code: code.into(),
+            message,
+            path: path.into(),
+            line,
+            column,
+        });
     }
 
     /// Reads a string-or-array-of-strings element.
-    fn strings<'n>(&mut self, n: &'n Node, path: &str, what: &str) -> Vec<(&'n str, usize, String)> {
+    fn strings<'n>(
+        &mut self,
+        n: &'n Node,
+        path: &str,
+        what: &str,
+    ) -> Vec<(&'n str, usize, String)> {
         match &n.v {
             Val::Str(s) => vec![(s.as_str(), n.off, path.to_string())],
             Val::Arr(items) => {
@@ -532,7 +565,10 @@ impl B<'_> {
                         Val::Str(s) => out.push((s.as_str(), it.off, p)),
                         other => self.fatal(
                             "DATA_TYPE_MISMATCH",
-                            format!("{what} values must be strings, found {}; quote the value", other.type_name()),
+                            format!(
+                                "{what} values must be strings, found {}; quote the value",
+                                other.type_name()
+                            ),
                             "Syntax errors in policy.",
                             &p,
                             it.off,
@@ -544,7 +580,10 @@ impl B<'_> {
             other => {
                 self.fatal(
                     "DATA_TYPE_MISMATCH",
-                    format!("{what} must be a string or an array of strings, found {}", other.type_name()),
+                    format!(
+                        "{what} must be a string or an array of strings, found {}",
+                        other.type_name()
+                    ),
                     "Syntax errors in policy.",
                     path,
                     n.off,
@@ -567,14 +606,16 @@ impl B<'_> {
                 VarIssue::Space => self.find(
                     Severity::Error,
                     "UNSUPPORTED_SPACE_IN_VARIABLE",
-                    "a policy variable contains a space; write ${key} or ${key, 'default'} exactly".into(),
+                    "a policy variable contains a space; write ${key} or ${key, 'default'} exactly"
+                        .into(),
                     path,
                     off,
                 ),
                 VarIssue::Empty => self.find(
                     Severity::Error,
                     "EMPTY_VARIABLE",
-                    "the policy variable ${} is empty; name a context key, e.g. ${aws:username}".into(),
+                    "the policy variable ${} is empty; name a context key, e.g. ${aws:username}"
+                        .into(),
                     path,
                     off,
                 ),
@@ -594,8 +635,17 @@ impl B<'_> {
         }
         if a != "*" {
             let parts: Vec<&str> = a.split(':').collect();
-            let ok_vendor = |v: &str| !v.is_empty() && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'*' || c == b'?');
-            let ok_name = |v: &str| !v.is_empty() && v.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'*' | b'?' | b'-' | b'_'));
+            let ok_vendor = |v: &str| {
+                !v.is_empty()
+                    && v.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'*' || c == b'?')
+            };
+            let ok_name = |v: &str| {
+                !v.is_empty()
+                    && v.bytes().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, b'*' | b'?' | b'-' | b'_')
+                    })
+            };
             if parts.len() != 2 || !ok_vendor(parts[0]) || !ok_name(parts[1]) {
                 let msg = if parts.len() > 2 {
                     "Actions/Condition can contain only one colon."
@@ -624,7 +674,11 @@ impl B<'_> {
             }
         }
         let (p, _) = pattern::compile(&a.to_ascii_lowercase(), true, false);
-        if self.ty == PolicyType::Trust && !TRUST_ACTIONS.iter().any(|t| p.matches(t, false, &crate::Context::new())) {
+        if self.ty == PolicyType::Trust
+            && !TRUST_ACTIONS
+                .iter()
+                .any(|t| p.matches(t, false, &crate::Context::new()))
+        {
             self.fatal(
                 "UNSUPPORTED_ACTION_IN_TRUST_POLICY",
                 format!("action `{a}` cannot be used in a trust policy; use sts:AssumeRole, sts:AssumeRoleWithSAML, sts:AssumeRoleWithWebIdentity, sts:TagSession or sts:SetSourceIdentity"),
@@ -640,7 +694,9 @@ impl B<'_> {
         if r != "*" {
             let parts: Vec<&str> = r.splitn(6, ':').collect();
             if parts.len() < 6 || parts[0] != "arn" {
-                let pad_ok = matches!(self.ty, PolicyType::Identity | PolicyType::Session) && parts[0] == "arn" && parts.len() >= 2;
+                let pad_ok = matches!(self.ty, PolicyType::Identity | PolicyType::Session)
+                    && parts[0] == "arn"
+                    && parts.len() >= 2;
                 if !pad_ok {
                     self.fatal(
                         "INVALID_ARN_RESOURCE",
@@ -694,7 +750,13 @@ impl B<'_> {
             Val::Str(s) if s == "*" => out.any = true,
             Val::Obj(members) => {
                 if members.is_empty() {
-                    self.find(Severity::Suggestion, "EMPTY_OBJECT_PRINCIPAL", "the principal object is empty and matches no one; name a principal".into(), path, n.off);
+                    self.find(
+                        Severity::Suggestion,
+                        "EMPTY_OBJECT_PRINCIPAL",
+                        "the principal object is empty and matches no one; name a principal".into(),
+                        path,
+                        n.off,
+                    );
                 }
                 for (k, koff, v) in members {
                     let p = child_key(path, k);
@@ -722,7 +784,11 @@ impl B<'_> {
                             continue;
                         }
                         if s.contains('*') || s.contains('?') {
-                            let code = if self.ty == PolicyType::Trust { "ROLE_TRUST_POLICY_UNSUPPORTED_WILDCARD_IN_PRINCIPAL" } else { "UNSUPPORTED_WILDCARD_IN_PRINCIPAL" };
+                            let code = if self.ty == PolicyType::Trust {
+                                "ROLE_TRUST_POLICY_UNSUPPORTED_WILDCARD_IN_PRINCIPAL"
+                            } else {
+                                "UNSUPPORTED_WILDCARD_IN_PRINCIPAL"
+                            };
                             self.fatal(
                                 code,
                                 format!("principal `{s}` contains a wildcard; principals must be exact (only the whole value \"*\" is allowed); use a condition such as ArnLike aws:PrincipalArn instead"),
@@ -735,10 +801,15 @@ impl B<'_> {
                         if self.version_2012 && s.contains("${") {
                             self.find(Severity::Error, "VARIABLE_UNSUPPORTED_IN_ELEMENT", "policy variables are not allowed in Principal; name the principal literally".into(), &vp, off);
                         }
-                        if k == "AWS" && !(s.len() == 12 && s.bytes().all(|c| c.is_ascii_digit())) && !s.starts_with("arn:") {
+                        if k == "AWS"
+                            && !(s.len() == 12 && s.bytes().all(|c| c.is_ascii_digit()))
+                            && !s.starts_with("arn:")
+                        {
                             self.fatal(
                                 "INVALID_PRINCIPAL_FORMAT",
-                                format!("AWS principal `{s}` must be a 12-digit account ID or an ARN"),
+                                format!(
+                                    "AWS principal `{s}` must be a 12-digit account ID or an ARN"
+                                ),
                                 &format!("Invalid principal in policy: \"AWS\":\"{s}\""),
                                 &vp,
                                 off,
@@ -746,7 +817,15 @@ impl B<'_> {
                             continue;
                         }
                         if k == "Service" && !s.contains('.') {
-                            self.find(Severity::Error, "INVALID_SERVICE_PRINCIPAL_FORMAT", format!("service principal `{s}` should look like service.amazonaws.com"), &vp, off);
+                            self.find(
+                                Severity::Error,
+                                "INVALID_SERVICE_PRINCIPAL_FORMAT",
+                                format!(
+                                    "service principal `{s}` should look like service.amazonaws.com"
+                                ),
+                                &vp,
+                                off,
+                            );
                         }
                         list.push(s.to_string());
                     }
@@ -772,11 +851,26 @@ impl B<'_> {
     fn condition(&mut self, n: &Node, path: &str, effect: Effect) -> Vec<Cond> {
         let mut out = Vec::new();
         let Val::Obj(ops) = &n.v else {
-            self.fatal("DATA_TYPE_MISMATCH", format!("Condition must be an object of operators, found {}", n.v.type_name()), "Syntax errors in policy.", path, n.off);
+            self.fatal(
+                "DATA_TYPE_MISMATCH",
+                format!(
+                    "Condition must be an object of operators, found {}",
+                    n.v.type_name()
+                ),
+                "Syntax errors in policy.",
+                path,
+                n.off,
+            );
             return out;
         };
         if ops.is_empty() {
-            self.find(Severity::Suggestion, "EMPTY_OBJECT_CONDITION", "the Condition object is empty; remove it".into(), path, n.off);
+            self.find(
+                Severity::Suggestion,
+                "EMPTY_OBJECT_CONDITION",
+                "the Condition object is empty; remove it".into(),
+                path,
+                n.off,
+            );
         }
         for (opname, ooff, keys) in ops {
             let op_path = child_key(path, opname);
@@ -791,10 +885,20 @@ impl B<'_> {
                 continue;
             };
             if op == Op::Null && if_exists {
-                self.find(Severity::Error, "NULL_WITH_IF_EXISTS", "the Null operator cannot be combined with IfExists; use Null alone".into(), &op_path, *ooff);
+                self.find(
+                    Severity::Error,
+                    "NULL_WITH_IF_EXISTS",
+                    "the Null operator cannot be combined with IfExists; use Null alone".into(),
+                    &op_path,
+                    *ooff,
+                );
             }
             if op == Op::Null && qual != Qual::None {
-                let always = if qual == Qual::ForAll { "always true" } else { "always false" };
+                let always = if qual == Qual::ForAll {
+                    "always true"
+                } else {
+                    "always false"
+                };
                 self.find(Severity::Suggestion, "NULL_WITH_QUALIFIER", format!("{opname} is {always}; use Null without a ForAllValues/ForAnyValue qualifier"), &op_path, *ooff);
             }
             let Val::Obj(keys) = &keys.v else {
@@ -828,7 +932,9 @@ impl B<'_> {
                 }
                 if let Some(fam) = key_family(&lower) {
                     let of = op_family(op);
-                    let ok = of == "Null" || fam == of || (fam == "DateOrNumeric" && (of == "Date" || of == "Numeric"));
+                    let ok = of == "Null"
+                        || fam == of
+                        || (fam == "DateOrNumeric" && (of == "Date" || of == "Numeric"));
                     if !ok {
                         self.find(Severity::Warning, "TYPE_MISMATCH", format!("`{key}` is a {fam} key but {opname} compares as {of}; use a {fam} operator"), &kpath, *koff);
                     }
@@ -837,7 +943,13 @@ impl B<'_> {
                 let raw: Vec<(String, usize, String)> = match &vnode.v {
                     Val::Arr(items) => {
                         if items.is_empty() {
-                            self.find(Severity::Suggestion, "EMPTY_ARRAY_CONDITION", format!("`{key}` has no values; the test never matches"), &kpath, vnode.off);
+                            self.find(
+                                Severity::Suggestion,
+                                "EMPTY_ARRAY_CONDITION",
+                                format!("`{key}` has no values; the test never matches"),
+                                &kpath,
+                                vnode.off,
+                            );
                         }
                         let mut r = Vec::new();
                         for (i, it) in items.iter().enumerate() {
@@ -847,7 +959,10 @@ impl B<'_> {
                         }
                         r
                     }
-                    _ => self.scalar(vnode, &kpath).map(|s| vec![(s, vnode.off, kpath.clone())]).unwrap_or_default(),
+                    _ => self
+                        .scalar(vnode, &kpath)
+                        .map(|s| vec![(s, vnode.off, kpath.clone())])
+                        .unwrap_or_default(),
                 };
                 let vars_ok = matches!(op, Op::StrEq | Op::StrEqIc | Op::StrLike | Op::Arn);
                 for (s, off, p) in &raw {
@@ -967,7 +1082,16 @@ impl B<'_> {
             Val::Num(s) => Some(s.clone()),
             Val::Bool(b) => Some(b.to_string()),
             other => {
-                self.fatal("DATA_TYPE_MISMATCH", format!("condition values must be strings, numbers or booleans, found {}", other.type_name()), "Syntax errors in policy.", path, n.off);
+                self.fatal(
+                    "DATA_TYPE_MISMATCH",
+                    format!(
+                        "condition values must be strings, numbers or booleans, found {}",
+                        other.type_name()
+                    ),
+                    "Syntax errors in policy.",
+                    path,
+                    n.off,
+                );
                 None
             }
         }
@@ -975,12 +1099,37 @@ impl B<'_> {
 
     fn statement(&mut self, n: &Node, index: usize, path: &str) -> Option<Statement> {
         let Val::Obj(members) = &n.v else {
-            self.fatal("DATA_TYPE_MISMATCH", format!("each statement must be an object, found {}", n.v.type_name()), "Syntax errors in policy.", path, n.off);
+            self.fatal(
+                "DATA_TYPE_MISMATCH",
+                format!(
+                    "each statement must be an object, found {}",
+                    n.v.type_name()
+                ),
+                "Syntax errors in policy.",
+                path,
+                n.off,
+            );
             return None;
         };
-        let get = |k: &str| members.iter().find(|(mk, _, _)| mk == k).map(|(_, off, v)| (*off, v));
+        let get = |k: &str| {
+            members
+                .iter()
+                .find(|(mk, _, _)| mk == k)
+                .map(|(_, off, v)| (*off, v))
+        };
         for (k, off, _) in members {
-            if !matches!(k.as_str(), "Sid" | "Effect" | "Action" | "NotAction" | "Resource" | "NotResource" | "Principal" | "NotPrincipal" | "Condition") {
+            if !matches!(
+                k.as_str(),
+                "Sid"
+                    | "Effect"
+                    | "Action"
+                    | "NotAction"
+                    | "Resource"
+                    | "NotResource"
+                    | "Principal"
+                    | "NotPrincipal"
+                    | "Condition"
+            ) {
                 self.fatal(
                     "INVALID_POLICY_ELEMENT",
                     format!("`{k}` is not a statement element; use Sid, Effect, Action/NotAction, Resource/NotResource, Principal/NotPrincipal or Condition (names are case-sensitive)"),
@@ -996,8 +1145,16 @@ impl B<'_> {
                 Val::Str(s) => {
                     let sp = child_key(path, "Sid");
                     if s.is_empty() {
-                        self.find(Severity::Suggestion, "EMPTY_SID_VALUE", "Sid is empty; remove it or give the statement a name".into(), &sp, off);
-                    } else if self.ty != PolicyType::Resource && !s.bytes().all(|c| c.is_ascii_alphanumeric()) {
+                        self.find(
+                            Severity::Suggestion,
+                            "EMPTY_SID_VALUE",
+                            "Sid is empty; remove it or give the statement a name".into(),
+                            &sp,
+                            off,
+                        );
+                    } else if self.ty != PolicyType::Resource
+                        && !s.bytes().all(|c| c.is_ascii_alphanumeric())
+                    {
                         self.fatal(
                             "UNSUPPORTED_SID",
                             format!("Sid `{s}` may contain only letters A-Z, a-z and digits 0-9"),
@@ -1009,21 +1166,39 @@ impl B<'_> {
                     Some(Arc::<str>::from(s.as_str()))
                 }
                 other => {
-                    self.fatal("DATA_TYPE_MISMATCH", format!("Sid must be a string, found {}", other.type_name()), "Syntax errors in policy.", &child_key(path, "Sid"), v.off);
+                    self.fatal(
+                        "DATA_TYPE_MISMATCH",
+                        format!("Sid must be a string, found {}", other.type_name()),
+                        "Syntax errors in policy.",
+                        &child_key(path, "Sid"),
+                        v.off,
+                    );
                     None
                 }
             },
         };
         let effect = match get("Effect") {
             None => {
-                self.fatal("MISSING_EFFECT", "the statement has no Effect; add \"Effect\": \"Allow\" or \"Deny\"".into(), "Missing required field Effect", path, n.off);
+                self.fatal(
+                    "MISSING_EFFECT",
+                    "the statement has no Effect; add \"Effect\": \"Allow\" or \"Deny\"".into(),
+                    "Missing required field Effect",
+                    path,
+                    n.off,
+                );
                 None
             }
             Some((_, v)) => match &v.v {
                 Val::Str(s) if s == "Allow" => Some(Effect::Allow),
                 Val::Str(s) if s == "Deny" => Some(Effect::Deny),
                 _ => {
-                    self.fatal("INVALID_EFFECT", "Effect must be exactly \"Allow\" or \"Deny\" (case-sensitive)".into(), "Invalid effect: must be Allow or Deny", &child_key(path, "Effect"), v.off);
+                    self.fatal(
+                        "INVALID_EFFECT",
+                        "Effect must be exactly \"Allow\" or \"Deny\" (case-sensitive)".into(),
+                        "Invalid effect: must be Allow or Deny",
+                        &child_key(path, "Effect"),
+                        v.off,
+                    );
                     None
                 }
             },
@@ -1031,11 +1206,23 @@ impl B<'_> {
         // Action / NotAction
         let (not_action, actions) = match (get("Action"), get("NotAction")) {
             (Some(_), Some((off, _))) => {
-                self.fatal("UNSUPPORTED_ELEMENT_COMBINATION", "a statement cannot have both Action and NotAction; keep one".into(), "Syntax errors in policy.", &child_key(path, "NotAction"), off);
+                self.fatal(
+                    "UNSUPPORTED_ELEMENT_COMBINATION",
+                    "a statement cannot have both Action and NotAction; keep one".into(),
+                    "Syntax errors in policy.",
+                    &child_key(path, "NotAction"),
+                    off,
+                );
                 (false, Vec::new())
             }
             (None, None) => {
-                self.fatal("MISSING_ACTION", "the statement has neither Action nor NotAction; add one".into(), "Policy statement must contain actions.", path, n.off);
+                self.fatal(
+                    "MISSING_ACTION",
+                    "the statement has neither Action nor NotAction; add one".into(),
+                    "Policy statement must contain actions.",
+                    path,
+                    n.off,
+                );
                 (false, Vec::new())
             }
             (a, na) => {
@@ -1058,7 +1245,13 @@ impl B<'_> {
         // Resource / NotResource
         let res_el = match (get("Resource"), get("NotResource")) {
             (Some(_), Some((off, _))) => {
-                self.fatal("UNSUPPORTED_ELEMENT_COMBINATION", "a statement cannot have both Resource and NotResource; keep one".into(), "Syntax errors in policy.", &child_key(path, "NotResource"), off);
+                self.fatal(
+                    "UNSUPPORTED_ELEMENT_COMBINATION",
+                    "a statement cannot have both Resource and NotResource; keep one".into(),
+                    "Syntax errors in policy.",
+                    &child_key(path, "NotResource"),
+                    off,
+                );
                 None
             }
             (Some((off, v)), None) => Some(("Resource", false, off, v)),
@@ -1096,7 +1289,13 @@ impl B<'_> {
         // Principal / NotPrincipal
         let pr_el = match (get("Principal"), get("NotPrincipal")) {
             (Some(_), Some((off, _))) => {
-                self.fatal("UNSUPPORTED_ELEMENT_COMBINATION", "a statement cannot have both Principal and NotPrincipal; keep one".into(), "Syntax errors in policy.", &child_key(path, "NotPrincipal"), off);
+                self.fatal(
+                    "UNSUPPORTED_ELEMENT_COMBINATION",
+                    "a statement cannot have both Principal and NotPrincipal; keep one".into(),
+                    "Syntax errors in policy.",
+                    &child_key(path, "NotPrincipal"),
+                    off,
+                );
                 None
             }
             (Some((off, v)), None) => Some(("Principal", false, off, v)),
@@ -1104,7 +1303,10 @@ impl B<'_> {
             (None, None) => None,
         };
         let principal = match (pr_el, self.ty) {
-            (Some((name, _, off, _)), PolicyType::Identity | PolicyType::Session | PolicyType::Guardrail) => {
+            (
+                Some((name, _, off, _)),
+                PolicyType::Identity | PolicyType::Session | PolicyType::Guardrail,
+            ) => {
                 self.fatal(
                     "UNSUPPORTED_ELEMENT_PRINCIPAL",
                     format!("{name} is not allowed in {} policies; the principal is whoever the policy is attached to, remove the element", self.ty),
@@ -1145,34 +1347,69 @@ impl B<'_> {
             }
         };
         let conditions = match get("Condition") {
-            Some((_, v)) => self.condition(v, &child_key(path, "Condition"), effect.unwrap_or(Effect::Allow)),
+            Some((_, v)) => self.condition(
+                v,
+                &child_key(path, "Condition"),
+                effect.unwrap_or(Effect::Allow),
+            ),
             None => Vec::new(),
         };
-        if self.ty == PolicyType::Trust && effect == Some(Effect::Allow) {
-            if let Some((false, pr)) = &principal {
-                self.oidc_checks(pr, &conditions, &actions, path, n.off);
-            }
+        if self.ty == PolicyType::Trust
+            && effect == Some(Effect::Allow)
+            && let Some((false, pr)) = &principal
+        {
+            self.oidc_checks(pr, &conditions, &actions, path, n.off);
         }
-        Some(Statement { sid, index, effect: effect?, not_action, actions, resources, principal, conditions })
+        Some(Statement {
+            sid,
+            index,
+            effect: effect?,
+            not_action,
+            actions,
+            resources,
+            principal,
+            conditions,
+        })
     }
 
     /// SECURITY_WARNINGs for OIDC trust without a subject check, and too broad GitHub subjects.
-    fn oidc_checks(&mut self, pr: &Principals, conds: &[Cond], actions: &[Pat], path: &str, off: usize) {
+    fn oidc_checks(
+        &mut self,
+        pr: &Principals,
+        conds: &[Cond],
+        actions: &[Pat],
+        path: &str,
+        off: usize,
+    ) {
         let ctx = crate::Context::new();
-        if !actions.iter().any(|a| a.matches("sts:assumerolewithwebidentity", false, &ctx)) {
+        if !actions
+            .iter()
+            .any(|a| a.matches("sts:assumerolewithwebidentity", false, &ctx))
+        {
             return;
         }
         for fed in &pr.federated {
-            let Some(host) = fed.split_once(":oidc-provider/").map(|(_, h)| h.to_lowercase()) else {
+            let Some(host) = fed
+                .split_once(":oidc-provider/")
+                .map(|(_, h)| h.to_lowercase())
+            else {
                 continue;
             };
             let positive = |suffix: &str| {
                 let key = format!("{host}:{suffix}");
-                conds.iter().find(|c| *c.key == *key && !c.negated && c.op != Op::Null && !c.if_exists)
+                conds
+                    .iter()
+                    .find(|c| *c.key == *key && !c.negated && c.op != Op::Null && !c.if_exists)
             };
             let github = host == "token.actions.githubusercontent.com";
             let sub = positive("sub");
-            let repo = if github { positive("repository").or_else(|| positive("repository_id")).or_else(|| positive("job_workflow_ref")) } else { None };
+            let repo = if github {
+                positive("repository")
+                    .or_else(|| positive("repository_id"))
+                    .or_else(|| positive("job_workflow_ref"))
+            } else {
+                None
+            };
             match (sub, repo) {
                 (None, None) if github => self.find(
                     Severity::SecurityWarning,
@@ -1190,12 +1427,18 @@ impl B<'_> {
                 ),
                 _ => {}
             }
-            if let Some(c) = sub.filter(|_| github) {
-                if let Vals::Str(vs) = &c.vals {
+            if let Some(c) = sub.filter(|_| github)
+                && let Vals::Str(vs) = &c.vals
+            {
+                {
                     for v in vs {
-                        let Some(text) = v.pat.resolve(&ctx) else { continue };
+                        let Some(text) = v.pat.resolve(&ctx) else {
+                            continue;
+                        };
                         let broad = if c.op == Op::StrLike {
-                            let repo_part = text.strip_prefix("repo:").map(|r| r.split(':').next().unwrap_or(""));
+                            let repo_part = text
+                                .strip_prefix("repo:")
+                                .map(|r| r.split(':').next().unwrap_or(""));
                             match repo_part {
                                 None => text.starts_with('*') || text.starts_with("repo*"),
                                 Some(r) => r.contains(['*', '?']),
@@ -1229,10 +1472,23 @@ impl B<'_> {
 
 /// Parses and compiles, collecting every finding.
 pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
-    let mut b = B { src, ty, fatal: None, findings: Vec::new(), version_2012: false };
-    let done = |b: B<'_>, policy| Built { policy, fatal: b.fatal, findings: b.findings };
+    let mut b = B {
+        src,
+        ty,
+        fatal: None,
+        findings: Vec::new(),
+        version_2012: false,
+    };
+    let done = |b: B<'_>, policy| Built {
+        policy,
+        fatal: b.fatal,
+        findings: b.findings,
+    };
     // character set
-    if let Some((off, c)) = src.char_indices().find(|(_, c)| !matches!(*c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}')) {
+    if let Some((off, c)) = src
+        .char_indices()
+        .find(|(_, c)| !matches!(*c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}'))
+    {
         b.fatal_kind(
             ParseErrorKind::InvalidCharacter,
             "INVALID_CHARACTER",
@@ -1258,14 +1514,31 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
     let root = match json::parse(src) {
         Ok(r) => r,
         Err(e) => {
-            let (kind, code) = if e.duplicate { (ParseErrorKind::DuplicateKey, "DUPLICATE_KEY") } else { (ParseErrorKind::Json, "JSON_SYNTAX_ERROR") };
-            let aws = if e.duplicate { "Syntax errors in policy. Duplicate key." } else { "This policy contains invalid Json" };
+            let (kind, code) = if e.duplicate {
+                (ParseErrorKind::DuplicateKey, "DUPLICATE_KEY")
+            } else {
+                (ParseErrorKind::Json, "JSON_SYNTAX_ERROR")
+            };
+            let aws = if e.duplicate {
+                "Syntax errors in policy. Duplicate key."
+            } else {
+                "This policy contains invalid Json"
+            };
             b.fatal_kind(kind, code, e.message, aws, &e.path, e.off);
             return done(b, None);
         }
     };
     let Val::Obj(top) = &root.v else {
-        b.fatal("DATA_TYPE_MISMATCH", format!("a policy must be a JSON object, found {}", root.v.type_name()), "Syntax errors in policy.", "$", root.off);
+        b.fatal(
+            "DATA_TYPE_MISMATCH",
+            format!(
+                "a policy must be a JSON object, found {}",
+                root.v.type_name()
+            ),
+            "Syntax errors in policy.",
+            "$",
+            root.off,
+        );
         return done(b, None);
     };
     let mut id = None;
@@ -1304,19 +1577,44 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
         _ => {}
     }
     let Some(sn) = stmt_node else {
-        b.fatal("MISSING_STATEMENT", "the policy has no Statement; add a Statement array".into(), "Syntax errors in policy. Missing required field Statement", "$", root.off);
+        b.fatal(
+            "MISSING_STATEMENT",
+            "the policy has no Statement; add a Statement array".into(),
+            "Syntax errors in policy. Missing required field Statement",
+            "$",
+            root.off,
+        );
         return done(b, None);
     };
     let items: Vec<(&Node, String)> = match &sn.v {
-        Val::Arr(items) => items.iter().enumerate().map(|(i, n)| (n, child_idx("$.Statement", i))).collect(),
+        Val::Arr(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n, child_idx("$.Statement", i)))
+            .collect(),
         Val::Obj(_) => vec![(sn, "$.Statement".to_string())],
         other => {
-            b.fatal("DATA_TYPE_MISMATCH", format!("Statement must be an object or an array of objects, found {}", other.type_name()), "Syntax errors in policy.", "$.Statement", sn.off);
+            b.fatal(
+                "DATA_TYPE_MISMATCH",
+                format!(
+                    "Statement must be an object or an array of objects, found {}",
+                    other.type_name()
+                ),
+                "Syntax errors in policy.",
+                "$.Statement",
+                sn.off,
+            );
             return done(b, None);
         }
     };
     if items.is_empty() {
-        b.fatal("MISSING_STATEMENT", "Statement is empty; add at least one statement".into(), "Syntax errors in policy.", "$.Statement", sn.off);
+        b.fatal(
+            "MISSING_STATEMENT",
+            "Statement is empty; add at least one statement".into(),
+            "Syntax errors in policy.",
+            "$.Statement",
+            sn.off,
+        );
     }
     let mut statements = Vec::new();
     let mut sids: Vec<Arc<str>> = Vec::new();
@@ -1326,9 +1624,21 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
                 if !sid.is_empty() && sids.contains(sid) {
                     let sp = child_key(p, "Sid");
                     if ty == PolicyType::Resource {
-                        b.find(Severity::Warning, "UNIQUE_SIDS_RECOMMENDED", format!("Sid `{sid}` is used twice; give each statement its own Sid"), &sp, n.off);
+                        b.find(
+                            Severity::Warning,
+                            "UNIQUE_SIDS_RECOMMENDED",
+                            format!("Sid `{sid}` is used twice; give each statement its own Sid"),
+                            &sp,
+                            n.off,
+                        );
                     } else {
-                        b.fatal("UNIQUE_SIDS_REQUIRED", format!("Sid `{sid}` is used twice; give each statement its own Sid"), "Statement IDs (SID) in a single policy must be unique.", &sp, n.off);
+                        b.fatal(
+                            "UNIQUE_SIDS_REQUIRED",
+                            format!("Sid `{sid}` is used twice; give each statement its own Sid"),
+                            "Statement IDs (SID) in a single policy must be unique.",
+                            &sp,
+                            n.off,
+                        );
                     }
                 }
                 sids.push(sid.clone());
@@ -1336,7 +1646,13 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
             statements.push(st);
         }
     }
-    let policy = Policy { label: Arc::from(ty.default_label()), policy_type: ty, version_2012: b.version_2012, id, statements };
+    let policy = Policy {
+        label: Arc::from(ty.default_label()),
+        policy_type: ty,
+        version_2012: b.version_2012,
+        id,
+        statements,
+    };
     done(b, Some(policy))
 }
 
@@ -1344,6 +1660,10 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
 /// Grammar errors that [`Policy::parse`] rejects appear as `ERROR` findings.
 pub fn validate(json: &str, policy_type: PolicyType) -> Vec<Finding> {
     let mut f = build(json, policy_type).findings;
-    f.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)).then(a.severity.cmp(&b.severity)));
+    f.sort_by(|a, b| {
+        (a.line, a.column)
+            .cmp(&(b.line, b.column))
+            .then(a.severity.cmp(&b.severity))
+    });
     f
 }

@@ -96,7 +96,20 @@ pub(crate) fn parse_date(s: &str) -> Option<i128> {
         return None;
     }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mdays = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mdays = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let max_d = *mdays.get(usize::try_from(mo - 1).ok()?)?;
     if d < 1 || d > max_d {
         return None;
@@ -170,7 +183,9 @@ pub(crate) fn parse_cidr(s: &str) -> Option<Cidr> {
     let addr: IpAddr = a.parse().ok()?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match p {
-        Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit()) => p.parse::<u8>().ok()?,
+        Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit()) => {
+            p.parse::<u8>().ok()?
+        }
         Some(_) => return None,
         None => max,
     };
@@ -189,11 +204,19 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -237,7 +260,10 @@ mod tests {
         assert_eq!(parse_date("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_date("1700000000"), Some(1_700_000_000_000_000_000));
         assert_eq!(parse_date("2014-05-07T23:47:00Z"), parse_date("1399506420"));
-        assert_eq!(parse_date("2014-05-08T01:47:00+02:00"), parse_date("2014-05-07T23:47:00Z"));
+        assert_eq!(
+            parse_date("2014-05-08T01:47:00+02:00"),
+            parse_date("2014-05-07T23:47:00Z")
+        );
         assert_eq!(parse_date("2014-05-07"), parse_date("2014-05-07T00:00Z"));
         assert!(parse_date("2014-02-30").is_none());
         assert!(parse_date("2014-05-07T25:00Z").is_none());
@@ -254,7 +280,11 @@ mod tests {
         let c = parse_cidr("2001:DB8:1234:5678::/64").unwrap();
         assert!(c.contains("2001:db8:1234:5678::99".parse().unwrap()));
         assert!(parse_cidr("1.2.3.4/33").is_none());
-        assert!(parse_cidr("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            parse_cidr("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
         assert!(parse_cidr("10.0.0.0/8").unwrap().is_private());
     }
 }

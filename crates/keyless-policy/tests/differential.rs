@@ -5,6 +5,13 @@
 //! see `KNOWN`), else the test fails. With `CI=true` a missing node or package is a failure;
 //! locally it is a loud skip.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -36,29 +43,134 @@ const OTHER: &str = "arn:aws:iam::111111111111:user/carlos";
 
 fn condition(r: &mut Rng) -> Value {
     let (op, key, vals): (&str, &str, Vec<&str>) = match r.next() % 14 {
-        0 => (*r.pick(&["StringEquals", "StringNotEquals", "StringEqualsIfExists", "StringNotEqualsIfExists"]), "aws:PrincipalTag/team", vec![*r.pick(&["blue", "red"]), *r.pick(&["green", "blue"])]),
-        1 => (*r.pick(&["StringLike", "StringNotLike", "StringLikeIfExists"]), "aws:PrincipalTag/team", vec![*r.pick(&["bl*", "r?d", "*"])]),
-        2 => (*r.pick(&["StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"]), "aws:PrincipalTag/team", vec![*r.pick(&["BLUE", "Red"])]),
-        3 => (*r.pick(&["ForAllValues:StringEquals", "ForAnyValue:StringEquals", "ForAllValues:StringNotEquals", "ForAnyValue:StringNotEquals", "ForAllValues:StringLike", "ForAnyValue:StringNotLike"]), "aws:TagKeys", vec![*r.pick(&["env", "team", "e*"]), *r.pick(&["cost", "env"])]),
-        4 => (*r.pick(&["NumericLessThan", "NumericGreaterThanEquals", "NumericEquals", "NumericNotEquals", "NumericLessThanEqualsIfExists"]), "s3:max-keys", vec![*r.pick(&["10", "100", "5.5"])]),
-        5 => (*r.pick(&["DateLessThan", "DateGreaterThan", "DateEquals", "DateNotEquals", "DateLessThanEquals"]), "aws:CurrentTime", vec![*r.pick(&["2024-01-01T00:00:00Z", "2025-06-01T12:00:00Z"])]),
-        6 => ("Bool", "aws:SecureTransport", vec![*r.pick(&["true", "false"])]),
-        7 => (*r.pick(&["BoolIfExists"]), "aws:MultiFactorAuthPresent", vec![*r.pick(&["true", "false"])]),
-        8 => (*r.pick(&["IpAddress", "NotIpAddress", "IpAddressIfExists"]), "aws:SourceIp", vec![*r.pick(&["203.0.113.0/24", "2001:db8::/32", "198.51.100.7"])]),
-        9 => (*r.pick(&["ArnLike", "ArnNotLike", "ArnEquals"]), "aws:SourceArn", vec![*r.pick(&["arn:aws:sns:*:123456789012:t*", "arn:aws:s3:::b"])]),
-        10 => ("Null", *r.pick(&["aws:TokenIssueTime", "aws:PrincipalTag/team"]), vec![*r.pick(&["true", "false"])]),
-        11 => (*r.pick(&["StringEquals", "StringLike", "StringNotEquals"]), "s3:prefix", vec![*r.pick(&["home/${aws:username}", "home/${aws:PrincipalTag/team, 'none'}/*"])]),
+        0 => (
+            *r.pick(&[
+                "StringEquals",
+                "StringNotEquals",
+                "StringEqualsIfExists",
+                "StringNotEqualsIfExists",
+            ]),
+            "aws:PrincipalTag/team",
+            vec![*r.pick(&["blue", "red"]), *r.pick(&["green", "blue"])],
+        ),
+        1 => (
+            *r.pick(&["StringLike", "StringNotLike", "StringLikeIfExists"]),
+            "aws:PrincipalTag/team",
+            vec![*r.pick(&["bl*", "r?d", "*"])],
+        ),
+        2 => (
+            *r.pick(&["StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"]),
+            "aws:PrincipalTag/team",
+            vec![*r.pick(&["BLUE", "Red"])],
+        ),
+        3 => (
+            *r.pick(&[
+                "ForAllValues:StringEquals",
+                "ForAnyValue:StringEquals",
+                "ForAllValues:StringNotEquals",
+                "ForAnyValue:StringNotEquals",
+                "ForAllValues:StringLike",
+                "ForAnyValue:StringNotLike",
+            ]),
+            "aws:TagKeys",
+            vec![*r.pick(&["env", "team", "e*"]), *r.pick(&["cost", "env"])],
+        ),
+        4 => (
+            *r.pick(&[
+                "NumericLessThan",
+                "NumericGreaterThanEquals",
+                "NumericEquals",
+                "NumericNotEquals",
+                "NumericLessThanEqualsIfExists",
+            ]),
+            "s3:max-keys",
+            vec![*r.pick(&["10", "100", "5.5"])],
+        ),
+        5 => (
+            *r.pick(&[
+                "DateLessThan",
+                "DateGreaterThan",
+                "DateEquals",
+                "DateNotEquals",
+                "DateLessThanEquals",
+            ]),
+            "aws:CurrentTime",
+            vec![*r.pick(&["2024-01-01T00:00:00Z", "2025-06-01T12:00:00Z"])],
+        ),
+        6 => (
+            "Bool",
+            "aws:SecureTransport",
+            vec![*r.pick(&["true", "false"])],
+        ),
+        7 => (
+            *r.pick(&["BoolIfExists"]),
+            "aws:MultiFactorAuthPresent",
+            vec![*r.pick(&["true", "false"])],
+        ),
+        8 => (
+            *r.pick(&["IpAddress", "NotIpAddress", "IpAddressIfExists"]),
+            "aws:SourceIp",
+            vec![*r.pick(&["203.0.113.0/24", "2001:db8::/32", "198.51.100.7"])],
+        ),
+        9 => (
+            *r.pick(&["ArnLike", "ArnNotLike", "ArnEquals"]),
+            "aws:SourceArn",
+            vec![*r.pick(&["arn:aws:sns:*:123456789012:t*", "arn:aws:s3:::b"])],
+        ),
+        10 => (
+            "Null",
+            *r.pick(&["aws:TokenIssueTime", "aws:PrincipalTag/team"]),
+            vec![*r.pick(&["true", "false"])],
+        ),
+        11 => (
+            *r.pick(&["StringEquals", "StringLike", "StringNotEquals"]),
+            "s3:prefix",
+            vec![*r.pick(&[
+                "home/${aws:username}",
+                "home/${aws:PrincipalTag/team, 'none'}/*",
+            ])],
+        ),
         12 => ("StringEquals", "aws:PrincipalTag/TEAM", vec!["blue"]),
-        _ => ("ArnLike", "aws:PrincipalArn", vec![*r.pick(&["arn:aws:iam::123456789012:*", "arn:aws:sts::*:assumed-role/r/*"])]),
+        _ => (
+            "ArnLike",
+            "aws:PrincipalArn",
+            vec![*r.pick(&[
+                "arn:aws:iam::123456789012:*",
+                "arn:aws:sts::*:assumed-role/r/*",
+            ])],
+        ),
     };
-    let v: Value = if vals.len() > 1 && r.chance(50) { json!(vals) } else { json!(vals[0]) };
+    let v: Value = if vals.len() > 1 && r.chance(50) {
+        json!(vals)
+    } else {
+        json!(vals[0])
+    };
     json!({ op: { key: v } })
 }
 
 fn statement(r: &mut Rng, principal: Option<&str>, effect_bias: u64) -> Value {
-    let effect = if r.chance(effect_bias) { "Deny" } else { "Allow" };
-    let actions = ["s3:GetObject", "s3:PutObject", "s3:*", "*", "s3:Get*", "ec2:DescribeInstances", "S3:getobject"];
-    let resources = ["arn:aws:s3:::b/*", "*", "arn:aws:s3:::b/k", "arn:aws:s3:::c/*", "arn:aws:s3:::b/${aws:username}", "arn:aws:s3:::*"];
+    let effect = if r.chance(effect_bias) {
+        "Deny"
+    } else {
+        "Allow"
+    };
+    let actions = [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:*",
+        "*",
+        "s3:Get*",
+        "ec2:DescribeInstances",
+        "S3:getobject",
+    ];
+    let resources = [
+        "arn:aws:s3:::b/*",
+        "*",
+        "arn:aws:s3:::b/k",
+        "arn:aws:s3:::c/*",
+        "arn:aws:s3:::b/${aws:username}",
+        "arn:aws:s3:::*",
+    ];
     let mut s = serde_json::Map::new();
     s.insert("Effect".into(), json!(effect));
     if r.chance(15) {
@@ -116,7 +228,11 @@ fn context(r: &mut Rng) -> Value {
     maybe(r, "aws:TagKeys", tags);
     let mk = json!(r.pick(&["5", "10", "100", "10.0"]));
     maybe(r, "s3:max-keys", mk);
-    let t = json!(r.pick(&["2023-12-31T23:59:59Z", "2024-01-01T00:00:00Z", "2025-07-01T00:00:00Z"]));
+    let t = json!(r.pick(&[
+        "2023-12-31T23:59:59Z",
+        "2024-01-01T00:00:00Z",
+        "2025-07-01T00:00:00Z"
+    ]));
     maybe(r, "aws:CurrentTime", t);
     let b = json!(r.pick(&["true", "false"]));
     maybe(r, "aws:SecureTransport", b);
@@ -141,8 +257,21 @@ fn gen_case(r: &mut Rng, i: usize) -> Value {
         SESSION => *r.pick(&[SESSION, ROLE]),
         p => p,
     };
-    let action = *r.pick(&["s3:GetObject", "s3:PutObject", "s3:ListBucket", "ec2:DescribeInstances"]);
-    let resource = if action == "ec2:DescribeInstances" { "*" } else { *r.pick(&["arn:aws:s3:::b/k", "arn:aws:s3:::b/alice", "arn:aws:s3:::c/x"]) };
+    let action = *r.pick(&[
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "ec2:DescribeInstances",
+    ]);
+    let resource = if action == "ec2:DescribeInstances" {
+        "*"
+    } else {
+        *r.pick(&[
+            "arn:aws:s3:::b/k",
+            "arn:aws:s3:::b/alice",
+            "arn:aws:s3:::c/x",
+        ])
+    };
     let mut c = serde_json::Map::new();
     c.insert("id".into(), json!(format!("G{i}")));
     c.insert("action".into(), json!(action));
@@ -151,15 +280,31 @@ fn gen_case(r: &mut Rng, i: usize) -> Value {
     c.insert("resourceAccount".into(), json!(ACCT));
     let mut ctx = context(r);
     if let Value::Object(m) = &mut ctx {
-        let pa = if principal == SESSION { ROLE } else { principal };
+        let pa = if principal == SESSION {
+            ROLE
+        } else {
+            principal
+        };
         m.insert("aws:PrincipalArn".into(), json!(pa));
     }
     c.insert("context".into(), ctx);
     let nid = (r.next() % 3) as usize;
-    let ids: Vec<Value> = (0..nid).map(|_| { let k = 1 + (r.next() % 4) as usize; policy(r, None, k, 25) }).collect();
+    let ids: Vec<Value> = (0..nid)
+        .map(|_| {
+            let k = 1 + (r.next() % 4) as usize;
+            policy(r, None, k, 25)
+        })
+        .collect();
     c.insert("identity".into(), json!(ids));
     if r.chance(35) {
-        let p = *r.pick(&[USER, principal_arn, "*", ACCT, "arn:aws:iam::123456789012:root", OTHER]);
+        let p = *r.pick(&[
+            USER,
+            principal_arn,
+            "*",
+            ACCT,
+            "arn:aws:iam::123456789012:root",
+            OTHER,
+        ]);
         let k = 1 + (r.next() % 2) as usize;
         c.insert("resourcePolicy".into(), policy(r, Some(p), k, 20));
     }
@@ -172,7 +317,12 @@ fn gen_case(r: &mut Rng, i: usize) -> Value {
     }
     if r.chance(20) {
         let nl = 1 + r.next() % 2;
-        let levels: Vec<Value> = (0..nl).map(|_| { let k = 1 + (r.next() % 2) as usize; json!([policy(r, None, k, 15)]) }).collect();
+        let levels: Vec<Value> = (0..nl)
+            .map(|_| {
+                let k = 1 + (r.next() % 2) as usize;
+                json!([policy(r, None, k, 15)])
+            })
+            .collect();
         c.insert("scps".into(), json!(levels));
     }
     Value::Object(c)
@@ -190,13 +340,19 @@ fn known(case: &Value, ours: &str, theirs: &str) -> Option<&'static str> {
         return Some("session-arn-grant");
     }
     // Unresolvable variables: docs say inverted operators match a missing value (T32).
-    if s.contains("${aws:PrincipalTag/team}") || (s.contains("${aws:username}") && case["context"].get("aws:username").is_none()) {
+    if s.contains("${aws:PrincipalTag/team}")
+        || (s.contains("${aws:username}") && case["context"].get("aws:username").is_none())
+    {
         return Some("unresolved-variable");
     }
     // Same account, `Principal: "*"` grant and a permissions boundary that does not allow: AWS
     // documents that only a grant naming the IAM user or role session escapes the boundary;
     // for a wildcard grant it is silent, so we keep the boundary (safest). iam-simulate allows.
-    if ours == "ImplicitlyDenied" && theirs == "Allowed" && case.get("boundary").is_some() && rp.to_string().contains("\"Principal\":\"*\"") {
+    if ours == "ImplicitlyDenied"
+        && theirs == "Allowed"
+        && case.get("boundary").is_some()
+        && rp.to_string().contains("\"Principal\":\"*\"")
+    {
         return Some("wildcard-grant-limited-by-boundary");
     }
     // Cross-account request with a matching Deny in the caller's own policies: explicit deny
@@ -211,7 +367,11 @@ fn known(case: &Value, ours: &str, theirs: &str) -> Option<&'static str> {
     // matches "all IP addresses except the specified range"). iam-simulate treats a family
     // mismatch as no match either way, which would let IPv6 callers escape a
     // `Deny ... NotIpAddress` guard.
-    if s.contains("NotIpAddress") && case["context"]["aws:SourceIp"].as_str().is_some_and(|ip| ip.contains(':')) {
+    if s.contains("NotIpAddress")
+        && case["context"]["aws:SourceIp"]
+            .as_str()
+            .is_some_and(|ip| ip.contains(':'))
+    {
         return Some("ip-family-mismatch-under-NotIpAddress");
     }
     None
@@ -219,7 +379,8 @@ fn known(case: &Value, ours: &str, theirs: &str) -> Option<&'static str> {
 
 fn oracle_available() -> Result<PathBuf, String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/policy/oracle.mjs");
-    let pkg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/js/node_modules/@cloud-copilot/iam-simulate/package.json");
+    let pkg = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/js/node_modules/@cloud-copilot/iam-simulate/package.json");
     match Command::new("node").arg("--version").output() {
         Ok(o) if o.status.success() => {}
         _ => return Err("node is not installed".into()),
@@ -231,8 +392,19 @@ fn oracle_available() -> Result<PathBuf, String> {
 }
 
 fn run_oracle(script: &PathBuf, cases: &str) -> Vec<Value> {
-    let mut child = Command::new("node").arg(script).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(cases.as_bytes()).unwrap();
+    let mut child = Command::new("node")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cases.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "oracle failed: {:?}", out.status);
     serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
@@ -246,11 +418,16 @@ fn differential_against_iam_simulate() {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("differential test cannot run under CI: {why}");
             }
-            eprintln!("\n!!!!!!!! SKIPPING differential test against iam-simulate: {why} !!!!!!!!\n");
+            eprintln!(
+                "\n!!!!!!!! SKIPPING differential test against iam-simulate: {why} !!!!!!!!\n"
+            );
             return;
         }
     };
-    let n: usize = std::env::var("DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let n: usize = std::env::var("DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     let mut r = Rng(0x9E37_79B9_7F4A_7C15);
     let cases: Vec<Value> = (0..n).map(|i| gen_case(&mut r, i)).collect();
     let mut theirs = Vec::new();
@@ -266,7 +443,9 @@ fn differential_against_iam_simulate() {
     let mut unexplained = Vec::new();
     let mut by_decision: std::collections::BTreeMap<String, usize> = Default::default();
     for ((case, o), t) in cases.iter().zip(&ours).zip(&theirs) {
-        let o = o.as_ref().unwrap_or_else(|e| panic!("generated case does not parse: {e}"));
+        let o = o
+            .as_ref()
+            .unwrap_or_else(|e| panic!("generated case does not parse: {e}"));
         let d = o.evaluate();
         let ours_s = d.kind().as_str();
         let theirs_s = t["decision"].as_str().unwrap_or("?");
@@ -276,9 +455,27 @@ fn differential_against_iam_simulate() {
         } else if let Some(k) = known(case, ours_s, theirs_s) {
             *classes.entry(k).or_default() += 1;
         } else {
-            unexplained.push(format!("{} ours={ours_s} theirs={theirs_s} ({})\n  {}", o.id, d.explanation(), case));
+            unexplained.push(format!(
+                "{} ours={ours_s} theirs={theirs_s} ({})\n  {}",
+                o.id,
+                d.explanation(),
+                case
+            ));
         }
     }
-    eprintln!("differential: {agree}/{n} agree; known divergences {classes:?}; our decisions {by_decision:?}; unexplained {}", unexplained.len());
-    assert!(unexplained.is_empty(), "{} unexplained disagreements:\n{}", unexplained.len(), unexplained.iter().take(15).cloned().collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "differential: {agree}/{n} agree; known divergences {classes:?}; our decisions {by_decision:?}; unexplained {}",
+        unexplained.len()
+    );
+    assert!(
+        unexplained.is_empty(),
+        "{} unexplained disagreements:\n{}",
+        unexplained.len(),
+        unexplained
+            .iter()
+            .take(15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

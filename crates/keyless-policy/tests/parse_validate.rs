@@ -1,6 +1,13 @@
 //! Parser and validator: malformed, oversized, wrong-type and hostile documents, each with its
 //! exact error and location, and the Access-Analyzer-style findings.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 use keyless_policy::{Finding, ParseErrorKind, Policy, PolicyType, Severity, validate};
 
 fn err(doc: &str, ty: PolicyType) -> keyless_policy::ParseError {
@@ -8,7 +15,10 @@ fn err(doc: &str, ty: PolicyType) -> keyless_policy::ParseError {
 }
 
 fn codes(doc: &str, ty: PolicyType) -> Vec<(Severity, String)> {
-    validate(doc, ty).into_iter().map(|f| (f.severity, f.code)).collect()
+    validate(doc, ty)
+        .into_iter()
+        .map(|f| (f.severity, f.code))
+        .collect()
 }
 
 fn has(doc: &str, ty: PolicyType, sev: Severity, code: &str) -> Finding {
@@ -52,14 +62,27 @@ fn duplicate_top_level_statement_key() {
 
 #[test]
 fn json_syntax_errors() {
-    let e = err("{\"Version\":\"2012-10-17\",\n \"Statement\": [", PolicyType::Identity);
+    let e = err(
+        "{\"Version\":\"2012-10-17\",\n \"Statement\": [",
+        PolicyType::Identity,
+    );
     assert_eq!(e.kind(), ParseErrorKind::Json);
     assert_eq!(e.code(), "JSON_SYNTAX_ERROR");
     assert_eq!(e.aws_message(), "This policy contains invalid Json");
     assert_eq!(e.path(), "$.Statement[0]");
     assert_eq!(err("", PolicyType::Identity).kind(), ParseErrorKind::Json);
-    assert_eq!(err("[1,2]", PolicyType::Identity).code(), "DATA_TYPE_MISMATCH");
-    assert_eq!(err("{\"Version\":\"2012-10-17\"} trailing", PolicyType::Identity).kind(), ParseErrorKind::Json);
+    assert_eq!(
+        err("[1,2]", PolicyType::Identity).code(),
+        "DATA_TYPE_MISMATCH"
+    );
+    assert_eq!(
+        err(
+            "{\"Version\":\"2012-10-17\"} trailing",
+            PolicyType::Identity
+        )
+        .kind(),
+        ParseErrorKind::Json
+    );
 }
 
 #[test]
@@ -68,7 +91,10 @@ fn hostile_nesting_and_characters() {
     let e = err(&deep, PolicyType::Resource);
     assert_eq!(e.kind(), ParseErrorKind::Json);
     assert!(e.message().contains("nested too deeply"), "{e}");
-    let e = err("{\"Version\":\"2012-10-17\",\"Id\":\"\u{263A}\"}", PolicyType::Identity);
+    let e = err(
+        "{\"Version\":\"2012-10-17\",\"Id\":\"\u{263A}\"}",
+        PolicyType::Identity,
+    );
     assert_eq!(e.kind(), ParseErrorKind::InvalidCharacter);
     assert_eq!((e.line(), e.column()), (1, 31));
     assert!(e.message().contains("U+263A"));
@@ -79,7 +105,12 @@ fn hostile_nesting_and_characters() {
 #[test]
 fn size_limits_per_type_ignore_whitespace() {
     let stmt = r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::bucket-with-a-long-name/*"}"#;
-    let doc = |n: usize| format!("{{\"Version\":\"2012-10-17\",\"Statement\":[{}]}}", vec![stmt; n].join(","));
+    let doc = |n: usize| {
+        format!(
+            "{{\"Version\":\"2012-10-17\",\"Statement\":[{}]}}",
+            vec![stmt; n].join(",")
+        )
+    };
     let big = doc(40); // about 3,800 characters
     assert!(Policy::parse(&big, PolicyType::Identity).is_ok());
     let e = err(&big, PolicyType::Session);
@@ -87,8 +118,14 @@ fn size_limits_per_type_ignore_whitespace() {
     assert_eq!(e.aws_code(), "LimitExceeded");
     assert_eq!(e.aws_message(), "Cannot exceed quota for PolicySize: 2048");
     let spaced = big.replace(',', " ,    \n  ");
-    assert!(Policy::parse(&spaced, PolicyType::Identity).is_ok(), "whitespace is not counted");
-    assert_eq!(err(&doc(70), PolicyType::Identity).kind(), ParseErrorKind::TooLarge);
+    assert!(
+        Policy::parse(&spaced, PolicyType::Identity).is_ok(),
+        "whitespace is not counted"
+    );
+    assert_eq!(
+        err(&doc(70), PolicyType::Identity).kind(),
+        ParseErrorKind::TooLarge
+    );
 }
 
 #[test]
@@ -100,127 +137,447 @@ fn grammar_errors_have_aws_messages() {
     assert_eq!(e.path(), "$.Statement[0].Resource");
 
     let np = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"111122223333"},"Action":"sts:AssumeRole"}]}"#;
-    assert_eq!(err(np, PolicyType::Trust).code(), "ROLE_TRUST_POLICY_SYNTAX_ERROR_NOTPRINCIPAL");
+    assert_eq!(
+        err(np, PolicyType::Trust).code(),
+        "ROLE_TRUST_POLICY_SYNTAX_ERROR_NOTPRINCIPAL"
+    );
 
     let principal_in_identity = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
     let e = err(principal_in_identity, PolicyType::Identity);
     assert_eq!(e.code(), "UNSUPPORTED_ELEMENT_PRINCIPAL");
-    assert_eq!(e.aws_message(), "Policy document should not specify a principal.");
+    assert_eq!(
+        e.aws_message(),
+        "Policy document should not specify a principal."
+    );
 
     let cases: &[(&str, PolicyType, &str, &str)] = &[
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject"}]}"#, PolicyType::Identity, "MISSING_RESOURCE", "$.Statement[0]"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Resource":"*"}]}"#, PolicyType::Identity, "MISSING_ACTION", "$.Statement[0]"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Action":"s3:*","Resource":"*"}]}"#, PolicyType::Identity, "MISSING_EFFECT", "$.Statement[0]"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"allow","Action":"s3:*","Resource":"*"}]}"#, PolicyType::Identity, "INVALID_EFFECT", "$.Statement[0].Effect"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:a:b","Resource":"*"}]}"#, PolicyType::Identity, "INVALID_ACTION", "$.Statement[0].Action"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"getobject","Resource":"*"}]}"#, PolicyType::Identity, "INVALID_ACTION", "$.Statement[0].Action"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"bucket"}]}"#, PolicyType::Identity, "INVALID_ARN_RESOURCE", "$.Statement[0].Resource"),
-        (r#"{"Version":"2012-10-18","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#, PolicyType::Identity, "INVALID_VERSION", "$.Version"),
-        (r#"{"Version":"2012-10-17","Statment":[]}"#, PolicyType::Identity, "INVALID_POLICY_ELEMENT", "$.Statment"),
-        (r#"{"Version":"2012-10-17"}"#, PolicyType::Identity, "MISSING_STATEMENT", "$"),
-        (r#"{"Version":"2012-10-17","Statement":[]}"#, PolicyType::Identity, "MISSING_STATEMENT", "$.Statement"),
-        (r#"{"Version":"2012-10-17","Statement":"x"}"#, PolicyType::Identity, "DATA_TYPE_MISMATCH", "$.Statement"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":5,"Resource":"*"}]}"#, PolicyType::Identity, "DATA_TYPE_MISMATCH", "$.Statement[0].Action"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Sid":"a-b","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#, PolicyType::Identity, "UNSUPPORTED_SID", "$.Statement[0].Sid"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":"s3:*","Resource":"*"},{"Sid":"A","Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#, PolicyType::Identity, "UNIQUE_SIDS_REQUIRED", "$.Statement[1].Sid"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEqualz":{"aws:x":"1"}}}]}"#, PolicyType::Identity, "INVALID_CONDITION_OPERATOR", "$.Statement[0].Condition.StringEqualz"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"nocolon":"1"}}}]}"#, PolicyType::Identity, "INVALID_CONDITION_KEY_FORMAT", "$.Statement[0].Condition.StringEquals.nocolon"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"aws:x":{"a":1}}}}]}"#, PolicyType::Identity, "DATA_TYPE_MISMATCH", "$.Statement[0].Condition.StringEquals['aws:x']"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/*"},"Action":"sts:AssumeRole"}]}"#, PolicyType::Trust, "ROLE_TRUST_POLICY_UNSUPPORTED_WILDCARD_IN_PRINCIPAL", "$.Statement[0].Principal.AWS"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Aws":"111122223333"},"Action":"sts:AssumeRole"}]}"#, PolicyType::Trust, "INVALID_PRINCIPAL_KEY", "$.Statement[0].Principal.Aws"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"sts:AssumeRole"}]}"#, PolicyType::Trust, "INVALID_PRINCIPAL_FORMAT", "$.Statement[0].Principal.AWS"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"s3:GetObject"}]}"#, PolicyType::Trust, "UNSUPPORTED_ACTION_IN_TRUST_POLICY", "$.Statement[0].Action"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#, PolicyType::Resource, "MISSING_PRINCIPAL", "$.Statement[0]"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","NotAction":"s3:x","Resource":"*"}]}"#, PolicyType::Identity, "UNSUPPORTED_ELEMENT_COMBINATION", "$.Statement[0].NotAction"),
-        (r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Actions":"s3:*","Resource":"*"}]}"#, PolicyType::Identity, "INVALID_POLICY_ELEMENT", "$.Statement[0].Actions"),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject"}]}"#,
+            PolicyType::Identity,
+            "MISSING_RESOURCE",
+            "$.Statement[0]",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "MISSING_ACTION",
+            "$.Statement[0]",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Action":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "MISSING_EFFECT",
+            "$.Statement[0]",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"allow","Action":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "INVALID_EFFECT",
+            "$.Statement[0].Effect",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:a:b","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "INVALID_ACTION",
+            "$.Statement[0].Action",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"getobject","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "INVALID_ACTION",
+            "$.Statement[0].Action",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"bucket"}]}"#,
+            PolicyType::Identity,
+            "INVALID_ARN_RESOURCE",
+            "$.Statement[0].Resource",
+        ),
+        (
+            r#"{"Version":"2012-10-18","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "INVALID_VERSION",
+            "$.Version",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statment":[]}"#,
+            PolicyType::Identity,
+            "INVALID_POLICY_ELEMENT",
+            "$.Statment",
+        ),
+        (
+            r#"{"Version":"2012-10-17"}"#,
+            PolicyType::Identity,
+            "MISSING_STATEMENT",
+            "$",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[]}"#,
+            PolicyType::Identity,
+            "MISSING_STATEMENT",
+            "$.Statement",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":"x"}"#,
+            PolicyType::Identity,
+            "DATA_TYPE_MISMATCH",
+            "$.Statement",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":5,"Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "DATA_TYPE_MISMATCH",
+            "$.Statement[0].Action",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"a-b","Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "UNSUPPORTED_SID",
+            "$.Statement[0].Sid",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":"s3:*","Resource":"*"},{"Sid":"A","Effect":"Deny","Action":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "UNIQUE_SIDS_REQUIRED",
+            "$.Statement[1].Sid",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEqualz":{"aws:x":"1"}}}]}"#,
+            PolicyType::Identity,
+            "INVALID_CONDITION_OPERATOR",
+            "$.Statement[0].Condition.StringEqualz",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"nocolon":"1"}}}]}"#,
+            PolicyType::Identity,
+            "INVALID_CONDITION_KEY_FORMAT",
+            "$.Statement[0].Condition.StringEquals.nocolon",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"aws:x":{"a":1}}}}]}"#,
+            PolicyType::Identity,
+            "DATA_TYPE_MISMATCH",
+            "$.Statement[0].Condition.StringEquals['aws:x']",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:role/*"},"Action":"sts:AssumeRole"}]}"#,
+            PolicyType::Trust,
+            "ROLE_TRUST_POLICY_UNSUPPORTED_WILDCARD_IN_PRINCIPAL",
+            "$.Statement[0].Principal.AWS",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Aws":"111122223333"},"Action":"sts:AssumeRole"}]}"#,
+            PolicyType::Trust,
+            "INVALID_PRINCIPAL_KEY",
+            "$.Statement[0].Principal.Aws",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"sts:AssumeRole"}]}"#,
+            PolicyType::Trust,
+            "INVALID_PRINCIPAL_FORMAT",
+            "$.Statement[0].Principal.AWS",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"s3:GetObject"}]}"#,
+            PolicyType::Trust,
+            "UNSUPPORTED_ACTION_IN_TRUST_POLICY",
+            "$.Statement[0].Action",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Resource,
+            "MISSING_PRINCIPAL",
+            "$.Statement[0]",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","NotAction":"s3:x","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "UNSUPPORTED_ELEMENT_COMBINATION",
+            "$.Statement[0].NotAction",
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Actions":"s3:*","Resource":"*"}]}"#,
+            PolicyType::Identity,
+            "INVALID_POLICY_ELEMENT",
+            "$.Statement[0].Actions",
+        ),
     ];
     for (doc, ty, code, path) in cases {
         let e = err(doc, *ty);
         assert_eq!((e.code(), e.path()), (*code, *path), "{doc}: {e}");
         assert_eq!(e.kind(), ParseErrorKind::Grammar);
-        assert!(validate(doc, *ty).iter().any(|f| f.severity == Severity::Error && f.code == *code));
+        assert!(
+            validate(doc, *ty)
+                .iter()
+                .any(|f| f.severity == Severity::Error && f.code == *code)
+        );
     }
 }
 
 const GH: &str = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
 
 fn trust(cond: &str) -> String {
-    format!(r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"GitHub","Effect":"Allow","Principal":{{"Federated":"{GH}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{cond}}}]}}"#)
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"GitHub","Effect":"Allow","Principal":{{"Federated":"{GH}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{cond}}}]}}"#
+    )
 }
 
 #[test]
 fn oidc_trust_checks() {
-    let aud_only = trust(r#"{"StringEquals":{"token.actions.githubusercontent.com:aud":"sts.amazonaws.com"}}"#);
-    let f = has(&aud_only, PolicyType::Trust, Severity::SecurityWarning, "MISSING_GITHUB_REPO_CONDITION_KEY");
+    let aud_only = trust(
+        r#"{"StringEquals":{"token.actions.githubusercontent.com:aud":"sts.amazonaws.com"}}"#,
+    );
+    let f = has(
+        &aud_only,
+        PolicyType::Trust,
+        Severity::SecurityWarning,
+        "MISSING_GITHUB_REPO_CONDITION_KEY",
+    );
     assert_eq!(f.path, "$.Statement[0].Condition");
-    assert!(f.message.contains("token.actions.githubusercontent.com:sub"));
+    assert!(
+        f.message
+            .contains("token.actions.githubusercontent.com:sub")
+    );
     // the evaluator still parses it
     assert!(Policy::parse(&aud_only, PolicyType::Trust).is_ok());
 
-    let broad = trust(r#"{"StringLike":{"token.actions.githubusercontent.com:sub":"repo:octo-org/*"}}"#);
-    has(&broad, PolicyType::Trust, Severity::SecurityWarning, "OVERLY_BROAD_GITHUB_SUB");
+    let broad =
+        trust(r#"{"StringLike":{"token.actions.githubusercontent.com:sub":"repo:octo-org/*"}}"#);
+    has(
+        &broad,
+        PolicyType::Trust,
+        Severity::SecurityWarning,
+        "OVERLY_BROAD_GITHUB_SUB",
+    );
     let all = trust(r#"{"StringLike":{"token.actions.githubusercontent.com:sub":"*"}}"#);
-    has(&all, PolicyType::Trust, Severity::SecurityWarning, "OVERLY_BROAD_GITHUB_SUB");
-    let repo_any_ref = trust(r#"{"StringLike":{"token.actions.githubusercontent.com:sub":"repo:octo-org/app:*"}}"#);
-    has(&repo_any_ref, PolicyType::Trust, Severity::Warning, "SPECIFIC_GITHUB_REPO_AND_BRANCH_RECOMMENDED");
-    assert!(!codes(&repo_any_ref, PolicyType::Trust).iter().any(|(s, _)| *s == Severity::SecurityWarning));
-    let good = trust(r#"{"StringEquals":{"token.actions.githubusercontent.com:sub":"repo:octo-org/app:ref:refs/heads/main","token.actions.githubusercontent.com:aud":"sts.amazonaws.com"}}"#);
-    assert!(validate(&good, PolicyType::Trust).is_empty(), "{:?}", codes(&good, PolicyType::Trust));
-    let repo_claim = trust(r#"{"StringEquals":{"token.actions.githubusercontent.com:repository":"octo-org/app"}}"#);
+    has(
+        &all,
+        PolicyType::Trust,
+        Severity::SecurityWarning,
+        "OVERLY_BROAD_GITHUB_SUB",
+    );
+    let repo_any_ref = trust(
+        r#"{"StringLike":{"token.actions.githubusercontent.com:sub":"repo:octo-org/app:*"}}"#,
+    );
+    has(
+        &repo_any_ref,
+        PolicyType::Trust,
+        Severity::Warning,
+        "SPECIFIC_GITHUB_REPO_AND_BRANCH_RECOMMENDED",
+    );
+    assert!(
+        !codes(&repo_any_ref, PolicyType::Trust)
+            .iter()
+            .any(|(s, _)| *s == Severity::SecurityWarning)
+    );
+    let good = trust(
+        r#"{"StringEquals":{"token.actions.githubusercontent.com:sub":"repo:octo-org/app:ref:refs/heads/main","token.actions.githubusercontent.com:aud":"sts.amazonaws.com"}}"#,
+    );
+    assert!(
+        validate(&good, PolicyType::Trust).is_empty(),
+        "{:?}",
+        codes(&good, PolicyType::Trust)
+    );
+    let repo_claim = trust(
+        r#"{"StringEquals":{"token.actions.githubusercontent.com:repository":"octo-org/app"}}"#,
+    );
     assert!(validate(&repo_claim, PolicyType::Trust).is_empty());
-    let negated_only = trust(r#"{"StringNotEquals":{"token.actions.githubusercontent.com:sub":"repo:evil/x:ref:refs/heads/main"}}"#);
-    has(&negated_only, PolicyType::Trust, Severity::SecurityWarning, "MISSING_GITHUB_REPO_CONDITION_KEY");
+    let negated_only = trust(
+        r#"{"StringNotEquals":{"token.actions.githubusercontent.com:sub":"repo:evil/x:ref:refs/heads/main"}}"#,
+    );
+    has(
+        &negated_only,
+        PolicyType::Trust,
+        Severity::SecurityWarning,
+        "MISSING_GITHUB_REPO_CONDITION_KEY",
+    );
 
     let eks = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::1:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
-    let f = has(eks, PolicyType::Trust, Severity::SecurityWarning, "MISSING_SUB_CONDITION");
-    assert!(f.message.contains("oidc.eks.us-east-1.amazonaws.com/id/abc:sub"));
+    let f = has(
+        eks,
+        PolicyType::Trust,
+        Severity::SecurityWarning,
+        "MISSING_SUB_CONDITION",
+    );
+    assert!(
+        f.message
+            .contains("oidc.eks.us-east-1.amazonaws.com/id/abc:sub")
+    );
 }
 
 fn id_cond(cond: &str) -> String {
-    format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{cond}}}]}}"#)
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{cond}}}]}}"#
+    )
 }
 
 #[test]
 fn condition_findings() {
     let i = PolicyType::Identity;
-    has(&id_cond(r#"{"NullIfExists":{"aws:TokenIssueTime":"true"}}"#), i, Severity::Error, "NULL_WITH_IF_EXISTS");
-    has(&id_cond(r#"{"ForAllValues:Null":{"aws:TagKeys":"true"}}"#), i, Severity::Suggestion, "NULL_WITH_QUALIFIER");
-    has(&id_cond(r#"{"StringEquals":{"aws:TagKeys":"env"}}"#), i, Severity::Error, "MISSING_QUALIFIER");
-    let f = has(&id_cond(r#"{"ForAllValues:StringEquals":{"aws:PrincipalTag/team":"blue"}}"#), i, Severity::SecurityWarning, "FORALLVALUES_WITH_SINGLE_VALUED_KEY");
-    assert_eq!(f.path, "$.Statement[0].Condition['ForAllValues:StringEquals']['aws:PrincipalTag/team']");
-    has(&id_cond(r#"{"StringEquals":{"s3:prefix":"home/*"}}"#), i, Severity::Warning, "WILDCARD_WITHOUT_LIKE_OPERATOR");
-    has(&id_cond(r#"{"NumericLessThan":{"s3:max-keys":"${aws:username}"}}"#), i, Severity::Error, "INVALID_VARIABLE_FOR_OPERATOR");
-    has(&id_cond(r#"{"DateLessThan":{"aws:CurrentTime":"yesterday"}}"#), i, Severity::Warning, "INVALID_DATE_VALUE");
-    has(&id_cond(r#"{"NumericLessThan":{"s3:max-keys":"ten"}}"#), i, Severity::Warning, "TYPE_MISMATCH_NUMBER");
-    has(&id_cond(r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#), i, Severity::Error, "PRIVATE_IP_ADDRESS");
-    has(&id_cond(r#"{"IpAddress":{"aws:SourceIp":"300.1.1.1"}}"#), i, Severity::Warning, "TYPE_MISMATCH_IP_RANGE");
-    has(&id_cond(r#"{"StringEquals":{"aws:SourceIp":"1.2.3.4"}}"#), i, Severity::Warning, "TYPE_MISMATCH");
-    has(&id_cond(r#"{"StringEquals":{"aws:x":"1","AWS:X":"2"}}"#), i, Severity::Error, "DUPLICATE_KEYS_WITH_DIFFERENT_CASE");
-    has(&id_cond(r#"{"StringEquals":{"s3:prefix":"${aws:username"}}"#), i, Severity::Error, "MISSING_BRACE_IN_VARIABLE");
-    has(&id_cond(r#"{"StringEquals":{"s3:prefix":"${aws: username}"}}"#), i, Severity::Error, "UNSUPPORTED_SPACE_IN_VARIABLE");
-    has(&id_cond(r#"{"StringEquals":{"s3:prefix":"${}"}}"#), i, Severity::Error, "EMPTY_VARIABLE");
-    has(&id_cond(r#"{"Bool":{"aws:SecureTransport":"yes"}}"#), i, Severity::Warning, "TYPE_MISMATCH_BOOLEAN");
-    has(&id_cond("{}"), i, Severity::Suggestion, "EMPTY_OBJECT_CONDITION");
+    has(
+        &id_cond(r#"{"NullIfExists":{"aws:TokenIssueTime":"true"}}"#),
+        i,
+        Severity::Error,
+        "NULL_WITH_IF_EXISTS",
+    );
+    has(
+        &id_cond(r#"{"ForAllValues:Null":{"aws:TagKeys":"true"}}"#),
+        i,
+        Severity::Suggestion,
+        "NULL_WITH_QUALIFIER",
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"aws:TagKeys":"env"}}"#),
+        i,
+        Severity::Error,
+        "MISSING_QUALIFIER",
+    );
+    let f = has(
+        &id_cond(r#"{"ForAllValues:StringEquals":{"aws:PrincipalTag/team":"blue"}}"#),
+        i,
+        Severity::SecurityWarning,
+        "FORALLVALUES_WITH_SINGLE_VALUED_KEY",
+    );
+    assert_eq!(
+        f.path,
+        "$.Statement[0].Condition['ForAllValues:StringEquals']['aws:PrincipalTag/team']"
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"s3:prefix":"home/*"}}"#),
+        i,
+        Severity::Warning,
+        "WILDCARD_WITHOUT_LIKE_OPERATOR",
+    );
+    has(
+        &id_cond(r#"{"NumericLessThan":{"s3:max-keys":"${aws:username}"}}"#),
+        i,
+        Severity::Error,
+        "INVALID_VARIABLE_FOR_OPERATOR",
+    );
+    has(
+        &id_cond(r#"{"DateLessThan":{"aws:CurrentTime":"yesterday"}}"#),
+        i,
+        Severity::Warning,
+        "INVALID_DATE_VALUE",
+    );
+    has(
+        &id_cond(r#"{"NumericLessThan":{"s3:max-keys":"ten"}}"#),
+        i,
+        Severity::Warning,
+        "TYPE_MISMATCH_NUMBER",
+    );
+    has(
+        &id_cond(r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#),
+        i,
+        Severity::Error,
+        "PRIVATE_IP_ADDRESS",
+    );
+    has(
+        &id_cond(r#"{"IpAddress":{"aws:SourceIp":"300.1.1.1"}}"#),
+        i,
+        Severity::Warning,
+        "TYPE_MISMATCH_IP_RANGE",
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"aws:SourceIp":"1.2.3.4"}}"#),
+        i,
+        Severity::Warning,
+        "TYPE_MISMATCH",
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"aws:x":"1","AWS:X":"2"}}"#),
+        i,
+        Severity::Error,
+        "DUPLICATE_KEYS_WITH_DIFFERENT_CASE",
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"s3:prefix":"${aws:username"}}"#),
+        i,
+        Severity::Error,
+        "MISSING_BRACE_IN_VARIABLE",
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"s3:prefix":"${aws: username}"}}"#),
+        i,
+        Severity::Error,
+        "UNSUPPORTED_SPACE_IN_VARIABLE",
+    );
+    has(
+        &id_cond(r#"{"StringEquals":{"s3:prefix":"${}"}}"#),
+        i,
+        Severity::Error,
+        "EMPTY_VARIABLE",
+    );
+    has(
+        &id_cond(r#"{"Bool":{"aws:SecureTransport":"yes"}}"#),
+        i,
+        Severity::Warning,
+        "TYPE_MISMATCH_BOOLEAN",
+    );
+    has(
+        &id_cond("{}"),
+        i,
+        Severity::Suggestion,
+        "EMPTY_OBJECT_CONDITION",
+    );
 }
 
 #[test]
 fn element_findings() {
     let allow_np = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"111122223333"},"Action":"s3:*","Resource":"*"}]}"#;
-    has(allow_np, PolicyType::Resource, Severity::SecurityWarning, "ALLOW_WITH_NOT_PRINCIPAL");
+    has(
+        allow_np,
+        PolicyType::Resource,
+        Severity::SecurityWarning,
+        "ALLOW_WITH_NOT_PRINCIPAL",
+    );
     let no_version = r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
-    has(no_version, PolicyType::Identity, Severity::Warning, "MISSING_VERSION");
+    has(
+        no_version,
+        PolicyType::Identity,
+        Severity::Warning,
+        "MISSING_VERSION",
+    );
     let var_2008 = r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::b/${aws:username}"}]}"#;
-    has(var_2008, PolicyType::Identity, Severity::Error, "VARIABLE_UNSUPPORTED_IN_VERSION");
+    has(
+        var_2008,
+        PolicyType::Identity,
+        Severity::Error,
+        "VARIABLE_UNSUPPORTED_IN_VERSION",
+    );
     let var_in_action = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:${aws:username}","Resource":"*"}]}"#;
-    assert!(codes(var_in_action, PolicyType::Identity).iter().any(|(_, c)| c == "VARIABLE_UNSUPPORTED_IN_ELEMENT" || c == "INVALID_ACTION"));
+    assert!(
+        codes(var_in_action, PolicyType::Identity)
+            .iter()
+            .any(|(_, c)| c == "VARIABLE_UNSUPPORTED_IN_ELEMENT" || c == "INVALID_ACTION")
+    );
     let var_in_account = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3::${aws:username}::b"}]}"#;
-    has(var_in_account, PolicyType::Identity, Severity::Error, "VARIABLE_UNSUPPORTED_IN_ELEMENT");
-    let empty_action = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#;
-    has(empty_action, PolicyType::Identity, Severity::Suggestion, "EMPTY_ARRAY_ACTION");
+    has(
+        var_in_account,
+        PolicyType::Identity,
+        Severity::Error,
+        "VARIABLE_UNSUPPORTED_IN_ELEMENT",
+    );
+    let empty_action =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":[],"Resource":"*"}]}"#;
+    has(
+        empty_action,
+        PolicyType::Identity,
+        Severity::Suggestion,
+        "EMPTY_ARRAY_ACTION",
+    );
     let dup_sid_resource = r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"},{"Sid":"A","Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
-    has(dup_sid_resource, PolicyType::Resource, Severity::Warning, "UNIQUE_SIDS_RECOMMENDED");
+    has(
+        dup_sid_resource,
+        PolicyType::Resource,
+        Severity::Warning,
+        "UNIQUE_SIDS_RECOMMENDED",
+    );
     // findings are sorted by position and carry 1-based lines/columns
-    let f = validate("{\n  \"Statement\": [{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"*\",\n  \"Condition\":{\"NullIfExists\":{\"aws:x\":\"true\"}}}]}", PolicyType::Identity);
+    let f = validate(
+        "{\n  \"Statement\": [{\"Effect\":\"Allow\",\"Action\":\"s3:*\",\"Resource\":\"*\",\n  \"Condition\":{\"NullIfExists\":{\"aws:x\":\"true\"}}}]}",
+        PolicyType::Identity,
+    );
     assert_eq!(f[0].code, "MISSING_VERSION");
     let n = f.iter().find(|f| f.code == "NULL_WITH_IF_EXISTS").unwrap();
     assert_eq!((n.line, n.column), (3, 16));
@@ -228,12 +585,21 @@ fn element_findings() {
 
 #[test]
 fn policy_type_names() {
-    for (s, t) in [("identity", PolicyType::Identity), ("resource", PolicyType::Resource), ("trust", PolicyType::Trust), ("guardrail", PolicyType::Guardrail), ("session", PolicyType::Session)] {
+    for (s, t) in [
+        ("identity", PolicyType::Identity),
+        ("resource", PolicyType::Resource),
+        ("trust", PolicyType::Trust),
+        ("guardrail", PolicyType::Guardrail),
+        ("session", PolicyType::Session),
+    ] {
         assert_eq!(s.parse::<PolicyType>().unwrap(), t);
         assert_eq!(t.to_string(), s);
     }
     let e = "scp".parse::<PolicyType>().unwrap_err();
-    assert_eq!(e.to_string(), "unknown policy type `scp`; use identity, resource, trust, guardrail or session");
+    assert_eq!(
+        e.to_string(),
+        "unknown policy type `scp`; use identity, resource, trust, guardrail or session"
+    );
     assert_eq!(Severity::SecurityWarning.to_string(), "SECURITY_WARNING");
     assert_eq!(Severity::Error.to_string(), "ERROR");
     assert_eq!(Severity::Warning.to_string(), "WARNING");

@@ -1,6 +1,13 @@
 //! Property tests: glob against regex, ArnLike against segment regex, set operators on absent
 //! keys, the NOR law, IfExists on absent keys, deny monotonicity, and the fuzz entry point.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 use keyless_policy::{Context, DecisionKind, Policy, PolicySet, PolicyType, Request, evaluate};
 use proptest::prelude::*;
 
@@ -22,10 +29,25 @@ fn one(cond: &str, ctx: &Context) -> DecisionKind {
 }
 
 fn one_with(cond: &str, ctx: &Context, action: &str, resource: &str) -> DecisionKind {
-    let doc = format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*","Condition":{cond}}}]}}"#);
+    let doc = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*","Condition":{cond}}}]}}"#
+    );
     let p = Policy::parse(&doc, PolicyType::Identity).unwrap();
-    let req = Request { principal: "arn:aws:iam::123456789012:user/a", action, resource, resource_account: None, context: ctx };
-    evaluate(&req, &PolicySet { identity: &[&p], ..PolicySet::default() }).kind()
+    let req = Request {
+        principal: "arn:aws:iam::123456789012:user/a",
+        action,
+        resource,
+        resource_account: None,
+        context: ctx,
+    };
+    evaluate(
+        &req,
+        &PolicySet {
+            identity: &[&p],
+            ..PolicySet::default()
+        },
+    )
+    .kind()
 }
 
 fn allowed(cond: &str, ctx: &Context) -> bool {

@@ -1,5 +1,12 @@
 //! Every case of shared/vectors/policy/cases.json, read in place, and our own cases.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
 use keyless_policy::case::parse_cases;
 
 fn run(path: &str) -> usize {
@@ -9,18 +16,34 @@ fn run(path: &str) -> usize {
     for c in &cases {
         let c = c.as_ref().unwrap_or_else(|e| panic!("{e}"));
         let d = c.evaluate();
-        let want = c.expect.unwrap_or_else(|| panic!("case {} has no expect", c.id));
+        let want = c
+            .expect
+            .unwrap_or_else(|| panic!("case {} has no expect", c.id));
         if d.kind() != want {
-            failures.push(format!("{}: got {} want {}: {}", c.id, d.kind(), want, d.explanation()));
+            failures.push(format!(
+                "{}: got {} want {}: {}",
+                c.id,
+                d.kind(),
+                want,
+                d.explanation()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     cases.len()
 }
 
 #[test]
 fn shared_vectors_pass() {
-    let n = run(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/policy/cases.json"));
+    let n = run(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/policy/cases.json"
+    ));
     assert_eq!(n, 30);
 }
 
