@@ -90,7 +90,7 @@ pub fn parse_tags_claim(v: Option<&Value>) -> Result<Option<SessionTagsClaim>, J
                 if out
                     .principal_tags
                     .iter()
-                    .any(|(e, _)| e.eq_ignore_ascii_case(k) || e.to_lowercase() == k.to_lowercase())
+                    .any(|(e, _)| e.to_lowercase() == k.to_lowercase())
                 {
                     return Err(bad("tag keys must be unique ignoring case"));
                 }

@@ -4,6 +4,17 @@
 //! Pure: randomness comes from an injected [`rand::CryptoRng`], time from a `now` argument; the
 //! server reads and writes the key ring file (mode 0600) itself.
 //!
+//! Formats:
+//! - access key id: `ASIA` + 16 base32 characters = 80 bits: account id (40 bits) | random (40
+//!   bits). The key ring version is carried in the token envelope, not in the key id.
+//! - secret access key: base64 of the first 30 bytes of HMAC-SHA256(K_secret, access key id)
+//!   (40 characters), recomputed on every request, never stored.
+//! - session token: standard base64 of `0x01 | key version (u32 BE) | nonce (12) |
+//!   AES-256-GCM(K_seal, compact JSON claims, aad = 0x01 | key version | access key id)`, at most
+//!   4096 bytes.
+//! - purpose keys: HKDF-SHA256(salt "keyless key ring v1", root secret, info = label) with
+//!   [`LABEL_SECRET_KEY`], [`LABEL_TOKEN_SEAL`]; [`LABEL_AUDIT_SIGN`] is reserved.
+//!
 //! ```
 //! use keyless_token::{KeyRing, SessionClaims, account_from_access_key_id, mint, open};
 //! use keyless_types::AccountId;
