@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use keyless_policy::{Context, PolicySet};
-use keyless_sigv4::{Body, HttpRequest, ServiceRules, SigV4Error, VerifyOptions};
+use keyless_sigv4::{Body, HttpRequest, ServiceRules, SigV4Auth, SigV4Error, VerifyOptions};
 use keyless_token::{KeyRing, OpenError, SessionClaims};
 use keyless_types::{AccountId, OffsetDateTime};
 
@@ -138,8 +138,19 @@ pub fn sigv4_error(e: &SigV4Error, service: &str) -> ApiError {
     ApiError::new(e.code(service), e.http_status(service), e.to_string())
 }
 
-fn open_error(e: &OpenError) -> ApiError {
-    ApiError::new(e.aws_code(), e.http_status(), e.to_string())
+fn open_error(e: &OpenError, service: &str) -> ApiError {
+    // S3 names these differently from the query APIs.
+    let code = match (service, e) {
+        ("s3", OpenError::Expired) => "ExpiredToken",
+        ("s3", _) => "InvalidToken",
+        _ => e.aws_code(),
+    };
+    let status = if service == "s3" && matches!(e, OpenError::Expired) {
+        400
+    } else {
+        e.http_status()
+    };
+    ApiError::new(code, status, e.to_string())
 }
 
 /// Authenticates a signed request for a query-protocol service (`sts`, `iam`).
@@ -150,8 +161,32 @@ pub fn authenticate(
     service: &str,
     now: OffsetDateTime,
 ) -> Result<Caller, ApiError> {
-    let signed = keyless_sigv4::parse(&http.request, ServiceRules::Standard)
-        .map_err(|e| sigv4_error(&e, service))?;
+    authenticate_any(
+        directory,
+        ring,
+        http.request,
+        Body::Bytes(http.body),
+        ServiceRules::Standard,
+        Some(service),
+        now,
+    )
+    .map(|(caller, _)| caller)
+}
+
+/// Authenticates a request signed for any service (the authorize API): S3 canonicalisation is
+/// chosen from the credential scope, and the body is given as the gateway saw it.
+pub fn authenticate_any(
+    directory: &Directory,
+    ring: &KeyRing,
+    request: HttpRequest<'_>,
+    body: Body<'_>,
+    rules: ServiceRules,
+    expected_service: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(Caller, SigV4Auth), ApiError> {
+    let hint = expected_service.unwrap_or("sts");
+    let signed = keyless_sigv4::parse(&request, rules).map_err(|e| sigv4_error(&e, hint))?;
+    let service = signed.scope().service.clone();
     let invalid = || {
         ApiError::new(
             "InvalidClientTokenId",
@@ -163,19 +198,13 @@ pub fn authenticate(
         return Err(invalid());
     };
     let opened = keyless_token::open(ring, signed.access_key_id(), token, now)
-        .map_err(|e| open_error(&e))?;
+        .map_err(|e| open_error(&e, &service))?;
     let opts = VerifyOptions {
-        expected_service: Some(service.to_owned()),
+        expected_service: expected_service.map(str::to_owned),
         ..VerifyOptions::default()
     };
-    let verified = keyless_sigv4::verify(
-        &signed,
-        Body::Bytes(http.body),
-        &opened.secret_access_key,
-        now,
-        &opts,
-    )
-    .map_err(|e| sigv4_error(&e, service))?;
+    let verified = keyless_sigv4::verify(&signed, body, &opened.secret_access_key, now, &opts)
+        .map_err(|e| sigv4_error(&e, &service))?;
     let auth = verified.into_inner();
     // A deleted role, or one deleted and created again under the same name, ends its sessions.
     let role = directory
@@ -190,11 +219,12 @@ pub fn authenticate(
         ),
         None => None,
     };
-    Ok(Caller {
-        access_key_id: auth.access_key_id,
+    let caller = Caller {
+        access_key_id: auth.access_key_id.clone(),
         claims: opened.claims,
         role,
         session_policy,
-        service: auth.scope.service,
-    })
+        service: auth.scope.service.clone(),
+    };
+    Ok((caller, auth))
 }

@@ -4,6 +4,7 @@
 //! - [`ports`]: traits the adapters implement (store).
 //! - [`directory`]: the compiled in-memory snapshot every request reads.
 //! - [`caller`]: authenticating a signed request into a [`caller::Caller`] proof.
+//! - [`authorize`]: verify + authorize a request a gateway received (`/v1/authorize`).
 //! - [`sts`]: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, GetAccessKeyInfo,
 //!   DecodeAuthorizationMessage.
 //! - [`authz_message`]: the encoded authorization messages carried by every `AccessDenied`.
@@ -12,6 +13,7 @@
 //! Nothing here does I/O or reads the clock: the edge passes `now`, the fetched JWKS and the
 //! caller's address.
 
+pub mod authorize;
 pub mod authz_message;
 pub mod caller;
 pub mod directory;

@@ -81,6 +81,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Leeway for `exp`/`nbf`/`iat`, per provider URL (default 300 s).
     pub provider_leeway: BTreeMap<String, u32>,
+    /// Callers of `/v1/authorize`.
+    pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
     /// Warnings to log at start-up (e.g. a trust policy with a SECURITY_WARNING finding).
     pub warnings: Vec<String>,
 }
@@ -103,6 +105,15 @@ struct RawConfig {
     #[serde(default)]
     guardrails: Vec<RawGuardrail>,
     throttle: Option<ThrottleConfig>,
+    #[serde(default)]
+    authorize_clients: Vec<RawAuthorizeClient>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthorizeClient {
+    name: Spanned<String>,
+    token_sha256: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -488,6 +499,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    let mut authorize_clients = Vec::new();
+    for c in &raw.authorize_clients {
+        let hex_digest = c.token_sha256.get_ref();
+        let mut sha = [0u8; 32];
+        if hex::decode_to_slice(hex_digest, &mut sha).is_err() {
+            return Err(cx.at_span(
+                &c.token_sha256,
+                "token_sha256 must be 64 hex characters: the SHA-256 of the client's bearer token (printf %s \"$TOKEN\" | sha256sum)",
+            ));
+        }
+        if c.name.get_ref().is_empty() {
+            return Err(cx.at_span(&c.name, "authorize client name must not be empty"));
+        }
+        authorize_clients.push(crate::authorize_api::AuthorizeClient {
+            name: c.name.get_ref().clone(),
+            token_sha256: sha,
+        });
+    }
+
     let throttle = raw.throttle.unwrap_or_default();
     if !(throttle.rate_per_second > 0.0 && throttle.rate_per_second.is_finite())
         || throttle.burst == 0
@@ -505,6 +535,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         entities,
         throttle,
         provider_leeway,
+        authorize_clients,
         warnings,
     })
 }

@@ -9,6 +9,7 @@
 //!
 //! Domain errors become HTTP in exactly one place, [`query_api::render_error`].
 
+pub mod authorize_api;
 pub mod config;
 pub mod dev;
 pub mod keyring_file;
@@ -190,6 +191,20 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     }
     let _refresher = cache.spawn_refresher();
 
+    let mut authorize_clients = config.authorize_clients.clone();
+    let dev_authorize_token = if dev_mode {
+        let token = hex::encode(rand::random::<[u8; 24]>());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(digest.as_ref());
+        authorize_clients.push(authorize_api::AuthorizeClient {
+            name: "dev".into(),
+            token_sha256: sha,
+        });
+        Some(token)
+    } else {
+        None
+    };
     let leeway = config
         .provider_leeway
         .iter()
@@ -206,11 +221,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         clock,
         leeway,
         dev,
+        authorize_clients,
     });
     tokio::spawn(watch_keyring(Arc::clone(&state)));
 
     let app = router(Arc::clone(&state));
-    print_banner(addr, &state, &config.data_dir);
+    print_banner(
+        addr,
+        &state,
+        &config.data_dir,
+        dev_authorize_token.as_deref(),
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -235,6 +256,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dev/oidc/jwks", get(dev::jwks))
         .route("/dev/oidc/token", post(dev::token))
         .layer(DefaultBodyLimit::max(query_api::MAX_BODY))
+        .route(
+            "/v1/authorize",
+            post(authorize_api::handle).layer(DefaultBodyLimit::max(authorize_api::MAX_REQUEST)),
+        )
         .with_state(state)
 }
 
@@ -246,6 +271,7 @@ fn dev_config() -> Config {
         entities: Entities::default(),
         throttle: ThrottleConfig::default(),
         provider_leeway: Default::default(),
+        authorize_clients: vec![],
         warnings: vec![],
     }
 }
@@ -352,7 +378,12 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_banner(addr: SocketAddr, state: &AppState, data_dir: &Path) {
+fn print_banner(
+    addr: SocketAddr,
+    state: &AppState,
+    data_dir: &Path,
+    authorize_token: Option<&str>,
+) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "keyless listening on http://{addr}");
     if let Some(d) = &state.dev {
@@ -374,7 +405,10 @@ Development mode: an OIDC issuer at {issuer}, account {acct}, role {role}
   # or let the SDK credential chain do it:
   echo "$TOKEN" > /tmp/keyless-token
   AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE=/tmp/keyless-token aws sts get-caller-identity
+
+Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
 "#,
+            authz = authorize_token.unwrap_or("-"),
             issuer = d.issuer,
             acct = dev::DEMO_ACCOUNT,
             pattern = dev::DEMO_SUB_PATTERN,

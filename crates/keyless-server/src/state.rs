@@ -47,6 +47,8 @@ pub struct AppState {
     pub leeway: HashMap<String, time::Duration>,
     /// The development issuer, in `--dev` mode only.
     pub dev: Option<DevIssuer>,
+    /// Who may call `/v1/authorize`.
+    pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -1,0 +1,266 @@
+//! Authorize a request that a gateway or service received, signed with keyless credentials:
+//! is it authentic (SigV4 + session token), and do the role's *current* policies, the session
+//! policy and the guardrails allow this action on this resource?
+//!
+//! The same code answers `POST /v1/authorize` and can be embedded in a Rust service.
+
+use keyless_policy::{DecisionKind, Policy, Request};
+use keyless_sigv4::{Body, HttpRequest, ServiceRules};
+use keyless_token::KeyRing;
+use keyless_types::OffsetDateTime;
+
+use crate::caller::authenticate_any;
+use crate::directory::Directory;
+use crate::error::ApiError;
+use crate::sts::Origin;
+
+/// Context keys a gateway may not set: they describe the principal and are ours to say.
+const RESERVED_PREFIXES: &[&str] = &[
+    "aws:principal",
+    "aws:userid",
+    "aws:username",
+    "aws:tokenissuetime",
+    "aws:multifactorauth",
+    "aws:federatedprovider",
+    "aws:sourceidentity",
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:sourceip",
+    "aws:securetransport",
+    "sts:sourceidentity",
+];
+
+/// A context value supplied by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraValue {
+    /// Single-valued.
+    Single(String),
+    /// Multivalued.
+    Multi(Vec<String>),
+}
+
+/// What the gateway asks.
+#[derive(Debug)]
+pub struct AuthorizeInput<'a> {
+    /// The request as the service received it.
+    pub request: HttpRequest<'a>,
+    /// Its body, as far as the gateway has it.
+    pub body: GatewayBody<'a>,
+    /// The action, e.g. `s3:GetObject`.
+    pub action: &'a str,
+    /// The resource ARN, or `*`.
+    pub resource: &'a str,
+    /// Service-specific context keys (e.g. `s3:prefix`).
+    pub context: &'a [(String, ExtraValue)],
+    /// Where the client connected from, and whether over TLS.
+    pub origin: Origin,
+}
+
+/// The body as the gateway passes it.
+#[derive(Debug, Clone, Copy)]
+pub enum GatewayBody<'a> {
+    /// The whole body (for `aws-chunked` bodies, the encoded chunks, which are then verified).
+    Bytes(&'a [u8]),
+    /// The hex SHA-256 of the body, computed by the gateway.
+    Sha256Hex(&'a str),
+    /// Not given: only signatures that do not cover the body (`UNSIGNED-PAYLOAD`, or the seed
+    /// signature of a streaming upload) can be checked, and `payload_verified` says so.
+    NotGiven,
+}
+
+/// The principal behind a verified request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalInfo {
+    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
+    pub arn: String,
+    /// The account.
+    pub account: String,
+    /// The role ARN.
+    pub role_arn: String,
+    /// The session name.
+    pub session_name: String,
+    /// Source identity, if set.
+    pub source_identity: Option<String>,
+    /// Principal tags.
+    pub tags: Vec<(String, String)>,
+    /// The access key id used.
+    pub access_key_id: String,
+    /// The federated subject, when the session came from an OIDC token.
+    pub subject: Option<String>,
+}
+
+/// The answer.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// The signature or credentials were refused; `error` is what the client should be told.
+    Unauthenticated {
+        /// AWS error for the client.
+        error: ApiError,
+    },
+    /// Authenticated and evaluated.
+    Decided {
+        /// Who.
+        principal: PrincipalInfo,
+        /// The decision.
+        decision: DecisionKind,
+        /// The explanation (for the operator; do not show it to the client).
+        explanation: String,
+        /// Whether the payload itself was verified (false when the body was not given and the
+        /// signature covers it only through streaming chunk signatures, or it is unsigned).
+        payload_verified: bool,
+    },
+}
+
+/// Rejects gateway-supplied context that would impersonate principal facts.
+pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiError> {
+    if context.len() > 100 {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            400,
+            "At most 100 context keys.",
+        ));
+    }
+    for (k, v) in context {
+        let lower = k.to_ascii_lowercase();
+        if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                400,
+                format!(
+                    "Context key {k} describes the principal or the request origin and is set by keyless; remove it."
+                ),
+            ));
+        }
+        let size = match v {
+            ExtraValue::Single(s) => s.len(),
+            ExtraValue::Multi(vs) => vs.iter().map(String::len).sum(),
+        };
+        if k.is_empty() || k.len() > 256 || size > 4096 {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                400,
+                format!("Context key {k:.64}: keys 1-256 bytes, values at most 4096 bytes."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Authenticates and authorizes.
+pub fn authorize(
+    directory: &Directory,
+    ring: &KeyRing,
+    input: &AuthorizeInput<'_>,
+    now: OffsetDateTime,
+) -> Result<AuthorizeOutcome, ApiError> {
+    check_extra_context(input.context)?;
+    // Streaming bodies are verified chunk by chunk after the seed signature.
+    let streaming = keyless_sigv4::parse(&input.request, ServiceRules::FromScope)
+        .is_ok_and(|s| s.payload().is_streaming());
+    // Without the body, the signature is checked against the hash the client declared, as S3
+    // does before reading the body; the gateway must then compare the body with that hash, and
+    // `payload_verified: false` tells it so.
+    let declared = input
+        .request
+        .header_str("x-amz-content-sha256")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let body = match (input.body, streaming) {
+        (_, true) => Body::Streaming,
+        (GatewayBody::Bytes(b), false) => Body::Bytes(b),
+        (GatewayBody::Sha256Hex(h), false) => Body::Sha256Hex(h),
+        (GatewayBody::NotGiven, false) => declared.map_or(Body::Streaming, Body::Sha256Hex),
+    };
+    let (caller, auth) = match authenticate_any(
+        directory,
+        ring,
+        input.request,
+        body,
+        ServiceRules::FromScope,
+        None,
+        now,
+    ) {
+        Ok(v) => v,
+        Err(error) => return Ok(AuthorizeOutcome::Unauthenticated { error }),
+    };
+    let service = auth.scope.service.clone();
+    let mut payload_verified = matches!(
+        input.body,
+        GatewayBody::Bytes(_) | GatewayBody::Sha256Hex(_)
+    ) && !matches!(auth.payload, keyless_sigv4::PayloadMode::Unsigned);
+    if let (Some(seed), GatewayBody::Bytes(bytes)) = (&auth.stream, input.body) {
+        let mut decoder = seed.decoder();
+        let mut sink = Vec::new();
+        let fed = decoder
+            .feed(bytes, &mut sink)
+            .and_then(|()| decoder.finish().map(|_| ()));
+        if let Err(e) = fed {
+            return Ok(AuthorizeOutcome::Unauthenticated {
+                error: crate::caller::sigv4_error(&e, &service),
+            });
+        }
+        payload_verified = true;
+    }
+    let mut context = caller.context(now, &input.origin);
+    for (k, v) in input.context {
+        match v {
+            ExtraValue::Single(s) => context.insert_single(k, s.clone()),
+            ExtraValue::Multi(vs) => context.insert_multi(k, vs.clone()),
+        }
+    }
+    let levels = directory.guardrail_levels(caller.account());
+    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+    let policies = caller.identity_policies(&levels, &identity);
+    let arn = caller.arn();
+    let request = Request {
+        principal: &arn,
+        action: input.action,
+        resource: input.resource,
+        resource_account: None,
+        context: &context,
+    };
+    let decision = keyless_policy::evaluate(&request, &policies);
+    let claims = caller.claims();
+    Ok(AuthorizeOutcome::Decided {
+        principal: PrincipalInfo {
+            arn,
+            account: claims.account.to_string(),
+            role_arn: claims.role_arn.clone(),
+            session_name: claims.session_name.clone(),
+            source_identity: claims.source_identity.clone(),
+            tags: claims.tags.clone(),
+            access_key_id: caller.access_key_id().to_owned(),
+            subject: claims.federated.as_ref().map(|f| f.subject.clone()),
+        },
+        decision: decision.kind(),
+        explanation: decision.explanation(),
+        payload_verified,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_keys_cannot_be_injected() {
+        for k in [
+            "aws:PrincipalArn",
+            "AWS:userid",
+            "aws:SourceIp",
+            "sts:SourceIdentity",
+            "aws:PrincipalTag/team",
+        ] {
+            let e =
+                check_extra_context(&[(k.to_owned(), ExtraValue::Single("x".into()))]).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
+        assert!(
+            check_extra_context(&[("s3:prefix".to_owned(), ExtraValue::Single("home/".into()))])
+                .is_ok()
+        );
+        assert!(
+            check_extra_context(&[("s3:x".to_owned(), ExtraValue::Single("v".repeat(5000)))])
+                .is_err()
+        );
+    }
+}

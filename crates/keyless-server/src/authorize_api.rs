@@ -1,0 +1,255 @@
+//! `POST /v1/authorize`: gateways and services send the request they received (signed with
+//! keyless credentials) plus the action and resource, and get the decision, the principal and
+//! an explanation. Callers authenticate with a bearer token whose SHA-256 is in the config
+//! (`[[authorize_clients]]`); see `docs/authorize-openapi.yaml`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use keyless_core::authorize::{
+    AuthorizeInput, AuthorizeOutcome, ExtraValue, GatewayBody, authorize,
+};
+use keyless_core::error::ApiError;
+use keyless_core::sts::Origin;
+use keyless_sigv4::HttpRequest;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tracing::info;
+
+use crate::state::AppState;
+
+/// Largest authorize request (the body of an upload may ride along, base64).
+pub const MAX_REQUEST: usize = 12 * 1024 * 1024;
+
+/// A configured caller of the authorize API.
+#[derive(Debug, Clone)]
+pub struct AuthorizeClient {
+    /// Name, for logs.
+    pub name: String,
+    /// SHA-256 of its bearer token.
+    pub token_sha256: [u8; 32],
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeRequest {
+    method: String,
+    path: String,
+    #[serde(default)]
+    query: String,
+    headers: Vec<(String, String)>,
+    body_base64: Option<String>,
+    body_sha256: Option<String>,
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: BTreeMap<String, Value>,
+    source_ip: Option<IpAddr>,
+    #[serde(default)]
+    secure_transport: bool,
+}
+
+fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message.into() } })),
+    )
+        .into_response()
+}
+
+/// Finds the configured client presenting this bearer token (constant-time over every client).
+fn client_for<'a>(
+    clients: &'a [AuthorizeClient],
+    headers: &HeaderMap,
+) -> Option<&'a AuthorizeClient> {
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    if token.is_empty() || token.len() > 512 {
+        return None;
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut found = None;
+    for c in clients {
+        if bool::from(c.token_sha256.ct_eq(digest.as_ref())) {
+            found = Some(c);
+        }
+    }
+    found
+}
+
+/// The handler.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let Some(client) = client_for(&state.authorize_clients, &headers) else {
+        state
+            .metrics
+            .request("Authorize", "Unauthorized", started.elapsed().as_secs_f64());
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Send `Authorization: Bearer <token>` with a token whose SHA-256 is listed in [[authorize_clients]].",
+        );
+    };
+    let req: AuthorizeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "MalformedRequest",
+                format!("invalid authorize request: {e}"),
+            );
+        }
+    };
+    let response = match decide(&state, &req, peer) {
+        Ok(r) => r,
+        Err(e) => {
+            return api_error(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                e.code,
+                e.message,
+            );
+        }
+    };
+    let code = response
+        .get("decision")
+        .and_then(Value::as_str)
+        .unwrap_or("Unauthenticated")
+        .to_owned();
+    state
+        .metrics
+        .request("Authorize", &code, started.elapsed().as_secs_f64());
+    info!(
+        client = client.name,
+        action = req.action,
+        resource = req.resource,
+        decision = code,
+        "authorize"
+    );
+    (StatusCode::OK, Json(response)).into_response()
+}
+
+fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<Value, ApiError> {
+    let bad = |m: String| ApiError::new("InvalidParameterValue", 400, m);
+    if req.headers.len() > 200
+        || req.method.len() > 16
+        || req.path.len() > 16 * 1024
+        || req.query.len() > 64 * 1024
+    {
+        return Err(bad(
+            "the request is too large: at most 200 headers, a 16 KiB path and a 64 KiB query"
+                .into(),
+        ));
+    }
+    if req.action.is_empty()
+        || req.action.len() > 256
+        || req.resource.is_empty()
+        || req.resource.len() > 2048
+    {
+        return Err(bad(
+            "action (1-256 characters) and resource (1-2048 characters) are required".into(),
+        ));
+    }
+    let body_bytes = match &req.body_base64 {
+        Some(b) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|_| bad("body_base64 is not base64".into()))?,
+        ),
+        None => None,
+    };
+    let body = match (&body_bytes, &req.body_sha256) {
+        (Some(_), Some(_)) => return Err(bad("give body_base64 or body_sha256, not both".into())),
+        (Some(b), None) => GatewayBody::Bytes(b),
+        (None, Some(h)) => GatewayBody::Sha256Hex(h),
+        (None, None) => GatewayBody::NotGiven,
+    };
+    let mut context = Vec::with_capacity(req.context.len());
+    for (k, v) in &req.context {
+        let value = match v {
+            Value::String(s) => ExtraValue::Single(s.clone()),
+            Value::Array(items) => ExtraValue::Multi(
+                items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| bad(format!("context {k}: values must be strings")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            _ => return Err(bad(format!("context {k}: a string or an array of strings"))),
+        };
+        context.push((k.clone(), value));
+    }
+    let header_list: Vec<(&str, &[u8])> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let input = AuthorizeInput {
+        request: HttpRequest {
+            method: &req.method,
+            path: &req.path,
+            query: &req.query,
+            headers: &header_list,
+        },
+        body,
+        action: &req.action,
+        resource: &req.resource,
+        context: &context,
+        origin: Origin {
+            source_ip: req.source_ip.unwrap_or(peer.ip()),
+            secure_transport: req.secure_transport,
+        },
+    };
+    let directory = state.directory.load();
+    let keys = state.keys.load();
+    let outcome = authorize(&directory, &keys.ring, &input, state.clock.now())?;
+    Ok(match outcome {
+        AuthorizeOutcome::Unauthenticated { error } => json!({
+            "authenticated": false,
+            "allowed": false,
+            "error": { "code": error.code, "status": error.status, "message": error.message },
+        }),
+        AuthorizeOutcome::Decided {
+            principal,
+            decision,
+            explanation,
+            payload_verified,
+        } => json!({
+            "authenticated": true,
+            "allowed": decision == keyless_policy::DecisionKind::Allowed,
+            "decision": decision.as_str(),
+            "explanation": explanation,
+            "payload_verified": payload_verified,
+            "principal": {
+                "arn": principal.arn,
+                "account": principal.account,
+                "role_arn": principal.role_arn,
+                "session_name": principal.session_name,
+                "source_identity": principal.source_identity,
+                "access_key_id": principal.access_key_id,
+                "subject": principal.subject,
+                "tags": principal.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+            },
+        }),
+    })
+}
