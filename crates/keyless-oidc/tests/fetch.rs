@@ -657,3 +657,27 @@ async fn concurrent_cold_requests_share_one_fetch() {
     }
     assert_eq!(r.hits(), (1, 1));
 }
+
+#[tokio::test]
+async fn localhost_issuer_resolving_to_loopback_is_fetched() {
+    let s = signer("k1");
+    let r = start(&s).await;
+    let port = r.srv.base.rsplit(':').next().unwrap().to_owned();
+    let issuer = format!("http://localhost:{port}");
+    *r.srv.issuer_override.lock().unwrap() = Some(issuer.clone());
+    *r.srv.jwks_uri.lock().unwrap() = Some(format!("{issuer}/jwks"));
+    let c = JwksCache::new(fast()).unwrap();
+    c.add_issuer(IssuerConfig {
+        url: issuer.clone(),
+        allow_http: true,
+        allow_foreign_jwks_host: false,
+    })
+    .unwrap();
+    assert!(
+        c.keys(&issuer, Some("k1"))
+            .await
+            .unwrap()
+            .contains_kid("k1")
+    );
+    assert_eq!(r.hits(), (1, 1));
+}
