@@ -9,7 +9,7 @@ use keyless_sigv4::{Body, HttpRequest, ServiceRules};
 use keyless_token::KeyRing;
 use keyless_types::OffsetDateTime;
 
-use crate::caller::authenticate_any;
+use crate::caller::{Expect, authenticate_any};
 use crate::directory::Directory;
 use crate::error::ApiError;
 use crate::sts::Origin;
@@ -54,6 +54,8 @@ pub struct AuthorizeInput<'a> {
     pub context: &'a [(String, ExtraValue)],
     /// Where the client connected from, and whether over TLS.
     pub origin: Origin,
+    /// The region the service is in; a signature scoped to another region is refused.
+    pub region: Option<&'a str>,
 }
 
 /// The body as the gateway passes it.
@@ -176,7 +178,10 @@ pub fn authorize(
         input.request,
         body,
         ServiceRules::FromScope,
-        None,
+        Expect {
+            service: None,
+            region: input.region,
+        },
         now,
     ) {
         Ok(v) => v,

@@ -167,10 +167,22 @@ pub fn authenticate(
         http.request,
         Body::Bytes(http.body),
         ServiceRules::Standard,
-        Some(service),
+        Expect {
+            service: Some(service),
+            region: None,
+        },
         now,
     )
     .map(|(caller, _)| caller)
+}
+
+/// What the endpoint serves: a signature scoped to another service or region is refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect<'a> {
+    /// The service (`sts`, `iam`, `s3`); `None` accepts any.
+    pub service: Option<&'a str>,
+    /// The region; `None` accepts any.
+    pub region: Option<&'a str>,
 }
 
 /// Authenticates a request signed for any service (the authorize API): S3 canonicalisation is
@@ -181,10 +193,10 @@ pub fn authenticate_any(
     request: HttpRequest<'_>,
     body: Body<'_>,
     rules: ServiceRules,
-    expected_service: Option<&str>,
+    expect: Expect<'_>,
     now: OffsetDateTime,
 ) -> Result<(Caller, SigV4Auth), ApiError> {
-    let hint = expected_service.unwrap_or("sts");
+    let hint = expect.service.unwrap_or("sts");
     let signed = keyless_sigv4::parse(&request, rules).map_err(|e| sigv4_error(&e, hint))?;
     let service = signed.scope().service.clone();
     let invalid = || {
@@ -200,7 +212,8 @@ pub fn authenticate_any(
     let opened = keyless_token::open(ring, signed.access_key_id(), token, now)
         .map_err(|e| open_error(&e, &service))?;
     let opts = VerifyOptions {
-        expected_service: expected_service.map(str::to_owned),
+        expected_service: expect.service.map(str::to_owned),
+        expected_region: expect.region.map(str::to_owned),
         ..VerifyOptions::default()
     };
     let verified = keyless_sigv4::verify(&signed, body, &opened.secret_access_key, now, &opts)

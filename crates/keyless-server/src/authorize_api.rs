@@ -56,6 +56,7 @@ struct AuthorizeRequest {
     source_ip: Option<IpAddr>,
     #[serde(default)]
     secure_transport: bool,
+    region: Option<String>,
 }
 
 fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -219,6 +220,7 @@ fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<
             source_ip: req.source_ip.unwrap_or(peer.ip()),
             secure_transport: req.secure_transport,
         },
+        region: req.region.as_deref(),
     };
     let directory = state.directory.load();
     let keys = state.keys.load();
