@@ -208,15 +208,37 @@ impl SignedRequest<'_> {
     }
 
     fn string_to_sign(&self, creq_hash_hex: &str) -> String {
-        let mut s = String::with_capacity(160);
-        s.push_str(self.algorithm.as_str());
-        s.push('\n');
-        s.push_str(&self.amz_date);
-        s.push('\n');
-        s.push_str(&self.scope.to_scope_string());
-        s.push('\n');
-        s.push_str(creq_hash_hex);
-        s
+        let mut v = Vec::with_capacity(160);
+        self.write_string_to_sign(&mut v, creq_hash_hex.as_bytes());
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// Writes the string to sign (all ASCII) without intermediate allocations.
+    fn write_string_to_sign(&self, out: &mut Vec<u8>, creq_hash_hex: &[u8]) {
+        out.extend_from_slice(self.algorithm.as_str().as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(self.amz_date.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(self.scope.date.as_bytes());
+        out.push(b'/');
+        if !self.scope.region.is_empty() {
+            out.extend_from_slice(self.scope.region.as_bytes());
+            out.push(b'/');
+        }
+        out.extend_from_slice(self.scope.service.as_bytes());
+        out.extend_from_slice(b"/aws4_request\n");
+        out.extend_from_slice(creq_hash_hex);
+    }
+
+    /// A capacity that fits the canonical request without reallocation.
+    fn canonical_capacity(&self) -> usize {
+        let headers: usize = self
+            .req
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum();
+        self.req.method.len() + 3 * (self.req.path.len() + self.req.query.len()) + headers + 256
     }
 
     /// The canonical request and string to sign verification uses for `body`.
@@ -379,14 +401,19 @@ pub fn verify_with_key(
     }
     let presign_expires_at = check_scope_and_time(signed, now, opts)?;
     let line = signed.payload_line(&body)?;
-    let mut creq = Vec::with_capacity(512);
+    let mut creq = Vec::with_capacity(signed.canonical_capacity());
+    let mut sts = Vec::with_capacity(192);
+    let mut hash_hex = [0u8; 64];
     let mut matched = None;
     for &with_token in signed.token_variants() {
         creq.clear();
         signed.write_canonical(&mut creq, &line, with_token)?;
-        let hash = hex::encode(digest::digest(&digest::SHA256, &creq).as_ref());
-        let sts = signed.string_to_sign(&hash);
-        let expected: Signature = key.sign(sts.as_bytes());
+        let digest = digest::digest(&digest::SHA256, &creq);
+        hex::encode_to_slice(digest.as_ref(), &mut hash_hex)
+            .map_err(|_| SigV4Error::Malformed("internal: digest length".to_owned()))?;
+        sts.clear();
+        signed.write_string_to_sign(&mut sts, &hash_hex);
+        let expected: Signature = key.sign(&sts);
         if expected.ct_eq(provided) {
             matched = Some(with_token);
             break;
