@@ -473,6 +473,27 @@ impl ChunkDecoder {
     }
 }
 
+/// A seed for fuzzing and tests: a fixed key and seed signature.
+pub(crate) fn test_seed(
+    secret: &keyless_types::SecretString,
+    now: time::OffsetDateTime,
+    mode: PayloadMode,
+) -> Option<StreamSeed> {
+    let amz_date = crate::format_amz_date(now);
+    let date = amz_date.get(..8)?.to_owned();
+    let key = SigningKey::derive(secret, &date, "us-east-1", "s3");
+    let seed = key.sign(b"seed");
+    Some(StreamSeed::new(
+        key,
+        seed,
+        amz_date,
+        format!("{date}/us-east-1/s3/aws4_request"),
+        mode,
+        None,
+        Vec::new(),
+    ))
+}
+
 /// The signature of one chunk (`previous` is the seed signature for the first chunk).
 pub fn chunk_signature(
     key: &SigningKey,

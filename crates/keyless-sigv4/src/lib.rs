@@ -92,6 +92,7 @@ mod chunked;
 mod crypto;
 mod encode;
 mod error;
+pub mod fuzz;
 mod http;
 mod request;
 mod sign;

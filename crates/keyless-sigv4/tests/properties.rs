@@ -313,3 +313,27 @@ proptest! {
         prop_assert!(verify_wire(&t, &r).is_err());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// The fuzz entry points never panic on arbitrary bytes.
+    #[test]
+    fn fuzz_entry_points_on_arbitrary_bytes(data in prop::collection::vec(any::<u8>(), 0..400)) {
+        keyless_sigv4::fuzz::authorization_header(&data);
+        keyless_sigv4::fuzz::query(&data);
+        prop_assert!(keyless_sigv4::fuzz::chunk_decoder(&data) <= 1);
+    }
+
+    /// ... and on inputs shaped like the real thing.
+    #[test]
+    fn fuzz_entry_points_on_structured_input(
+        auth in "AWS4-(HMAC|ECDSA-P256)-SHA256 Credential=[A-Z0-9]{1,20}(/[0-9a-z-]{0,10}){3,5}, ?SignedHeaders=[a-z;-]{0,30}, ?Signature=[0-9a-f]{0,70}",
+        query in "(X-Amz-(Algorithm|Credential|Date|Expires|SignedHeaders|Signature|Security-Token)=[A-Za-z0-9%/-]{0,20}&){0,8}",
+        chunks in "([0-9a-f]{1,3}(;chunk-signature=[0-9a-f]{64})?\r\n[a]{0,20}\r\n){0,3}0\r\n(x-amz-checksum-crc32:[A-Za-z0-9=]{0,8}\r\n)?\r\n",
+    ) {
+        keyless_sigv4::fuzz::authorization_header(auth.as_bytes());
+        keyless_sigv4::fuzz::query(query.as_bytes());
+        prop_assert!(keyless_sigv4::fuzz::chunk_decoder(chunks.as_bytes()) <= 1);
+    }
+}
