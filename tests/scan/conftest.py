@@ -17,10 +17,10 @@ def _find_binary() -> Path:
     if env:
         return Path(env)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    for profile in ("release", "debug"):
-        p = target / profile / "keyless"
-        if p.exists():
-            return p
+    # The most recently built of the release and debug binaries (a stale one would test old code).
+    built = [p for p in (target / "release" / "keyless", target / "debug" / "keyless") if p.exists()]
+    if built:
+        return max(built, key=lambda p: p.stat().st_mtime)
     subprocess.run(["cargo", "build", "-p", "keyless"], cwd=REPO, check=True)
     return target / "debug" / "keyless"
 

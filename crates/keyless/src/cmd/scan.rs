@@ -84,6 +84,13 @@ impl Progress for TtyProgress {
     }
 }
 
+/// A start instant far enough in the past that the first update is shown at once.
+fn started() -> Instant {
+    Instant::now()
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or_else(Instant::now)
+}
+
 fn clear_progress(shown: bool) {
     if shown {
         let mut e = std::io::stderr().lock();
@@ -129,7 +136,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
     let tty = std::io::stderr().is_terminal();
     let progress = TtyProgress {
-        last: Mutex::new(Instant::now()),
+        last: Mutex::new(started()),
         label: "files",
     };
     let p: Option<&dyn Progress> = if tty { Some(&progress) } else { None };
@@ -138,7 +145,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut stats = out.stats;
     if args.git {
         let gp = TtyProgress {
-            last: Mutex::new(Instant::now()),
+            last: Mutex::new(started()),
             label: "blobs",
         };
         let gp_ref: Option<&dyn Progress> = if tty { Some(&gp) } else { None };
