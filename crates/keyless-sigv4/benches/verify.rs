@@ -1,6 +1,13 @@
 //! Verify throughput (header form, STS-shaped request as boto3 sends it), with the same run's
 //! HMAC-chain floor: derive key + HMAC of the string to sign + SHA-256 of the canonical request.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
+)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

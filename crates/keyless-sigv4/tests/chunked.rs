@@ -1,6 +1,13 @@
 //! The aws-chunked decoder: round trips through our encoder at random split points, and
 //! every malformed or hostile body stops with its exact error.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
+)]
+
 use keyless_sigv4::*;
 use keyless_types::SecretString;
 use proptest::prelude::*;

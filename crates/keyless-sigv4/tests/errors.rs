@@ -1,5 +1,12 @@
 //! Malformed, oversized, wrong-type and hostile inputs, each with its exact error.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
+)]
+
 use keyless_sigv4::*;
 use keyless_types::SecretString;
 use time::{Duration, OffsetDateTime};
@@ -757,7 +764,8 @@ fn secrets_never_leak() {
 
 #[test]
 fn wire_codes() {
-    let cases: Vec<(SigV4Error, (&str, u16), (&str, u16))> = vec![
+    type Wire = (&'static str, u16);
+    let cases: Vec<(SigV4Error, Wire, Wire)> = vec![
         (
             SigV4Error::MissingAuthentication,
             ("MissingAuthenticationToken", 403),

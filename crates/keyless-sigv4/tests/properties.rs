@@ -1,6 +1,13 @@
 //! Property tests: our signer and verifier agree; any tampered byte is rejected; an independent
 //! signer (the `aws-sigv4` crate) produces requests we accept.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
+)]
+
 use keyless_sigv4::*;
 use keyless_types::SecretString;
 use proptest::prelude::*;
@@ -207,7 +214,7 @@ fn flip(b: u8) -> Option<u8> {
     }
 }
 
-fn flip_at(s: &mut Vec<u8>, pick: usize) -> bool {
+fn flip_at(s: &mut [u8], pick: usize) -> bool {
     let idx: Vec<usize> = s
         .iter()
         .enumerate()

@@ -1,5 +1,12 @@
 //! Every case of every suite in `shared/vectors/sigv4`, read in place.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
+)]
+
 use std::path::{Path, PathBuf};
 
 use keyless_sigv4::*;
@@ -408,7 +415,10 @@ fn s3_docs_streaming_example() {
 /// The smithy-rs recordings use the SDK's test credentials.
 const RECORDING_SECRET: &str = "notrealrnrELgWzOk3IfjzDKtFBhDby";
 
-fn recording(name: &str) -> (Vec<(String, Vec<u8>)>, String, String, Vec<u8>) {
+/// Headers, method, target and body of a recorded request.
+type Recording = (Vec<(String, Vec<u8>)>, String, String, Vec<u8>);
+
+fn recording(name: &str) -> Recording {
     let d: serde_json::Value = serde_json::from_str(&read(
         &vectors().join(format!("s3-aws-chunked-recordings/{name}.json")),
     ))

@@ -1,5 +1,12 @@
 //! `keyless sigv4 check` run as a built binary against the shared SigV4 vectors.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
+)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
