@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use keyless_policy::case::parse_cases;
-use keyless_policy::{DecisionKind, Policy, PolicyType};
+use keyless_policy::{DecisionKind, Policy, PolicySet, PolicyType, Request, evaluate};
 use sha2::Sha256;
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {

@@ -1,6 +1,30 @@
 //! Request context: condition keys with single or multiple values.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: context keys are short and few (bounded by the request size), so a fast
+/// non-keyed hash is enough and keeps lookups cheap on the evaluation hot path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// A context key's value: single-valued, or multivalued (a list, possibly empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +38,7 @@ pub enum ContextValue {
 /// The request context. Key names are case-insensitive; values keep their case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
-    map: HashMap<String, ContextValue>,
+    map: HashMap<String, ContextValue, BuildHasherDefault<Fnv>>,
 }
 
 impl Context {

@@ -100,3 +100,13 @@ pub fn fuzz_parse(data: &str) {
         let _ = validate(data, ty);
     }
 }
+
+/// Reads any input as a case file and evaluates every well-formed case; never panics. A fuzz
+/// target calls this, and the property tests exercise it.
+pub fn fuzz_cases(data: &str) {
+    if let Ok(cases) = case::parse_cases(data) {
+        for c in cases.into_iter().flatten() {
+            let _ = c.evaluate().explanation();
+        }
+    }
+}

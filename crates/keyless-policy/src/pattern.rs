@@ -25,6 +25,18 @@ pub(crate) struct Pat {
     pub(crate) has_var: bool,
 }
 
+/// The shape of a variable-free pattern, for the common cases that need no glob engine.
+enum Shape<'a> {
+    /// `*`
+    Any,
+    /// A literal.
+    Exact(&'a str),
+    /// A literal followed by one `*`.
+    Prefix(&'a str),
+    /// Anything else.
+    General,
+}
+
 /// Problems found while reading `${...}` (reported by the validator).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum VarIssue {
@@ -147,9 +159,34 @@ impl Pat {
 
     /// Glob-matches the whole of `s` (`ci`: ASCII case-insensitive). Unresolvable variables never
     /// match. Without `*`/`?` pieces this is an exact comparison.
+    fn shape(&self) -> Shape<'_> {
+        match self.pieces.as_slice() {
+            [] => Shape::Exact(""),
+            [Piece::Star] => Shape::Any,
+            [Piece::Lit(l)] => Shape::Exact(l),
+            [Piece::Lit(l), Piece::Star] => Shape::Prefix(l),
+            _ => Shape::General,
+        }
+    }
+
     pub(crate) fn matches(&self, s: &str, ci: bool, ctx: &Context) -> bool {
-        if !self.resolvable(ctx) {
-            return false;
+        if self.has_var {
+            if !self.resolvable(ctx) {
+                return false;
+            }
+        } else {
+            match self.shape() {
+                Shape::Any => return true,
+                Shape::Exact(l) => {
+                    return if ci {
+                        l.eq_ignore_ascii_case(s)
+                    } else {
+                        l == s
+                    };
+                }
+                Shape::Prefix(l) => return prefix_eq(s.as_bytes(), l.as_bytes(), ci),
+                Shape::General => {}
+            }
         }
         let p = &self.pieces;
         let s = s.as_bytes();

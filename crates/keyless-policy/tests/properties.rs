@@ -153,6 +153,12 @@ proptest! {
     }
 
     #[test]
+    fn case_reader_never_panics(s in r#"[{}\[\]":,a-zA-Z0-9*$ ]{0,160}"#) {
+        keyless_policy::fuzz_cases(&s);
+        keyless_policy::fuzz_cases(&format!(r#"[{{"id":"x","action":"s3:GetObject","resource":"*","identity":[{{"Version":"2012-10-17","Statement":[{s}]}}]}}]"#));
+    }
+
+    #[test]
     fn parser_never_panics(s in ".{0,200}") {
         keyless_policy::fuzz_parse(&s);
     }
