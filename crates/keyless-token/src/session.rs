@@ -180,10 +180,30 @@ pub fn mint<R: CryptoRng + ?Sized>(
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
 
+    let token = seal(version, &access_key_id, nonce, plaintext)?;
+    debug_assert_eq!(token.len(), size);
+    Ok(Credentials {
+        secret_access_key: derive_secret(version, &access_key_id),
+        access_key_id,
+        expiration: claims.expires_at,
+        session_token_size: token.len(),
+        packed_policy_size: percent(token.len()),
+        session_token: SecretString::new(token),
+        key_version: version.id,
+    })
+}
+
+/// Seals `plaintext` into a token envelope for `access_key_id` under `version`.
+fn seal(
+    version: &KeyVersion,
+    access_key_id: &str,
+    nonce: [u8; NONCE_LEN],
+    plaintext: Vec<u8>,
+) -> Result<String, MintError> {
     let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + plaintext.len() + TAG_LEN);
     out.push(ENVELOPE_VERSION);
     out.extend_from_slice(&version.id.to_be_bytes());
-    let aad = aad(&out, &access_key_id);
+    let aad = aad(&out, access_key_id);
     out.extend_from_slice(&nonce);
     let mut sealed = plaintext;
     version
@@ -195,17 +215,22 @@ pub fn mint<R: CryptoRng + ?Sized>(
         )
         .map_err(|_| MintError::Crypto)?;
     out.extend_from_slice(&sealed);
-    let token = STANDARD.encode(&out);
-    debug_assert_eq!(token.len(), size);
-    Ok(Credentials {
-        secret_access_key: derive_secret(version, &access_key_id),
-        access_key_id,
-        expiration: claims.expires_at,
-        session_token_size: token.len(),
-        packed_policy_size: percent(token.len()),
-        session_token: SecretString::new(token),
-        key_version: version.id,
-    })
+    Ok(STANDARD.encode(&out))
+}
+
+/// Fuzzing entry point for the claims decoder: seals arbitrary `plaintext` (as if it were
+/// claims) with the ring's newest version for a fixed key id of account 0, then opens it.
+/// Never panics; returns whether it opened (only for well-formed claims of account 0 that are
+/// live at `now`).
+pub fn fuzz_open_sealed(ring: &KeyRing, plaintext: &[u8], now: OffsetDateTime) -> bool {
+    const AKID: &str = "ASIAAAAAAAAAAAAAAAAA";
+    let Some(version) = ring.current() else {
+        return false;
+    };
+    match seal(version, AKID, [0u8; NONCE_LEN], plaintext.to_vec()) {
+        Ok(token) => open(ring, AKID, &token, now).is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// Opens a session token presented with `access_key_id` at `now`: checks the envelope, finds

@@ -467,3 +467,39 @@ mod props {
         }
     }
 }
+
+#[test]
+fn sealed_garbage_claims_are_malformed_not_panics() {
+    let ring = KeyRing::from_versions(vec![(1, t0(), SecretBytes::new(vec![3u8; 32]))]).unwrap();
+    assert!(!fuzz_open_sealed(&ring, b"", t0()));
+    assert!(!fuzz_open_sealed(&ring, b"{}", t0()));
+    assert!(!fuzz_open_sealed(&ring, b"\xff\xfe", t0()));
+    // Well-formed claims of account 0, live at t0: they open.
+    let mut cl = claims();
+    cl.account = AccountId::from_u64(0).unwrap();
+    assert!(fuzz_open_sealed(
+        &ring,
+        &serde_json::to_vec(&cl).unwrap(),
+        t0()
+    ));
+    // The same claims for account 123456789012 do not match the key id's account.
+    assert!(!fuzz_open_sealed(
+        &ring,
+        &serde_json::to_vec(&claims()).unwrap(),
+        t0()
+    ));
+}
+
+mod sealed_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn sealed_arbitrary_claims_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let ring = KeyRing::from_versions(vec![(1, t0(), SecretBytes::new(vec![3u8; 32]))]).unwrap();
+            let _ = fuzz_open_sealed(&ring, &data, t0());
+        }
+    }
+}
