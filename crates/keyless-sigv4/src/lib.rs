@@ -66,7 +66,8 @@
 //!   then value; a parameter without `=` has an empty value; `+` is a literal plus.
 //! - **Headers**: names lower-cased; values trimmed, runs of whitespace folded to one space,
 //!   repeated headers joined with `,` in arrival order; a signed header that is absent is
-//!   [`SigV4Error::SignedHeaderMissing`].
+//!   [`SigV4Error::SignedHeaderMissing`]. `SignedHeaders` must include `host` (every SDK
+//!   signs it; without it a signature could be replayed against another host).
 //! - **Time**: header-signed requests must be within 15 minutes of `now`
 //!   ([`SigV4Error::RequestTimeTooSkewed`]); presigned ones must not be dated more than 15
 //!   minutes ahead and expire at `X-Amz-Date + X-Amz-Expires` (at most 604800 s)

@@ -373,6 +373,12 @@ fn parse_signed_headers(s: &str) -> Result<Vec<String>, SigV4Error> {
         }
         out.push(h.to_owned());
     }
+    if !out.iter().any(|h| h == "host") {
+        return Err(SigV4Error::Malformed(format!(
+            "SignedHeaders '{}' must include 'host'",
+            truncate(s, 120)
+        )));
+    }
     Ok(out)
 }
 

@@ -135,6 +135,12 @@ fn credential_signed_headers_and_signature_errors() {
                 .into()
         ))
     );
+    assert_eq!(
+        with_auth(&GOOD_AUTH.replace("host;x-amz-date", "x-amz-date")),
+        Err(SigV4Error::Malformed(
+            "SignedHeaders 'x-amz-date' must include 'host'".into()
+        ))
+    );
     let many: Vec<String> = (0..65).map(|i| format!("h{i}")).collect();
     assert_eq!(
         with_auth(&GOOD_AUTH.replace("host;x-amz-date", &many.join(";"))),
