@@ -1,5 +1,7 @@
 //! `keyless policy validate` and `keyless policy simulate`, run as the built binary.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
