@@ -479,3 +479,85 @@ fn differential_against_iam_simulate() {
             .join("\n")
     );
 }
+
+/// Cases (shared vectors and our own) where iam-simulate 0.1.173 disagrees with the expectation
+/// taken from AWS's documentation, each with its reason. The test fails if the set changes.
+const DOCUMENTED: &[(&str, &str)] = &[
+    (
+        "T29",
+        "Version 2008-10-17: AWS treats ${...} as literal text; iam-simulate substitutes",
+    ),
+    (
+        "T32",
+        "unresolved variable under a negated operator matches (IAM UG policy variables with no value)",
+    ),
+    (
+        "T38",
+        "a resource policy naming the session ARN is not limited by the session policy (IAM UG session policies)",
+    ),
+    (
+        "T44",
+        "ForAllValues:Null is always true (Access Analyzer 'Null with qualifier')",
+    ),
+    (
+        "O20",
+        "dates may be ISO 8601 or epoch seconds on either side (IAM UG date condition operators)",
+    ),
+    (
+        "O22",
+        "dates may be ISO 8601 or epoch seconds on either side (IAM UG date condition operators)",
+    ),
+    (
+        "O55",
+        "ForAnyValue:Null is always false (Access Analyzer 'Null with qualifier')",
+    ),
+    (
+        "V11",
+        "no Version means 2008-10-17: variables are literal (IAM UG Version element)",
+    ),
+    (
+        "P24",
+        "a GetFederationToken session without a session policy has no permissions (STS API docs)",
+    ),
+    (
+        "P34",
+        "a resource policy naming the session ARN is not limited by boundary or session policy (IAM UG)",
+    ),
+];
+
+#[test]
+fn documented_divergences_on_vector_cases() {
+    let script = match oracle_available() {
+        Ok(s) => s,
+        Err(why) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("differential test cannot run under CI: {why}");
+            }
+            eprintln!("\n!!!!!!!! SKIPPING iam-simulate comparison on vectors: {why} !!!!!!!!\n");
+            return;
+        }
+    };
+    let mut differ = Vec::new();
+    for file in [
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/vectors/policy/cases.json"
+        ),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases.json"),
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let theirs = run_oracle(&script, &text);
+        let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+        for (c, t) in cases.iter().zip(&theirs) {
+            if c["expect"] != t["decision"] {
+                differ.push(c["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let documented: Vec<String> = DOCUMENTED.iter().map(|(id, _)| id.to_string()).collect();
+    eprintln!("iam-simulate disagrees with the documented expectation on {differ:?}");
+    assert_eq!(
+        differ, documented,
+        "the divergence set changed; fix the engine or document the case with its reason"
+    );
+}
