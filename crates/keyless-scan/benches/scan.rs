@@ -21,10 +21,10 @@ fn corpus(n: usize) -> Vec<u8> {
         x ^= x >> 7;
         x ^= x << 17;
         out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
-        out.push(if x % 9 == 0 { b'\n' } else { b' ' });
-        if x % 9 == 0 {
+        out.push(if x.is_multiple_of(9) { b'\n' } else { b' ' });
+        if x.is_multiple_of(9) {
             line += 1;
-            if line % 5000 == 0 {
+            if line.is_multiple_of(5000) {
                 out.extend_from_slice(b"AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY=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\n");
             }
         }

@@ -191,6 +191,16 @@ fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
         {
             continue;
         }
+        // Placeholders such as AKIAXXXXXXXXXXXXXXXX: a random 16-character base32 body has
+        // about 12 distinct characters; fewer than 5 is not a real key.
+        let mut seen = [false; 256];
+        let distinct = body[4..]
+            .iter()
+            .filter(|&&c| !std::mem::replace(&mut seen[usize::from(c)], true))
+            .count();
+        if distinct < 5 {
+            continue;
+        }
         let id = String::from_utf8_lossy(body).into_owned();
         let example = aws::is_example(&id);
         if !example && !aws::is_base32(body) {
@@ -308,6 +318,7 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
             tokens.push((s, e));
         }
     }
+    tokens.sort_unstable();
     if ids.is_empty() && secrets.is_empty() && tokens.is_empty() {
         return Vec::new();
     }
@@ -322,11 +333,8 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
         }
         covered = covered.max(hi);
     }
-    for s in near {
-        if !secrets.iter().any(|x| x.start == s.start) {
-            secrets.push(s);
-        }
-    }
+    let named: std::collections::HashSet<usize> = secrets.iter().map(|x| x.start).collect();
+    secrets.extend(near.into_iter().filter(|s| !named.contains(&s.start)));
     secrets.sort_by_key(|s| s.start);
     let mut token_used = vec![false; tokens.len()];
 
@@ -334,9 +342,13 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
     for k in &ids {
         let dist = |a: usize| a.abs_diff(k.start);
         // Nearest unused secret in the window, preferring named ones on ties.
-        let best = secrets
+        // Secrets are sorted by start: only look at the window around the key id.
+        let lo = secrets.partition_point(|s| s.start + PAIR_WINDOW + 20 < k.start);
+        let hi = secrets.partition_point(|s| s.start <= k.start + PAIR_WINDOW + 20);
+        let best = secrets[lo..hi]
             .iter()
             .enumerate()
+            .map(|(i, s)| (i + lo, s))
             .filter(|(_, s)| !s.used && dist(s.start) <= PAIR_WINDOW + 20)
             .min_by_key(|(_, s)| (dist(s.start), s.ctx == Ctx::Near))
             .map(|(i, _)| i);
@@ -345,9 +357,12 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
             SecretString::new(text(data, secrets[i].start, secrets[i].end))
         });
         let token = if k.kind == KeyKind::Temporary {
-            tokens
+            let lo = tokens.partition_point(|t| t.0 + PAIR_WINDOW * 4 < k.start);
+            let hi = tokens.partition_point(|t| t.0 <= k.start + PAIR_WINDOW * 4);
+            tokens[lo..hi]
                 .iter()
                 .enumerate()
+                .map(|(i, t)| (i + lo, t))
                 .filter(|(i, t)| !token_used[*i] && dist(t.0) <= PAIR_WINDOW * 4)
                 .min_by_key(|(_, t)| dist(t.0))
                 .map(|(i, _)| i)
@@ -429,7 +444,8 @@ fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
     if !lower.starts_with(b"aws_access_key_id") {
         return false;
     }
-    data[..line_start]
+    // A profile is short: look for its `[section]` header in the preceding 8 KiB only.
+    data[line_start.saturating_sub(8192)..line_start]
         .split(|&c| c == b'\n')
         .any(|l| l.trim_ascii().starts_with(b"[") && l.trim_ascii().ends_with(b"]"))
 }

@@ -390,6 +390,22 @@ fn display(p: &Path) -> String {
     p.to_string_lossy().replace('\\', "/")
 }
 
+/// Fuzzing entry point: lints `content` as the file kind chosen by `kind` (modulo 7: workflow,
+/// GitLab CI, AWS credentials, policy JSON, CloudFormation YAML, Terraform, other).
+#[must_use]
+pub fn lint_fuzz(kind: u8, content: &str) -> Vec<Finding> {
+    let path = match kind % 7 {
+        0 => ".github/workflows/f.yml",
+        1 => ".gitlab-ci.yml",
+        2 => ".aws/credentials",
+        3 => "policy.json",
+        4 => "template.yaml",
+        5 => "main.tf",
+        _ => "other.txt",
+    };
+    lint_content(path, content)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,20 +426,4 @@ mod tests {
             assert_eq!(rule(id).id, id);
         }
     }
-}
-
-/// Fuzzing entry point: lints `content` as the file kind chosen by `kind` (modulo 7: workflow,
-/// GitLab CI, AWS credentials, policy JSON, CloudFormation YAML, Terraform, other).
-#[must_use]
-pub fn lint_fuzz(kind: u8, content: &str) -> Vec<Finding> {
-    let path = match kind % 7 {
-        0 => ".github/workflows/f.yml",
-        1 => ".gitlab-ci.yml",
-        2 => ".aws/credentials",
-        3 => "policy.json",
-        4 => "template.yaml",
-        5 => "main.tf",
-        _ => "other.txt",
-    };
-    lint_content(path, content)
 }

@@ -533,6 +533,28 @@ fn apply(src: &str, lines: &[&str], edits: Vec<Edit>) -> String {
     out
 }
 
+/// Fuzzing entry point: migrates `src` with fixed options. When it succeeds, the result must
+/// parse, and migrating it again must change nothing (idempotence); returns whether it succeeded.
+#[must_use]
+pub fn migrate_fuzz(src: &str) -> bool {
+    let opts = MigrateOptions {
+        role_arn: "arn:aws:iam::123456789012:role/fuzz".into(),
+        audience: "sts.amazonaws.com".into(),
+        repository: "acme/app".into(),
+        branch: "main".into(),
+        environment: None,
+        region: "us-east-1".into(),
+        duration_seconds: 900,
+    };
+    match migrate_github_actions(src, &opts) {
+        Ok(r) => match migrate_github_actions(&r.workflow, &opts) {
+            Ok(again) => !again.changed || again.workflow == r.workflow,
+            Err(_) => false,
+        },
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,27 +582,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-}
-
-/// Fuzzing entry point: migrates `src` with fixed options. When it succeeds, the result must
-/// parse, and migrating it again must change nothing (idempotence); returns whether it succeeded.
-#[must_use]
-pub fn migrate_fuzz(src: &str) -> bool {
-    let opts = MigrateOptions {
-        role_arn: "arn:aws:iam::123456789012:role/fuzz".into(),
-        audience: "sts.amazonaws.com".into(),
-        repository: "acme/app".into(),
-        branch: "main".into(),
-        environment: None,
-        region: "us-east-1".into(),
-        duration_seconds: 900,
-    };
-    match migrate_github_actions(src, &opts) {
-        Ok(r) => match migrate_github_actions(&r.workflow, &opts) {
-            Ok(again) => !again.changed || again.workflow == r.workflow,
-            Err(_) => false,
-        },
-        Err(_) => true,
     }
 }

@@ -111,6 +111,7 @@ fn decoys_are_not_keys() {
         "sha256 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
         "commit 3f786850e387550fdab836ed7e6dc881de23001b",
         "AROAY34FZKBOKMUTVV7A AIDAY34FZKBOKMUTVV7A", // role/user ids are not keys
+        "AKIAXXXXXXXXXXXXXXXX AKIAAAAAAAAAAAAAAAAA AKIAABABABABABABABAB", // placeholders
     ];
     for d in decoys {
         let f = scan_text("decoy.txt", d.as_bytes());
@@ -173,4 +174,25 @@ proptest! {
         let acct_s = format!("{acct:012}");
         prop_assert_eq!(f[0].account_id.as_deref(), Some(acct_s.as_str()));
     }
+}
+
+#[test]
+fn hostile_density_is_linear() {
+    // 20,000 key ids each next to a secret-shaped string: must finish fast and pair them all.
+    let mut s = String::new();
+    for i in 0..20_000u64 {
+        s.push_str(&key_for("AKIA", i, "QRSTUV"));
+        s.push(' ');
+        s.push_str(SECRET);
+        s.push('\n');
+    }
+    let t = std::time::Instant::now();
+    let f = scan_text("dense", s.as_bytes());
+    assert_eq!(f.len(), 20_000);
+    assert!(f.iter().all(|x| x.rule == "aws-access-key"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
 }
