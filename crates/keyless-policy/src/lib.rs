@@ -49,7 +49,17 @@
 //! without an Allow gives `ImplicitlyDenied`; a `Principal: "*"` grant in the same account does
 //! not need an identity policy but is still limited by boundary and session policy; a
 //! `NotPrincipal` Deny always applies to a principal that has a permissions boundary; a
-//! federated-user (`GetFederationToken`) session without a session policy has no permissions.
+//! federated-user (`GetFederationToken`) session without a session policy has no permissions;
+//! a multivalued key present with an empty list counts as present for `Null`; `NotIpAddress`
+//! with an address of the other IP family is true (the address is outside every range).
+//!
+//! Not modelled here (callers decide): resource control policies, the management-account and
+//! service-linked-role exemptions from guardrails, and `sts:GetCallerIdentity` needing no
+//! permission.
+//!
+//! The differential test (`tests/differential.rs`) compares this engine with
+//! `@cloud-copilot/iam-simulate` 0.1.173 run as a separate `node` process; every disagreement
+//! is in a documented divergence class where AWS's documentation says otherwise.
 
 pub mod case;
 mod context;
