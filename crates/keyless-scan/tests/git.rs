@@ -1,5 +1,10 @@
 //! Git history scanning on a repository built by the test: deleted files, other branches.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed step is a test failure"
+)]
+
 use std::path::Path;
 use std::process::Command;
 

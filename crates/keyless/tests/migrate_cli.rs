@@ -1,5 +1,10 @@
 //! `keyless migrate github-actions` end to end: rewrite in place, outputs, idempotence, lint clean.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed step is a test failure"
+)]
+
 use std::process::Command;
 
 /// A fresh temporary directory (the binary crate has no tempfile dev-dependency).

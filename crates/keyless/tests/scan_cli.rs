@@ -1,5 +1,10 @@
 //! `keyless scan` end to end: exit codes, formats, baseline, git, no progress when piped.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed step is a test failure"
+)]
+
 use std::process::Command;
 
 /// A fresh temporary directory (the binary crate has no tempfile dev-dependency).
