@@ -445,6 +445,8 @@ class StsResult:
     def __str__(self) -> str:
         return f"HTTP {self.status}: {self.body[:2000]}"
 
+    __repr__ = __str__
+
 
 def assert_no_credentials(res: StsResult) -> None:
     """A denial must never carry credentials."""

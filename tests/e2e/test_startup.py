@@ -28,7 +28,9 @@ def test_health_ready_metrics(keyless: Keyless, issuer: Issuer) -> None:
     keyless.awiwi(issuer.gha_token(), session="metrics")
     r = requests.get(keyless.url + "/metrics", timeout=5)
     assert r.status_code == 200
-    assert "text/plain" in r.headers.get("content-type", "")
+    # OpenMetrics, which Prometheus negotiates and parses natively.
+    assert r.headers.get("content-type") == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    assert r.text.rstrip().endswith("# EOF"), r.text[-200:]
     assert re.search(r"^# (HELP|TYPE) \S+", r.text, re.M), r.text[:500]
     assert "jwks" in r.text.lower(), "metrics should count JWKS fetches"
 

@@ -92,13 +92,17 @@ def test_not_yet_valid_token(keyless: Keyless, issuer: Issuer, no_issue: None) -
     t = now()
     tok = issuer.gha_token(iat=t, nbf=t + 3600, exp=t + 7200)
     res = keyless.awiwi(tok)
-    assert_error(res, "InvalidIdentityToken", 400)
+    # Well-formed and signed, but not acceptable yet: the claim is rejected (403), as AWS does
+    # for claims outside their validity ("the claim has expired or has been explicitly revoked").
+    assert_error(res, "IDPRejectedClaim", 403)
+    assert "not yet valid" in res.message, res
 
 
 def test_issued_in_future_token(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:
     t = now()
     res = keyless.awiwi(issuer.gha_token(iat=t + 3600, nbf=t - 10, exp=t + 7200))
-    assert_error(res, "InvalidIdentityToken", 400)
+    assert_error(res, "IDPRejectedClaim", 403)
+    assert "issued in the future" in res.message, res
 
 
 def test_wrong_audience(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:

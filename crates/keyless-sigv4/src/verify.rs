@@ -100,22 +100,22 @@ pub struct Canonical {
 }
 
 fn push_header_value(out: &mut Vec<u8>, v: &[u8]) {
-    // Trim, and fold runs of whitespace (including obs-fold line breaks) to one space.
+    // Trim, and fold runs of whitespace (including obs-fold line breaks) to one space,
+    // copying the runs between them in bulk.
     let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
     let start = v.iter().position(|b| !is_ws(b)).unwrap_or(v.len());
     let end = v.iter().rposition(|b| !is_ws(b)).map_or(start, |e| e + 1);
-    let mut in_ws = false;
-    for b in &v[start..end] {
-        if is_ws(b) {
-            if !in_ws {
-                out.push(b' ');
-            }
-            in_ws = true;
-        } else {
-            out.push(*b);
-            in_ws = false;
-        }
+    let mut rest = &v[start..end];
+    while let Some(p) = rest.iter().position(is_ws) {
+        out.extend_from_slice(&rest[..p]);
+        out.push(b' ');
+        let skip = rest[p..]
+            .iter()
+            .position(|b| !is_ws(b))
+            .unwrap_or(rest.len() - p);
+        rest = &rest[p + skip..];
     }
+    out.extend_from_slice(rest);
 }
 
 impl SignedRequest<'_> {

@@ -1,0 +1,305 @@
+//! The hot paths in process, each next to its crypto floor measured in the same run:
+//!
+//! - `awiwi/complete` (verify an RS256 GitHub-shaped token, evaluate the trust policy with a
+//!   guardrail, mint) against `floor/rsa2048_verify` (aws-lc-rs RSA-2048 PKCS#1 verify alone);
+//! - `signed/authenticate` (parse SigV4, open the token, derive the secret, verify) and
+//!   `signed/authorize_s3` (the same plus policy evaluation) against `floor/hmac_chain`
+//!   (signing-key derivation + signature + SHA-256 of the canonical request).
+//!
+//! Report: ceiling = 1 / floor time; efficiency = floor time / path time.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
+use criterion::{Criterion, criterion_group, criterion_main};
+use keyless_core::authorize::{AuthorizeInput, GatewayBody, authorize};
+use keyless_core::authz_message::MessageSealer;
+use keyless_core::caller::{SignedHttp, authenticate};
+use keyless_core::directory::Directory;
+use keyless_core::model::{
+    Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin as Src, Role,
+};
+use keyless_core::sts::params::Params;
+use keyless_core::sts::web_identity::{WebIdentityEnv, complete, parse};
+use keyless_core::sts::{Authorizer, Origin};
+use keyless_jwt::{Alg, Jwks, Signer};
+use keyless_sigv4::{
+    Credentials, HttpRequest, ServiceRules, SignPayload, SignatureLocation, SigningKey,
+    SigningParams, sha256_hex, sign,
+};
+use keyless_token::KeyRing;
+use keyless_types::{AccountId, OffsetDateTime, SecretBytes, SecretString};
+use serde_json::json;
+
+const ISSUER: &str = "https://token.actions.githubusercontent.com";
+const PREFIX: &str = "token.actions.githubusercontent.com";
+
+fn world() -> Entities {
+    let account = AccountId::parse("123456789012").unwrap();
+    let provider = OidcProvider {
+        account,
+        url: ISSUER.into(),
+        client_ids: vec!["sts.amazonaws.com".into()],
+        thumbprints: vec![],
+        allow_http: false,
+        tags: Default::default(),
+        origin: Src::Config,
+        created: OffsetDateTime::UNIX_EPOCH,
+    };
+    let trust = json!({"Version":"2012-10-17","Statement":[{"Sid":"GitHubMain","Effect":"Allow",
+        "Principal":{"Federated": provider.arn()},"Action":"sts:AssumeRoleWithWebIdentity",
+        "Condition":{"StringEquals":{format!("{PREFIX}:aud"):"sts.amazonaws.com",
+            format!("{PREFIX}:sub"):"repo:octo-org/app:ref:refs/heads/main"}}}]});
+    let perms = json!({"Version":"2012-10-17","Statement":[
+        {"Sid":"Read","Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::artifacts","arn:aws:s3:::artifacts/*"]},
+        {"Sid":"NoSecrets","Effect":"Deny","Action":"s3:*","Resource":"arn:aws:s3:::artifacts/secret/*"}]});
+    let guardrail = json!({"Version":"2012-10-17","Statement":[{"Sid":"ShortSessions","Effect":"Deny","Action":"sts:AssumeRole*","Resource":"*",
+        "Condition":{"NumericGreaterThan":{"sts:DurationSeconds":"3600"}}}]});
+    Entities {
+        accounts: vec![Account {
+            id: account,
+            name: "ci".into(),
+            ou_path: "/workloads/ci".into(),
+            origin: Src::Config,
+        }],
+        providers: vec![provider],
+        roles: vec![Role {
+            account,
+            name: "deploy".into(),
+            path: "/".into(),
+            role_id: "AROAEXAMPLEEXAMPLE123".into(),
+            trust_policy: trust.to_string(),
+            inline_policies: vec![InlinePolicy {
+                name: "read".into(),
+                document: perms.to_string(),
+            }],
+            permissions_boundary: None,
+            max_session_duration: 3600,
+            description: String::new(),
+            tags: Default::default(),
+            origin: Src::Config,
+            created: OffsetDateTime::UNIX_EPOCH,
+        }],
+        guardrails: vec![Guardrail {
+            target: "/".into(),
+            name: "short".into(),
+            document: guardrail.to_string(),
+            origin: Src::Config,
+        }],
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let directory = Directory::build(&world());
+    assert!(directory.problems.is_empty(), "{:?}", directory.problems);
+    let ring = KeyRing::generate(now, &mut rand::rng()).unwrap();
+    let sealer = MessageSealer::new(&SecretBytes::new(vec![7; 32])).unwrap();
+    let origin = Origin {
+        source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        secure_transport: true,
+    };
+
+    // Floor 1: one RSA-2048 PKCS#1 SHA-256 verification.
+    let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let msg = vec![0x42u8; 700];
+    let mut sig = vec![0; rsa.public_modulus_len()];
+    rsa.sign(
+        &signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &msg,
+        &mut sig,
+    )
+    .unwrap();
+    let public = signature::UnparsedPublicKey::new(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        rsa.public_key().as_ref().to_vec(),
+    );
+    c.bench_function("floor/rsa2048_verify", |b| {
+        b.iter(|| public.verify(black_box(&msg), black_box(&sig)).unwrap())
+    });
+
+    // AssumeRoleWithWebIdentity, in process.
+    let signer = Signer::generate(Alg::RS256, "k1").unwrap();
+    let jwks = Jwks::from_json(signer.jwks_json().as_bytes()).unwrap();
+    let token = signer
+        .sign(&json!({"iss": ISSUER, "sub": "repo:octo-org/app:ref:refs/heads/main", "aud": "sts.amazonaws.com",
+            "iat": 1_800_000_000, "nbf": 1_800_000_000, "exp": 1_800_000_300, "repository": "octo-org/app",
+            "ref": "refs/heads/main", "job_workflow_ref": "octo-org/app/.github/workflows/deploy.yml@refs/heads/main",
+            "run_id": "1234567890", "actor": "octocat", "event_name": "push"}))
+        .unwrap();
+    let params = Params::from_pairs(vec![
+        ("Action".into(), "AssumeRoleWithWebIdentity".into()),
+        (
+            "RoleArn".into(),
+            "arn:aws:iam::123456789012:role/deploy".into(),
+        ),
+        ("RoleSessionName".into(), "gh-run".into()),
+        ("WebIdentityToken".into(), token.clone()),
+    ])
+    .unwrap();
+    let input = parse(&params).unwrap();
+    let role = directory
+        .role_by_arn("arn:aws:iam::123456789012:role/deploy")
+        .unwrap();
+    let provider = directory
+        .provider(role.role.account, ISSUER)
+        .unwrap()
+        .clone();
+    let env = WebIdentityEnv {
+        directory: &directory,
+        ring: &ring,
+        authorizer: Authorizer { sealer: &sealer },
+        leeway: time::Duration::minutes(5),
+        now,
+        origin,
+    };
+    let validation = keyless_jwt::Validation::new(ISSUER, vec!["sts.amazonaws.com".into()]);
+    c.bench_function("awiwi/jwt_verify", |b| {
+        b.iter(|| keyless_jwt::verify(black_box(&token), &jwks, &validation, now).unwrap())
+    });
+    c.bench_function("awiwi/complete", |b| {
+        let mut rng = rand::rng();
+        b.iter(|| complete(&env, black_box(&input), &role, &provider, &jwks, &mut rng).unwrap())
+    });
+
+    // Floor 2: the SigV4 HMAC chain for one request.
+    let issued = complete(&env, &input, &role, &provider, &jwks, &mut rand::rng()).unwrap();
+    let secret = SecretString::new(issued.credentials.secret_access_key.expose().to_owned());
+    let canonical = "POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\nhost:sts.example\nx-amz-date:20270115T080000Z\n\ncontent-type;host;x-amz-date\nab0b0c2e";
+    c.bench_function("floor/hmac_chain", |b| {
+        b.iter(|| {
+            let key = SigningKey::derive(black_box(&secret), "20270115", "us-east-1", "sts");
+            let hash = sha256_hex(canonical.as_bytes());
+            key.sign(format!("AWS4-HMAC-SHA256\n20270115T080000Z\n20270115/us-east-1/sts/aws4_request\n{hash}").as_bytes())
+        })
+    });
+
+    // A signed STS call (as boto3 sends GetCallerIdentity) and a signed S3 GET through authorize.
+    let creds = Credentials {
+        access_key_id: &issued.credentials.access_key_id,
+        secret: &secret,
+        session_token: Some(issued.credentials.session_token.expose()),
+    };
+    let body = b"Action=GetCallerIdentity&Version=2011-06-15";
+    let base = [
+        ("host", "sts.example"),
+        (
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        ),
+    ];
+    let base_bytes: Vec<(&str, &[u8])> = base.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    let unsigned = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &base_bytes,
+    };
+    let out = sign(
+        &unsigned,
+        &creds,
+        &SigningParams {
+            region: "us-east-1",
+            service: "sts",
+            time: now,
+            rules: ServiceRules::Standard,
+            location: SignatureLocation::Headers,
+            payload: SignPayload::Bytes(body),
+            content_sha256_header: false,
+        },
+    )
+    .unwrap();
+    let mut owned: Vec<(String, String)> = base
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    owned.extend(out.headers.clone());
+    let headers: Vec<(&str, &[u8])> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let request = HttpRequest {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &headers,
+    };
+    authenticate(&directory, &ring, SignedHttp { request, body }, "sts", now).unwrap();
+    c.bench_function("signed/authenticate", |b| {
+        b.iter(|| {
+            authenticate(
+                &directory,
+                &ring,
+                SignedHttp {
+                    request: black_box(request),
+                    body,
+                },
+                "sts",
+                now,
+            )
+            .unwrap()
+        })
+    });
+
+    let s3_base = [("host", "gw.example:9000")];
+    let s3_bytes: Vec<(&str, &[u8])> = s3_base.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    let s3_unsigned = HttpRequest {
+        method: "GET",
+        path: "/artifacts/builds/app.tar.gz",
+        query: "",
+        headers: &s3_bytes,
+    };
+    let out = sign(
+        &s3_unsigned,
+        &creds,
+        &SigningParams {
+            region: "us-east-1",
+            service: "s3",
+            time: now,
+            rules: ServiceRules::S3,
+            location: SignatureLocation::Headers,
+            payload: SignPayload::Unsigned,
+            content_sha256_header: true,
+        },
+    )
+    .unwrap();
+    let mut owned: Vec<(String, String)> = s3_base
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    owned.extend(out.headers.clone());
+    let headers: Vec<(&str, &[u8])> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let s3_request = HttpRequest {
+        method: "GET",
+        path: "/artifacts/builds/app.tar.gz",
+        query: "",
+        headers: &headers,
+    };
+    let input = AuthorizeInput {
+        request: s3_request,
+        body: GatewayBody::NotGiven,
+        action: "s3:GetObject",
+        resource: "arn:aws:s3:::artifacts/builds/app.tar.gz",
+        context: &[],
+        origin,
+        region: None,
+    };
+    match authorize(&directory, &ring, &input, now).unwrap() {
+        keyless_core::authorize::AuthorizeOutcome::Decided { decision, .. } => {
+            assert_eq!(decision, keyless_policy::DecisionKind::Allowed)
+        }
+        other => panic!("{other:?}"),
+    }
+    c.bench_function("signed/authorize_s3", |b| {
+        b.iter(|| authorize(&directory, &ring, black_box(&input), now).unwrap())
+    });
+}
+
+criterion_group!(sts, benches);
+criterion_main!(sts);
