@@ -8,6 +8,13 @@
 //!
 //! Report: ceiling = 1 / floor time; efficiency = floor time / path time.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "bench setup: a failure should abort loudly"
+)]
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
