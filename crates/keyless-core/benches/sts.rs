@@ -28,6 +28,7 @@ use keyless_core::directory::Directory;
 use keyless_core::model::{
     Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin as Src, Role,
 };
+use keyless_core::revocation::{Revocation, RevocationRequest, RevocationSet};
 use keyless_core::sts::params::Params;
 use keyless_core::sts::web_identity::{WebIdentityEnv, complete, parse};
 use keyless_core::sts::{Authorizer, Origin};
@@ -100,6 +101,7 @@ fn world() -> Entities {
 
 fn benches(c: &mut Criterion) {
     let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let revocations = revocations(now);
     let directory = Directory::build(&world());
     assert!(directory.problems.is_empty(), "{:?}", directory.problems);
     let ring = KeyRing::generate(now, &mut rand::rng()).unwrap();
@@ -158,6 +160,7 @@ fn benches(c: &mut Criterion) {
     let env = WebIdentityEnv {
         directory: &directory,
         ring: &ring,
+        revocations: &revocations,
         authorizer: Authorizer { sealer: &sealer },
         leeway: time::Duration::minutes(5),
         now,
@@ -234,12 +237,21 @@ fn benches(c: &mut Criterion) {
         query: "",
         headers: &headers,
     };
-    authenticate(&directory, &ring, SignedHttp { request, body }, "sts", now).unwrap();
+    authenticate(
+        &directory,
+        &ring,
+        &revocations,
+        SignedHttp { request, body },
+        "sts",
+        now,
+    )
+    .unwrap();
     c.bench_function("signed/authenticate", |b| {
         b.iter(|| {
             authenticate(
                 &directory,
                 &ring,
+                &revocations,
                 SignedHttp {
                     request: black_box(request),
                     body,
@@ -297,16 +309,61 @@ fn benches(c: &mut Criterion) {
         origin,
         region: None,
     };
-    match authorize(&directory, &ring, &input, now).unwrap() {
+    match authorize(&directory, &ring, &revocations, &input, now).unwrap() {
         keyless_core::authorize::AuthorizeOutcome::Decided { decision, .. } => {
             assert_eq!(decision, keyless_policy::DecisionKind::Allowed)
         }
         other => panic!("{other:?}"),
     }
     c.bench_function("signed/authorize_s3", |b| {
-        b.iter(|| authorize(&directory, &ring, black_box(&input), now).unwrap())
+        b.iter(|| authorize(&directory, &ring, &revocations, black_box(&input), now).unwrap())
     });
 }
 
 criterion_group!(sts, benches);
 criterion_main!(sts);
+
+/// A realistic revocation set that matches none of the benchmarked sessions: 1,000 revoked
+/// sessions, and role, subject and source-identity revocations of other identities, so the
+/// benchmarks include the lookups every verification makes.
+fn revocations(now: OffsetDateTime) -> RevocationSet {
+    let account = AccountId::parse("123456789012").unwrap();
+    let mut rng = rand::rng();
+    let mut list: Vec<Revocation> = (0..1000)
+        .map(|i| Revocation {
+            id: i,
+            spec: RevocationRequest {
+                kind: "session".into(),
+                value: keyless_token::new_access_key_id(account, &mut rng),
+                ..RevocationRequest::default()
+            }
+            .validate(None, "bench", 99, now)
+            .unwrap(),
+        })
+        .collect();
+    for (i, (kind, value, issuer)) in [
+        ("role", "arn:aws:iam::123456789012:role/other", None),
+        (
+            "subject",
+            "repo:octo-org/other:ref:refs/heads/main",
+            Some(ISSUER),
+        ),
+        ("source-identity", "mallory", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        list.push(Revocation {
+            id: 1000 + i as i64,
+            spec: RevocationRequest {
+                kind: kind.into(),
+                value: value.into(),
+                issuer: issuer.map(str::to_owned),
+                ..RevocationRequest::default()
+            }
+            .validate(None, "bench", 99, now)
+            .unwrap(),
+        });
+    }
+    RevocationSet::build(&list, now)
+}

@@ -12,6 +12,7 @@ use keyless_types::OffsetDateTime;
 use crate::caller::{Expect, authenticate_any};
 use crate::directory::Directory;
 use crate::error::ApiError;
+use crate::revocation::RevocationSet;
 use crate::sts::Origin;
 
 /// Context keys a gateway may not set: they describe the principal and are ours to say.
@@ -152,6 +153,7 @@ pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiEr
 pub fn authorize(
     directory: &Directory,
     ring: &KeyRing,
+    revocations: &RevocationSet,
     input: &AuthorizeInput<'_>,
     now: OffsetDateTime,
 ) -> Result<AuthorizeOutcome, ApiError> {
@@ -175,6 +177,7 @@ pub fn authorize(
     let (caller, auth) = match authenticate_any(
         directory,
         ring,
+        revocations,
         input.request,
         body,
         ServiceRules::FromScope,

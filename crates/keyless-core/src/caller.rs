@@ -14,6 +14,7 @@ use keyless_types::{AccountId, OffsetDateTime};
 
 use crate::directory::{CompiledRole, Directory};
 use crate::error::ApiError;
+use crate::revocation::{RevocationSet, revoked_session_error};
 use crate::sts::{Origin, assumed_role_arn, base_context, iso8601};
 
 /// A verified caller: a live session of a role that still exists.
@@ -157,6 +158,7 @@ fn open_error(e: &OpenError, service: &str) -> ApiError {
 pub fn authenticate(
     directory: &Directory,
     ring: &KeyRing,
+    revocations: &RevocationSet,
     http: SignedHttp<'_>,
     service: &str,
     now: OffsetDateTime,
@@ -164,6 +166,7 @@ pub fn authenticate(
     authenticate_any(
         directory,
         ring,
+        revocations,
         http.request,
         Body::Bytes(http.body),
         ServiceRules::Standard,
@@ -187,9 +190,14 @@ pub struct Expect<'a> {
 
 /// Authenticates a request signed for any service (the authorize API): S3 canonicalisation is
 /// chosen from the credential scope, and the body is given as the gateway saw it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the verifier's three snapshots plus the request and what the endpoint expects"
+)]
 pub fn authenticate_any(
     directory: &Directory,
     ring: &KeyRing,
+    revocations: &RevocationSet,
     request: HttpRequest<'_>,
     body: Body<'_>,
     rules: ServiceRules,
@@ -219,6 +227,13 @@ pub fn authenticate_any(
     let verified = keyless_sigv4::verify(&signed, body, &opened.secret_access_key, now, &opts)
         .map_err(|e| sigv4_error(&e, &service))?;
     let auth = verified.into_inner();
+    // Checked after the signature, so only the holder of the secret learns the session is dead.
+    if revocations
+        .check_session(&auth.access_key_id, &opened.claims, opened.key_version)
+        .is_some()
+    {
+        return Err(revoked_session_error(&service));
+    }
     // A deleted role, or one deleted and created again under the same name, ends its sessions.
     let role = directory
         .role_by_arn(&opened.claims.role_arn)

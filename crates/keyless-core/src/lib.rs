@@ -8,6 +8,8 @@
 //! - [`sts`]: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, GetAccessKeyInfo,
 //!   DecodeAuthorizationMessage.
 //! - [`authz_message`]: the encoded authorization messages carried by every `AccessDenied`.
+//! - [`revocation`]: revoking sessions by key id, role, subject, source identity, issuer or
+//!   key version, and the in-memory set every verification checks.
 //! - [`error`]: [`error::ApiError`], an AWS wire code with its status and message.
 //!
 //! Nothing here does I/O or reads the clock: the edge passes `now`, the fetched JWKS and the
@@ -20,4 +22,5 @@ pub mod directory;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod revocation;
 pub mod sts;

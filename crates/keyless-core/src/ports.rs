@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use crate::model::Entities;
+use crate::revocation::{NewRevocation, Revocation};
 
 /// A storage failure. The message is for the operator's log, never for the caller.
 #[derive(Debug, thiserror::Error)]
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
-/// Durable state: accounts, providers, roles, guardrails (and, later, revocations).
+/// Durable state: accounts, providers, roles, guardrails, revocations.
 ///
 /// The request path never calls the store: use cases read an in-memory [`crate::Directory`]
 /// built from [`Store::load`] and rebuilt after every change.
@@ -25,6 +26,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a revocation and returns it with its id.
+    async fn add_revocation(&self, revocation: &NewRevocation) -> Result<Revocation, StoreError>;
+
+    /// Every stored revocation, oldest first (expired ones included until purged).
+    async fn revocations(&self) -> Result<Vec<Revocation>, StoreError>;
+
+    /// A value that changes whenever a revocation is added or purged, cheap enough to poll so
+    /// that revocations written by another process (the CLI, another replica) reach every
+    /// verifier within a second.
+    async fn revocations_stamp(&self) -> Result<(i64, i64), StoreError>;
+
+    /// Deletes revocations that can no longer match a live session at `now`; returns how many.
+    async fn purge_revocations(
+        &self,
+        now: keyless_types::OffsetDateTime,
+    ) -> Result<u64, StoreError>;
 }
 
 /// A shared store handle.

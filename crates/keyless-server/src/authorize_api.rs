@@ -224,7 +224,14 @@ fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<
     };
     let directory = state.directory.load();
     let keys = state.keys.load();
-    let outcome = authorize(&directory, &keys.ring, &input, state.clock.now())?;
+    let revocations = state.revocations.load();
+    let outcome = authorize(
+        &directory,
+        &keys.ring,
+        &revocations.set,
+        &input,
+        state.clock.now(),
+    )?;
     Ok(match outcome {
         AuthorizeOutcome::Unauthenticated { error } => json!({
             "authenticated": false,

@@ -4,6 +4,7 @@
 //! config entities, loads the key ring, and serves:
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
+//! - `POST`/`GET /v1/revocations`: revoke sessions, list revocations ([`revoke_api`]);
 //! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable), `/metrics`;
 //! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
 //!
@@ -16,6 +17,7 @@ pub mod keyring_file;
 pub mod keys;
 pub mod metrics;
 pub mod query_api;
+pub mod revoke_api;
 pub mod state;
 pub mod throttle;
 pub mod xml;
@@ -213,6 +215,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let state = Arc::new(AppState {
         directory: ArcSwap::from_pointee(directory),
         keys: ArcSwap::from_pointee(keys),
+        revocations: ArcSwap::from_pointee(crate::state::LiveRevocations::default()),
         keyring_path: keyring_path.clone(),
         key_sources: KeySources::new(cache, fixed),
         store,
@@ -223,7 +226,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         dev,
         authorize_clients,
     });
+    revoke_api::reload_revocations(&state).await;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
+    tokio::spawn(watch_revocations(Arc::clone(&state)));
 
     let app = router(Arc::clone(&state));
     print_banner(
@@ -256,6 +261,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dev/oidc/jwks", get(dev::jwks))
         .route("/dev/oidc/token", post(dev::token))
         .layer(DefaultBodyLimit::max(query_api::MAX_BODY))
+        .route(
+            "/v1/revocations",
+            get(revoke_api::handle)
+                .post(revoke_api::handle)
+                .layer(DefaultBodyLimit::max(revoke_api::MAX_BODY)),
+        )
         .route(
             "/v1/authorize",
             post(authorize_api::handle).layer(DefaultBodyLimit::max(authorize_api::MAX_REQUEST)),
@@ -319,6 +330,39 @@ async fn watch_keyring(state: Arc<AppState>) {
                 info!(versions, "key ring reloaded");
             }
             Err(e) => error!("key ring not reloaded, keeping the previous one: {e}"),
+        }
+    }
+}
+
+/// How often the store is asked whether revocations changed. Revocations written by another
+/// process (`keyless revoke --data-dir`, another replica) take effect within this.
+const REVOCATION_POLL: Duration = Duration::from_millis(250);
+
+/// How often expired revocations are purged from the store.
+const REVOCATION_PURGE: Duration = Duration::from_secs(60);
+
+/// Keeps the in-memory revocations in step with the store, and purges expired ones.
+async fn watch_revocations(state: Arc<AppState>) {
+    let mut last_purge = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(REVOCATION_POLL).await;
+        if last_purge.elapsed() >= REVOCATION_PURGE {
+            last_purge = std::time::Instant::now();
+            match state.store.purge_revocations(state.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => info!(purged = n, "expired revocations purged"),
+                Err(e) => warn!("expired revocations not purged: {e}"),
+            }
+            // Rebuild even if nothing was purged, so expired entries leave the set.
+            revoke_api::reload_revocations(&state).await;
+            continue;
+        }
+        match state.store.revocations_stamp().await {
+            Ok(stamp) if stamp != state.revocations.load().stamp => {
+                revoke_api::reload_revocations(&state).await;
+            }
+            Ok(_) => {}
+            Err(e) => warn!("revocations not polled: {e}"),
         }
     }
 }

@@ -266,6 +266,7 @@ fn authenticate_request(
     authenticate(
         &directory,
         &keys.ring,
+        &state.revocations.load().set,
         SignedHttp { request, body },
         "sts",
         state.clock.now(),
@@ -346,9 +347,11 @@ async fn web_identity_inner(
         .jwks(&provider.url, peeked.kid.as_deref())
         .await?;
     let keys = state.keys.load();
+    let revocations = state.revocations.load();
     let env = sts::web_identity::WebIdentityEnv {
         directory: &directory,
         ring: &keys.ring,
+        revocations: &revocations.set,
         authorizer: Authorizer {
             sealer: &keys.sealer,
         },

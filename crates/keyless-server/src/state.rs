@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use keyless_core::authz_message::MessageSealer;
 use keyless_core::directory::Directory;
 use keyless_core::ports::SharedStore;
+use keyless_core::revocation::{Revocation, RevocationSet};
 use keyless_token::KeyRing;
 use keyless_types::Clock;
 
@@ -25,12 +26,25 @@ pub struct Keys {
     pub sealer: Arc<MessageSealer>,
 }
 
+/// The revocations as last loaded from the store.
+#[derive(Debug, Default)]
+pub struct LiveRevocations {
+    /// Indexed for the request path.
+    pub set: RevocationSet,
+    /// As stored, for listing.
+    pub list: Vec<Revocation>,
+    /// The store's change stamp when loaded.
+    pub stamp: (i64, i64),
+}
+
 /// Application state.
 pub struct AppState {
     /// The compiled directory.
     pub directory: ArcSwap<Directory>,
     /// The key ring.
     pub keys: ArcSwap<Keys>,
+    /// The live revocations, checked on every verification.
+    pub revocations: ArcSwap<LiveRevocations>,
     /// Where the key ring file is.
     pub keyring_path: PathBuf,
     /// Issuer keys.

@@ -18,6 +18,7 @@ use std::str::FromStr;
 
 use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin, Role};
 use keyless_core::ports::{Store, StoreError};
+use keyless_core::revocation::{NewRevocation, Revocation, Target};
 use keyless_types::{AccountId, OffsetDateTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -380,6 +381,89 @@ impl Store for SqliteStore {
             .map_err(err("ping"))?;
         Ok(())
     }
+
+    async fn add_revocation(&self, r: &NewRevocation) -> Result<Revocation, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, \
+             expires_at, reason, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(r.target.kind())
+        .bind(r.target.value())
+        .bind(r.target.issuer())
+        .bind(r.account.map(|a| a.to_string()))
+        .bind(unix_millis(r.issued_before))
+        .bind(unix_millis(r.created_at))
+        .bind(r.expires_at.unix_timestamp())
+        .bind(&r.reason)
+        .bind(&r.created_by)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err("add revocation"))?;
+        Ok(Revocation {
+            id: row.get(0),
+            spec: r.clone(),
+        })
+    }
+
+    async fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, issuer, account, issued_before_ms, created_at_ms, expires_at, \
+             reason, created_by FROM revocations ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load revocations"))?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.get(1);
+                let value: String = row.get(2);
+                let issuer: Option<String> = row.get(3);
+                let target =
+                    Target::from_parts(&kind, &value, issuer.as_deref()).ok_or_else(|| {
+                        StoreError(format!("corrupt revocation {kind} {value:?} in database"))
+                    })?;
+                let account: Option<String> = row.get(4);
+                Ok(Revocation {
+                    id: row.get(0),
+                    spec: NewRevocation {
+                        target,
+                        account: account.as_deref().map(account_id).transpose()?,
+                        issued_before: time_of_millis(row.get(5)),
+                        created_at: time_of_millis(row.get(6)),
+                        expires_at: time_of(row.get(7)),
+                        reason: row.get(8),
+                        created_by: row.get(9),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn revocations_stamp(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM revocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("revocation stamp"))?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    async fn purge_revocations(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+            .bind(now.unix_timestamp())
+            .execute(&self.pool)
+            .await
+            .map_err(err("purge revocations"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn unix_millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn time_of_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -480,6 +564,51 @@ mod tests {
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.load().await.unwrap().roles.len(), 1);
         store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn revocations_round_trip_change_the_stamp_and_purge() {
+        use keyless_core::revocation::RevocationRequest;
+        let store = SqliteStore::in_memory().await.unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+            + time::Duration::milliseconds(250);
+        assert_eq!(store.revocations_stamp().await.unwrap(), (0, 0));
+        let subject = RevocationRequest {
+            kind: "subject".into(),
+            value: "repo:o/r:ref:refs/heads/main".into(),
+            issuer: Some("https://issuer.example".into()),
+            reason: Some("leaked".into()),
+            ..RevocationRequest::default()
+        }
+        .validate(
+            Some(acct()),
+            "arn:aws:sts::123456789012:assumed-role/admin/a",
+            2,
+            now,
+        )
+        .unwrap();
+        let role = RevocationRequest {
+            kind: "role".into(),
+            value: "arn:aws:iam::123456789012:role/deploy".into(),
+            ..RevocationRequest::default()
+        }
+        .validate(None, "operator", 2, now)
+        .unwrap();
+        let a = store.add_revocation(&subject).await.unwrap();
+        let b = store.add_revocation(&role).await.unwrap();
+        assert!(b.id > a.id);
+        let stamp = store.revocations_stamp().await.unwrap();
+        assert_eq!(stamp, (b.id, 2));
+        let loaded = store.revocations().await.unwrap();
+        assert_eq!(loaded, vec![a, b]);
+        // Millisecond instants survive the round trip.
+        assert_eq!(loaded[0].spec.issued_before, now);
+
+        assert_eq!(store.purge_revocations(now).await.unwrap(), 0);
+        let later = subject.expires_at + time::Duration::seconds(1);
+        assert_eq!(store.purge_revocations(later).await.unwrap(), 2);
+        assert_ne!(store.revocations_stamp().await.unwrap(), stamp);
+        assert!(store.revocations().await.unwrap().is_empty());
     }
 
     #[test]

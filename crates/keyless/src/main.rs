@@ -35,6 +35,8 @@ enum Command {
     Lint(cmd::lint::LintArgs),
     /// Rewrite CI workflows from static keys to OIDC.
     Migrate(cmd::migrate::MigrateArgs),
+    /// Revoke live sessions: by access key id, role, subject, source identity, issuer or key version.
+    Revoke(cmd::revoke::RevokeArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Lint(args) => cmd::lint::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Revoke(args) => cmd::revoke::run(args),
     };
     match result {
         Ok(code) => code,

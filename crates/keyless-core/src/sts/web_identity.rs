@@ -139,6 +139,8 @@ pub struct WebIdentityEnv<'a> {
     pub directory: &'a Directory,
     /// The key ring.
     pub ring: &'a keyless_token::KeyRing,
+    /// The live revocations (a token issued before a subject/issuer revocation cannot mint).
+    pub revocations: &'a crate::revocation::RevocationSet,
     /// Seals authorization messages.
     pub authorizer: Authorizer<'a>,
     /// Clock leeway for the token's times.
@@ -162,6 +164,19 @@ pub fn complete<R: CryptoRng + ?Sized>(
     validation.leeway = env.leeway;
     let token = keyless_jwt::verify(input.token.expose(), jwks, &validation, env.now)
         .map_err(|e| token_error(&e))?;
+    if env
+        .revocations
+        .check_token(
+            role.role.account,
+            &provider.url,
+            token.subject(),
+            token.source_identity(),
+            token.issued_at(),
+        )
+        .is_some()
+    {
+        return Err(crate::revocation::revoked_token_error());
+    }
 
     // Session policy: parse before deciding, so a malformed one is reported as such.
     let session_policy = match &input.policy {

@@ -5,6 +5,7 @@ pub mod keys;
 pub mod lint;
 pub mod migrate;
 pub mod policy;
+pub mod revoke;
 pub mod scan;
 pub mod serve;
 pub mod sigv4;

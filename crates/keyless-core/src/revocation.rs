@@ -1,0 +1,977 @@
+//! Revocation: ending live sessions before their expiry.
+//!
+//! AWS can only deny sessions of a role issued before an instant (`aws:TokenIssueTime`). keyless
+//! revokes by any of the facts a session token carries:
+//!
+//! | target | ends |
+//! |---|---|
+//! | [`Target::Session`] | the one session with this access key id |
+//! | [`Target::Role`] | every session of the role issued before the instant |
+//! | [`Target::Subject`] | every session federated from this issuer + `sub`, issued before the instant |
+//! | [`Target::SourceIdentity`] | every session carrying this source identity (chained ones too) |
+//! | [`Target::Issuer`] | every session federated from this issuer |
+//! | [`Target::KeyVersion`] | every session sealed with this key-ring version |
+//!
+//! "Issued before" compares the session's issue time, which tokens carry in whole seconds, with
+//! the exact instant: a session issued in the same second as the instant is revoked too, so a
+//! session issued before the instant never survives. For the web-identity targets (subject,
+//! issuer, source identity) an OIDC token issued before the instant can no longer mint new
+//! sessions either; otherwise a leaked token would outlive the revocation of what it minted.
+//!
+//! Revocations made through the API are scoped to the caller's account; the operator CLI on
+//! the server's store may revoke across accounts. A revocation is kept until every session it
+//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected.
+//!
+//! Checking is a few hash lookups against a [`RevocationSet`] snapshot the edge keeps in
+//! memory and rebuilds on change; the request path never reads the store.
+
+use std::collections::HashMap;
+
+use keyless_policy::{Policy, Request};
+use keyless_token::SessionClaims;
+use keyless_types::{AccountId, OffsetDateTime};
+use serde_json::{Value, json};
+
+use crate::caller::Caller;
+use crate::directory::Directory;
+use crate::error::ApiError;
+use crate::sts::{Asker, Authorizer, Origin, iso8601};
+
+/// The longest a session can live (`MaxSessionDuration` tops out at 12 hours), plus the clock
+/// skew tokens are accepted with. A revocation older than this past its instant matches nothing.
+pub const MAX_SESSION_LIFETIME: time::Duration = time::Duration::seconds(43_200 + 300);
+
+/// Most live revocations at once; more are refused with `LimitExceeded`.
+pub const MAX_LIVE_REVOCATIONS: usize = 100_000;
+
+/// The action that revokes sessions.
+pub const ACTION_REVOKE: &str = "keyless:RevokeSessions";
+/// The action a session uses to revoke itself (always allowed).
+pub const ACTION_REVOKE_OWN: &str = "keyless:RevokeOwnSession";
+/// The action that lists revocations.
+pub const ACTION_LIST: &str = "keyless:ListRevocations";
+
+/// What a revocation matches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// One session, by access key id.
+    Session {
+        /// `ASIA…`.
+        access_key_id: String,
+    },
+    /// Sessions of a role, by role ARN.
+    Role {
+        /// `arn:aws:iam::<acct>:role/<path><name>`.
+        role_arn: String,
+    },
+    /// Sessions federated from one token subject of one issuer.
+    Subject {
+        /// The issuer URL as tokens carry it in `iss`.
+        issuer: String,
+        /// The token's `sub`.
+        subject: String,
+    },
+    /// Sessions carrying a source identity.
+    SourceIdentity {
+        /// The source identity.
+        source_identity: String,
+    },
+    /// Sessions federated from an issuer.
+    Issuer {
+        /// The issuer URL as tokens carry it in `iss`.
+        issuer: String,
+    },
+    /// Sessions sealed with a key-ring version.
+    KeyVersion {
+        /// The version number.
+        version: u32,
+    },
+}
+
+impl Target {
+    /// The kind, as stored and as the API names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Session { .. } => "session",
+            Target::Role { .. } => "role",
+            Target::Subject { .. } => "subject",
+            Target::SourceIdentity { .. } => "source-identity",
+            Target::Issuer { .. } => "issuer",
+            Target::KeyVersion { .. } => "key-version",
+        }
+    }
+
+    /// The main value, as stored (`issuer` is stored separately for subjects).
+    pub fn value(&self) -> String {
+        match self {
+            Target::Session { access_key_id } => access_key_id.clone(),
+            Target::Role { role_arn } => role_arn.clone(),
+            Target::Subject { subject, .. } => subject.clone(),
+            Target::SourceIdentity { source_identity } => source_identity.clone(),
+            Target::Issuer { issuer } => issuer.clone(),
+            Target::KeyVersion { version } => version.to_string(),
+        }
+    }
+
+    /// The issuer, for subject targets.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            Target::Subject { issuer, .. } => Some(issuer),
+            _ => None,
+        }
+    }
+
+    /// Rebuilds a target from its stored columns.
+    pub fn from_parts(kind: &str, value: &str, issuer: Option<&str>) -> Option<Target> {
+        Some(match kind {
+            "session" => Target::Session {
+                access_key_id: value.to_owned(),
+            },
+            "role" => Target::Role {
+                role_arn: value.to_owned(),
+            },
+            "subject" => Target::Subject {
+                issuer: issuer?.to_owned(),
+                subject: value.to_owned(),
+            },
+            "source-identity" => Target::SourceIdentity {
+                source_identity: value.to_owned(),
+            },
+            "issuer" => Target::Issuer {
+                issuer: value.to_owned(),
+            },
+            "key-version" => Target::KeyVersion {
+                version: value.parse().ok()?,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The resource the revocation is authorized on, in `account`.
+    pub fn resource_arn(&self, account: AccountId) -> String {
+        match self {
+            Target::Session { access_key_id } => {
+                format!("arn:aws:keyless::{account}:session/{access_key_id}")
+            }
+            Target::Role { role_arn } => role_arn.clone(),
+            Target::Subject { issuer, subject } => format!(
+                "arn:aws:keyless::{account}:subject/{}/{subject}",
+                crate::model::issuer_key_prefix(issuer)
+            ),
+            Target::SourceIdentity { source_identity } => {
+                format!("arn:aws:keyless::{account}:source-identity/{source_identity}")
+            }
+            Target::Issuer { issuer } => format!(
+                "arn:aws:iam::{account}:oidc-provider/{}",
+                crate::model::issuer_key_prefix(issuer)
+            ),
+            Target::KeyVersion { version } => {
+                format!("arn:aws:keyless::{account}:key-version/{version}")
+            }
+        }
+    }
+
+    /// The account the target itself names, if any (session key ids and role ARNs do).
+    fn own_account(&self) -> Option<AccountId> {
+        match self {
+            Target::Session { access_key_id } => {
+                keyless_token::account_from_access_key_id(access_key_id).ok()
+            }
+            Target::Role { role_arn } => role_arn
+                .strip_prefix("arn:aws:iam::")
+                .and_then(|r| r.get(..12))
+                .and_then(|a| AccountId::parse(a).ok()),
+            _ => None,
+        }
+    }
+}
+
+/// A revocation as requested, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    /// What it matches.
+    pub target: Target,
+    /// The account it is limited to; `None` for every account (operator CLI only).
+    pub account: Option<AccountId>,
+    /// Sessions issued before this instant are revoked (ignored for [`Target::Session`]).
+    pub issued_before: OffsetDateTime,
+    /// When it was made.
+    pub created_at: OffsetDateTime,
+    /// When it can be forgotten.
+    pub expires_at: OffsetDateTime,
+    /// Why, free text for the audit trail.
+    pub reason: String,
+    /// Who made it (a principal ARN, or `operator` for the CLI on the store).
+    pub created_by: String,
+}
+
+/// A stored revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Store id, increasing.
+    pub id: i64,
+    /// The revocation.
+    pub spec: NewRevocation,
+}
+
+impl Revocation {
+    /// The JSON form the API and CLI print.
+    pub fn to_json(&self) -> Value {
+        let s = &self.spec;
+        let mut target = json!({ "type": s.target.kind() });
+        match &s.target {
+            Target::Session { access_key_id } => target["accessKeyId"] = json!(access_key_id),
+            Target::Role { role_arn } => target["roleArn"] = json!(role_arn),
+            Target::Subject { issuer, subject } => {
+                target["issuer"] = json!(issuer);
+                target["subject"] = json!(subject);
+            }
+            Target::SourceIdentity { source_identity } => {
+                target["sourceIdentity"] = json!(source_identity);
+            }
+            Target::Issuer { issuer } => target["issuer"] = json!(issuer),
+            Target::KeyVersion { version } => target["keyVersion"] = json!(version),
+        }
+        json!({
+            "id": self.id,
+            "target": target,
+            "account": s.account.map(|a| a.to_string()),
+            "issuedBefore": iso8601_millis(s.issued_before),
+            "createdAt": iso8601_millis(s.created_at),
+            "expiresAt": iso8601(s.expires_at),
+            "reason": s.reason,
+            "createdBy": s.created_by,
+        })
+    }
+}
+
+fn iso8601_millis(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}.{:03}Z",
+        iso8601(t).trim_end_matches('Z'),
+        t.millisecond()
+    )
+}
+
+/// Limits of the request fields.
+const MAX_SUBJECT_LEN: usize = 1024;
+const MAX_ISSUER_LEN: usize = 255;
+const MAX_REASON_LEN: usize = 1024;
+
+/// A revocation request as the API and CLI take it; [`RevocationRequest::validate`] turns it
+/// into a [`NewRevocation`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationRequest {
+    /// `session`, `role`, `subject`, `source-identity`, `issuer` or `key-version`.
+    pub kind: String,
+    /// The access key id, role ARN, subject, source identity, issuer URL or key version.
+    pub value: String,
+    /// The issuer URL, for `subject`.
+    pub issuer: Option<String>,
+    /// `now` (the default) or an RFC 3339 instant not in the future.
+    pub issued_before: Option<String>,
+    /// Free text.
+    pub reason: Option<String>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new("ValidationError", 400, message)
+}
+
+fn check_access_key_id(v: &str) -> Result<(), ApiError> {
+    let ok = v.len() == 20
+        && v.starts_with("ASIA")
+        && v.bytes()
+            .skip(4)
+            .all(|b| matches!(b, b'A'..=b'Z' | b'2'..=b'7'));
+    if ok && keyless_token::account_from_access_key_id(v).is_ok() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "The access key id is not one keyless issued: ASIA followed by 16 characters of A-Z and 2-7.",
+        ))
+    }
+}
+
+fn check_issuer(v: &str) -> Result<(), ApiError> {
+    let scheme_ok = v.starts_with("https://") || v.starts_with("http://");
+    if !scheme_ok || v.len() > MAX_ISSUER_LEN || v.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid(format!(
+            "The issuer must be the provider URL exactly as tokens carry it in iss (https://…, at most {MAX_ISSUER_LEN} characters)."
+        )));
+    }
+    Ok(())
+}
+
+fn check_role_arn(v: &str) -> Result<(), ApiError> {
+    let rest = v.strip_prefix("arn:aws:iam::").unwrap_or("");
+    let account_ok = rest.get(..12).is_some_and(|a| AccountId::parse(a).is_ok());
+    let resource = rest.get(12..).unwrap_or("");
+    let name_ok = resource.strip_prefix(":role/").is_some_and(|p| {
+        let name = p.rsplit('/').next().unwrap_or("");
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+    });
+    if v.len() <= 2048 && account_ok && name_ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "The role must be a role ARN: arn:aws:iam::<12-digit account>:role/<path><name>.",
+        ))
+    }
+}
+
+fn check_source_identity(v: &str) -> Result<(), ApiError> {
+    let ok = (2..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "The source identity must be 2-64 characters of [A-Za-z0-9_+=,.@-].",
+        ))
+    }
+}
+
+/// Parses `now` or an RFC 3339 instant.
+pub fn parse_instant(v: Option<&str>, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty() && *v != "now") else {
+        return Ok(now);
+    };
+    if v.len() > 64 {
+        return Err(invalid(
+            "issuedBefore is too long: give now or an RFC 3339 instant.",
+        ));
+    }
+    let t =
+        OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(|_| {
+            invalid(format!(
+                "issuedBefore {v:?} is not an RFC 3339 instant (e.g. 2026-12-01T21:00:00Z) or now."
+            ))
+        })?;
+    if t > now {
+        return Err(invalid(
+            "issuedBefore is in the future: a revocation ends sessions already issued; to stop new ones, change the trust policy.",
+        ));
+    }
+    Ok(t)
+}
+
+impl RevocationRequest {
+    /// Validates into a revocation made at `now` by `created_by` for `account` (`None`: every
+    /// account). `current_key_version` is the version new sessions are sealed with, which cannot
+    /// be revoked (rotate first).
+    pub fn validate(
+        &self,
+        account: Option<AccountId>,
+        created_by: &str,
+        current_key_version: u32,
+        now: OffsetDateTime,
+    ) -> Result<NewRevocation, ApiError> {
+        let value = self.value.trim();
+        if value.is_empty() {
+            return Err(invalid(format!(
+                "A {} revocation needs the value to revoke.",
+                self.kind
+            )));
+        }
+        let target = match self.kind.as_str() {
+            "session" => {
+                check_access_key_id(value)?;
+                Target::Session {
+                    access_key_id: value.to_owned(),
+                }
+            }
+            "role" => {
+                check_role_arn(value)?;
+                Target::Role {
+                    role_arn: value.to_owned(),
+                }
+            }
+            "subject" => {
+                let issuer = self.issuer.as_deref().map(str::trim).unwrap_or("");
+                if issuer.is_empty() {
+                    return Err(invalid(
+                        "A subject revocation needs the issuer (provider URL) the subject belongs to.",
+                    ));
+                }
+                check_issuer(issuer)?;
+                if value.len() > MAX_SUBJECT_LEN || value.chars().any(char::is_control) {
+                    return Err(invalid(format!(
+                        "The subject must be at most {MAX_SUBJECT_LEN} characters with no control characters."
+                    )));
+                }
+                Target::Subject {
+                    issuer: issuer.to_owned(),
+                    subject: value.to_owned(),
+                }
+            }
+            "source-identity" => {
+                check_source_identity(value)?;
+                Target::SourceIdentity {
+                    source_identity: value.to_owned(),
+                }
+            }
+            "issuer" => {
+                check_issuer(value)?;
+                Target::Issuer {
+                    issuer: value.to_owned(),
+                }
+            }
+            "key-version" => {
+                let version: u32 = value.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
+                    invalid("The key version must be a positive integer (see keyless keys list).")
+                })?;
+                if version == current_key_version {
+                    return Err(invalid(format!(
+                        "Key version {version} is the one new sessions are sealed with; run keyless keys rotate first, then revoke it."
+                    )));
+                }
+                Target::KeyVersion { version }
+            }
+            other => {
+                return Err(invalid(format!(
+                    "Unknown revocation type {:?}: use session, role, subject, source-identity, issuer or key-version.",
+                    other.chars().take(32).collect::<String>()
+                )));
+            }
+        };
+        if self.kind != "subject" && self.issuer.is_some() {
+            return Err(invalid("issuer is only used with a subject revocation."));
+        }
+        let issued_before = match target {
+            // One session, or one key version, is revoked whenever it was issued.
+            Target::Session { .. } | Target::KeyVersion { .. } => {
+                if self.issued_before.is_some() {
+                    return Err(invalid(format!(
+                        "issuedBefore does not apply to a {} revocation: it ends every matching session whenever it was issued.",
+                        target.kind()
+                    )));
+                }
+                now
+            }
+            _ => parse_instant(self.issued_before.as_deref(), now)?,
+        };
+        if let (Some(scope), Some(own)) = (account, target.own_account())
+            && scope != own
+        {
+            return Err(ApiError::access_denied(format!(
+                "The {} belongs to another account; revocations are limited to your own account ({scope}).",
+                target.kind()
+            )));
+        }
+        let reason = self.reason.clone().unwrap_or_default();
+        if reason.len() > MAX_REASON_LEN || reason.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(invalid(format!(
+                "The reason must be at most {MAX_REASON_LEN} characters of text."
+            )));
+        }
+        // Whole seconds, rounded up, as the store keeps expiry.
+        let expires_at = issued_before.max(now) + MAX_SESSION_LIFETIME;
+        let expires_at =
+            expires_at.replace_nanosecond(0).unwrap_or(expires_at) + time::Duration::SECOND;
+        Ok(NewRevocation {
+            target,
+            account,
+            issued_before,
+            created_at: now,
+            expires_at,
+            reason,
+            created_by: created_by.to_owned(),
+        })
+    }
+}
+
+/// The live revocations, indexed for the request path.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    sessions: HashMap<String, i64>,
+    // Per target: the latest instant per account scope (None = every account).
+    by_target: HashMap<Target, Vec<(Option<AccountId>, OffsetDateTime, i64)>>,
+    len: usize,
+}
+
+/// Why a session or token is refused: the revocation that matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    /// The revocation's store id.
+    pub id: i64,
+}
+
+impl RevocationSet {
+    /// Indexes `revocations`, dropping those that can no longer match anything at `now`.
+    pub fn build(revocations: &[Revocation], now: OffsetDateTime) -> RevocationSet {
+        let mut set = RevocationSet::default();
+        for r in revocations.iter().filter(|r| r.spec.expires_at > now) {
+            set.len += 1;
+            if let Target::Session { access_key_id } = &r.spec.target {
+                set.sessions.insert(access_key_id.clone(), r.id);
+                continue;
+            }
+            let entries = set.by_target.entry(r.spec.target.clone()).or_default();
+            match entries.iter_mut().find(|(a, _, _)| *a == r.spec.account) {
+                Some(e) if e.1 < r.spec.issued_before => {
+                    *e = (r.spec.account, r.spec.issued_before, r.id);
+                }
+                Some(_) => {}
+                None => entries.push((r.spec.account, r.spec.issued_before, r.id)),
+            }
+        }
+        set
+    }
+
+    /// How many revocations are live.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn matches(
+        &self,
+        target: &Target,
+        account: AccountId,
+        issued_at: OffsetDateTime,
+    ) -> Option<Revoked> {
+        self.by_target
+            .get(target)?
+            .iter()
+            .find_map(|(scope, before, id)| {
+                let in_scope = scope.is_none_or(|a| a == account);
+                (in_scope && issued_at < *before).then_some(Revoked { id: *id })
+            })
+    }
+
+    /// Whether the session with this key id, claims and key version is revoked.
+    pub fn check_session(
+        &self,
+        access_key_id: &str,
+        claims: &SessionClaims,
+        key_version: u32,
+    ) -> Option<Revoked> {
+        if self.is_empty() {
+            return None;
+        }
+        if let Some(id) = self.sessions.get(access_key_id) {
+            return Some(Revoked { id: *id });
+        }
+        let (account, at) = (claims.account, claims.issued_at);
+        let role = Target::Role {
+            role_arn: claims.role_arn.clone(),
+        };
+        self.matches(&role, account, at)
+            // Every session sealed with a revoked version, whenever it was issued.
+            .or_else(|| {
+                self.matches_any_time(
+                    &Target::KeyVersion {
+                        version: key_version,
+                    },
+                    account,
+                )
+            })
+            .or_else(|| {
+                let f = claims.federated.as_ref()?;
+                self.matches(
+                    &Target::Subject {
+                        issuer: f.issuer.clone(),
+                        subject: f.subject.clone(),
+                    },
+                    account,
+                    at,
+                )
+                .or_else(|| {
+                    self.matches(
+                        &Target::Issuer {
+                            issuer: f.issuer.clone(),
+                        },
+                        account,
+                        at,
+                    )
+                })
+            })
+            .or_else(|| {
+                let si = claims.source_identity.as_ref()?;
+                self.matches(
+                    &Target::SourceIdentity {
+                        source_identity: si.clone(),
+                    },
+                    account,
+                    at,
+                )
+            })
+    }
+
+    fn matches_any_time(&self, target: &Target, account: AccountId) -> Option<Revoked> {
+        self.by_target
+            .get(target)?
+            .iter()
+            .find_map(|(scope, _, id)| {
+                scope
+                    .is_none_or(|a| a == account)
+                    .then_some(Revoked { id: *id })
+            })
+    }
+
+    /// Whether a verified OIDC token (issuer, subject, source identity claim, `iat`) may still
+    /// mint sessions in `account`: a token issued before a subject, issuer or source-identity
+    /// revocation cannot.
+    pub fn check_token(
+        &self,
+        account: AccountId,
+        issuer: &str,
+        subject: &str,
+        source_identity: Option<&str>,
+        issued_at: OffsetDateTime,
+    ) -> Option<Revoked> {
+        if self.by_target.is_empty() {
+            return None;
+        }
+        self.matches(
+            &Target::Subject {
+                issuer: issuer.to_owned(),
+                subject: subject.to_owned(),
+            },
+            account,
+            issued_at,
+        )
+        .or_else(|| {
+            self.matches(
+                &Target::Issuer {
+                    issuer: issuer.to_owned(),
+                },
+                account,
+                issued_at,
+            )
+        })
+        .or_else(|| {
+            self.matches(
+                &Target::SourceIdentity {
+                    source_identity: source_identity?.to_owned(),
+                },
+                account,
+                issued_at,
+            )
+        })
+    }
+}
+
+/// The error a revoked session's request gets. Like AWS, the caller learns only that the token
+/// is no longer valid; the revocation id goes to the operator's log and audit trail.
+pub fn revoked_session_error(service: &str) -> ApiError {
+    if service == "s3" {
+        ApiError::new(
+            "InvalidToken",
+            400,
+            "The provided token is malformed or otherwise invalid.",
+        )
+    } else {
+        ApiError::new(
+            "InvalidClientTokenId",
+            403,
+            "The security token included in the request is invalid.",
+        )
+    }
+}
+
+/// The error a web-identity token issued before a revocation gets.
+pub fn revoked_token_error() -> ApiError {
+    ApiError::new(
+        "IDPRejectedClaim",
+        403,
+        "The ID Token provided has been revoked: sessions from this identity issued before a revocation are refused; get a new token from the identity provider.",
+    )
+}
+
+/// Everything authorizing a revocation needs.
+pub struct RevokeEnv<'a> {
+    /// The snapshot (guardrails of the caller's account).
+    pub directory: &'a Directory,
+    /// Seals the explanation of a denial.
+    pub authorizer: Authorizer<'a>,
+    /// Now.
+    pub now: OffsetDateTime,
+    /// The caller's address and transport.
+    pub origin: Origin,
+}
+
+/// Authorizes `caller` to make `revocation`: its own session is always allowed
+/// (`keyless:RevokeOwnSession`); anything else needs `keyless:RevokeSessions` on the target's
+/// resource ARN from the caller's policies and guardrails.
+pub fn authorize_revocation(
+    env: &RevokeEnv<'_>,
+    caller: &Caller,
+    revocation: &NewRevocation,
+) -> Result<&'static str, ApiError> {
+    if let Target::Session { access_key_id } = &revocation.target
+        && access_key_id == caller.access_key_id()
+    {
+        return Ok(ACTION_REVOKE_OWN);
+    }
+    let resource = revocation.target.resource_arn(caller.account());
+    require(env, caller, ACTION_REVOKE, &resource)?;
+    Ok(ACTION_REVOKE)
+}
+
+/// Authorizes `caller` to list its account's revocations (`keyless:ListRevocations` on `*`).
+pub fn authorize_list(env: &RevokeEnv<'_>, caller: &Caller) -> Result<(), ApiError> {
+    require(env, caller, ACTION_LIST, "*")
+}
+
+fn require(
+    env: &RevokeEnv<'_>,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+) -> Result<(), ApiError> {
+    let context = caller.context(env.now, &env.origin);
+    let levels = env.directory.guardrail_levels(caller.account());
+    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+    let policies = caller.identity_policies(&levels, &identity);
+    let arn = caller.arn();
+    let id = caller.user_id();
+    let account = caller.account().to_string();
+    let request = Request {
+        principal: &arn,
+        action,
+        resource,
+        resource_account: Some(&account),
+        context: &context,
+    };
+    env.authorizer
+        .require(Asker { arn: &arn, id: &id }, &request, &policies, || {
+            format!("User: {arn} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action")
+        })
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyless_token::FederatedFacts;
+
+    fn t(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + secs).unwrap()
+    }
+
+    fn acct() -> AccountId {
+        AccountId::parse("123456789012").unwrap()
+    }
+
+    fn claims(issued: i64) -> SessionClaims {
+        SessionClaims {
+            account: acct(),
+            role_arn: "arn:aws:iam::123456789012:role/deploy".into(),
+            role_id: "AROAEXAMPLEEXAMPLE123".into(),
+            session_name: "s".into(),
+            issued_at: t(issued),
+            expires_at: t(issued + 900),
+            source_identity: Some("alice".into()),
+            tags: vec![],
+            transitive_tag_keys: vec![],
+            session_policy: None,
+            policy_arns: vec![],
+            mfa: None,
+            federated: Some(FederatedFacts {
+                issuer: "https://issuer.example".into(),
+                subject: "repo:o/r:ref:refs/heads/main".into(),
+                audience: "sts.amazonaws.com".into(),
+                provider_arn: "arn:aws:iam::123456789012:oidc-provider/issuer.example".into(),
+            }),
+            chain_depth: 0,
+        }
+    }
+
+    fn akid() -> String {
+        let mut rng = rand::rng();
+        keyless_token::new_access_key_id(acct(), &mut rng)
+    }
+
+    fn req(kind: &str, value: &str) -> RevocationRequest {
+        RevocationRequest {
+            kind: kind.into(),
+            value: value.into(),
+            ..RevocationRequest::default()
+        }
+    }
+
+    fn make(r: &RevocationRequest, account: Option<AccountId>, now: OffsetDateTime) -> Revocation {
+        Revocation {
+            id: 1,
+            spec: r.validate(account, "test", 9, now).unwrap(),
+        }
+    }
+
+    #[test]
+    fn session_revocation_matches_only_that_key() {
+        let id = akid();
+        let r = make(&req("session", &id), None, t(100));
+        let set = RevocationSet::build(&[r], t(100));
+        assert!(set.check_session(&id, &claims(0), 1).is_some());
+        assert!(set.check_session(&akid(), &claims(0), 1).is_none());
+    }
+
+    #[test]
+    fn role_revocation_ends_sessions_issued_before_the_instant_only() {
+        let mut r = req("role", "arn:aws:iam::123456789012:role/deploy");
+        r.issued_before = Some(iso8601(t(50)));
+        let set = RevocationSet::build(&[make(&r, None, t(100))], t(100));
+        assert!(set.check_session(&akid(), &claims(49), 1).is_some());
+        assert!(set.check_session(&akid(), &claims(50), 1).is_none());
+        let mut other = claims(0);
+        other.role_arn = "arn:aws:iam::123456789012:role/other".into();
+        assert!(set.check_session(&akid(), &other, 1).is_none());
+    }
+
+    #[test]
+    fn same_second_as_the_instant_is_revoked() {
+        // Tokens carry whole seconds: t(50) may have been t(50.9) in reality, before t(50.95).
+        let now = t(50) + time::Duration::milliseconds(950);
+        let set = RevocationSet::build(
+            &[make(
+                &req("role", "arn:aws:iam::123456789012:role/deploy"),
+                None,
+                now,
+            )],
+            now,
+        );
+        assert!(set.check_session(&akid(), &claims(50), 1).is_some());
+        assert!(set.check_session(&akid(), &claims(51), 1).is_none());
+    }
+
+    #[test]
+    fn subject_issuer_and_source_identity_match_sessions_and_tokens() {
+        let mut subject = req("subject", "repo:o/r:ref:refs/heads/main");
+        subject.issuer = Some("https://issuer.example".into());
+        for r in [
+            subject,
+            req("issuer", "https://issuer.example"),
+            req("source-identity", "alice"),
+        ] {
+            let set = RevocationSet::build(&[make(&r, Some(acct()), t(100))], t(100));
+            assert!(
+                set.check_session(&akid(), &claims(10), 1).is_some(),
+                "{r:?}"
+            );
+            assert!(
+                set.check_session(&akid(), &claims(101), 1).is_none(),
+                "{r:?}"
+            );
+            let token = |iat| {
+                set.check_token(
+                    acct(),
+                    "https://issuer.example",
+                    "repo:o/r:ref:refs/heads/main",
+                    Some("alice"),
+                    t(iat),
+                )
+            };
+            assert!(token(99).is_some(), "{r:?}");
+            assert!(token(101).is_none(), "{r:?}");
+            // Another account is out of an account-scoped revocation's reach.
+            let other = AccountId::parse("210987654321").unwrap();
+            let mut c = claims(10);
+            c.account = other;
+            assert!(set.check_session(&akid(), &c, 1).is_none(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn key_version_revocation_ends_every_session_of_that_version() {
+        let set = RevocationSet::build(&[make(&req("key-version", "3"), None, t(100))], t(100));
+        assert!(set.check_session(&akid(), &claims(200), 3).is_some());
+        assert!(set.check_session(&akid(), &claims(10), 4).is_none());
+    }
+
+    #[test]
+    fn expired_revocations_are_dropped() {
+        let r = make(&req("session", &akid()), None, t(0));
+        let later = t(0) + MAX_SESSION_LIFETIME + time::Duration::seconds(1);
+        assert_eq!(RevocationSet::build(&[r], later).len(), 0);
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_validation_errors() {
+        let now = t(100);
+        let cases = [
+            req("session", "AKIAIOSFODNN7EXAMPLE"),
+            req("session", "ASIA0000000000000000"),
+            req("session", ""),
+            req("role", "arn:aws:iam::123:role/x"),
+            req("role", "arn:aws:iam::123456789012:user/x"),
+            req("subject", "repo:o/r"),
+            req("source-identity", "a"),
+            req("source-identity", "has space"),
+            req("issuer", "ftp://x"),
+            req("key-version", "0"),
+            req("key-version", "9"),
+            req("key-version", "-1"),
+            req("everything", "x"),
+            RevocationRequest {
+                issued_before: Some("2099-01-01T00:00:00Z".into()),
+                ..req("role", "arn:aws:iam::123456789012:role/deploy")
+            },
+            RevocationRequest {
+                issued_before: Some("yesterday".into()),
+                ..req("role", "arn:aws:iam::123456789012:role/deploy")
+            },
+            RevocationRequest {
+                issued_before: Some("2026-01-01T00:00:00Z".into()),
+                ..req("session", &akid())
+            },
+            RevocationRequest {
+                issuer: Some("https://issuer.example".into()),
+                ..req("role", "arn:aws:iam::123456789012:role/deploy")
+            },
+            RevocationRequest {
+                reason: Some("x".repeat(2000)),
+                ..req("source-identity", "alice")
+            },
+        ];
+        for r in cases {
+            let e = r.validate(Some(acct()), "t", 9, now).unwrap_err();
+            assert_eq!((e.code, e.status), ("ValidationError", 400), "{r:?}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn api_revocations_stay_in_the_callers_account() {
+        let other = AccountId::parse("210987654321").unwrap();
+        let e = req("role", "arn:aws:iam::123456789012:role/deploy")
+            .validate(Some(other), "t", 9, t(0))
+            .unwrap_err();
+        assert_eq!(e.code, "AccessDenied");
+        let e = req("session", &akid())
+            .validate(Some(other), "t", 9, t(0))
+            .unwrap_err();
+        assert_eq!(e.code, "AccessDenied");
+    }
+
+    #[test]
+    fn stored_parts_round_trip() {
+        let mut subject = req("subject", "repo:o/r:ref:refs/heads/main");
+        subject.issuer = Some("https://issuer.example".into());
+        for r in [
+            req("session", &akid()),
+            req("role", "arn:aws:iam::123456789012:role/path/deploy"),
+            subject,
+            req("source-identity", "alice"),
+            req("issuer", "https://issuer.example"),
+            req("key-version", "2"),
+        ] {
+            let spec = r.validate(None, "t", 9, t(0)).unwrap();
+            let back = Target::from_parts(
+                spec.target.kind(),
+                &spec.target.value(),
+                spec.target.issuer(),
+            );
+            assert_eq!(back.as_ref(), Some(&spec.target));
+        }
+    }
+}

@@ -1,0 +1,420 @@
+"""Session revocation end to end: `keyless revoke` on the server's store and through the signed
+API, every kind of target, propagation within a second, and every bad request refused with its
+exact error and nothing revoked."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from keyless_e2e import (ACCOUNT, AUD, REGION, REPO, Issuer, Keyless, _stop, default_config, keyless_bin,
+                         policy, start_issuer, start_keyless)
+
+GATEWAY_TOKEN = secrets.token_hex(24)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Keyless]]:
+    work = tmp_path_factory.mktemp("revocation")
+    issuer = start_issuer(work)
+    h = issuer.host
+    trust = policy({
+        "Effect": "Allow",
+        "Principal": {"Federated": issuer.provider_arn},
+        "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"],
+        "Condition": {"StringEquals": {f"{h}:aud": AUD}, "StringLike": {f"{h}:sub": "repo:octo-org/*"}},
+    })
+    revoker = policy({"Sid": "Revoke", "Effect": "Allow",
+                      "Action": ["keyless:RevokeSessions", "keyless:ListRevocations"], "Resource": "*"})
+    reader = policy({"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+    chain = policy({"Sid": "Chain", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                    "Resource": "*"})
+    from_chainer = policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/chainer"},
+                           "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]})
+    config = default_config(issuer, work / "keyless" / "data") + "\n".join([
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "revoker"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ revoke = '''{revoker}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "worker"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ read = '''{reader}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "other"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ read = '''{reader}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "chainer"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ chain = '''{chain}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "chained"', f"trust_policy = '''{from_chainer}'''",
+        f"policies = {{ read = '''{reader}''' }}",
+        "", "[[authorize_clients]]", 'name = "gw"',
+        f'token_sha256 = "{hashlib.sha256(GATEWAY_TOKEN.encode()).hexdigest()}"', "",
+    ])
+    keyless = start_keyless(work / "keyless", config)
+    try:
+        yield issuer, keyless
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def session(stack: tuple[Issuer, Keyless], role: str = "worker", sub_repo: str = REPO,
+            ref: str = "refs/heads/main", **claims: Any) -> dict[str, str]:
+    issuer, keyless = stack
+    tok = issuer.gha_token(repo=sub_repo, ref=ref, **claims) if claims else issuer.gha_token(repo=sub_repo, ref=ref)
+    res = keyless.awiwi(tok, role=role, session=f"s{secrets.token_hex(3)}")
+    assert res.credentials, res
+    return res.credentials
+
+
+def caller_ok(keyless: Keyless, creds: dict[str, str]) -> bool:
+    try:
+        keyless.boto3_client(creds).get_caller_identity()
+        return True
+    except ClientError as e:
+        err = e.response["Error"]
+        assert (err["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidClientTokenId", 403), err
+        return False
+
+
+def wait_revoked(keyless: Keyless, creds: dict[str, str], within: float = 1.0) -> float:
+    """Seconds until the session is refused; fails if it still works after `within`."""
+    start = time.monotonic()
+    while time.monotonic() - start < within + 0.5:
+        if not caller_ok(keyless, creds):
+            return time.monotonic() - start
+        time.sleep(0.05)
+    pytest.fail("session still accepted after revocation")
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(keyless_bin()), "revoke", *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env=env)
+
+
+def store_args(keyless: Keyless) -> list[str]:
+    return ["--config", str(keyless.config)]
+
+
+def api_env(keyless: Keyless, creds: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=creds["AccessKeyId"], AWS_SECRET_ACCESS_KEY=creds["SecretAccessKey"],
+               AWS_SESSION_TOKEN=creds["SessionToken"], AWS_REGION=REGION,
+               AWS_SHARED_CREDENTIALS_FILE=str(keyless.workdir / "none"), AWS_CONFIG_FILE=str(keyless.workdir / "none"))
+    return env
+
+
+def live_revocations(keyless: Keyless) -> list[dict[str, Any]]:
+    cp = cli("list", *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    return [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+
+
+def signed_call(keyless: Keyless, creds: dict[str, str], body: bytes, method: str = "POST",
+                service: str = "keyless") -> requests.Response:
+    """The revocation API called with a request botocore's own SigV4 signer signed."""
+    req = AWSRequest(method=method, url=keyless.url + "/v1/revocations", data=body,
+                     headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]),
+              service, REGION).add_auth(req)
+    prepared = req.prepare()
+    return requests.request(method, prepared.url, headers=dict(prepared.headers), data=body, timeout=10)
+
+
+def next_second() -> None:
+    """Token times have one-second resolution; start the next session in a later second."""
+    time.sleep(1.05 - (time.time() % 1.0))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_revoke_one_session_from_the_store_within_a_second(stack) -> None:
+    _, keyless = stack
+    victim, bystander = session(stack), session(stack)
+    assert caller_ok(keyless, victim) and caller_ok(keyless, bystander)
+    cp = cli("session", victim["AccessKeyId"], *store_args(keyless), "--reason", "leaked in a log", "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    out = json.loads(cp.stdout)
+    assert out["target"] == {"type": "session", "accessKeyId": victim["AccessKeyId"]}
+    assert out["createdBy"] == "operator" and out["reason"] == "leaked in a log" and out["account"] is None
+    took = wait_revoked(keyless, victim)
+    assert took <= 1.0, f"revocation took {took:.2f}s to reach the server"
+    assert caller_ok(keyless, bystander), "another session was hit"
+    # Chaining from a revoked session is refused too.
+    with pytest.raises(ClientError) as ei:
+        keyless.boto3_client(victim).assume_role(RoleArn=keyless.role_arn("deploy"), RoleSessionName="xx")
+    assert ei.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+def test_revoke_role_sessions_issued_before_now_new_ones_still_work(stack) -> None:
+    _, keyless = stack
+    old = [session(stack, role="other") for _ in range(3)]
+    worker = session(stack)
+    cp = cli("role", keyless.role_arn("other"), "--issued-before", "now", *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    assert "role" in cp.stdout and keyless.role_arn("other") in cp.stdout
+    for c in old:
+        wait_revoked(keyless, c)
+    assert caller_ok(keyless, worker), "a session of another role was hit"
+    next_second()
+    fresh = session(stack, role="other")
+    assert caller_ok(keyless, fresh), "a session issued after the instant must work"
+
+
+def test_revoke_role_with_an_instant_in_the_past_spares_later_sessions(stack) -> None:
+    _, keyless = stack
+    before = session(stack, role="other")
+    next_second()
+    cut = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    next_second()
+    after = session(stack, role="other")
+    cp = cli("role", keyless.role_arn("other"), "--issued-before", cut.isoformat().replace("+00:00", "Z"),
+             *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    wait_revoked(keyless, before)
+    assert caller_ok(keyless, after)
+
+
+def test_revoke_subject_ends_its_sessions_and_its_old_tokens(stack) -> None:
+    issuer, keyless = stack
+    leaked_repo = "octo-org/leaky"
+    token = issuer.gha_token(repo=leaked_repo)
+    res = keyless.awiwi(token, role="worker", session="leaky")
+    victim = res.credentials
+    assert victim, res
+    other = session(stack)
+    sub = f"repo:{leaked_repo}:ref:refs/heads/main"
+    cp = cli("subject", sub, "--provider", issuer.url, *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    wait_revoked(keyless, victim)
+    assert caller_ok(keyless, other)
+    # The leaked OIDC token cannot mint a new session any more.
+    again = keyless.awiwi(token, role="worker", session="leaky2")
+    assert (again.code, again.status) == ("IDPRejectedClaim", 403), again
+    assert again.credentials is None
+    # A token the platform issues later for the same subject works.
+    next_second()
+    fresh = keyless.awiwi(issuer.gha_token(repo=leaked_repo), role="worker", session="leaky3")
+    assert fresh.credentials, fresh
+
+
+def test_revoke_source_identity_reaches_chained_sessions(stack) -> None:
+    issuer, keyless = stack
+    tok = issuer.gha_token(**{"https://aws.amazon.com/source_identity": "mallory"})
+    res = keyless.awiwi(tok, role="chainer", session="si")
+    base = res.credentials
+    assert base, res
+    chained = keyless.boto3_client(base).assume_role(RoleArn=keyless.role_arn("chained"), RoleSessionName="chained")
+    c = {k: chained["Credentials"][k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    assert chained["SourceIdentity"] == "mallory"
+    bystander = session(stack)
+    cp = cli("source-identity", "mallory", *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    wait_revoked(keyless, base)
+    wait_revoked(keyless, c)
+    assert caller_ok(keyless, bystander)
+
+
+def test_revoke_key_version_after_rotation(tmp_path: Path) -> None:
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        old = keyless.awiwi(issuer.gha_token(), role="gha").credentials
+        assert old
+        # The current version cannot be revoked: new sessions would be born dead.
+        cp = cli("key-version", "1", "--config", str(keyless.config))
+        assert cp.returncode == 1 and "ValidationError" in cp.stderr and "rotate" in cp.stderr, cp.stderr
+        assert live_revocations(keyless) == []
+        assert keyless.rotate_keyring().returncode == 0
+        time.sleep(1.2)  # the server reloads the ring within a second
+        cp = cli("key-version", "1", "--config", str(keyless.config))
+        assert cp.returncode == 0, cp.stderr
+        wait_revoked(keyless, old)
+        new = keyless.awiwi(issuer.gha_token(), role="gha").credentials
+        assert new and caller_ok(keyless, new), "a session sealed with the new version must work"
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_revoked_session_is_refused_by_the_authorize_api(stack) -> None:
+    _, keyless = stack
+    creds = session(stack)
+
+    def ask() -> dict[str, Any]:
+        req = AWSRequest(method="GET", url="https://gw.example/artifacts/a.txt",
+                         headers={"x-amz-content-sha256": hashlib.sha256(b"").hexdigest()})
+        SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]),
+                  "s3", REGION).add_auth(req)
+        p = req.prepare()
+        headers = [[k, v] for k, v in p.headers.items()] + [["host", "gw.example"]]
+        r = requests.post(keyless.url + "/v1/authorize", timeout=10,
+                          headers={"Authorization": f"Bearer {GATEWAY_TOKEN}"},
+                          json={"method": "GET", "path": "/artifacts/a.txt", "headers": headers,
+                                "action": "s3:GetObject", "resource": "arn:aws:s3:::artifacts/a.txt",
+                                "region": REGION})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = ask()
+    assert first["allowed"] is True, first
+    assert cli("session", creds["AccessKeyId"], *store_args(keyless)).returncode == 0
+    deadline = time.monotonic() + 1.5
+    body = ask()
+    while body.get("authenticated") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        body = ask()
+    assert not body["authenticated"] and not body["allowed"], body
+    assert body["error"]["code"] == "InvalidToken", body
+
+
+def test_api_revocation_with_permission_takes_effect_at_once(stack) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    victim, bystander = session(stack), session(stack)
+    cp = cli("session", victim["AccessKeyId"], "--endpoint", keyless.url, "--reason", "incident 42",
+             "--format", "json", env=api_env(keyless, admin))
+    assert cp.returncode == 0, cp.stderr
+    out = json.loads(cp.stdout)
+    assert out["account"] == ACCOUNT
+    assert out["createdBy"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/revoker/")
+    # Same process: refused on the very next request, no polling delay.
+    assert not caller_ok(keyless, victim)
+    assert caller_ok(keyless, bystander)
+    listed = cli("list", "--endpoint", keyless.url, "--format", "json", env=api_env(keyless, admin))
+    assert listed.returncode == 0, listed.stderr
+    ids = [json.loads(line)["id"] for line in listed.stdout.splitlines()]
+    assert out["id"] in ids
+
+
+def test_api_revocation_without_permission_is_denied_and_changes_nothing(stack) -> None:
+    _, keyless = stack
+    worker, victim = session(stack), session(stack)
+    before = live_revocations(keyless)
+    cp = cli("session", victim["AccessKeyId"], "--endpoint", keyless.url, env=api_env(keyless, worker))
+    assert cp.returncode == 1, cp.stderr
+    assert "AccessDenied (HTTP 403)" in cp.stderr and "keyless:RevokeSessions" in cp.stderr, cp.stderr
+    cp = cli("role", keyless.role_arn("other"), "--endpoint", keyless.url, env=api_env(keyless, worker))
+    assert cp.returncode == 1 and "AccessDenied" in cp.stderr, cp.stderr
+    cp = cli("list", "--endpoint", keyless.url, env=api_env(keyless, worker))
+    assert cp.returncode == 1 and "AccessDenied" in cp.stderr, cp.stderr
+    assert live_revocations(keyless) == before
+    assert caller_ok(keyless, victim)
+
+
+def test_a_session_may_always_revoke_itself(stack) -> None:
+    _, keyless = stack
+    me = session(stack)  # the worker role has no keyless:* permission
+    r = signed_call(keyless, me, json.dumps({"type": "session", "value": me["AccessKeyId"],
+                                             "reason": "job finished"}).encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["revocation"]["target"]["accessKeyId"] == me["AccessKeyId"]
+    assert not caller_ok(keyless, me)
+    # Revoked: the session cannot even repeat the call.
+    r = signed_call(keyless, me, json.dumps({"type": "session", "value": me["AccessKeyId"]}).encode())
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "InvalidClientTokenId"), r.text
+
+
+def test_api_revocations_stay_in_the_callers_account(stack) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    before = live_revocations(keyless)
+    r = signed_call(keyless, admin, json.dumps({"type": "role", "value": "arn:aws:iam::210987654321:role/x"}).encode())
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "AccessDenied"), r.text
+    assert live_revocations(keyless) == before
+
+
+@pytest.mark.parametrize("body,code,status", [
+    (b"not json", "ValidationError", 400),
+    (b"[]", "ValidationError", 400),
+    (json.dumps({"type": "session"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "session", "value": "AKIAIOSFODNN7EXAMPLE"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "session", "value": 42}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "everything", "value": "x"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "role", "value": "arn:aws:iam::123456789012:user/bob"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "role", "value": f"arn:aws:iam::{ACCOUNT}:role/other",
+                 "issuedBefore": "2999-01-01T00:00:00Z"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "role", "value": f"arn:aws:iam::{ACCOUNT}:role/other",
+                 "issuedBefore": "last tuesday"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "subject", "value": "repo:o/r"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "subject", "value": "x" * 5000, "issuer": "https://i.example"}).encode(),
+     "ValidationError", 400),
+    (json.dumps({"type": "source-identity", "value": "a b"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "issuer", "value": "file:///etc/passwd"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "key-version", "value": "0"}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "source-identity", "value": "alice", "extra": 1}).encode(), "ValidationError", 400),
+    (json.dumps({"type": "source-identity", "value": "alice", "reason": "r" * 5000}).encode(),
+     "ValidationError", 400),
+])
+def test_bad_revocation_requests_are_refused_and_change_nothing(stack, body: bytes, code: str, status: int) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    before = live_revocations(keyless)
+    r = signed_call(keyless, admin, body)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+    assert live_revocations(keyless) == before
+
+
+def test_oversized_body_is_refused(stack) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    r = signed_call(keyless, admin, b'{"type":"session","value":"' + b"A" * 40000 + b'"}')
+    assert r.status_code == 413, r.text
+
+
+def test_unsigned_wrong_service_and_tampered_calls_are_refused(stack) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    before = live_revocations(keyless)
+    body = json.dumps({"type": "source-identity", "value": "alice"}).encode()
+    r = requests.post(keyless.url + "/v1/revocations", data=body, timeout=10)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "MissingAuthenticationToken"), r.text
+    r = signed_call(keyless, admin, body, service="sts")
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "SignatureDoesNotMatch"), r.text
+    req = AWSRequest(method="POST", url=keyless.url + "/v1/revocations", data=body,
+                     headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(admin["AccessKeyId"], admin["SecretAccessKey"], admin["SessionToken"]),
+              "keyless", REGION).add_auth(req)
+    p = req.prepare()
+    tampered = body.replace(b"alice", b"alicf")
+    r = requests.post(p.url, headers=dict(p.headers), data=tampered, timeout=10)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "SignatureDoesNotMatch"), r.text
+    assert live_revocations(keyless) == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["session", "not-a-key"], "ValidationError"),
+    (["role", "arn:aws:iam::123456789012:role/x", "--issued-before", "2999-01-01T00:00:00Z"], "future"),
+    (["subject", "repo:o/r", "--provider", "ftp://x"], "ValidationError"),
+    (["session", "ASIAAAAAAAAAAAAAAAAA", "--account", "12"], "--account"),
+])
+def test_cli_refuses_bad_input_and_changes_nothing(stack, args: list[str], needle: str) -> None:
+    _, keyless = stack
+    before = live_revocations(keyless)
+    cp = cli(*args, *store_args(keyless))
+    assert cp.returncode == 1, (cp.returncode, cp.stdout, cp.stderr)
+    assert needle in cp.stderr, cp.stderr
+    assert live_revocations(keyless) == before
+
+
+def test_cli_usage_and_io_errors_exit_2(tmp_path: Path) -> None:
+    cp = cli("session", "ASIAAAAAAAAAAAAAAAAA")
+    assert cp.returncode == 2 and "--data-dir" in cp.stderr, cp.stderr
+    cp = cli("session", "ASIAAAAAAAAAAAAAAAAA", "--data-dir", str(tmp_path))
+    assert cp.returncode == 2 and "key ring" in cp.stderr.lower(), cp.stderr
+    cp = cli("session", "ASIAAAAAAAAAAAAAAAAA", "--endpoint", "http://127.0.0.1:1",
+             env={"PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": "ASIAAAAAAAAAAAAAAAAA",
+                  "AWS_SECRET_ACCESS_KEY": "x" * 40, "AWS_SESSION_TOKEN": "t"})
+    assert cp.returncode == 2 and "cannot reach" in cp.stderr, cp.stderr
+    cp = cli("session", "ASIAAAAAAAAAAAAAAAAA", "--endpoint", "http://127.0.0.1:1",
+             env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
+    assert cp.returncode == 2 and "no AWS credentials" in cp.stderr, cp.stderr
