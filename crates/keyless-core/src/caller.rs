@@ -108,6 +108,49 @@ impl Caller {
         c
     }
 
+    /// Requires this caller's own policies (guardrails of its account, the role's current
+    /// policies, its boundary and the session policy) to allow `action` on `resource`; the
+    /// denial is AWS's "is not authorized to perform" with an encoded authorization message.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the snapshot, the sealer, the request and its time and origin"
+    )]
+    pub fn require_allowed(
+        &self,
+        directory: &Directory,
+        authorizer: &crate::sts::Authorizer<'_>,
+        action: &str,
+        resource: &str,
+        resource_account: Option<&str>,
+        now: OffsetDateTime,
+        origin: &Origin,
+    ) -> Result<(), ApiError> {
+        let context = self.context(now, origin);
+        let levels = directory.guardrail_levels(self.account());
+        let identity: Vec<&keyless_policy::Policy> =
+            self.role.inline.iter().map(|(_, p)| p).collect();
+        let policies = self.identity_policies(&levels, &identity);
+        let arn = self.arn();
+        let id = self.user_id();
+        let request = keyless_policy::Request {
+            principal: &arn,
+            action,
+            resource,
+            resource_account,
+            context: &context,
+        };
+        let on = if resource == "*" {
+            String::new()
+        } else {
+            format!(" on resource: {resource}")
+        };
+        authorizer
+            .require(crate::sts::Asker { arn: &arn, id: &id }, &request, &policies, || {
+                format!("User: {arn} is not authorized to perform: {action}{on} because no identity-based policy allows the {action} action")
+            })
+            .map(|_| ())
+    }
+
     /// The policies that bound this session: guardrails of its account, the role's current inline
     /// policies, its boundary and the session policy. `resource_policy` is left for the caller.
     pub fn identity_policies<'a>(

@@ -27,7 +27,6 @@
 
 use std::collections::HashMap;
 
-use keyless_policy::{Policy, Request};
 use keyless_token::SessionClaims;
 use keyless_types::{AccountId, OffsetDateTime};
 use serde_json::{Value, json};
@@ -35,7 +34,7 @@ use serde_json::{Value, json};
 use crate::caller::Caller;
 use crate::directory::Directory;
 use crate::error::ApiError;
-use crate::sts::{Asker, Authorizer, Origin, iso8601};
+use crate::sts::{Authorizer, Origin, iso8601};
 
 /// The longest a session can live (`MaxSessionDuration` tops out at 12 hours), plus the clock
 /// skew tokens are accepted with. A revocation older than this past its instant matches nothing.
@@ -730,25 +729,16 @@ fn require(
     action: &str,
     resource: &str,
 ) -> Result<(), ApiError> {
-    let context = caller.context(env.now, &env.origin);
-    let levels = env.directory.guardrail_levels(caller.account());
-    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
-    let policies = caller.identity_policies(&levels, &identity);
-    let arn = caller.arn();
-    let id = caller.user_id();
     let account = caller.account().to_string();
-    let request = Request {
-        principal: &arn,
+    caller.require_allowed(
+        env.directory,
+        &env.authorizer,
         action,
         resource,
-        resource_account: Some(&account),
-        context: &context,
-    };
-    env.authorizer
-        .require(Asker { arn: &arn, id: &id }, &request, &policies, || {
-            format!("User: {arn} is not authorized to perform: {action} on resource: {resource} because no identity-based policy allows the {action} action")
-        })
-        .map(|_| ())
+        Some(&account),
+        env.now,
+        &env.origin,
+    )
 }
 
 #[cfg(test)]

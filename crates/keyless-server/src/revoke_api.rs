@@ -190,16 +190,9 @@ async fn revoke(
         keys.ring.current_id(),
         now,
     )?;
-    let directory = state.directory.load();
-    let env = RevokeEnv {
-        directory: &directory,
-        authorizer: Authorizer {
-            sealer: &keys.sealer,
-        },
-        now,
-        origin,
-    };
-    let action = authorize_revocation(&env, caller, &spec)?;
+    let action = with_env(state, origin, |env| {
+        authorize_revocation(env, caller, &spec)
+    })?;
     if state.revocations.load().set.len() >= keyless_core::revocation::MAX_LIVE_REVOCATIONS {
         return Err(ApiError::new(
             "LimitExceeded",
@@ -221,18 +214,8 @@ async fn revoke(
 }
 
 fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiError> {
+    with_env(state, origin, |env| authorize_list(env, caller))?;
     let now = state.clock.now();
-    let keys = state.keys.load();
-    let directory = state.directory.load();
-    let env = RevokeEnv {
-        directory: &directory,
-        authorizer: Authorizer {
-            sealer: &keys.sealer,
-        },
-        now,
-        origin,
-    };
-    authorize_list(&env, caller)?;
     let mine: Vec<Value> = state
         .revocations
         .load()
@@ -243,6 +226,24 @@ fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiE
         .map(Revocation::to_json)
         .collect();
     Ok(json!({ "revocations": mine }))
+}
+
+/// Runs `f` with the current snapshot, sealer and time.
+fn with_env<T>(
+    state: &AppState,
+    origin: Origin,
+    f: impl FnOnce(&RevokeEnv<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let keys = state.keys.load();
+    let directory = state.directory.load();
+    f(&RevokeEnv {
+        directory: &directory,
+        authorizer: Authorizer {
+            sealer: &keys.sealer,
+        },
+        now: state.clock.now(),
+        origin,
+    })
 }
 
 /// The one place a revocation is recorded for the operator.

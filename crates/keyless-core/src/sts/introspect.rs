@@ -1,10 +1,9 @@
 //! GetCallerIdentity, GetAccessKeyInfo and DecodeAuthorizationMessage.
 
-use keyless_policy::{Policy, Request};
 use keyless_types::OffsetDateTime;
 
 use super::params::{Params, Problems, check_chars, check_len};
-use super::{Asker, Authorizer, Origin};
+use super::{Authorizer, Origin};
 use crate::caller::Caller;
 use crate::directory::Directory;
 use crate::error::ApiError;
@@ -44,24 +43,15 @@ pub struct IntrospectEnv<'a> {
 /// Requires the caller's own policies (guardrails, role policies, boundary, session policy) to
 /// allow `action` on `*`.
 fn require_own(env: &IntrospectEnv<'_>, caller: &Caller, action: &str) -> Result<(), ApiError> {
-    let context = caller.context(env.now, &env.origin);
-    let levels = env.directory.guardrail_levels(caller.account());
-    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
-    let policies = caller.identity_policies(&levels, &identity);
-    let arn = caller.arn();
-    let id = caller.user_id();
-    let request = Request {
-        principal: &arn,
+    caller.require_allowed(
+        env.directory,
+        &env.authorizer,
         action,
-        resource: "*",
-        resource_account: None,
-        context: &context,
-    };
-    env.authorizer
-        .require(Asker { arn: &arn, id: &id }, &request, &policies, || {
-            format!("User: {arn} is not authorized to perform: {action} because no identity-based policy allows the {action} action")
-        })
-        .map(|_| ())
+        "*",
+        None,
+        env.now,
+        &env.origin,
+    )
 }
 
 /// Answers `GetAccessKeyInfo` with the account an access key id belongs to.

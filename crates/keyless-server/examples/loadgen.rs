@@ -1,0 +1,292 @@
+//! A small HTTP/1.1 load generator for load runs against the real `keyless` binary, plus the
+//! crypto floors of the same run (`scripts/load-run` drives it).
+//!
+//! ```text
+//! loadgen floor
+//! loadgen http --url http://127.0.0.1:7707/ --method POST --body-file req.form \
+//!     --header 'content-type: application/x-www-form-urlencoded' \
+//!     --connections 32 --seconds 10 [--rate 5000] [--expect 200]
+//! ```
+//!
+//! `http` keeps `--connections` keep-alive connections busy for `--seconds` (closed loop), or,
+//! with `--rate`, sends that many requests per second spread evenly over the connections (open
+//! loop, latency measured from the scheduled send time so queueing counts). It prints one JSON
+//! line: requests, per-status counts, requests per second and latency percentiles.
+//! It writes pre-built request bytes and parses only the status line and `Content-Length`, so
+//! its own cost per request stays small next to the server's.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark tool: a failure should abort loudly"
+)]
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn args_all(args: &[String], name: &str) -> Vec<String> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].clone())
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("floor") => floor(),
+        Some("http") => http(&args),
+        _ => {
+            eprintln!("usage: loadgen floor | loadgen http --url URL [options] (see the source)");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Times `f` for about `secs` seconds and returns nanoseconds per call.
+fn time_per_call(secs: f64, mut f: impl FnMut()) -> f64 {
+    for _ in 0..200 {
+        f();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..100 {
+            f();
+        }
+        n += 100;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// The crypto floors on this core: RSA-2048 PKCS#1 verify (aws-lc-rs, what RS256 costs) and
+/// the SigV4 HMAC chain (key derivation + string-to-sign HMAC + SHA-256 of a canonical request).
+fn floor() {
+    let key = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let msg = vec![7u8; 700];
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &msg,
+        &mut sig,
+    )
+    .unwrap();
+    let public = signature::UnparsedPublicKey::new(
+        &signature::RSA_PKCS1_2048_8192_SHA256,
+        key.public_key().as_ref().to_vec(),
+    );
+    let rsa = time_per_call(2.0, || {
+        public.verify(black_box(&msg), black_box(&sig)).unwrap();
+    });
+    let secret =
+        keyless_types::SecretString::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into());
+    let canonical = "POST\n/\n\ncontent-type:application/x-www-form-urlencoded; charset=utf-8\nhost:127.0.0.1:7707\nx-amz-date:20270115T080000Z\nx-amz-security-token:token\n\ncontent-type;host;x-amz-date;x-amz-security-token\n3ba8907e7a252327488df390ed517c45b96dead033600219bdca7107d1d3f88a";
+    let hmac = time_per_call(2.0, || {
+        let key =
+            keyless_sigv4::SigningKey::derive(black_box(&secret), "20270115", "us-east-1", "sts");
+        let hash = keyless_sigv4::sha256_hex(canonical.as_bytes());
+        black_box(key.sign(
+            format!("AWS4-HMAC-SHA256\n20270115T080000Z\n20270115/us-east-1/sts/aws4_request\n{hash}")
+                .as_bytes(),
+        ));
+    });
+    println!(
+        "{}",
+        serde_json::json!({ "rsa2048_verify_ns": rsa, "hmac_chain_ns": hmac })
+    );
+}
+
+struct Target {
+    addr: String,
+    request: Vec<u8>,
+}
+
+fn build(args: &[String]) -> Target {
+    let url = arg(args, "--url").expect("--url");
+    let rest = url.strip_prefix("http://").expect("--url must be http://");
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let method = arg(args, "--method").unwrap_or_else(|| "GET".into());
+    let body = arg(args, "--body-file")
+        .map(|f| std::fs::read(f).expect("--body-file"))
+        .unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {hostport}\r\n");
+    for h in args_all(args, "--header") {
+        head.push_str(&h);
+        head.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(&body);
+    Target {
+        addr: hostport.to_owned(),
+        request,
+    }
+}
+
+/// Reads one response; returns its status.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).unwrap_or("");
+            let status: u16 = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            let total = end + 4 + len;
+            while buf.len() < total {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(status);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u32>,
+    status: BTreeMap<u16, u64>,
+    io_errors: u64,
+}
+
+fn http(args: &[String]) {
+    let target = Arc::new(build(args));
+    let connections: usize = arg(args, "--connections").map_or(16, |v| v.parse().unwrap());
+    let seconds: f64 = arg(args, "--seconds").map_or(10.0, |v| v.parse().unwrap());
+    let rate: Option<f64> = arg(args, "--rate").map(|v| v.parse().unwrap());
+    let threads: usize = arg(args, "--threads").map_or(1, |v| v.parse().unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stats, elapsed) = runtime.block_on(async move {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(seconds);
+        let mut tasks = Vec::new();
+        for c in 0..connections {
+            let target = Arc::clone(&target);
+            // Open loop: each connection sends every `interval`, offset so sends interleave.
+            let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+            let offset = interval.map(|i| i.mul_f64(c as f64 / connections as f64));
+            tasks.push(tokio::spawn(async move {
+                let mut stats = Stats::default();
+                let mut stream = TcpStream::connect(&target.addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(16 * 1024);
+                let mut next = start + offset.unwrap_or_default();
+                loop {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    let sent_at = if let Some(i) = interval {
+                        if next > now {
+                            tokio::time::sleep_until(next.into()).await;
+                        }
+                        let at = next;
+                        next += i;
+                        at
+                    } else {
+                        now
+                    };
+                    let ok = async {
+                        stream.write_all(&target.request).await?;
+                        read_response(&mut stream, &mut buf).await
+                    }
+                    .await;
+                    match ok {
+                        Ok(status) => {
+                            *stats.status.entry(status).or_default() += 1;
+                            let us = sent_at.elapsed().as_micros().min(u128::from(u32::MAX));
+                            stats.latencies_us.push(us as u32);
+                        }
+                        Err(_) => {
+                            stats.io_errors += 1;
+                            stream = TcpStream::connect(&target.addr).await.unwrap();
+                            stream.set_nodelay(true).unwrap();
+                        }
+                    }
+                }
+                stats
+            }));
+        }
+        let mut all = Stats::default();
+        for t in tasks {
+            let s = t.await.unwrap();
+            all.latencies_us.extend(s.latencies_us);
+            for (k, v) in s.status {
+                *all.status.entry(k).or_default() += v;
+            }
+            all.io_errors += s.io_errors;
+        }
+        (all, start.elapsed())
+    });
+    let mut lat = stats.latencies_us;
+    lat.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if lat.is_empty() {
+            0
+        } else {
+            lat[((lat.len() as f64 - 1.0) * p).round() as usize]
+        }
+    };
+    let n = lat.len();
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": n,
+            "seconds": elapsed.as_secs_f64(),
+            "rps": n as f64 / elapsed.as_secs_f64(),
+            "status": stats.status,
+            "io_errors": stats.io_errors,
+            "p50_us": pct(0.50), "p90_us": pct(0.90), "p99_us": pct(0.99), "p999_us": pct(0.999),
+            "connections": connections, "rate": rate,
+        })
+    );
+}
