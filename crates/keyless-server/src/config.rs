@@ -462,6 +462,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             trust_policy,
             inline_policies,
             permissions_boundary,
+            permissions_boundary_arn: None,
+            attached_policies: Vec::new(),
             max_session_duration: max,
             description: r.description.clone(),
             tags: r.tags.clone(),

@@ -305,7 +305,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     // Authorize before revealing anything about the target role.
     let Some(target) = env.directory.role_by_arn(&input.role_arn) else {
         let levels = env.directory.guardrail_levels(caller.account());
-        let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+        let identity: Vec<&Policy> = caller.role().identity_policies();
         let policies = caller.identity_policies(&levels, &identity);
         let request = Request {
             principal: &caller_arn,
@@ -318,7 +318,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         return Err(env.authorizer.deny(asker, &request, &decision, denial()));
     };
     let levels = env.directory.guardrail_levels(caller.account());
-    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+    let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = PolicySet {
         resource_policy: Some(&target.trust),
         ..caller.identity_policies(&levels, &identity)
