@@ -100,12 +100,12 @@ impl Directory {
             let arn = p.arn();
             let compiled = match p.default_document() {
                 Some(v) => match Policy::parse(&v.document, PolicyType::Identity) {
-                    Ok(c) => Some(c.with_label(format!(
-                        "managed policy {} ({})",
-                        p.name, p.default_version
-                    ))),
+                    Ok(c) => Some(
+                        c.with_label(format!("managed policy {} ({})", p.name, p.default_version)),
+                    ),
                     Err(e) => {
-                        d.problems.push(format!("managed policy {arn} does not parse: {e}"));
+                        d.problems
+                            .push(format!("managed policy {arn} does not parse: {e}"));
                         None
                     }
                 },

@@ -271,21 +271,25 @@ impl Store for SqliteStore {
                 .map_err(err("put provider"))?;
             }
             Change::DeleteProvider { account, url } => {
-                sqlx::query("DELETE FROM providers WHERE account = ? AND url = ? AND from_config = 0")
-                    .bind(account.to_string())
-                    .bind(url)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("delete provider"))?;
+                sqlx::query(
+                    "DELETE FROM providers WHERE account = ? AND url = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(url)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete provider"))?;
             }
             Change::PutRole(role) => put_role(&mut tx, role).await?,
             Change::DeleteRole { account, name } => {
-                sqlx::query("DELETE FROM roles WHERE account = ? AND name_folded = ? AND from_config = 0")
-                    .bind(account.to_string())
-                    .bind(name.to_lowercase())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err("delete role"))?;
+                sqlx::query(
+                    "DELETE FROM roles WHERE account = ? AND name_folded = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete role"))?;
             }
             Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
             Change::DeletePolicy { account, name } => {

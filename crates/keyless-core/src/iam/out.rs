@@ -38,7 +38,10 @@ impl Node {
     pub fn list(name: &'static str, items: Vec<Vec<Node>>) -> Node {
         Node::Group(
             name,
-            items.into_iter().map(|i| Node::Group("member", i)).collect(),
+            items
+                .into_iter()
+                .map(|i| Node::Group("member", i))
+                .collect(),
         )
     }
 

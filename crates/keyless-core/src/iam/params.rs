@@ -84,9 +84,9 @@ impl Check {
         if !check_len(&mut self.problems, v, field, 0, 1000) {
             return false;
         }
-        let ok = v.chars().all(|c| {
-            matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{a1}'..='\u{ff}')
-        });
+        let ok = v
+            .chars()
+            .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{a1}'..='\u{ff}'));
         if !ok {
             self.problems.push(
                 v,
@@ -125,7 +125,10 @@ impl Check {
             self.problems.push(
                 v,
                 field,
-                &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+                &format!(
+                    "Member must satisfy enum value set: [{}]",
+                    allowed.join(", ")
+                ),
             );
         }
         ok
@@ -239,7 +242,10 @@ pub fn merge_tags(
 }
 
 /// Removes tags (keys compared ignoring case, as IAM does); absent keys are ignored.
-pub fn remove_tags(current: &BTreeMap<String, String>, keys: &[String]) -> BTreeMap<String, String> {
+pub fn remove_tags(
+    current: &BTreeMap<String, String>,
+    keys: &[String],
+) -> BTreeMap<String, String> {
     current
         .iter()
         .filter(|(k, _)| !keys.iter().any(|r| r.eq_ignore_ascii_case(k)))

@@ -49,7 +49,10 @@ fn version_nodes(m: &ManagedPolicy, v: &PolicyVersion, with_document: bool) -> V
         n.push(Node::Document("Document", v.document.clone()));
     }
     n.push(Node::leaf("VersionId", v.version_id.clone()));
-    n.push(Node::flag("IsDefaultVersion", v.version_id == m.default_version));
+    n.push(Node::flag(
+        "IsDefaultVersion",
+        v.version_id == m.default_version,
+    ));
     n.push(Node::date("CreateDate", v.created));
     n
 }
@@ -71,9 +74,9 @@ fn version_param(c: &mut Check, p: &Params) -> String {
         .unwrap_or_default()
         .to_owned();
     if p.get("VersionId").is_some() {
-        let ok = v
-            .strip_prefix('v')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'));
+        let ok = v.strip_prefix('v').is_some_and(|n| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')
+        });
         if !ok {
             c.push(
                 &v,
@@ -204,7 +207,11 @@ pub(super) fn list(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     };
     let usage = p.get("PolicyUsageFilter").map(str::to_owned);
     if let Some(u) = &usage {
-        c.one_of(u, "policyUsageFilter", &["PermissionsPolicy", "PermissionsBoundary"]);
+        c.one_of(
+            u,
+            "policyUsageFilter",
+            &["PermissionsPolicy", "PermissionsBoundary"],
+        );
     }
     let prefix = p.get("PathPrefix").unwrap_or("/").to_owned();
     c.path_prefix(&prefix, "pathPrefix");
@@ -247,7 +254,9 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let m = authorized_policy(cx, "DeletePolicy", &arn)?;
     let policy = writable(&m)?;
     if m.attachment_count > 0 || m.boundary_count > 0 {
-        return Err(delete_conflict("Cannot delete a policy attached to entities."));
+        return Err(delete_conflict(
+            "Cannot delete a policy attached to entities.",
+        ));
     }
     if policy.versions.len() > 1 {
         return Err(delete_conflict(
@@ -365,7 +374,9 @@ pub(super) fn delete_version(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiE
     let mut policy = writable(&m)?;
     find_version(&policy, &arn, &version)?;
     if policy.default_version == version {
-        return Err(delete_conflict("Cannot delete the default version of a policy."));
+        return Err(delete_conflict(
+            "Cannot delete the default version of a policy.",
+        ));
     }
     policy.versions.retain(|v| v.version_id != version);
     Ok(IamOutcome::write(Change::PutPolicy(policy)))

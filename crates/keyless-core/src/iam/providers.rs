@@ -1,7 +1,10 @@
 //! OIDC identity providers: the issuers whose tokens roles of the account may trust.
 
 use super::params::{Check, check_tag_rules, merge_tags, remove_tags};
-use super::{Cx, IamOutcome, Node, already_exists, invalid_input, limit_exceeded, no_such_entity, unmodifiable};
+use super::{
+    Cx, IamOutcome, Node, already_exists, invalid_input, limit_exceeded, no_such_entity,
+    unmodifiable,
+};
 use crate::error::ApiError;
 use crate::model::{OidcProvider, Origin, issuer_key_prefix};
 use crate::ports::Change;
@@ -59,7 +62,11 @@ fn check_thumbprints(c: &mut Check, list: &[&str]) {
     }
     for t in list.iter().take(MAX_THUMBPRINTS + 1) {
         if c.len(t, "thumbprintList.member", 40, 40) && !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            c.push(t, "thumbprintList.member", "Member must be 40 hexadecimal characters");
+            c.push(
+                t,
+                "thumbprintList.member",
+                "Member must be 40 hexadecimal characters",
+            );
         }
     }
 }
@@ -82,9 +89,7 @@ fn authorized_provider(cx: &Cx<'_>, action: &str, arn: &str) -> Result<OidcProvi
         .providers()
         .find(|p| p.account == cx.account() && p.arn() == arn)
         .cloned()
-        .ok_or_else(|| {
-            no_such_entity(format!("OpenIDConnect Provider not found for arn {arn}"))
-        })
+        .ok_or_else(|| no_such_entity(format!("OpenIDConnect Provider not found for arn {arn}")))
 }
 
 fn writable(p: OidcProvider) -> Result<OidcProvider, ApiError> {
@@ -132,7 +137,9 @@ pub(super) fn create(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         .iter()
         .any(|p| issuer_key_prefix(&p.url).eq_ignore_ascii_case(issuer_key_prefix(&url)))
     {
-        return Err(already_exists(format!("Provider with url {url} already exists.")));
+        return Err(already_exists(format!(
+            "Provider with url {url} already exists."
+        )));
     }
     if mine.len() >= MAX_PROVIDERS {
         return Err(limit_exceeded(format!(
@@ -150,7 +157,10 @@ pub(super) fn create(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         allow_http: url.starts_with("http://"),
         url,
         client_ids: ids,
-        thumbprints: thumbprints.into_iter().map(|t| t.to_ascii_lowercase()).collect(),
+        thumbprints: thumbprints
+            .into_iter()
+            .map(|t| t.to_ascii_lowercase())
+            .collect(),
         tags: tags.into_iter().collect(),
         origin: Origin::Api,
         created: cx.now(),
@@ -190,7 +200,9 @@ pub(super) fn list(cx: &Cx<'_>) -> Result<IamOutcome, ApiError> {
     arns.sort();
     Ok(IamOutcome::result(vec![Node::list(
         "OpenIDConnectProviderList",
-        arns.into_iter().map(|a| vec![Node::leaf("Arn", a)]).collect(),
+        arns.into_iter()
+            .map(|a| vec![Node::leaf("Arn", a)])
+            .collect(),
     )]))
 }
 
@@ -198,7 +210,11 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let arn = arn_param(&mut c, p);
     c.finish()?;
-    let provider = writable(authorized_provider(cx, "DeleteOpenIDConnectProvider", &arn)?)?;
+    let provider = writable(authorized_provider(
+        cx,
+        "DeleteOpenIDConnectProvider",
+        &arn,
+    )?)?;
     Ok(IamOutcome::write(Change::DeleteProvider {
         account: provider.account,
         url: provider.url,
@@ -221,8 +237,11 @@ pub(super) fn add_client_id(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiEr
     let arn = arn_param(&mut c, p);
     let id = client_id_param(&mut c, p);
     c.finish()?;
-    let mut provider =
-        writable(authorized_provider(cx, "AddClientIDToOpenIDConnectProvider", &arn)?)?;
+    let mut provider = writable(authorized_provider(
+        cx,
+        "AddClientIDToOpenIDConnectProvider",
+        &arn,
+    )?)?;
     if provider.client_ids.contains(&id) {
         return Ok(IamOutcome::default());
     }
@@ -266,7 +285,10 @@ pub(super) fn update_thumbprint(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, A
         "UpdateOpenIDConnectProviderThumbprint",
         &arn,
     )?)?;
-    provider.thumbprints = thumbprints.into_iter().map(|t| t.to_ascii_lowercase()).collect();
+    provider.thumbprints = thumbprints
+        .into_iter()
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
     Ok(IamOutcome::write(Change::PutProvider(provider)))
 }
 

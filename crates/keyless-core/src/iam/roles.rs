@@ -195,7 +195,9 @@ pub(super) fn create<R: Rng + ?Sized>(
         }
     })?;
     if cx.directory().role(cx.account(), &name).is_some() {
-        return Err(already_exists(format!("Role with name {name} already exists.")));
+        return Err(already_exists(format!(
+            "Role with name {name} already exists."
+        )));
     }
     let count = cx
         .directory()
@@ -223,7 +225,10 @@ pub(super) fn create<R: Rng + ?Sized>(
         permissions_boundary: None,
         permissions_boundary_arn: boundary_arn,
         attached_policies: Vec::new(),
-        max_session_duration: max.flatten().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600),
+        max_session_duration: max
+            .flatten()
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(3600),
         description,
         tags: tags.into_iter().collect(),
         origin: Origin::Api,
@@ -487,9 +492,7 @@ pub(super) fn attach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         .managed_policy_by_arn(&arn)
         .filter(|m| m.policy.account == cx.account())
         .ok_or_else(|| {
-            no_such_entity(format!(
-                "Policy {arn} does not exist or is not attachable."
-            ))
+            no_such_entity(format!("Policy {arn} does not exist or is not attachable."))
         })?;
     if role.attached_policies.contains(&policy.arn) {
         return Ok(IamOutcome::default());
@@ -513,7 +516,8 @@ pub(super) fn detach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     })?;
     let mut role = writable(&r)?;
     let before = role.attached_policies.len();
-    role.attached_policies.retain(|a| !a.eq_ignore_ascii_case(&arn));
+    role.attached_policies
+        .retain(|a| !a.eq_ignore_ascii_case(&arn));
     if role.attached_policies.len() == before {
         return Err(no_such_entity(format!("Policy {arn} was not found.")));
     }

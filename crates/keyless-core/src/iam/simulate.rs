@@ -2,7 +2,9 @@
 //! guardrails of the account. Each result carries keyless's explanation in an extra
 //! `Explanation` element (SDKs ignore unknown elements).
 
-use keyless_policy::{Context, DecisionKind, Missing, Policy, PolicySet, PolicyType, Request, evaluate};
+use keyless_policy::{
+    Context, DecisionKind, Missing, Policy, PolicySet, PolicyType, Request, evaluate,
+};
 
 use super::params::{Check, parse_policy};
 use super::{Cx, IamOutcome, Node, invalid_input, no_such_entity};
@@ -23,14 +25,22 @@ struct Inputs {
 
 fn inputs(p: &Params, policies_required: bool) -> Result<Inputs, ApiError> {
     let mut c = Check::default();
-    let actions: Vec<String> = p.list("ActionNames").into_iter().map(str::to_owned).collect();
+    let actions: Vec<String> = p
+        .list("ActionNames")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     if actions.is_empty() {
         c.push("null", "actionNames", "Member must not be null");
     }
     for a in actions.iter().take(MAX_LIST + 1) {
         c.len(a, "actionNames.member", 3, 128);
     }
-    let mut resources: Vec<String> = p.list("ResourceArns").into_iter().map(str::to_owned).collect();
+    let mut resources: Vec<String> = p
+        .list("ResourceArns")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     for r in resources.iter().take(MAX_LIST + 1) {
         c.len(r, "resourceArns.member", 1, 2048);
     }
@@ -81,7 +91,11 @@ fn inputs(p: &Params, policies_required: bool) -> Result<Inputs, ApiError> {
         }
     }
     if actions.len() > MAX_LIST || resources.len() > MAX_LIST || docs.len() > MAX_LIST {
-        c.push("list", "simulation", "Member must have length less than or equal to 1000");
+        c.push(
+            "list",
+            "simulation",
+            "Member must have length less than or equal to 1000",
+        );
     }
     let page = c.page(p);
     c.finish()?;
@@ -138,7 +152,10 @@ fn results(
             context: &input.context,
         };
         let d = evaluate(&request, policies);
-        let decided_by = d.statement().map(|s| s.policy.to_string()).unwrap_or_default();
+        let decided_by = d
+            .statement()
+            .map(|s| s.policy.to_string())
+            .unwrap_or_default();
         let denied_by_guardrail = (d.kind() == DecisionKind::ExplicitlyDenied
             && decided_by.contains("guardrail"))
             || matches!(d.missing(), Some(Missing::Guardrail(_)));
@@ -162,7 +179,11 @@ fn results(
                             Node::leaf("SourcePolicyId", s.policy.to_string()),
                             Node::leaf(
                                 "SourcePolicyType",
-                                if s.policy.contains("guardrail") { "none" } else { "role" },
+                                if s.policy.contains("guardrail") {
+                                    "none"
+                                } else {
+                                    "role"
+                                },
                             ),
                         ]
                     })
@@ -178,7 +199,10 @@ fn results(
         if policies.boundary.is_some() {
             m.push(Node::Group(
                 "PermissionsBoundaryDecisionDetail",
-                vec![Node::flag("AllowedByPermissionsBoundary", !denied_by_boundary)],
+                vec![Node::flag(
+                    "AllowedByPermissionsBoundary",
+                    !denied_by_boundary,
+                )],
             ));
         }
         m.push(Node::leaf("Explanation", d.explanation()));
