@@ -1,0 +1,311 @@
+"""The IAM API end to end, from a config holding only an admin role and a provider: the admin
+federates, creates a provider, a role, inline and managed policies with boto3 and the AWS CLI;
+a CI token assumes the role and /v1/authorize answers exactly what the policies allow; edits
+and deletion change the live session's answers at once; long-term keys are impossible; risky
+trust policies need an acknowledgement; a guardrail caps session duration."""
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from iam_support import (
+    ADMIN_REPO, AUTHZ_TOKEN, BUCKET, IAM_NS, admin_config, admin_creds, assert_iam_error,
+    authorize_s3, cli_env, gha_trust, iam_client, iam_raw,
+)
+from keyless_e2e import (
+    ACCOUNT, AUD, Issuer, Keyless, _stop, encoded_auth_message, policy, start_issuer, start_keyless,
+)
+
+CI_REPO = "octo-org/app"
+CAP_GUARDRAIL = policy({
+    "Sid": "CapCappedSessions",
+    "Effect": "Deny",
+    "Action": "sts:AssumeRole*",
+    "Resource": "arn:aws:iam::*:role/capped/*",
+    "Condition": {"NumericGreaterThan": {"sts:DurationSeconds": "900"}},
+})
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Issuer, Keyless]]:
+    work = tmp_path_factory.mktemp("iam-flow")
+    for sub in ("a", "b"):
+        (work / sub).mkdir()
+    admin_issuer = start_issuer(work / "a")
+    ci_issuer = start_issuer(work / "b")
+    extra = "\n".join(["[[guardrails]]", f'target = "{ACCOUNT}"', 'name = "cap-capped-sessions"',
+                       f"document = '''{CAP_GUARDRAIL}'''"])
+    keyless = start_keyless(work / "keyless", admin_config(admin_issuer, work / "keyless" / "data", extra))
+    try:
+        yield admin_issuer, ci_issuer, keyless
+    finally:
+        _stop(keyless.proc)
+        _stop(ci_issuer.proc)
+        _stop(admin_issuer.proc)
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> dict[str, str]:
+    admin_issuer, _, keyless = stack
+    return admin_creds(keyless, admin_issuer)
+
+
+def test_end_to_end_role_lifecycle(stack, admin) -> None:
+    admin_issuer, ci_issuer, keyless = stack
+    iam = iam_client(keyless, admin)
+
+    # (2) a provider for the CI issuer, created with the AWS CLI.
+    env = cli_env(keyless, admin)
+    out = json.loads(keyless.aws("iam", "create-open-id-connect-provider", "--url", ci_issuer.url,
+                                 "--client-id-list", AUD, env=env).stdout)
+    provider_arn = out["OpenIDConnectProviderArn"]
+    assert provider_arn == f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ci_issuer.host}"
+    got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn)
+    assert got["Url"] == ci_issuer.host and got["ClientIDList"] == [AUD]
+    listed = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    assert provider_arn in listed and admin_issuer.provider_arn in listed
+
+    # A role with a GitHub trust policy, an inline policy and a managed policy.
+    trust = gha_trust(ci_issuer, CI_REPO)
+    role = iam.create_role(RoleName="ci", AssumeRolePolicyDocument=trust, Description="CI deploys",
+                           Tags=[{"Key": "team", "Value": "blue"}])["Role"]
+    assert role["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/ci" and role["RoleId"].startswith("AROA")
+    assert role["AssumeRolePolicyDocument"] == json.loads(trust)  # boto3 URL-decodes it
+    iam.put_role_policy(RoleName="ci", PolicyName="read", PolicyDocument=policy(
+        {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*"}))
+    write_v1 = policy({"Sid": "WriteUploads", "Effect": "Allow", "Action": "s3:PutObject",
+                       "Resource": f"arn:aws:s3:::{BUCKET}/up/*"})
+    managed = iam.create_policy(PolicyName="uploads", PolicyDocument=write_v1)["Policy"]
+    assert managed["Arn"] == f"arn:aws:iam::{ACCOUNT}:policy/uploads" and managed["DefaultVersionId"] == "v1"
+    iam.attach_role_policy(RoleName="ci", PolicyArn=managed["Arn"])
+    assert iam.get_policy(PolicyArn=managed["Arn"])["Policy"]["AttachmentCount"] == 1
+    attached = iam.list_attached_role_policies(RoleName="ci")["AttachedPolicies"]
+    assert attached == [{"PolicyName": "uploads", "PolicyArn": managed["Arn"]}]
+    assert iam.list_role_policies(RoleName="ci")["PolicyNames"] == ["read"]
+    doc = iam.get_role_policy(RoleName="ci", PolicyName="read")["PolicyDocument"]
+    assert doc["Statement"][0]["Sid"] == "ReadArtifacts"
+
+    # (3) a CI token assumes it; the session may do exactly what the policies allow.
+    res = keyless.awiwi(ci_issuer.gha_token(repo=CI_REPO), role="ci", session="build-1")
+    ci = res.credentials
+    assert ci, res
+    other = keyless.awiwi(ci_issuer.gha_token(repo="octo-org/other"), role="ci", session="other")
+    assert other.code == "AccessDenied", other
+
+    def decide(op: str, action: str, key: str, **kw: Any) -> str:
+        body = authorize_s3(keyless, ci, op, action, key, **kw)
+        if not body["authenticated"]:
+            return "unauthenticated"
+        return body["decision"]
+
+    assert decide("get_object", "s3:GetObject", "a/b.txt") == "Allowed"
+    assert decide("put_object", "s3:PutObject", "up/x", Body=b"x") == "Allowed"
+    assert decide("put_object", "s3:PutObject", "other/x", Body=b"x") == "ImplicitlyDenied"
+    assert decide("delete_object", "s3:DeleteObject", "a/b.txt") == "ImplicitlyDenied"
+
+    # (4) edits change the live session's answers at once.
+    iam.put_role_policy(RoleName="ci", PolicyName="read", PolicyDocument=policy(
+        {"Sid": "ReadOnlyDocs", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/docs/*"}))
+    assert decide("get_object", "s3:GetObject", "a/b.txt") == "ImplicitlyDenied"
+    assert decide("get_object", "s3:GetObject", "docs/b.txt") == "Allowed"
+    v2 = iam.create_policy_version(PolicyArn=managed["Arn"], SetAsDefault=True, PolicyDocument=policy(
+        {"Sid": "WriteOther", "Effect": "Allow", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/other/*"}))["PolicyVersion"]
+    assert v2["VersionId"] == "v2" and v2["IsDefaultVersion"]
+    assert decide("put_object", "s3:PutObject", "up/x", Body=b"x") == "ImplicitlyDenied"
+    assert decide("put_object", "s3:PutObject", "other/x", Body=b"x") == "Allowed"
+    iam.set_default_policy_version(PolicyArn=managed["Arn"], VersionId="v1")
+    assert decide("put_object", "s3:PutObject", "up/x", Body=b"x") == "Allowed"
+    iam.detach_role_policy(RoleName="ci", PolicyArn=managed["Arn"])
+    assert decide("put_object", "s3:PutObject", "up/x", Body=b"x") == "ImplicitlyDenied"
+
+    # The simulator explains with the same engine.
+    sim = iam_raw(keyless, admin, {"Action": "SimulatePrincipalPolicy",
+                                   "PolicySourceArn": role["Arn"],
+                                   "ActionNames.member.1": "s3:GetObject",
+                                   "ResourceArns.member.1": f"arn:aws:s3:::{BUCKET}/docs/k"})
+    assert sim.status == 200, sim
+    assert sim.all("EvalDecision") == ["allowed"], sim
+    assert "ReadOnlyDocs" in sim.all("Explanation")[0], sim
+
+    # (5) deleting the role ends the session.
+    with pytest.raises(ClientError) as e:
+        iam.delete_role(RoleName="ci")
+    assert_iam_error(e.value, "DeleteConflict", 409)
+    iam.delete_role_policy(RoleName="ci", PolicyName="read")
+    iam.delete_role(RoleName="ci")
+    with pytest.raises(ClientError) as e:
+        iam.get_role(RoleName="ci")
+    assert_iam_error(e.value, "NoSuchEntity", 404)
+    body = authorize_s3(keyless, ci, "get_object", "s3:GetObject", "docs/b.txt")
+    assert not body["authenticated"], body
+    assert keyless.awiwi(ci_issuer.gha_token(repo=CI_REPO), role="ci").code == "AccessDenied"
+    # The managed policy is free now; it deletes only after its extra version is gone.
+    with pytest.raises(ClientError) as e:
+        iam.delete_policy(PolicyArn=managed["Arn"])
+    assert_iam_error(e.value, "DeleteConflict", 409)
+    iam.delete_policy_version(PolicyArn=managed["Arn"], VersionId="v2")
+    iam.delete_policy(PolicyArn=managed["Arn"])
+    iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn)
+    with pytest.raises(ClientError) as e:
+        iam.get_open_id_connect_provider(OpenIDConnectProviderArn=provider_arn)
+    assert_iam_error(e.value, "NoSuchEntity", 404)
+
+
+def decoded_denial(keyless: Keyless, admin: dict[str, str], message: str) -> dict[str, Any]:
+    encoded = encoded_auth_message(message)
+    cp = keyless.aws("sts", "decode-authorization-message", "--encoded-message", encoded,
+                     env=cli_env(keyless, admin))
+    return json.loads(json.loads(cp.stdout)["DecodedMessage"])
+
+
+@pytest.mark.parametrize("call,kwargs", [
+    ("create_access_key", {"UserName": "deployer"}),
+    ("create_access_key", {}),
+    ("create_user", {"UserName": "deployer"}),
+    ("create_login_profile", {"UserName": "deployer", "Password": "Sup3r-s3cret!"}),
+    ("update_access_key", {"UserName": "deployer", "AccessKeyId": "AKIAIOSFODNN7EXAMPLE", "Status": "Active"}),
+])
+def test_long_term_keys_are_denied_even_for_the_admin(stack, admin, call, kwargs) -> None:
+    _, _, keyless = stack
+    iam = iam_client(keyless, admin)
+    with pytest.raises(ClientError) as e:
+        getattr(iam, call)(**kwargs)
+    assert_iam_error(e.value, "AccessDenied", 403)
+    message = e.value.response["Error"]["Message"]
+    assert "explicit deny in a service control policy" in message, message
+    assert "Sup3r" not in message
+    decoded = decoded_denial(keyless, admin, message)
+    assert decoded["explicitDeny"] is True
+    assert "no-long-term-keys" in decoded["explanation"], decoded
+    assert "no-long-term-keys" in json.dumps(decoded["matchedStatements"]), decoded
+
+
+def test_long_term_keys_with_the_cli(stack, admin) -> None:
+    _, _, keyless = stack
+    cp = keyless.aws("iam", "create-user", "--user-name", "deployer", env=cli_env(keyless, admin), check=False)
+    assert cp.returncode != 0 and "AccessDenied" in cp.stderr, cp.stderr
+    assert "no-long-term-keys" in cp.stderr, cp.stderr
+
+
+def test_risky_trust_policy_needs_the_acknowledgement_tag(stack, admin) -> None:
+    admin_issuer, _, keyless = stack
+    iam = iam_client(keyless, admin)
+    h = admin_issuer.host
+    no_sub = policy({"Effect": "Allow", "Principal": {"Federated": admin_issuer.provider_arn},
+                     "Action": "sts:AssumeRoleWithWebIdentity",
+                     "Condition": {"StringEquals": {f"{h}:aud": AUD}}})
+    with pytest.raises(ClientError) as e:
+        iam.create_role(RoleName="open", AssumeRolePolicyDocument=no_sub)
+    assert_iam_error(e.value, "MalformedPolicyDocument", 400)
+    assert "MISSING_SUB_CONDITION" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError):
+        iam.get_role(RoleName="open")
+    # A tag naming another finding does not acknowledge this one.
+    with pytest.raises(ClientError) as e:
+        iam.create_role(RoleName="open", AssumeRolePolicyDocument=no_sub,
+                        Tags=[{"Key": "keyless:acknowledge-risk", "Value": "OVERLY_BROAD_GITHUB_SUB"}])
+    assert_iam_error(e.value, "MalformedPolicyDocument", 400)
+    role = iam.create_role(RoleName="open", AssumeRolePolicyDocument=no_sub,
+                           Tags=[{"Key": "keyless:acknowledge-risk", "Value": "MISSING_SUB_CONDITION"}])["Role"]
+    assert role["RoleName"] == "open"
+    assert "trust policy risk acknowledged" in keyless.stderr()
+    # UpdateAssumeRolePolicy: the role's tag is the acknowledgement; without it, refused.
+    safe = gha_trust(admin_issuer, ADMIN_REPO)
+    iam.update_assume_role_policy(RoleName="open", PolicyDocument=safe)
+    iam.untag_role(RoleName="open", TagKeys=["keyless:acknowledge-risk"])
+    with pytest.raises(ClientError) as e:
+        iam.update_assume_role_policy(RoleName="open", PolicyDocument=no_sub)
+    assert_iam_error(e.value, "MalformedPolicyDocument", 400)
+    assert iam.get_role(RoleName="open")["Role"]["AssumeRolePolicyDocument"] == json.loads(safe)
+    # Duplicate keys are always an error, acknowledged or not.
+    dup = '{"Version":"2012-10-17","Version":"2012-10-17","Statement":[]}'
+    with pytest.raises(ClientError) as e:
+        iam.create_role(RoleName="dup", AssumeRolePolicyDocument=dup,
+                        Tags=[{"Key": "keyless:acknowledge-risk", "Value": "DUPLICATE_KEY"}])
+    assert_iam_error(e.value, "MalformedPolicyDocument", 400)
+    iam.delete_role(RoleName="open")
+
+
+def test_guardrail_caps_session_duration(stack, admin) -> None:
+    _, ci_issuer, keyless = stack
+    iam = iam_client(keyless, admin)
+    iam.create_open_id_connect_provider(Url=ci_issuer.url, ClientIDList=[AUD])
+    iam.create_role(RoleName="short", Path="/capped/", AssumeRolePolicyDocument=gha_trust(ci_issuer, CI_REPO),
+                    MaxSessionDuration=7200)
+    token = ci_issuer.gha_token(repo=CI_REPO)
+    denied = keyless.sts_raw({"Action": "AssumeRoleWithWebIdentity",
+                              "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/capped/short",
+                              "RoleSessionName": "capped", "WebIdentityToken": token, "DurationSeconds": 3600})
+    assert denied.code == "AccessDenied" and denied.status == 403, denied
+    decoded = decoded_denial(keyless, admin, denied.message or "")
+    assert "cap-capped-sessions" in decoded["explanation"], decoded
+    ok = keyless.sts_raw({"Action": "AssumeRoleWithWebIdentity",
+                          "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/capped/short",
+                          "RoleSessionName": "capped", "WebIdentityToken": token, "DurationSeconds": 900})
+    assert ok.credentials, ok
+    # The same guardrail applies to the simulator.
+    sim = iam_raw(keyless, admin, {"Action": "SimulateCustomPolicy",
+                                   "PolicyInputList.member.1": policy({"Effect": "Allow", "Action": "iam:*", "Resource": "*"}),
+                                   "ActionNames.member.1": "iam:CreateAccessKey",
+                                   "ActionNames.member.2": "iam:GetRole"})
+    assert sim.all("EvalDecision") == ["explicitDeny", "allowed"], sim
+    assert sim.all("AllowedByOrganizations") == ["false", "true"], sim
+    assert "no-long-term-keys" in sim.all("Explanation")[0], sim
+
+
+def test_config_entities_are_visible_but_unmodifiable(stack, admin) -> None:
+    admin_issuer, _, keyless = stack
+    iam = iam_client(keyless, admin)
+    role = iam.get_role(RoleName="admin")["Role"]
+    assert role["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/admin"
+    for call, kw in [
+        ("delete_role", {"RoleName": "admin"}),
+        ("update_role", {"RoleName": "admin", "MaxSessionDuration": 7200}),
+        ("put_role_policy", {"RoleName": "admin", "PolicyName": "x",
+                             "PolicyDocument": policy({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})}),
+        ("delete_role_policy", {"RoleName": "admin", "PolicyName": "admin"}),
+        ("tag_role", {"RoleName": "admin", "Tags": [{"Key": "k", "Value": "v"}]}),
+        ("update_assume_role_policy", {"RoleName": "admin", "PolicyDocument": gha_trust(admin_issuer, ADMIN_REPO)}),
+        ("delete_open_id_connect_provider", {"OpenIDConnectProviderArn": admin_issuer.provider_arn}),
+        ("add_client_id_to_open_id_connect_provider", {"OpenIDConnectProviderArn": admin_issuer.provider_arn,
+                                                        "ClientID": "other"}),
+    ]:
+        with pytest.raises(ClientError) as e:
+            getattr(iam, call)(**kw)
+        assert_iam_error(e.value, "UnmodifiableEntity", 400)
+    after = iam.get_role(RoleName="admin")["Role"]
+    assert after == role
+    assert iam.list_role_policies(RoleName="admin")["PolicyNames"] == ["admin"]
+    got = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=admin_issuer.provider_arn)
+    assert got["ClientIDList"] == [AUD]
+
+
+def test_api_entities_survive_a_restart(tmp_path: Path) -> None:
+    (tmp_path / "i").mkdir()
+    issuer = start_issuer(tmp_path / "i")
+    config = admin_config(issuer, tmp_path / "keyless" / "data")
+    keyless = start_keyless(tmp_path / "keyless", config)
+    try:
+        iam = iam_client(keyless, admin_creds(keyless, issuer))
+        created = iam.create_role(RoleName="kept", AssumeRolePolicyDocument=gha_trust(issuer, "octo-org/x"))["Role"]
+        iam.create_policy(PolicyName="kept-policy", PolicyDocument=policy({"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}))
+        iam.attach_role_policy(RoleName="kept", PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/kept-policy")
+    finally:
+        _stop(keyless.proc)
+    keyless = start_keyless(tmp_path / "keyless2", config)
+    try:
+        iam = iam_client(keyless, admin_creds(keyless, issuer))
+        role = iam.get_role(RoleName="kept")["Role"]
+        assert role["RoleId"] == created["RoleId"]
+        assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName="kept")["AttachedPolicies"]] == ["kept-policy"]
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
