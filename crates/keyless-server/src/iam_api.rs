@@ -214,7 +214,7 @@ pub fn render(action: &str, result: Option<&[Node]>, request_id: &str) -> String
 fn write_node(out: &mut String, n: &Node) {
     match n {
         Node::Leaf(name, text) => {
-            out.push_str(&format!("<{name}>{}</{name}>", escape(text.as_str())));
+            out.push_str(&format!("<{name}>{}</{name}>", crate::xml::text(text)));
         }
         Node::Document(name, text) => {
             out.push_str(&format!("<{name}>{}</{name}>", url_encode(text)));
