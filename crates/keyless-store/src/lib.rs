@@ -739,6 +739,120 @@ mod tests {
         store.ping().await.unwrap();
     }
 
+    fn api_policy() -> ManagedPolicy {
+        ManagedPolicy {
+            account: acct(),
+            name: "Uploads".into(),
+            path: "/ci/".into(),
+            policy_id: "ANPAAAAAAAAAAAAAAAAAA".into(),
+            description: "d".into(),
+            versions: vec![
+                PolicyVersion {
+                    version_id: "v1".into(),
+                    document: "{\"v\":1}".into(),
+                    created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+                },
+                PolicyVersion {
+                    version_id: "v3".into(),
+                    document: "{\"v\":3}".into(),
+                    created: OffsetDateTime::from_unix_timestamp(1_700_000_100).unwrap(),
+                },
+            ],
+            default_version: "v3".into(),
+            next_version: 4,
+            tags: BTreeMap::from([("k".into(), "v".into())]),
+            origin: Origin::Api,
+            created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            updated: OffsetDateTime::from_unix_timestamp(1_700_000_100).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn api_writes_round_trip_and_survive_apply_config() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.apply_config(&config()).await.unwrap();
+        let policy = api_policy();
+        store
+            .write(&Change::PutPolicy(policy.clone()))
+            .await
+            .unwrap();
+        let mut api_role = role("builder", "AROACCCCCCCCCCCCCCCCC");
+        api_role.origin = Origin::Api;
+        api_role.attached_policies = vec![policy.arn()];
+        api_role.permissions_boundary_arn = Some(policy.arn());
+        store
+            .write(&Change::PutRole(api_role.clone()))
+            .await
+            .unwrap();
+        let mut provider = config().providers[0].clone();
+        provider.url = "https://api.example".into();
+        provider.origin = Origin::Api;
+        store
+            .write(&Change::PutProvider(provider.clone()))
+            .await
+            .unwrap();
+
+        // A restart applies the config again: API entities stay as they are.
+        store.apply_config(&config()).await.unwrap();
+        let loaded = store.load().await.unwrap();
+        assert_eq!(loaded.policies, vec![policy.clone()]);
+        assert!(loaded.roles.contains(&api_role));
+        assert!(loaded.providers.contains(&provider));
+        assert_eq!(loaded.roles.len(), 2);
+
+        // Replacing a role replaces its children; deleting removes them.
+        api_role.attached_policies.clear();
+        api_role.inline_policies.clear();
+        store
+            .write(&Change::PutRole(api_role.clone()))
+            .await
+            .unwrap();
+        assert!(store.load().await.unwrap().roles.contains(&api_role));
+        store
+            .write(&Change::DeleteRole {
+                account: acct(),
+                name: "BUILDER".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .write(&Change::DeletePolicy {
+                account: acct(),
+                name: "uploads".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .write(&Change::DeleteProvider {
+                account: acct(),
+                url: provider.url.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.load().await.unwrap(), config());
+    }
+
+    #[tokio::test]
+    async fn api_deletes_never_touch_config_entities() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.apply_config(&config()).await.unwrap();
+        store
+            .write(&Change::DeleteRole {
+                account: acct(),
+                name: "deploy".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .write(&Change::DeleteProvider {
+                account: acct(),
+                url: "https://issuer.example".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.load().await.unwrap(), config());
+    }
+
     #[test]
     fn role_ids_look_like_aws() {
         let id = new_role_id();
