@@ -309,3 +309,43 @@ def test_api_entities_survive_a_restart(tmp_path: Path) -> None:
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_policy_arns_session_policies_resolve_to_managed_policies(stack, admin) -> None:
+    _, ci_issuer, keyless = stack
+    iam = iam_client(keyless, admin)
+    try:
+        iam.create_open_id_connect_provider(Url=ci_issuer.url, ClientIDList=[AUD])
+    except ClientError as e:
+        assert_iam_error(e, "EntityAlreadyExists", 409)
+    iam.create_role(RoleName="scoped", AssumeRolePolicyDocument=gha_trust(ci_issuer, CI_REPO))
+    iam.put_role_policy(RoleName="scoped", PolicyName="all-reads", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}))
+    arn = iam.create_policy(PolicyName="docs-only", PolicyDocument=policy(
+        {"Sid": "DocsOnly", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/docs/*"}))["Policy"]["Arn"]
+    token = ci_issuer.gha_token(repo=CI_REPO)
+    missing = keyless.awiwi(token, role="scoped", session="scoped",
+                            **{"PolicyArns.member.1.arn": f"arn:aws:iam::{ACCOUNT}:policy/missing"})
+    assert (missing.code, missing.status) == ("MalformedPolicyDocument", 400), missing
+    res = keyless.awiwi(token, role="scoped", session="scoped", **{"PolicyArns.member.1.arn": arn})
+    creds = res.credentials
+    assert creds and res.values.get("PackedPolicySize"), res
+
+    def decide(key: str) -> str:
+        body = authorize_s3(keyless, creds, "get_object", "s3:GetObject", key)
+        return body["decision"] if body["authenticated"] else "unauthenticated"
+
+    assert decide("docs/a") == "Allowed"
+    assert decide("src/a") == "ImplicitlyDenied"
+    # A new default version bounds the live session at once.
+    iam.create_policy_version(PolicyArn=arn, SetAsDefault=True, PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/src/*"}))
+    assert decide("docs/a") == "ImplicitlyDenied"
+    assert decide("src/a") == "Allowed"
+    # Deleting the policy leaves the session with nothing (fail closed).
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v1")
+    iam.delete_policy(PolicyArn=arn)
+    assert decide("src/a") == "ImplicitlyDenied"
+    iam.delete_role_policy(RoleName="scoped", PolicyName="all-reads")
+    iam.delete_role(RoleName="scoped")

@@ -232,13 +232,6 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         ),
         None => None,
     };
-    if let Some(arn) = input.policy_arns.first() {
-        return Err(ApiError::new(
-            "MalformedPolicyDocument",
-            400,
-            format!("The policy {arn} does not exist or is not attachable."),
-        ));
-    }
 
     // Tags and source identity carried from the calling session.
     let inherited: Vec<(String, String)> = caller
@@ -343,6 +336,12 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     if input.source_identity.is_some() && caller.claims().source_identity.is_none() {
         check("sts:SetSourceIdentity")?;
     }
+
+    super::session_policies::check_policy_arns(
+        env.directory,
+        target.role.account,
+        &input.policy_arns,
+    )?;
 
     // Duration limits are checked after authorization, as AWS does.
     if duration > CHAINED_MAX {
