@@ -1,5 +1,7 @@
 //! `Policy::merged`: a set of session policies evaluated as one.
 
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
 use keyless_policy::{Context, DecisionKind, Policy, PolicySet, PolicyType, Request, evaluate};
 
 fn session(resource: &str) -> Policy {
