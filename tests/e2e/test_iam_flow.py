@@ -349,3 +349,44 @@ def test_policy_arns_session_policies_resolve_to_managed_policies(stack, admin) 
     assert decide("src/a") == "ImplicitlyDenied"
     iam.delete_role_policy(RoleName="scoped", PolicyName="all-reads")
     iam.delete_role(RoleName="scoped")
+
+
+def test_builtin_guardrail_can_be_turned_off_but_keys_still_do_not_exist(tmp_path: Path) -> None:
+    (tmp_path / "i").mkdir()
+    issuer = start_issuer(tmp_path / "i")
+    config = admin_config(issuer, tmp_path / "keyless" / "data", "[builtin_guardrails]\nno_long_term_keys = false\n")
+    keyless = start_keyless(tmp_path / "keyless", config)
+    try:
+        iam = iam_client(keyless, admin_creds(keyless, issuer))
+        with pytest.raises(ClientError) as e:
+            iam.create_access_key(UserName="deployer")
+        assert_iam_error(e.value, "AccessDenied", 403)
+        message = e.value.response["Error"]["Message"]
+        assert "no long-term access keys" in message and "service control policy" not in message, message
+        sim = iam_raw(keyless, admin_creds(keyless, issuer), {
+            "Action": "SimulatePrincipalPolicy", "PolicySourceArn": f"arn:aws:iam::{ACCOUNT}:role/admin",
+            "ActionNames.member.1": "iam:CreateUser"})
+        assert sim.all("EvalDecision") == ["allowed"], sim
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_config_may_not_redeclare_the_builtin_guardrail(tmp_path: Path) -> None:
+    import subprocess
+
+    from keyless_e2e import keyless_bin
+    (tmp_path / "i").mkdir()
+    issuer = start_issuer(tmp_path / "i")
+    try:
+        deny = policy({"Effect": "Deny", "Action": "iam:*", "Resource": "*"})
+        text = admin_config(issuer, tmp_path / "data", "\n".join([
+            "[[guardrails]]", 'target = "/"', 'name = "no-long-term-keys"', f"document = '''{deny}'''"]))
+        cfg = tmp_path / "k.toml"
+        cfg.write_text(text)
+        cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(cfg), "--listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert cp.returncode != 0
+        assert "no-long-term-keys is attached at the root already" in cp.stderr + cp.stdout
+    finally:
+        _stop(issuer.proc)
