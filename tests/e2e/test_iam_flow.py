@@ -390,3 +390,36 @@ def test_config_may_not_redeclare_the_builtin_guardrail(tmp_path: Path) -> None:
         assert "no-long-term-keys is attached at the root already" in cp.stderr + cp.stdout
     finally:
         _stop(issuer.proc)
+
+
+def test_permissions_boundary_bounds_live_sessions(stack, admin) -> None:
+    _, ci_issuer, keyless = stack
+    iam = iam_client(keyless, admin)
+    try:
+        iam.create_open_id_connect_provider(Url=ci_issuer.url, ClientIDList=[AUD])
+    except ClientError as e:
+        assert_iam_error(e, "EntityAlreadyExists", 409)
+    boundary = iam.create_policy(PolicyName="read-boundary", Path="/boundaries/", PolicyDocument=policy(
+        {"Sid": "OnlyReads", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}))["Policy"]["Arn"]
+    assert boundary == f"arn:aws:iam::{ACCOUNT}:policy/boundaries/read-boundary"
+    iam.create_role(RoleName="bounded", AssumeRolePolicyDocument=gha_trust(ci_issuer, CI_REPO))
+    iam.put_role_policy(RoleName="bounded", PolicyName="all-s3", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}))
+    creds = keyless.awiwi(ci_issuer.gha_token(repo=CI_REPO), role="bounded", session="bounded").credentials
+    assert creds
+    assert authorize_s3(keyless, creds, "put_object", "s3:PutObject", "k", Body=b"x")["decision"] == "Allowed"
+    iam.put_role_permissions_boundary(RoleName="bounded", PermissionsBoundary=boundary)
+    got = iam.get_role(RoleName="bounded")["Role"]["PermissionsBoundary"]
+    assert got == {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": boundary}
+    assert authorize_s3(keyless, creds, "put_object", "s3:PutObject", "k", Body=b"x")["decision"] == "ImplicitlyDenied"
+    assert authorize_s3(keyless, creds, "get_object", "s3:GetObject", "k")["decision"] == "Allowed"
+    assert iam.get_policy(PolicyArn=boundary)["Policy"]["PermissionsBoundaryUsageCount"] == 1
+    with pytest.raises(ClientError) as e:
+        iam.delete_policy(PolicyArn=boundary)
+    assert_iam_error(e.value, "DeleteConflict", 409)
+    iam.delete_role_permissions_boundary(RoleName="bounded")
+    assert "PermissionsBoundary" not in iam.get_role(RoleName="bounded")["Role"]
+    assert authorize_s3(keyless, creds, "put_object", "s3:PutObject", "k", Body=b"x")["decision"] == "Allowed"
+    iam.delete_policy(PolicyArn=boundary)
+    iam.delete_role_policy(RoleName="bounded", PolicyName="all-s3")
+    iam.delete_role(RoleName="bounded")

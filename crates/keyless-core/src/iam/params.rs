@@ -258,8 +258,13 @@ pub fn remove_tags(
 pub fn parse_policy(doc: &str, ty: PolicyType) -> Result<Policy, ApiError> {
     Policy::parse(doc, ty).map_err(|e| {
         if e.aws_code() == "LimitExceeded" {
+            let quota = if ty == PolicyType::Trust {
+                "ACLSizePerRole"
+            } else {
+                "PolicySize"
+            };
             super::limit_exceeded(format!(
-                "Cannot exceed quota for PolicySize: {}",
+                "Cannot exceed quota for {quota}: {}",
                 ty.max_size()
             ))
         } else {

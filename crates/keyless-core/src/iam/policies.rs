@@ -217,11 +217,7 @@ pub(super) fn list(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     c.path_prefix(&prefix, "pathPrefix");
     let page = c.page(p);
     c.finish()?;
-    cx.authorize(
-        "ListPolicies",
-        &format!("arn:aws:iam::{}:policy/*", cx.account()),
-        |_| {},
-    )?;
+    cx.authorize("ListPolicies", "*", |_| {})?;
     // keyless has no AWS managed policies: the AWS scope is empty.
     let items: Vec<&Arc<CompiledManagedPolicy>> = cx
         .directory()
@@ -230,8 +226,8 @@ pub(super) fn list(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         .filter(|m| m.policy.path.starts_with(&prefix))
         .filter(|m| !only_attached || m.attachment_count > 0 || m.boundary_count > 0)
         .filter(|m| match usage.as_deref() {
-            Some("PermissionsPolicy") => m.attachment_count > 0 || !only_attached,
-            Some("PermissionsBoundary") => m.boundary_count > 0 || !only_attached,
+            Some("PermissionsPolicy") => m.attachment_count > 0,
+            Some("PermissionsBoundary") => m.boundary_count > 0,
             _ => true,
         })
         .collect();
@@ -351,7 +347,11 @@ pub(super) fn list_versions(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiEr
     // Newest first, as AWS lists them.
     let versions: Vec<&PolicyVersion> = m.policy.versions.iter().collect();
     let (items, mut tail) = page.apply(versions, |v| {
-        let n: u32 = v.version_id[1..].parse().unwrap_or(0);
+        let n: u32 = v
+            .version_id
+            .strip_prefix('v')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         format!("{:010}", u32::MAX - n)
     })?;
     let mut nodes = vec![Node::list(

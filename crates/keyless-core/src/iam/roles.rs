@@ -256,11 +256,8 @@ pub(super) fn list(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     c.path_prefix(&prefix, "pathPrefix");
     let page = c.page(p);
     c.finish()?;
-    cx.authorize(
-        "ListRoles",
-        &format!("arn:aws:iam::{}:role/*", cx.account()),
-        |_| {},
-    )?;
+    // ListRoles has no resource type: policies grant it on "*", as on AWS.
+    cx.authorize("ListRoles", "*", |_| {})?;
     let roles: Vec<&Arc<CompiledRole>> = cx
         .directory()
         .roles()
