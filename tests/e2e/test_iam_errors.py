@@ -259,3 +259,14 @@ def test_documents_come_back_url_encoded(stack) -> None:
     assert json.loads(urllib.parse.unquote(raw)) == json.loads(ALLOW_S3)
     role = iam_raw(keyless, creds, {"Action": "GetRole", "RoleName": "base"})
     assert role.all("CreateDate")[0].endswith("Z") and len(role.all("CreateDate")[0]) == 20
+
+
+def test_unsigned_iam_calls_are_refused_in_the_iam_namespace(stack, iam) -> None:
+    import requests
+    _, keyless, _ = stack
+    before = snapshot(iam)
+    r = requests.post(keyless.url + "/", data={"Action": "CreateRole", "Version": "2010-05-08", "RoleName": "anon",
+                                               "AssumeRolePolicyDocument": "{}"}, timeout=10)
+    assert r.status_code == 403 and "<Code>MissingAuthenticationToken</Code>" in r.text, r.text
+    assert f'xmlns="{IAM_NS}"' in r.text
+    assert snapshot(iam) == before

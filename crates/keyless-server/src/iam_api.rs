@@ -29,6 +29,9 @@ pub struct IamSettings {
     pub allow_loopback_http_providers: bool,
 }
 
+/// The IAM API version.
+pub const VERSION: &str = "2010-05-08";
+
 /// Serializes IAM writes: check, write and rebuild happen under it, so two concurrent
 /// `CreateRole`s of one name cannot both succeed.
 static WRITE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -76,7 +79,7 @@ pub async fn handle(
         return Err(ApiError::new("MissingAction", 400, "Missing Action"));
     }
     if let Some(v) = params.get("Version")
-        && v != "2010-05-08"
+        && v != VERSION
     {
         return Err(ApiError::new(
             "InvalidAction",
@@ -86,6 +89,13 @@ pub async fn handle(
                 action.chars().take(64).collect::<String>(),
                 v.chars().take(16).collect::<String>()
             ),
+        ));
+    }
+    if !crate::query_api::is_signed(uri, headers) {
+        return Err(ApiError::new(
+            "MissingAuthenticationToken",
+            403,
+            "Request is missing Authentication Token",
         ));
     }
     let _guard = if is_read(action) {

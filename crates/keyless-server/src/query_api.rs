@@ -40,8 +40,14 @@ pub async fn handle(
         source_ip: peer.ip(),
         secure_transport: false,
     };
-    let iam = crate::iam_api::is_iam_request(&uri, &headers);
-    let (action, result) = match collect_params(&method, &uri, &headers, &body) {
+    let signed_for_iam = crate::iam_api::is_iam_request(&uri, &headers);
+    let params = collect_params(&method, &uri, &headers, &body);
+    // IAM is told from STS by the credential scope, or, for an unsigned call, by its version.
+    let iam = signed_for_iam
+        || params
+            .as_ref()
+            .is_ok_and(|p| p.get("Version") == Some(crate::iam_api::VERSION));
+    let (action, result) = match params {
         Ok(params) if iam => {
             let action = params.action().unwrap_or("").to_owned();
             let result = crate::iam_api::handle(
@@ -207,7 +213,8 @@ fn collect_params(
     Params::from_pairs(pairs)
 }
 
-fn is_signed(uri: &Uri, headers: &HeaderMap) -> bool {
+/// True when the request carries a SigV4 signature (header or presigned query).
+pub fn is_signed(uri: &Uri, headers: &HeaderMap) -> bool {
     headers.contains_key(header::AUTHORIZATION)
         || uri.query().is_some_and(|q| {
             q.split('&')
