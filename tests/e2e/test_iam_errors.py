@@ -270,3 +270,13 @@ def test_unsigned_iam_calls_are_refused_in_the_iam_namespace(stack, iam) -> None
     assert r.status_code == 403 and "<Code>MissingAuthenticationToken</Code>" in r.text, r.text
     assert f'xmlns="{IAM_NS}"' in r.text
     assert snapshot(iam) == before
+
+
+def test_policy_tags(iam) -> None:
+    iam.tag_policy(PolicyArn=POLICY_ARN, Tags=[{"Key": "owner", "Value": "platform"}])
+    assert iam.list_policy_tags(PolicyArn=POLICY_ARN)["Tags"] == [{"Key": "owner", "Value": "platform"}]
+    assert iam.get_policy(PolicyArn=POLICY_ARN)["Policy"]["Tags"] == [{"Key": "owner", "Value": "platform"}]
+    expect_error(iam, "tag_policy", {"PolicyArn": MISSING_ARN, "Tags": [{"Key": "a", "Value": "b"}]}, "NoSuchEntity", 404)
+    expect_error(iam, "tag_policy", {"PolicyArn": POLICY_ARN, "Tags": [{"Key": "aws:a", "Value": "b"}]}, "InvalidInput", 400)
+    iam.untag_policy(PolicyArn=POLICY_ARN, TagKeys=["OWNER"])
+    assert iam.list_policy_tags(PolicyArn=POLICY_ARN)["Tags"] == []

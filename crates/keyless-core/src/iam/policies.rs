@@ -394,3 +394,46 @@ pub(super) fn set_default(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErro
     policy.updated = cx.now();
     Ok(IamOutcome::write(Change::PutPolicy(policy)))
 }
+
+pub(super) fn tag(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
+    let mut c = Check::default();
+    let arn = arn_param(&mut c, p);
+    let tags = c.tags(p);
+    if tags.is_empty() {
+        c.push("null", "tags", "Member must not be null");
+    }
+    c.finish()?;
+    let m = authorized_policy(cx, "TagPolicy", &arn)?;
+    let mut policy = writable(&m)?;
+    policy.tags = super::params::merge_tags(&policy.tags, &tags)?;
+    Ok(IamOutcome::write(Change::PutPolicy(policy)))
+}
+
+pub(super) fn untag(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
+    let mut c = Check::default();
+    let arn = arn_param(&mut c, p);
+    let keys = c.tag_keys(p);
+    c.finish()?;
+    let m = authorized_policy(cx, "UntagPolicy", &arn)?;
+    let mut policy = writable(&m)?;
+    policy.tags = super::params::remove_tags(&policy.tags, &keys);
+    Ok(IamOutcome::write(Change::PutPolicy(policy)))
+}
+
+pub(super) fn list_tags(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
+    let mut c = Check::default();
+    let arn = arn_param(&mut c, p);
+    let page = c.page(p);
+    c.finish()?;
+    let m = authorized_policy(cx, "ListPolicyTags", &arn)?;
+    let tags: Vec<(String, String)> = m
+        .policy
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let (items, mut tail) = page.apply(tags, |(k, _)| k.clone())?;
+    let mut nodes = vec![Node::tags(&items.into_iter().collect())];
+    nodes.append(&mut tail);
+    Ok(IamOutcome::result(nodes))
+}
