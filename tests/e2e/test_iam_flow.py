@@ -134,6 +134,8 @@ def test_end_to_end_role_lifecycle(stack, admin) -> None:
     assert sim.status == 200, sim
     assert sim.all("EvalDecision") == ["allowed"], sim
     assert "ReadOnlyDocs" in sim.all("Explanation")[0], sim
+    assert sim.all("SourcePolicyType") == ["role"], sim
+    assert sim.all("AllowedByOrganizations") == ["true"], sim
 
     # (5) deleting the role ends the session.
     with pytest.raises(ClientError) as e:

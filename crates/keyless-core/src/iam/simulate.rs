@@ -177,14 +177,7 @@ fn results(
                     .map(|s| {
                         vec![
                             Node::leaf("SourcePolicyId", s.policy.to_string()),
-                            Node::leaf(
-                                "SourcePolicyType",
-                                if s.policy.contains("guardrail") {
-                                    "none"
-                                } else {
-                                    "role"
-                                },
-                            ),
+                            Node::leaf("SourcePolicyType", source_policy_type(&s.policy)),
                         ]
                     })
                     .into_iter()
@@ -211,6 +204,17 @@ fn results(
     let mut nodes = vec![Node::list("EvaluationResults", members)];
     nodes.append(&mut tail);
     Ok(nodes)
+}
+
+/// AWS's `SourcePolicyType` for a policy label set by the directory.
+fn source_policy_type(label: &str) -> &'static str {
+    if label.starts_with("inline policy") {
+        "role"
+    } else if label.starts_with("managed policy") {
+        "user-managed"
+    } else {
+        "none"
+    }
 }
 
 pub(super) fn principal(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
