@@ -183,7 +183,7 @@ async fn apply(state: &AppState, change: &Change) -> Result<(), ApiError> {
         error!("reloading the store after an iam write failed: {e}");
         ApiError::internal()
     })?;
-    let directory = Directory::build(&entities);
+    let directory = Directory::build_reusing(&entities, Some(&state.directory.load()));
     for p in &directory.problems {
         error!("{p}");
     }

@@ -664,3 +664,67 @@ fn providers_need_https_and_are_unique() {
         Some("token.actions.githubusercontent.com")
     );
 }
+
+#[test]
+fn rebuilding_reuses_unchanged_roles_only() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let arn = "arn:aws:iam::123456789012:policy/read";
+    w.call(
+        "admin",
+        "AttachRolePolicy",
+        &[("RoleName", "ci"), ("PolicyArn", arn)],
+    )
+    .unwrap();
+    let before = w.directory();
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "other"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    let after = Directory::build_reusing(&w.entities, Some(&before));
+    let same = |d: &Directory, name: &str| d.role(acct(), name).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &same(&before, "ci"),
+        &same(&after, "ci")
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &same(&before, "admin"),
+        &same(&after, "admin")
+    ));
+    // A new default version of an attached policy recompiles the role.
+    let deny_all = doc(r#"{"Effect":"Allow","Action":"s3:PutObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreatePolicyVersion",
+        &[
+            ("PolicyArn", arn),
+            ("PolicyDocument", &deny_all),
+            ("SetAsDefault", "true"),
+        ],
+    )
+    .unwrap();
+    let changed = Directory::build_reusing(&w.entities, Some(&after));
+    assert!(!std::sync::Arc::ptr_eq(
+        &same(&after, "ci"),
+        &same(&changed, "ci")
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &same(&after, "admin"),
+        &same(&changed, "admin")
+    ));
+    assert!(same(&changed, "ci").managed[0].1.label().contains("(v2)"));
+}
