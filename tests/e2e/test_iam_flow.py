@@ -425,3 +425,39 @@ def test_permissions_boundary_bounds_live_sessions(stack, admin) -> None:
     iam.delete_policy(PolicyArn=boundary)
     iam.delete_role_policy(RoleName="bounded", PolicyName="all-s3")
     iam.delete_role(RoleName="bounded")
+
+
+def test_guardrails_restrict_issuers_and_require_claims(tmp_path: Path) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    trusted = start_issuer(tmp_path / "a")
+    other = start_issuer(tmp_path / "b")
+    h = trusted.host
+    only_trusted = policy(
+        {"Sid": "OnlyTrustedIssuer", "Effect": "Deny", "Action": "sts:AssumeRoleWithWebIdentity", "Resource": "*",
+         "Condition": {"StringNotEquals": {"aws:FederatedProvider": trusted.provider_arn}}},
+        {"Sid": "OnlyOurOrg", "Effect": "Deny", "Action": "sts:AssumeRoleWithWebIdentity", "Resource": "*",
+         "Condition": {"StringNotEqualsIfExists": {f"{h}:repository_owner": "octo-org"}}},
+    )
+    extra = "\n".join(["[[guardrails]]", 'target = "/workloads"', 'name = "issuers-and-claims"',
+                       f"document = '''{only_trusted}'''"])
+    keyless = start_keyless(tmp_path / "keyless", admin_config(trusted, tmp_path / "keyless" / "data", extra))
+    try:
+        admin = admin_creds(keyless, trusted)
+        iam = iam_client(keyless, admin)
+        iam.create_open_id_connect_provider(Url=other.url, ClientIDList=[AUD])
+        iam.create_role(RoleName="from-other", AssumeRolePolicyDocument=gha_trust(other, "octo-org/app"))
+        iam.create_role(RoleName="from-trusted", AssumeRolePolicyDocument=gha_trust(trusted, "*/app"),
+                        Tags=[{"Key": "keyless:acknowledge-risk", "Value": "OVERLY_BROAD_GITHUB_SUB"}])
+        denied = keyless.awiwi(other.gha_token(repo="octo-org/app"), role="from-other", session="other")
+        assert (denied.code, denied.status) == ("AccessDenied", 403), denied
+        assert "OnlyTrustedIssuer" in decoded_denial(keyless, admin, denied.message or "")["explanation"]
+        ok = keyless.awiwi(trusted.gha_token(repo="octo-org/app"), role="from-trusted", session="ours")
+        assert ok.credentials, ok
+        foreign = keyless.awiwi(trusted.gha_token(repo="evil-org/app"), role="from-trusted", session="theirs")
+        assert (foreign.code, foreign.status) == ("AccessDenied", 403), foreign
+        assert "OnlyOurOrg" in decoded_denial(keyless, admin, foreign.message or "")["explanation"]
+    finally:
+        _stop(keyless.proc)
+        _stop(other.proc)
+        _stop(trusted.proc)
