@@ -84,6 +84,8 @@ fn world() -> Entities {
                 document: perms.to_string(),
             }],
             permissions_boundary: None,
+            permissions_boundary_arn: None,
+            attached_policies: vec![],
             max_session_duration: 3600,
             description: String::new(),
             tags: Default::default(),
@@ -96,6 +98,7 @@ fn world() -> Entities {
             document: guardrail.to_string(),
             origin: Src::Config,
         }],
+        policies: vec![],
     }
 }
 

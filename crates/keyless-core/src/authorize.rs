@@ -216,7 +216,7 @@ pub fn authorize(
         }
     }
     let levels = directory.guardrail_levels(caller.account());
-    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+    let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = caller.identity_policies(&levels, &identity);
     let arn = caller.arn();
     let request = Request {

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 /// Largest encoded message we accept back (AWS: 1-10240 characters).
 pub const MAX_ENCODED_LEN: usize = 10240;
 const AAD: &[u8] = b"keyless authorization message v1";
+const PREFIX: char = 'K';
 
 /// Seals and opens authorization messages.
 pub struct MessageSealer {
@@ -50,7 +51,9 @@ impl MessageSealer {
             .map_err(|_| ApiError::internal())?;
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&buf);
-        Ok(URL_SAFE_NO_PAD.encode(out))
+        // A fixed first letter: base64url may start with `-`, which command lines take for an
+        // option (`aws sts decode-authorization-message --encoded-message -…` fails).
+        Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
     /// Opens an encoded message; any tampering is `InvalidAuthorizationMessageException`.
@@ -65,9 +68,8 @@ impl MessageSealer {
         if encoded.is_empty() || encoded.len() > MAX_ENCODED_LEN {
             return Err(invalid());
         }
-        let raw = URL_SAFE_NO_PAD
-            .decode(encoded.trim())
-            .map_err(|_| invalid())?;
+        let body = encoded.trim().strip_prefix(PREFIX).ok_or_else(invalid)?;
+        let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| invalid())?;
         if raw.len() < NONCE_LEN + 16 {
             return Err(invalid());
         }
@@ -141,6 +143,14 @@ mod tests {
         let s = sealer();
         let sealed = s.seal("{\"allowed\":false}").unwrap();
         assert_eq!(s.open(&sealed).unwrap(), "{\"allowed\":false}");
+    }
+
+    #[test]
+    fn messages_never_start_with_a_dash() {
+        let s = sealer();
+        for _ in 0..256 {
+            assert!(s.seal("{}").unwrap().starts_with('K'));
+        }
     }
 
     #[test]

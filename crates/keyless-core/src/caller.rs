@@ -127,8 +127,7 @@ impl Caller {
     ) -> Result<(), ApiError> {
         let context = self.context(now, origin);
         let levels = directory.guardrail_levels(self.account());
-        let identity: Vec<&keyless_policy::Policy> =
-            self.role.inline.iter().map(|(_, p)| p).collect();
+        let identity = self.role.identity_policies();
         let policies = self.identity_policies(&levels, &identity);
         let arn = self.arn();
         let id = self.user_id();
@@ -282,14 +281,7 @@ pub fn authenticate_any(
         .role_by_arn(&opened.claims.role_arn)
         .filter(|r| r.role.role_id == opened.claims.role_id)
         .ok_or_else(invalid)?;
-    let session_policy = match &opened.claims.session_policy {
-        Some(doc) => Some(
-            keyless_policy::Policy::parse(doc, keyless_policy::PolicyType::Session)
-                .map_err(|_| ApiError::internal())?
-                .with_label("session policy"),
-        ),
-        None => None,
-    };
+    let session_policy = crate::sts::session_policies::resolve(directory, &opened.claims)?;
     let caller = Caller {
         access_key_id: auth.access_key_id.clone(),
         claims: opened.claims,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use keyless_policy::{Policy, PolicyType};
 use keyless_types::{AccountId, Arn};
 
-use crate::model::{Account, Entities, Guardrail, OidcProvider, Role};
+use crate::model::{Account, Entities, Guardrail, ManagedPolicy, OidcProvider, Role};
 
 /// A role with its policies compiled.
 #[derive(Debug)]
@@ -24,8 +24,38 @@ pub struct CompiledRole {
     pub trust: Policy,
     /// Inline identity policies, by name.
     pub inline: Vec<(String, Policy)>,
-    /// The permissions boundary.
+    /// Attached managed policies (their default versions), by ARN.
+    pub managed: Vec<(String, Policy)>,
+    /// The permissions boundary (a document from the config file, or a managed policy's default
+    /// version).
     pub boundary: Option<Policy>,
+}
+
+impl CompiledRole {
+    /// Every identity policy of the role: inline policies, then attached managed policies.
+    pub fn identity_policies(&self) -> Vec<&Policy> {
+        self.inline
+            .iter()
+            .chain(self.managed.iter())
+            .map(|(_, p)| p)
+            .collect()
+    }
+}
+
+/// A managed policy with its default version compiled.
+#[derive(Debug)]
+pub struct CompiledManagedPolicy {
+    /// The stored policy.
+    pub policy: ManagedPolicy,
+    /// Its ARN.
+    pub arn: String,
+    /// The default version, compiled; `None` when it no longer parses (roles that attach it are
+    /// then disabled).
+    pub compiled: Option<Policy>,
+    /// How many roles attach it.
+    pub attachment_count: usize,
+    /// How many roles use it as permissions boundary.
+    pub boundary_count: usize,
 }
 
 /// A guardrail with its document compiled.
@@ -44,6 +74,7 @@ pub struct Directory {
     providers: HashMap<(AccountId, String), OidcProvider>,
     roles: HashMap<(AccountId, String), Arc<CompiledRole>>,
     guardrails: HashMap<String, Vec<CompiledGuardrail>>,
+    policies: HashMap<(AccountId, String), Arc<CompiledManagedPolicy>>,
     full_access: Option<Policy>,
     /// Problems found while compiling (logged by the edge).
     pub problems: Vec<String>,
@@ -52,6 +83,13 @@ pub struct Directory {
 impl Directory {
     /// Compiles a snapshot.
     pub fn build(entities: &Entities) -> Directory {
+        Directory::build_reusing(entities, None)
+    }
+
+    /// Compiles a snapshot, reusing the compiled roles of `previous` whose stored role and
+    /// managed policies are unchanged (an IAM write changes one entity; recompiling thousands
+    /// of unchanged trust policies would make every write slow).
+    pub fn build_reusing(entities: &Entities, previous: Option<&Directory>) -> Directory {
         let mut d = Directory {
             full_access: Policy::parse(FULL_ACCESS, PolicyType::Guardrail)
                 .ok()
@@ -64,8 +102,57 @@ impl Directory {
         for p in &entities.providers {
             d.providers.insert((p.account, p.url.clone()), p.clone());
         }
+        let mut managed: HashMap<String, CompiledManagedPolicy> = HashMap::new();
+        for p in &entities.policies {
+            let arn = p.arn();
+            let compiled = match p.default_document() {
+                Some(v) => match Policy::parse(&v.document, PolicyType::Identity) {
+                    Ok(c) => Some(
+                        c.with_label(format!("managed policy {} ({})", p.name, p.default_version)),
+                    ),
+                    Err(e) => {
+                        d.problems
+                            .push(format!("managed policy {arn} does not parse: {e}"));
+                        None
+                    }
+                },
+                None => {
+                    d.problems
+                        .push(format!("managed policy {arn} has no default version"));
+                    None
+                }
+            };
+            managed.insert(
+                arn.clone(),
+                CompiledManagedPolicy {
+                    policy: p.clone(),
+                    arn,
+                    compiled,
+                    attachment_count: 0,
+                    boundary_count: 0,
+                },
+            );
+        }
         for r in &entities.roles {
-            match compile_role(r) {
+            for a in &r.attached_policies {
+                if let Some(m) = managed.get_mut(a) {
+                    m.attachment_count += 1;
+                }
+            }
+            if let Some(m) = r
+                .permissions_boundary_arn
+                .as_ref()
+                .and_then(|a| managed.get_mut(a))
+            {
+                m.boundary_count += 1;
+            }
+        }
+        for r in &entities.roles {
+            if let Some(prev) = previous.and_then(|p| p.reusable_role(r, &managed)) {
+                d.roles.insert((r.account, r.name.to_lowercase()), prev);
+                continue;
+            }
+            match compile_role(r, &managed) {
                 Ok(c) => {
                     d.roles
                         .insert((r.account, r.name.to_lowercase()), Arc::new(c));
@@ -74,6 +161,12 @@ impl Directory {
                     .problems
                     .push(format!("role {} is disabled: {e}", r.arn())),
             }
+        }
+        for (_, m) in managed {
+            d.policies.insert(
+                (m.policy.account, m.policy.name.to_lowercase()),
+                Arc::new(m),
+            );
         }
         for g in &entities.guardrails {
             match Policy::parse(&g.document, PolicyType::Guardrail) {
@@ -100,6 +193,29 @@ impl Directory {
             }
         }
         d
+    }
+
+    /// This snapshot's compiled `r`, when `r` and every managed policy it uses are unchanged.
+    fn reusable_role(
+        &self,
+        r: &Role,
+        managed: &HashMap<String, CompiledManagedPolicy>,
+    ) -> Option<Arc<CompiledRole>> {
+        let prev = self.roles.get(&(r.account, r.name.to_lowercase()))?;
+        if prev.role != *r {
+            return None;
+        }
+        let unchanged = r
+            .attached_policies
+            .iter()
+            .chain(r.permissions_boundary_arn.iter())
+            .all(
+                |arn| match (self.managed_policy_by_arn(arn), managed.get(arn)) {
+                    (Some(old), Some(new)) => old.policy == new.policy,
+                    _ => false,
+                },
+            );
+        unchanged.then(|| Arc::clone(prev))
     }
 
     fn broken_levels_push(&mut self, target: &str) {
@@ -160,6 +276,46 @@ impl Directory {
         (role.role.path == want_path).then(|| Arc::clone(role))
     }
 
+    /// Every role, in no particular order.
+    pub fn roles(&self) -> impl Iterator<Item = &Arc<CompiledRole>> {
+        self.roles.values()
+    }
+
+    /// A managed policy by account and name (ignoring case).
+    pub fn managed_policy(
+        &self,
+        account: AccountId,
+        name: &str,
+    ) -> Option<Arc<CompiledManagedPolicy>> {
+        self.policies.get(&(account, name.to_lowercase())).cloned()
+    }
+
+    /// A managed policy by ARN: same account, path and name (name ignoring case).
+    pub fn managed_policy_by_arn(&self, arn: &str) -> Option<Arc<CompiledManagedPolicy>> {
+        let parsed = Arn::parse(arn).ok()?;
+        if parsed.service != "iam" || !parsed.region.is_empty() {
+            return None;
+        }
+        let account = AccountId::parse(&parsed.account).ok()?;
+        let rest = parsed.resource.strip_prefix("policy/")?;
+        let (path, name) = match rest.rfind('/') {
+            Some(i) => (&rest[..=i], &rest[i + 1..]),
+            None => ("", rest),
+        };
+        let p = self.policies.get(&(account, name.to_lowercase()))?;
+        (p.policy.path == format!("/{path}")).then(|| Arc::clone(p))
+    }
+
+    /// Every managed policy, in no particular order.
+    pub fn managed_policies(&self) -> impl Iterator<Item = &Arc<CompiledManagedPolicy>> {
+        self.policies.values()
+    }
+
+    /// The guardrails attached to one target (`/`, an OU path or an account id).
+    pub fn guardrails_at(&self, target: &str) -> &[CompiledGuardrail] {
+        self.guardrails.get(target).map_or(&[], Vec::as_slice)
+    }
+
     /// A role by account and name.
     pub fn role(&self, account: AccountId, name: &str) -> Option<Arc<CompiledRole>> {
         self.roles.get(&(account, name.to_lowercase())).cloned()
@@ -198,7 +354,10 @@ impl Directory {
 
 const FULL_ACCESS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FullAWSAccess","Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-fn compile_role(r: &Role) -> Result<CompiledRole, String> {
+fn compile_role(
+    r: &Role,
+    managed: &HashMap<String, CompiledManagedPolicy>,
+) -> Result<CompiledRole, String> {
     let arn = r.arn();
     let trust = Policy::parse(&r.trust_policy, PolicyType::Trust)
         .map_err(|e| format!("trust policy: {e}"))?
@@ -210,19 +369,37 @@ fn compile_role(r: &Role) -> Result<CompiledRole, String> {
             .with_label(format!("inline policy {} of role {}", p.name, r.name));
         inline.push((p.name.clone(), policy));
     }
-    let boundary = match &r.permissions_boundary {
-        Some(doc) => Some(
+    let mut attached = Vec::with_capacity(r.attached_policies.len());
+    for a in &r.attached_policies {
+        // A missing or unreadable attached policy only removes permissions, but the role would
+        // not be what its owner sees through the API: disable it instead.
+        let policy = managed
+            .get(a)
+            .and_then(|m| m.compiled.clone())
+            .ok_or_else(|| format!("attached policy {a} is missing or unreadable"))?;
+        attached.push((a.clone(), policy));
+    }
+    let boundary = match (&r.permissions_boundary, &r.permissions_boundary_arn) {
+        (_, Some(a)) => Some(
+            managed
+                .get(a)
+                .and_then(|m| m.compiled.clone())
+                .ok_or_else(|| format!("permissions boundary {a} is missing or unreadable"))?
+                .with_label(format!("permissions boundary {a} of role {}", r.name)),
+        ),
+        (Some(doc), None) => Some(
             Policy::parse(doc, PolicyType::Identity)
                 .map_err(|e| format!("permissions boundary: {e}"))?
                 .with_label(format!("permissions boundary of role {}", r.name)),
         ),
-        None => None,
+        (None, None) => None,
     };
     Ok(CompiledRole {
         role: r.clone(),
         arn,
         trust,
         inline,
+        managed: attached,
         boundary,
     })
 }

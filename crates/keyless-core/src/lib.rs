@@ -7,6 +7,8 @@
 //! - [`authorize`]: verify + authorize a request a gateway received (`/v1/authorize`).
 //! - [`sts`]: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, GetAccessKeyInfo,
 //!   DecodeAuthorizationMessage.
+//! - [`iam`]: the IAM management API (providers, roles, managed policies, simulation) and the
+//!   built-in `no-long-term-keys` guardrail.
 //! - [`authz_message`]: the encoded authorization messages carried by every `AccessDenied`.
 //! - [`revocation`]: revoking sessions by key id, role, subject, source identity, issuer or
 //!   key version, and the in-memory set every verification checks.
@@ -20,6 +22,7 @@ pub mod authz_message;
 pub mod caller;
 pub mod directory;
 pub mod error;
+pub mod iam;
 pub mod model;
 pub mod ports;
 pub mod revocation;

@@ -1,4 +1,4 @@
-//! The stored entities: accounts, OIDC providers, roles, guardrails.
+//! The stored entities: accounts, OIDC providers, roles, managed policies, guardrails.
 //!
 //! These are plain data. Policy documents are kept as the JSON text the owner wrote (AWS returns
 //! them verbatim, URL-encoded); [`crate::Directory`] compiles them for evaluation.
@@ -97,8 +97,12 @@ pub struct Role {
     pub trust_policy: String,
     /// Inline identity policies.
     pub inline_policies: Vec<InlinePolicy>,
-    /// Permissions boundary policy JSON, if any.
+    /// Permissions boundary policy JSON, if any (config-file roles).
     pub permissions_boundary: Option<String>,
+    /// Permissions boundary as a managed policy ARN (set with `PutRolePermissionsBoundary`).
+    pub permissions_boundary_arn: Option<String>,
+    /// ARNs of the managed policies attached to the role, in attachment order.
+    pub attached_policies: Vec<String>,
     /// Maximum session duration in seconds (3600-43200).
     pub max_session_duration: u32,
     /// Description.
@@ -118,6 +122,63 @@ impl Role {
             "arn:aws:iam::{}:role{}{}",
             self.account, self.path, self.name
         )
+    }
+}
+
+/// One version of a managed policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// `v1`, `v2`, … (never reused within a policy).
+    pub version_id: String,
+    /// The policy JSON as written.
+    pub document: String,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+/// A customer managed policy: a named, versioned identity policy attachable to roles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    /// The owning account.
+    pub account: AccountId,
+    /// Name (1-128 of `[\w+=,.@-]`), unique per account ignoring case.
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// `ANPA…`, 21 characters.
+    pub policy_id: String,
+    /// Description (set at creation only, as in AWS).
+    pub description: String,
+    /// Versions, oldest first (at most 5).
+    pub versions: Vec<PolicyVersion>,
+    /// The version that is in force.
+    pub default_version: String,
+    /// The number the next version gets (`v<n>`).
+    pub next_version: u32,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Config file or API.
+    pub origin: Origin,
+    /// When it was created.
+    pub created: OffsetDateTime,
+    /// When the default version last changed.
+    pub updated: OffsetDateTime,
+}
+
+impl ManagedPolicy {
+    /// `arn:aws:iam::<acct>:policy/<path><name>`.
+    pub fn arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:policy{}{}",
+            self.account, self.path, self.name
+        )
+    }
+
+    /// The version in force.
+    pub fn default_document(&self) -> Option<&PolicyVersion> {
+        self.versions
+            .iter()
+            .find(|v| v.version_id == self.default_version)
     }
 }
 
@@ -145,6 +206,8 @@ pub struct Entities {
     pub roles: Vec<Role>,
     /// Guardrails.
     pub guardrails: Vec<Guardrail>,
+    /// Customer managed policies.
+    pub policies: Vec<ManagedPolicy>,
 }
 
 #[cfg(test)]

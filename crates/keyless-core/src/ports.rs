@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::model::Entities;
+use keyless_types::AccountId;
+
+use crate::model::{Entities, ManagedPolicy, OidcProvider, Role};
 use crate::revocation::{NewRevocation, Revocation};
 
 /// A storage failure. The message is for the operator's log, never for the caller.
@@ -24,6 +26,10 @@ pub trait Store: Send + Sync + 'static {
     /// ids stable across restarts, and leaves API-created entities alone. Idempotent.
     async fn apply_config(&self, config: &Entities) -> Result<(), StoreError>;
 
+    /// Applies one change made through the IAM API, atomically. Only entities with
+    /// [`crate::model::Origin::Api`] are ever passed; the use cases refuse config entities first.
+    async fn write(&self, change: &Change) -> Result<(), StoreError>;
+
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -43,6 +49,39 @@ pub trait Store: Send + Sync + 'static {
         &self,
         now: keyless_types::OffsetDateTime,
     ) -> Result<u64, StoreError>;
+}
+
+/// One write of the IAM API. `Put*` creates or replaces the entity whole (a role with its
+/// inline policies and attachments, a managed policy with its versions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Create or replace an OIDC provider.
+    PutProvider(OidcProvider),
+    /// Delete the provider of `account` with this issuer URL.
+    DeleteProvider {
+        /// The account.
+        account: AccountId,
+        /// The issuer URL.
+        url: String,
+    },
+    /// Create or replace a role.
+    PutRole(Role),
+    /// Delete a role (name compared ignoring case) with its inline policies.
+    DeleteRole {
+        /// The account.
+        account: AccountId,
+        /// The role name.
+        name: String,
+    },
+    /// Create or replace a managed policy.
+    PutPolicy(ManagedPolicy),
+    /// Delete a managed policy (name compared ignoring case) with its versions.
+    DeletePolicy {
+        /// The account.
+        account: AccountId,
+        /// The policy name.
+        name: String,
+    },
 }
 
 /// A shared store handle.

@@ -405,6 +405,34 @@ impl Policy {
     pub fn supports_variables(&self) -> bool {
         self.version_2012
     }
+
+    /// One policy holding the statements of all `policies`, in order (renumbered), for a set
+    /// that AWS evaluates as one: the session policies of a session (inline `Policy` plus
+    /// `PolicyArns`), where any statement may allow. Variables stay active only when every part
+    /// has `Version` 2012-10-17. No parts gives a policy with no statements, which allows
+    /// nothing.
+    pub fn merged(
+        policy_type: PolicyType,
+        label: impl Into<String>,
+        policies: &[&Policy],
+    ) -> Policy {
+        let statements: Vec<Statement> = policies
+            .iter()
+            .flat_map(|p| p.statements.iter().cloned())
+            .enumerate()
+            .map(|(index, mut st)| {
+                st.index = index;
+                st
+            })
+            .collect();
+        Policy {
+            label: Arc::from(label.into()),
+            policy_type,
+            version_2012: policies.iter().all(|p| p.version_2012),
+            id: None,
+            statements,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -83,8 +83,44 @@ pub struct Config {
     pub provider_leeway: BTreeMap<String, u32>,
     /// Callers of `/v1/authorize`.
     pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
+    /// Built-in guardrails (`[builtin_guardrails]`).
+    pub builtin_guardrails: BuiltinGuardrails,
+    /// IAM API settings (`[iam]`).
+    pub iam: IamConfig,
     /// Warnings to log at start-up (e.g. a trust policy with a SECURITY_WARNING finding).
     pub warnings: Vec<String>,
+}
+
+/// `[builtin_guardrails]`: guardrails keyless attaches at the root by itself.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinGuardrails {
+    /// `no-long-term-keys`: deny `iam:CreateAccessKey`, `iam:CreateUser`,
+    /// `iam:CreateLoginProfile` and `iam:UpdateAccessKey` to everyone (default on).
+    #[serde(default = "on")]
+    pub no_long_term_keys: bool,
+}
+
+impl Default for BuiltinGuardrails {
+    fn default() -> Self {
+        BuiltinGuardrails {
+            no_long_term_keys: true,
+        }
+    }
+}
+
+fn on() -> bool {
+    true
+}
+
+/// `[iam]`: settings of the IAM API.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamConfig {
+    /// Let `CreateOpenIDConnectProvider` accept `http://` URLs on loopback hosts (local test
+    /// issuers only; default off, AWS accepts https only).
+    #[serde(default)]
+    pub allow_loopback_http_providers: bool,
 }
 
 /// Default listen address.
@@ -107,6 +143,8 @@ struct RawConfig {
     throttle: Option<ThrottleConfig>,
     #[serde(default)]
     authorize_clients: Vec<RawAuthorizeClient>,
+    builtin_guardrails: Option<BuiltinGuardrails>,
+    iam: Option<IamConfig>,
 }
 
 #[derive(Deserialize)]
@@ -462,6 +500,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             trust_policy,
             inline_policies,
             permissions_boundary,
+            permissions_boundary_arn: None,
+            attached_policies: Vec::new(),
             max_session_duration: max,
             description: r.description.clone(),
             tags: r.tags.clone(),
@@ -518,6 +558,17 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    let builtin_guardrails = raw.builtin_guardrails.unwrap_or_default();
+    if builtin_guardrails.no_long_term_keys
+        && let Some(g) = raw.guardrails.iter().find(|g| {
+            g.target.get_ref() == "/" && g.name.get_ref() == keyless_core::iam::NO_LONG_TERM_KEYS
+        })
+    {
+        return Err(cx.at_span(
+            &g.name,
+            "the built-in guardrail no-long-term-keys is attached at the root already; rename this one, or turn the built-in off with [builtin_guardrails] no_long_term_keys = false",
+        ));
+    }
     let throttle = raw.throttle.unwrap_or_default();
     if !(throttle.rate_per_second > 0.0 && throttle.rate_per_second.is_finite())
         || throttle.burst == 0
@@ -536,6 +587,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         throttle,
         provider_leeway,
         authorize_clients,
+        builtin_guardrails,
+        iam: raw.iam.unwrap_or_default(),
         warnings,
     })
 }

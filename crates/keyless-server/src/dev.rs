@@ -116,6 +116,8 @@ impl DevIssuer {
                     document: permissions.to_string(),
                 }],
                 permissions_boundary: None,
+                permissions_boundary_arn: None,
+                attached_policies: Vec::new(),
                 max_session_duration: 3600,
                 description: "Demo role of keyless serve --dev".into(),
                 tags: Default::default(),
@@ -123,6 +125,7 @@ impl DevIssuer {
                 created: OffsetDateTime::UNIX_EPOCH,
             }],
             guardrails: vec![],
+            policies: vec![],
         })
     }
 

@@ -13,6 +13,7 @@
 pub mod authorize_api;
 pub mod config;
 pub mod dev;
+pub mod iam_api;
 pub mod keyring_file;
 pub mod keys;
 pub mod metrics;
@@ -136,6 +137,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .entities()
             .map_err(|e| ServeError::Startup(e.to_string()))?;
     }
+    if config.builtin_guardrails.no_long_term_keys {
+        entities
+            .guardrails
+            .push(keyless_core::iam::no_long_term_keys_guardrail());
+    }
 
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         ServeError::Startup(format!(
@@ -225,6 +231,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         leeway,
         dev,
         authorize_clients,
+        iam: crate::iam_api::IamSettings {
+            allow_loopback_http_providers: config.iam.allow_loopback_http_providers,
+        },
     });
     revoke_api::reload_revocations(&state).await;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
@@ -283,6 +292,8 @@ fn dev_config() -> Config {
         throttle: ThrottleConfig::default(),
         provider_leeway: Default::default(),
         authorize_clients: vec![],
+        builtin_guardrails: config::BuiltinGuardrails::default(),
+        iam: config::IamConfig::default(),
         warnings: vec![],
     }
 }

@@ -40,7 +40,30 @@ pub async fn handle(
         source_ip: peer.ip(),
         secure_transport: false,
     };
-    let (action, result) = match collect_params(&method, &uri, &headers, &body) {
+    let signed_for_iam = crate::iam_api::is_iam_request(&uri, &headers);
+    let params = collect_params(&method, &uri, &headers, &body);
+    // IAM is told from STS by the credential scope, or, for an unsigned call, by its version.
+    let iam = signed_for_iam
+        || params
+            .as_ref()
+            .is_ok_and(|p| p.get("Version") == Some(crate::iam_api::VERSION));
+    let (action, result) = match params {
+        Ok(params) if iam => {
+            let action = params.action().unwrap_or("").to_owned();
+            let result = crate::iam_api::handle(
+                &state,
+                &params,
+                &action,
+                &method,
+                &uri,
+                &headers,
+                &body,
+                origin,
+                &request_id,
+            )
+            .await;
+            (action, result)
+        }
         Ok(params) => {
             let action = params.action().unwrap_or("").to_owned();
             let result = dispatch(
@@ -64,11 +87,12 @@ pub async fn handle(
     } else {
         action.as_str()
     };
-    let label = if KNOWN_ACTIONS.contains(&label) {
-        label
-    } else {
-        "unknown"
-    };
+    let label =
+        if KNOWN_ACTIONS.contains(&label) || (iam && keyless_core::iam::ACTIONS.contains(&label)) {
+            label
+        } else {
+            "unknown"
+        };
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state
         .metrics
@@ -94,7 +118,11 @@ pub async fn handle(
             } else {
                 info!(request_id, action = label, source = %peer.ip(), code = e.code, "denied");
             }
-            render_error(&e, &request_id)
+            if iam {
+                render_error_in(&e, &request_id, crate::xml::IAM_NS)
+            } else {
+                render_error(&e, &request_id)
+            }
         }
     }
 }
@@ -111,8 +139,13 @@ const KNOWN_ACTIONS: &[&str] = &[
     "AssumeRoot",
 ];
 
-/// The one place an [`ApiError`] becomes an HTTP response.
+/// The one place an [`ApiError`] becomes an HTTP response (STS namespace).
 pub fn render_error(e: &ApiError, request_id: &str) -> Response {
+    render_error_in(e, request_id, STS_NS)
+}
+
+/// An [`ApiError`] as an HTTP response whose `ErrorResponse` is in namespace `ns`.
+pub fn render_error_in(e: &ApiError, request_id: &str, ns: &str) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
@@ -123,7 +156,7 @@ pub fn render_error(e: &ApiError, request_id: &str) -> Response {
                 request_id,
             ),
         ],
-        xml::error(e, STS_NS, request_id),
+        xml::error(e, ns, request_id),
     )
         .into_response()
 }
@@ -180,7 +213,8 @@ fn collect_params(
     Params::from_pairs(pairs)
 }
 
-fn is_signed(uri: &Uri, headers: &HeaderMap) -> bool {
+/// True when the request carries a SigV4 signature (header or presigned query).
+pub fn is_signed(uri: &Uri, headers: &HeaderMap) -> bool {
     headers.contains_key(header::AUTHORIZATION)
         || uri.query().is_some_and(|q| {
             q.split('&')

@@ -63,6 +63,8 @@ pub struct AppState {
     pub dev: Option<DevIssuer>,
     /// Who may call `/v1/authorize`.
     pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
+    /// IAM API settings.
+    pub iam: crate::iam_api::IamSettings,
 }
 
 impl std::fmt::Debug for AppState {

@@ -79,9 +79,32 @@ pub fn error(err: &ApiError, ns: &str, request_id: &str) -> String {
     format!(
         "<ErrorResponse xmlns=\"{ns}\">\n  <Error>\n    <Type>{fault}</Type>\n    <Code>{}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
         escape(err.code),
-        escape(&err.message),
+        text(&err.message),
         escape(request_id)
     )
+}
+
+/// Escaped text with the characters XML 1.0 cannot carry at all (controls other than TAB, LF,
+/// CR) replaced by U+FFFD, so an echoed hostile value cannot break the document.
+pub fn text(s: &str) -> String {
+    let clean: std::borrow::Cow<'_, str> = if s
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        s.chars()
+            .map(|c| {
+                if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    };
+    escape(clean.as_ref()).into_owned()
 }
 
 /// A fresh request id (UUID v4 form, as AWS's).
@@ -130,6 +153,16 @@ mod tests {
         assert!(doc.contains("<Message>bad &lt;token&gt;</Message>"));
         let doc = error(&ApiError::internal(), STS_NS, "r1");
         assert!(doc.contains("<Type>Receiver</Type>"));
+    }
+
+    #[test]
+    fn control_characters_cannot_break_the_document() {
+        let doc = error(
+            &ApiError::new("ValidationError", 400, "bad\u{1}value"),
+            STS_NS,
+            "r1",
+        );
+        assert!(doc.contains("<Message>bad\u{fffd}value</Message>"), "{doc}");
     }
 
     #[test]

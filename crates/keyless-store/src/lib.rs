@@ -16,8 +16,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin, Role};
-use keyless_core::ports::{Store, StoreError};
+use keyless_core::model::{
+    Account, Entities, Guardrail, InlinePolicy, ManagedPolicy, OidcProvider, Origin, PolicyVersion,
+    Role,
+};
+use keyless_core::ports::{Change, Store, StoreError};
 use keyless_core::revocation::{NewRevocation, Revocation, Target};
 use keyless_types::{AccountId, OffsetDateTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -178,9 +181,24 @@ impl Store for SqliteStore {
                     document: r.get("document"),
                 });
         }
+        let attachment_rows = sqlx::query(
+            "SELECT account, role_folded, policy_arn FROM role_attachments
+             ORDER BY account, role_folded, position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load role attachments"))?;
+        let mut attachments: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for r in attachment_rows {
+            attachments
+                .entry((r.get("account"), r.get("role_folded")))
+                .or_default()
+                .push(r.get("policy_arn"));
+        }
         let rows = sqlx::query(
             "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-                    max_session_duration, description, tags, from_config, created_at
+                    permissions_boundary_arn, max_session_duration, description, tags, from_config,
+                    created_at
              FROM roles ORDER BY account, name_folded",
         )
         .fetch_all(&self.pool)
@@ -189,6 +207,9 @@ impl Store for SqliteStore {
         for r in rows {
             let account: String = r.get("account");
             let folded: String = r.get("name_folded");
+            let attached_policies = attachments
+                .remove(&(account.clone(), folded.clone()))
+                .unwrap_or_default();
             let inline_policies = policies
                 .remove(&(account.clone(), folded))
                 .unwrap_or_default();
@@ -200,6 +221,8 @@ impl Store for SqliteStore {
                 trust_policy: r.get("trust_policy"),
                 inline_policies,
                 permissions_boundary: r.get("permissions_boundary"),
+                permissions_boundary_arn: r.get("permissions_boundary_arn"),
+                attached_policies,
                 max_session_duration: u32::try_from(r.get::<i64, _>("max_session_duration"))
                     .map_err(|_| StoreError("corrupt max_session_duration".into()))?,
                 description: r.get("description"),
@@ -222,7 +245,66 @@ impl Store for SqliteStore {
                 origin: origin_of(r.get("from_config")),
             });
         }
+        out.policies = load_policies(&self.pool).await?;
         Ok(out)
+    }
+
+    async fn write(&self, change: &Change) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("begin"))?;
+        match change {
+            Change::PutProvider(p) => {
+                sqlx::query(
+                    "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
+                     thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags",
+                )
+                .bind(&p.url)
+                .bind(p.account.to_string())
+                .bind(json_list(&p.client_ids))
+                .bind(json_list(&p.thumbprints))
+                .bind(i64::from(p.allow_http))
+                .bind(json_map(&p.tags))
+                .bind(origin_flag(p.origin))
+                .bind(p.created.unix_timestamp())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("put provider"))?;
+            }
+            Change::DeleteProvider { account, url } => {
+                sqlx::query(
+                    "DELETE FROM providers WHERE account = ? AND url = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(url)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete provider"))?;
+            }
+            Change::PutRole(role) => put_role(&mut tx, role).await?,
+            Change::DeleteRole { account, name } => {
+                sqlx::query(
+                    "DELETE FROM roles WHERE account = ? AND name_folded = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete role"))?;
+            }
+            Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
+            Change::DeletePolicy { account, name } => {
+                sqlx::query(
+                    "DELETE FROM managed_policies WHERE account = ? AND name_folded = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete policy"))?;
+            }
+        }
+        tx.commit().await.map_err(err("commit"))
     }
 
     async fn apply_config(&self, config: &Entities) -> Result<(), StoreError> {
@@ -466,6 +548,178 @@ fn time_of_millis(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
+    let account = role.account.to_string();
+    let folded = role.name.to_lowercase();
+    sqlx::query(
+        "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
+            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
+            role_id = excluded.role_id, trust_policy = excluded.trust_policy,
+            permissions_boundary = excluded.permissions_boundary,
+            permissions_boundary_arn = excluded.permissions_boundary_arn,
+            max_session_duration = excluded.max_session_duration, description = excluded.description,
+            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at",
+    )
+    .bind(&account)
+    .bind(&role.name)
+    .bind(&folded)
+    .bind(&role.path)
+    .bind(&role.role_id)
+    .bind(&role.trust_policy)
+    .bind(&role.permissions_boundary)
+    .bind(&role.permissions_boundary_arn)
+    .bind(i64::from(role.max_session_duration))
+    .bind(&role.description)
+    .bind(json_map(&role.tags))
+    .bind(origin_flag(role.origin))
+    .bind(role.created.unix_timestamp())
+    .execute(&mut **tx)
+    .await
+    .map_err(err("put role"))?;
+    for statement in [
+        "DELETE FROM role_policies WHERE account = ? AND role_folded = ?",
+        "DELETE FROM role_attachments WHERE account = ? AND role_folded = ?",
+    ] {
+        sqlx::query(statement)
+            .bind(&account)
+            .bind(&folded)
+            .execute(&mut **tx)
+            .await
+            .map_err(err("clear role children"))?;
+    }
+    for p in &role.inline_policies {
+        sqlx::query(
+            "INSERT INTO role_policies (account, role_folded, name, document) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&account)
+        .bind(&folded)
+        .bind(&p.name)
+        .bind(&p.document)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("insert role policy"))?;
+    }
+    for (i, arn) in role.attached_policies.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO role_attachments (account, role_folded, position, policy_arn) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&account)
+        .bind(&folded)
+        .bind(i64::try_from(i).unwrap_or(i64::MAX))
+        .bind(arn)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("insert role attachment"))?;
+    }
+    Ok(())
+}
+
+async fn put_policy(tx: &mut Tx<'_>, policy: &ManagedPolicy) -> Result<(), StoreError> {
+    let account = policy.account.to_string();
+    let folded = policy.name.to_lowercase();
+    sqlx::query(
+        "INSERT INTO managed_policies (account, name, name_folded, path, policy_id, description,
+            default_version, next_version, tags, from_config, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
+            policy_id = excluded.policy_id, description = excluded.description,
+            default_version = excluded.default_version, next_version = excluded.next_version,
+            tags = excluded.tags, from_config = excluded.from_config,
+            created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )
+    .bind(&account)
+    .bind(&policy.name)
+    .bind(&folded)
+    .bind(&policy.path)
+    .bind(&policy.policy_id)
+    .bind(&policy.description)
+    .bind(&policy.default_version)
+    .bind(i64::from(policy.next_version))
+    .bind(json_map(&policy.tags))
+    .bind(origin_flag(policy.origin))
+    .bind(policy.created.unix_timestamp())
+    .bind(policy.updated.unix_timestamp())
+    .execute(&mut **tx)
+    .await
+    .map_err(err("put policy"))?;
+    sqlx::query("DELETE FROM policy_versions WHERE account = ? AND policy_folded = ?")
+        .bind(&account)
+        .bind(&folded)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("clear policy versions"))?;
+    for (i, v) in policy.versions.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO policy_versions (account, policy_folded, version_id, position, document, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&account)
+        .bind(&folded)
+        .bind(&v.version_id)
+        .bind(i64::try_from(i).unwrap_or(i64::MAX))
+        .bind(&v.document)
+        .bind(v.created.unix_timestamp())
+        .execute(&mut **tx)
+        .await
+        .map_err(err("insert policy version"))?;
+    }
+    Ok(())
+}
+
+async fn load_policies(pool: &SqlitePool) -> Result<Vec<ManagedPolicy>, StoreError> {
+    let version_rows = sqlx::query(
+        "SELECT account, policy_folded, version_id, document, created_at FROM policy_versions
+         ORDER BY account, policy_folded, position",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err("load policy versions"))?;
+    let mut versions: BTreeMap<(String, String), Vec<PolicyVersion>> = BTreeMap::new();
+    for r in version_rows {
+        versions
+            .entry((r.get("account"), r.get("policy_folded")))
+            .or_default()
+            .push(PolicyVersion {
+                version_id: r.get("version_id"),
+                document: r.get("document"),
+                created: time_of(r.get("created_at")),
+            });
+    }
+    let rows = sqlx::query(
+        "SELECT account, name, name_folded, path, policy_id, description, default_version,
+                next_version, tags, from_config, created_at, updated_at
+         FROM managed_policies ORDER BY account, name_folded",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err("load managed policies"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let account: String = r.get("account");
+        let folded: String = r.get("name_folded");
+        out.push(ManagedPolicy {
+            account: account_id(&account)?,
+            versions: versions.remove(&(account, folded)).unwrap_or_default(),
+            name: r.get("name"),
+            path: r.get("path"),
+            policy_id: r.get("policy_id"),
+            description: r.get("description"),
+            default_version: r.get("default_version"),
+            next_version: u32::try_from(r.get::<i64, _>("next_version"))
+                .map_err(|_| StoreError("corrupt next_version".into()))?,
+            tags: parse_map(r.get("tags"))?,
+            origin: origin_of(r.get("from_config")),
+            created: time_of(r.get("created_at")),
+            updated: time_of(r.get("updated_at")),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +740,8 @@ mod tests {
                 document: "{\"a\":1}".into(),
             }],
             permissions_boundary: None,
+            permissions_boundary_arn: None,
+            attached_policies: vec![],
             max_session_duration: 3600,
             description: String::new(),
             tags: BTreeMap::from([("team".into(), "ci".into())]),
@@ -519,6 +775,7 @@ mod tests {
                 document: "{}".into(),
                 origin: Origin::Config,
             }],
+            policies: vec![],
         }
     }
 
@@ -566,49 +823,118 @@ mod tests {
         store.ping().await.unwrap();
     }
 
-    #[tokio::test]
-    async fn revocations_round_trip_change_the_stamp_and_purge() {
-        use keyless_core::revocation::RevocationRequest;
-        let store = SqliteStore::in_memory().await.unwrap();
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-            + time::Duration::milliseconds(250);
-        assert_eq!(store.revocations_stamp().await.unwrap(), (0, 0));
-        let subject = RevocationRequest {
-            kind: "subject".into(),
-            value: "repo:o/r:ref:refs/heads/main".into(),
-            issuer: Some("https://issuer.example".into()),
-            reason: Some("leaked".into()),
-            ..RevocationRequest::default()
+    fn api_policy() -> ManagedPolicy {
+        ManagedPolicy {
+            account: acct(),
+            name: "Uploads".into(),
+            path: "/ci/".into(),
+            policy_id: "ANPAAAAAAAAAAAAAAAAAA".into(),
+            description: "d".into(),
+            versions: vec![
+                PolicyVersion {
+                    version_id: "v1".into(),
+                    document: "{\"v\":1}".into(),
+                    created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+                },
+                PolicyVersion {
+                    version_id: "v3".into(),
+                    document: "{\"v\":3}".into(),
+                    created: OffsetDateTime::from_unix_timestamp(1_700_000_100).unwrap(),
+                },
+            ],
+            default_version: "v3".into(),
+            next_version: 4,
+            tags: BTreeMap::from([("k".into(), "v".into())]),
+            origin: Origin::Api,
+            created: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            updated: OffsetDateTime::from_unix_timestamp(1_700_000_100).unwrap(),
         }
-        .validate(
-            Some(acct()),
-            "arn:aws:sts::123456789012:assumed-role/admin/a",
-            2,
-            now,
-        )
-        .unwrap();
-        let role = RevocationRequest {
-            kind: "role".into(),
-            value: "arn:aws:iam::123456789012:role/deploy".into(),
-            ..RevocationRequest::default()
-        }
-        .validate(None, "operator", 2, now)
-        .unwrap();
-        let a = store.add_revocation(&subject).await.unwrap();
-        let b = store.add_revocation(&role).await.unwrap();
-        assert!(b.id > a.id);
-        let stamp = store.revocations_stamp().await.unwrap();
-        assert_eq!(stamp, (b.id, 2));
-        let loaded = store.revocations().await.unwrap();
-        assert_eq!(loaded, vec![a, b]);
-        // Millisecond instants survive the round trip.
-        assert_eq!(loaded[0].spec.issued_before, now);
+    }
 
-        assert_eq!(store.purge_revocations(now).await.unwrap(), 0);
-        let later = subject.expires_at + time::Duration::seconds(1);
-        assert_eq!(store.purge_revocations(later).await.unwrap(), 2);
-        assert_ne!(store.revocations_stamp().await.unwrap(), stamp);
-        assert!(store.revocations().await.unwrap().is_empty());
+    #[tokio::test]
+    async fn api_writes_round_trip_and_survive_apply_config() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.apply_config(&config()).await.unwrap();
+        let policy = api_policy();
+        store
+            .write(&Change::PutPolicy(policy.clone()))
+            .await
+            .unwrap();
+        let mut api_role = role("builder", "AROACCCCCCCCCCCCCCCCC");
+        api_role.origin = Origin::Api;
+        api_role.attached_policies = vec![policy.arn()];
+        api_role.permissions_boundary_arn = Some(policy.arn());
+        store
+            .write(&Change::PutRole(api_role.clone()))
+            .await
+            .unwrap();
+        let mut provider = config().providers[0].clone();
+        provider.url = "https://api.example".into();
+        provider.origin = Origin::Api;
+        store
+            .write(&Change::PutProvider(provider.clone()))
+            .await
+            .unwrap();
+
+        // A restart applies the config again: API entities stay as they are.
+        store.apply_config(&config()).await.unwrap();
+        let loaded = store.load().await.unwrap();
+        assert_eq!(loaded.policies, vec![policy.clone()]);
+        assert!(loaded.roles.contains(&api_role));
+        assert!(loaded.providers.contains(&provider));
+        assert_eq!(loaded.roles.len(), 2);
+
+        // Replacing a role replaces its children; deleting removes them.
+        api_role.attached_policies.clear();
+        api_role.inline_policies.clear();
+        store
+            .write(&Change::PutRole(api_role.clone()))
+            .await
+            .unwrap();
+        assert!(store.load().await.unwrap().roles.contains(&api_role));
+        store
+            .write(&Change::DeleteRole {
+                account: acct(),
+                name: "BUILDER".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .write(&Change::DeletePolicy {
+                account: acct(),
+                name: "uploads".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .write(&Change::DeleteProvider {
+                account: acct(),
+                url: provider.url.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.load().await.unwrap(), config());
+    }
+
+    #[tokio::test]
+    async fn api_deletes_never_touch_config_entities() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        store.apply_config(&config()).await.unwrap();
+        store
+            .write(&Change::DeleteRole {
+                account: acct(),
+                name: "deploy".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .write(&Change::DeleteProvider {
+                account: acct(),
+                url: "https://issuer.example".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.load().await.unwrap(), config());
     }
 
     #[test]

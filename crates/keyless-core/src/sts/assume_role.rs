@@ -232,13 +232,6 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         ),
         None => None,
     };
-    if let Some(arn) = input.policy_arns.first() {
-        return Err(ApiError::new(
-            "MalformedPolicyDocument",
-            400,
-            format!("The policy {arn} does not exist or is not attachable."),
-        ));
-    }
 
     // Tags and source identity carried from the calling session.
     let inherited: Vec<(String, String)> = caller
@@ -305,7 +298,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     // Authorize before revealing anything about the target role.
     let Some(target) = env.directory.role_by_arn(&input.role_arn) else {
         let levels = env.directory.guardrail_levels(caller.account());
-        let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+        let identity: Vec<&Policy> = caller.role().identity_policies();
         let policies = caller.identity_policies(&levels, &identity);
         let request = Request {
             principal: &caller_arn,
@@ -318,7 +311,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         return Err(env.authorizer.deny(asker, &request, &decision, denial()));
     };
     let levels = env.directory.guardrail_levels(caller.account());
-    let identity: Vec<&Policy> = caller.role().inline.iter().map(|(_, p)| p).collect();
+    let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = PolicySet {
         resource_policy: Some(&target.trust),
         ..caller.identity_policies(&levels, &identity)
@@ -343,6 +336,12 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     if input.source_identity.is_some() && caller.claims().source_identity.is_none() {
         check("sts:SetSourceIdentity")?;
     }
+
+    super::session_policies::check_policy_arns(
+        env.directory,
+        target.role.account,
+        &input.policy_arns,
+    )?;
 
     // Duration limits are checked after authorization, as AWS does.
     if duration > CHAINED_MAX {

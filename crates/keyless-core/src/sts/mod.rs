@@ -7,6 +7,7 @@
 pub mod assume_role;
 pub mod introspect;
 pub mod params;
+pub mod session_policies;
 pub mod web_identity;
 
 use std::net::IpAddr;

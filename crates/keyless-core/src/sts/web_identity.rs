@@ -189,13 +189,11 @@ pub fn complete<R: CryptoRng + ?Sized>(
         ),
         None => None,
     };
-    if let Some(arn) = input.policy_arns.first() {
-        return Err(ApiError::new(
-            "MalformedPolicyDocument",
-            400,
-            format!("The policy {arn} does not exist or is not attachable."),
-        ));
-    }
+    super::session_policies::check_policy_arns(
+        env.directory,
+        role.role.account,
+        &input.policy_arns,
+    )?;
 
     let duration = input.duration.unwrap_or(3600);
     if duration > role.role.max_session_duration {

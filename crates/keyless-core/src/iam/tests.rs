@@ -1,0 +1,731 @@
+//! Unit tests of the IAM use cases: real signed callers against a directory built from
+//! in-memory entities, `now` fixed, changes applied to the entities as the store would.
+
+use std::collections::BTreeMap;
+
+use keyless_sigv4::{
+    Credentials as SignCreds, HttpRequest, ServiceRules, SignPayload, SignatureLocation,
+    SigningParams,
+};
+use keyless_token::{KeyRing, SessionClaims, mint};
+use keyless_types::{AccountId, OffsetDateTime, SecretBytes};
+
+use super::*;
+use crate::authz_message::MessageSealer;
+use crate::caller::{SignedHttp, authenticate};
+use crate::model::{Account, Entities, InlinePolicy, Origin as EntityOrigin, Role};
+
+const ACCT: &str = "123456789012";
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_796_158_800).unwrap() // 2026-12-01T21:00:00Z
+}
+
+fn acct() -> AccountId {
+    AccountId::parse(ACCT).unwrap()
+}
+
+fn doc(statements: &str) -> String {
+    format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#)
+}
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"token.actions.githubusercontent.com:aud":"sts.amazonaws.com","token.actions.githubusercontent.com:sub":"repo:octo/app:ref:refs/heads/main"}}}]}"#;
+const OPEN_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"token.actions.githubusercontent.com:aud":"sts.amazonaws.com"}}}]}"#;
+
+fn config_role(name: &str, perms: &str) -> Role {
+    Role {
+        account: acct(),
+        name: name.into(),
+        path: "/".into(),
+        role_id: unique_id("AROA", &mut rand::rng()),
+        trust_policy: TRUST.into(),
+        inline_policies: vec![InlinePolicy {
+            name: "perms".into(),
+            document: doc(perms),
+        }],
+        permissions_boundary: None,
+        permissions_boundary_arn: None,
+        attached_policies: vec![],
+        max_session_duration: 3600,
+        description: String::new(),
+        tags: BTreeMap::new(),
+        origin: EntityOrigin::Config,
+        created: now(),
+    }
+}
+
+/// A world: entities, a key ring, a sealer; applies changes like the store.
+struct World {
+    entities: Entities,
+    ring: KeyRing,
+    sealer: MessageSealer,
+}
+
+impl World {
+    fn new() -> World {
+        let entities = Entities {
+            accounts: vec![Account {
+                id: acct(),
+                name: "ci".into(),
+                ou_path: "/workloads".into(),
+                origin: EntityOrigin::Config,
+            }],
+            roles: vec![
+                config_role(
+                    "admin",
+                    r#"{"Effect":"Allow","Action":["iam:*","sts:*"],"Resource":"*"}"#,
+                ),
+                config_role(
+                    "reader",
+                    r#"{"Effect":"Allow","Action":["iam:Get*","iam:List*"],"Resource":"*"}"#,
+                ),
+            ],
+            guardrails: vec![no_long_term_keys_guardrail()],
+            ..Entities::default()
+        };
+        World {
+            entities,
+            ring: KeyRing::generate(now(), &mut rand::rng()).unwrap(),
+            sealer: MessageSealer::new(&SecretBytes::new(vec![9; 32])).unwrap(),
+        }
+    }
+
+    fn directory(&self) -> Directory {
+        let d = Directory::build(&self.entities);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        d
+    }
+
+    /// Runs `action` as a session of `role`; a change is applied to the entities.
+    fn call(
+        &mut self,
+        role: &str,
+        action: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<IamOutcome, ApiError> {
+        let directory = self.directory();
+        let compiled = directory.role(acct(), role).unwrap();
+        let claims = SessionClaims {
+            account: acct(),
+            role_arn: compiled.arn.clone(),
+            role_id: compiled.role.role_id.clone(),
+            session_name: "unit".into(),
+            issued_at: now(),
+            expires_at: now() + time::Duration::hours(1),
+            source_identity: None,
+            tags: vec![],
+            transitive_tag_keys: vec![],
+            session_policy: None,
+            policy_arns: vec![],
+            mfa: None,
+            federated: None,
+            chain_depth: 0,
+        };
+        let creds = mint(&self.ring, &claims, &mut rand::rng()).unwrap();
+        let mut all = vec![("Action".to_owned(), action.to_owned())];
+        all.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let body = serde_urlencoded_body(&all);
+        let headers = [
+            ("host", b"iam.test".as_slice()),
+            (
+                "content-type",
+                b"application/x-www-form-urlencoded".as_slice(),
+            ),
+        ];
+        let req = HttpRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+        };
+        let signed = keyless_sigv4::sign(
+            &req,
+            &SignCreds {
+                access_key_id: &creds.access_key_id,
+                secret: &creds.secret_access_key,
+                session_token: Some(creds.session_token.expose()),
+            },
+            &SigningParams {
+                region: "us-east-1",
+                service: "iam",
+                time: now(),
+                rules: ServiceRules::Standard,
+                location: SignatureLocation::Headers,
+                payload: SignPayload::Bytes(body.as_bytes()),
+                content_sha256_header: false,
+            },
+        )
+        .unwrap();
+        let mut owned: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect();
+        owned.extend(signed.headers.into_iter().map(|(k, v)| (k, v.into_bytes())));
+        let header_refs: Vec<(&str, &[u8])> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let request = HttpRequest {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &header_refs,
+        };
+        let caller = authenticate(
+            &directory,
+            &self.ring,
+            &crate::revocation::RevocationSet::default(),
+            SignedHttp {
+                request,
+                body: body.as_bytes(),
+            },
+            "iam",
+            now(),
+        )
+        .unwrap();
+        let params = Params::from_pairs(all).unwrap();
+        let env = IamEnv {
+            directory: &directory,
+            authorizer: Authorizer {
+                sealer: &self.sealer,
+            },
+            now: now(),
+            origin: Origin {
+                source_ip: "127.0.0.1".parse().unwrap(),
+                secure_transport: true,
+            },
+            allow_loopback_http_providers: false,
+        };
+        let out = execute(&env, &caller, action, &params, &mut rand::rng())?;
+        if let Some(change) = &out.change {
+            self.apply(change.clone());
+        }
+        Ok(out)
+    }
+
+    fn apply(&mut self, change: Change) {
+        let e = &mut self.entities;
+        match change {
+            Change::PutProvider(p) => {
+                e.providers
+                    .retain(|x| !(x.account == p.account && x.url == p.url));
+                e.providers.push(p);
+            }
+            Change::DeleteProvider { account, url } => {
+                e.providers
+                    .retain(|x| !(x.account == account && x.url == url));
+            }
+            Change::PutRole(r) => {
+                e.roles
+                    .retain(|x| !(x.account == r.account && x.name.eq_ignore_ascii_case(&r.name)));
+                e.roles.push(r);
+            }
+            Change::DeleteRole { account, name } => {
+                e.roles
+                    .retain(|x| !(x.account == account && x.name.eq_ignore_ascii_case(&name)));
+            }
+            Change::PutPolicy(p) => {
+                e.policies
+                    .retain(|x| !(x.account == p.account && x.name.eq_ignore_ascii_case(&p.name)));
+                e.policies.push(p);
+            }
+            Change::DeletePolicy { account, name } => {
+                e.policies
+                    .retain(|x| !(x.account == account && x.name.eq_ignore_ascii_case(&name)));
+            }
+        }
+    }
+
+    fn code(&mut self, role: &str, action: &str, pairs: &[(&str, &str)]) -> (&'static str, u16) {
+        let before = self.entities.clone();
+        let e = self.call(role, action, pairs).unwrap_err();
+        assert_eq!(
+            self.entities, before,
+            "{action} failed but changed entities"
+        );
+        (e.code, e.status)
+    }
+}
+
+fn serde_urlencoded_body(pairs: &[(String, String)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn leaf<'a>(nodes: &'a [Node], name: &str) -> Option<&'a str> {
+    nodes.iter().find_map(|n| match n {
+        Node::Leaf(n2, t) | Node::Document(n2, t) if *n2 == name => Some(t.as_str()),
+        Node::Group(_, children) => leaf(children, name),
+        _ => None,
+    })
+}
+
+#[test]
+fn create_role_uses_the_injected_clock_and_a_fresh_id() {
+    let mut w = World::new();
+    let out = w
+        .call(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "ci"),
+                ("Path", "/teams/"),
+                ("AssumeRolePolicyDocument", TRUST),
+            ],
+        )
+        .unwrap();
+    let nodes = out.result.unwrap();
+    assert_eq!(
+        leaf(&nodes, "Arn"),
+        Some("arn:aws:iam::123456789012:role/teams/ci")
+    );
+    assert_eq!(leaf(&nodes, "CreateDate"), Some("2026-12-01T21:00:00Z"));
+    let id = leaf(&nodes, "RoleId").unwrap();
+    assert!(id.starts_with("AROA") && id.len() == 21, "{id}");
+    let role = w.entities.roles.iter().find(|r| r.name == "ci").unwrap();
+    assert_eq!(role.origin, EntityOrigin::Api);
+    assert_eq!(role.max_session_duration, 3600);
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreateRole",
+            &[("RoleName", "CI"), ("AssumeRolePolicyDocument", TRUST)]
+        ),
+        ("EntityAlreadyExists", 409)
+    );
+}
+
+#[test]
+fn security_warnings_need_the_acknowledgement_tag() {
+    let mut w = World::new();
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "open"),
+                ("AssumeRolePolicyDocument", OPEN_TRUST)
+            ]
+        ),
+        ("MalformedPolicyDocument", 400)
+    );
+    let e = w
+        .call(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "open"),
+                ("AssumeRolePolicyDocument", OPEN_TRUST),
+            ],
+        )
+        .unwrap_err();
+    assert!(
+        e.message.contains("MISSING_GITHUB_REPO_CONDITION_KEY"),
+        "{}",
+        e.message
+    );
+    let out = w
+        .call(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "open"),
+                ("AssumeRolePolicyDocument", OPEN_TRUST),
+                ("Tags.member.1.Key", ACKNOWLEDGE_RISK_TAG),
+                ("Tags.member.1.Value", "MISSING_GITHUB_REPO_CONDITION_KEY"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(out.acknowledged.len(), 1);
+    assert_eq!(
+        out.acknowledged[0].code,
+        "MISSING_GITHUB_REPO_CONDITION_KEY"
+    );
+    assert_eq!(
+        out.acknowledged[0].role_arn,
+        "arn:aws:iam::123456789012:role/open"
+    );
+    // Duplicate keys are never acknowledgeable.
+    let dup = r#"{"Version":"2012-10-17","Version":"2012-10-17","Statement":[]}"#;
+    assert_eq!(
+        w.code(
+            "admin",
+            "UpdateAssumeRolePolicy",
+            &[("RoleName", "open"), ("PolicyDocument", dup)]
+        ),
+        ("MalformedPolicyDocument", 400)
+    );
+}
+
+#[test]
+fn guardrail_denies_long_term_keys_to_the_admin_with_an_explained_message() {
+    let mut w = World::new();
+    for (action, pairs) in [
+        ("CreateAccessKey", vec![]),
+        ("CreateUser", vec![("UserName", "bob")]),
+        (
+            "CreateLoginProfile",
+            vec![("UserName", "bob"), ("Password", "hunter2-Secret")],
+        ),
+        (
+            "UpdateAccessKey",
+            vec![
+                ("AccessKeyId", "AKIAIOSFODNN7EXAMPLE"),
+                ("Status", "Active"),
+            ],
+        ),
+    ] {
+        let e = w.call("admin", action, &pairs).unwrap_err();
+        assert_eq!((e.code, e.status), ("AccessDenied", 403), "{action}");
+        assert!(
+            e.message
+                .contains("explicit deny in a service control policy"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("hunter2"));
+        let encoded = e.message.rsplit(' ').next().unwrap();
+        let decoded = w.sealer.open(encoded).unwrap();
+        assert!(decoded.contains("no-long-term-keys"), "{decoded}");
+    }
+}
+
+#[test]
+fn weaker_callers_are_denied_before_existence_is_revealed() {
+    let mut w = World::new();
+    assert_eq!(
+        w.code(
+            "reader",
+            "CreateRole",
+            &[("RoleName", "x"), ("AssumeRolePolicyDocument", TRUST)]
+        ),
+        ("AccessDenied", 403)
+    );
+    assert_eq!(
+        w.code("reader", "DeleteRole", &[("RoleName", "ghost")]),
+        ("AccessDenied", 403)
+    );
+    assert_eq!(
+        w.code("admin", "DeleteRole", &[("RoleName", "ghost")]),
+        ("NoSuchEntity", 404)
+    );
+    assert!(
+        w.call("reader", "GetRole", &[("RoleName", "admin")])
+            .is_ok()
+    );
+    // Config entities are read-only through the API.
+    assert_eq!(
+        w.code("admin", "DeleteRole", &[("RoleName", "reader")]),
+        ("UnmodifiableEntity", 400)
+    );
+}
+
+#[test]
+fn managed_policies_attach_version_and_conflict() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let arn = "arn:aws:iam::123456789012:policy/read";
+    w.call(
+        "admin",
+        "AttachRolePolicy",
+        &[("RoleName", "ci"), ("PolicyArn", arn)],
+    )
+    .unwrap();
+    let d = w.directory();
+    assert_eq!(d.role(acct(), "ci").unwrap().identity_policies().len(), 1);
+    assert_eq!(d.managed_policy_by_arn(arn).unwrap().attachment_count, 1);
+    assert_eq!(
+        w.code("admin", "DeleteRole", &[("RoleName", "ci")]),
+        ("DeleteConflict", 409)
+    );
+    assert_eq!(
+        w.code("admin", "DeletePolicy", &[("PolicyArn", arn)]),
+        ("DeleteConflict", 409)
+    );
+    for _ in 0..4 {
+        w.call(
+            "admin",
+            "CreatePolicyVersion",
+            &[("PolicyArn", arn), ("PolicyDocument", &allow)],
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreatePolicyVersion",
+            &[("PolicyArn", arn), ("PolicyDocument", &allow)]
+        ),
+        ("LimitExceeded", 409)
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "DeletePolicyVersion",
+            &[("PolicyArn", arn), ("VersionId", "v1")]
+        ),
+        ("DeleteConflict", 409)
+    );
+    w.call(
+        "admin",
+        "SetDefaultPolicyVersion",
+        &[("PolicyArn", arn), ("VersionId", "v5")],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "DeletePolicyVersion",
+        &[("PolicyArn", arn), ("VersionId", "v1")],
+    )
+    .unwrap();
+    let p = w
+        .entities
+        .policies
+        .iter()
+        .find(|p| p.name == "read")
+        .unwrap();
+    assert_eq!(p.default_version, "v5");
+    assert_eq!(p.versions.len(), 4);
+    w.call(
+        "admin",
+        "DetachRolePolicy",
+        &[("RoleName", "ci"), ("PolicyArn", arn)],
+    )
+    .unwrap();
+    w.call("admin", "DeleteRole", &[("RoleName", "ci")])
+        .unwrap();
+    assert!(w.directory().role(acct(), "ci").is_none());
+}
+
+#[test]
+fn list_roles_pages_with_markers() {
+    let mut w = World::new();
+    for i in 0..7 {
+        w.call(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", &format!("r{i}")),
+                ("AssumeRolePolicyDocument", TRUST),
+            ],
+        )
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let mut pairs = vec![("MaxItems", "4".to_owned())];
+        if let Some(m) = &marker {
+            pairs.push(("Marker", m.clone()));
+        }
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let nodes = w
+            .call("admin", "ListRoles", &pairs)
+            .unwrap()
+            .result
+            .unwrap();
+        let Node::Group("Roles", members) = &nodes[0] else {
+            panic!("{nodes:?}")
+        };
+        for m in members {
+            let Node::Group(_, fields) = m else { panic!() };
+            seen.push(leaf(fields, "RoleName").unwrap().to_owned());
+        }
+        marker = leaf(&nodes, "Marker").map(str::to_owned);
+        if leaf(&nodes, "IsTruncated") == Some("false") {
+            assert!(marker.is_none());
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 9); // admin, reader and the seven
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    assert_eq!(
+        w.code("admin", "ListRoles", &[("MaxItems", "0")]),
+        ("ValidationError", 400)
+    );
+    assert_eq!(
+        w.code("admin", "ListRoles", &[("Marker", "garbage")]),
+        ("InvalidInput", 400)
+    );
+}
+
+#[test]
+fn simulation_includes_guardrails_and_explains() {
+    let mut w = World::new();
+    let out = w
+        .call(
+            "admin",
+            "SimulatePrincipalPolicy",
+            &[
+                ("PolicySourceArn", "arn:aws:iam::123456789012:role/admin"),
+                ("ActionNames.member.1", "iam:CreateUser"),
+                ("ActionNames.member.2", "iam:CreateRole"),
+            ],
+        )
+        .unwrap();
+    let nodes = out.result.unwrap();
+    let Node::Group("EvaluationResults", members) = &nodes[0] else {
+        panic!()
+    };
+    let decisions: Vec<&str> = members
+        .iter()
+        .map(|m| {
+            let Node::Group(_, f) = m else { panic!() };
+            leaf(f, "EvalDecision").unwrap()
+        })
+        .collect();
+    assert_eq!(decisions, ["explicitDeny", "allowed"]);
+    let Node::Group(_, first) = &members[0] else {
+        panic!()
+    };
+    assert!(
+        leaf(first, "Explanation")
+            .unwrap()
+            .contains("no-long-term-keys")
+    );
+    assert_eq!(leaf(first, "AllowedByOrganizations"), Some("false"));
+}
+
+#[test]
+fn providers_need_https_and_are_unique() {
+    let mut w = World::new();
+    let url = "https://token.actions.githubusercontent.com";
+    w.call(
+        "admin",
+        "CreateOpenIDConnectProvider",
+        &[("Url", url), ("ClientIDList.member.1", "sts.amazonaws.com")],
+    )
+    .unwrap();
+    assert_eq!(
+        w.code("admin", "CreateOpenIDConnectProvider", &[("Url", url)]),
+        ("EntityAlreadyExists", 409)
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreateOpenIDConnectProvider",
+            &[("Url", "http://127.0.0.1:9/x")]
+        ),
+        ("InvalidInput", 400)
+    );
+    let arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+    w.call(
+        "admin",
+        "AddClientIDToOpenIDConnectProvider",
+        &[("OpenIDConnectProviderArn", arn), ("ClientID", "other")],
+    )
+    .unwrap();
+    assert_eq!(
+        w.entities.providers[0].client_ids,
+        ["sts.amazonaws.com", "other"]
+    );
+    let nodes = w
+        .call(
+            "admin",
+            "GetOpenIDConnectProvider",
+            &[("OpenIDConnectProviderArn", arn)],
+        )
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(
+        leaf(&nodes, "Url"),
+        Some("token.actions.githubusercontent.com")
+    );
+}
+
+#[test]
+fn rebuilding_reuses_unchanged_roles_only() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let arn = "arn:aws:iam::123456789012:policy/read";
+    w.call(
+        "admin",
+        "AttachRolePolicy",
+        &[("RoleName", "ci"), ("PolicyArn", arn)],
+    )
+    .unwrap();
+    let before = w.directory();
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "other"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    let after = Directory::build_reusing(&w.entities, Some(&before));
+    let same = |d: &Directory, name: &str| d.role(acct(), name).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &same(&before, "ci"),
+        &same(&after, "ci")
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &same(&before, "admin"),
+        &same(&after, "admin")
+    ));
+    // A new default version of an attached policy recompiles the role.
+    let deny_all = doc(r#"{"Effect":"Allow","Action":"s3:PutObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreatePolicyVersion",
+        &[
+            ("PolicyArn", arn),
+            ("PolicyDocument", &deny_all),
+            ("SetAsDefault", "true"),
+        ],
+    )
+    .unwrap();
+    let changed = Directory::build_reusing(&w.entities, Some(&after));
+    assert!(!std::sync::Arc::ptr_eq(
+        &same(&after, "ci"),
+        &same(&changed, "ci")
+    ));
+    assert!(std::sync::Arc::ptr_eq(
+        &same(&after, "admin"),
+        &same(&changed, "admin")
+    ));
+    assert!(same(&changed, "ci").managed[0].1.label().contains("(v2)"));
+}
