@@ -524,6 +524,14 @@ fn audit_signing_keys_are_per_version_deterministic_and_verify() {
 
     let sig = pair2.sign(b"digest");
     let public2 = ring.audit_public_key(2).unwrap().unwrap();
-    assert!(UnparsedPublicKey::new(&ED25519, public2).verify(b"digest", sig.as_ref()).is_ok());
-    assert!(UnparsedPublicKey::new(&ED25519, public1).verify(b"digest", sig.as_ref()).is_err());
+    assert!(
+        UnparsedPublicKey::new(&ED25519, public2)
+            .verify(b"digest", sig.as_ref())
+            .is_ok()
+    );
+    assert!(
+        UnparsedPublicKey::new(&ED25519, public1)
+            .verify(b"digest", sig.as_ref())
+            .is_err()
+    );
 }

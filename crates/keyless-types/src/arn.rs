@@ -32,14 +32,22 @@ impl Arn {
     /// Parses an ARN. Only the shape is checked, not what each service allows.
     pub fn parse(s: &str) -> Result<Self, ArnError> {
         let mut parts = s.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+        let (
+            Some("arn"),
+            Some(partition),
+            Some(service),
+            Some(region),
+            Some(account),
+            Some(resource),
+        ) = (
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
-        ) else {
+        )
+        else {
             return Err(ArnError::Shape(s.to_owned()));
         };
         if partition.is_empty() || service.is_empty() || resource.is_empty() {
@@ -88,7 +96,15 @@ mod tests {
 
     #[test]
     fn malformed_arns_are_rejected() {
-        for bad in ["", "arn", "arn:aws:iam::123", "ARN:aws:iam::1:r", "arn::iam::1:r", "arn:aws:::1:r", "arn:aws:iam::1:"] {
+        for bad in [
+            "",
+            "arn",
+            "arn:aws:iam::123",
+            "ARN:aws:iam::1:r",
+            "arn::iam::1:r",
+            "arn:aws:::1:r",
+            "arn:aws:iam::1:",
+        ] {
             assert!(Arn::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -78,7 +78,14 @@ mod tests {
 
     #[test]
     fn bad_account_ids_are_rejected() {
-        for bad in ["", "12345678901", "1234567890123", "12345678901a", "+12345678901", " 23456789012"] {
+        for bad in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "+12345678901",
+            " 23456789012",
+        ] {
             assert!(AccountId::parse(bad).is_err(), "{bad:?}");
         }
         assert!(AccountId::from_u64(1_000_000_000_000).is_err());
