@@ -22,6 +22,9 @@ pub const SOURCE_KEYLESS: &str = "keyless";
 pub const HIDDEN: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
 /// Longest string value kept in a record; longer values are cut (with a `…[truncated]` mark).
 pub const MAX_VALUE_CHARS: usize = 2048;
+/// Longest `errorMessage` kept (an `AccessDenied` carries an encoded authorization message of a
+/// few KiB that the operator may want to decode).
+pub const MAX_ERROR_MESSAGE_CHARS: usize = 8192;
 
 /// The outcome of the recorded call, for filtering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,10 +213,12 @@ pub struct AuditEvent {
 
 /// RFC 3339 UTC with microseconds, as `eventTime` is written.
 pub fn event_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let micros = t.microsecond();
-    let t = t.replace_nanosecond(micros * 1000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
 }
 
 /// Parses an RFC 3339 instant.
@@ -223,10 +228,14 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 
 /// Cuts `s` to [`MAX_VALUE_CHARS`] characters.
 pub fn bounded(s: &str) -> String {
-    if s.len() <= MAX_VALUE_CHARS {
+    bounded_to(s, MAX_VALUE_CHARS)
+}
+
+fn bounded_to(s: &str, max: usize) -> String {
+    if s.len() <= max {
         return s.to_owned();
     }
-    let mut out: String = s.chars().take(MAX_VALUE_CHARS).collect();
+    let mut out: String = s.chars().take(max).collect();
     out.push_str("…[truncated]");
     out
 }
@@ -275,7 +284,7 @@ impl AuditEvent {
     /// Marks the event failed with an AWS error code, its message and the HTTP status.
     pub fn fail(&mut self, code: &str, message: &str, status: u16) {
         self.error_code = Some(code.to_owned());
-        self.error_message = Some(bounded(message));
+        self.error_message = Some(bounded_to(message, MAX_ERROR_MESSAGE_CHARS));
         self.decision = Decision::of_status(Some(status));
     }
 

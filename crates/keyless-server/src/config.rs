@@ -85,6 +85,8 @@ pub struct Config {
     pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
     /// Warnings to log at start-up (e.g. a trust policy with a SECURITY_WARNING finding).
     pub warnings: Vec<String>,
+    /// The `[audit]` table.
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// Default listen address.
@@ -107,6 +109,7 @@ struct RawConfig {
     throttle: Option<ThrottleConfig>,
     #[serde(default)]
     authorize_clients: Vec<RawAuthorizeClient>,
+    audit: Option<Spanned<crate::audit::AuditSettings>>,
 }
 
 #[derive(Deserialize)]
@@ -525,6 +528,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         return Err(cx.at(0, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
     }
 
+    let audit = match &raw.audit {
+        Some(a) => {
+            a.get_ref().check().map_err(|m| cx.at_span(a, m))?;
+            a.get_ref().clone()
+        }
+        None => crate::audit::AuditSettings::default(),
+    };
+
     Ok(Config {
         listen,
         data_dir: raw.data_dir.map_or_else(
@@ -537,6 +548,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         provider_leeway,
         authorize_clients,
         warnings,
+        audit,
     })
 }
 

@@ -49,6 +49,8 @@ pub struct AppState {
     pub dev: Option<DevIssuer>,
     /// Who may call `/v1/authorize`.
     pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
+    /// The audit trail (every STS call, every authorize decision, custom events).
+    pub audit: crate::audit::Audit,
 }
 
 impl std::fmt::Debug for AppState {

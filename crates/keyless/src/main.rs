@@ -35,6 +35,12 @@ enum Command {
     Lint(cmd::lint::LintArgs),
     /// Rewrite CI workflows from static keys to OIDC.
     Migrate(cmd::migrate::MigrateArgs),
+    /// Read and verify the audit trail.
+    Audit(cmd::audit::AuditArgs),
+    /// Live sessions, reconstructed from the audit trail.
+    Sessions(cmd::sessions::SessionsArgs),
+    /// Reports (the credential report).
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,9 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Lint(args) => cmd::lint::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Sessions(args) => cmd::sessions::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,
