@@ -278,9 +278,11 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
         .strip_prefix(HASH_KEY)
         .and_then(|s| s.strip_suffix(b"\"}"))
         .ok_or(LineError::NoHash)?;
+    // Lower-case hex only: the hash field is outside the hashed bytes, so exactly one spelling
+    // of it may be accepted.
     let claimed = std::str::from_utf8(hex_part)
         .ok()
-        .filter(|h| h.len() == 64)
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
         .and_then(hex32)
         .ok_or(LineError::NoHash)?;
     let hash = hash_of(canonical);

@@ -3,7 +3,11 @@
 //! `scripts/bench-audit-issuance.py` to compare durable audit with audit disabled.
 //!
 //! `cargo run --release -p keyless-server --example issuance_load -- URL ROLE_ARN TOKEN_FILE CONCURRENCY SECONDS`
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark tool: fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark tool: fail loudly"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

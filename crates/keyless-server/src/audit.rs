@@ -274,6 +274,30 @@ pub fn keyless_event(now: OffsetDateTime, event_name: &str, request_id: &str) ->
     e
 }
 
+/// A pre-filled event for a call made by an authenticated caller (IAM actions, revocations
+/// through the API): `eventSource` is e.g. [`keyless_audit::event::SOURCE_IAM`] or
+/// [`SOURCE_KEYLESS`], `userIdentity` is the caller's session. Set `request_parameters`
+/// (allow-listed: never a secret), `response_elements` and `fail` on error, then
+/// [`Audit::record_durable`] before answering.
+pub fn caller_event(
+    now: OffsetDateTime,
+    event_source: &str,
+    event_name: &str,
+    request_id: &str,
+    caller: &Caller,
+    source_ip: IpAddr,
+) -> AuditEvent {
+    let mut e = AuditEvent::new(now, event_source, event_name, request_id, event_id());
+    let facts = CallerFacts::of(caller);
+    e.user_identity = facts.identity();
+    e.recipient_account_id = Some(facts.account);
+    e.source_ip_address = source_ip.to_string();
+    if event_source == SOURCE_KEYLESS {
+        e.event_type = "KeylessEvent".into();
+    }
+    e
+}
+
 /// What the query handler learned while serving a call, for its record.
 #[derive(Debug, Default)]
 pub struct CallFacts {
@@ -674,4 +698,93 @@ pub fn authorize_event(
         e.fail("AccessDenied", "not authorized", 403);
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_key_ids_come_from_the_header_or_the_presigned_query() {
+        let h = "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLEKEY123456/20261201/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=abc";
+        assert_eq!(
+            claimed_access_key_id(Some(h), None).as_deref(),
+            Some("ASIAEXAMPLEKEY123456")
+        );
+        let q = "Action=GetCallerIdentity&X-Amz-Credential=ASIAQUERYKEY%2F20261201%2Fus-east-1%2Fsts%2Faws4_request&X-Amz-Signature=00";
+        assert_eq!(
+            claimed_access_key_id(None, Some(q)).as_deref(),
+            Some("ASIAQUERYKEY")
+        );
+        // Hostile values are dropped, not recorded.
+        assert_eq!(
+            claimed_access_key_id(Some("Credential=<script>/x"), None),
+            None
+        );
+        let long = format!("Credential={}/x", "A".repeat(200));
+        assert_eq!(claimed_access_key_id(Some(&long), None), None);
+    }
+
+    #[test]
+    fn a_refused_web_identity_call_records_the_claimed_issuer_and_no_response() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let call = StsCall {
+            action: "AssumeRoleWithWebIdentity",
+            request_id: "r-1",
+            source_ip: IpAddr::from([127, 0, 0, 1]),
+            user_agent: &"x".repeat(5000),
+            request_parameters: Some(json!({"roleArn": "arn:aws:iam::123456789012:role/gha"})),
+            facts: CallFacts {
+                token_issuer: Some("https://issuer.example".into()),
+                ..CallFacts::default()
+            },
+            now,
+        };
+        let e = sts_event(call, Some(&ApiError::access_denied("no")));
+        assert_eq!(e.user_identity.kind, "WebIdentityUser");
+        assert_eq!(
+            e.user_identity.identity_provider.as_deref(),
+            Some("https://issuer.example")
+        );
+        assert_eq!(e.error_code.as_deref(), Some("AccessDenied"));
+        assert_eq!(e.decision, keyless_audit::Decision::Deny);
+        assert!(e.response_elements.is_none());
+        assert_eq!(e.user_agent.len(), 1024);
+        assert_eq!(e.request_id, "r-1");
+    }
+
+    #[test]
+    fn settings_are_bounded() {
+        let ok = AuditSettings::default();
+        assert_eq!(ok.check(), Ok(()));
+        for bad in [
+            AuditSettings {
+                max_file_bytes: 10,
+                ..ok.clone()
+            },
+            AuditSettings {
+                digest_every_records: 0,
+                ..ok.clone()
+            },
+            AuditSettings {
+                digest_interval_seconds: 0,
+                ..ok.clone()
+            },
+            AuditSettings {
+                max_batch_wait_micros: 1_000_000,
+                ..ok.clone()
+            },
+            AuditSettings {
+                authorize_allow_sample_rate: 1.5,
+                ..ok.clone()
+            },
+            AuditSettings {
+                authorize_allow_sample_rate: f64::NAN,
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
 }

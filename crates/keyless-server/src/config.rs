@@ -753,6 +753,26 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
     }
 
     #[test]
+    fn the_audit_table_is_read_and_checked() {
+        let c = p(&base()).unwrap();
+        assert_eq!(c.audit, crate::audit::AuditSettings::default());
+        let text = format!(
+            "{}\n[audit]\nstdout = true\nmax_file_bytes = 4096\n",
+            base()
+        );
+        let c = p(&text).unwrap();
+        assert!(c.audit.stdout);
+        assert_eq!(c.audit.max_file_bytes, 4096);
+        assert_eq!(c.audit.digest_every_records, 1000);
+        let bad = format!("{}\n[audit]\nauthorize_allow_sample_rate = 2.0\n", base());
+        let e = p(&bad).unwrap_err();
+        assert!(e.message.contains("authorize_allow_sample_rate"), "{e}");
+        assert!(e.line > 20, "{e}");
+        let unknown = format!("{}\n[audit]\nsink = \"postgres\"\n", base());
+        assert!(p(&unknown).unwrap_err().message.contains("sink"));
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_their_line() {
         let text = base().replace("name = \"dev\"", "name = \"dev\"\nbogus = 1");
         let e = p(&text).unwrap_err();
