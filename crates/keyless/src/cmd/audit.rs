@@ -364,15 +364,14 @@ fn tail(
             while let Some(i) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
                 let line = &line[..line.len() - 1];
-                if let Some(e) = parse_event_line(line)
-                    && filter.matches(&e)
-                {
-                    if let Err(err) = print_event(&mut out, &e, line, format) {
-                        if err.kind() == std::io::ErrorKind::BrokenPipe {
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                        return Err(err.into());
+                let Some(e) = parse_event_line(line).filter(|e| filter.matches(e)) else {
+                    continue;
+                };
+                if let Err(err) = print_event(&mut out, &e, line, format) {
+                    if err.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(ExitCode::SUCCESS);
                     }
+                    return Err(err.into());
                 }
             }
             out.flush()?;
