@@ -445,52 +445,55 @@ struct WriterState {
     buf: Vec<u8>,
 }
 
-fn run(mut st: WriterState, rx: Receiver<Job>) {
-    loop {
-        let first = match st.digest_deadline() {
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(j) => j,
-                Err(RecvTimeoutError::Timeout) => {
-                    st.timed_digest();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    st.close();
-                    return;
-                }
-            },
-            None => match rx.recv() {
-                Ok(j) => j,
-                Err(_) => {
-                    st.close();
-                    return;
-                }
-            },
-        };
-        let mut batch = Vec::new();
-        let mut shutdown = None;
-        match first {
-            Job::Shutdown(done) => shutdown = Some(done),
-            ev => batch.push(ev),
+/// Takes everything queued, up to `max`; reports a shutdown request separately.
+fn drain(rx: &Receiver<Job>, batch: &mut Vec<Job>, max: usize) -> Option<oneshot::Sender<()>> {
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(Job::Shutdown(done)) => return Some(done),
+            Ok(ev) => batch.push(ev),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
         }
-        let deadline = Instant::now() + st.config.max_batch_wait;
-        while shutdown.is_none() && batch.len() < st.config.max_batch_records {
-            let next = match rx.try_recv() {
-                Ok(j) => Some(j),
-                Err(TryRecvError::Empty) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        None
-                    } else {
-                        rx.recv_timeout(left).ok()
+    }
+    None
+}
+
+fn run(mut st: WriterState, rx: Receiver<Job>) {
+    let max = st.config.max_batch_records;
+    loop {
+        // Under load, records pile up while the previous batch syncs: take them at once, without
+        // parking. Only an empty queue blocks (until a record or the digest deadline).
+        let mut batch = Vec::new();
+        let mut shutdown = drain(&rx, &mut batch, max);
+        if batch.is_empty() && shutdown.is_none() {
+            let first = match st.digest_deadline() {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(j) => j,
+                    Err(RecvTimeoutError::Timeout) => {
+                        st.timed_digest();
+                        continue;
                     }
-                }
-                Err(TryRecvError::Disconnected) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        st.close();
+                        return;
+                    }
+                },
+                None => match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => {
+                        st.close();
+                        return;
+                    }
+                },
             };
-            match next {
-                Some(Job::Shutdown(done)) => shutdown = Some(done),
-                Some(ev) => batch.push(ev),
-                None => break,
+            match first {
+                Job::Shutdown(done) => shutdown = Some(done),
+                ev => batch.push(ev),
+            }
+            if shutdown.is_none() && !st.config.max_batch_wait.is_zero() {
+                // The bounded wait: sleep rather than wake once per arriving record, so senders
+                // find no parked receiver and pay no wake-up; then take what came.
+                std::thread::sleep(st.config.max_batch_wait);
+                shutdown = drain(&rx, &mut batch, max);
             }
         }
         st.commit(batch);

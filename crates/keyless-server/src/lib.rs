@@ -4,10 +4,13 @@
 //! config entities, loads the key ring, and serves:
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
-//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable), `/metrics`;
+//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable, audit log writable),
+//!   `/metrics`;
 //! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
 //!
-//! Domain errors become HTTP in exactly one place, [`query_api::render_error`].
+//! Every STS call and authorize decision is recorded in the audit trail ([`audit`]); STS answers
+//! leave only once their record is durable. Domain errors become HTTP in exactly one place,
+//! [`query_api::render_error`].
 
 pub mod audit;
 pub mod authorize_api;
