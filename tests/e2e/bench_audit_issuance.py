@@ -31,9 +31,10 @@ from keyless_e2e import ACCOUNT, _stop, _wait_for_line, default_config, keyless_
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 def start(work: Path, config: str, disabled: bool) -> tuple[subprocess.Popen, str]:
@@ -82,10 +83,12 @@ def main() -> None:
                     cpu1 = cpu_seconds(proc.pid)
                     res = json.loads(cp.stdout)
                     assert res["failed"] == 0, res
-                    us_per_req = (cpu1 - cpu0) / max(res["ok"], 1) * 1e6
-                    results[mode].append((res["per_second"], us_per_req))
-                    print(f"round {r} {mode:8}: {res['per_second']:9.1f} req/s, server CPU {us_per_req:7.1f} us/request",
-                          flush=True)
+                    n = max(res["ok"], 1)
+                    user_us = (cpu1[0] - cpu0[0]) / n * 1e6
+                    sys_us = (cpu1[1] - cpu0[1]) / n * 1e6
+                    results[mode].append((res["per_second"], user_us + sys_us))
+                    print(f"round {r} {mode:8}: {res['per_second']:9.1f} req/s, server CPU {user_us + sys_us:7.1f} us/request"
+                          f" (user {user_us:.1f}, system {sys_us:.1f})", flush=True)
                 finally:
                     _stop(proc)
         best = {m: max(v) for m, v in results.items()}
