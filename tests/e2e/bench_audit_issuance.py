@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--batch-wait-micros", type=int, default=None,
+                    help="[audit] max_batch_wait_micros for the audited server (default: the server's)")
     a = ap.parse_args()
     loadgen = os.environ.get("LOADGEN", "target/release/examples/issuance_load")
     work = Path(tempfile.mkdtemp(prefix="keyless-bench-"))
@@ -72,7 +74,10 @@ def main() -> None:
         for r in range(a.rounds):
             for mode in ("audit", "disabled"):
                 d = work / f"{mode}-{r}"
-                proc, url = start(d, default_config(issuer, d / "data", (1e9, 1_000_000_000)), mode == "disabled")
+                config = default_config(issuer, d / "data", (1e9, 1_000_000_000))
+                if a.batch_wait_micros is not None:
+                    config += f"\n[audit]\nmax_batch_wait_micros = {a.batch_wait_micros}\n"
+                proc, url = start(d, config, mode == "disabled")
                 try:
                     # Warm up (connections, caches), then measure.
                     subprocess.run([loadgen, url + "/", role, str(token), str(a.concurrency), "1"],

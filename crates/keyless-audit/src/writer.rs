@@ -56,7 +56,7 @@ pub struct WriterConfig {
 
 impl WriterConfig {
     /// The defaults for a directory: 100 MiB / 1 day files, a digest every 1000 records or 60 s,
-    /// batches of up to 4096 records gathered for at most 1 ms.
+    /// batches of up to 4096 records gathered for at most 200 µs.
     pub fn new(dir: PathBuf) -> WriterConfig {
         WriterConfig {
             dir,
@@ -64,7 +64,7 @@ impl WriterConfig {
             max_file_age: Duration::from_secs(24 * 3600),
             digest_every_records: 1000,
             digest_interval: Duration::from_secs(60),
-            max_batch_wait: Duration::from_millis(1),
+            max_batch_wait: Duration::from_micros(200),
             max_batch_records: 4096,
             stdout: false,
         }

@@ -73,7 +73,9 @@ fn default_digest_interval() -> u64 {
     60
 }
 fn default_batch_wait() -> u64 {
-    1000
+    // Measured: 1 ms halved issuance throughput on a busy 2-core machine (the writer thread
+    // oversleeps under CPU contention); 200 µs did as well as none.
+    200
 }
 fn default_sample_rate() -> f64 {
     1.0
