@@ -6,6 +6,8 @@ trust policies need an acknowledgement; a guardrail caps session duration."""
 from __future__ import annotations
 
 import json
+import secrets
+import subprocess
 import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +20,7 @@ from iam_support import (
     authorize_s3, cli_env, gha_trust, iam_client, iam_raw,
 )
 from keyless_e2e import (
-    ACCOUNT, AUD, Issuer, Keyless, _stop, encoded_auth_message, policy, start_issuer, start_keyless,
+    ACCOUNT, AUD, Issuer, Keyless, _stop, encoded_auth_message, keyless_bin, policy, start_issuer, start_keyless,
 )
 
 CI_REPO = "octo-org/app"
@@ -461,3 +463,34 @@ def test_guardrails_restrict_issuers_and_require_claims(tmp_path: Path) -> None:
         _stop(keyless.proc)
         _stop(other.proc)
         _stop(trusted.proc)
+
+
+def audit_records(keyless: Keyless, *filters: str) -> list[dict[str, Any]]:
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--config", str(keyless.config), "--format", "json",
+                         *filters], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    return [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+
+
+def test_iam_calls_are_in_the_audit_trail_with_the_password_hidden(stack, admin) -> None:
+    _, _, keyless = stack
+    iam = iam_client(keyless, admin)
+    name = f"audited-{secrets.token_hex(3)}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                "Action": "sts:AssumeRole"}]}))
+    with pytest.raises(ClientError):
+        iam.create_login_profile(UserName="deployer", Password="Sup3r-s3cret!")
+    created = [r for r in audit_records(keyless, "--event-name", "CreateRole")
+               if r.get("requestParameters", {}).get("roleName") == name]
+    assert len(created) == 1, created
+    rec = created[0]
+    assert rec["eventSource"] == "iam.amazonaws.com" and rec["decision"] == "allow" and not rec["readOnly"]
+    assert rec["userIdentity"]["type"] == "AssumedRole"
+    assert rec["userIdentity"]["accessKeyId"] == admin["AccessKeyId"]
+    denied = audit_records(keyless, "--event-name", "CreateLoginProfile", "--error-code", "AccessDenied")
+    assert denied, "the refused CreateLoginProfile must be recorded"
+    assert all(r["requestParameters"].get("password") == "HIDDEN_DUE_TO_SECURITY_REASONS" for r in denied), denied
+    log = b"".join(p.read_bytes() for p in sorted((keyless.data_dir / "audit").glob("*.jsonl")))
+    assert b"Sup3r-s3cret!" not in log
+    assert admin["SecretAccessKey"].encode() not in log and admin["SessionToken"].encode() not in log

@@ -418,3 +418,42 @@ def test_cli_usage_and_io_errors_exit_2(tmp_path: Path) -> None:
     cp = cli("session", "ASIAAAAAAAAAAAAAAAAA", "--endpoint", "http://127.0.0.1:1",
              env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
     assert cp.returncode == 2 and "no AWS credentials" in cp.stderr, cp.stderr
+
+
+def audit_records(keyless: Keyless, *filters: str) -> list[dict[str, Any]]:
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--config", str(keyless.config), "--format", "json",
+                         "--event-name", "RevokeSessions", *filters], capture_output=True, text=True, timeout=60,
+                        stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    return [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+
+
+def test_revocations_are_in_the_audit_trail(stack) -> None:
+    _, keyless = stack
+    admin, worker = session(stack, role="revoker"), session(stack)
+    api_victim, cli_victim, other = session(stack), session(stack), session(stack)
+    assert cli("session", api_victim["AccessKeyId"], "--endpoint", keyless.url, "--reason", "audit me",
+               env=api_env(keyless, admin)).returncode == 0
+    assert cli("session", cli_victim["AccessKeyId"], *store_args(keyless), "--reason", "operator").returncode == 0
+    assert cli("session", other["AccessKeyId"], "--endpoint", keyless.url, env=api_env(keyless, worker)).returncode == 1
+    wait_revoked(keyless, cli_victim)
+
+    def find(pred) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 3
+        while True:
+            found = [r for r in audit_records(keyless) if pred(r)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+    api = find(lambda r: (r.get("responseElements") or {}).get("target", {}).get("accessKeyId") == api_victim["AccessKeyId"])
+    assert len(api) == 1, api
+    assert api[0]["eventSource"] == "keyless" and api[0]["decision"] == "allow"
+    assert api[0]["userIdentity"]["accessKeyId"] == admin["AccessKeyId"]
+    assert api[0]["requestParameters"]["reason"] == "audit me"
+    op = find(lambda r: (r.get("responseElements") or {}).get("target", {}).get("accessKeyId") == cli_victim["AccessKeyId"])
+    assert len(op) == 1 and op[0]["userIdentity"]["type"] == "Operator", op
+    denied = find(lambda r: r.get("errorCode") == "AccessDenied"
+                  and (r.get("requestParameters") or {}).get("value") == other["AccessKeyId"])
+    assert len(denied) == 1 and denied[0]["decision"] == "deny", denied
+    assert denied[0]["userIdentity"]["accessKeyId"] == worker["AccessKeyId"]

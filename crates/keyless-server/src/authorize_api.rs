@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tracing::info;
 
+use crate::audit;
 use crate::state::AppState;
 
 /// Largest authorize request (the body of an upload may ride along, base64).
@@ -103,25 +104,46 @@ pub async fn handle(
         state
             .metrics
             .request("Authorize", "Unauthorized", started.elapsed().as_secs_f64());
-        return api_error(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "Send `Authorization: Bearer <token>` with a token whose SHA-256 is listed in [[authorize_clients]].",
-        );
+        let message = "Send `Authorization: Bearer <token>` with a token whose SHA-256 is listed in [[authorize_clients]].";
+        refused(&state, None, None, peer, ("Unauthorized", message, 401)).await;
+        return api_error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
     };
     let req: AuthorizeRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return api_error(
-                StatusCode::BAD_REQUEST,
-                "MalformedRequest",
-                format!("invalid authorize request: {e}"),
-            );
+            let message = format!("invalid authorize request: {e}");
+            refused(
+                &state,
+                Some(&client.name),
+                None,
+                peer,
+                ("MalformedRequest", &message, 400),
+            )
+            .await;
+            return api_error(StatusCode::BAD_REQUEST, "MalformedRequest", message);
         }
     };
+    let parameters = state.audit.enabled().then(|| {
+        audit::authorize_parameters(
+            &req.action,
+            &req.resource,
+            &req.method,
+            &req.path,
+            req.region.as_deref(),
+            req.source_ip,
+        )
+    });
     let response = match decide(&state, &req, peer) {
         Ok(r) => r,
         Err(e) => {
+            refused(
+                &state,
+                Some(&client.name),
+                parameters,
+                peer,
+                (e.code, &e.message, e.status),
+            )
+            .await;
             return api_error(
                 StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
                 e.code,
@@ -129,6 +151,24 @@ pub async fn handle(
             );
         }
     };
+    if state.audit.enabled() {
+        let allowed = response.get("allowed").and_then(Value::as_bool) == Some(true);
+        // Denies are always recorded; allows at the configured rate.
+        if !allowed || state.audit.sample_allow() {
+            let event = audit::authorize_event(
+                state.clock.now(),
+                Some(&client.name),
+                parameters.as_ref(),
+                peer.ip(),
+                &response,
+                None,
+                state.audit.allow_sample_rate(),
+            );
+            if let Err(e) = state.audit.record(&event).await {
+                return api_error(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message);
+            }
+        }
+    }
     let code = response
         .get("decision")
         .and_then(Value::as_str)
@@ -145,6 +185,29 @@ pub async fn handle(
         "authorize"
     );
     (StatusCode::OK, Json(response)).into_response()
+}
+
+/// Records a request refused before any decision (best effort: the answer is a refusal anyway).
+async fn refused(
+    state: &AppState,
+    client: Option<&str>,
+    parameters: Option<Value>,
+    peer: SocketAddr,
+    error: (&str, &str, u16),
+) {
+    if !state.audit.enabled() {
+        return;
+    }
+    let event = audit::authorize_event(
+        state.clock.now(),
+        client,
+        parameters.as_ref(),
+        peer.ip(),
+        &Value::Null,
+        Some(error),
+        state.audit.allow_sample_rate(),
+    );
+    let _ = state.audit.record(&event).await;
 }
 
 fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<Value, ApiError> {

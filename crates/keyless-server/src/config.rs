@@ -89,6 +89,8 @@ pub struct Config {
     pub iam: IamConfig,
     /// Warnings to log at start-up (e.g. a trust policy with a SECURITY_WARNING finding).
     pub warnings: Vec<String>,
+    /// The `[audit]` table.
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// `[builtin_guardrails]`: guardrails keyless attaches at the root by itself.
@@ -145,6 +147,7 @@ struct RawConfig {
     authorize_clients: Vec<RawAuthorizeClient>,
     builtin_guardrails: Option<BuiltinGuardrails>,
     iam: Option<IamConfig>,
+    audit: Option<Spanned<crate::audit::AuditSettings>>,
 }
 
 #[derive(Deserialize)]
@@ -576,6 +579,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         return Err(cx.at(0, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
     }
 
+    let audit = match &raw.audit {
+        Some(a) => {
+            a.get_ref().check().map_err(|m| cx.at_span(a, m))?;
+            a.get_ref().clone()
+        }
+        None => crate::audit::AuditSettings::default(),
+    };
+
     Ok(Config {
         listen,
         data_dir: raw.data_dir.map_or_else(
@@ -590,6 +601,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         builtin_guardrails,
         iam: raw.iam.unwrap_or_default(),
         warnings,
+        audit,
     })
 }
 
@@ -791,6 +803,26 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         assert_eq!(c.entities.roles[0].max_session_duration, 7200);
         assert_eq!(c.entities.roles[0].inline_policies[0].name, "read");
         assert_eq!(c.entities.accounts[0].ou_path, "/workloads/dev");
+    }
+
+    #[test]
+    fn the_audit_table_is_read_and_checked() {
+        let c = p(&base()).unwrap();
+        assert_eq!(c.audit, crate::audit::AuditSettings::default());
+        let text = format!(
+            "{}\n[audit]\nstdout = true\nmax_file_bytes = 4096\n",
+            base()
+        );
+        let c = p(&text).unwrap();
+        assert!(c.audit.stdout);
+        assert_eq!(c.audit.max_file_bytes, 4096);
+        assert_eq!(c.audit.digest_every_records, 1000);
+        let bad = format!("{}\n[audit]\nauthorize_allow_sample_rate = 2.0\n", base());
+        let e = p(&bad).unwrap_err();
+        assert!(e.message.contains("authorize_allow_sample_rate"), "{e}");
+        assert!(e.line > 20, "{e}");
+        let unknown = format!("{}\n[audit]\nsink = \"postgres\"\n", base());
+        assert!(p(&unknown).unwrap_err().message.contains("sink"));
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub async fn handle(
     body: &[u8],
     origin: Origin,
     request_id: &str,
+    facts: &mut crate::audit::CallFacts,
 ) -> Result<String, ApiError> {
     if action.is_empty() {
         return Err(ApiError::new("MissingAction", 400, "Missing Action"));
@@ -105,6 +106,7 @@ pub async fn handle(
     };
     let directory = state.directory.load_full();
     let caller = authenticate_iam(state, &directory, method, uri, headers, body)?;
+    facts.caller = Some(crate::audit::CallerFacts::of(&caller));
     let keys = state.keys.load();
     let env = IamEnv {
         directory: &directory,

@@ -5,11 +5,15 @@
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
 //! - `POST`/`GET /v1/revocations`: revoke sessions, list revocations ([`revoke_api`]);
-//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable), `/metrics`;
+//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable, audit log writable),
+//!   `/metrics`;
 //! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
 //!
-//! Domain errors become HTTP in exactly one place, [`query_api::render_error`].
+//! Every STS call and authorize decision is recorded in the audit trail ([`audit`]); STS answers
+//! leave only once their record is durable. Domain errors become HTTP in exactly one place,
+//! [`query_api::render_error`].
 
+pub mod audit;
 pub mod authorize_api;
 pub mod config;
 pub mod dev;
@@ -65,6 +69,9 @@ pub struct ServeOptions {
     pub listen: Option<SocketAddr>,
     /// `--data-dir DIR`, overriding the config.
     pub data_dir: Option<PathBuf>,
+    /// `--unsafe-disable-audit-for-benchmark`: no audit records at all, for measuring what
+    /// auditing costs. Loopback only, and `/readyz` stays 503.
+    pub unsafe_disable_audit_for_benchmark: bool,
 }
 
 /// Why the server could not start.
@@ -174,6 +181,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 
     let keyring_path = keyring_file::path_in(&config.data_dir);
     let ring = keyring_file::load_or_create(&keyring_path, now)?;
+    let audit = open_audit(&opts, &config, &clock, &ring)?;
     let keys = keys_of(ring)?;
 
     let cache = Arc::new(
@@ -234,6 +242,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         iam: crate::iam_api::IamSettings {
             allow_loopback_http_providers: config.iam.allow_loopback_http_providers,
         },
+        audit,
     });
     revoke_api::reload_revocations(&state).await;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
@@ -252,6 +261,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    // Every request has been answered; sign the tail of the log and sync it.
+    state.audit.shutdown().await;
     info!("keyless stopped");
     Ok(())
 }
@@ -295,7 +306,42 @@ fn dev_config() -> Config {
         builtin_guardrails: config::BuiltinGuardrails::default(),
         iam: config::IamConfig::default(),
         warnings: vec![],
+        audit: Default::default(),
     }
+}
+
+/// Opens the audit log in `data_dir/audit` (or honours the benchmark switch).
+fn open_audit(
+    opts: &ServeOptions,
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+    ring: &KeyRing,
+) -> Result<audit::Audit, ServeError> {
+    if opts.unsafe_disable_audit_for_benchmark {
+        if !config.listen.ip().is_loopback() {
+            return Err(ServeError::Usage(format!(
+                "{} is for local benchmarks only and needs a loopback listen address, not {}",
+                audit::DISABLE_FLAG,
+                config.listen
+            )));
+        }
+        warn!(
+            "AUDIT DISABLED by {}: nothing is recorded and /readyz answers 503; never serve real traffic like this",
+            audit::DISABLE_FLAG
+        );
+        return Ok(audit::Audit::disabled_for_benchmark());
+    }
+    let dir = config.data_dir.join("audit");
+    let (log, report) = audit::Audit::open(&config.audit, dir, Arc::clone(clock), ring)
+        .map_err(ServeError::Startup)?;
+    if report.truncated_bytes > 0 {
+        warn!(
+            bytes = report.truncated_bytes,
+            file = %report.current_file.display(),
+            "audit log: cut a torn final line left by a crash (it was never acknowledged)"
+        );
+    }
+    Ok(log)
 }
 
 async fn load_directory(store: &dyn Store) -> Result<Directory, ServeError> {
@@ -331,6 +377,7 @@ async fn watch_keyring(state: Arc<AppState>) {
         last = now;
         match keyring_file::load(&state.keyring_path) {
             Ok(ring) => {
+                state.audit.rotate_signer(&ring);
                 let versions = ring.versions().len();
                 let current = state.keys.load();
                 let reloaded = Keys {
@@ -381,12 +428,13 @@ async fn watch_revocations(state: Arc<AppState>) {
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let store_ok = state.store.ping().await.is_ok();
     let keys_ok = state.key_sources.is_warm();
+    let (audit_ok, audit_line) = state.audit.readiness();
     let body = format!(
-        "store: {}\nissuer keys: {}\n",
+        "store: {}\nissuer keys: {}\n{audit_line}\n",
         if store_ok { "ok" } else { "unreachable" },
         if keys_ok { "warm" } else { "not yet fetched" }
     );
-    let status = if store_ok && keys_ok {
+    let status = if store_ok && keys_ok && audit_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -19,6 +19,7 @@ use keyless_core::sts::{self, Authorizer, Issued, Origin, iso8601};
 use keyless_sigv4::HttpRequest;
 use tracing::{info, warn};
 
+use crate::audit::{self, CallFacts, CallerFacts, IssuedFacts, StsCall};
 use crate::state::AppState;
 use crate::xml::{self, STS_NS, Xml};
 
@@ -47,41 +48,69 @@ pub async fn handle(
         || params
             .as_ref()
             .is_ok_and(|p| p.get("Version") == Some(crate::iam_api::VERSION));
+    let mut facts = CallFacts::default();
+    let mut request_parameters = None;
     let (action, result) = match params {
-        Ok(params) if iam => {
-            let action = params.action().unwrap_or("").to_owned();
-            let result = crate::iam_api::handle(
-                &state,
-                &params,
-                &action,
-                &method,
-                &uri,
-                &headers,
-                &body,
-                origin,
-                &request_id,
-            )
-            .await;
-            (action, result)
-        }
         Ok(params) => {
+            if state.audit.enabled() {
+                let pairs = params.names().filter_map(|n| params.get(n).map(|v| (n, v)));
+                request_parameters = Some(if iam {
+                    keyless_audit::event::iam_request_parameters(pairs)
+                } else {
+                    keyless_audit::event::request_parameters(pairs)
+                });
+            }
             let action = params.action().unwrap_or("").to_owned();
-            let result = dispatch(
-                &state,
-                &params,
-                &action,
-                &method,
-                &uri,
-                &headers,
-                &body,
-                origin,
-                &request_id,
-            )
-            .await;
+            let result = if iam {
+                crate::iam_api::handle(
+                    &state,
+                    &params,
+                    &action,
+                    &method,
+                    &uri,
+                    &headers,
+                    &body,
+                    origin,
+                    &request_id,
+                    &mut facts,
+                )
+                .await
+            } else {
+                dispatch(
+                    &state,
+                    &params,
+                    &action,
+                    &method,
+                    &uri,
+                    &headers,
+                    &body,
+                    origin,
+                    &request_id,
+                    &mut facts,
+                )
+                .await
+            };
             (action, result)
         }
         Err(e) => (String::new(), Err(e)),
     };
+    let source = if iam {
+        keyless_audit::event::SOURCE_IAM
+    } else {
+        keyless_audit::event::SOURCE_STS
+    };
+    let result = record(
+        &state,
+        source,
+        &action,
+        &request_id,
+        peer,
+        &headers,
+        request_parameters,
+        facts,
+        result,
+    )
+    .await;
     let label = if action.is_empty() {
         "unknown"
     } else {
@@ -124,6 +153,50 @@ pub async fn handle(
                 render_error(&e, &request_id)
             }
         }
+    }
+}
+
+/// Writes the call's audit record and waits until it is durable. A success whose record cannot
+/// be written becomes `ServiceUnavailable`: nothing leaves without its record.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one request that its record needs"
+)]
+async fn record(
+    state: &AppState,
+    event_source: &'static str,
+    action: &str,
+    request_id: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    request_parameters: Option<serde_json::Value>,
+    facts: CallFacts,
+    result: Result<String, ApiError>,
+) -> Result<String, ApiError> {
+    if !state.audit.enabled() {
+        return result;
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let call = StsCall {
+        event_source,
+        action,
+        request_id,
+        source_ip: peer.ip(),
+        user_agent,
+        request_parameters,
+        facts,
+        now: state.clock.now(),
+    };
+    let event = audit::sts_event(call, result.as_ref().err());
+    match state.audit.record_durable(&event).await {
+        Ok(()) => result,
+        Err(unavailable) => match result {
+            Ok(_) => Err(unavailable),
+            Err(original) => Err(original),
+        },
     }
 }
 
@@ -236,12 +309,14 @@ async fn dispatch(
     body: &[u8],
     origin: Origin,
     request_id: &str,
+    facts: &mut CallFacts,
 ) -> Result<String, ApiError> {
     match action {
         "" => Err(ApiError::new("MissingAction", 400, "Missing Action")),
-        "AssumeRoleWithWebIdentity" => web_identity(state, params, origin)
-            .await
-            .map(|i| issued_xml(action, &i, request_id)),
+        "AssumeRoleWithWebIdentity" => web_identity(state, params, origin, facts).await.map(|i| {
+            facts.issued = Some(IssuedFacts::of(&i));
+            issued_xml(action, &i, request_id)
+        }),
         "AssumeRole"
         | "GetCallerIdentity"
         | "GetAccessKeyInfo"
@@ -255,8 +330,17 @@ async fn dispatch(
                     "Request is missing Authentication Token",
                 ));
             }
-            let caller = authenticate_request(state, method, uri, headers, body)?;
-            signed_action(state, &caller, params, action, origin, request_id)
+            let caller =
+                authenticate_request(state, method, uri, headers, body).inspect_err(|_| {
+                    facts.claimed_access_key_id = audit::claimed_access_key_id(
+                        headers
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok()),
+                        uri.query(),
+                    );
+                })?;
+            facts.caller = Some(CallerFacts::of(&caller));
+            signed_action(state, &caller, params, action, origin, request_id, facts)
         }
         "AssumeRoleWithSAML" | "AssumeRoot" | "GetDelegatedAccessToken" | "GetWebIdentityToken" => {
             Err(ApiError::new(
@@ -311,6 +395,7 @@ async fn web_identity(
     state: &AppState,
     params: &Params,
     origin: Origin,
+    facts: &mut CallFacts,
 ) -> Result<Issued, ApiError> {
     let input = sts::web_identity::parse(params)?;
     let now = state.clock.now();
@@ -318,7 +403,7 @@ async fn web_identity(
         state.metrics.decision("Throttling");
         return Err(ApiError::new("Throttling", 400, "Rate exceeded"));
     }
-    let result = web_identity_inner(state, &input, origin).await;
+    let result = web_identity_inner(state, &input, origin, facts).await;
     match &result {
         Ok(issued) => {
             state.metrics.decision("issued");
@@ -346,9 +431,11 @@ async fn web_identity_inner(
     state: &AppState,
     input: &sts::web_identity::WebIdentityInput,
     origin: Origin,
+    facts: &mut CallFacts,
 ) -> Result<Issued, ApiError> {
     let peeked =
         keyless_jwt::peek(input.token.expose()).map_err(|e| sts::web_identity::token_error(&e))?;
+    facts.token_issuer.clone_from(&peeked.iss);
     let directory = state.directory.load_full();
     // The role decides the account whose provider must vouch for the token.
     let role = directory.role_by_arn(&input.role_arn);
@@ -403,6 +490,7 @@ fn signed_action(
     action: &str,
     origin: Origin,
     request_id: &str,
+    facts: &mut CallFacts,
 ) -> Result<String, ApiError> {
     let directory = state.directory.load();
     let keys = state.keys.load();
@@ -450,7 +538,10 @@ fn signed_action(
                 }
                 Err(e) => state.metrics.decision(e.code),
             }
-            result.map(|i| issued_xml(action, &i, request_id))
+            result.map(|i| {
+                facts.issued = Some(IssuedFacts::of(&i));
+                issued_xml(action, &i, request_id)
+            })
         }
         "GetAccessKeyInfo" => {
             let env = sts::introspect::IntrospectEnv {

@@ -26,8 +26,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
+use crate::audit;
 use crate::state::{AppState, LiveRevocations};
 use crate::xml;
+use keyless_audit::event::SOURCE_KEYLESS;
 
 /// The SigV4 service name requests to this API are signed for.
 pub const SERVICE: &str = "keyless";
@@ -85,16 +87,30 @@ pub async fn handle(
     } else {
         "RevokeSessions"
     };
-    let result = match authenticate(&state, &method, &uri, &headers, &body) {
+    let now = state.clock.now();
+    let (caller, result) = match authenticate(&state, &method, &uri, &headers, &body) {
         Ok(caller) => {
-            if method == Method::GET {
+            let result = if method == Method::GET {
                 list(&state, &caller, origin)
             } else {
                 revoke(&state, &caller, &body, origin).await
-            }
+            };
+            (Some(caller), result)
         }
-        Err(e) => Err(e),
+        Err(e) => (None, Err(e)),
     };
+    let result = record_call(
+        &state,
+        label,
+        &request_id,
+        peer,
+        &headers,
+        caller.as_ref(),
+        &body,
+        now,
+        result,
+    )
+    .await;
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state
         .metrics
@@ -246,7 +262,98 @@ fn with_env<T>(
     })
 }
 
-/// The one place a revocation is recorded for the operator.
+/// Writes the audit record of a call to this API, success or failure, before the answer leaves.
+/// A revocation that was stored stays in force even if its record cannot be written (the
+/// caller then gets `ServiceUnavailable`): failing closed here means keeping sessions revoked.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one call that its record describes"
+)]
+async fn record_call(
+    state: &AppState,
+    label: &str,
+    request_id: &str,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    caller: Option<&Caller>,
+    body: &[u8],
+    now: keyless_types::OffsetDateTime,
+    result: Result<Value, ApiError>,
+) -> Result<Value, ApiError> {
+    if !state.audit.enabled() {
+        return result;
+    }
+    let mut event = match caller {
+        Some(c) => audit::caller_event(now, SOURCE_KEYLESS, label, request_id, c, peer.ip()),
+        None => {
+            let mut e = audit::keyless_event(now, label, request_id);
+            e.source_ip_address = peer.ip().to_string();
+            e
+        }
+    };
+    event.user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(1024)
+        .collect();
+    event.read_only = label == "ListRevocations";
+    event.request_parameters = request_parameters(body);
+    match &result {
+        Ok(v) => event.response_elements = v.get("revocation").cloned(),
+        Err(e) => event.fail(e.code, &e.message, e.status),
+    }
+    match state.audit.record_durable(&event).await {
+        Ok(()) => result,
+        Err(unavailable) => result.and(Err(unavailable)),
+    }
+}
+
+/// The revocation request's fields for the record (none is a secret), or nothing when the body
+/// is not a JSON object.
+fn request_parameters(body: &[u8]) -> Option<Value> {
+    const FIELDS: &[&str] = &["type", "value", "issuer", "issuedBefore", "reason"];
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    let kept: serde_json::Map<String, Value> = map
+        .into_iter()
+        .filter(|(k, _)| FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => Value::String(keyless_audit::event::bounded(&s)),
+                other => Value::String(keyless_audit::event::bounded(&other.to_string())),
+            };
+            (k, v)
+        })
+        .collect();
+    Some(Value::Object(kept))
+}
+
+/// Records revocations that reached the store from elsewhere (`keyless revoke --data-dir` on
+/// this machine, or another replica's API) when this server first loads them.
+async fn record_operator_revocations(state: &AppState, revocations: &[&Revocation]) {
+    if !state.audit.enabled() {
+        return;
+    }
+    for r in revocations {
+        let now = state.clock.now();
+        let mut event = audit::keyless_event(now, "RevokeSessions", &xml::request_id());
+        event.source_ip_address = "keyless-store".into();
+        event.user_identity.kind = "Operator".into();
+        event.user_identity.principal_id = Some(r.spec.created_by.clone());
+        event.response_elements = Some(r.to_json());
+        if let Err(e) = state.audit.record_durable(&event).await {
+            error!(
+                revocation_id = r.id,
+                "revocation not recorded in the audit log: {}", e.message
+            );
+        }
+    }
+}
+
+/// The one place a revocation is recorded for the operator's log.
 pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin) {
     info!(
         revocation_id = revocation.id,
@@ -267,10 +374,22 @@ pub async fn reload_revocations(state: &AppState) {
         state.store.revocations().await,
     ) {
         (Ok(stamp), Ok(list)) => {
+            // New rows this process did not write (its API records its own): audit them once.
+            let previous = state.revocations.load();
+            if previous.loaded {
+                let fresh: Vec<&Revocation> = list
+                    .iter()
+                    .filter(|r| r.id > previous.stamp.0 && !r.spec.created_by.starts_with("arn:"))
+                    .collect();
+                record_operator_revocations(state, &fresh).await;
+            }
             let set = RevocationSet::build(&list, state.clock.now());
-            state
-                .revocations
-                .store(Arc::new(LiveRevocations { set, list, stamp }));
+            state.revocations.store(Arc::new(LiveRevocations {
+                set,
+                list,
+                stamp,
+                loaded: true,
+            }));
         }
         (Err(e), _) | (_, Err(e)) => error!("revocations not reloaded: {e}"),
     }

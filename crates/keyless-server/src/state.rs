@@ -35,6 +35,8 @@ pub struct LiveRevocations {
     pub list: Vec<Revocation>,
     /// The store's change stamp when loaded.
     pub stamp: (i64, i64),
+    /// False until the first load from the store.
+    pub loaded: bool,
 }
 
 /// Application state.
@@ -65,6 +67,8 @@ pub struct AppState {
     pub authorize_clients: Vec<crate::authorize_api::AuthorizeClient>,
     /// IAM API settings.
     pub iam: crate::iam_api::IamSettings,
+    /// The audit trail (every STS call, every authorize decision, custom events).
+    pub audit: crate::audit::Audit,
 }
 
 impl std::fmt::Debug for AppState {

@@ -13,7 +13,9 @@
 //!   AES-256-GCM(K_seal, compact JSON claims, aad = 0x01 | key version | access key id)`, at most
 //!   4096 bytes.
 //! - purpose keys: HKDF-SHA256(salt "keyless key ring v1", root secret, info = label) with
-//!   [`LABEL_SECRET_KEY`], [`LABEL_TOKEN_SEAL`]; [`LABEL_AUDIT_SIGN`] is reserved.
+//!   [`LABEL_SECRET_KEY`], [`LABEL_TOKEN_SEAL`]; the 32-byte output under [`LABEL_AUDIT_SIGN`]
+//!   is the Ed25519 seed of the audit-digest signing key of that version
+//!   ([`KeyRing::audit_signing_key`], [`KeyRing::audit_public_key`]).
 //!
 //! ```
 //! use keyless_token::{KeyRing, SessionClaims, account_from_access_key_id, mint, open};

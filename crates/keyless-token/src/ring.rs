@@ -5,6 +5,7 @@ use std::fmt;
 use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use keyless_types::{SecretBytes, SecretString};
@@ -22,7 +23,7 @@ const HKDF_SALT: &[u8] = b"keyless key ring v1";
 pub const LABEL_SECRET_KEY: &[u8] = b"keyless/v1/secret-access-key";
 /// HKDF info of the session token sealing key.
 pub const LABEL_TOKEN_SEAL: &[u8] = b"keyless/v1/session-token-seal";
-/// HKDF info reserved for a future audit-log signing key (not derived yet).
+/// HKDF info of the Ed25519 seed that signs audit-log digests (one keypair per ring version).
 pub const LABEL_AUDIT_SIGN: &[u8] = b"keyless/v1/audit-signing";
 
 struct Len32;
@@ -50,6 +51,11 @@ fn derive(root: &[u8], label: &[u8]) -> Result<SecretBytes, KeyRingError> {
     let mut out = vec![0u8; 32];
     okm.fill(&mut out).map_err(|_| KeyRingError::Crypto)?;
     Ok(SecretBytes::new(out))
+}
+
+fn audit_keypair(root: &SecretBytes) -> Result<Ed25519KeyPair, KeyRingError> {
+    let seed = derive(root.expose(), LABEL_AUDIT_SIGN)?;
+    Ed25519KeyPair::from_seed_unchecked(seed.expose()).map_err(|_| KeyRingError::Crypto)
 }
 
 impl KeyVersion {
@@ -190,6 +196,30 @@ impl KeyRing {
     /// (id, created_at) of every version, oldest first.
     pub fn versions(&self) -> Vec<(u32, OffsetDateTime)> {
         self.versions.iter().map(|v| (v.id, v.created_at)).collect()
+    }
+
+    /// The Ed25519 keypair that signs audit digests under the newest version, with that version's
+    /// id. The seed is HKDF(root, [`LABEL_AUDIT_SIGN`]), so every process holding the ring derives
+    /// the same key and a verifier with the ring can pin the public key per version.
+    pub fn audit_signing_key(&self) -> Result<(u32, Ed25519KeyPair), KeyRingError> {
+        let v = self.current().ok_or(KeyRingError::Empty)?;
+        Ok((v.id, audit_keypair(&v.root)?))
+    }
+
+    /// The 32-byte Ed25519 public key of version `id`'s audit signing key, if the version is in
+    /// the ring.
+    pub fn audit_public_key(&self, id: u32) -> Result<Option<[u8; 32]>, KeyRingError> {
+        let Some(v) = self.get(id) else {
+            return Ok(None);
+        };
+        let pair = audit_keypair(&v.root)?;
+        let mut out = [0u8; 32];
+        let public = pair.public_key().as_ref();
+        if public.len() != out.len() {
+            return Err(KeyRingError::Crypto);
+        }
+        out.copy_from_slice(public);
+        Ok(Some(out))
     }
 
     pub(crate) fn current(&self) -> Option<&KeyVersion> {

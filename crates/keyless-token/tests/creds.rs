@@ -503,3 +503,35 @@ mod sealed_props {
         }
     }
 }
+
+#[test]
+fn audit_signing_keys_are_per_version_deterministic_and_verify() {
+    use aws_lc_rs::signature::{ED25519, KeyPair as _, UnparsedPublicKey};
+    let mut ring = KeyRing::generate(t0(), &mut rng()).unwrap();
+    let (v1, pair1) = ring.audit_signing_key().unwrap();
+    assert_eq!(v1, 1);
+    let public1 = ring.audit_public_key(1).unwrap().unwrap();
+    assert_eq!(pair1.public_key().as_ref(), public1.as_slice());
+    // Same root, same key: a reloaded ring derives the same public key.
+    let reloaded = KeyRing::from_file_str(ring.to_file_string().unwrap().expose()).unwrap();
+    assert_eq!(reloaded.audit_public_key(1).unwrap().unwrap(), public1);
+
+    ring.rotate(t0(), &mut StdRng::seed_from_u64(7)).unwrap();
+    let (v2, pair2) = ring.audit_signing_key().unwrap();
+    assert_eq!(v2, 2);
+    assert_ne!(pair2.public_key().as_ref(), public1.as_slice());
+    assert!(ring.audit_public_key(3).unwrap().is_none());
+
+    let sig = pair2.sign(b"digest");
+    let public2 = ring.audit_public_key(2).unwrap().unwrap();
+    assert!(
+        UnparsedPublicKey::new(&ED25519, public2)
+            .verify(b"digest", sig.as_ref())
+            .is_ok()
+    );
+    assert!(
+        UnparsedPublicKey::new(&ED25519, public1)
+            .verify(b"digest", sig.as_ref())
+            .is_err()
+    );
+}

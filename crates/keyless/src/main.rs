@@ -37,6 +37,12 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Revoke live sessions: by access key id, role, subject, source identity, issuer or key version.
     Revoke(cmd::revoke::RevokeArgs),
+    /// Read and verify the audit trail.
+    Audit(cmd::audit::AuditArgs),
+    /// Live sessions, reconstructed from the audit trail.
+    Sessions(cmd::sessions::SessionsArgs),
+    /// Reports (the credential report).
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,9 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Revoke(args) => cmd::revoke::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Sessions(args) => cmd::sessions::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -394,6 +394,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         web_identity: None,
         credentials,
         claims,
+        token_attributes: Vec::new(),
     })
 }
 

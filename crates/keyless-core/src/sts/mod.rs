@@ -37,7 +37,29 @@ pub struct Issued {
     pub web_identity: Option<WebIdentityFacts>,
     /// The claims sealed into the token (for the audit record).
     pub claims: SessionClaims,
+    /// For web identity: the token claims the audit record keeps ([`AUDITED_TOKEN_CLAIMS`]
+    /// that are present, as strings); empty for chained sessions.
+    pub token_attributes: Vec<(String, String)>,
 }
+
+/// Token claims copied into the audit record's `webIdFederationData.attributes` when present:
+/// the subject and audience, and the GitHub Actions claims that say which repository, branch,
+/// workflow and run asked.
+pub const AUDITED_TOKEN_CLAIMS: &[&str] = &[
+    "sub",
+    "aud",
+    "repository",
+    "repository_owner",
+    "ref",
+    "job_workflow_ref",
+    "workflow",
+    "run_id",
+    "run_attempt",
+    "environment",
+    "actor",
+    "sha",
+    "event_name",
+];
 
 /// Web-identity facts echoed in the response.
 #[derive(Debug, Clone)]

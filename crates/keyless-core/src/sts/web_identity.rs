@@ -304,7 +304,30 @@ pub fn complete<R: CryptoRng + ?Sized>(
         }),
         credentials,
         claims,
+        token_attributes: audited_claims(&token),
     })
+}
+
+/// The [`super::AUDITED_TOKEN_CLAIMS`] of a verified token, as strings (`aud` is the effective
+/// audience; objects and arrays are skipped).
+fn audited_claims(token: &VerifiedToken) -> Vec<(String, String)> {
+    let claims = token.claims();
+    super::AUDITED_TOKEN_CLAIMS
+        .iter()
+        .filter_map(|name| {
+            let value = match *name {
+                "aud" => token.audience().to_owned(),
+                _ => match claims.get(*name)? {
+                    serde_json::Value::String(s) => s.clone(),
+                    v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+                        v.to_string()
+                    }
+                    _ => return None,
+                },
+            };
+            Some(((*name).to_owned(), value))
+        })
+        .collect()
 }
 
 /// The token-derived condition keys: `<prefix>:sub`, `:aud`, `:oaud`, `:azp`, `:amr` and the other

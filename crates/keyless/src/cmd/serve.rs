@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    /// BENCHMARKS ONLY: record no audit events, to measure what auditing costs. Refused on a
+    /// non-loopback address; /readyz stays 503 so no load balancer routes real traffic here.
+    #[arg(long)]
+    pub unsafe_disable_audit_for_benchmark: bool,
 }
 
 /// Runs `keyless serve`.
@@ -46,6 +50,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         dev: args.dev,
         listen: args.listen,
         data_dir: args.data_dir,
+        unsafe_disable_audit_for_benchmark: args.unsafe_disable_audit_for_benchmark,
     };
     match runtime.block_on(keyless_server::serve(opts)) {
         Ok(()) => Ok(ExitCode::SUCCESS),

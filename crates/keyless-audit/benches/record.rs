@@ -1,0 +1,116 @@
+//! Per-record CPU cost of the audit trail: serialise a realistic AssumeRoleWithWebIdentity event
+//! and chain it (SHA-256 + hex), next to the SHA-256 floor of the same number of bytes measured
+//! in the same run.
+#![allow(missing_docs, reason = "criterion macros")]
+#![allow(clippy::unwrap_used, reason = "bench setup")]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use keyless_audit::AuditEvent;
+use keyless_audit::chain::{ChainHead, seal_event};
+use keyless_audit::event::{
+    SOURCE_STS, SessionAttributes, SessionContext, SessionIssuer, UserIdentity, WebIdFederationData,
+};
+use serde_json::json;
+use std::hint::black_box;
+use time::OffsetDateTime;
+
+fn sample() -> AuditEvent {
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let mut e = AuditEvent::new(
+        now,
+        SOURCE_STS,
+        "AssumeRoleWithWebIdentity",
+        "c0ffee00-1234-4abc-8def-0123456789ab",
+        "deadbeef-1234-4abc-8def-0123456789ab",
+    );
+    e.source_ip_address = "127.0.0.1".into();
+    e.user_agent = "aws-cli/1.40.0 Python/3.12.3 Linux/6.8 botocore/1.38.0".into();
+    let mut attrs = serde_json::Map::new();
+    for (k, v) in [
+        ("sub", "repo:octo-org/demo:ref:refs/heads/main"),
+        ("aud", "sts.amazonaws.com"),
+        ("repository", "octo-org/demo"),
+        ("ref", "refs/heads/main"),
+        (
+            "job_workflow_ref",
+            "octo-org/demo/.github/workflows/ci.yml@refs/heads/main",
+        ),
+        ("run_id", "4242"),
+    ] {
+        attrs.insert(k.into(), json!(v));
+    }
+    e.user_identity = UserIdentity {
+        kind: "WebIdentityUser".into(),
+        principal_id: Some("arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com:sts.amazonaws.com:repo:octo-org/demo:ref:refs/heads/main".into()),
+        user_name: Some("repo:octo-org/demo:ref:refs/heads/main".into()),
+        identity_provider: Some("arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com".into()),
+        session_context: Some(SessionContext {
+            source_identity: None,
+            web_id_federation_data: Some(WebIdFederationData {
+                federated_provider: "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com".into(),
+                attributes: attrs,
+            }),
+            session_issuer: Some(SessionIssuer {
+                kind: "Role".into(),
+                principal_id: "AROAQWERTYUIOPASDFGHJ".into(),
+                arn: "arn:aws:iam::123456789012:role/gha".into(),
+                account_id: "123456789012".into(),
+                user_name: "gha".into(),
+            }),
+            attributes: Some(SessionAttributes {
+                creation_date: "2027-01-15T08:00:00Z".into(),
+                mfa_authenticated: "false".into(),
+            }),
+        }),
+        ..UserIdentity::default()
+    };
+    e.request_parameters = Some(json!({
+        "roleArn": "arn:aws:iam::123456789012:role/gha",
+        "roleSessionName": "gh-run-4242",
+        "durationSeconds": 3600,
+    }));
+    e.response_elements = Some(json!({
+        "credentials": {"accessKeyId": "ASIAQWERTYUIOPASDFGH", "expiration": "2027-01-15T09:00:00Z"},
+        "assumedRoleUser": {"arn": "arn:aws:sts::123456789012:assumed-role/gha/gh-run-4242", "assumedRoleId": "AROAQWERTYUIOPASDFGHJ:gh-run-4242"},
+        "subjectFromWebIdentityToken": "repo:octo-org/demo:ref:refs/heads/main",
+        "audience": "sts.amazonaws.com",
+        "provider": "https://token.actions.githubusercontent.com",
+    }));
+    e.recipient_account_id = Some("123456789012".into());
+    e
+}
+
+fn bench(c: &mut Criterion) {
+    let event = sample();
+    let body = event.to_body().unwrap();
+    let mut head = ChainHead::genesis();
+    let mut line = Vec::with_capacity(4096);
+    seal_event(&mut head, &body, &mut line).unwrap();
+    let line_len = line.len();
+    eprintln!("record line: {line_len} bytes");
+    let mut g = c.benchmark_group("audit_record");
+    g.bench_function("serialize", |b| {
+        b.iter(|| black_box(&event).to_body().unwrap())
+    });
+    g.bench_function("chain (seal: SHA-256 + hex)", |b| {
+        b.iter(|| {
+            line.clear();
+            seal_event(&mut head, black_box(&body), &mut line).unwrap()
+        })
+    });
+    g.bench_function("serialize + chain", |b| {
+        b.iter(|| {
+            let body = black_box(&event).to_body().unwrap();
+            line.clear();
+            seal_event(&mut head, &body, &mut line).unwrap()
+        })
+    });
+    let floor = vec![0x61u8; line_len];
+    g.bench_function("SHA-256 floor (same bytes)", |b| {
+        b.iter(|| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, black_box(&floor)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,601 @@
+//! Query filters over events, the text form of an event, and the live-session inventory
+//! reconstructed from the log. Pure: `now` is an argument.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::event::{AuditEvent, Decision, event_time, parse_time};
+
+/// Filters; every one given must match (an empty filter matches everything).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Events at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Events before.
+    pub until: Option<OffsetDateTime>,
+    /// `eventName`, exact.
+    pub event_name: Option<String>,
+    /// Principal ARN (or principal id), exact.
+    pub principal: Option<String>,
+    /// Role ARN (the caller's role or the role asked for), exact; a bare name matches the
+    /// role name.
+    pub role: Option<String>,
+    /// Token subject, exact.
+    pub subject: Option<String>,
+    /// GitHub repository (`owner/name`), exact.
+    pub repository: Option<String>,
+    /// Access key id (used or issued), exact.
+    pub access_key_id: Option<String>,
+    /// Decision.
+    pub decision: Option<Decision>,
+    /// `errorCode`, exact.
+    pub error_code: Option<String>,
+}
+
+fn role_matches(want: &str, arn: &str) -> bool {
+    if want.starts_with("arn:") {
+        arn == want
+    } else {
+        arn.rsplit('/').next() == Some(want)
+    }
+}
+
+impl Filter {
+    /// Whether the event passes.
+    pub fn matches(&self, e: &AuditEvent) -> bool {
+        if self.since.is_some() || self.until.is_some() {
+            let Some(t) = e.time() else { return false };
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                return false;
+            }
+        }
+        if self.event_name.as_ref().is_some_and(|n| *n != e.event_name) {
+            return false;
+        }
+        if let Some(p) = &self.principal {
+            let by_arn = e.user_identity.arn.as_deref() == Some(p.as_str());
+            let by_id = e.user_identity.principal_id.as_deref() == Some(p.as_str());
+            let assumed = assumed_role_arn(e) == Some(p.as_str());
+            if !(by_arn || by_id || assumed) {
+                return false;
+            }
+        }
+        if let Some(r) = &self.role
+            && !e.roles().into_iter().any(|arn| role_matches(r, arn))
+        {
+            return false;
+        }
+        if self
+            .subject
+            .as_ref()
+            .is_some_and(|s| e.subject() != Some(s))
+        {
+            return false;
+        }
+        if self
+            .repository
+            .as_ref()
+            .is_some_and(|r| e.federation_attribute("repository") != Some(r))
+        {
+            return false;
+        }
+        if let Some(k) = &self.access_key_id
+            && !e.access_key_ids().contains(&k.as_str())
+        {
+            return false;
+        }
+        if self.decision.is_some_and(|d| d != e.decision) {
+            return false;
+        }
+        if self
+            .error_code
+            .as_ref()
+            .is_some_and(|c| e.error_code.as_deref() != Some(c))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+fn assumed_role_arn(e: &AuditEvent) -> Option<&str> {
+    e.response_elements
+        .as_ref()?
+        .get("assumedRoleUser")?
+        .get("arn")?
+        .as_str()
+}
+
+/// One line for humans: time, decision, source/name, principal, subject, key, error.
+pub fn text_line(e: &AuditEvent) -> String {
+    let mut out = format!(
+        "{} {:<5} {}:{}",
+        e.event_time,
+        e.decision.as_str(),
+        e.event_source,
+        e.event_name
+    );
+    let who = assumed_role_arn(e)
+        .or(e.principal())
+        .or(e.user_identity.identity_provider.as_deref());
+    if let Some(w) = who {
+        out.push_str(&format!(" principal={w}"));
+    }
+    if let Some(s) = e.subject() {
+        out.push_str(&format!(" sub={s}"));
+    }
+    if let Some(r) = e.federation_attribute("repository") {
+        out.push_str(&format!(" repo={r}"));
+    }
+    if let Some(k) = e.user_identity.access_key_id.as_deref() {
+        out.push_str(&format!(" key={k}"));
+    }
+    if let Some(k) = e.issued_access_key_id() {
+        out.push_str(&format!(" issued={k}"));
+    }
+    if let Some(c) = &e.error_code {
+        out.push_str(&format!(" error={c}"));
+    }
+    out.push_str(&format!(" ip={} id={}", e.source_ip_address, e.event_id));
+    out
+}
+
+/// A session reconstructed from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The access key id.
+    pub access_key_id: String,
+    /// `arn:aws:sts::…:assumed-role/<role>/<session>`.
+    pub principal: String,
+    /// The role ARN.
+    pub role_arn: String,
+    /// The token subject, for web identity sessions (and sessions chained from them).
+    pub subject: Option<String>,
+    /// The GitHub repository, when the token had one.
+    pub repository: Option<String>,
+    /// The source identity.
+    pub source_identity: Option<String>,
+    /// Issued at (the issuing event's time).
+    pub issued: OffsetDateTime,
+    /// Expires at.
+    pub expires: OffsetDateTime,
+    /// The last recorded use (a signed call or an authorize decision), when known.
+    pub last_used: Option<OffsetDateTime>,
+    /// The service of that last use (`eventSource`).
+    pub last_used_service: Option<String>,
+    /// `AssumeRoleWithWebIdentity` or `AssumeRole`.
+    pub issued_by: String,
+}
+
+/// Builds the sessions from events in log order.
+#[derive(Debug, Default)]
+pub struct SessionInventory {
+    sessions: BTreeMap<String, Session>,
+}
+
+impl SessionInventory {
+    /// Takes one event into account.
+    pub fn add(&mut self, e: &AuditEvent) {
+        let t = e.time();
+        if let (Some(k), Some(t)) = (e.user_identity.access_key_id.as_deref(), t)
+            && let Some(s) = self.sessions.get_mut(k)
+            && s.last_used.is_none_or(|l| l < t)
+        {
+            s.last_used = Some(t);
+            s.last_used_service = Some(e.event_source.clone());
+        }
+        if e.decision != Decision::Allow {
+            return;
+        }
+        let Some(resp) = &e.response_elements else {
+            return;
+        };
+        let creds = resp.get("credentials");
+        let (Some(key), Some(expires), Some(principal), Some(issued)) = (
+            creds
+                .and_then(|c| c.get("accessKeyId"))
+                .and_then(Value::as_str),
+            creds
+                .and_then(|c| c.get("expiration"))
+                .and_then(Value::as_str)
+                .and_then(parse_time),
+            assumed_role_arn(e),
+            t,
+        ) else {
+            return;
+        };
+        let role_arn = e
+            .request_parameters
+            .as_ref()
+            .and_then(|p| p.get("roleArn"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        self.sessions.insert(
+            key.to_owned(),
+            Session {
+                access_key_id: key.to_owned(),
+                principal: principal.to_owned(),
+                role_arn,
+                subject: e.subject().map(str::to_owned),
+                repository: e.federation_attribute("repository").map(str::to_owned),
+                source_identity: resp
+                    .get("sourceIdentity")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                issued,
+                expires,
+                last_used: None,
+                last_used_service: None,
+                issued_by: e.event_name.clone(),
+            },
+        );
+    }
+
+    /// The sessions alive at `now` that pass `filter` (its time bounds apply to the issue
+    /// instant; event name, decision and error code do not apply to sessions), oldest first.
+    pub fn live(&self, now: OffsetDateTime, filter: &Filter) -> Vec<&Session> {
+        let mut out: Vec<&Session> = self
+            .sessions
+            .values()
+            .filter(|s| s.expires > now)
+            .filter(|s| filter.since.is_none_or(|t| s.issued >= t))
+            .filter(|s| filter.until.is_none_or(|t| s.issued < t))
+            .filter(|s| filter.principal.as_ref().is_none_or(|p| *p == s.principal))
+            .filter(|s| {
+                filter
+                    .role
+                    .as_ref()
+                    .is_none_or(|r| role_matches(r, &s.role_arn))
+            })
+            .filter(|s| {
+                filter
+                    .subject
+                    .as_ref()
+                    .is_none_or(|x| s.subject.as_ref() == Some(x))
+            })
+            .filter(|s| {
+                filter
+                    .repository
+                    .as_ref()
+                    .is_none_or(|x| s.repository.as_ref() == Some(x))
+            })
+            .filter(|s| {
+                filter
+                    .access_key_id
+                    .as_ref()
+                    .is_none_or(|x| *x == s.access_key_id)
+            })
+            .collect();
+        out.sort_by_key(|s| (s.issued, s.access_key_id.clone()));
+        out
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    // Neutralise spreadsheet formulas and quote as RFC 4180 says.
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Header of the credential report.
+pub const CREDENTIAL_REPORT_HEADER: &str = "user,arn,credential_type,access_key_id,access_key_active,created,expires,last_used_date,last_used_service,role_arn,subject,repository,source_identity";
+
+/// The credential report, CSV in the spirit of IAM's: one row per long-term credential (keyless
+/// issues none, so there are none) and one per session alive at `now`. IAM writes `N/A` for
+/// facts that do not apply and `no_information` for unknown last use; so does this.
+pub fn credential_report(sessions: &[&Session]) -> String {
+    let mut out = String::from(CREDENTIAL_REPORT_HEADER);
+    out.push('\n');
+    for s in sessions {
+        let user = s.principal.rsplit('/').next().unwrap_or(&s.principal);
+        let row = [
+            user.to_owned(),
+            s.principal.clone(),
+            "session".to_owned(),
+            s.access_key_id.clone(),
+            "true".to_owned(),
+            event_time(s.issued),
+            event_time(s.expires),
+            s.last_used
+                .map_or_else(|| "no_information".to_owned(), event_time),
+            s.last_used_service
+                .clone()
+                .unwrap_or_else(|| "N/A".to_owned()),
+            s.role_arn.clone(),
+            s.subject.clone().unwrap_or_else(|| "N/A".to_owned()),
+            s.repository.clone().unwrap_or_else(|| "N/A".to_owned()),
+            s.source_identity
+                .clone()
+                .unwrap_or_else(|| "N/A".to_owned()),
+        ];
+        let fields: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        SOURCE_KEYLESS, SOURCE_STS, SessionContext, SessionIssuer, UserIdentity,
+        WebIdFederationData,
+    };
+    use serde_json::json;
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap()
+    }
+
+    fn issue(t: i64, key: &str, repo: &str, sub: &str, ttl: i64) -> AuditEvent {
+        let mut e = AuditEvent::new(at(t), SOURCE_STS, "AssumeRoleWithWebIdentity", "r", key);
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("sub".into(), json!(sub));
+        attrs.insert("repository".into(), json!(repo));
+        e.user_identity = UserIdentity {
+            kind: "WebIdentityUser".into(),
+            user_name: Some(sub.into()),
+            session_context: Some(SessionContext {
+                source_identity: None,
+                web_id_federation_data: Some(WebIdFederationData {
+                    federated_provider: "arn:aws:iam::123456789012:oidc-provider/x".into(),
+                    attributes: attrs,
+                }),
+                session_issuer: None,
+                attributes: None,
+            }),
+            ..UserIdentity::default()
+        };
+        e.request_parameters = Some(json!({"roleArn": "arn:aws:iam::123456789012:role/gha"}));
+        e.response_elements = Some(json!({
+            "credentials": {"accessKeyId": key, "expiration": event_time(at(t + ttl))},
+            "assumedRoleUser": {"arn": format!("arn:aws:sts::123456789012:assumed-role/gha/{key}")},
+        }));
+        e
+    }
+
+    fn use_key(t: i64, key: &str) -> AuditEvent {
+        let mut e = AuditEvent::new(at(t), SOURCE_KEYLESS, "Authorize", "r", "u");
+        e.user_identity = UserIdentity {
+            kind: "AssumedRole".into(),
+            access_key_id: Some(key.into()),
+            arn: Some(format!("arn:aws:sts::123456789012:assumed-role/gha/{key}")),
+            session_context: Some(SessionContext {
+                source_identity: None,
+                web_id_federation_data: None,
+                session_issuer: Some(SessionIssuer {
+                    kind: "Role".into(),
+                    principal_id: "AROA".into(),
+                    arn: "arn:aws:iam::123456789012:role/gha".into(),
+                    account_id: "123456789012".into(),
+                    user_name: "gha".into(),
+                }),
+                attributes: None,
+            }),
+            ..UserIdentity::default()
+        };
+        e
+    }
+
+    #[test]
+    fn filters_each_field() {
+        let e = issue(
+            0,
+            "ASIAONE",
+            "octo/a",
+            "repo:octo/a:ref:refs/heads/main",
+            3600,
+        );
+        let all = Filter::default();
+        assert!(all.matches(&e));
+        let cases: Vec<(Filter, bool)> = vec![
+            (
+                Filter {
+                    repository: Some("octo/a".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    repository: Some("octo/b".into()),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    access_key_id: Some("ASIAONE".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    access_key_id: Some("ASIATWO".into()),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    subject: Some("repo:octo/a:ref:refs/heads/main".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    subject: Some("repo:octo/a".into()),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    role: Some("gha".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    role: Some("arn:aws:iam::123456789012:role/gha".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    role: Some("deploy".into()),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    principal: Some("arn:aws:sts::123456789012:assumed-role/gha/ASIAONE".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    event_name: Some("AssumeRole".into()),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    decision: Some(Decision::Allow),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    decision: Some(Decision::Deny),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    error_code: Some("AccessDenied".into()),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    since: Some(at(0)),
+                    until: Some(at(1)),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    since: Some(at(1)),
+                    ..all.clone()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    until: Some(at(0)),
+                    ..all.clone()
+                },
+                false,
+            ),
+        ];
+        for (i, (f, want)) in cases.iter().enumerate() {
+            assert_eq!(f.matches(&e), *want, "case {i}: {f:?}");
+        }
+        let mut denied = e.clone();
+        denied.fail("AccessDenied", "no", 403);
+        assert!(
+            Filter {
+                error_code: Some("AccessDenied".into()),
+                ..all.clone()
+            }
+            .matches(&denied)
+        );
+        assert!(
+            Filter {
+                decision: Some(Decision::Deny),
+                ..all
+            }
+            .matches(&denied)
+        );
+    }
+
+    #[test]
+    fn sessions_are_live_until_expiry_and_track_last_use() {
+        let mut inv = SessionInventory::default();
+        inv.add(&issue(0, "ASIAONE", "octo/a", "s1", 3600));
+        inv.add(&issue(10, "ASIATWO", "octo/b", "s2", 900));
+        let mut failed = issue(20, "ASIABAD", "octo/b", "s2", 3600);
+        failed.fail("AccessDenied", "no", 403);
+        inv.add(&failed);
+        inv.add(&use_key(30, "ASIAONE"));
+        inv.add(&use_key(40, "ASIAONE"));
+        let all = Filter::default();
+        let live = inv.live(at(100), &all);
+        assert_eq!(live.len(), 2);
+        assert_eq!(live[0].access_key_id, "ASIAONE");
+        assert_eq!(live[0].last_used, Some(at(40)));
+        assert_eq!(live[0].last_used_service.as_deref(), Some(SOURCE_KEYLESS));
+        assert_eq!(live[1].last_used, None);
+        // ASIATWO expires at 910.
+        assert_eq!(inv.live(at(910), &all).len(), 1);
+        let by_repo = Filter {
+            repository: Some("octo/b".into()),
+            ..Filter::default()
+        };
+        assert_eq!(inv.live(at(100), &by_repo)[0].access_key_id, "ASIATWO");
+        let csv = credential_report(&inv.live(at(100), &all));
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows[0], CREDENTIAL_REPORT_HEADER);
+        assert_eq!(rows.len(), 3);
+        assert!(rows[1].starts_with(
+            "ASIAONE,arn:aws:sts::123456789012:assumed-role/gha/ASIAONE,session,ASIAONE,true,"
+        ));
+        assert!(rows[2].contains(",no_information,N/A,"));
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn text_lines_name_the_essentials() {
+        let e = issue(0, "ASIAONE", "octo/a", "s1", 3600);
+        let line = text_line(&e);
+        for part in [
+            "allow",
+            "sts.amazonaws.com:AssumeRoleWithWebIdentity",
+            "repo=octo/a",
+            "sub=s1",
+            "issued=ASIAONE",
+        ] {
+            assert!(line.contains(part), "{part} not in {line}");
+        }
+    }
+}

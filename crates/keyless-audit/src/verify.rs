@@ -1,0 +1,521 @@
+//! Verification of a whole log, across rotated files: hashes, sequence, chain links, digest
+//! coverage and signatures. Pure: the caller feeds the files' bytes in order.
+//!
+//! The first problem stops the chain check and is located (file, line, `seq`, `eventID`). A
+//! sequence gap is told apart from a reordering by looking for the expected `seq` further on.
+//!
+//! A torn final line (bytes after the last `\n` of the last file) is what `kill -9` can leave
+//! while a batch is being written. No client was acknowledged for it (acknowledgements follow the
+//! `fsync` of complete lines), so it is reported as a warning and ignored; the writer cuts it off
+//! when it next opens the log. Bytes without a final `\n` anywhere else are a problem.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::chain::{GENESIS, check_line, peek_seq};
+
+/// The expected digest public key per key-ring version, when the key ring is available.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPins {
+    /// `None`: no key ring was given, so public keys are not pinned (a warning says so).
+    pub ring: Option<BTreeMap<u32, [u8; 32]>>,
+}
+
+/// What kind of problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// A record was altered, or a line is not a record.
+    Broken,
+    /// One or more records are missing.
+    Missing,
+    /// Records are out of order (or duplicated).
+    Reordered,
+    /// A digest's signature or key is wrong.
+    BadSignature,
+}
+
+impl ProblemKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Broken => "broken",
+            ProblemKind::Missing => "missing",
+            ProblemKind::Reordered => "reordered",
+            ProblemKind::BadSignature => "bad signature",
+        }
+    }
+}
+
+/// The first problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What.
+    pub kind: ProblemKind,
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// The `seq` the line claims, if readable.
+    pub seq: Option<u64>,
+    /// The `eventID`, if readable.
+    pub event_id: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.kind.as_str())?;
+        if let Some(s) = self.seq {
+            write!(f, " (seq {s}")?;
+            if let Some(id) = &self.event_id {
+                write!(f, ", eventID {id}")?;
+            }
+            write!(f, ")")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// The outcome.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Files read.
+    pub files: usize,
+    /// Records that verified (events and digests).
+    pub records: u64,
+    /// Digests that verified.
+    pub digests: u64,
+    /// The last verified `seq`.
+    pub last_seq: u64,
+    /// Verified records after the last digest (not yet covered by a signature).
+    pub unsigned_tail: u64,
+    /// Things the operator should know that do not fail verification.
+    pub warnings: Vec<String>,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+impl Report {
+    /// True when the whole log verified.
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// A forward jump in `seq`, classified once the rest of the log was seen.
+#[derive(Debug)]
+struct Jump {
+    problem: Problem,
+    expected: u64,
+    found_later: Option<(String, usize)>,
+}
+
+/// Feeds files in order, then [`Verifier::finish`].
+#[derive(Debug)]
+pub struct Verifier {
+    pins: KeyPins,
+    report: Report,
+    expected_seq: u64,
+    prev_hash: [u8; 32],
+    next_digest_first: u64,
+    jump: Option<Jump>,
+    unpinned_warned: bool,
+}
+
+impl Verifier {
+    /// A verifier for a log that starts at `seq` 1.
+    pub fn new(pins: KeyPins) -> Verifier {
+        Verifier {
+            pins,
+            report: Report::default(),
+            expected_seq: 1,
+            prev_hash: GENESIS,
+            next_digest_first: 1,
+            jump: None,
+            unpinned_warned: false,
+        }
+    }
+
+    fn fail(&mut self, kind: ProblemKind, file: &str, line: usize, raw: &[u8], message: String) {
+        let event_id = serde_json::from_slice::<serde_json::Value>(raw)
+            .ok()
+            .and_then(|v| v.get("eventID").and_then(|e| e.as_str()).map(str::to_owned));
+        self.report.problem = Some(Problem {
+            kind,
+            file: file.to_owned(),
+            line,
+            seq: peek_seq(raw),
+            event_id,
+            message,
+        });
+    }
+
+    /// Feeds one file; `last` marks the newest file (where a torn final line is tolerated).
+    pub fn feed_file(&mut self, name: &str, bytes: &[u8], last: bool) {
+        self.report.files += 1;
+        let mut rest = bytes;
+        let mut line_no = 0usize;
+        while !rest.is_empty() {
+            line_no += 1;
+            let (line, complete) = match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    let l = &rest[..i];
+                    rest = &rest[i + 1..];
+                    (l, true)
+                }
+                None => {
+                    let l = rest;
+                    rest = &[];
+                    (l, false)
+                }
+            };
+            if let Some(j) = &mut self.jump {
+                if j.found_later.is_none() && peek_seq(line) == Some(j.expected) {
+                    j.found_later = Some((name.to_owned(), line_no));
+                }
+                continue;
+            }
+            if self.report.problem.is_some() {
+                return;
+            }
+            if !complete {
+                if last {
+                    self.report.warnings.push(format!(
+                        "{name}:{line_no}: torn final line ({} bytes without a newline) ignored: \
+                         a write cut short by a crash, never acknowledged to a client; the server \
+                         removes it when it next opens the log",
+                        line.len()
+                    ));
+                } else {
+                    self.fail(
+                        ProblemKind::Broken,
+                        name,
+                        line_no,
+                        line,
+                        "a partial line ends a file that is not the newest".into(),
+                    );
+                }
+                return;
+            }
+            self.check(name, line_no, line);
+        }
+    }
+
+    fn check(&mut self, name: &str, line_no: usize, line: &[u8]) {
+        let checked = match check_line(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(ProblemKind::Broken, name, line_no, line, e.to_string());
+                return;
+            }
+        };
+        if checked.seq != self.expected_seq {
+            let problem = Problem {
+                kind: ProblemKind::Missing,
+                file: name.to_owned(),
+                line: line_no,
+                seq: Some(checked.seq),
+                event_id: checked.event_id.clone(),
+                message: String::new(),
+            };
+            if checked.seq > self.expected_seq {
+                self.jump = Some(Jump {
+                    problem,
+                    expected: self.expected_seq,
+                    found_later: None,
+                });
+            } else {
+                self.report.problem = Some(Problem {
+                    kind: ProblemKind::Reordered,
+                    message: format!(
+                        "seq {} comes after seq {}: records are out of order or repeated",
+                        checked.seq,
+                        self.expected_seq - 1
+                    ),
+                    ..problem
+                });
+            }
+            return;
+        }
+        if checked.prev_hash != self.prev_hash {
+            self.report.problem = Some(Problem {
+                kind: ProblemKind::Broken,
+                file: name.to_owned(),
+                line: line_no,
+                seq: Some(checked.seq),
+                event_id: checked.event_id,
+                message: "prevHash does not match the previous record's hash: a record was \
+                          replaced or the chain was rebuilt"
+                    .into(),
+            });
+            return;
+        }
+        if let Some(d) = &checked.digest {
+            let located = |message: String| Problem {
+                kind: ProblemKind::BadSignature,
+                file: name.to_owned(),
+                line: line_no,
+                seq: Some(checked.seq),
+                event_id: None,
+                message,
+            };
+            if !d.signature_valid {
+                self.report.problem = Some(located(
+                    "the digest signature does not verify under the key it names".into(),
+                ));
+                return;
+            }
+            if d.first_seq != self.next_digest_first || d.last_seq + 1 != checked.seq {
+                self.report.problem = Some(Problem {
+                    kind: ProblemKind::Broken,
+                    ..located(format!(
+                        "the digest covers seq {}..{} but should cover {}..{}",
+                        d.first_seq,
+                        d.last_seq,
+                        self.next_digest_first,
+                        checked.seq - 1
+                    ))
+                });
+                return;
+            }
+            match &self.pins.ring {
+                Some(ring) => match ring.get(&d.key_version) {
+                    Some(pinned) if pinned.as_slice() == d.public_key.as_slice() => {}
+                    Some(_) => {
+                        self.report.problem = Some(located(format!(
+                            "the digest names a public key that is not key-ring version {}'s \
+                             audit key: it was signed by someone else",
+                            d.key_version
+                        )));
+                        return;
+                    }
+                    None => self.report.warnings.push(format!(
+                        "{name}:{line_no}: digest signed by key-ring version {}, which is no \
+                         longer in the key ring; its signature was checked against the key it \
+                         names only",
+                        d.key_version
+                    )),
+                },
+                None => {
+                    if !self.unpinned_warned {
+                        self.unpinned_warned = true;
+                        self.report.warnings.push(
+                            "no key ring given: digest signatures were checked against the \
+                             public keys the digests name, not pinned to the ring (pass \
+                             --data-dir or --config to pin them)"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            self.report.digests += 1;
+            self.next_digest_first = checked.seq + 1;
+            self.report.unsigned_tail = 0;
+        } else {
+            self.report.unsigned_tail += 1;
+        }
+        self.report.records += 1;
+        self.report.last_seq = checked.seq;
+        self.prev_hash = checked.hash;
+        self.expected_seq += 1;
+    }
+
+    /// The report.
+    pub fn finish(mut self) -> Report {
+        if let Some(j) = self.jump.take() {
+            let found = j.problem.seq.unwrap_or(0);
+            self.report.problem = Some(match j.found_later {
+                Some((file, line)) => Problem {
+                    kind: ProblemKind::Reordered,
+                    message: format!(
+                        "seq {found} stands where seq {} belongs; seq {} is later, at {file}:{line}",
+                        j.expected, j.expected
+                    ),
+                    ..j.problem
+                },
+                None => {
+                    let missing = if found == j.expected + 1 {
+                        format!("seq {}", j.expected)
+                    } else {
+                        format!("seq {}..{}", j.expected, found - 1)
+                    };
+                    Problem {
+                        message: format!(
+                            "{missing} missing before this record (deleted, or an earlier file is gone)"
+                        ),
+                        ..j.problem
+                    }
+                }
+            });
+        }
+        if self.report.problem.is_none() && self.report.unsigned_tail > 0 {
+            self.report.warnings.push(format!(
+                "{} record(s) after the last digest are chained but not yet signed (a digest is \
+                 written every N records, every T seconds and at shutdown)",
+                self.report.unsigned_tail
+            ));
+        }
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{ChainHead, DigestSigner, seal_digest, seal_event};
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    use time::OffsetDateTime;
+
+    fn signer() -> DigestSigner {
+        DigestSigner::new(1, Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap())
+    }
+
+    fn pins() -> KeyPins {
+        let pair = Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap();
+        let mut k = [0u8; 32];
+        k.copy_from_slice(pair.public_key().as_ref());
+        KeyPins {
+            ring: Some(BTreeMap::from([(1, k)])),
+        }
+    }
+
+    /// Ten events with a digest after the fifth and at the end, as lines.
+    fn log() -> Vec<String> {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut head = ChainHead::genesis();
+        let mut out = Vec::new();
+        let mut first = 1;
+        for i in 0..10 {
+            seal_event(
+                &mut head,
+                format!("{{\"eventID\":\"ev{i}\"}}").as_bytes(),
+                &mut out,
+            )
+            .unwrap();
+            if i == 4 || i == 9 {
+                let d = seal_digest(&mut head, &signer(), now, first, &mut out);
+                first = d + 1;
+            }
+        }
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn run(files: &[Vec<String>], tail: &str) -> Report {
+        let mut v = Verifier::new(pins());
+        for (i, f) in files.iter().enumerate() {
+            let mut text = f.join("\n");
+            if !f.is_empty() {
+                text.push('\n');
+            }
+            let last = i + 1 == files.len();
+            if last {
+                text.push_str(tail);
+            }
+            v.feed_file(&format!("f{i}"), text.as_bytes(), last);
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn an_intact_log_verifies_across_files() {
+        let lines = log();
+        let r = run(&[lines[..6].to_vec(), lines[6..].to_vec()], "");
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!((r.records, r.digests, r.last_seq, r.files), (12, 2, 12, 2));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_located() {
+        let mut lines = log();
+        lines[3] = lines[3].replace("ev3", "ev8");
+        let p = run(&[lines], "").problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::Broken);
+        assert_eq!((p.file.as_str(), p.line, p.seq), ("f0", 4, Some(4)));
+        assert_eq!(p.event_id.as_deref(), Some("ev8"));
+    }
+
+    #[test]
+    fn a_deleted_record_is_missing() {
+        let mut lines = log();
+        lines.remove(2);
+        let p = run(&[lines], "").problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::Missing);
+        assert_eq!((p.line, p.seq), (3, Some(4)));
+        assert!(p.message.contains("seq 3 missing"), "{}", p.message);
+    }
+
+    #[test]
+    fn swapped_records_are_reordered() {
+        let mut lines = log();
+        lines.swap(7, 8);
+        let p = run(&[lines], "").problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::Reordered);
+        assert_eq!((p.line, p.seq), (8, Some(9)));
+        assert!(p.message.contains("f0:9"), "{}", p.message);
+    }
+
+    #[test]
+    fn a_missing_file_is_missing() {
+        let lines = log();
+        let p = run(&[lines[..3].to_vec(), lines[6..].to_vec()], "")
+            .problem
+            .unwrap();
+        assert_eq!(p.kind, ProblemKind::Missing);
+        assert_eq!((p.file.as_str(), p.line), ("f1", 1));
+        assert!(p.message.contains("seq 4..6"), "{}", p.message);
+    }
+
+    #[test]
+    fn a_rebuilt_chain_with_a_foreign_key_is_refused() {
+        // An attacker rewrites the whole log with their own key: hashes and signatures are
+        // self-consistent, but the key is not the ring's.
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut head = ChainHead::genesis();
+        let mut out = Vec::new();
+        seal_event(&mut head, b"{}", &mut out).unwrap();
+        let forger = DigestSigner::new(1, Ed25519KeyPair::from_seed_unchecked(&[1; 32]).unwrap());
+        seal_digest(&mut head, &forger, now, 1, &mut out);
+        let mut v = Verifier::new(pins());
+        v.feed_file("f", &out, true);
+        let p = v.finish().problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::BadSignature);
+        assert_eq!(p.line, 2);
+        // Without the ring, the same log verifies with a warning saying keys are not pinned.
+        let mut v = Verifier::new(KeyPins::default());
+        v.feed_file("f", &out, true);
+        let r = v.finish();
+        assert!(r.is_ok());
+        assert!(r.warnings[0].contains("not pinned"));
+    }
+
+    #[test]
+    fn a_torn_final_line_is_a_warning_only_at_the_very_end() {
+        let lines = log();
+        let r = run(std::slice::from_ref(&lines), "{\"seq\":13,\"prevHa");
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert!(
+            r.warnings[0].contains("torn final line"),
+            "{:?}",
+            r.warnings
+        );
+        let mut v = Verifier::new(pins());
+        v.feed_file("a", b"{\"seq\":1,\"pre", false);
+        v.feed_file("b", lines.join("\n").as_bytes(), true);
+        let p = v.finish().problem.unwrap();
+        assert_eq!((p.kind, p.file.as_str()), (ProblemKind::Broken, "a"));
+    }
+
+    #[test]
+    fn records_after_the_last_digest_are_reported_unsigned() {
+        let lines = log();
+        let r = run(&[lines[..8].to_vec()], "");
+        assert!(r.is_ok());
+        assert_eq!(r.unsigned_tail, 2);
+        assert!(r.warnings.iter().any(|w| w.contains("not yet signed")));
+    }
+}

@@ -1,0 +1,380 @@
+//! `keyless audit`: verify, tail and query the audit trail in `data_dir/audit/`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use keyless_audit::files::{for_each_event, parse_event_line, resolve, verify_files};
+use keyless_audit::query::{Filter, text_line};
+use keyless_audit::verify::KeyPins;
+use keyless_audit::{AuditEvent, Decision};
+
+/// Arguments of `keyless audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and the digest signatures of the whole log (all rotated files).
+    /// Exits 1 at the first broken, missing or reordered record, naming file, line and record.
+    Verify {
+        /// A log file, the log directory or the data directory (default: from --config or
+        /// --data-dir).
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        place: Where,
+    },
+    /// Print the last records, and with --follow keep printing new ones.
+    Tail {
+        /// How many records to print first.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Keep running and print records as they are written.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        place: Where,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Output: `text` (one line per record) or `json` (the records as written).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the records that match every filter given.
+    Query {
+        #[command(flatten)]
+        place: Where,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Output: `text` (one line per record) or `json` (the records as written).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Print at most this many records (the oldest first).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per record for humans.
+    Text,
+    /// JSON lines, one record per line.
+    Json,
+}
+
+/// Where the server's data is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Where {
+    /// The server's config file (its data_dir holds the audit log).
+    #[arg(long, value_name = "FILE", conflicts_with = "data_dir")]
+    pub config: Option<PathBuf>,
+    /// The server's data directory.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Where {
+    /// The data directory, if one was given.
+    pub fn data_dir(&self) -> anyhow::Result<Option<PathBuf>> {
+        Ok(match (&self.config, &self.data_dir) {
+            (Some(c), _) => Some(keyless_server::config::load(c)?.data_dir),
+            (None, Some(d)) => Some(d.clone()),
+            (None, None) => None,
+        })
+    }
+
+    /// The log files.
+    pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let Some(dir) = self.data_dir()? else {
+            bail!("give --config FILE or --data-dir DIR");
+        };
+        let audit = dir.join("audit");
+        resolve(&audit).with_context(|| format!("cannot read the audit log in {}", audit.display()))
+    }
+}
+
+/// The filters shared by `audit query`, `audit tail` and `sessions list`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only records at or after this instant (RFC 3339, e.g. 2026-12-01T21:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before this instant (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// eventName, e.g. AssumeRoleWithWebIdentity.
+    #[arg(long, value_name = "NAME")]
+    pub event_name: Option<String>,
+    /// Principal ARN (arn:aws:sts::…:assumed-role/ROLE/SESSION) or principal id.
+    #[arg(long, value_name = "ARN")]
+    pub principal: Option<String>,
+    /// Role ARN, or a role name.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Token subject (sub).
+    #[arg(long, value_name = "SUB")]
+    pub subject: Option<String>,
+    /// GitHub repository (owner/name).
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repository: Option<String>,
+    /// Access key id, used or issued.
+    #[arg(long, value_name = "ASIA…")]
+    pub access_key_id: Option<String>,
+    /// allow, deny or error.
+    #[arg(long, value_name = "DECISION")]
+    pub decision: Option<String>,
+    /// errorCode, e.g. AccessDenied.
+    #[arg(long, value_name = "CODE")]
+    pub error_code: Option<String>,
+}
+
+fn parse_instant(flag: &str, s: &str) -> anyhow::Result<time::OffsetDateTime> {
+    keyless_audit::event::parse_time(s).with_context(|| {
+        format!("{flag} {s:?} is not an RFC 3339 instant like 2026-12-01T21:00:00Z")
+    })
+}
+
+impl FilterArgs {
+    /// The filter.
+    pub fn to_filter(&self) -> anyhow::Result<Filter> {
+        let decision = match &self.decision {
+            Some(d) => Some(
+                Decision::parse(d)
+                    .with_context(|| format!("--decision {d:?}: use allow, deny or error"))?,
+            ),
+            None => None,
+        };
+        Ok(Filter {
+            since: self
+                .since
+                .as_deref()
+                .map(|s| parse_instant("--since", s))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|s| parse_instant("--until", s))
+                .transpose()?,
+            event_name: self.event_name.clone(),
+            principal: self.principal.clone(),
+            role: self.role.clone(),
+            subject: self.subject.clone(),
+            repository: self.repository.clone(),
+            access_key_id: self.access_key_id.clone(),
+            decision,
+            error_code: self.error_code.clone(),
+        })
+    }
+}
+
+fn print_event(
+    out: &mut impl std::io::Write,
+    e: &AuditEvent,
+    raw: &[u8],
+    format: Format,
+) -> std::io::Result<()> {
+    match format {
+        Format::Text => writeln!(out, "{}", text_line(e)),
+        Format::Json => {
+            out.write_all(raw)?;
+            out.write_all(b"\n")
+        }
+    }
+}
+
+/// Runs `keyless audit`.
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AuditCommand::Verify { path, place } => verify(path.as_deref(), &place),
+        AuditCommand::Query {
+            place,
+            filter,
+            format,
+            limit,
+        } => {
+            let filter = filter.to_filter()?;
+            let files = place.files()?;
+            let mut out = std::io::stdout().lock();
+            let mut printed = 0usize;
+            let mut result = Ok(());
+            for_each_event(&files, |e, raw| {
+                if result.is_err() || limit.is_some_and(|l| printed >= l) || !filter.matches(e) {
+                    return;
+                }
+                printed += 1;
+                result = print_event(&mut out, e, raw, format);
+            })?;
+            ignore_broken_pipe(result)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Tail {
+            lines,
+            follow,
+            place,
+            filter,
+            format,
+        } => tail(lines, follow, &place, &filter.to_filter()?, format),
+    }
+}
+
+fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// The key ring next to the log, for pinning digest keys.
+fn pins_for(data_dir: Option<&Path>) -> anyhow::Result<KeyPins> {
+    let Some(dir) = data_dir else {
+        return Ok(KeyPins::default());
+    };
+    let ring_path = keyless_server::keyring_file::path_in(dir);
+    if !ring_path.exists() {
+        return Ok(KeyPins::default());
+    }
+    let ring = keyless_server::keyring_file::load(&ring_path)?;
+    let mut map = BTreeMap::new();
+    for (id, _) in ring.versions() {
+        if let Some(k) = ring.audit_public_key(id)? {
+            map.insert(id, k);
+        }
+    }
+    Ok(KeyPins { ring: Some(map) })
+}
+
+fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
+    let given_dir = place.data_dir()?;
+    let (files, data_dir) = match path {
+        Some(p) => {
+            let files = resolve(p).with_context(|| format!("cannot read {}", p.display()))?;
+            // The data directory is the one given, or the one holding this log.
+            let guess = given_dir.clone().or_else(|| {
+                [
+                    Some(p.to_owned()),
+                    p.parent().map(Path::to_owned),
+                    p.parent().and_then(Path::parent).map(Path::to_owned),
+                ]
+                .into_iter()
+                .flatten()
+                .find(|d| keyless_server::keyring_file::path_in(d).exists())
+            });
+            (files, guess)
+        }
+        None => (place.files()?, given_dir),
+    };
+    if files.is_empty() {
+        println!("no audit files found (audit-<seq>.jsonl); nothing to verify");
+        return Ok(ExitCode::from(1));
+    }
+    let pins = pins_for(data_dir.as_deref())?;
+    let report = verify_files(&files, pins)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    match &report.problem {
+        None => {
+            println!(
+                "audit log OK: {} records ({} signed digests) in {} file(s), last seq {}",
+                report.records, report.digests, report.files, report.last_seq
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(p) => {
+            println!(
+                "audit log verification FAILED after {} good records: {p}",
+                report.records
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn tail(
+    lines: usize,
+    follow: bool,
+    place: &Where,
+    filter: &Filter,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let files = place.files()?;
+    let mut last: VecDeque<(AuditEvent, Vec<u8>)> = VecDeque::new();
+    for_each_event(&files, |e, raw| {
+        if filter.matches(e) {
+            if last.len() == lines {
+                last.pop_front();
+            }
+            last.push_back((e.clone(), raw.to_vec()));
+        }
+    })?;
+    {
+        let mut out = std::io::stdout().lock();
+        for (e, raw) in &last {
+            ignore_broken_pipe(print_event(&mut out, e, raw, format))?;
+        }
+        out.flush()?;
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(dir) = place.data_dir()?.map(|d| d.join("audit")) else {
+        bail!("give --config FILE or --data-dir DIR");
+    };
+    let mut current = files.last().cloned();
+    let mut offset = match &current {
+        Some(f) => std::fs::metadata(f)?.len(),
+        None => 0,
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let now_files = keyless_audit::files::list_files(&dir).unwrap_or_default();
+        let Some(newest) = now_files.last().cloned() else {
+            continue;
+        };
+        // Read the rest of the current file, then move on to newer ones in order.
+        let mut queue: Vec<PathBuf> = match &current {
+            Some(c) => now_files.iter().filter(|f| *f >= c).cloned().collect(),
+            None => now_files.clone(),
+        };
+        if queue.is_empty() {
+            queue.push(newest);
+        }
+        for f in queue {
+            if current.as_ref() != Some(&f) {
+                current = Some(f.clone());
+                offset = 0;
+                pending.clear();
+            }
+            let mut file = std::fs::File::open(&f)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::new();
+            file.read_to_end(&mut buf)?;
+            offset += buf.len() as u64;
+            pending.extend_from_slice(&buf);
+            let mut out = std::io::stdout().lock();
+            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                let line = &line[..line.len() - 1];
+                let Some(e) = parse_event_line(line).filter(|e| filter.matches(e)) else {
+                    continue;
+                };
+                if let Err(err) = print_event(&mut out, &e, line, format) {
+                    if err.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    return Err(err.into());
+                }
+            }
+            out.flush()?;
+        }
+    }
+}

@@ -1,0 +1,406 @@
+"""The audit trail end to end: real binary, real issuer, boto3 and the AWS CLI.
+
+- issued credentials are found by repository, access key id and subject; failures carry errorCode;
+- no secret access key, session token or WebIdentityToken appears in the log files;
+- tampering (flip a byte, delete a record, swap two) is detected and located by `keyless audit verify`;
+- kill -9 under concurrent AssumeRoleWithWebIdentity load loses no access key id a client received;
+- a log that cannot be written fails issuance closed (503 ServiceUnavailable) and /readyz says why;
+- rotation spans files; `sessions list`, `report credentials`, `/v1/authorize` decisions;
+- the benchmark switch cannot serve as a ready server.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from keyless_e2e import (ACCOUNT, REPO, Issuer, Keyless, _stop, _wait_for_line, default_config, keyless_bin,
+                         start_issuer, start_keyless)
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    cp = subprocess.run([str(keyless_bin()), *args], capture_output=True, text=True, timeout=120,
+                        stdin=subprocess.DEVNULL)
+    if check and cp.returncode != 0:
+        raise AssertionError(f"keyless {' '.join(args)} -> {cp.returncode}\n{cp.stdout}\n{cp.stderr}")
+    return cp
+
+
+def query(srv: Keyless, *filters: str) -> list[dict[str, Any]]:
+    cp = run_cli("audit", "query", "--data-dir", str(srv.data_dir), "--format", "json", *filters, check=True)
+    return [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+
+
+def issued_key(record: dict[str, Any]) -> str | None:
+    return ((record.get("responseElements") or {}).get("credentials") or {}).get("accessKeyId")
+
+
+def audit_bytes(srv: Keyless) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted((srv.data_dir / "audit").glob("audit-*.jsonl")))
+
+
+def stop_clean(srv: Keyless) -> None:
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def stack(workdir: Path):
+    procs: list[subprocess.Popen] = []
+
+    def make(extra: str = "", throttle: tuple[float, int] | None = None, sub: str = "keyless") -> tuple[Issuer, Keyless]:
+        iss = start_issuer(workdir)
+        procs.append(iss.proc)
+        cfg = default_config(iss, workdir / sub / "data", throttle) + extra
+        srv = start_keyless(workdir / sub, cfg)
+        procs.append(srv.proc)
+        return iss, srv
+
+    yield make
+    for p in reversed(procs):
+        _stop(p)
+
+
+def test_issued_credentials_are_traceable_and_no_secret_is_logged(stack) -> None:
+    issuer, srv = stack()
+    main_token = issuer.gha_token()
+    feature_token = issuer.gha_token(ref="refs/heads/feature")
+    # boto3
+    sts = srv.boto3_client()
+    r1 = sts.assume_role_with_web_identity(RoleArn=srv.role_arn("gha"), RoleSessionName="boto",
+                                           WebIdentityToken=main_token)
+    c1 = r1["Credentials"]
+    # AWS CLI v1
+    cp = srv.aws("sts", "assume-role-with-web-identity", "--role-arn", srv.role_arn("gha-any-branch"),
+                 "--role-session-name", "cli", "--web-identity-token", feature_token)
+    c2 = json.loads(cp.stdout)["Credentials"]
+    # A use of the first session, recorded as "last used".
+    who = srv.boto3_client(creds=c1).get_caller_identity()
+    assert who["Arn"].endswith("assumed-role/gha/boto")
+    # Failures: a token the trust policy refuses, a garbage token, a missing parameter.
+    denied = srv.awiwi(issuer.gha_token(repo="evil/repo"), role="gha", session="evil")
+    assert denied.code == "AccessDenied", denied
+    garbage = srv.awiwi("not-a-jwt-" + secrets.token_hex(8), role="gha", session="bad")
+    assert garbage.code == "InvalidIdentityToken", garbage
+    missing = srv.sts_raw({"Action": "AssumeRoleWithWebIdentity", "RoleArn": srv.role_arn("gha")})
+    assert missing.code == "ValidationError", missing
+
+    # By repository: both sessions (the denied one is another repository).
+    by_repo = query(srv, "--repository", REPO)
+    keys = {issued_key(r) for r in by_repo}
+    assert {c1["AccessKeyId"], c2["AccessKeyId"]} <= keys, by_repo
+    # By access key id: the issuance and the GetCallerIdentity made with it.
+    by_key = query(srv, "--access-key-id", c1["AccessKeyId"])
+    assert [r["eventName"] for r in by_key] == ["AssumeRoleWithWebIdentity", "GetCallerIdentity"], by_key
+    issue = by_key[0]
+    assert issue["eventSource"] == "sts.amazonaws.com"
+    assert issue["userIdentity"]["type"] == "WebIdentityUser"
+    fed = issue["userIdentity"]["sessionContext"]["webIdFederationData"]
+    assert fed["federatedProvider"] == issuer.provider_arn
+    attrs = fed["attributes"]
+    assert attrs["sub"] == f"repo:{REPO}:ref:refs/heads/main"
+    assert attrs["aud"] == "sts.amazonaws.com"
+    assert attrs["repository"] == REPO and attrs["ref"] == "refs/heads/main"
+    assert attrs["run_id"] == "4242" and attrs["job_workflow_ref"].startswith(f"{REPO}/.github/workflows/ci.yml@")
+    assert issue["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == srv.role_arn("gha")
+    assert issue["responseElements"]["credentials"]["accessKeyId"] == c1["AccessKeyId"]
+    assert issue["responseElements"]["assumedRoleUser"]["arn"].endswith("assumed-role/gha/boto")
+    assert issue["requestParameters"] == {"roleArn": srv.role_arn("gha"), "roleSessionName": "boto"}
+    assert issue["userAgent"].startswith("Boto3/") and issue["sourceIPAddress"] == "127.0.0.1"
+    assert issue["requestID"] == r1["ResponseMetadata"]["RequestId"]
+    use = by_key[1]
+    assert use["userIdentity"]["type"] == "AssumedRole"
+    assert use["userIdentity"]["accessKeyId"] == c1["AccessKeyId"]
+    assert use["readOnly"] is True
+    # By subject.
+    by_sub = query(srv, "--subject", "repo:octo-org/demo:ref:refs/heads/feature")
+    assert [issued_key(r) for r in by_sub] == [c2["AccessKeyId"]]
+    assert by_sub[0]["userAgent"].startswith("aws-cli/")
+    # Failures carry errorCode and decision.
+    codes = [(r["errorCode"], r["decision"]) for r in query(srv, "--decision", "deny")]
+    assert ("AccessDenied", "deny") in codes and ("InvalidIdentityToken", "deny") in codes
+    assert ("ValidationError", "deny") in codes
+    assert [r["requestParameters"]["roleSessionName"] for r in query(srv, "--error-code", "AccessDenied")] == ["evil"]
+    assert query(srv, "--role", "gha-any-branch", "--decision", "allow")[0]["eventName"] == "AssumeRoleWithWebIdentity"
+    # Time filters.
+    assert query(srv, "--since", "2100-01-01T00:00:00Z") == []
+    assert len(query(srv, "--until", "2100-01-01T00:00:00Z")) == 6
+    bad = run_cli("audit", "query", "--data-dir", str(srv.data_dir), "--since", "yesterday")
+    assert bad.returncode == 2 and "RFC 3339" in bad.stderr
+
+    # Sessions and the credential report.
+    listed = run_cli("sessions", "list", "--data-dir", str(srv.data_dir), "--format", "json", check=True)
+    sessions = {s["accessKeyId"]: s for s in map(json.loads, listed.stdout.splitlines())}
+    assert set(sessions) == {c1["AccessKeyId"], c2["AccessKeyId"]}
+    assert sessions[c1["AccessKeyId"]]["lastUsed"] is not None
+    assert sessions[c2["AccessKeyId"]]["lastUsed"] is None
+    only = run_cli("sessions", "list", "--config", str(srv.config), "--subject",
+                   f"repo:{REPO}:ref:refs/heads/feature", "--format", "json", check=True)
+    assert [json.loads(l)["accessKeyId"] for l in only.stdout.splitlines()] == [c2["AccessKeyId"]]
+    report = run_cli("report", "credentials", "--data-dir", str(srv.data_dir), check=True)
+    rows = report.stdout.splitlines()
+    assert rows[0].startswith("user,arn,credential_type,access_key_id")
+    assert len(rows) == 3 and all(",session," in r for r in rows[1:])
+    assert "0 long-term credentials" in report.stderr
+
+    # Text output names the essentials.
+    text = run_cli("audit", "tail", "-n", "2", "--data-dir", str(srv.data_dir), check=True).stdout.splitlines()
+    assert len(text) == 2 and "error=ValidationError" in text[-1]
+
+    # No secret, session token or web identity token anywhere in the files.
+    stop_clean(srv)
+    raw = audit_bytes(srv)
+    for secret in (c1["SecretAccessKey"], c1["SessionToken"], c2["SecretAccessKey"], c2["SessionToken"],
+                   main_token, feature_token, main_token.split(".")[1], main_token.split(".")[2]):
+        assert secret.encode() not in raw
+    # The parameter itself is never recorded (only names like subjectFromWebIdentityToken are).
+    for line in raw.splitlines():
+        params = json.loads(line).get("requestParameters") or {}
+        assert not any(k.lower() == "webidentitytoken" for k in params), params
+    ok = run_cli("audit", "verify", "--config", str(srv.config))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "audit log OK" in ok.stdout and "1 signed digests" in ok.stdout
+
+
+def _tamper_copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return next(dst.glob("audit-*.jsonl"))
+
+
+def test_tampering_is_detected_and_located(stack, workdir: Path) -> None:
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    for i in range(6):
+        assert srv.awiwi(token, role="gha", session=f"s{i}").credentials
+    stop_clean(srv)
+    audit_dir = srv.data_dir / "audit"
+    intact = run_cli("audit", "verify", str(audit_dir), "--data-dir", str(srv.data_dir))
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert "7 records (1 signed digests)" in intact.stdout
+    lines = next(audit_dir.glob("audit-*.jsonl")).read_bytes().splitlines(keepends=True)
+    ids = [json.loads(l).get("eventID") for l in lines]
+
+    # Flip one byte inside record 3 (line 3).
+    f = _tamper_copy(audit_dir, workdir / "flip")
+    data = bytearray(f.read_bytes())
+    at = sum(len(l) for l in lines[:2]) + lines[2].index(b'"roleSessionName":"s2"') + len('"roleSessionName":"s')
+    data[at] ^= 0x01
+    f.write_bytes(bytes(data))
+    cp = run_cli("audit", "verify", str(f.parent), "--data-dir", str(srv.data_dir))
+    assert cp.returncode == 1, cp.stdout
+    assert f"{f}:3: broken (seq 3, eventID {ids[2]})" in cp.stdout and "does not match its hash" in cp.stdout
+
+    # Delete record 4.
+    f = _tamper_copy(audit_dir, workdir / "delete")
+    f.write_bytes(b"".join(lines[:3] + lines[4:]))
+    cp = run_cli("audit", "verify", str(f), "--data-dir", str(srv.data_dir))
+    assert cp.returncode == 1, cp.stdout
+    assert f"{f}:4: missing (seq 5, eventID {ids[4]})" in cp.stdout and "seq 4 missing" in cp.stdout
+
+    # Swap records 2 and 3.
+    f = _tamper_copy(audit_dir, workdir / "swap")
+    f.write_bytes(b"".join([lines[0], lines[2], lines[1]] + lines[3:]))
+    cp = run_cli("audit", "verify", str(f), "--data-dir", str(srv.data_dir))
+    assert cp.returncode == 1, cp.stdout
+    assert f"{f}:2: reordered (seq 3, eventID {ids[2]})" in cp.stdout and f"seq 2 is later, at {f}:3" in cp.stdout
+
+    # A rewritten chain signed with another key is refused when the ring pins the key.
+    f = _tamper_copy(audit_dir, workdir / "forged")
+    other = srv.data_dir.parent / "other-data"
+    other.mkdir()
+    ring = other / "keyring.json"
+    ring.write_text(json.dumps({"format": "keyless-keyring-v1", "keys": [
+        {"id": 1, "created_at": "2026-01-01T00:00:00Z", "secret": base64.b64encode(os.urandom(32)).decode()}]}))
+    ring.chmod(0o600)
+    cp = run_cli("audit", "verify", str(f), "--data-dir", str(other))
+    assert cp.returncode == 1 and "bad signature" in cp.stdout, cp.stdout
+
+
+def test_kill_9_under_load_loses_no_acknowledged_credential(stack) -> None:
+    issuer, srv = stack(throttle=(100000.0, 100000))
+    token = issuer.gha_token()
+    received: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        s = requests.Session()
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                r = s.post(srv.url + "/", data={"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15",
+                                                "RoleArn": srv.role_arn("gha"), "RoleSessionName": f"w{n}-{i}",
+                                                "WebIdentityToken": token}, timeout=10)
+            except requests.RequestException:
+                return  # the server died mid-request: that client got nothing
+            m = re.search(r"<AccessKeyId>(ASIA[A-Z0-9]+)</AccessKeyId>", r.text)
+            if m:
+                with lock:
+                    received.append(m.group(1))
+            elif r.status_code != 200:
+                errors.append(r.text[:300])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    time.sleep(2.5)
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(timeout=10)
+    stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    assert not errors, errors[:3]
+    assert len(received) > 50, f"only {len(received)} credentials issued under load"
+
+    # Before any restart: verify tolerates (and reports) at most a torn final line.
+    before = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
+    assert before.returncode == 0, before.stdout + before.stderr
+    logged = {issued_key(r) for r in query(srv, "--event-name", "AssumeRoleWithWebIdentity")}
+    missing = set(received) - logged
+    assert not missing, f"{len(missing)} acknowledged credentials are not in the audit log: {sorted(missing)[:5]}"
+
+    # Restart on the same data: the chain continues and verifies.
+    srv2 = start_keyless(srv.workdir, srv.config.read_text())
+    try:
+        assert srv2.awiwi(token, role="gha", session="after").credentials
+    finally:
+        stop_clean(srv2)
+    after = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "torn" not in after.stderr
+    stats = f"{len(received)} issued before kill -9"
+    print(stats)
+
+
+def test_unwritable_log_fails_issuance_closed(stack) -> None:
+    issuer, srv = stack(extra="\n[audit]\nmax_file_bytes = 1024\n")
+    token = issuer.gha_token()
+    assert srv.awiwi(token, role="gha", session="ok").credentials
+    assert requests.get(srv.url + "/readyz", timeout=5).status_code == 200
+    # The next commit must rotate; put a plain file where the directory was (root cannot
+    # create files in it either).
+    audit_dir = srv.data_dir / "audit"
+    shutil.rmtree(audit_dir)
+    audit_dir.write_text("not a directory")
+    res = srv.awiwi(token, role="gha", session="refused")
+    assert res.status == 503 and res.code == "ServiceUnavailable", res
+    assert "<Type>Receiver</Type>" in res.body and "AccessKeyId" not in res.body
+    again = srv.awiwi(token, role="gha", session="refused-again")
+    assert again.status == 503 and again.credentials is None
+    ready = requests.get(srv.url + "/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert "audit log: failed, issuance refused until restart" in ready.text
+    assert "cannot create a new audit file" in ready.text
+
+
+def test_rotation_tail_and_verify_across_files(stack) -> None:
+    issuer, srv = stack(extra="\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\n")
+    token = issuer.gha_token()
+    keys = [srv.awiwi(token, role="gha", session=f"r{i}").credentials["AccessKeyId"] for i in range(8)]
+    stop_clean(srv)
+    files = sorted((srv.data_dir / "audit").glob("audit-*.jsonl"))
+    assert len(files) >= 3, files
+    cp = run_cli("audit", "verify", "--config", str(srv.config))
+    assert cp.returncode == 0 and f"in {len(files)} file(s)" in cp.stdout, cp.stdout + cp.stderr
+    assert [issued_key(r) for r in query(srv)] == keys
+    tail = run_cli("audit", "tail", "-n", "3", "--format", "json", "--data-dir", str(srv.data_dir), check=True)
+    assert [issued_key(json.loads(l)) for l in tail.stdout.splitlines()] == keys[-3:]
+    # Removing a middle file is a missing range located at the next file.
+    files[1].unlink()
+    cp = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
+    assert cp.returncode == 1 and f"{files[2]}:1: missing" in cp.stdout, cp.stdout
+
+
+def test_tail_follow_prints_new_records(stack) -> None:
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    out = srv.workdir / "follow.out"
+    proc = subprocess.Popen([str(keyless_bin()), "audit", "tail", "-f", "-n", "0", "--data-dir", str(srv.data_dir)],
+                            stdout=out.open("wb"), stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        key = srv.awiwi(token, role="gha", session="followed").credentials["AccessKeyId"]
+        _wait_for_line(out, re.compile(f"issued={key}"), proc, 10, "keyless audit tail -f", out)
+    finally:
+        _stop(proc)
+
+
+def test_authorize_decisions_are_recorded(stack) -> None:
+    token = secrets.token_hex(24)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    extra = f'\n[[authorize_clients]]\nname = "gw"\ntoken_sha256 = "{digest}"\n'
+    issuer, srv = stack(extra=extra + "\n[audit]\nauthorize_allow_sample_rate = 0.0\n")
+    creds = srv.awiwi(issuer.gha_token(), role="gha", session="authz").credentials
+    import boto3
+    from botocore.awsrequest import AWSRequest
+    from botocore.auth import SigV4Auth
+    from botocore.credentials import Credentials
+
+    def signed(action: str, resource: str) -> dict[str, Any]:
+        req = AWSRequest(method="GET", url="https://gw.example/bucket/key", headers={"host": "gw.example"})
+        SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]),
+                  "s3", "us-east-1").add_auth(req)
+        return {"method": "GET", "path": "/bucket/key", "query": "", "headers": [[k, v] for k, v in req.headers.items()],
+                "action": action, "resource": resource, "body_sha256": hashlib.sha256(b"").hexdigest()}
+
+    def call(body: dict[str, Any], bearer: str = token) -> dict[str, Any]:
+        r = requests.post(srv.url + "/v1/authorize", json=body, headers={"Authorization": f"Bearer {bearer}"}, timeout=10)
+        return r.json()
+
+    # The gha role may sts:AssumeRole etc. but not s3:GetObject: an implicit deny.
+    denied = call(signed("s3:GetObject", "arn:aws:s3:::bucket/key"))
+    assert denied["allowed"] is False, denied
+    allowed = call(signed("sts:GetAccessKeyInfo", "*"))
+    assert allowed["allowed"] is True, allowed
+    call(signed("s3:GetObject", "arn:aws:s3:::bucket/key"), bearer="wrong")
+    time.sleep(0.3)  # authorize records are queued, not awaited; the next commit is ~1 ms away
+    records = query(srv, "--event-name", "Authorize")
+    # Allows are sampled at 0.0 here: only the deny and the unauthorized call are recorded.
+    assert [(r["decision"], r.get("errorCode")) for r in records] == [("deny", "AccessDenied"), ("deny", "Unauthorized")]
+    deny = records[0]
+    assert deny["eventSource"] == "keyless" and deny["userIdentity"]["accessKeyId"] == creds["AccessKeyId"]
+    assert deny["requestParameters"]["action"] == "s3:GetObject"
+    assert deny["additionalEventData"]["client"] == "gw"
+    assert query(srv, "--access-key-id", creds["AccessKeyId"], "--event-name", "Authorize") == [deny]
+    raw = audit_bytes(srv)
+    assert creds["SessionToken"].encode() not in raw and creds["SecretAccessKey"].encode() not in raw
+    assert b"Signature=" not in raw
+
+
+def test_benchmark_switch_is_never_ready(workdir: Path) -> None:
+    binary = str(keyless_bin())
+    out, err = workdir / "bench.out", workdir / "bench.err"
+    proc = subprocess.Popen([binary, "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", str(workdir / "d"),
+                             "--unsafe-disable-audit-for-benchmark"],
+                            stdout=out.open("wb"), stderr=err.open("wb"), stdin=subprocess.DEVNULL)
+    try:
+        m = _wait_for_line(out, re.compile(r"keyless listening on (http://127\.0\.0\.1:\d+)"), proc, 30, "serve", err)
+        time.sleep(0.3)
+        r = requests.get(m.group(1) + "/readyz", timeout=5)
+        assert r.status_code == 503 and "DISABLED by --unsafe-disable-audit-for-benchmark" in r.text
+        assert "AUDIT DISABLED" in err.read_text()
+        assert not (workdir / "d" / "audit").exists()
+    finally:
+        _stop(proc)
+    cfg = workdir / "open.toml"
+    cfg.write_text(f'listen = "0.0.0.0:0"\ndata_dir = "{workdir / "d2"}"\n')
+    cp = subprocess.run([binary, "serve", "--config", str(cfg), "--unsafe-disable-audit-for-benchmark"],
+                        capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 2, cp.stderr
+    assert "--unsafe-disable-audit-for-benchmark is for local benchmarks only" in cp.stderr
