@@ -329,6 +329,7 @@ impl AuditLog {
             digest_first,
             pending_since_digest: head.next_seq - digest_first,
             first_pending_at: (head.next_seq > digest_first).then(Instant::now),
+            unsynced_since: None,
             buf: Vec::with_capacity(1 << 20),
         };
         let thread = std::thread::Builder::new()
@@ -442,8 +443,15 @@ struct WriterState {
     digest_first: u64,
     pending_since_digest: u64,
     first_pending_at: Option<Instant>,
+    /// Set while records that nobody awaits are written but not yet synced.
+    unsynced_since: Option<Instant>,
     buf: Vec<u8>,
 }
+
+/// The longest records nobody awaits (sampled authorize decisions) stay written but unsynced.
+/// A process crash cannot lose them (they are in the page cache); only a machine crash within
+/// this window can. Any durable record syncs them earlier.
+const MAX_UNSYNCED: Duration = Duration::from_millis(500);
 
 /// Takes everything queued, up to `max`; reports a shutdown request separately.
 fn drain(rx: &Receiver<Job>, batch: &mut Vec<Job>, max: usize) -> Option<oneshot::Sender<()>> {
@@ -469,7 +477,7 @@ fn run(mut st: WriterState, rx: Receiver<Job>) {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(j) => j,
                     Err(RecvTimeoutError::Timeout) => {
-                        st.timed_digest();
+                        st.on_deadline();
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => {
@@ -506,9 +514,29 @@ fn run(mut st: WriterState, rx: Receiver<Job>) {
 }
 
 impl WriterState {
+    /// When the writer must wake with nothing queued: a timed digest or an overdue sync.
     fn digest_deadline(&self) -> Option<Instant> {
-        self.first_pending_at
-            .map(|t| t + self.config.digest_interval)
+        let digest = self
+            .first_pending_at
+            .map(|t| t + self.config.digest_interval);
+        let sync = self.unsynced_since.map(|t| t + MAX_UNSYNCED);
+        match (digest, sync) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_deadline(&mut self) {
+        let now = Instant::now();
+        if self
+            .first_pending_at
+            .is_some_and(|t| t + self.config.digest_interval <= now)
+        {
+            self.timed_digest();
+        }
+        if self.unsynced_since.is_some_and(|t| t + MAX_UNSYNCED <= now) {
+            self.flush_synced(true);
+        }
     }
 
     fn signer_digest(&mut self) -> bool {
@@ -535,18 +563,37 @@ impl WriterState {
 
     /// Writes and syncs `buf`; on failure marks the log failed.
     fn flush(&mut self) -> bool {
-        if self.buf.is_empty() {
+        self.flush_synced(true)
+    }
+
+    /// Writes `buf`, and syncs the file when `sync` (or when unsynced records are overdue);
+    /// on failure marks the log failed.
+    fn flush_synced(&mut self, sync: bool) -> bool {
+        let overdue = self
+            .unsynced_since
+            .is_some_and(|t| t.elapsed() >= MAX_UNSYNCED);
+        let sync = sync || overdue;
+        if self.buf.is_empty() && !(sync && self.unsynced_since.is_some()) {
             return true;
         }
         let result = self
             .file
             .write_all(&self.buf)
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        if result.is_ok() {
+            if sync {
+                self.unsynced_since = None;
+            } else if !self.buf.is_empty() {
+                self.unsynced_since.get_or_insert_with(Instant::now);
+            }
+        }
         match result {
             Ok(()) => {
                 self.file_bytes += self.buf.len() as u64;
                 let lines = memchr::memchr_iter(b'\n', &self.buf).count() as u64;
-                self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                if sync {
+                    self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                }
                 self.shared.records.fetch_add(lines, Ordering::Relaxed);
                 if self.config.stdout {
                     let mut out = std::io::stdout().lock();
@@ -635,7 +682,10 @@ impl WriterState {
                 }
             }
         }
-        if self.flush() {
+        // One fdatasync per batch that someone awaits; batches of records nobody awaits are
+        // written at once and synced with the next awaited batch or within MAX_UNSYNCED.
+        let awaited = acks.iter().any(|(ack, _)| ack.is_some());
+        if self.flush_synced(awaited) {
             for (ack, seq) in acks {
                 if let Some(ack) = ack {
                     let _ = ack.send(Ok(seq));
@@ -709,6 +759,36 @@ mod tests {
             v.feed_file(&f.display().to_string(), &bytes, i + 1 == files.len());
         }
         v.finish()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unawaited_records_are_written_at_once_and_synced_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = WriterConfig::new(dir.path().join("audit"));
+        cfg.max_batch_wait = Duration::ZERO;
+        cfg.digest_every_records = 1_000_000;
+        cfg.digest_interval = Duration::from_secs(3600);
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        let before = log.stats().commits;
+        for i in 0..20 {
+            log.record(&event(i)).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while log.stats().records < 20 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Written (readable by the verifier) without an fdatasync of their own...
+        assert_eq!(log.stats().records, 20);
+        assert_eq!(log.stats().commits, before);
+        assert!(verify_dir(&cfg.dir).is_ok());
+        // ...and synced within the bound even though nothing else arrives.
+        tokio::time::sleep(MAX_UNSYNCED + Duration::from_millis(200)).await;
+        assert_eq!(log.stats().commits, before + 1);
+        // An awaited record syncs at once.
+        log.record(&event(20)).await.unwrap();
+        log.record_durable(&event(21)).await.unwrap();
+        assert_eq!(log.stats().commits, before + 2);
+        log.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
