@@ -8,14 +8,13 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method, Uri, header};
-use keyless_core::caller::{Caller, SignedHttp, authenticate};
+use keyless_core::caller::Caller;
 use keyless_core::directory::Directory;
 use keyless_core::error::ApiError;
 use keyless_core::iam::{self, AcknowledgedRisk, IamEnv, Node};
 use keyless_core::ports::Change;
 use keyless_core::sts::params::Params;
 use keyless_core::sts::{Authorizer, Origin};
-use keyless_sigv4::HttpRequest;
 use quick_xml::escape::escape;
 use tracing::{error, info};
 
@@ -105,7 +104,9 @@ pub async fn handle(
         Some(WRITE_LOCK.lock().await)
     };
     let directory = state.directory.load_full();
-    let caller = authenticate_iam(state, &directory, method, uri, headers, body)?;
+    let caller = crate::query_api::authenticate_signed(
+        state, &directory, method, uri, headers, body, "iam",
+    )?;
     facts.caller = Some(crate::audit::CallerFacts::of(&caller));
     let keys = state.keys.load();
     let env = IamEnv {
@@ -144,35 +145,6 @@ pub fn record_acknowledged_risk(caller: &Caller, risk: &AcknowledgedRisk, reques
         message = risk.message,
         "trust policy risk acknowledged"
     );
-}
-
-fn authenticate_iam(
-    state: &AppState,
-    directory: &Directory,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Caller, ApiError> {
-    let header_list: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let request = HttpRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &header_list,
-    };
-    let keys = state.keys.load();
-    authenticate(
-        directory,
-        &keys.ring,
-        &state.revocations.load().set,
-        SignedHttp { request, body },
-        "iam",
-        state.clock.now(),
-    )
 }
 
 /// Writes the change, rebuilds the directory from the store and swaps it in; a new provider's

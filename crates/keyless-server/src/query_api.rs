@@ -330,15 +330,23 @@ async fn dispatch(
                     "Request is missing Authentication Token",
                 ));
             }
-            let caller =
-                authenticate_request(state, method, uri, headers, body).inspect_err(|_| {
-                    facts.claimed_access_key_id = audit::claimed_access_key_id(
-                        headers
-                            .get(header::AUTHORIZATION)
-                            .and_then(|v| v.to_str().ok()),
-                        uri.query(),
-                    );
-                })?;
+            let caller = authenticate_signed(
+                state,
+                &state.directory.load(),
+                method,
+                uri,
+                headers,
+                body,
+                "sts",
+            )
+            .inspect_err(|_| {
+                facts.claimed_access_key_id = audit::claimed_access_key_id(
+                    headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok()),
+                    uri.query(),
+                );
+            })?;
             facts.caller = Some(CallerFacts::of(&caller));
             signed_action(state, &caller, params, action, origin, request_id, facts)
         }
@@ -362,12 +370,16 @@ async fn dispatch(
     }
 }
 
-fn authenticate_request(
+/// Authenticates a request signed for `service` (`sts`, `iam`, `keyless`) against `directory`,
+/// the current key ring and revocations.
+pub(crate) fn authenticate_signed(
     state: &AppState,
+    directory: &keyless_core::directory::Directory,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    service: &str,
 ) -> Result<Caller, ApiError> {
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
@@ -379,14 +391,13 @@ fn authenticate_request(
         query: uri.query().unwrap_or(""),
         headers: &header_list,
     };
-    let directory = state.directory.load();
     let keys = state.keys.load();
     authenticate(
-        &directory,
+        directory,
         &keys.ring,
         &state.revocations.load().set,
         SignedHttp { request, body },
-        "sts",
+        service,
         state.clock.now(),
     )
 }

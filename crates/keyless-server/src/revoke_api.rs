@@ -15,13 +15,12 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use keyless_core::caller::{Caller, Expect, authenticate_any};
+use keyless_core::caller::Caller;
 use keyless_core::error::ApiError;
 use keyless_core::revocation::{
     Revocation, RevocationRequest, RevocationSet, RevokeEnv, authorize_list, authorize_revocation,
 };
 use keyless_core::sts::{Authorizer, Origin};
-use keyless_sigv4::{Body, HttpRequest, ServiceRules};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{error, info};
@@ -147,33 +146,15 @@ fn authenticate(
             "Request is missing Authentication Token: sign it with SigV4 for the service keyless (keyless revoke --endpoint does).",
         ));
     }
-    let header_pairs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let request = HttpRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &header_pairs,
-    };
-    let directory = state.directory.load();
-    let keys = state.keys.load();
-    let revocations = state.revocations.load();
-    authenticate_any(
-        &directory,
-        &keys.ring,
-        &revocations.set,
-        request,
-        Body::Bytes(body),
-        ServiceRules::Standard,
-        Expect {
-            service: Some(SERVICE),
-            region: None,
-        },
-        state.clock.now(),
+    crate::query_api::authenticate_signed(
+        state,
+        &state.directory.load(),
+        method,
+        uri,
+        headers,
+        body,
+        SERVICE,
     )
-    .map(|(caller, _)| caller)
 }
 
 async fn revoke(
