@@ -37,6 +37,24 @@ impl Check {
         v
     }
 
+    /// A required parameter, checked with `check` when present (when missing, AWS's "Member
+    /// must not be null"); returns the value, empty when missing.
+    pub fn required_with(
+        &mut self,
+        p: &Params,
+        name: &str,
+        field: &str,
+        check: impl FnOnce(&mut Self, &str),
+    ) -> String {
+        match self.required(p, name, field) {
+            Some(v) => {
+                check(self, v);
+                v.to_owned()
+            }
+            None => String::new(),
+        }
+    }
+
     /// An entity name: `min..=max` of `[\w+=,.@-]+`.
     pub fn name(&mut self, v: &str, field: &str, max: usize) -> bool {
         check_len(&mut self.problems, v, field, 1, max)

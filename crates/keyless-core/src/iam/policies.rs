@@ -58,13 +58,9 @@ fn version_nodes(m: &ManagedPolicy, v: &PolicyVersion, with_document: bool) -> V
 }
 
 fn arn_param(c: &mut Check, p: &Params) -> String {
-    let v = c
-        .required(p, "PolicyArn", "policyArn")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyArn").is_some() {
-        c.arn(&v, "policyArn");
-    }
+    let v = c.required_with(p, "PolicyArn", "policyArn", |c, v| {
+        c.arn(v, "policyArn");
+    });
     v
 }
 
@@ -114,22 +110,14 @@ pub(super) fn create<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
-    let name = c
-        .required(p, "PolicyName", "policyName")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyName").is_some() {
-        c.name(&name, "policyName", 128);
-    }
+    let name = c.required_with(p, "PolicyName", "policyName", |c, v| {
+        c.name(v, "policyName", 128);
+    });
     let path = p.get("Path").unwrap_or("/").to_owned();
     c.path(&path, "path");
-    let doc = c
-        .required(p, "PolicyDocument", "policyDocument")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyDocument").is_some() {
-        c.document(&doc, "policyDocument");
-    }
+    let doc = c.required_with(p, "PolicyDocument", "policyDocument", |c, v| {
+        c.document(v, "policyDocument");
+    });
     let description = p.get("Description").unwrap_or("").to_owned();
     c.description(&description, "description");
     let tags = c.tags(p);
@@ -268,13 +256,9 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
 pub(super) fn create_version(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let arn = arn_param(&mut c, p);
-    let doc = c
-        .required(p, "PolicyDocument", "policyDocument")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyDocument").is_some() {
-        c.document(&doc, "policyDocument");
-    }
+    let doc = c.required_with(p, "PolicyDocument", "policyDocument", |c, v| {
+        c.document(v, "policyDocument");
+    });
     let set_default = match p.get("SetAsDefault") {
         None | Some("false") => false,
         Some("true") => true,

@@ -72,13 +72,14 @@ fn check_thumbprints(c: &mut Check, list: &[&str]) {
 }
 
 fn arn_param(c: &mut Check, p: &Params) -> String {
-    let v = c
-        .required(p, "OpenIDConnectProviderArn", "openIDConnectProviderArn")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("OpenIDConnectProviderArn").is_some() {
-        c.arn(&v, "openIDConnectProviderArn");
-    }
+    let v = c.required_with(
+        p,
+        "OpenIDConnectProviderArn",
+        "openIDConnectProviderArn",
+        |c, v| {
+            c.arn(v, "openIDConnectProviderArn");
+        },
+    );
     v
 }
 
@@ -101,10 +102,9 @@ fn writable(p: OidcProvider) -> Result<OidcProvider, ApiError> {
 
 pub(super) fn create(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
-    let url = c.required(p, "Url", "url").unwrap_or_default().to_owned();
-    if p.get("Url").is_some() {
-        c.len(&url, "url", 1, 255);
-    }
+    let url = c.required_with(p, "Url", "url", |c, v| {
+        c.len(v, "url", 1, 255);
+    });
     let client_ids = p.list("ClientIDList");
     if client_ids.len() > MAX_CLIENT_IDS {
         c.push(
@@ -222,13 +222,9 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
 }
 
 fn client_id_param(c: &mut Check, p: &Params) -> String {
-    let v = c
-        .required(p, "ClientID", "clientID")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("ClientID").is_some() {
-        c.len(&v, "clientID", 1, 255);
-    }
+    let v = c.required_with(p, "ClientID", "clientID", |c, v| {
+        c.len(v, "clientID", 1, 255);
+    });
     v
 }
 

@@ -128,11 +128,9 @@ fn writable(r: &CompiledRole) -> Result<Role, ApiError> {
 }
 
 fn role_name(c: &mut Check, p: &Params) -> String {
-    let v = c.required(p, "RoleName", "roleName").unwrap_or_default();
-    if p.get("RoleName").is_some() {
+    c.required_with(p, "RoleName", "roleName", |c, v| {
         c.name(v, "roleName", 64);
-    }
-    v.to_owned()
+    })
 }
 
 fn request_tags(c: &mut keyless_policy::Context, tags: &[(String, String)]) {
@@ -168,13 +166,14 @@ pub(super) fn create<R: Rng + ?Sized>(
     let name = role_name(&mut c, p);
     let path = p.get("Path").unwrap_or("/").to_owned();
     c.path(&path, "path");
-    let trust = c
-        .required(p, "AssumeRolePolicyDocument", "assumeRolePolicyDocument")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("AssumeRolePolicyDocument").is_some() {
-        c.document(&trust, "assumeRolePolicyDocument");
-    }
+    let trust = c.required_with(
+        p,
+        "AssumeRolePolicyDocument",
+        "assumeRolePolicyDocument",
+        |c, v| {
+            c.document(v, "assumeRolePolicyDocument");
+        },
+    );
     let description = p.get("Description").unwrap_or("").to_owned();
     c.description(&description, "description");
     let max = p
@@ -341,13 +340,9 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
 pub(super) fn update_trust(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let name = role_name(&mut c, p);
-    let doc = c
-        .required(p, "PolicyDocument", "policyDocument")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyDocument").is_some() {
-        c.document(&doc, "policyDocument");
-    }
+    let doc = c.required_with(p, "PolicyDocument", "policyDocument", |c, v| {
+        c.document(v, "policyDocument");
+    });
     c.finish()?;
     let r = authorized_role(cx, "UpdateAssumeRolePolicy", &name, |_| {})?;
     let mut role = writable(&r)?;
@@ -360,13 +355,9 @@ pub(super) fn update_trust(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErr
 }
 
 fn policy_name(c: &mut Check, p: &Params) -> String {
-    let v = c
-        .required(p, "PolicyName", "policyName")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyName").is_some() {
-        c.name(&v, "policyName", 128);
-    }
+    let v = c.required_with(p, "PolicyName", "policyName", |c, v| {
+        c.name(v, "policyName", 128);
+    });
     v
 }
 
@@ -378,13 +369,9 @@ pub(super) fn put_inline(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError
     let mut c = Check::default();
     let name = role_name(&mut c, p);
     let policy = policy_name(&mut c, p);
-    let doc = c
-        .required(p, "PolicyDocument", "policyDocument")
-        .unwrap_or_default()
-        .to_owned();
-    if p.get("PolicyDocument").is_some() {
-        c.document(&doc, "policyDocument");
-    }
+    let doc = c.required_with(p, "PolicyDocument", "policyDocument", |c, v| {
+        c.document(v, "policyDocument");
+    });
     c.finish()?;
     let r = authorized_role(cx, "PutRolePolicy", &name, |_| {})?;
     let mut role = writable(&r)?;
