@@ -58,10 +58,9 @@ fn version_nodes(m: &ManagedPolicy, v: &PolicyVersion, with_document: bool) -> V
 }
 
 fn arn_param(c: &mut Check, p: &Params) -> String {
-    let v = c.required_with(p, "PolicyArn", "policyArn", |c, v| {
+    c.required_with(p, "PolicyArn", "policyArn", |c, v| {
         c.arn(v, "policyArn");
-    });
-    v
+    })
 }
 
 fn version_param(c: &mut Check, p: &Params) -> String {

@@ -72,15 +72,14 @@ fn check_thumbprints(c: &mut Check, list: &[&str]) {
 }
 
 fn arn_param(c: &mut Check, p: &Params) -> String {
-    let v = c.required_with(
+    c.required_with(
         p,
         "OpenIDConnectProviderArn",
         "openIDConnectProviderArn",
         |c, v| {
             c.arn(v, "openIDConnectProviderArn");
         },
-    );
-    v
+    )
 }
 
 /// Authorizes `action` on the provider ARN, then finds the provider of the caller's account.
@@ -222,10 +221,9 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
 }
 
 fn client_id_param(c: &mut Check, p: &Params) -> String {
-    let v = c.required_with(p, "ClientID", "clientID", |c, v| {
+    c.required_with(p, "ClientID", "clientID", |c, v| {
         c.len(v, "clientID", 1, 255);
-    });
-    v
+    })
 }
 
 pub(super) fn add_client_id(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {

@@ -355,10 +355,9 @@ pub(super) fn update_trust(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErr
 }
 
 fn policy_name(c: &mut Check, p: &Params) -> String {
-    let v = c.required_with(p, "PolicyName", "policyName", |c, v| {
+    c.required_with(p, "PolicyName", "policyName", |c, v| {
         c.name(v, "policyName", 128);
-    });
-    v
+    })
 }
 
 fn non_whitespace_len(s: &str) -> usize {
