@@ -457,3 +457,35 @@ def test_revocations_are_in_the_audit_trail(stack) -> None:
                   and (r.get("requestParameters") or {}).get("value") == other["AccessKeyId"])
     assert len(denied) == 1 and denied[0]["decision"] == "deny", denied
     assert denied[0]["userIdentity"]["accessKeyId"] == worker["AccessKeyId"]
+
+
+def test_cli_credentials_from_a_profile_and_from_web_identity(stack, tmp_path: Path) -> None:
+    issuer, keyless = stack
+    admin, victim = session(stack, role="revoker"), session(stack)
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "AWS_REGION": REGION}
+    # A profile without its secret is a usage error, and nothing is revoked.
+    creds_file = tmp_path / "credentials"
+    creds_file.write_text(f"[ops]\naws_access_key_id = {admin['AccessKeyId']}\n")
+    env = {**base, "AWS_SHARED_CREDENTIALS_FILE": str(creds_file), "AWS_PROFILE": "ops"}
+    cp = cli("session", victim["AccessKeyId"], "--endpoint", keyless.url, env=env)
+    assert cp.returncode == 2 and "aws_secret_access_key" in cp.stderr, cp.stderr
+    assert caller_ok(keyless, victim)
+    # The complete profile works.
+    creds_file.write_text(f"[default]\naws_access_key_id = x\n\n[ops]\naws_access_key_id = {admin['AccessKeyId']}\n"
+                          f"aws_secret_access_key = {admin['SecretAccessKey']}\naws_session_token = {admin['SessionToken']}\n")
+    cp = cli("session", victim["AccessKeyId"], "--endpoint", keyless.url, env=env)
+    assert cp.returncode == 0, cp.stderr
+    assert not caller_ok(keyless, victim)
+    # Web identity: a garbage token is refused by STS and revokes nothing.
+    other = session(stack)
+    token_file = tmp_path / "token"
+    token_file.write_text("not-a-jwt")
+    env = {**base, "AWS_ROLE_ARN": keyless.role_arn("revoker"), "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file)}
+    cp = cli("session", other["AccessKeyId"], "--endpoint", keyless.url, env=env)
+    assert cp.returncode == 1 and "web identity exchange" in cp.stderr and "HTTP 400" in cp.stderr, cp.stderr
+    assert caller_ok(keyless, other)
+    # A real token from the platform works (a CI job revoking with its own identity).
+    token_file.write_text(issuer.gha_token())
+    cp = cli("session", other["AccessKeyId"], "--endpoint", keyless.url, env=env)
+    assert cp.returncode == 0, cp.stderr
+    assert not caller_ok(keyless, other)
