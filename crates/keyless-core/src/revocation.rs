@@ -51,7 +51,7 @@ pub const ACTION_REVOKE_OWN: &str = "keyless:RevokeOwnSession";
 pub const ACTION_LIST: &str = "keyless:ListRevocations";
 
 /// What a revocation matches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// One session, by access key id.
     Session {
@@ -485,13 +485,43 @@ impl RevocationRequest {
     }
 }
 
-/// The live revocations, indexed for the request path.
+/// The live revocations, indexed for the request path: every lookup borrows the session's
+/// own strings, so checking allocates nothing.
 #[derive(Debug, Default)]
 pub struct RevocationSet {
     sessions: HashMap<String, i64>,
-    // Per target: the latest instant per account scope (None = every account).
-    by_target: HashMap<Target, Vec<(Option<AccountId>, OffsetDateTime, i64)>>,
+    roles: HashMap<String, Scopes>,
+    // Issuer, then subject.
+    subjects: HashMap<String, HashMap<String, Scopes>>,
+    source_identities: HashMap<String, Scopes>,
+    issuers: HashMap<String, Scopes>,
+    key_versions: HashMap<u32, Scopes>,
     len: usize,
+}
+
+/// The latest instant (and its revocation id) per account scope (`None`: every account).
+#[derive(Debug, Default)]
+struct Scopes(Vec<(Option<AccountId>, OffsetDateTime, i64)>);
+
+impl Scopes {
+    fn add(&mut self, r: &Revocation) {
+        let (account, before) = (r.spec.account, r.spec.issued_before);
+        match self.0.iter_mut().find(|(a, _, _)| *a == account) {
+            Some(e) if e.1 < before => *e = (account, before, r.id),
+            Some(_) => {}
+            None => self.0.push((account, before, r.id)),
+        }
+    }
+
+    /// A revocation in scope for `account` whose instant is after `issued_at` (any instant
+    /// when `issued_at` is `None`).
+    fn matching(&self, account: AccountId, issued_at: Option<OffsetDateTime>) -> Option<Revoked> {
+        self.0.iter().find_map(|(scope, before, id)| {
+            let in_scope = scope.is_none_or(|a| a == account);
+            let in_time = issued_at.is_none_or(|at| at < *before);
+            (in_scope && in_time).then_some(Revoked { id: *id })
+        })
+    }
 }
 
 /// Why a session or token is refused: the revocation that matched.
@@ -507,17 +537,27 @@ impl RevocationSet {
         let mut set = RevocationSet::default();
         for r in revocations.iter().filter(|r| r.spec.expires_at > now) {
             set.len += 1;
-            if let Target::Session { access_key_id } = &r.spec.target {
-                set.sessions.insert(access_key_id.clone(), r.id);
-                continue;
-            }
-            let entries = set.by_target.entry(r.spec.target.clone()).or_default();
-            match entries.iter_mut().find(|(a, _, _)| *a == r.spec.account) {
-                Some(e) if e.1 < r.spec.issued_before => {
-                    *e = (r.spec.account, r.spec.issued_before, r.id);
+            match &r.spec.target {
+                Target::Session { access_key_id } => {
+                    set.sessions.insert(access_key_id.clone(), r.id);
                 }
-                Some(_) => {}
-                None => entries.push((r.spec.account, r.spec.issued_before, r.id)),
+                Target::Role { role_arn } => set.roles.entry(role_arn.clone()).or_default().add(r),
+                Target::Subject { issuer, subject } => set
+                    .subjects
+                    .entry(issuer.clone())
+                    .or_default()
+                    .entry(subject.clone())
+                    .or_default()
+                    .add(r),
+                Target::SourceIdentity { source_identity } => set
+                    .source_identities
+                    .entry(source_identity.clone())
+                    .or_default()
+                    .add(r),
+                Target::Issuer { issuer } => set.issuers.entry(issuer.clone()).or_default().add(r),
+                Target::KeyVersion { version } => {
+                    set.key_versions.entry(*version).or_default().add(r);
+                }
             }
         }
         set
@@ -533,18 +573,25 @@ impl RevocationSet {
         self.len == 0
     }
 
-    fn matches(
+    /// The subject, issuer or source-identity revocation matching a federated identity.
+    fn federated(
         &self,
-        target: &Target,
         account: AccountId,
+        issuer: &str,
+        subject: &str,
+        source_identity: Option<&str>,
         issued_at: OffsetDateTime,
     ) -> Option<Revoked> {
-        self.by_target
-            .get(target)?
-            .iter()
-            .find_map(|(scope, before, id)| {
-                let in_scope = scope.is_none_or(|a| a == account);
-                (in_scope && issued_at < *before).then_some(Revoked { id: *id })
+        let at = Some(issued_at);
+        self.subjects
+            .get(issuer)
+            .and_then(|subjects| subjects.get(subject))
+            .and_then(|s| s.matching(account, at))
+            .or_else(|| self.issuers.get(issuer)?.matching(account, at))
+            .or_else(|| {
+                self.source_identities
+                    .get(source_identity?)?
+                    .matching(account, at)
             })
     }
 
@@ -562,59 +609,15 @@ impl RevocationSet {
             return Some(Revoked { id: *id });
         }
         let (account, at) = (claims.account, claims.issued_at);
-        let role = Target::Role {
-            role_arn: claims.role_arn.clone(),
-        };
-        self.matches(&role, account, at)
+        let si = claims.source_identity.as_deref();
+        self.roles
+            .get(&claims.role_arn)
+            .and_then(|s| s.matching(account, Some(at)))
             // Every session sealed with a revoked version, whenever it was issued.
-            .or_else(|| {
-                self.matches_any_time(
-                    &Target::KeyVersion {
-                        version: key_version,
-                    },
-                    account,
-                )
-            })
-            .or_else(|| {
-                let f = claims.federated.as_ref()?;
-                self.matches(
-                    &Target::Subject {
-                        issuer: f.issuer.clone(),
-                        subject: f.subject.clone(),
-                    },
-                    account,
-                    at,
-                )
-                .or_else(|| {
-                    self.matches(
-                        &Target::Issuer {
-                            issuer: f.issuer.clone(),
-                        },
-                        account,
-                        at,
-                    )
-                })
-            })
-            .or_else(|| {
-                let si = claims.source_identity.as_ref()?;
-                self.matches(
-                    &Target::SourceIdentity {
-                        source_identity: si.clone(),
-                    },
-                    account,
-                    at,
-                )
-            })
-    }
-
-    fn matches_any_time(&self, target: &Target, account: AccountId) -> Option<Revoked> {
-        self.by_target
-            .get(target)?
-            .iter()
-            .find_map(|(scope, _, id)| {
-                scope
-                    .is_none_or(|a| a == account)
-                    .then_some(Revoked { id: *id })
+            .or_else(|| self.key_versions.get(&key_version)?.matching(account, None))
+            .or_else(|| match &claims.federated {
+                Some(f) => self.federated(account, &f.issuer, &f.subject, si, at),
+                None => self.source_identities.get(si?)?.matching(account, Some(at)),
             })
     }
 
@@ -629,35 +632,7 @@ impl RevocationSet {
         source_identity: Option<&str>,
         issued_at: OffsetDateTime,
     ) -> Option<Revoked> {
-        if self.by_target.is_empty() {
-            return None;
-        }
-        self.matches(
-            &Target::Subject {
-                issuer: issuer.to_owned(),
-                subject: subject.to_owned(),
-            },
-            account,
-            issued_at,
-        )
-        .or_else(|| {
-            self.matches(
-                &Target::Issuer {
-                    issuer: issuer.to_owned(),
-                },
-                account,
-                issued_at,
-            )
-        })
-        .or_else(|| {
-            self.matches(
-                &Target::SourceIdentity {
-                    source_identity: source_identity?.to_owned(),
-                },
-                account,
-                issued_at,
-            )
-        })
+        self.federated(account, issuer, subject, source_identity, issued_at)
     }
 }
 
