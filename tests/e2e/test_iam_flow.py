@@ -221,6 +221,12 @@ def test_risky_trust_policy_needs_the_acknowledgement_tag(stack, admin) -> None:
                            Tags=[{"Key": "keyless:acknowledge-risk", "Value": "MISSING_SUB_CONDITION"}])["Role"]
     assert role["RoleName"] == "open"
     assert "trust policy risk acknowledged" in keyless.stderr()
+    acked = [r for r in audit_records(keyless, "--event-name", "CreateRole", "--decision", "allow")
+             if r["requestParameters"].get("roleName") == "open"]
+    assert len(acked) == 1, acked
+    risks = acked[0]["additionalEventData"]["acknowledgedRisks"]
+    assert [r["findingCode"] for r in risks] == ["MISSING_SUB_CONDITION"], risks
+    assert risks[0]["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/open"
     # UpdateAssumeRolePolicy: the role's tag is the acknowledgement; without it, refused.
     safe = gha_trust(admin_issuer, ADMIN_REPO)
     iam.update_assume_role_policy(RoleName="open", PolicyDocument=safe)

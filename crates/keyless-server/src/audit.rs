@@ -311,6 +311,8 @@ pub struct CallFacts {
     pub token_issuer: Option<String>,
     /// What was issued.
     pub issued: Option<IssuedFacts>,
+    /// Trust-policy findings accepted with `keyless:acknowledge-risk` (IAM role writes).
+    pub acknowledged_risks: Vec<Value>,
 }
 
 /// The caller of a signed call.
@@ -573,6 +575,9 @@ pub fn sts_event(call: StsCall<'_>, error: Option<&ApiError>) -> AuditEvent {
         e.response_elements = Some(i.response_elements());
         e.recipient_account_id = Some(i.account.clone());
         e.additional_event_data = Some(json!({ "keyRingVersion": i.key_version }));
+    }
+    if !facts.acknowledged_risks.is_empty() && error.is_none() {
+        e.additional_event_data = Some(json!({ "acknowledgedRisks": facts.acknowledged_risks }));
     }
     if let Some(err) = error {
         e.fail(err.code, &err.message, err.status);

@@ -129,14 +129,24 @@ pub async fn handle(
         );
     }
     for risk in &outcome.acknowledged {
-        record_acknowledged_risk(&caller, risk, request_id);
+        record_acknowledged_risk(&caller, risk, request_id, facts);
     }
     Ok(render(action, outcome.result.as_deref(), request_id))
 }
 
-/// The audit hook for a trust-policy risk accepted with `keyless:acknowledge-risk`: the one
-/// place such a record is emitted (the audit log will be wired here).
-pub fn record_acknowledged_risk(caller: &Caller, risk: &AcknowledgedRisk, request_id: &str) {
+/// A trust-policy risk accepted with `keyless:acknowledge-risk`: logged, and carried into the
+/// call's audit record (`additionalEventData.acknowledgedRisks`), written before the answer.
+pub fn record_acknowledged_risk(
+    caller: &Caller,
+    risk: &AcknowledgedRisk,
+    request_id: &str,
+    facts: &mut crate::audit::CallFacts,
+) {
+    facts.acknowledged_risks.push(serde_json::json!({
+        "roleArn": risk.role_arn,
+        "findingCode": risk.code,
+        "findingMessage": keyless_audit::event::bounded(&risk.message),
+    }));
     info!(
         request_id,
         caller = caller.arn(),
