@@ -3,26 +3,40 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a: context keys are short and few (bounded by the request size), so a fast
-/// non-keyed hash is enough and keeps lookups cheap on the evaluation hot path.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Fnv(u64);
+/// A multiply-rotate hash over 8-byte words: context keys are short and few (bounded by the
+/// request size), so a fast non-keyed hash is enough, and reading words rather than bytes keeps
+/// the lookups of the evaluation hot path cheap.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WordHash(u64);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl WordHash {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(Self::K);
     }
 }
 
-impl Hasher for Fnv {
+impl Hasher for WordHash {
     fn finish(&self) -> u64 {
-        self.0
+        // The table takes its bucket from the low bits; fold the well-mixed high bits down.
+        self.0 ^ (self.0 >> 32)
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for c in &mut words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
         }
+        let rest = words.remainder();
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        // The length tells "ab" from "ab\0".
+        self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+    }
+    fn write_u8(&mut self, b: u8) {
+        self.mix(u64::from(b));
     }
 }
 
@@ -35,11 +49,96 @@ pub enum ContextValue {
     Multi(Vec<String>),
 }
 
-/// The request context. Key names are case-insensitive; values keep their case.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Context {
-    map: HashMap<String, ContextValue, BuildHasherDefault<Fnv>>,
+/// A lowercased context key name with its hash, computed once when a policy is compiled so
+/// that evaluating a condition or a policy variable looks the key up without hashing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyName {
+    text: Box<str>,
+    hash: u64,
 }
+
+impl KeyName {
+    /// `lower` must already be lowercase (as context keys are stored).
+    pub(crate) fn new(lower: &str) -> KeyName {
+        KeyName {
+            text: lower.into(),
+            hash: key_hash(lower),
+        }
+    }
+}
+
+impl std::ops::Deref for KeyName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+fn key_hash(lower: &str) -> u64 {
+    let mut h = WordHash::default();
+    h.write(lower.as_bytes());
+    h.finish()
+}
+
+/// Passes a key hash (already a [`WordHash`]) through as the table's hash.
+#[derive(Debug, Clone, Copy, Default)]
+struct Precomputed(u64);
+
+impl Hasher for Precomputed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; hash anything else properly all the same.
+        let mut h = WordHash(self.0);
+        h.write(bytes);
+        self.0 = h.finish();
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// The keys whose names share one hash: nearly always exactly one.
+#[derive(Debug, Clone)]
+enum Slot {
+    One(String, ContextValue),
+    Many(Vec<(String, ContextValue)>),
+}
+
+impl Slot {
+    fn get(&self, key: &str) -> Option<&ContextValue> {
+        match self {
+            Slot::One(k, v) => (k == key).then_some(v),
+            Slot::Many(es) => es.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+        let (one, many) = match self {
+            Slot::One(k, v) => (Some((k.as_str(), v)), &[][..]),
+            Slot::Many(es) => (None, es.as_slice()),
+        };
+        one.into_iter()
+            .chain(many.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+}
+
+/// The request context. Key names are case-insensitive; values keep their case.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Keyed by the hash of the lowercased name.
+    map: HashMap<u64, Slot, BuildHasherDefault<Precomputed>>,
+    len: usize,
+}
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Context) -> bool {
+        self.len == other.len && self.iter().all(|(k, v)| other.get_lower(k) == Some(v))
+    }
+}
+
+impl Eq for Context {}
 
 impl Context {
     /// An empty context.
@@ -47,25 +146,79 @@ impl Context {
         Self::default()
     }
 
+    fn insert(&mut self, lower: String, v: ContextValue) {
+        use std::collections::hash_map::Entry;
+        match self.map.entry(key_hash(&lower)) {
+            Entry::Vacant(e) => {
+                e.insert(Slot::One(lower, v));
+                self.len += 1;
+            }
+            Entry::Occupied(mut e) => {
+                let slot = e.get_mut();
+                if let Slot::One(k, old) = slot {
+                    if *k == lower {
+                        *old = v;
+                        return;
+                    }
+                    let first = std::mem::replace(slot, Slot::Many(Vec::with_capacity(2)));
+                    if let (Slot::One(k, old), Slot::Many(es)) = (first, &mut *slot) {
+                        es.push((k, old));
+                    }
+                }
+                if let Slot::Many(es) = slot {
+                    match es.iter_mut().find(|(k, _)| *k == lower) {
+                        Some((_, old)) => *old = v,
+                        None => {
+                            es.push((lower, v));
+                            self.len += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Sets a single-valued key (replacing any value of the same key in any case).
     pub fn insert_single(&mut self, key: &str, v: impl Into<String>) {
-        self.map
-            .insert(key.to_lowercase(), ContextValue::Single(v.into()));
+        self.insert(key.to_lowercase(), ContextValue::Single(v.into()));
     }
 
     /// Sets a multivalued key (replacing any value of the same key in any case).
     pub fn insert_multi(&mut self, key: &str, vs: Vec<String>) {
-        self.map.insert(key.to_lowercase(), ContextValue::Multi(vs));
+        self.insert(key.to_lowercase(), ContextValue::Multi(vs));
     }
 
     /// Removes a key.
     pub fn remove(&mut self, key: &str) -> Option<ContextValue> {
-        self.map.remove(&key.to_lowercase())
+        use std::collections::hash_map::Entry;
+        let lower = key.to_lowercase();
+        let Entry::Occupied(mut e) = self.map.entry(key_hash(&lower)) else {
+            return None;
+        };
+        let out = match e.get_mut() {
+            Slot::One(k, _) if *k == lower => match e.remove() {
+                Slot::One(_, v) => Some(v),
+                Slot::Many(_) => None,
+            },
+            Slot::One(..) => None,
+            Slot::Many(es) => {
+                let i = es.iter().position(|(k, _)| *k == lower)?;
+                let (_, v) = es.swap_remove(i);
+                if es.is_empty() {
+                    e.remove();
+                }
+                Some(v)
+            }
+        };
+        if out.is_some() {
+            self.len -= 1;
+        }
+        out
     }
 
     /// Looks a key up, case-insensitively.
     pub fn get(&self, key: &str) -> Option<&ContextValue> {
-        self.map.get(&key.to_lowercase())
+        self.get_lower(&key.to_lowercase())
     }
 
     /// Looks up a key that is already lowercase (no allocation).
@@ -73,21 +226,79 @@ impl Context {
         if self.map.is_empty() {
             return None;
         }
-        self.map.get(key)
+        self.map.get(&key_hash(key))?.get(key)
+    }
+
+    /// Looks up a compiled key name (no allocation, no hashing).
+    pub(crate) fn get_key(&self, key: &KeyName) -> Option<&ContextValue> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.get(&key.hash)?.get(&key.text)
     }
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 
     /// Iterates over (lowercased key, value).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), v))
+        self.map.values().flat_map(Slot::iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sharing_a_hash_stay_apart() {
+        // Force a shared slot by inserting under one hash directly.
+        let mut c = Context::new();
+        c.insert_single("a", "1");
+        let h = key_hash("a");
+        if let Some(slot) = c.map.get_mut(&h) {
+            let first = std::mem::replace(slot, Slot::Many(Vec::new()));
+            if let (Slot::One(k, v), Slot::Many(es)) = (first, &mut *slot) {
+                es.push((k, v));
+                es.push(("b-colliding".into(), ContextValue::Single("2".into())));
+            }
+        }
+        c.len = 2;
+        assert_eq!(c.get_lower("a"), Some(&ContextValue::Single("1".into())));
+        assert_eq!(c.iter().count(), 2);
+        assert_eq!(c.remove("a"), Some(ContextValue::Single("1".into())));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get_lower("a"), None);
+    }
+
+    #[test]
+    fn insert_replace_remove() {
+        let mut c = Context::new();
+        c.insert_single("Aws:UserName", "x");
+        c.insert_multi("aws:username", vec!["y".into()]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            c.get("AWS:USERNAME"),
+            Some(&ContextValue::Multi(vec!["y".into()]))
+        );
+        let k = KeyName::new("aws:username");
+        assert!(c.get_key(&k).is_some());
+        let mut d = Context::new();
+        d.insert_multi("aws:username", vec!["y".into()]);
+        assert_eq!(c, d);
+        assert_eq!(
+            c.remove("aws:UserName"),
+            Some(ContextValue::Multi(vec!["y".into()]))
+        );
+        assert_eq!(c.remove("aws:UserName"), None);
+        assert!(c.is_empty());
+        assert_ne!(c, d);
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use crate::context::{Context, ContextValue};
+use crate::pattern::{ArnView, split_byte};
 use crate::policy::{Cmp, Cond, Effect, Op, Policy, PolicyType, Principals, Qual, Statement, Vals};
 use crate::values;
 
@@ -147,12 +148,60 @@ pub enum Missing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     kind: DecisionKind,
-    action: Box<str>,
+    action: ActionText,
     statement: Option<StatementRef>,
     missing: Option<Missing>,
     nearest: Option<Nearest>,
     delegated_by: Option<StatementRef>,
     cross_account: Option<Box<str>>,
+}
+
+/// The request's action as a decision keeps it for its explanation: inline when it is short
+/// (AWS action names are), so that deciding allocates nothing.
+#[derive(Clone, PartialEq, Eq)]
+enum ActionText {
+    Inline {
+        len: u8,
+        buf: [u8; ActionText::INLINE],
+    },
+    Heap(Box<str>),
+}
+
+impl ActionText {
+    const INLINE: usize = 64;
+
+    fn new(s: &str) -> ActionText {
+        match (u8::try_from(s.len()), s.len() <= Self::INLINE) {
+            (Ok(len), true) => {
+                let mut buf = [0u8; Self::INLINE];
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                ActionText::Inline { len, buf }
+            }
+            _ => ActionText::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes were copied from a `str` whole, so they are UTF-8.
+            ActionText::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
+            }
+            ActionText::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ActionText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ActionText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl Decision {
@@ -246,15 +295,11 @@ struct Who<'a> {
 }
 
 fn who(p: &str) -> Who<'_> {
-    let mut it = p.splitn(6, ':');
-    let (Some("arn"), Some(part), Some(svc), Some(_), Some(acct), Some(res)) = (
-        it.next(),
-        it.next(),
-        it.next(),
-        it.next(),
-        it.next(),
-        it.next(),
-    ) else {
+    let fields = match ArnView::new(p).fields() {
+        Some(&["arn", part, svc, _, acct, res]) => Some((part, svc, acct, res)),
+        _ => None,
+    };
+    let Some((part, svc, acct, res)) = fields else {
         return Who {
             arn: p,
             account: "",
@@ -263,14 +308,15 @@ fn who(p: &str) -> Who<'_> {
             partition: "",
         };
     };
-    let (kind, role) = match (svc, res.split_once('/')) {
+    let (kind, role) = match (svc, split_byte(res, b'/')) {
         ("iam", Some(("user", _))) => (Kind::User, ""),
         ("iam", Some(("role", _))) => (Kind::Role, ""),
         ("iam", Some(("oidc-provider" | "saml-provider", _))) => (Kind::Provider, ""),
         ("iam", None) if res == "root" => (Kind::Root, ""),
-        ("sts", Some(("assumed-role", rest))) => {
-            (Kind::Session, rest.split('/').next().unwrap_or(""))
-        }
+        ("sts", Some(("assumed-role", rest))) => (
+            Kind::Session,
+            split_byte(rest, b'/').map_or(rest, |(role, _)| role),
+        ),
         ("sts", Some(("federated-user", _))) => (Kind::FederatedUser, ""),
         _ => (Kind::Other, ""),
     };
@@ -316,20 +362,13 @@ fn principal_grant(pr: &Principals, w: &Who<'_>) -> Option<Grant> {
                 || (a
                     .strip_prefix("arn:")
                     .and_then(|r| r.split_once(":iam::"))
-                    .is_some_and(|(_, r)| r == format!("{}:root", w.account))))
+                    .is_some_and(|(_, r)| r.strip_suffix(":root") == Some(w.account))))
         {
             up(Grant::Account);
         } else if w.kind == Kind::Session {
             // role ARN (any path) names the sessions of that role
-            let mut it = a.splitn(6, ':');
-            if let (Some("arn"), Some(part), Some("iam"), Some(_), Some(acct), Some(res)) = (
-                it.next(),
-                it.next(),
-                it.next(),
-                it.next(),
-                it.next(),
-                it.next(),
-            ) && part == w.partition
+            if let Some(&["arn", part, "iam", _, acct, res]) = ArnView::new(a).fields()
+                && part == w.partition
                 && acct == w.account
                 && res.starts_with("role/")
                 && res.rsplit('/').next() == Some(w.role)
@@ -352,7 +391,7 @@ fn principal_grant(pr: &Principals, w: &Who<'_>) -> Option<Grant> {
 
 /// Outcome of one condition test.
 pub(crate) fn cond_holds(c: &Cond, ctx: &Context) -> bool {
-    let got = ctx.get_lower(&c.key);
+    let got = ctx.get_key(&c.key);
     if let Vals::Null(bs) = &c.vals {
         return match c.qual {
             Qual::ForAll => true,
@@ -408,11 +447,15 @@ fn any_value_matches(c: &Cond, v: &str, ctx: &Context) -> bool {
                 .is_some_and(|r| eq_ignore_case(v, &r.to_lowercase())),
         }),
         (Vals::Str(vs), _) => vs.iter().any(|sv| sv.pat.matches(v, false, ctx)),
-        (Vals::Arn(ps), _) => ps.iter().any(|p| p.matches(v, ctx, true)),
+        (Vals::Arn(ps), _) => {
+            let v = ArnView::new(v);
+            ps.iter().any(|p| p.matches_view(&v, ctx, true))
+        }
         (Vals::Num(ns), Op::Num(cmp)) => match values::parse_num(v) {
-            Some(rv) => ns.iter().any(|n| {
-                values::parse_num(n).is_some_and(|pv| cmp_ok(cmp, values::cmp_num(&rv, &pv)))
-            }),
+            Some(rv) => ns
+                .iter()
+                .flatten()
+                .any(|pv| cmp_ok(cmp, values::cmp_num(&rv, &pv.as_num()))),
             None => false,
         },
         (Vals::Date(ds), Op::Date(cmp)) => match values::parse_date(v) {
@@ -450,16 +493,49 @@ struct Detail {
     failed_cond: Option<usize>,
 }
 
-fn action_matches(st: &Statement, action: &str, ctx: &Context) -> bool {
-    let any = st.actions.iter().any(|p| p.matches(action, true, ctx));
+/// What one evaluation derives from the request once, for every statement it tests.
+struct Eval<'a> {
+    req: &'a Request<'a>,
+    /// The action with ASCII letters lowercased (when it fits the buffer): action patterns are
+    /// compiled lowercase, so a case-sensitive match against this is the case-insensitive match
+    /// against the action, at the cost of one lowercasing per evaluation instead of one per
+    /// pattern.
+    action_lower: Option<&'a str>,
+    who: Who<'a>,
+    resource: ArnView<'a>,
+    has_boundary: bool,
+}
+
+/// Longest action lowercased into a stack buffer; longer ones compare case-insensitively.
+const ACTION_BUF: usize = 128;
+
+fn lower_ascii<'b>(s: &str, buf: &'b mut [u8; ACTION_BUF]) -> Option<&'b str> {
+    let out = buf.get_mut(..s.len())?;
+    out.copy_from_slice(s.as_bytes());
+    out.make_ascii_lowercase();
+    // ASCII lowercasing leaves every other byte alone, so the text stays UTF-8.
+    std::str::from_utf8(out).ok()
+}
+
+fn action_matches(st: &Statement, e: &Eval<'_>) -> bool {
+    let ctx = e.req.context;
+    let any = match e.action_lower {
+        Some(a) => st.actions.iter().any(|p| p.matches(a, false, ctx)),
+        None => st
+            .actions
+            .iter()
+            .any(|p| p.matches(e.req.action, true, ctx)),
+    };
     any != st.not_action
 }
 
-fn resource_matches(st: &Statement, resource: &str, ctx: &Context) -> bool {
+fn resource_matches(st: &Statement, e: &Eval<'_>) -> bool {
     match &st.resources {
         None => true,
         Some((not, pats)) => {
-            let any = pats.iter().any(|p| p.matches(resource, ctx, false));
+            let any = pats
+                .iter()
+                .any(|p| p.matches_view(&e.resource, e.req.context, false));
             any != *not
         }
     }
@@ -480,14 +556,14 @@ fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<
     }
 }
 
-fn detail(st: &Statement, req: &Request<'_>, w: &Who<'_>, has_boundary: bool) -> Detail {
-    let action = action_matches(st, req.action, req.context);
-    let resource = resource_matches(st, req.resource, req.context);
-    let principal = principal_matches(st, w, has_boundary).is_some();
+fn detail(st: &Statement, e: &Eval<'_>) -> Detail {
+    let action = action_matches(st, e);
+    let resource = resource_matches(st, e);
+    let principal = principal_matches(st, &e.who, e.has_boundary).is_some();
     let mut passed = 0;
     let mut failed_cond = None;
     for (i, c) in st.conditions.iter().enumerate() {
-        if cond_holds(c, req.context) {
+        if cond_holds(c, e.req.context) {
             passed += 1;
         } else if failed_cond.is_none() {
             failed_cond = Some(i);
@@ -508,7 +584,7 @@ struct Scan {
     allow: Option<(usize, Grant)>,
 }
 
-fn scan(p: &Policy, req: &Request<'_>, w: &Who<'_>, has_boundary: bool) -> Scan {
+fn scan(p: &Policy, e: &Eval<'_>) -> Scan {
     let mut out = Scan {
         deny: None,
         allow: None,
@@ -519,15 +595,13 @@ fn scan(p: &Policy, req: &Request<'_>, w: &Who<'_>, has_boundary: bool) -> Scan 
         {
             continue;
         }
-        if !action_matches(st, req.action, req.context)
-            || !resource_matches(st, req.resource, req.context)
-        {
+        if !action_matches(st, e) || !resource_matches(st, e) {
             continue;
         }
-        let Some(g) = principal_matches(st, w, has_boundary) else {
+        let Some(g) = principal_matches(st, &e.who, e.has_boundary) else {
             continue;
         };
-        if !st.conditions.iter().all(|c| cond_holds(c, req.context)) {
+        if !st.conditions.iter().all(|c| cond_holds(c, e.req.context)) {
             continue;
         }
         match st.effect {
@@ -556,19 +630,14 @@ fn sref(p: &Policy, i: usize) -> Option<StatementRef> {
 /// Best candidate so far: (score, policy, statement index, detail).
 type Best<'p> = ((bool, bool, bool, usize), &'p Policy, usize, Detail);
 
-fn nearest(
-    policies: &[&Policy],
-    req: &Request<'_>,
-    w: &Who<'_>,
-    has_boundary: bool,
-) -> Option<Nearest> {
+fn nearest(policies: &[&Policy], e: &Eval<'_>) -> Option<Nearest> {
     let mut best: Option<Best<'_>> = None;
     for p in policies {
         for (i, st) in p.statements.iter().enumerate() {
             if st.effect != Effect::Allow {
                 continue;
             }
-            let d = detail(st, req, w, has_boundary);
+            let d = detail(st, e);
             let score = (d.action, d.resource, d.principal, d.passed);
             if best.as_ref().is_none_or(|(s, _, _, _)| score > *s) {
                 best = Some((score, p, i, d));
@@ -603,11 +672,18 @@ fn nearest(
 /// policies; a trust policy must always allow) and the cross-account rule (both sides must
 /// allow); identity policies; permissions boundary; session policy.
 pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
-    let w = who(request.principal);
-    let has_boundary = policies.boundary.is_some();
+    let mut action_buf = [0u8; ACTION_BUF];
+    let e = Eval {
+        req: request,
+        action_lower: lower_ascii(request.action, &mut action_buf),
+        who: who(request.principal),
+        resource: ArnView::new(request.resource),
+        has_boundary: policies.boundary.is_some(),
+    };
+    let w = &e.who;
     let deny = |p: &Policy, i: usize| Decision {
         kind: DecisionKind::ExplicitlyDenied,
-        action: request.action.into(),
+        action: ActionText::new(request.action),
         statement: sref(p, i),
         missing: None,
         nearest: None,
@@ -616,21 +692,24 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     };
 
     // 1. scan everything; any matching Deny wins.
-    let mut level_ok: Vec<bool> = Vec::with_capacity(policies.guardrails.len());
-    for level in policies.guardrails {
+    // The first guardrail level without an Allow (every level is still scanned for a Deny).
+    let mut level_missing: Option<usize> = None;
+    for (l, level) in policies.guardrails.iter().enumerate() {
         let mut ok = false;
         for p in level {
-            let s = scan(p, request, &w, has_boundary);
+            let s = scan(p, &e);
             if let Some(i) = s.deny {
                 return deny(p, i);
             }
             ok |= s.allow.is_some();
         }
-        level_ok.push(ok);
+        if !ok && level_missing.is_none() {
+            level_missing = Some(l);
+        }
     }
     let mut res_allow: Option<(usize, Grant)> = None;
     if let Some(p) = policies.resource_policy {
-        let s = scan(p, request, &w, has_boundary);
+        let s = scan(p, &e);
         if let Some(i) = s.deny {
             return deny(p, i);
         }
@@ -638,7 +717,7 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     }
     let mut id_allow: Option<(&Policy, usize)> = None;
     for p in policies.identity {
-        let s = scan(p, request, &w, has_boundary);
+        let s = scan(p, &e);
         if let Some(i) = s.deny {
             return deny(p, i);
         }
@@ -648,7 +727,7 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     }
     let mut boundary_allow = true;
     if let Some(p) = policies.boundary {
-        let s = scan(p, request, &w, has_boundary);
+        let s = scan(p, &e);
         if let Some(i) = s.deny {
             return deny(p, i);
         }
@@ -656,7 +735,7 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     }
     let mut session_allow = true;
     if let Some(p) = policies.session {
-        let s = scan(p, request, &w, has_boundary);
+        let s = scan(p, &e);
         if let Some(i) = s.deny {
             return deny(p, i);
         }
@@ -672,7 +751,7 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
                     delegated_by: Option<StatementRef>,
                     cross_account: Option<Box<str>>| Decision {
         kind: DecisionKind::ImplicitlyDenied,
-        action: request.action.into(),
+        action: ActionText::new(request.action),
         statement: None,
         missing: Some(missing),
         nearest: near,
@@ -681,16 +760,9 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     };
 
     // 2. guardrails: every level must allow.
-    for (l, ok) in level_ok.iter().enumerate() {
-        if !ok {
-            let level: &[&Policy] = policies.guardrails.get(l).map(Vec::as_slice).unwrap_or(&[]);
-            return implicit(
-                Missing::Guardrail(l),
-                nearest(level, request, &w, has_boundary),
-                None,
-                None,
-            );
-        }
+    if let Some(l) = level_missing {
+        let level: &[&Policy] = policies.guardrails.get(l).map(Vec::as_slice).unwrap_or(&[]);
+        return implicit(Missing::Guardrail(l), nearest(level, &e), None, None);
     }
 
     // 3. resource policy and the account rules.
@@ -698,8 +770,11 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         .resource_account
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| {
-            let acct = request.resource.split(':').nth(4).unwrap_or("");
-            if acct.is_empty() || acct.contains(['*', '?']) {
+            let acct = match e.resource.fields() {
+                Some(f) => f[4],
+                None => request.resource.split(':').nth(4).unwrap_or(""),
+            };
+            if acct.is_empty() || acct.bytes().any(|b| b == b'*' || b == b'?') {
                 w.account
             } else {
                 acct
@@ -713,17 +788,13 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
             .action
             .get(..14)
             .is_some_and(|a| a.eq_ignore_ascii_case("sts:assumerole"));
-    let res_near = |req: &Request<'_>| {
-        policies
-            .resource_policy
-            .and_then(|p| nearest(&[p], req, &w, has_boundary))
-    };
+    let res_near = || policies.resource_policy.and_then(|p| nearest(&[p], &e));
 
     if cross_account {
         cross = Some(resource_account.into());
     }
     if (is_trust || cross_account) && res_allow.is_none() {
-        return implicit(Missing::ResourcePolicy, res_near(request), None, cross);
+        return implicit(Missing::ResourcePolicy, res_near(), None, cross);
     }
     let grant = if cross_account {
         None
@@ -749,28 +820,18 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         }
         return implicit(
             Missing::Identity,
-            nearest(&near_set, request, &w, has_boundary),
+            nearest(&near_set, &e),
             delegated_by,
             cross,
         );
     }
     if need_boundary && !boundary_allow {
         let b: Vec<&Policy> = policies.boundary.into_iter().collect();
-        return implicit(
-            Missing::Boundary,
-            nearest(&b, request, &w, has_boundary),
-            None,
-            cross,
-        );
+        return implicit(Missing::Boundary, nearest(&b, &e), None, cross);
     }
     if need_session && !session_allow {
         let s: Vec<&Policy> = policies.session.into_iter().collect();
-        return implicit(
-            Missing::Session,
-            nearest(&s, request, &w, has_boundary),
-            None,
-            cross,
-        );
+        return implicit(Missing::Session, nearest(&s, &e), None, cross);
     }
     let statement = match (grant, id_allow) {
         (Some(Grant::Account) | None, Some((p, i))) => sref(p, i),
@@ -779,7 +840,7 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     };
     Decision {
         kind: DecisionKind::Allowed,
-        action: request.action.into(),
+        action: ActionText::new(request.action),
         statement,
         missing: None,
         nearest: None,

@@ -1,6 +1,6 @@
 //! Compiled string patterns: globs (`*`, `?`), policy variables and ARN segments.
 
-use crate::context::{Context, ContextValue};
+use crate::context::{Context, ContextValue, KeyName};
 
 /// One piece of a compiled pattern.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +13,7 @@ pub(crate) enum Piece {
     One,
     /// `${key}` or `${key, 'default'}`; key is lowercased.
     Var {
-        key: Box<str>,
+        key: KeyName,
         default: Option<Box<str>>,
     },
 }
@@ -91,7 +91,7 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
                     issues.push(VarIssue::Empty);
                     has_var = true;
                     pieces.push(Piece::Var {
-                        key: "".into(),
+                        key: KeyName::new(""),
                         default: None,
                     });
                 }
@@ -109,7 +109,7 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
                     }
                     has_var = true;
                     pieces.push(Piece::Var {
-                        key: key.trim().to_ascii_lowercase().into(),
+                        key: KeyName::new(&key.trim().to_ascii_lowercase()),
                         default: default.map(Into::into),
                     });
                 }
@@ -126,7 +126,7 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
 fn piece_text<'a>(p: &'a Piece, ctx: &'a Context) -> Option<&'a str> {
     match p {
         Piece::Lit(s) => Some(s),
-        Piece::Var { key, default } => match ctx.get_lower(key) {
+        Piece::Var { key, default } => match ctx.get_key(key) {
             Some(ContextValue::Single(v)) => Some(v),
             _ => default.as_deref(),
         },
@@ -152,13 +152,7 @@ fn prefix_eq(s: &[u8], lit: &[u8], ci: bool) -> bool {
 }
 
 impl Pat {
-    /// Whether all variables resolve in `ctx`.
-    pub(crate) fn resolvable(&self, ctx: &Context) -> bool {
-        !self.has_var || self.pieces.iter().all(|p| piece_text(p, ctx).is_some())
-    }
-
-    /// Glob-matches the whole of `s` (`ci`: ASCII case-insensitive). Unresolvable variables never
-    /// match. Without `*`/`?` pieces this is an exact comparison.
+    /// The shape of the pattern, for the fast paths of [`Pat::matches`].
     fn shape(&self) -> Shape<'_> {
         match self.pieces.as_slice() {
             [] => Shape::Exact(""),
@@ -169,12 +163,13 @@ impl Pat {
         }
     }
 
+    /// Glob-matches the whole of `s` (`ci`: ASCII case-insensitive). Unresolvable variables never
+    /// match. Without `*`/`?` pieces this is an exact comparison.
     pub(crate) fn matches(&self, s: &str, ci: bool, ctx: &Context) -> bool {
-        if self.has_var {
-            if !self.resolvable(ctx) {
-                return false;
-            }
-        } else {
+        // With variables, an unresolvable one fails the match when the walk below reaches it:
+        // the walk only succeeds after visiting every piece, so that is the same as checking
+        // them all first, without looking each variable up twice.
+        if !self.has_var {
             match self.shape() {
                 Shape::Any => return true,
                 Shape::Exact(l) => {
@@ -208,7 +203,10 @@ impl Pat {
                         }
                     }
                     other => {
-                        let lit = piece_text(other, ctx).unwrap_or("").as_bytes();
+                        let Some(lit) = piece_text(other, ctx) else {
+                            return false;
+                        };
+                        let lit = lit.as_bytes();
                         if prefix_eq(&s[si..], lit, ci) {
                             si += lit.len();
                             pi += 1;
@@ -294,6 +292,49 @@ fn split_segments(pat: &Pat) -> Vec<Pat> {
     segs
 }
 
+/// A value split once into its six ARN fields (at the first five colons, as `splitn(6, ':')`),
+/// so that every ARN pattern it is matched against reuses the split.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArnView<'a> {
+    whole: &'a str,
+    /// `None` when the value has fewer than six fields (it is not an ARN).
+    fields: Option<[&'a str; 6]>,
+}
+
+/// `s.split_once(b)` for an ASCII byte, by a plain byte scan: the generic `char` searcher
+/// costs more than the whole scan on strings as short as ARN fields.
+pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|c| c == b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+impl<'a> ArnView<'a> {
+    pub(crate) fn new(whole: &'a str) -> ArnView<'a> {
+        let mut fields = [""; 6];
+        let mut rest = whole;
+        for f in fields.iter_mut().take(5) {
+            let Some((field, more)) = split_byte(rest, b':') else {
+                return ArnView {
+                    whole,
+                    fields: None,
+                };
+            };
+            *f = field;
+            rest = more;
+        }
+        fields[5] = rest;
+        ArnView {
+            whole,
+            fields: Some(fields),
+        }
+    }
+
+    /// The six fields, when the value has them.
+    pub(crate) fn fields(&self) -> Option<&[&'a str; 6]> {
+        self.fields.as_ref()
+    }
+}
+
 impl ArnPat {
     /// Compiles an ARN pattern. `pad`: a pattern with fewer than six segments whose last
     /// segment is a wildcard is padded with `*` segments.
@@ -314,20 +355,21 @@ impl ArnPat {
 
     /// Matches `value` segment by segment. A pattern that is not a six-part ARN (e.g. `*`) is a
     /// whole-string glob unless `arn_only` (ARN condition operators).
+    #[cfg(test)]
     pub(crate) fn matches(&self, value: &str, ctx: &Context, arn_only: bool) -> bool {
+        self.matches_view(&ArnView::new(value), ctx, arn_only)
+    }
+
+    /// [`ArnPat::matches`] on a value split beforehand.
+    pub(crate) fn matches_view(&self, value: &ArnView<'_>, ctx: &Context, arn_only: bool) -> bool {
         match &self.segs {
-            Some(segs) => {
-                // A value with fewer than six fields is not an ARN and matches no ARN pattern.
-                let mut it = value.splitn(6, ':');
-                for seg in segs {
-                    let Some(v) = it.next() else { return false };
-                    if !seg.matches(v, false, ctx) {
-                        return false;
-                    }
-                }
-                true
-            }
-            None => !arn_only && self.whole.matches(value, false, ctx),
+            // A value with fewer than six fields is not an ARN and matches no ARN pattern.
+            Some(segs) => value.fields.is_some_and(|fields| {
+                segs.iter()
+                    .zip(fields)
+                    .all(|(seg, v)| seg.matches(v, false, ctx))
+            }),
+            None => !arn_only && self.whole.matches(value.whole, false, ctx),
         }
     }
 }

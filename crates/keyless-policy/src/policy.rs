@@ -293,7 +293,7 @@ pub(crate) struct StrVal {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Vals {
     Str(Vec<StrVal>),
-    Num(Vec<String>),
+    Num(Vec<Option<values::NumVal>>),
     Date(Vec<Option<i128>>),
     Bool(Vec<Option<bool>>),
     Binary(Vec<Option<Vec<u8>>>),
@@ -310,7 +310,7 @@ pub(crate) struct Cond {
     pub(crate) qual: Qual,
     pub(crate) if_exists: bool,
     pub(crate) op_name: Box<str>,
-    pub(crate) key: Box<str>,
+    pub(crate) key: crate::context::KeyName,
     pub(crate) key_name: Box<str>,
     pub(crate) vals: Vals,
 }
@@ -1031,7 +1031,7 @@ impl B<'_> {
                                 self.find(Severity::Warning, "TYPE_MISMATCH_NUMBER", format!("`{s}` is not a number; {opname} needs an integer or decimal value"), p, *off);
                             }
                         }
-                        Vals::Num(raw.iter().map(|(s, _, _)| s.clone()).collect())
+                        Vals::Num(raw.iter().map(|(s, _, _)| values::NumVal::parse(s)).collect())
                     }
                     Op::Date(_) => Vals::Date(
                         raw.iter()
@@ -1095,7 +1095,7 @@ impl B<'_> {
                     qual,
                     if_exists,
                     op_name: opname.as_str().into(),
-                    key: lower.into(),
+                    key: crate::context::KeyName::new(&lower),
                     key_name: key.as_str().into(),
                     vals,
                 });

@@ -34,6 +34,34 @@ pub(crate) fn parse_num(s: &str) -> Option<Num<'_>> {
     Some(Num { neg, int, frac })
 }
 
+/// A decimal parsed once when the policy is compiled (the owned form of [`Num`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NumVal {
+    neg: bool,
+    int: Box<str>,
+    frac: Box<str>,
+}
+
+impl NumVal {
+    /// Parses like [`parse_num`].
+    pub(crate) fn parse(s: &str) -> Option<NumVal> {
+        parse_num(s).map(|n| NumVal {
+            neg: n.neg,
+            int: n.int.into(),
+            frac: n.frac.into(),
+        })
+    }
+
+    /// The borrowed form, for [`cmp_num`].
+    pub(crate) fn as_num(&self) -> Num<'_> {
+        Num {
+            neg: self.neg,
+            int: &self.int,
+            frac: &self.frac,
+        }
+    }
+}
+
 fn cmp_abs(a: &Num<'_>, b: &Num<'_>) -> Ordering {
     a.int
         .len()
@@ -69,10 +97,66 @@ fn digits(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
+/// Two ASCII digits at `b[i..i + 2]` as a number.
+fn two(b: &[u8], i: usize) -> Option<i64> {
+    match (b.get(i), b.get(i + 1)) {
+        (Some(h @ b'0'..=b'9'), Some(l @ b'0'..=b'9')) => {
+            Some(i64::from(h - b'0') * 10 + i64::from(l - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly, the form AWS puts in `aws:CurrentTime` and
+/// `aws:TokenIssueTime`, read by position without splitting. `None` for anything else (which
+/// the general parser then reads); where this accepts, it agrees with [`parse_date_general`].
+fn parse_date_fixed(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+        || !matches!(b[19], b'Z' | b'z')
+    {
+        return None;
+    }
+    let y = two(b, 0)? * 100 + two(b, 2)?;
+    let (mo, d, h, mi, sec) = (
+        two(b, 5)?,
+        two(b, 8)?,
+        two(b, 11)?,
+        two(b, 14)?,
+        two(b, 17)?,
+    );
+    if !(1..=12).contains(&mo) || h > 23 || mi > 59 || sec > 60 || d < 1 || d > month_days(y, mo) {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(i128::from(secs) * 1_000_000_000)
+}
+
+/// Days in month `mo` (1..=12) of year `y`.
+fn month_days(y: i64, mo: i64) -> i64 {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// Parses a date as nanoseconds since the Unix epoch: epoch seconds (`1700000000`, optionally
 /// with a fraction) or W3C ISO 8601 (`2020-01-02`, `2020-01-02T03:04Z`,
 /// `2020-01-02T03:04:05.678+01:00`).
 pub(crate) fn parse_date(s: &str) -> Option<i128> {
+    parse_date_fixed(s).or_else(|| parse_date_general(s))
+}
+
+/// [`parse_date`] for every accepted form.
+fn parse_date_general(s: &str) -> Option<i128> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'.') && !s.contains('-') {
         let (i, f) = s.split_once('.').unwrap_or((s, ""));
@@ -95,23 +179,7 @@ pub(crate) fn parse_date(s: &str) -> Option<i128> {
     if dp.next().is_some() || !(1..=12).contains(&mo) {
         return None;
     }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mdays = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let max_d = *mdays.get(usize::try_from(mo - 1).ok()?)?;
-    if d < 1 || d > max_d {
+    if d < 1 || d > month_days(y, mo) {
         return None;
     }
     let mut secs = days_from_civil(y, mo, d) * 86_400;
@@ -269,6 +337,48 @@ mod tests {
         assert!(parse_date("2014-05-07T25:00Z").is_none());
         assert!(parse_date("yesterday").is_none());
         assert!(parse_date("2020-01-01T00:00:00.5Z") > parse_date("2020-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn fixed_form_agrees_with_general() {
+        for s in [
+            "2026-11-22T03:00:00Z",
+            "2026-11-22t03:00:00z",
+            "2024-02-29T23:59:60Z",
+            "2023-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-00-01T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-04-30T24:00:00Z",
+            "2026-04-30T23:60:00Z",
+            "2026-04-30T23:59:61Z",
+            "0000-01-01T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-1a-01T00:00:00Z",
+            "2026-01-01T00:00:00+",
+        ] {
+            if let Some(d) = parse_date_fixed(s) {
+                assert_eq!(Some(d), parse_date_general(s), "{s}");
+            }
+            assert_eq!(parse_date(s), parse_date_general(s), "{s}");
+        }
+        assert!(parse_date_fixed("2026-11-22T03:00:00Z").is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fixed_form_agrees_with_general_on_any_digits(
+            s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}[Zz]"
+        ) {
+            proptest::prop_assert_eq!(parse_date_fixed(&s), parse_date_general(&s));
+        }
+
+        #[test]
+        fn date_parse_is_the_general_one(s in "[0-9T:.Zz+-]{0,24}") {
+            proptest::prop_assert_eq!(parse_date(&s), parse_date_general(&s));
+        }
     }
 
     #[test]
