@@ -500,7 +500,7 @@ struct Eval<'a> {
     /// compiled lowercase, so a case-sensitive match against this is the case-insensitive match
     /// against the action, at the cost of one lowercasing per evaluation instead of one per
     /// pattern.
-    action_lower: Option<&'a str>,
+    action_lower: Option<&'a [u8]>,
     who: Who<'a>,
     resource: ArnView<'a>,
     has_boundary: bool,
@@ -509,18 +509,19 @@ struct Eval<'a> {
 /// Longest action lowercased into a stack buffer; longer ones compare case-insensitively.
 const ACTION_BUF: usize = 128;
 
-fn lower_ascii<'b>(s: &str, buf: &'b mut [u8; ACTION_BUF]) -> Option<&'b str> {
+/// The bytes of `s` with ASCII letters lowercased. Every other byte is left alone, so they are
+/// UTF-8 still, as the pattern matcher needs.
+fn lower_ascii<'b>(s: &str, buf: &'b mut [u8; ACTION_BUF]) -> Option<&'b [u8]> {
     let out = buf.get_mut(..s.len())?;
     out.copy_from_slice(s.as_bytes());
     out.make_ascii_lowercase();
-    // ASCII lowercasing leaves every other byte alone, so the text stays UTF-8.
-    std::str::from_utf8(out).ok()
+    Some(out)
 }
 
 fn action_matches(st: &Statement, e: &Eval<'_>) -> bool {
     let ctx = e.req.context;
     let any = match e.action_lower {
-        Some(a) => st.actions.iter().any(|p| p.matches(a, false, ctx)),
+        Some(a) => st.actions.iter().any(|p| p.matches_bytes(a, false, ctx)),
         None => st
             .actions
             .iter()

@@ -23,17 +23,20 @@ pub(crate) enum Piece {
 pub(crate) struct Pat {
     pub(crate) pieces: Vec<Piece>,
     pub(crate) has_var: bool,
+    /// The shape, found once when compiling rather than on every match.
+    shape: Shape,
 }
 
 /// The shape of a variable-free pattern, for the common cases that need no glob engine.
-enum Shape<'a> {
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Shape {
     /// `*`
     Any,
-    /// A literal.
-    Exact(&'a str),
-    /// A literal followed by one `*`.
-    Prefix(&'a str),
-    /// Anything else.
+    /// A literal (the first piece, or none).
+    Exact,
+    /// A literal (the first piece) followed by one `*`.
+    Prefix,
+    /// Anything else, and every pattern with a variable.
     General,
 }
 
@@ -119,7 +122,7 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
         }
     }
     push_lit(&mut pieces, &src[lit_start..]);
-    (Pat { pieces, has_var }, issues)
+    (Pat::new(pieces, has_var), issues)
 }
 
 /// The text a piece stands for, or `None` for an unresolvable variable.
@@ -152,39 +155,56 @@ fn prefix_eq(s: &[u8], lit: &[u8], ci: bool) -> bool {
 }
 
 impl Pat {
-    /// The shape of the pattern, for the fast paths of [`Pat::matches`].
-    fn shape(&self) -> Shape<'_> {
-        match self.pieces.as_slice() {
-            [] => Shape::Exact(""),
+    pub(crate) fn new(pieces: Vec<Piece>, has_var: bool) -> Pat {
+        let shape = match pieces.as_slice() {
+            _ if has_var => Shape::General,
+            [] | [Piece::Lit(_)] => Shape::Exact,
             [Piece::Star] => Shape::Any,
-            [Piece::Lit(l)] => Shape::Exact(l),
-            [Piece::Lit(l), Piece::Star] => Shape::Prefix(l),
+            [Piece::Lit(_), Piece::Star] => Shape::Prefix,
             _ => Shape::General,
+        };
+        Pat {
+            pieces,
+            has_var,
+            shape,
+        }
+    }
+
+    /// The leading literal of an `Exact` or `Prefix` pattern.
+    fn head(&self) -> &[u8] {
+        match self.pieces.first() {
+            Some(Piece::Lit(l)) => l.as_bytes(),
+            _ => b"",
         }
     }
 
     /// Glob-matches the whole of `s` (`ci`: ASCII case-insensitive). Unresolvable variables never
     /// match. Without `*`/`?` pieces this is an exact comparison.
+    #[inline]
     pub(crate) fn matches(&self, s: &str, ci: bool, ctx: &Context) -> bool {
+        self.matches_bytes(s.as_bytes(), ci, ctx)
+    }
+
+    /// [`Pat::matches`] on the bytes of a `str` (or of a `str` with ASCII letters lowercased,
+    /// which is UTF-8 still).
+    #[inline]
+    pub(crate) fn matches_bytes(&self, s: &[u8], ci: bool, ctx: &Context) -> bool {
+        match self.shape {
+            Shape::Any => true,
+            Shape::Exact if ci => self.head().eq_ignore_ascii_case(s),
+            Shape::Exact => self.head() == s,
+            Shape::Prefix => prefix_eq(s, self.head(), ci),
+            Shape::General => self.glob(s, ci, ctx),
+        }
+    }
+
+    /// The general walk: on a mismatch, go back to the last `*` and let it take one more
+    /// character.
+    fn glob(&self, s: &[u8], ci: bool, ctx: &Context) -> bool {
         // With variables, an unresolvable one fails the match when the walk below reaches it:
         // the walk only succeeds after visiting every piece, so that is the same as checking
         // them all first, without looking each variable up twice.
-        if !self.has_var {
-            match self.shape() {
-                Shape::Any => return true,
-                Shape::Exact(l) => {
-                    return if ci {
-                        l.eq_ignore_ascii_case(s)
-                    } else {
-                        l == s
-                    };
-                }
-                Shape::Prefix(l) => return prefix_eq(s.as_bytes(), l.as_bytes(), ci),
-                Shape::General => {}
-            }
-        }
         let p = &self.pieces;
-        let s = s.as_bytes();
         let (mut pi, mut si) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
         loop {
@@ -254,10 +274,7 @@ pub(crate) struct ArnPat {
 /// Splits a pattern's pieces into ARN segments at the first five literal colons. Returns the
 /// segments (fewer than six when the pattern has fewer colons).
 fn split_segments(pat: &Pat) -> Vec<Pat> {
-    let mut segs: Vec<Pat> = vec![Pat {
-        pieces: Vec::new(),
-        has_var: false,
-    }];
+    let mut segs: Vec<Pat> = vec![Pat::new(Vec::new(), false)];
     for p in &pat.pieces {
         match p {
             Piece::Lit(s) => {
@@ -268,10 +285,7 @@ fn split_segments(pat: &Pat) -> Vec<Pat> {
                             if let Some(cur) = segs.last_mut() {
                                 push_lit(&mut cur.pieces, a);
                             }
-                            segs.push(Pat {
-                                pieces: Vec::new(),
-                                has_var: false,
-                            });
+                            segs.push(Pat::new(Vec::new(), false));
                             rest = b;
                         }
                         None => break,
@@ -289,7 +303,10 @@ fn split_segments(pat: &Pat) -> Vec<Pat> {
             }
         }
     }
-    segs
+    // The shapes were found on the empty segments; find them on the finished ones.
+    segs.into_iter()
+        .map(|p| Pat::new(p.pieces, p.has_var))
+        .collect()
 }
 
 /// A value split once into its six ARN fields (at the first five colons, as `splitn(6, ':')`),
@@ -310,23 +327,34 @@ pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 impl<'a> ArnView<'a> {
     pub(crate) fn new(whole: &'a str) -> ArnView<'a> {
-        let mut fields = [""; 6];
-        let mut rest = whole;
-        for f in fields.iter_mut().take(5) {
-            let Some((field, more)) = split_byte(rest, b':') else {
-                return ArnView {
-                    whole,
-                    fields: None,
-                };
-            };
-            *f = field;
-            rest = more;
+        // One pass for the first five colons; colons are ASCII, so every cut is a char boundary.
+        let mut cuts = [0usize; 5];
+        let mut n = 0;
+        for (i, b) in whole.bytes().enumerate() {
+            if b == b':' {
+                if let Some(c) = cuts.get_mut(n) {
+                    *c = i;
+                }
+                n += 1;
+                if n == 5 {
+                    break;
+                }
+            }
         }
-        fields[5] = rest;
-        ArnView {
-            whole,
-            fields: Some(fields),
-        }
+        let [c0, c1, c2, c3, c4] = cuts;
+        let fields = (n == 5)
+            .then(|| {
+                Some([
+                    whole.get(..c0)?,
+                    whole.get(c0 + 1..c1)?,
+                    whole.get(c1 + 1..c2)?,
+                    whole.get(c2 + 1..c3)?,
+                    whole.get(c3 + 1..c4)?,
+                    whole.get(c4 + 1..)?,
+                ])
+            })
+            .flatten();
+        ArnView { whole, fields }
     }
 
     /// The six fields, when the value has them.
@@ -343,10 +371,7 @@ impl ArnPat {
         let mut segs = split_segments(&whole);
         if segs.len() < 6 && segs.len() > 1 && pad {
             while segs.len() < 6 {
-                segs.push(Pat {
-                    pieces: vec![Piece::Star],
-                    has_var: false,
-                });
+                segs.push(Pat::new(vec![Piece::Star], false));
             }
         }
         let segs: Option<[Pat; 6]> = segs.try_into().ok();
@@ -404,6 +429,25 @@ mod tests {
         assert!(p.matches("x-dflt", false, &c));
         let p = compile("${aws:nothing}", true, true).0;
         assert!(!p.matches("", false, &c));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arn_view_splits_as_splitn(s in "[a:é/*-]{0,16}") {
+            let want: Vec<&str> = s.splitn(6, ':').collect();
+            let got = ArnView::new(&s).fields().map(|f| f.to_vec());
+            proptest::prop_assert_eq!(got, (want.len() == 6).then_some(want));
+            let want_once = s.split_once('/');
+            proptest::prop_assert_eq!(split_byte(&s, b'/'), want_once);
+        }
+
+        #[test]
+        fn shape_fast_paths_agree_with_the_walk(p in "[ab*?]{0,4}", v in "[abAB]{0,4}", ci: bool) {
+            let pat = compile(&p, true, false).0;
+            let ctx = Context::new();
+            let s = if ci { v.clone() } else { v.to_ascii_lowercase() };
+            proptest::prop_assert_eq!(pat.matches(&s, ci, &ctx), pat.glob(s.as_bytes(), ci, &ctx));
+        }
     }
 
     #[test]

@@ -302,7 +302,34 @@ impl Cidr {
 
 /// Parses a request IP (a bare address; a CIDR-looking value is not an address).
 pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.trim().parse().ok()
+    parse_ipv4_plain(s).or_else(|| s.trim().parse().ok())
+}
+
+/// A dotted-quad IPv4 address in its plain form only (four decimal octets of at most three
+/// digits, no leading zeros, each at most 255), read in one pass. `None` for anything else,
+/// which the standard parser then reads; where this accepts, the standard parser gives the same
+/// address.
+fn parse_ipv4_plain(s: &str) -> Option<IpAddr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.as_bytes().split(|b| *b == b'.');
+    for o in &mut octets {
+        let d = parts.next()?;
+        if d.is_empty() || d.len() > 3 || (d.len() > 1 && d[0] == b'0') {
+            return None;
+        }
+        let mut v: u16 = 0;
+        for c in d {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(c - b'0');
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(IpAddr::from(octets))
 }
 
 #[cfg(test)]
@@ -369,6 +396,14 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn plain_ipv4_agrees_with_std(s in "[0-9.]{0,17}|[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}") {
+            if let Some(ip) = parse_ipv4_plain(&s) {
+                proptest::prop_assert_eq!(Some(ip), s.parse::<IpAddr>().ok());
+            }
+            proptest::prop_assert_eq!(parse_ip(&s), s.trim().parse::<IpAddr>().ok());
+        }
+
+        #[test]
         fn fixed_form_agrees_with_general_on_any_digits(
             s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}[Zz]"
         ) {
@@ -378,6 +413,25 @@ mod tests {
         #[test]
         fn date_parse_is_the_general_one(s in "[0-9T:.Zz+-]{0,24}") {
             proptest::prop_assert_eq!(parse_date(&s), parse_date_general(&s));
+        }
+    }
+
+    #[test]
+    fn plain_ipv4() {
+        for (s, ok) in [
+            ("203.0.113.10", true),
+            ("0.0.0.0", true),
+            ("255.255.255.255", true),
+            ("256.0.0.1", false),
+            ("01.2.3.4", false),
+            ("1.2.3", false),
+            ("1.2.3.4.5", false),
+            ("1.2.3.4 ", false),
+            ("1..3.4", false),
+            ("::ffff:1.2.3.4", false),
+        ] {
+            assert_eq!(parse_ipv4_plain(s).is_some(), ok, "{s}");
+            assert_eq!(parse_ip(s), s.trim().parse::<IpAddr>().ok(), "{s}");
         }
     }
 
