@@ -145,6 +145,7 @@ fn char_len(s: &[u8], i: usize) -> usize {
     j - i
 }
 
+#[inline]
 fn prefix_eq(s: &[u8], lit: &[u8], ci: bool) -> bool {
     s.len() >= lit.len()
         && if ci {
@@ -210,6 +211,8 @@ impl Pat {
         loop {
             if pi < p.len() {
                 match &p[pi] {
+                    // A last `*` takes whatever is left.
+                    Piece::Star if pi + 1 == p.len() => return true,
                     Piece::Star => {
                         star = Some((pi + 1, si));
                         pi += 1;
@@ -439,6 +442,21 @@ mod tests {
             proptest::prop_assert_eq!(got, (want.len() == 6).then_some(want));
             let want_once = s.split_once('/');
             proptest::prop_assert_eq!(split_byte(&s, b'/'), want_once);
+        }
+
+        #[test]
+        fn glob_agrees_with_regex(p in "[ab*?é]{0,6}", v in "[abé]{0,6}") {
+            let mut re = String::from("^(?s)");
+            for c in p.chars() {
+                match c {
+                    '*' => re.push_str(".*"),
+                    '?' => re.push('.'),
+                    c => re.push_str(&regex::escape(&c.to_string())),
+                }
+            }
+            re.push('$');
+            let want = regex::Regex::new(&re).unwrap().is_match(&v);
+            proptest::prop_assert_eq!(compile(&p, true, false).0.matches(&v, false, &Context::new()), want);
         }
 
         #[test]

@@ -97,23 +97,12 @@ fn digits(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-/// Two ASCII digits at `b[i..i + 2]` as a number.
-fn two(b: &[u8], i: usize) -> Option<i64> {
-    match (b.get(i), b.get(i + 1)) {
-        (Some(h @ b'0'..=b'9'), Some(l @ b'0'..=b'9')) => {
-            Some(i64::from(h - b'0') * 10 + i64::from(l - b'0'))
-        }
-        _ => None,
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ` exactly, the form AWS puts in `aws:CurrentTime` and
 /// `aws:TokenIssueTime`, read by position without splitting. `None` for anything else (which
 /// the general parser then reads); where this accepts, it agrees with [`parse_date_general`].
 fn parse_date_fixed(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
+    let b: &[u8; 20] = s.as_bytes().try_into().ok()?;
+    if b[4] != b'-'
         || b[7] != b'-'
         || !matches!(b[10], b'T' | b't')
         || b[13] != b':'
@@ -122,15 +111,23 @@ fn parse_date_fixed(s: &str) -> Option<i128> {
     {
         return None;
     }
-    let y = two(b, 0)? * 100 + two(b, 2)?;
-    let (mo, d, h, mi, sec) = (
-        two(b, 5)?,
-        two(b, 8)?,
-        two(b, 11)?,
-        two(b, 14)?,
-        two(b, 17)?,
-    );
-    if !(1..=12).contains(&mo) || h > 23 || mi > 59 || sec > 60 || d < 1 || d > month_days(y, mo) {
+    let mut bad = false;
+    let mut num = |i: usize, j: usize| -> i64 {
+        b[i..j].iter().fold(0, |acc, c| {
+            bad |= !c.is_ascii_digit();
+            acc * 10 + i64::from(c.wrapping_sub(b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0, 4), num(5, 7), num(8, 10));
+    let (h, mi, sec) = (num(11, 13), num(14, 16), num(17, 19));
+    if bad
+        || !(1..=12).contains(&mo)
+        || h > 23
+        || mi > 59
+        || sec > 60
+        || d < 1
+        || d > month_days(y, mo)
+    {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
@@ -311,24 +308,34 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
 /// address.
 fn parse_ipv4_plain(s: &str) -> Option<IpAddr> {
     let mut octets = [0u8; 4];
-    let mut parts = s.as_bytes().split(|b| *b == b'.');
-    for o in &mut octets {
-        let d = parts.next()?;
-        if d.is_empty() || d.len() > 3 || (d.len() > 1 && d[0] == b'0') {
-            return None;
-        }
-        let mut v: u16 = 0;
-        for c in d {
-            if !c.is_ascii_digit() {
+    let mut n = 0; // octets finished
+    let mut v: u16 = 0; // value of the current octet
+    let mut len = 0; // its digits
+    let mut lead_zero = false;
+    for &c in s.as_bytes() {
+        if c == b'.' {
+            if len == 0 || n == 3 {
+                return None;
+            }
+            *octets.get_mut(n)? = u8::try_from(v).ok()?;
+            n += 1;
+            (v, len) = (0, 0);
+        } else if c.is_ascii_digit() {
+            if len == 0 {
+                lead_zero = c == b'0';
+            } else if lead_zero || len == 3 {
                 return None;
             }
             v = v * 10 + u16::from(c - b'0');
+            len += 1;
+        } else {
+            return None;
         }
-        *o = u8::try_from(v).ok()?;
     }
-    if parts.next().is_some() {
+    if len == 0 || n != 3 {
         return None;
     }
+    *octets.get_mut(3)? = u8::try_from(v).ok()?;
     Some(IpAddr::from(octets))
 }
 
