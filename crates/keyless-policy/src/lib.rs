@@ -4,15 +4,19 @@
 //!
 //! - [`Policy::parse`] reads a document of a [`PolicyType`] with its own JSON parser that
 //!   rejects duplicate keys, enforces the character set and size limit of the type and IAM's
-//!   grammar, and compiles it (lowercased action globs, pre-split ARN segments, pre-parsed
-//!   CIDRs, dates and numbers). Errors ([`ParseError`]) carry a JSON path, line and column, and
+//!   grammar, and compiles it (lowercased action globs, pre-split ARN segments, the shape of
+//!   every pattern (`*`, exact, prefix or general glob), pre-parsed CIDRs, dates and numbers,
+//!   condition and variable keys with their hash). Errors ([`ParseError`]) carry a JSON path, line and column, and
 //!   the AWS `MalformedPolicyDocument` text.
 //! - [`validate`] returns Access-Analyzer-style [`Finding`]s (ERROR, SECURITY_WARNING, WARNING,
 //!   SUGGESTION) with a code, a message saying how to fix it and a location.
 //! - [`evaluate`] decides one [`Request`] against a [`PolicySet`] (guardrail levels with SCP
 //!   semantics, resource or trust policy, identity policies, permissions boundary, session
 //!   policy) and returns a [`Decision`] that names the policy, statement and condition that
-//!   decided, or for an implicit deny the nearest statement and what it failed on.
+//!   decided, or for an implicit deny the nearest statement and what it failed on. What
+//!   depends only on the request is derived once per evaluation, not per statement: the
+//!   resource and principal split into ARN fields, the action lowercased. An Allow or an
+//!   explicit Deny allocates nothing; an implicit deny allocates for its nearest statement.
 //!
 //! Policies are labelled for explanations with [`Policy::with_label`]; the default label is
 //! `"the <type> policy"`.
