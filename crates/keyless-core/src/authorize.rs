@@ -6,13 +6,10 @@
 
 use keyless_policy::{DecisionKind, Policy, Request};
 use keyless_sigv4::{Body, HttpRequest, ServiceRules};
-use keyless_token::KeyRing;
 use keyless_types::OffsetDateTime;
 
-use crate::caller::{Expect, authenticate_any};
-use crate::directory::Directory;
+use crate::caller::{Expect, Verifier, authenticate_parsed};
 use crate::error::ApiError;
-use crate::revocation::RevocationSet;
 use crate::sts::Origin;
 
 /// Context keys a gateway may not set: they describe the principal and are ours to say.
@@ -151,16 +148,21 @@ pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiEr
 
 /// Authenticates and authorizes.
 pub fn authorize(
-    directory: &Directory,
-    ring: &KeyRing,
-    revocations: &RevocationSet,
+    verifier: &Verifier<'_>,
     input: &AuthorizeInput<'_>,
     now: OffsetDateTime,
 ) -> Result<AuthorizeOutcome, ApiError> {
     check_extra_context(input.context)?;
+    let signed = match keyless_sigv4::parse(&input.request, ServiceRules::FromScope) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(AuthorizeOutcome::Unauthenticated {
+                error: crate::caller::sigv4_error(&e, "sts"),
+            });
+        }
+    };
     // Streaming bodies are verified chunk by chunk after the seed signature.
-    let streaming = keyless_sigv4::parse(&input.request, ServiceRules::FromScope)
-        .is_ok_and(|s| s.payload().is_streaming());
+    let streaming = signed.payload().is_streaming();
     // Without the body, the signature is checked against the hash the client declared, as S3
     // does before reading the body; the gateway must then compare the body with that hash, and
     // `payload_verified: false` tells it so.
@@ -174,19 +176,11 @@ pub fn authorize(
         (GatewayBody::Sha256Hex(h), false) => Body::Sha256Hex(h),
         (GatewayBody::NotGiven, false) => declared.map_or(Body::Streaming, Body::Sha256Hex),
     };
-    let (caller, auth) = match authenticate_any(
-        directory,
-        ring,
-        revocations,
-        input.request,
-        body,
-        ServiceRules::FromScope,
-        Expect {
-            service: None,
-            region: input.region,
-        },
-        now,
-    ) {
+    let expect = Expect {
+        service: None,
+        region: input.region,
+    };
+    let (caller, auth) = match authenticate_parsed(verifier, &signed, body, expect, now) {
         Ok(v) => v,
         Err(error) => return Ok(AuthorizeOutcome::Unauthenticated { error }),
     };
@@ -215,7 +209,7 @@ pub fn authorize(
             ExtraValue::Multi(vs) => context.insert_multi(k, vs.clone()),
         }
     }
-    let levels = directory.guardrail_levels(caller.account());
+    let levels = verifier.directory.guardrail_levels(caller.account());
     let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = caller.identity_policies(&levels, &identity);
     let arn = caller.arn();

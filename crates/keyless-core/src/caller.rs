@@ -15,15 +15,16 @@ use keyless_types::{AccountId, OffsetDateTime};
 use crate::directory::{CompiledRole, Directory};
 use crate::error::ApiError;
 use crate::revocation::{RevocationSet, revoked_session_error};
-use crate::sts::{Origin, assumed_role_arn, base_context, iso8601};
+use crate::session_cache::{OpenSession, SessionCache};
+use crate::sts::{Origin, assumed_role_arn, iso8601};
 
 /// A verified caller: a live session of a role that still exists.
 #[derive(Debug)]
 pub struct Caller {
     access_key_id: String,
-    claims: SessionClaims,
+    session: Arc<OpenSession>,
     role: Arc<CompiledRole>,
-    session_policy: Option<keyless_policy::Policy>,
+    session_policy: Option<Arc<keyless_policy::Policy>>,
     service: String,
 }
 
@@ -35,7 +36,7 @@ impl Caller {
 
     /// The session's sealed claims.
     pub fn claims(&self) -> &SessionClaims {
-        &self.claims
+        self.session.claims()
     }
 
     /// The role (current policies).
@@ -45,7 +46,7 @@ impl Caller {
 
     /// The account.
     pub fn account(&self) -> AccountId {
-        self.claims.account
+        self.claims().account
     }
 
     /// The SigV4 service name the request was signed for (`sts`, `iam`, …).
@@ -56,37 +57,31 @@ impl Caller {
     /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
     pub fn arn(&self) -> String {
         assumed_role_arn(
-            self.claims.account,
+            self.claims().account,
             &self.role.role.name,
-            &self.claims.session_name,
+            &self.claims().session_name,
         )
     }
 
     /// `AROA…:<session>` (`aws:userid`).
     pub fn user_id(&self) -> String {
-        format!("{}:{}", self.claims.role_id, self.claims.session_name)
+        format!("{}:{}", self.claims().role_id, self.claims().session_name)
     }
 
     /// The session policy, compiled.
     pub fn session_policy(&self) -> Option<&keyless_policy::Policy> {
-        self.session_policy.as_ref()
+        self.session_policy.as_deref()
     }
 
     /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
     /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
     pub fn context(&self, now: OffsetDateTime, origin: &Origin) -> Context {
-        let mut c = base_context(now, origin);
-        c.insert_single("aws:PrincipalArn", self.role.arn.clone());
-        c.insert_single("aws:PrincipalAccount", self.claims.account.to_string());
-        c.insert_single("aws:PrincipalType", "AssumedRole");
-        c.insert_single("aws:userid", self.user_id());
-        c.insert_single("aws:TokenIssueTime", iso8601(self.claims.issued_at));
-        let mfa = self.claims.mfa.as_ref().is_some_and(|m| m.present);
-        c.insert_single(
-            "aws:MultiFactorAuthPresent",
-            if mfa { "true" } else { "false" },
-        );
-        if let Some(m) = self.claims.mfa.as_ref().filter(|m| m.present) {
+        let mut c = self
+            .session
+            .principal_context(|| principal_context(&self.role.arn, self.claims()))
+            .clone();
+        crate::sts::add_base_context(&mut c, now, origin);
+        if let Some(m) = self.claims().mfa.as_ref().filter(|m| m.present) {
             c.insert_single(
                 "aws:MultiFactorAuthAge",
                 (now - m.authenticated_at)
@@ -94,16 +89,6 @@ impl Caller {
                     .max(0)
                     .to_string(),
             );
-        }
-        for (k, v) in &self.claims.tags {
-            c.insert_single(&format!("aws:PrincipalTag/{k}"), v.clone());
-        }
-        if let Some(si) = &self.claims.source_identity {
-            c.insert_single("sts:SourceIdentity", si.clone());
-            c.insert_single("aws:SourceIdentity", si.clone());
-        }
-        if let Some(f) = &self.claims.federated {
-            c.insert_single("aws:FederatedProvider", f.provider_arn.clone());
         }
         c
     }
@@ -162,9 +147,38 @@ impl Caller {
             resource_policy: None,
             identity,
             boundary: self.role.boundary.as_ref(),
-            session: self.session_policy.as_ref(),
+            session: self.session_policy.as_deref(),
         }
     }
+}
+
+/// The keys that describe the principal of a session and do not change while it lives.
+fn principal_context(role_arn: &str, claims: &SessionClaims) -> Context {
+    let mut c = Context::new();
+    c.insert_single("aws:PrincipalArn", role_arn);
+    c.insert_single("aws:PrincipalAccount", claims.account.to_string());
+    c.insert_single("aws:PrincipalType", "AssumedRole");
+    c.insert_single(
+        "aws:userid",
+        format!("{}:{}", claims.role_id, claims.session_name),
+    );
+    c.insert_single("aws:TokenIssueTime", iso8601(claims.issued_at));
+    let mfa = claims.mfa.as_ref().is_some_and(|m| m.present);
+    c.insert_single(
+        "aws:MultiFactorAuthPresent",
+        if mfa { "true" } else { "false" },
+    );
+    for (k, v) in &claims.tags {
+        c.insert_single(&format!("aws:PrincipalTag/{k}"), v.clone());
+    }
+    if let Some(si) = &claims.source_identity {
+        c.insert_single("sts:SourceIdentity", si.clone());
+        c.insert_single("aws:SourceIdentity", si.clone());
+    }
+    if let Some(f) = &claims.federated {
+        c.insert_single("aws:FederatedProvider", f.provider_arn.clone());
+    }
+    c
 }
 
 /// The parts of a request authentication needs.
@@ -196,19 +210,29 @@ fn open_error(e: &OpenError, service: &str) -> ApiError {
     ApiError::new(code, status, e.to_string())
 }
 
+/// What verifying a signed request reads: the snapshots of the directory, the key ring and the
+/// revocations, and the sessions already opened under that ring.
+#[derive(Debug, Clone, Copy)]
+pub struct Verifier<'a> {
+    /// Roles, policies, guardrails.
+    pub directory: &'a Directory,
+    /// The key ring that sealed the session tokens.
+    pub ring: &'a KeyRing,
+    /// Live revocations.
+    pub revocations: &'a RevocationSet,
+    /// Sessions opened under `ring`.
+    pub sessions: &'a SessionCache,
+}
+
 /// Authenticates a signed request for a query-protocol service (`sts`, `iam`).
 pub fn authenticate(
-    directory: &Directory,
-    ring: &KeyRing,
-    revocations: &RevocationSet,
+    verifier: &Verifier<'_>,
     http: SignedHttp<'_>,
     service: &str,
     now: OffsetDateTime,
 ) -> Result<Caller, ApiError> {
     authenticate_any(
-        directory,
-        ring,
-        revocations,
+        verifier,
         http.request,
         Body::Bytes(http.body),
         ServiceRules::Standard,
@@ -232,14 +256,8 @@ pub struct Expect<'a> {
 
 /// Authenticates a request signed for any service (the authorize API): S3 canonicalisation is
 /// chosen from the credential scope, and the body is given as the gateway saw it.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the verifier's three snapshots plus the request and what the endpoint expects"
-)]
 pub fn authenticate_any(
-    directory: &Directory,
-    ring: &KeyRing,
-    revocations: &RevocationSet,
+    verifier: &Verifier<'_>,
     request: HttpRequest<'_>,
     body: Body<'_>,
     rules: ServiceRules,
@@ -248,7 +266,18 @@ pub fn authenticate_any(
 ) -> Result<(Caller, SigV4Auth), ApiError> {
     let hint = expect.service.unwrap_or("sts");
     let signed = keyless_sigv4::parse(&request, rules).map_err(|e| sigv4_error(&e, hint))?;
-    let service = signed.scope().service.clone();
+    authenticate_parsed(verifier, &signed, body, expect, now)
+}
+
+/// [`authenticate_any`] for a request already parsed.
+pub fn authenticate_parsed(
+    verifier: &Verifier<'_>,
+    signed: &keyless_sigv4::SignedRequest<'_>,
+    body: Body<'_>,
+    expect: Expect<'_>,
+    now: OffsetDateTime,
+) -> Result<(Caller, SigV4Auth), ApiError> {
+    let service = signed.scope().service.as_str();
     let invalid = || {
         ApiError::new(
             "InvalidClientTokenId",
@@ -259,32 +288,45 @@ pub fn authenticate_any(
     let Some(token) = signed.security_token() else {
         return Err(invalid());
     };
-    let opened = keyless_token::open(ring, signed.access_key_id(), token, now)
-        .map_err(|e| open_error(&e, &service))?;
+    let opened = verifier
+        .sessions
+        .open(verifier.ring, signed.access_key_id(), token, now)
+        .map_err(|e| open_error(&e, service))?;
+    let session = &opened.session;
     let opts = VerifyOptions {
         expected_service: expect.service.map(str::to_owned),
         expected_region: expect.region.map(str::to_owned),
         ..VerifyOptions::default()
     };
-    let verified = keyless_sigv4::verify(&signed, body, &opened.secret_access_key, now, &opts)
-        .map_err(|e| sigv4_error(&e, &service))?;
+    let scope = signed.scope();
+    let (key, key_kept) = session.signing_key(&scope.date, &scope.region, &scope.service);
+    let verified = keyless_sigv4::verify_with_key(signed, body, &key, now, &opts)
+        .map_err(|e| sigv4_error(&e, service))?;
     let auth = verified.into_inner();
     // Checked after the signature, so only the holder of the secret learns the session is dead.
-    if revocations
-        .check_session(&auth.access_key_id, &opened.claims, opened.key_version)
+    if verifier
+        .revocations
+        .check_session(&auth.access_key_id, session.claims(), session.key_version())
         .is_some()
     {
-        return Err(revoked_session_error(&service));
+        return Err(revoked_session_error(service));
     }
     // A deleted role, or one deleted and created again under the same name, ends its sessions.
-    let role = directory
-        .role_by_arn(&opened.claims.role_arn)
-        .filter(|r| r.role.role_id == opened.claims.role_id)
+    let claims = session.claims();
+    let role = verifier
+        .directory
+        .role_by_arn(&claims.role_arn)
+        .filter(|r| r.role.role_id == claims.role_id)
         .ok_or_else(invalid)?;
-    let session_policy = crate::sts::session_policies::resolve(directory, &opened.claims)?;
+    let session_policy = crate::sts::session_policies::resolve_opened(verifier.directory, session)?;
+    // The signature verified: keep what it took, for this credential's next requests.
+    verifier.sessions.keep(&auth.access_key_id, &opened);
+    if !key_kept {
+        session.keep_signing_key(key);
+    }
     let caller = Caller {
         access_key_id: auth.access_key_id.clone(),
-        claims: opened.claims,
+        session: Arc::clone(session),
         role,
         session_policy,
         service: auth.scope.service.clone(),

@@ -330,25 +330,26 @@ impl Directory {
             .accounts
             .get(&account)
             .map_or("/", |a| a.ou_path.as_str());
-        let mut targets = vec!["/".to_owned()];
-        let mut prefix = String::new();
+        let mut levels = Vec::new();
+        let mut add = |target: &str| {
+            if let Some(level) = self.guardrails.get(target).filter(|l| !l.is_empty()) {
+                levels.push(
+                    self.full_access
+                        .iter()
+                        .chain(level.iter().map(|g| &g.policy))
+                        .collect(),
+                );
+            }
+        };
+        add("/");
+        let mut prefix = String::with_capacity(ou_path.len());
         for seg in ou_path.split('/').filter(|s| !s.is_empty()) {
             prefix.push('/');
             prefix.push_str(seg);
-            targets.push(prefix.clone());
+            add(&prefix);
         }
-        targets.push(account.to_string());
-        targets
-            .iter()
-            .filter_map(|t| self.guardrails.get(t))
-            .filter(|level| !level.is_empty())
-            .map(|level| {
-                self.full_access
-                    .iter()
-                    .chain(level.iter().map(|g| &g.policy))
-                    .collect()
-            })
-            .collect()
+        add(&account.to_string());
+        levels
     }
 }
 

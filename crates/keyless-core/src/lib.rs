@@ -4,6 +4,8 @@
 //! - [`ports`]: traits the adapters implement (store).
 //! - [`directory`]: the compiled in-memory snapshot every request reads.
 //! - [`caller`]: authenticating a signed request into a [`caller::Caller`] proof.
+//! - [`session_cache`]: opened session tokens and signing keys kept between a credential's
+//!   requests.
 //! - [`authorize`]: verify + authorize a request a gateway received (`/v1/authorize`).
 //! - [`sts`]: AssumeRoleWithWebIdentity, AssumeRole, GetCallerIdentity, GetAccessKeyInfo,
 //!   DecodeAuthorizationMessage.
@@ -26,4 +28,5 @@ pub mod iam;
 pub mod model;
 pub mod ports;
 pub mod revocation;
+pub mod session_cache;
 pub mod sts;

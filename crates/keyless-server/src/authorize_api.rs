@@ -289,9 +289,7 @@ fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<
     let keys = state.keys.load();
     let revocations = state.revocations.load();
     let outcome = authorize(
-        &directory,
-        &keys.ring,
-        &revocations.set,
+        &keys.verifier(&directory, &revocations.set),
         &input,
         state.clock.now(),
     )?;

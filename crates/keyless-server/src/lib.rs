@@ -359,10 +359,7 @@ fn keys_of(ring: KeyRing) -> Result<Keys, ServeError> {
     let key: [u8; 32] = rand::random();
     let sealer = MessageSealer::new(&SecretBytes::new(key.to_vec()))
         .map_err(|e| ServeError::Startup(e.to_string()))?;
-    Ok(Keys {
-        ring,
-        sealer: Arc::new(sealer),
-    })
+    Ok(Keys::new(ring, Arc::new(sealer)))
 }
 
 /// Reloads the key ring when `keyless keys rotate` rewrites it.
@@ -380,10 +377,7 @@ async fn watch_keyring(state: Arc<AppState>) {
                 state.audit.rotate_signer(&ring);
                 let versions = ring.versions().len();
                 let current = state.keys.load();
-                let reloaded = Keys {
-                    ring,
-                    sealer: Arc::clone(&current.sealer),
-                };
+                let reloaded = Keys::new(ring, Arc::clone(&current.sealer));
                 state.keys.store(Arc::new(reloaded));
                 info!(versions, "key ring reloaded");
             }

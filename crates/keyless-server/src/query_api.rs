@@ -392,10 +392,10 @@ pub(crate) fn authenticate_signed(
         headers: &header_list,
     };
     let keys = state.keys.load();
+    let revocations = state.revocations.load();
+    let verifier = keys.verifier(directory, &revocations.set);
     authenticate(
-        directory,
-        &keys.ring,
-        &state.revocations.load().set,
+        &verifier,
         SignedHttp { request, body },
         service,
         state.clock.now(),

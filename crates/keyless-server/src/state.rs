@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use keyless_core::authz_message::MessageSealer;
+use keyless_core::caller::Verifier;
 use keyless_core::directory::Directory;
 use keyless_core::ports::SharedStore;
 use keyless_core::revocation::{Revocation, RevocationSet};
+use keyless_core::session_cache::SessionCache;
 use keyless_token::KeyRing;
 use keyless_types::Clock;
 
@@ -24,6 +26,33 @@ pub struct Keys {
     pub ring: KeyRing,
     /// Seals authorization messages.
     pub sealer: Arc<MessageSealer>,
+    /// Sessions opened under `ring` (a new ring starts with an empty cache).
+    pub sessions: SessionCache,
+}
+
+impl Keys {
+    /// The ring with its sealer and an empty session cache.
+    pub fn new(ring: KeyRing, sealer: Arc<MessageSealer>) -> Self {
+        Self {
+            ring,
+            sealer,
+            sessions: SessionCache::default(),
+        }
+    }
+
+    /// What a verification reads, with these keys.
+    pub fn verifier<'a>(
+        &'a self,
+        directory: &'a Directory,
+        revocations: &'a RevocationSet,
+    ) -> Verifier<'a> {
+        Verifier {
+            directory,
+            ring: &self.ring,
+            revocations,
+            sessions: &self.sessions,
+        }
+    }
 }
 
 /// The revocations as last loaded from the store.

@@ -119,7 +119,8 @@ impl SigningKey {
         )
     }
 
-    pub(crate) fn matches_scope(&self, date: &str, region: &str, service: &str) -> bool {
+    /// Whether this key was derived for `date/region/service`.
+    pub fn matches_scope(&self, date: &str, region: &str, service: &str) -> bool {
         // Not secret; plain comparison is fine.
         self.date == date && self.region == region && self.service == service
     }

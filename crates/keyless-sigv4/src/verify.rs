@@ -106,6 +106,12 @@ fn push_header_value(out: &mut Vec<u8>, v: &[u8]) {
     let start = v.iter().position(|b| !is_ws(b)).unwrap_or(v.len());
     let end = v.iter().rposition(|b| !is_ws(b)).map_or(start, |e| e + 1);
     let mut rest = &v[start..end];
+    // Most values (a session token above all) have no inner whitespace: one branch-free pass
+    // that the compiler vectorises finds that, and the value is copied whole.
+    if !rest.iter().fold(false, |any, b| any | is_ws(b)) {
+        out.extend_from_slice(rest);
+        return;
+    }
     while let Some(p) = rest.iter().position(is_ws) {
         out.extend_from_slice(&rest[..p]);
         out.push(b' ');

@@ -59,7 +59,7 @@ pub use error::{AccessKeyIdError, KeyRingError, MintError, OpenError};
 pub use ring::{KeyRing, LABEL_AUDIT_SIGN, LABEL_SECRET_KEY, LABEL_TOKEN_SEAL, ROOT_SECRET_LEN};
 pub use session::{
     Credentials, ENVELOPE_VERSION, FederatedFacts, MAX_CLOCK_SKEW, MAX_SESSION_TOKEN_BYTES,
-    MfaFacts, OpenedSession, SessionClaims, fuzz_open_sealed, mint, open,
+    MfaFacts, OpenedSession, SessionClaims, check_live, fuzz_open_sealed, mint, open,
 };
 
 /// Fuzzing entry point: tries to open arbitrary bytes as a session token (with a fixed key id)

@@ -226,6 +226,12 @@ impl KeyRing {
         self.versions.last()
     }
 
+    /// Whether version `id` is in the ring (a verifier that keeps opened sessions checks that
+    /// their version was not retired since).
+    pub fn has_version(&self, id: u32) -> bool {
+        self.get(id).is_some()
+    }
+
     pub(crate) fn get(&self, id: u32) -> Option<&KeyVersion> {
         self.versions.iter().find(|v| v.id == id)
     }

@@ -276,15 +276,23 @@ pub fn open(
     if claims.account != account {
         return Err(OpenError::Tampered);
     }
+    check_live(&claims, now)?;
+    Ok(OpenedSession {
+        secret_access_key: derive_secret(version, access_key_id),
+        claims,
+        key_version: key_id,
+    })
+}
+
+/// The time checks of [`open`]: the session has not expired at `now`, and was not issued later
+/// than `now` plus the allowed clock skew. A verifier that keeps opened sessions applies them on
+/// every request.
+pub fn check_live(claims: &SessionClaims, now: OffsetDateTime) -> Result<(), OpenError> {
     if now >= claims.expires_at {
         return Err(OpenError::Expired);
     }
     if claims.issued_at > now + MAX_CLOCK_SKEW {
         return Err(OpenError::NotYetValid);
     }
-    Ok(OpenedSession {
-        secret_access_key: derive_secret(version, access_key_id),
-        claims,
-        key_version: key_id,
-    })
+    Ok(())
 }

@@ -175,10 +175,16 @@ impl World {
             query: "",
             headers: &header_refs,
         };
+        let revocations = crate::revocation::RevocationSet::default();
+        let sessions = crate::session_cache::SessionCache::default();
+        let verifier = crate::caller::Verifier {
+            directory: &directory,
+            ring: &self.ring,
+            revocations: &revocations,
+            sessions: &sessions,
+        };
         let caller = authenticate(
-            &directory,
-            &self.ring,
-            &crate::revocation::RevocationSet::default(),
+            &verifier,
             SignedHttp {
                 request,
                 body: body.as_bytes(),

@@ -90,6 +90,12 @@ pub fn iso8601(t: OffsetDateTime) -> String {
 /// The keys every request has.
 pub fn base_context(now: OffsetDateTime, origin: &Origin) -> Context {
     let mut c = Context::new();
+    add_base_context(&mut c, now, origin);
+    c
+}
+
+/// Adds the keys of [`base_context`] to `c`.
+pub fn add_base_context(c: &mut Context, now: OffsetDateTime, origin: &Origin) {
     c.insert_single("aws:CurrentTime", iso8601(now));
     c.insert_single("aws:EpochTime", now.unix_timestamp().to_string());
     c.insert_single("aws:SourceIp", origin.source_ip.to_string());
@@ -101,7 +107,6 @@ pub fn base_context(now: OffsetDateTime, origin: &Origin) -> Context {
             "false"
         },
     );
-    c
 }
 
 /// `arn:aws:sts::<acct>:assumed-role/<role name>/<session>` (the role name without its path).

@@ -4,12 +4,14 @@
 //! directory at each request, so editing a managed policy changes live sessions; a policy that
 //! has since been deleted leaves the session with no permissions (fail closed).
 
+use std::sync::Arc;
+
 use keyless_policy::{Policy, PolicyType};
-use keyless_token::SessionClaims;
 use keyless_types::AccountId;
 
 use crate::directory::Directory;
 use crate::error::ApiError;
+use crate::session_cache::OpenSession;
 
 /// Checks `PolicyArns` at issuance: each must name a managed policy of the role's account.
 pub fn check_policy_arns(
@@ -32,20 +34,21 @@ pub fn check_policy_arns(
     Ok(())
 }
 
-/// The compiled session policy of a session, if it has any.
-pub fn resolve(directory: &Directory, claims: &SessionClaims) -> Result<Option<Policy>, ApiError> {
-    let inline = match &claims.session_policy {
-        Some(doc) => Some(
-            Policy::parse(doc, PolicyType::Session)
-                .map_err(|_| ApiError::internal())?
-                .with_label("session policy"),
-        ),
+/// The compiled session policy of an opened session, if it has any.
+pub fn resolve_opened(
+    directory: &Directory,
+    session: &OpenSession,
+) -> Result<Option<Arc<Policy>>, ApiError> {
+    let inline = match session.inline_policy() {
+        Some(Ok(p)) => Some(p),
+        Some(Err(())) => return Err(ApiError::internal()),
         None => None,
     };
+    let claims = session.claims();
     if claims.policy_arns.is_empty() {
-        return Ok(inline);
+        return Ok(inline.cloned());
     }
-    let managed: Vec<std::sync::Arc<crate::directory::CompiledManagedPolicy>> = claims
+    let managed: Vec<Arc<crate::directory::CompiledManagedPolicy>> = claims
         .policy_arns
         .iter()
         .filter_map(|arn| directory.managed_policy_by_arn(arn))
@@ -53,7 +56,7 @@ pub fn resolve(directory: &Directory, claims: &SessionClaims) -> Result<Option<P
         .collect();
     let mut parts: Vec<&Policy> = Vec::new();
     if managed.len() == claims.policy_arns.len() {
-        parts.extend(inline.iter());
+        parts.extend(inline.map(|p| &**p));
         for m in &managed {
             match &m.compiled {
                 Some(p) => parts.push(p),
@@ -74,5 +77,9 @@ pub fn resolve(directory: &Directory, claims: &SessionClaims) -> Result<Option<P
             claims.policy_arns.join(", ")
         )
     };
-    Ok(Some(Policy::merged(PolicyType::Session, label, &parts)))
+    Ok(Some(Arc::new(Policy::merged(
+        PolicyType::Session,
+        label,
+        &parts,
+    ))))
 }
