@@ -9,17 +9,17 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyless_audit::AuditEvent;
 use keyless_audit::chain::{ChainHead, seal_event, seal_serialize};
+use keyless_audit::event::{
+    SOURCE_STS, SessionAttributes, SessionContext, SessionIssuer, UserIdentity, WebIdFederationData,
+};
 use keyless_audit::record::{
     AssumedRoleUserRef, Bounded, Claims, CredentialsRef, EventRef, IssuedRef, Joined,
     KeyRingVersion, Prefix, Principal, Seconds, SessionAttributesRef, SessionContextRef,
     SessionIssuerRef, UserIdentityRef, WebIdRef,
 };
-use keyless_audit::event::{
-    SOURCE_STS, SessionAttributes, SessionContext, SessionIssuer, UserIdentity, WebIdFederationData,
-};
 use serde_json::{Value, json};
-use std::net::IpAddr;
 use std::hint::black_box;
+use std::net::IpAddr;
 use time::OffsetDateTime;
 
 fn sample() -> AuditEvent {
@@ -126,7 +126,8 @@ fn facts() -> Facts {
     }
 }
 
-const PROVIDER: &str = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+const PROVIDER: &str =
+    "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
 const SUB: &str = "repo:octo-org/demo:ref:refs/heads/main";
 
 fn typed(f: &Facts) -> EventRef<'_, &Value, IssuedRef<'_>, KeyRingVersion> {

@@ -9,8 +9,8 @@
 
 use std::net::IpAddr;
 
-use serde::ser::{SerializeMap as _, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap as _, Serializer};
 use time::OffsetDateTime;
 
 use crate::event::{Decision, EVENT_VERSION, MAX_ERROR_MESSAGE_CHARS, MAX_VALUE_CHARS};

@@ -647,10 +647,7 @@ fn run(mut st: WriterState) {
             let _ = batch.set(Err(AuditError::Unavailable(reason)));
         }
         if shutdown {
-            info!(
-                next_seq = shared.lock().head.next_seq,
-                "audit log closed"
-            );
+            info!(next_seq = shared.lock().head.next_seq, "audit log closed");
             return;
         }
     }
@@ -698,8 +695,7 @@ impl WriterState {
             };
             q.writer_idle = false;
         }
-        if was_idle && !q.shutdown && !q.buf.is_empty() && !self.config.max_batch_wait.is_zero()
-        {
+        if was_idle && !q.shutdown && !q.buf.is_empty() && !self.config.max_batch_wait.is_zero() {
             // The bounded wait after an idle period: sleep rather than wake per arriving
             // record, then take what came.
             drop(q);

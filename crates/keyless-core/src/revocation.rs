@@ -656,7 +656,11 @@ impl RevocationSet {
         self.roles
             .get(f.role_arn)
             .and_then(|s| s.matching(account, Some(at)))
-            .or_else(|| self.key_versions.get(&f.key_version?)?.matching(account, None))
+            .or_else(|| {
+                self.key_versions
+                    .get(&f.key_version?)?
+                    .matching(account, None)
+            })
             .or_else(|| match (f.issuer, f.subject) {
                 (Some(issuer), Some(subject)) => {
                     self.federated(account, issuer, subject, f.source_identity, at)

@@ -861,7 +861,8 @@ mod tests {
     #[test]
     fn an_issued_web_identity_call_has_the_cloudtrail_shape_and_no_secret() {
         let t = |s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+        let provider =
+            "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
         let sub = "repo:octo-org/demo:ref:refs/heads/main";
         let issued = IssuedFacts {
             access_key_id: "ASIAQWERTYUIOPASDFGH".into(),
@@ -922,11 +923,19 @@ mod tests {
             .as_ref()
             .unwrap()
             .attributes;
-        assert!(attrs["repository"].as_str().unwrap().ends_with("…[truncated]"));
+        assert!(
+            attrs["repository"]
+                .as_str()
+                .unwrap()
+                .ends_with("…[truncated]")
+        );
         let resp = e.response_elements.as_ref().unwrap();
         assert_eq!(resp["credentials"]["accessKeyId"], "ASIAQWERTYUIOPASDFGH");
         assert_eq!(resp["credentials"]["expiration"], "2027-01-15T09:00:00Z");
-        assert_eq!(e.additional_event_data.as_ref().unwrap()["keyRingVersion"], 3);
+        assert_eq!(
+            e.additional_event_data.as_ref().unwrap()["keyRingVersion"],
+            3
+        );
         assert_eq!(e.recipient_account_id.as_deref(), Some("123456789012"));
         assert_eq!(e.decision, keyless_audit::Decision::Allow);
         // The typed record writes exactly what the owned event writes back.
