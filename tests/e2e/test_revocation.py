@@ -7,7 +7,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import secrets
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -489,3 +491,84 @@ def test_cli_credentials_from_a_profile_and_from_web_identity(stack, tmp_path: P
     cp = cli("session", other["AccessKeyId"], "--endpoint", keyless.url, env=env)
     assert cp.returncode == 0, cp.stderr
     assert not caller_ok(keyless, other)
+
+
+def sessions_list(keyless: Keyless, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(keyless_bin()), "sessions", "list", "--config", str(keyless.config), *args],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def records_of(keyless: Keyless, revocation_id: int) -> list[dict[str, Any]]:
+    return [r for r in audit_records(keyless) if (r.get("responseElements") or {}).get("id") == revocation_id]
+
+
+def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_without_a_server(
+        tmp_path: Path) -> None:
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        victim, bystander, later = (keyless.awiwi(issuer.gha_token(), role="gha", session=f"s{i}").credentials
+                                    for i in range(3))
+        assert victim and bystander and later
+        cp = cli("session", victim["AccessKeyId"], "--config", str(keyless.config), "--format", "json")
+        assert cp.returncode == 0, cp.stderr
+        rev = json.loads(cp.stdout)
+        # A running server holds the log: it records the revocation, the CLI waits to see it.
+        assert "audited by the running server" in cp.stderr, cp.stderr
+        assert len(records_of(keyless, rev["id"])) == 1
+        wait_revoked(keyless, victim)
+
+        listed = sessions_list(keyless, "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        by_key = {s["accessKeyId"]: s for s in map(json.loads, listed.stdout.splitlines())}
+        assert by_key[victim["AccessKeyId"]]["status"] == "revoked"
+        assert by_key[victim["AccessKeyId"]]["revocation"]["id"] == rev["id"]
+        assert by_key[victim["AccessKeyId"]]["revocation"]["target"] == {"type": "session",
+                                                                          "accessKeyId": victim["AccessKeyId"]}
+        for c in (bystander, later):
+            assert by_key[c["AccessKeyId"]]["status"] == "active" and by_key[c["AccessKeyId"]]["revocation"] is None
+        text = sessions_list(keyless)
+        assert text.returncode == 0, text.stderr
+        line = next(l for l in text.stdout.splitlines() if l.startswith(victim["AccessKeyId"]))
+        assert f"revoked(#{rev['id']} session {victim['AccessKeyId']})" in line, line
+        assert "active" in next(l for l in text.stdout.splitlines() if l.startswith(bystander["AccessKeyId"]))
+        assert "3 live session(s), 1 of them revoked" in text.stderr
+
+        # The server is down: the CLI takes the log's lock and appends the record itself.
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        cp = cli("role", keyless.role_arn("gha"), "--issued-before", "now", "--config", str(keyless.config),
+                 "--format", "json", "--reason", "offline")
+        assert cp.returncode == 0, cp.stderr
+        offline = json.loads(cp.stdout)
+        assert re.search(r"audited: record \d+ of ", cp.stderr), cp.stderr
+        recs = records_of(keyless, offline["id"])
+        assert len(recs) == 1, recs
+        assert recs[0]["userIdentity"]["type"] == "Operator" and recs[0]["sourceIPAddress"] == "keyless-cli"
+        assert recs[0]["responseElements"]["reason"] == "offline"
+        ok = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
+                            capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0 and "audit log OK" in ok.stdout, ok.stdout + ok.stderr
+        listed = sessions_list(keyless, "--format", "json")
+        statuses = {s["accessKeyId"]: (s["status"], (s["revocation"] or {}).get("id"))
+                    for s in map(json.loads, listed.stdout.splitlines())}
+        assert statuses[victim["AccessKeyId"]] == ("revoked", rev["id"])
+        assert statuses[bystander["AccessKeyId"]] == ("revoked", offline["id"])
+        assert statuses[later["AccessKeyId"]] == ("revoked", offline["id"])
+
+        # A restarted server applies it, does not record it a second time, and the chain holds.
+        keyless = start_keyless(keyless.workdir, keyless.config.read_text())
+        assert not caller_ok(keyless, bystander)
+        next_second()
+        fresh = keyless.awiwi(issuer.gha_token(), role="gha", session="fresh").credentials
+        assert fresh and caller_ok(keyless, fresh)
+        time.sleep(0.6)  # past a revocation poll
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        assert len(records_of(keyless, offline["id"])) == 1
+        ok = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
+                            capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)

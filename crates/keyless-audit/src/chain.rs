@@ -97,7 +97,9 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8; 32]) {
 }
 
 fn push_u64(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(n.to_string().as_bytes());
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail; no temporary String.
+    let _ = write!(out, "{n}");
 }
 
 fn open_record(out: &mut Vec<u8>, head: &ChainHead, kind: &str) {
@@ -125,18 +127,54 @@ fn close_record(out: &mut Vec<u8>, start: usize, head: &mut ChainHead) -> u64 {
 ///
 /// `body` is the event's compact JSON object (`{…}`, from [`crate::AuditEvent::to_body`]).
 pub fn seal_event(head: &mut ChainHead, body: &[u8], out: &mut Vec<u8>) -> Result<u64, LineError> {
-    let inner = body
-        .strip_prefix(b"{")
-        .and_then(|b| b.strip_suffix(b"}"))
-        .ok_or(LineError::NotAnObject)?;
-    if memchr::memchr(b'\n', inner).is_some() {
-        return Err(LineError::NotAnObject);
-    }
+    seal_with(head, out, |out| {
+        out.extend_from_slice(body);
+        Ok(())
+    })
+}
+
+/// Serialises `event` (compact JSON, which must be an object) straight into `out` as the body
+/// of the next line, and seals it: no intermediate body buffer. On error `out` and `head` are
+/// left as they were.
+pub fn seal_serialize<T: serde::Serialize + ?Sized>(
+    head: &mut ChainHead,
+    event: &T,
+    out: &mut Vec<u8>,
+) -> Result<u64, LineError> {
+    seal_with(head, out, |out| {
+        serde_json::to_writer(&mut *out, event).map_err(|e| LineError::Malformed(e.to_string()))
+    })
+}
+
+/// Writes the record prefix, lets `body` append the event's JSON object after it, turns that
+/// object into the line's remaining fields (its `{` becomes `,`, its `}` goes) and closes the
+/// line with the hash. The line is byte-identical to sealing the same object text.
+fn seal_with(
+    head: &mut ChainHead,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), LineError>,
+) -> Result<u64, LineError> {
     let start = out.len();
     open_record(out, head, "event");
-    if !inner.is_empty() {
-        out.push(b',');
-        out.extend_from_slice(inner);
+    let at = out.len();
+    let result = body(out).and_then(|()| {
+        let written = &out[at..];
+        let object = written.len() >= 2 && written[0] == b'{' && written[written.len() - 1] == b'}';
+        if !object || memchr::memchr(b'\n', written).is_some() {
+            return Err(LineError::NotAnObject);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        out.truncate(start);
+        return Err(e);
+    }
+    out.pop();
+    if out.len() == at + 1 {
+        // `{}`: no fields to add.
+        out.pop();
+    } else {
+        out[at] = b',';
     }
     Ok(close_record(out, start, head))
 }

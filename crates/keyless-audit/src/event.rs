@@ -211,13 +211,15 @@ pub struct AuditEvent {
     pub decision: Decision,
 }
 
+/// The form of `eventTime`: RFC 3339 UTC with microseconds.
+pub const EVENT_TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+);
+
 /// RFC 3339 UTC with microseconds, as `eventTime` is written.
 pub fn event_time(t: OffsetDateTime) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
     t.to_offset(time::UtcOffset::UTC)
-        .format(FORMAT)
+        .format(EVENT_TIME_FORMAT)
         .unwrap_or_default()
 }
 

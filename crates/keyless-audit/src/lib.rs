@@ -3,12 +3,15 @@
 //! - [`event`]: the CloudTrail-shaped record ([`AuditEvent`]) and the allow-list that builds
 //!   `requestParameters` without secrets. [`AuditEvent::new`] is the one entry point for any
 //!   event (STS, IAM, `/v1/authorize`, revocations, operator actions).
+//! - [`record`]: the borrowed, typed form of the same record for the request path (no
+//!   `serde_json::Value` tree, no copies; serialised straight into the writer's buffer).
 //! - [`chain`]: the canonical line form, the SHA-256 hash chain and Ed25519-signed digests.
 //! - [`verify`]: checks a whole log across rotated files and locates the first broken, missing
 //!   or reordered record.
 //! - [`query`]: filters, the text form, the live-session inventory and the credential report.
-//! - [`writer`]: the I/O adapter. One thread, group commit (many records per `fdatasync`),
-//!   rotation, crash recovery, fail-closed on write errors.
+//! - [`writer`]: the I/O adapter. Callers chain their record into a shared buffer; one thread
+//!   writes it with group commit (many records per `fdatasync`, one wake-up per batch),
+//!   rotation, crash recovery, one process per log (a lock file), fail-closed on write errors.
 //! - [`files`]: reading a log directory.
 //!
 //! Everything except [`writer`] and [`files`] is pure: no I/O, and time comes in as `now`.
@@ -33,6 +36,7 @@ pub mod chain;
 pub mod event;
 pub mod files;
 pub mod query;
+pub mod record;
 pub mod verify;
 pub mod writer;
 

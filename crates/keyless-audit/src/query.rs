@@ -167,6 +167,17 @@ pub struct Session {
     pub last_used_service: Option<String>,
     /// `AssumeRoleWithWebIdentity` or `AssumeRole`.
     pub issued_by: String,
+    /// The session's account (`recipientAccountId`).
+    pub account: Option<String>,
+    /// The key-ring version that sealed it (`additionalEventData.keyRingVersion`).
+    pub key_version: Option<u32>,
+    /// The token issuer (`iss`) of a federated session: the issuing call's `provider`, or for a
+    /// session chained from one, its parent's.
+    pub issuer: Option<String>,
+    /// The issue instant to the second, as the session token carries it
+    /// (`sessionContext.attributes.creationDate`, else the event time cut to the second): what
+    /// revocation instants are compared with.
+    pub issued_at: OffsetDateTime,
 }
 
 /// Builds the sessions from events in log order.
@@ -206,6 +217,31 @@ impl SessionInventory {
         ) else {
             return;
         };
+        let issuer = resp
+            .get("provider")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                // Chained: the parent session (the caller's key) carries the issuer.
+                let parent = self
+                    .sessions
+                    .get(e.user_identity.access_key_id.as_deref()?)?;
+                parent.issuer.clone()
+            });
+        let issued_at = e
+            .user_identity
+            .session_context
+            .as_ref()
+            .and_then(|c| c.attributes.as_ref())
+            .and_then(|a| parse_time(&a.creation_date))
+            .or_else(|| issued.replace_nanosecond(0).ok())
+            .unwrap_or(issued);
+        let key_version = e
+            .additional_event_data
+            .as_ref()
+            .and_then(|d| d.get("keyRingVersion"))
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok());
         let role_arn = e
             .request_parameters
             .as_ref()
@@ -230,6 +266,10 @@ impl SessionInventory {
                 last_used: None,
                 last_used_service: None,
                 issued_by: e.event_name.clone(),
+                account: e.recipient_account_id.clone(),
+                key_version,
+                issuer,
+                issued_at,
             },
         );
     }

@@ -1,16 +1,23 @@
-//! The file writer (the I/O adapter): one thread owns the log, chains records in arrival order
-//! and commits them in groups, many records per `fdatasync`.
+//! The file writer (the I/O adapter): one thread owns the log file and commits records in
+//! groups, many records per `fdatasync`.
 //!
-//! Callers serialise their event (in parallel, on their own task), hand the bytes over and await
-//! an acknowledgement that is sent only after the batch holding their record is on disk. The
-//! writer takes whatever is queued, waits at most `max_batch_wait` for more (bounded, so a lone
-//! request is not held up), seals the lines, writes them with one `write` and one `fdatasync`,
-//! then acknowledges the whole batch. While one batch syncs (3-4 ms here) the next one queues,
-//! so under load each sync carries many records.
+//! A caller serialises its event straight into the shared pending buffer and chains it there
+//! (under a short lock: the chain is sequential by nature, and this keeps the hash on the
+//! caller's task instead of adding a hand-over), which gives it its `seq`. Durable callers then
+//! await the completion of the *batch* the record is in: one `SetOnce` per batch, set once the
+//! batch is on disk, so a commit costs one allocation and one wake-up pass, not a channel message
+//! and a oneshot per record. The writer thread is woken only when it is idle (an empty queue);
+//! under load it finds the next batch waiting when its `fdatasync` returns and never parks on
+//! the queue. After the first record of an idle period it waits at most `max_batch_wait` for
+//! more (bounded, so a lone request is not held up).
 //!
 //! If a write or sync fails the log is marked failed for good (after a failed `fsync` the state of
 //! the file is unknown): every pending and later record is refused, so issuance fails closed, and
 //! [`AuditLog::failure`] says why (for `/readyz`). A restart re-opens the log.
+//!
+//! One process at a time: the writer holds an exclusive lock on `writer.lock` in the log
+//! directory for as long as it runs (released by the OS on any exit, `kill -9` included), so a
+//! second server or `keyless revoke` on the same data dir cannot fork the chain.
 //!
 //! Files are `audit-<first seq, 20 digits>.jsonl` in the log directory, rotated by size or age;
 //! a digest closes every file, so each rotated file ends signed. On open, a final line without
@@ -21,17 +28,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use keyless_types::Clock;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::SetOnce;
 use tracing::{error, info, warn};
 
-use crate::chain::{ChainHead, DigestSigner, check_line, peek_seq, seal_digest, seal_event};
-use crate::event::AuditEvent;
+use crate::chain::{ChainHead, DigestSigner, check_line, peek_seq, seal_digest, seal_serialize};
 
 /// Settings of the writer (the `[audit]` config table).
 #[derive(Debug, Clone)]
@@ -46,17 +51,19 @@ pub struct WriterConfig {
     pub digest_every_records: u64,
     /// ...or this long after the first record not yet covered by one.
     pub digest_interval: Duration,
-    /// How long the writer waits for more records before committing a batch.
+    /// How long the writer waits for more records after the first one of an idle period.
     pub max_batch_wait: Duration,
-    /// Most records per commit.
-    pub max_batch_records: usize,
+    /// Pending bytes beyond which callers wait for the writer (backpressure).
+    pub max_pending_bytes: usize,
     /// Also copy each committed line to stdout (after it is durable).
     pub stdout: bool,
+    /// How long opening waits for another process to release the log's lock.
+    pub lock_wait: Duration,
 }
 
 impl WriterConfig {
     /// The defaults for a directory: 100 MiB / 1 day files, a digest every 1000 records or 60 s,
-    /// batches of up to 4096 records gathered for at most 200 µs.
+    /// batches gathered for at most 200 µs, at most 64 MiB pending, 5 s to get the lock.
     pub fn new(dir: PathBuf) -> WriterConfig {
         WriterConfig {
             dir,
@@ -65,8 +72,9 @@ impl WriterConfig {
             digest_every_records: 1000,
             digest_interval: Duration::from_secs(60),
             max_batch_wait: Duration::from_micros(200),
-            max_batch_records: 4096,
+            max_pending_bytes: 64 * 1024 * 1024,
             stdout: false,
+            lock_wait: Duration::from_secs(5),
         }
     }
 }
@@ -91,38 +99,116 @@ pub enum AuditError {
         /// What went wrong and what to do.
         message: String,
     },
-}
-
-type Ack = oneshot::Sender<Result<u64, AuditError>>;
-
-enum Job {
-    Event {
-        body: Vec<u8>,
-        ack: Option<Ack>,
-        _permit: OwnedSemaphorePermit,
+    /// Another process holds the log (see [`AuditLog::open`]).
+    #[error("the audit log in {dir} is held by another process (a running keyless server?)")]
+    Busy {
+        /// The directory.
+        dir: String,
     },
-    Shutdown(oneshot::Sender<()>),
 }
 
-#[derive(Default)]
+/// The completion of one batch: set once, after its `fdatasync` (or its failure).
+type Batch = SetOnce<Result<(), AuditError>>;
+
+/// What callers and the writer share, under one lock.
+struct Queue {
+    /// Sealed lines not yet taken by the writer.
+    buf: Vec<u8>,
+    /// The writer's previous buffer, handed back to keep its capacity.
+    spare: Vec<u8>,
+    head: ChainHead,
+    /// First `seq` not yet covered by a digest.
+    digest_first: u64,
+    pending_since_digest: u64,
+    first_pending_at: Option<Instant>,
+    /// Some record in `buf` is awaited: the writer must `fdatasync` it.
+    awaited: bool,
+    /// The completion of the records in `buf`.
+    batch: Arc<Batch>,
+    /// The writer is parked on the condvar and must be notified.
+    writer_idle: bool,
+    shutdown: bool,
+    closed: bool,
+    failure: Option<String>,
+    signer: Option<DigestSigner>,
+    /// Bytes of the current file, written or pending.
+    file_bytes: u64,
+    /// When the current file was started.
+    file_opened: Instant,
+    /// Where in `buf` a new file starts, and its first `seq` (a rotation is decided when a
+    /// record is sealed, so the digest closing a file comes before the record that did not fit).
+    rotations: Vec<(usize, u64)>,
+}
+
+impl Queue {
+    /// Closes the current file with a digest and marks the start of the next one, if the file
+    /// is due by size or age (and holds anything).
+    fn rotate_if_due(&mut self, limits: &Limits, now: time::OffsetDateTime) {
+        let due = self.file_bytes >= limits.max_file_bytes
+            || self.file_opened.elapsed() >= limits.max_file_age;
+        if !due || self.file_bytes == 0 {
+            return;
+        }
+        if self.pending_since_digest > 0 {
+            self.seal_digest(now);
+        }
+        self.rotations.push((self.buf.len(), self.head.next_seq));
+        self.awaited = true;
+        self.file_bytes = 0;
+        self.file_opened = Instant::now();
+    }
+
+    fn seal_digest(&mut self, now: time::OffsetDateTime) -> bool {
+        let Some(signer) = self.signer.as_ref() else {
+            return false;
+        };
+        let seq = seal_digest(
+            &mut self.head,
+            signer,
+            now,
+            self.digest_first,
+            &mut self.buf,
+        );
+        self.digest_first = seq + 1;
+        self.pending_since_digest = 0;
+        self.first_pending_at = None;
+        true
+    }
+}
+
+/// The bounds callers apply when they seal.
+struct Limits {
+    digest_every: u64,
+    max_pending: usize,
+    max_file_bytes: u64,
+    max_file_age: Duration,
+}
+
 struct Shared {
-    failure: Mutex<Option<String>>,
-    signer: Mutex<Option<DigestSigner>>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
     commits: AtomicU64,
     records: AtomicU64,
 }
 
 impl Shared {
-    fn failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Marks the log failed for good and refuses everything pending.
     fn fail(&self, reason: String) {
         error!("audit log failed, refusing further records: {reason}");
-        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        let mut q = self.lock();
+        q.failure = Some(reason.clone());
+        q.buf.clear();
+        q.rotations.clear();
+        q.awaited = false;
+        let batch = std::mem::replace(&mut q.batch, Arc::new(Batch::new()));
+        drop(q);
+        let _ = batch.set(Err(AuditError::Unavailable(reason)));
     }
 }
 
@@ -148,8 +234,6 @@ pub struct WriterStats {
 
 /// The audit log handle (cheap to share behind an `Arc`).
 pub struct AuditLog {
-    tx: Mutex<Option<Sender<Job>>>,
-    permits: Arc<Semaphore>,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -157,13 +241,13 @@ pub struct AuditLog {
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
-            .field("failure", &self.shared.failure())
+            .field("failure", &self.failure())
             .finish_non_exhaustive()
     }
 }
 
-/// Most records queued or in flight at once; callers beyond it wait.
-const MAX_IN_FLIGHT: usize = 65_536;
+/// The name of the lock file in the log directory.
+pub const LOCK_FILE: &str = "writer.lock";
 
 /// The log files of a directory, oldest first (`audit-<20 digits>.jsonl`).
 pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -269,8 +353,43 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// Takes the directory's writer lock, waiting up to `wait` for another process to let go.
+fn take_lock(dir: &Path, wait: Duration) -> Result<File, AuditError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| AuditError::Open {
+            dir: dir.display().to_string(),
+            message: format!("{}: {e}", path.display()),
+        })?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(AuditError::Busy {
+                    dir: dir.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(AuditError::Open {
+                    dir: dir.display().to_string(),
+                    message: format!("cannot lock {}: {e}", path.display()),
+                });
+            }
+        }
+    }
+}
+
 impl AuditLog {
-    /// Opens (or creates) the log in `config.dir` and starts the writer thread.
+    /// Opens (or creates) the log in `config.dir` and starts the writer thread. Fails with
+    /// [`AuditError::Busy`] if another process still holds the log after `config.lock_wait`.
     pub fn open(
         config: WriterConfig,
         clock: Arc<dyn Clock>,
@@ -288,6 +407,7 @@ impl AuditLog {
             std::fs::set_permissions(&config.dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| open_err(e.to_string()))?;
         }
+        let lock = take_lock(&config.dir, config.lock_wait)?;
         let files = list_files(&config.dir).map_err(|e| open_err(e.to_string()))?;
         let mut tail = None;
         let mut current = None;
@@ -314,33 +434,51 @@ impl AuditLog {
             truncated_bytes: truncated,
             current_file: path.clone(),
         };
-        let shared = Arc::new(Shared::default());
-        *shared.signer.lock().unwrap_or_else(PoisonError::into_inner) = Some(signer);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                buf: Vec::with_capacity(1 << 20),
+                spare: Vec::with_capacity(1 << 20),
+                head,
+                digest_first,
+                pending_since_digest: head.next_seq - digest_first,
+                first_pending_at: (head.next_seq > digest_first).then(Instant::now),
+                awaited: false,
+                batch: Arc::new(Batch::new()),
+                writer_idle: false,
+                shutdown: false,
+                closed: false,
+                failure: None,
+                signer: Some(signer),
+                file_bytes,
+                file_opened: Instant::now(),
+                rotations: Vec::new(),
+            }),
+            wake: Condvar::new(),
+            clock,
+            limits: Limits {
+                digest_every: config.digest_every_records,
+                max_pending: config.max_pending_bytes,
+                max_file_bytes: config.max_file_bytes,
+                max_file_age: config.max_file_age,
+            },
+            commits: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+        });
         let state = WriterState {
             config,
-            clock,
             shared: Arc::clone(&shared),
             file,
             path,
-            file_bytes,
-            opened: Instant::now(),
-            head,
-            digest_first,
-            pending_since_digest: head.next_seq - digest_first,
-            first_pending_at: (head.next_seq > digest_first).then(Instant::now),
             unsynced_since: None,
-            buf: Vec::with_capacity(1 << 20),
+            _lock: lock,
         };
         let thread = std::thread::Builder::new()
             .name("keyless-audit-writer".into())
-            .spawn(move || run(state, rx))
+            .spawn(move || run(state))
             .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
         info!(next_seq = report.next_seq, file = %report.current_file.display(), "audit log open");
         Ok((
             AuditLog {
-                tx: Mutex::new(Some(tx)),
-                permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
                 shared,
                 thread: Mutex::new(Some(thread)),
             },
@@ -348,54 +486,82 @@ impl AuditLog {
         ))
     }
 
-    async fn enqueue(&self, event: &AuditEvent, ack: Option<Ack>) -> Result<(), AuditError> {
-        if let Some(reason) = self.shared.failure() {
-            return Err(AuditError::Unavailable(reason));
+    /// Serialises and chains `event` into the pending buffer; returns its `seq` and the batch
+    /// it will be committed with. Waits (asynchronously) while the buffer is over its bound.
+    async fn append<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &T,
+        durable: bool,
+    ) -> Result<(u64, Arc<Batch>), AuditError> {
+        loop {
+            let full = {
+                let mut q = self.shared.lock();
+                if let Some(reason) = &q.failure {
+                    return Err(AuditError::Unavailable(reason.clone()));
+                }
+                if q.closed {
+                    return Err(AuditError::Closed);
+                }
+                let limits = &self.shared.limits;
+                if q.buf.len() < limits.max_pending {
+                    let q = &mut *q;
+                    q.rotate_if_due(limits, self.shared.clock.now());
+                    let before = q.buf.len();
+                    let seq = seal_serialize(&mut q.head, event, &mut q.buf)
+                        .map_err(|e| AuditError::Encode(e.to_string()))?;
+                    q.pending_since_digest += 1;
+                    if q.first_pending_at.is_none() {
+                        q.first_pending_at = Some(Instant::now());
+                    }
+                    if q.pending_since_digest >= limits.digest_every {
+                        q.seal_digest(self.shared.clock.now());
+                    }
+                    q.file_bytes += (q.buf.len() - before) as u64;
+                    q.awaited |= durable;
+                    if q.writer_idle {
+                        // Only an idle writer needs a wake-up; a busy one finds the buffer
+                        // when its current commit returns.
+                        q.writer_idle = false;
+                        self.shared.wake.notify_one();
+                    }
+                    return Ok((seq, Arc::clone(&q.batch)));
+                }
+                if q.writer_idle {
+                    q.writer_idle = false;
+                    self.shared.wake.notify_one();
+                }
+                Arc::clone(&q.batch)
+            };
+            full.wait().await;
         }
-        let body = event
-            .to_body()
-            .map_err(|e| AuditError::Encode(e.to_string()))?;
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| AuditError::Closed)?;
-        let tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = tx.as_ref().ok_or(AuditError::Closed)?;
-        tx.send(Job::Event {
-            body,
-            ack,
-            _permit: permit,
-        })
-        .map_err(|_| AuditError::Closed)
     }
 
-    /// Records `event` and returns its `seq` once it is durably on disk. This is the entry
-    /// point for every event that must be on disk before the caller answers (anything that
-    /// issues or revokes credentials, IAM changes).
-    pub async fn record_durable(&self, event: &AuditEvent) -> Result<u64, AuditError> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(event, Some(tx)).await?;
-        rx.await.map_err(|_| AuditError::Closed)?
+    /// Records `event` (any serialisable JSON object: an [`crate::AuditEvent`] or a typed,
+    /// borrowing record of the same shape) and returns its `seq` once it is durably on disk.
+    /// This is the entry point for every event that must be on disk before the caller answers
+    /// (anything that issues or revokes credentials, IAM changes).
+    pub async fn record_durable<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &T,
+    ) -> Result<u64, AuditError> {
+        let (seq, batch) = self.append(event, true).await?;
+        batch.wait().await.clone().map(|()| seq)
     }
 
-    /// Records `event` without waiting for the disk (it is chained and committed with the next
-    /// batch). Fails only when the log is already known to be unavailable.
-    pub async fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        self.enqueue(event, None).await
+    /// Records `event` without waiting for the disk (it is chained now and written with the
+    /// next batch). Fails only when the log is already known to be unavailable.
+    pub async fn record<T: serde::Serialize + ?Sized>(&self, event: &T) -> Result<(), AuditError> {
+        self.append(event, false).await.map(|_| ())
     }
 
     /// Why the log cannot be written, if it cannot.
     pub fn failure(&self) -> Option<String> {
-        self.shared.failure()
+        self.shared.lock().failure.clone()
     }
 
     /// Replaces the digest signing key (after a key-ring rotation).
     pub fn set_signer(&self, signer: DigestSigner) {
-        *self
-            .shared
-            .signer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(signer);
+        self.shared.lock().signer = Some(signer);
     }
 
     /// Commits and fsync counters.
@@ -406,19 +572,15 @@ impl AuditLog {
         }
     }
 
-    /// Commits everything queued, writes a closing digest, syncs and stops the writer. Later
-    /// records get [`AuditError::Closed`].
+    /// Commits everything queued, writes a closing digest, syncs and stops the writer (and
+    /// releases the lock). Later records get [`AuditError::Closed`].
     pub async fn shutdown(&self) {
-        let tx = self
-            .tx
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(tx) = tx {
-            let (done, wait) = oneshot::channel();
-            if tx.send(Job::Shutdown(done)).is_ok() {
-                let _ = wait.await;
-            }
+        {
+            let mut q = self.shared.lock();
+            q.closed = true;
+            q.shutdown = true;
+            q.writer_idle = false;
+            self.shared.wake.notify_one();
         }
         let thread = self
             .thread
@@ -433,19 +595,13 @@ impl AuditLog {
 
 struct WriterState {
     config: WriterConfig,
-    clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
     file: File,
     path: PathBuf,
-    file_bytes: u64,
-    opened: Instant,
-    head: ChainHead,
-    digest_first: u64,
-    pending_since_digest: u64,
-    first_pending_at: Option<Instant>,
     /// Set while records that nobody awaits are written but not yet synced.
     unsynced_since: Option<Instant>,
-    buf: Vec<u8>,
+    /// Held (never read) for the writer's life: one process per log.
+    _lock: File,
 }
 
 /// The longest records nobody awaits (sampled authorize decisions) stay written but unsynced.
@@ -453,181 +609,187 @@ struct WriterState {
 /// this window can. Any durable record syncs them earlier.
 const MAX_UNSYNCED: Duration = Duration::from_millis(500);
 
-/// Takes everything queued, up to `max`; reports a shutdown request separately.
-fn drain(rx: &Receiver<Job>, batch: &mut Vec<Job>, max: usize) -> Option<oneshot::Sender<()>> {
-    while batch.len() < max {
-        match rx.try_recv() {
-            Ok(Job::Shutdown(done)) => return Some(done),
-            Ok(ev) => batch.push(ev),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-        }
-    }
-    None
+/// One unit of work taken from the queue.
+struct Take {
+    bytes: Vec<u8>,
+    sync: bool,
+    batch: Arc<Batch>,
+    /// Offsets in `bytes` where a new file starts, with its first `seq`.
+    rotations: Vec<(usize, u64)>,
+    shutdown: bool,
 }
 
-fn run(mut st: WriterState, rx: Receiver<Job>) {
-    let max = st.config.max_batch_records;
+fn run(mut st: WriterState) {
+    let shared = Arc::clone(&st.shared);
     loop {
-        // Under load, records pile up while the previous batch syncs: take them at once, without
-        // parking. Only an empty queue blocks (until a record or the digest deadline).
-        let mut batch = Vec::new();
-        let mut shutdown = drain(&rx, &mut batch, max);
-        if batch.is_empty() && shutdown.is_none() {
-            let first = match st.digest_deadline() {
-                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(j) => j,
-                    Err(RecvTimeoutError::Timeout) => {
-                        st.on_deadline();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        st.close();
-                        return;
-                    }
-                },
-                None => match rx.recv() {
-                    Ok(j) => j,
-                    Err(_) => {
-                        st.close();
-                        return;
-                    }
-                },
-            };
-            match first {
-                Job::Shutdown(done) => shutdown = Some(done),
-                ev => batch.push(ev),
-            }
-            if shutdown.is_none() && !st.config.max_batch_wait.is_zero() {
-                // The bounded wait: sleep rather than wake once per arriving record, so senders
-                // find no parked receiver and pay no wake-up; then take what came.
-                std::thread::sleep(st.config.max_batch_wait);
-                shutdown = drain(&rx, &mut batch, max);
+        let take = st.take(&shared);
+        let Take {
+            bytes,
+            sync,
+            batch,
+            rotations,
+            shutdown,
+        } = take;
+        let ok = st.commit(&bytes, &rotations, sync);
+        {
+            // Hand the buffer back for reuse.
+            let mut q = shared.lock();
+            if q.spare.capacity() < bytes.capacity() {
+                let mut b = bytes;
+                b.clear();
+                q.spare = b;
             }
         }
-        st.commit(batch);
-        if let Some(done) = shutdown {
-            st.close();
-            let _ = done.send(());
+        if ok {
+            let _ = batch.set(Ok(()));
+        } else {
+            let reason = shared.lock().failure.clone().unwrap_or_default();
+            let _ = batch.set(Err(AuditError::Unavailable(reason)));
+        }
+        if shutdown {
+            info!(next_seq = shared.lock().head.next_seq, "audit log closed");
             return;
         }
     }
 }
 
 impl WriterState {
-    /// When the writer must wake with nothing queued: a timed digest or an overdue sync.
-    fn digest_deadline(&self) -> Option<Instant> {
-        let digest = self
-            .first_pending_at
-            .map(|t| t + self.config.digest_interval);
-        let sync = self.unsynced_since.map(|t| t + MAX_UNSYNCED);
-        match (digest, sync) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    /// Waits for work and takes it: the pending lines, whether they need a sync, and the
+    /// digest a timer, a rotation or the shutdown calls for.
+    fn take(&mut self, shared: &Shared) -> Take {
+        let mut q = shared.lock();
+        let mut was_idle = false;
+        let mut overdue_sync = false;
+        loop {
+            if q.shutdown || !q.buf.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if self.digest_due(&q, now) {
+                break;
+            }
+            if self.unsynced_since.is_some_and(|t| t + MAX_UNSYNCED <= now) {
+                overdue_sync = true;
+                break;
+            }
+            let digest_at = q
+                .first_pending_at
+                .filter(|_| q.pending_since_digest > 0 && q.failure.is_none())
+                .map(|t| t + self.config.digest_interval);
+            let sync_at = self.unsynced_since.map(|t| t + MAX_UNSYNCED);
+            let deadline = match (digest_at, sync_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            q.writer_idle = true;
+            was_idle = true;
+            q = match deadline {
+                Some(at) => {
+                    shared
+                        .wake
+                        .wait_timeout(q, at.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => shared.wake.wait(q).unwrap_or_else(PoisonError::into_inner),
+            };
+            q.writer_idle = false;
+        }
+        if was_idle && !q.shutdown && !q.buf.is_empty() && !self.config.max_batch_wait.is_zero() {
+            // The bounded wait after an idle period: sleep rather than wake per arriving
+            // record, then take what came.
+            drop(q);
+            std::thread::sleep(self.config.max_batch_wait);
+            q = shared.lock();
+        }
+        if self.digest_due(&q, Instant::now()) {
+            q.seal_digest(shared.clock.now());
+            q.awaited = true;
+        }
+        let shutdown = q.shutdown;
+        if shutdown && q.failure.is_none() && q.pending_since_digest > 0 {
+            q.seal_digest(shared.clock.now());
+            q.awaited = true;
+        }
+        let spare = std::mem::take(&mut q.spare);
+        let bytes = std::mem::replace(&mut q.buf, spare);
+        let sync = std::mem::take(&mut q.awaited) || overdue_sync;
+        let batch = std::mem::replace(&mut q.batch, Arc::new(Batch::new()));
+        let rotations = std::mem::take(&mut q.rotations);
+        Take {
+            bytes,
+            sync,
+            batch,
+            rotations,
+            shutdown,
         }
     }
 
-    fn on_deadline(&mut self) {
-        let now = Instant::now();
-        if self
-            .first_pending_at
-            .is_some_and(|t| t + self.config.digest_interval <= now)
-        {
-            self.timed_digest();
+    /// A timed digest is due: records are unsigned for longer than `digest_interval`.
+    fn digest_due(&self, q: &Queue, now: Instant) -> bool {
+        q.failure.is_none()
+            && q.pending_since_digest > 0
+            && q.first_pending_at
+                .is_some_and(|t| t + self.config.digest_interval <= now)
+    }
+
+    /// Writes a batch: each part before a rotation mark to its file, synced, then the new file
+    /// is created; the rest to the current file, synced if `sync`.
+    fn commit(&mut self, bytes: &[u8], rotations: &[(usize, u64)], sync: bool) -> bool {
+        let mut from = 0;
+        for &(at, first_seq) in rotations {
+            if !(self.write(&bytes[from..at], true) && self.rotate(first_seq)) {
+                return false;
+            }
+            from = at;
         }
-        if self.unsynced_since.is_some_and(|t| t + MAX_UNSYNCED <= now) {
-            self.flush_synced(true);
-        }
+        self.write(&bytes[from..], sync)
     }
 
-    fn signer_digest(&mut self) -> bool {
-        let signer = self
-            .shared
-            .signer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(signer) = signer.as_ref() else {
-            return false;
-        };
-        let seq = seal_digest(
-            &mut self.head,
-            signer,
-            self.clock.now(),
-            self.digest_first,
-            &mut self.buf,
-        );
-        self.digest_first = seq + 1;
-        self.pending_since_digest = 0;
-        self.first_pending_at = None;
-        true
-    }
-
-    /// Writes and syncs `buf`; on failure marks the log failed.
-    fn flush(&mut self) -> bool {
-        self.flush_synced(true)
-    }
-
-    /// Writes `buf`, and syncs the file when `sync` (or when unsynced records are overdue);
+    /// Writes `bytes`, and syncs the file when `sync` (or when unsynced records are overdue);
     /// on failure marks the log failed.
-    fn flush_synced(&mut self, sync: bool) -> bool {
+    fn write(&mut self, bytes: &[u8], sync: bool) -> bool {
         let overdue = self
             .unsynced_since
             .is_some_and(|t| t.elapsed() >= MAX_UNSYNCED);
         let sync = sync || overdue;
-        if self.buf.is_empty() && !(sync && self.unsynced_since.is_some()) {
+        if bytes.is_empty() && !(sync && self.unsynced_since.is_some()) {
             return true;
         }
         let result = self
             .file
-            .write_all(&self.buf)
+            .write_all(bytes)
             .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        if result.is_ok() {
-            if sync {
-                self.unsynced_since = None;
-            } else if !self.buf.is_empty() {
-                self.unsynced_since.get_or_insert_with(Instant::now);
-            }
-        }
         match result {
             Ok(()) => {
-                self.file_bytes += self.buf.len() as u64;
-                let lines = memchr::memchr_iter(b'\n', &self.buf).count() as u64;
                 if sync {
+                    self.unsynced_since = None;
                     self.shared.commits.fetch_add(1, Ordering::Relaxed);
+                } else if !bytes.is_empty() {
+                    self.unsynced_since.get_or_insert_with(Instant::now);
                 }
+                let lines = memchr::memchr_iter(b'\n', bytes).count() as u64;
                 self.shared.records.fetch_add(lines, Ordering::Relaxed);
                 if self.config.stdout {
                     let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&self.buf).and_then(|()| out.flush());
+                    let _ = out.write_all(bytes).and_then(|()| out.flush());
                 }
-                self.buf.clear();
                 true
             }
             Err(e) => {
                 self.shared
                     .fail(format!("writing {} failed: {e}", self.path.display()));
-                self.buf.clear();
                 false
             }
         }
     }
 
-    fn rotate_if_due(&mut self) -> bool {
-        let has_records = self.file_bytes > 0;
-        let due = self.file_bytes >= self.config.max_file_bytes
-            || self.opened.elapsed() >= self.config.max_file_age;
-        if !(has_records && due) {
-            return true;
-        }
-        if self.pending_since_digest > 0 && !(self.signer_digest() && self.flush()) {
-            return false;
-        }
-        match create_file(&self.config.dir, self.head.next_seq) {
+    fn rotate(&mut self, first_seq: u64) -> bool {
+        match create_file(&self.config.dir, first_seq) {
             Ok((file, path)) => {
                 info!(file = %path.display(), "audit log rotated");
                 self.file = file;
                 self.path = path;
-                self.file_bytes = 0;
-                self.opened = Instant::now();
                 true
             }
             Err(e) => {
@@ -639,93 +801,12 @@ impl WriterState {
             }
         }
     }
-
-    fn refuse(batch: Vec<Job>, err: &AuditError) {
-        for job in batch {
-            if let Job::Event { ack: Some(ack), .. } = job {
-                let _ = ack.send(Err(err.clone()));
-            }
-        }
-    }
-
-    fn commit(&mut self, batch: Vec<Job>) {
-        if batch.is_empty() {
-            return;
-        }
-        if let Some(reason) = self.shared.failure() {
-            return Self::refuse(batch, &AuditError::Unavailable(reason));
-        }
-        if !self.rotate_if_due() {
-            let reason = self.shared.failure().unwrap_or_default();
-            return Self::refuse(batch, &AuditError::Unavailable(reason));
-        }
-        let mut acks = Vec::with_capacity(batch.len());
-        for job in batch {
-            let Job::Event { body, ack, .. } = job else {
-                continue;
-            };
-            match seal_event(&mut self.head, &body, &mut self.buf) {
-                Ok(seq) => {
-                    acks.push((ack, seq));
-                    self.pending_since_digest += 1;
-                    if self.first_pending_at.is_none() {
-                        self.first_pending_at = Some(Instant::now());
-                    }
-                    if self.pending_since_digest >= self.config.digest_every_records {
-                        self.signer_digest();
-                    }
-                }
-                Err(e) => {
-                    if let Some(ack) = ack {
-                        let _ = ack.send(Err(AuditError::Encode(e.to_string())));
-                    }
-                }
-            }
-        }
-        // One fdatasync per batch that someone awaits; batches of records nobody awaits are
-        // written at once and synced with the next awaited batch or within MAX_UNSYNCED.
-        let awaited = acks.iter().any(|(ack, _)| ack.is_some());
-        if self.flush_synced(awaited) {
-            for (ack, seq) in acks {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Ok(seq));
-                }
-            }
-        } else {
-            let err = AuditError::Unavailable(self.shared.failure().unwrap_or_default());
-            for (ack, _) in acks {
-                if let Some(ack) = ack {
-                    let _ = ack.send(Err(err.clone()));
-                }
-            }
-        }
-    }
-
-    fn timed_digest(&mut self) {
-        if self.shared.failure().is_some() {
-            self.first_pending_at = None;
-            return;
-        }
-        if self.pending_since_digest > 0 && self.signer_digest() {
-            self.flush();
-        } else {
-            self.first_pending_at = None;
-        }
-    }
-
-    fn close(&mut self) {
-        if self.shared.failure().is_none() && self.pending_since_digest > 0 && self.signer_digest()
-        {
-            self.flush();
-        }
-        info!(next_seq = self.head.next_seq, "audit log closed");
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::SOURCE_STS;
+    use crate::event::{AuditEvent, SOURCE_STS};
     use crate::verify::{KeyPins, Verifier};
     use aws_lc_rs::signature::Ed25519KeyPair;
     use keyless_types::FixedClock;
@@ -937,6 +1018,60 @@ mod tests {
             Err(AuditError::Unavailable(_))
         ));
         log.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_on_the_same_directory_is_refused_until_the_first_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = WriterConfig::new(dir.path().join("audit"));
+        cfg.lock_wait = Duration::from_millis(100);
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        log.record_durable(&event(1)).await.unwrap();
+        let err = AuditLog::open(cfg.clone(), clock(), signer()).unwrap_err();
+        assert!(matches!(err, AuditError::Busy { .. }), "{err:?}");
+        log.shutdown().await;
+        let (log, report) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        // Record 1 and the shutdown digest.
+        assert_eq!(report.next_seq, 3);
+        log.shutdown().await;
+        assert!(verify_dir(&cfg.dir).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_typed_record_serialises_into_the_same_line_as_its_body() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Typed<'a> {
+            event_id: &'a str,
+            event_name: &'a str,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = WriterConfig::new(dir.path().join("audit"));
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        let typed = Typed {
+            event_id: "ev-1",
+            event_name: "AssumeRole",
+        };
+        assert_eq!(log.record_durable(&typed).await, Ok(1));
+        // Not an object: refused, nothing written, the chain does not move.
+        assert!(matches!(
+            log.record_durable(&[1, 2]).await,
+            Err(AuditError::Encode(_))
+        ));
+        assert_eq!(log.record_durable(&typed).await, Ok(2));
+        log.shutdown().await;
+        let text = std::fs::read_to_string(list_files(&cfg.dir).unwrap().pop().unwrap()).unwrap();
+        let first = text.lines().next().unwrap();
+        let mut head = ChainHead::genesis();
+        let mut want = Vec::new();
+        crate::chain::seal_event(
+            &mut head,
+            br#"{"eventId":"ev-1","eventName":"AssumeRole"}"#,
+            &mut want,
+        )
+        .unwrap();
+        assert_eq!(format!("{first}\n").as_bytes(), want.as_slice());
+        assert!(verify_dir(&cfg.dir).is_ok());
     }
 
     #[tokio::test]

@@ -524,6 +524,27 @@ impl Scopes {
     }
 }
 
+/// What [`RevocationSet::check_facts`] knows of a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFacts<'a> {
+    /// The access key id.
+    pub access_key_id: &'a str,
+    /// The session's account.
+    pub account: AccountId,
+    /// The role ARN.
+    pub role_arn: &'a str,
+    /// When it was issued.
+    pub issued_at: OffsetDateTime,
+    /// The key-ring version that sealed it, when known.
+    pub key_version: Option<u32>,
+    /// The token issuer (`iss`) of a federated session, when known.
+    pub issuer: Option<&'a str>,
+    /// The token subject of a federated session, when known.
+    pub subject: Option<&'a str>,
+    /// The source identity.
+    pub source_identity: Option<&'a str>,
+}
+
 /// Why a session or token is refused: the revocation that matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revoked {
@@ -618,6 +639,36 @@ impl RevocationSet {
             .or_else(|| match &claims.federated {
                 Some(f) => self.federated(account, &f.issuer, &f.subject, si, at),
                 None => self.source_identities.get(si?)?.matching(account, Some(at)),
+            })
+    }
+
+    /// Whether a session known only from its facts (e.g. rebuilt from the audit trail by
+    /// `keyless sessions list`) is revoked: the same rules as [`RevocationSet::check_session`],
+    /// with the facts that are unknown (`None`) matching nothing.
+    pub fn check_facts(&self, f: &SessionFacts<'_>) -> Option<Revoked> {
+        if self.is_empty() {
+            return None;
+        }
+        if let Some(id) = self.sessions.get(f.access_key_id) {
+            return Some(Revoked { id: *id });
+        }
+        let (account, at) = (f.account, f.issued_at);
+        self.roles
+            .get(f.role_arn)
+            .and_then(|s| s.matching(account, Some(at)))
+            .or_else(|| {
+                self.key_versions
+                    .get(&f.key_version?)?
+                    .matching(account, None)
+            })
+            .or_else(|| match (f.issuer, f.subject) {
+                (Some(issuer), Some(subject)) => {
+                    self.federated(account, issuer, subject, f.source_identity, at)
+                }
+                _ => self
+                    .source_identities
+                    .get(f.source_identity?)?
+                    .matching(account, Some(at)),
             })
     }
 
@@ -852,6 +903,63 @@ mod tests {
         let set = RevocationSet::build(&[make(&req("key-version", "3"), None, t(100))], t(100));
         assert!(set.check_session(&akid(), &claims(200), 3).is_some());
         assert!(set.check_session(&akid(), &claims(10), 4).is_none());
+    }
+
+    #[test]
+    fn facts_from_the_audit_trail_match_like_the_session() {
+        let id = akid();
+        let c = claims(10);
+        let f = c.federated.as_ref().unwrap();
+        let facts = SessionFacts {
+            access_key_id: &id,
+            account: c.account,
+            role_arn: &c.role_arn,
+            issued_at: c.issued_at,
+            key_version: Some(3),
+            issuer: Some(&f.issuer),
+            subject: Some(&f.subject),
+            source_identity: c.source_identity.as_deref(),
+        };
+        let mut subject = req("subject", "repo:o/r:ref:refs/heads/main");
+        subject.issuer = Some("https://issuer.example".into());
+        for r in [
+            req("session", &id),
+            req("role", "arn:aws:iam::123456789012:role/deploy"),
+            req("key-version", "3"),
+            subject,
+            req("issuer", "https://issuer.example"),
+            req("source-identity", "alice"),
+        ] {
+            let mut rev = make(&r, None, t(100));
+            rev.id = 7;
+            let set = RevocationSet::build(&[rev], t(100));
+            assert_eq!(set.check_facts(&facts), Some(Revoked { id: 7 }), "{r:?}");
+            assert_eq!(
+                set.check_facts(&facts).is_some(),
+                set.check_session(&id, &c, 3).is_some()
+            );
+        }
+        // Unknown facts match nothing; later sessions are not caught by an instant.
+        let set = RevocationSet::build(&[make(&req("key-version", "3"), None, t(100))], t(100));
+        let unknown = SessionFacts {
+            key_version: None,
+            ..facts
+        };
+        assert!(set.check_facts(&unknown).is_none());
+        let set = RevocationSet::build(
+            &[make(&req("issuer", "https://issuer.example"), None, t(100))],
+            t(100),
+        );
+        let later = SessionFacts {
+            issued_at: t(101),
+            ..facts
+        };
+        assert!(set.check_facts(&later).is_none());
+        let no_issuer = SessionFacts {
+            issuer: None,
+            ..facts
+        };
+        assert!(set.check_facts(&no_issuer).is_none());
     }
 
     #[test]

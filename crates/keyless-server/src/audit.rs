@@ -13,23 +13,29 @@
 //!
 //! [`AppState`]: crate::state::AppState
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keyless_audit::chain::DigestSigner;
 use keyless_audit::event::{
-    SOURCE_KEYLESS, SOURCE_STS, SessionAttributes, SessionContext, SessionIssuer, UserIdentity,
-    WebIdFederationData, bounded,
+    SOURCE_KEYLESS, SOURCE_STS, SessionContext, SessionIssuer, UserIdentity, WebIdFederationData,
+    bounded,
+};
+use keyless_audit::record::{
+    AssumedRoleUserRef, Bounded, Claims, CredentialsRef, EventRef, IssuedRef, Joined,
+    KeyRingVersion, Prefix, Principal, Record, Seconds, SessionAttributesRef, SessionContextRef,
+    SessionIssuerRef, UserIdentityRef, WebIdRef,
 };
 use keyless_audit::writer::OpenReport;
 use keyless_audit::{AuditEvent, AuditLog, WriterConfig};
 use keyless_core::caller::Caller;
 use keyless_core::error::ApiError;
-use keyless_core::sts::{Issued, iso8601};
+use keyless_core::sts::Issued;
 use keyless_token::{FederatedFacts, KeyRing};
 use keyless_types::{Clock, OffsetDateTime};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tracing::error;
 
@@ -215,19 +221,19 @@ impl Audit {
     /// Writes `event` and waits until it is durable; `ServiceUnavailable` if it cannot be. The
     /// entry point for every handler that must not answer before its record is on disk
     /// (revocations, IAM changes, custom events).
-    pub async fn record_durable(&self, event: &AuditEvent) -> Result<(), ApiError> {
+    pub async fn record_durable<T: Record + ?Sized>(&self, event: &T) -> Result<(), ApiError> {
         let Some(log) = &self.log else { return Ok(()) };
         log.record_durable(event).await.map(|_| ()).map_err(|e| {
-            error!(event = event.event_name, "audit record not written: {e}");
+            error!(event = event.event_name(), "audit record not written: {e}");
             unavailable()
         })
     }
 
     /// Queues `event` without waiting for the disk; `ServiceUnavailable` if the log is down.
-    pub async fn record(&self, event: &AuditEvent) -> Result<(), ApiError> {
+    pub async fn record<T: Record + ?Sized>(&self, event: &T) -> Result<(), ApiError> {
         let Some(log) = &self.log else { return Ok(()) };
         log.record(event).await.map_err(|e| {
-            error!(event = event.event_name, "audit record not queued: {e}");
+            error!(event = event.event_name(), "audit record not queued: {e}");
             unavailable()
         })
     }
@@ -274,6 +280,36 @@ pub fn keyless_event(now: OffsetDateTime, event_name: &str, request_id: &str) ->
     let mut e = AuditEvent::new(now, SOURCE_KEYLESS, event_name, request_id, event_id());
     e.event_type = "KeylessEvent".into();
     e
+}
+
+/// The record of a revocation an operator wrote to the store (`keyless revoke --data-dir`):
+/// written by the server that loads it (`source` `keyless-store`) or, when no server holds the
+/// log, by the CLI itself (`source` `keyless-cli`). `responseElements` is the revocation with
+/// its store id, which is how a record is matched to its revocation.
+pub fn operator_revocation_event(
+    now: OffsetDateTime,
+    revocation: &keyless_core::revocation::Revocation,
+    source: &str,
+) -> AuditEvent {
+    let mut event = keyless_event(now, "RevokeSessions", &crate::xml::request_id());
+    event.source_ip_address = source.into();
+    event.user_identity.kind = "Operator".into();
+    event.user_identity.principal_id = Some(revocation.spec.created_by.clone());
+    event.response_elements = Some(revocation.to_json());
+    event
+}
+
+/// Whether `event` records the revocation with store id `id` (see
+/// [`operator_revocation_event`]; API revocations carry the same `responseElements`).
+pub fn records_revocation(event: &AuditEvent, id: i64) -> bool {
+    event.event_source == SOURCE_KEYLESS
+        && event.event_name == "RevokeSessions"
+        && event
+            .response_elements
+            .as_ref()
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_i64)
+            == Some(id)
 }
 
 /// A pre-filled event for a call made by an authenticated caller (IAM actions, revocations
@@ -350,37 +386,43 @@ impl CallerFacts {
         }
     }
 
-    fn identity(&self) -> UserIdentity {
-        UserIdentity {
-            kind: "AssumedRole".into(),
-            principal_id: Some(self.user_id.clone()),
-            arn: Some(self.arn.clone()),
-            account_id: Some(self.account.clone()),
-            access_key_id: Some(self.access_key_id.clone()),
+    /// The caller as a typed `userIdentity`, borrowing these facts.
+    fn identity_ref(&self) -> UserIdentityRef<'_> {
+        UserIdentityRef {
+            kind: "AssumedRole",
+            principal_id: Some(Principal::Plain(&self.user_id)),
+            arn: Some(&self.arn),
+            account_id: Some(&self.account),
+            access_key_id: Some(&self.access_key_id),
             user_name: None,
             identity_provider: None,
-            session_context: Some(SessionContext {
-                source_identity: self.source_identity.clone(),
-                web_id_federation_data: self.federated.as_ref().map(|f| WebIdFederationData {
-                    federated_provider: f.provider_arn.clone(),
-                    attributes: attributes(&[
-                        ("sub".into(), f.subject.clone()),
-                        ("aud".into(), f.audience.clone()),
-                    ]),
+            session_context: Some(SessionContextRef {
+                source_identity: self.source_identity.as_deref(),
+                web_id_federation_data: self.federated.as_ref().map(|f| WebIdRef {
+                    federated_provider: &f.provider_arn,
+                    attributes: Claims::SubAud(&f.subject, &f.audience),
                 }),
-                session_issuer: Some(SessionIssuer {
-                    kind: "Role".into(),
-                    principal_id: self.role_id.clone(),
-                    arn: self.role_arn.clone(),
-                    account_id: self.account.clone(),
-                    user_name: self.role_name.clone(),
+                session_issuer: Some(SessionIssuerRef {
+                    kind: "Role",
+                    principal_id: &self.role_id,
+                    arn: &self.role_arn,
+                    account_id: &self.account,
+                    user_name: &self.role_name,
                 }),
-                attributes: Some(SessionAttributes {
-                    creation_date: iso8601(self.issued_at),
-                    mfa_authenticated: self.mfa.to_string(),
-                }),
+                attributes: Some(SessionAttributesRef::new(self.issued_at, self.mfa)),
             }),
         }
+    }
+
+    /// The caller as an owned `userIdentity` (for events built as [`AuditEvent`]).
+    fn identity(&self) -> UserIdentity {
+        keyless_audit::record::to_json(&self.identity_ref())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_else(|| UserIdentity {
+                kind: "AssumedRole".into(),
+                ..UserIdentity::default()
+            })
     }
 }
 
@@ -431,54 +473,40 @@ impl IssuedFacts {
         }
     }
 
-    fn response_elements(&self) -> Value {
-        let mut r = Map::new();
-        r.insert(
-            "credentials".into(),
-            json!({
-                "accessKeyId": self.access_key_id,
-                "expiration": iso8601(self.expiration),
-            }),
-        );
-        r.insert(
-            "assumedRoleUser".into(),
-            json!({ "assumedRoleId": self.assumed_role_id, "arn": self.assumed_role_arn }),
-        );
-        if let Some((sub, aud, provider)) = &self.web {
-            r.insert("subjectFromWebIdentityToken".into(), json!(sub));
-            r.insert("audience".into(), json!(aud));
-            r.insert("provider".into(), json!(provider));
+    fn response_ref(&self) -> IssuedRef<'_> {
+        let web = self.web.as_ref();
+        IssuedRef {
+            credentials: CredentialsRef {
+                access_key_id: &self.access_key_id,
+                expiration: Seconds(self.expiration),
+            },
+            assumed_role_user: AssumedRoleUserRef {
+                assumed_role_id: &self.assumed_role_id,
+                arn: &self.assumed_role_arn,
+            },
+            subject_from_web_identity_token: web.map(|w| w.0.as_str()),
+            audience: web.map(|w| w.1.as_str()),
+            provider: web.map(|w| w.2.as_str()),
+            packed_policy_size: self.packed_policy_size,
+            source_identity: self.source_identity.as_deref(),
         }
-        if let Some(p) = self.packed_policy_size {
-            r.insert("packedPolicySize".into(), json!(p));
-        }
-        if let Some(s) = &self.source_identity {
-            r.insert("sourceIdentity".into(), json!(s));
-        }
-        Value::Object(r)
     }
 
-    fn session_context(&self, with_web: bool) -> SessionContext {
-        SessionContext {
-            source_identity: self.source_identity.clone(),
-            web_id_federation_data: match (&self.provider_arn, with_web) {
-                (Some(p), true) => Some(WebIdFederationData {
-                    federated_provider: p.clone(),
-                    attributes: attributes(&self.token_attributes),
-                }),
-                _ => None,
-            },
-            session_issuer: Some(SessionIssuer {
-                kind: "Role".into(),
-                principal_id: self.role_id.clone(),
-                arn: self.role_arn.clone(),
-                account_id: self.account.clone(),
-                user_name: self.role_name.clone(),
+    fn session_context_ref(&self) -> SessionContextRef<'_> {
+        SessionContextRef {
+            source_identity: self.source_identity.as_deref(),
+            web_id_federation_data: self.provider_arn.as_deref().map(|p| WebIdRef {
+                federated_provider: p,
+                attributes: Claims::Pairs(&self.token_attributes),
             }),
-            attributes: Some(SessionAttributes {
-                creation_date: iso8601(self.issued_at),
-                mfa_authenticated: self.mfa.to_string(),
+            session_issuer: Some(SessionIssuerRef {
+                kind: "Role",
+                principal_id: &self.role_id,
+                arn: &self.role_arn,
+                account_id: &self.account,
+                user_name: &self.role_name,
             }),
+            attributes: Some(SessionAttributesRef::new(self.issued_at, self.mfa)),
         }
     }
 }
@@ -517,73 +545,128 @@ const READ_ONLY: &[&str] = &[
     "DecodeAuthorizationMessage",
 ];
 
+/// The record of one STS (or IAM) call: it owns the call's facts and serialises them as a
+/// typed record ([`keyless_audit::record::EventRef`], the JSON of an [`AuditEvent`]) straight
+/// into the log's buffer, with no `serde_json::Value` tree and no copies of the strings.
+#[derive(Debug)]
+pub struct StsEvent<'a> {
+    call: StsCall<'a>,
+    error: Option<&'a ApiError>,
+    name: Cow<'a, str>,
+    event_id: String,
+}
+
+/// `additionalEventData` of an STS call.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum StsExtra<'a> {
+    Key(KeyRingVersion),
+    Risks {
+        #[serde(rename = "acknowledgedRisks")]
+        acknowledged_risks: &'a [Value],
+    },
+}
+
 /// The record of one STS call, success (`error` = `None`) or failure.
-pub fn sts_event(call: StsCall<'_>, error: Option<&ApiError>) -> AuditEvent {
+pub fn sts_event<'a>(call: StsCall<'a>, error: Option<&'a ApiError>) -> StsEvent<'a> {
     let name = if call.action.is_empty() {
-        "Unknown".to_owned()
+        Cow::Borrowed("Unknown")
+    } else if call.action.chars().nth(64).is_none() {
+        Cow::Borrowed(call.action)
     } else {
-        call.action.chars().take(64).collect()
+        Cow::Owned(call.action.chars().take(64).collect())
     };
-    let mut e = AuditEvent::new(
-        call.now,
-        call.event_source,
-        &name,
-        call.request_id,
-        event_id(),
-    );
-    e.source_ip_address = call.source_ip.to_string();
-    e.user_agent = call.user_agent.chars().take(1024).collect();
-    e.read_only = READ_ONLY.contains(&name.as_str())
-        || (call.event_source != SOURCE_STS
-            && ["Get", "List", "Simulate"]
-                .iter()
-                .any(|p| name.starts_with(p)));
-    e.request_parameters = call.request_parameters;
-    let facts = call.facts;
-    if let Some(c) = &facts.caller {
-        e.user_identity = c.identity();
-        e.recipient_account_id = Some(c.account.clone());
-    } else if name == "AssumeRoleWithWebIdentity" {
-        e.user_identity = match &facts.issued {
-            Some(i) => {
-                let (sub, aud) = i
-                    .web
-                    .as_ref()
-                    .map(|(s, a, _)| (s.clone(), a.clone()))
-                    .unwrap_or_default();
-                let provider = i.provider_arn.clone().unwrap_or_default();
-                UserIdentity {
-                    kind: "WebIdentityUser".into(),
-                    principal_id: Some(format!("{provider}:{aud}:{sub}")),
-                    user_name: Some(sub),
-                    identity_provider: Some(provider),
-                    session_context: Some(i.session_context(true)),
-                    ..UserIdentity::default()
+    StsEvent {
+        call,
+        error,
+        name,
+        event_id: event_id(),
+    }
+}
+
+impl StsEvent<'_> {
+    fn record(&self) -> EventRef<'_, &Value, IssuedRef<'_>, StsExtra<'_>> {
+        let call = &self.call;
+        let facts = &call.facts;
+        let name: &str = &self.name;
+        let mut e = EventRef::new(
+            call.now,
+            call.event_source,
+            name,
+            call.request_id,
+            &self.event_id,
+            call.source_ip,
+        );
+        e.user_agent = Prefix(call.user_agent, 1024);
+        e.read_only = READ_ONLY.contains(&name)
+            || (call.event_source != SOURCE_STS
+                && ["Get", "List", "Simulate"]
+                    .iter()
+                    .any(|p| name.starts_with(p)));
+        e.request_parameters = call.request_parameters.as_ref();
+        if let Some(c) = &facts.caller {
+            e.user_identity = c.identity_ref();
+            e.recipient_account_id = Some(&c.account);
+        } else if name == "AssumeRoleWithWebIdentity" {
+            e.user_identity = match &facts.issued {
+                Some(i) => {
+                    let (sub, aud) = i
+                        .web
+                        .as_ref()
+                        .map_or(("", ""), |(s, a, _)| (s.as_str(), a.as_str()));
+                    let provider = i.provider_arn.as_deref().unwrap_or("");
+                    UserIdentityRef {
+                        principal_id: Some(Principal::Web(Joined(provider, aud, sub))),
+                        user_name: Some(sub),
+                        identity_provider: Some(Bounded(provider, usize::MAX)),
+                        session_context: Some(i.session_context_ref()),
+                        ..UserIdentityRef::of_kind("WebIdentityUser")
+                    }
                 }
-            }
-            None => UserIdentity {
-                kind: "WebIdentityUser".into(),
-                // Unverified: the token was refused; the issuer is what it claimed.
-                identity_provider: facts.token_issuer.as_deref().map(bounded),
-                ..UserIdentity::default()
-            },
-        };
-    } else if let Some(k) = &facts.claimed_access_key_id {
-        e.user_identity.access_key_id = Some(k.clone());
+                None => UserIdentityRef {
+                    // Unverified: the token was refused; the issuer is what it claimed.
+                    identity_provider: facts.token_issuer.as_deref().map(Bounded::value),
+                    ..UserIdentityRef::of_kind("WebIdentityUser")
+                },
+            };
+        } else if let Some(k) = &facts.claimed_access_key_id {
+            e.user_identity.access_key_id = Some(k);
+        }
+        if let Some(i) = &facts.issued {
+            e.response_elements = Some(i.response_ref());
+            e.recipient_account_id = Some(&i.account);
+            e.additional_event_data = Some(StsExtra::Key(KeyRingVersion {
+                key_ring_version: i.key_version,
+            }));
+        }
+        if !facts.acknowledged_risks.is_empty() && self.error.is_none() {
+            e.additional_event_data = Some(StsExtra::Risks {
+                acknowledged_risks: &facts.acknowledged_risks,
+            });
+        }
+        if let Some(err) = self.error {
+            e.fail(err.code, &err.message, err.status);
+            e.response_elements = None;
+        }
+        e
     }
-    if let Some(i) = &facts.issued {
-        e.response_elements = Some(i.response_elements());
-        e.recipient_account_id = Some(i.account.clone());
-        e.additional_event_data = Some(json!({ "keyRingVersion": i.key_version }));
+
+    /// The record as an owned [`AuditEvent`] (what a reader of the log gets back).
+    pub fn to_event(&self) -> Result<AuditEvent, serde_json::Error> {
+        serde_json::from_slice(&keyless_audit::record::to_json(self)?)
     }
-    if !facts.acknowledged_risks.is_empty() && error.is_none() {
-        e.additional_event_data = Some(json!({ "acknowledgedRisks": facts.acknowledged_risks }));
+}
+
+impl Serialize for StsEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.record().serialize(s)
     }
-    if let Some(err) = error {
-        e.fail(err.code, &err.message, err.status);
-        e.response_elements = None;
+}
+
+impl Record for StsEvent<'_> {
+    fn event_name(&self) -> &str {
+        &self.name
     }
-    e
 }
 
 /// `requestParameters` of an authorize request (strings cut at 2048 characters; never the
@@ -761,7 +844,8 @@ mod tests {
             },
             now,
         };
-        let e = sts_event(call, Some(&ApiError::access_denied("no")));
+        let err = ApiError::access_denied("no");
+        let e = sts_event(call, Some(&err)).to_event().unwrap();
         assert_eq!(e.user_identity.kind, "WebIdentityUser");
         assert_eq!(
             e.user_identity.identity_provider.as_deref(),
@@ -772,6 +856,91 @@ mod tests {
         assert!(e.response_elements.is_none());
         assert_eq!(e.user_agent.len(), 1024);
         assert_eq!(e.request_id, "r-1");
+    }
+
+    #[test]
+    fn an_issued_web_identity_call_has_the_cloudtrail_shape_and_no_secret() {
+        let t = |s| OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let provider =
+            "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+        let sub = "repo:octo-org/demo:ref:refs/heads/main";
+        let issued = IssuedFacts {
+            access_key_id: "ASIAQWERTYUIOPASDFGH".into(),
+            expiration: t(1_800_003_600),
+            key_version: 3,
+            assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/gha/run-1".into(),
+            assumed_role_id: "AROAEXAMPLE:run-1".into(),
+            account: "123456789012".into(),
+            role_arn: "arn:aws:iam::123456789012:role/gha".into(),
+            role_id: "AROAEXAMPLE".into(),
+            role_name: "gha".into(),
+            issued_at: t(1_800_000_000),
+            source_identity: None,
+            packed_policy_size: None,
+            web: Some((
+                sub.into(),
+                "sts.amazonaws.com".into(),
+                "https://token.actions.githubusercontent.com".into(),
+            )),
+            provider_arn: Some(provider.into()),
+            token_attributes: vec![
+                ("sub".into(), sub.into()),
+                ("repository".into(), "x".repeat(3000)),
+            ],
+            mfa: false,
+        };
+        let call = StsCall {
+            event_source: SOURCE_STS,
+            action: "AssumeRoleWithWebIdentity",
+            request_id: "r-2",
+            source_ip: IpAddr::from([10, 0, 0, 7]),
+            user_agent: "aws-cli/2",
+            request_parameters: Some(json!({"roleArn": "arn:aws:iam::123456789012:role/gha"})),
+            facts: CallFacts {
+                issued: Some(issued),
+                ..CallFacts::default()
+            },
+            now: OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_456_789)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        };
+        let record = sts_event(call, None);
+        let text = String::from_utf8(keyless_audit::record::to_json(&record).unwrap()).unwrap();
+        let e = record.to_event().unwrap();
+        assert_eq!(e.event_time, "2027-01-15T08:00:00.123456Z");
+        assert_eq!(e.source_ip_address, "10.0.0.7");
+        assert_eq!(e.user_identity.kind, "WebIdentityUser");
+        assert_eq!(
+            e.user_identity.principal_id.as_deref(),
+            Some(format!("{provider}:sts.amazonaws.com:{sub}").as_str())
+        );
+        assert_eq!(e.subject(), Some(sub));
+        let attrs = &e
+            .user_identity
+            .session_context
+            .as_ref()
+            .unwrap()
+            .web_id_federation_data
+            .as_ref()
+            .unwrap()
+            .attributes;
+        assert!(
+            attrs["repository"]
+                .as_str()
+                .unwrap()
+                .ends_with("…[truncated]")
+        );
+        let resp = e.response_elements.as_ref().unwrap();
+        assert_eq!(resp["credentials"]["accessKeyId"], "ASIAQWERTYUIOPASDFGH");
+        assert_eq!(resp["credentials"]["expiration"], "2027-01-15T09:00:00Z");
+        assert_eq!(
+            e.additional_event_data.as_ref().unwrap()["keyRingVersion"],
+            3
+        );
+        assert_eq!(e.recipient_account_id.as_deref(), Some("123456789012"));
+        assert_eq!(e.decision, keyless_audit::Decision::Allow);
+        // The typed record writes exactly what the owned event writes back.
+        assert_eq!(text.as_bytes(), e.to_body().unwrap().as_slice());
+        assert!(!text.contains("SecretAccessKey") && !text.contains("sessionToken"));
     }
 
     #[test]

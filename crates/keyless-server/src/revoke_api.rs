@@ -319,12 +319,7 @@ async fn record_operator_revocations(state: &AppState, revocations: &[&Revocatio
         return;
     }
     for r in revocations {
-        let now = state.clock.now();
-        let mut event = audit::keyless_event(now, "RevokeSessions", &xml::request_id());
-        event.source_ip_address = "keyless-store".into();
-        event.user_identity.kind = "Operator".into();
-        event.user_identity.principal_id = Some(r.spec.created_by.clone());
-        event.response_elements = Some(r.to_json());
+        let event = audit::operator_revocation_event(state.clock.now(), r, "keyless-store");
         if let Err(e) = state.audit.record_durable(&event).await {
             error!(
                 revocation_id = r.id,

@@ -3,7 +3,8 @@
 //! Two ways to reach the server:
 //! - `--config FILE` or `--data-dir DIR`: write the revocation straight into the server's store
 //!   (the operator on the server's machine; may cover every account). A running server picks it
-//!   up within a second.
+//!   up within a second and records it in the audit log; with no server running the CLI records
+//!   it itself (see [`audit_operator_revocation`]).
 //! - `--endpoint URL`: call `POST /v1/revocations`, signed with SigV4 (service `keyless`) with
 //!   credentials from the standard AWS environment: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 //!   (/`AWS_SESSION_TOKEN`), else web identity (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`,
@@ -11,10 +12,13 @@
 //!   file profile (`AWS_PROFILE`, `AWS_SHARED_CREDENTIALS_FILE`). The caller needs
 //!   `keyless:RevokeSessions` on the target, except for its own session.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use keyless_audit::{AuditError, AuditLog};
 use keyless_core::ports::Store;
 use keyless_core::revocation::{Revocation, RevocationRequest};
 use keyless_sigv4::{
@@ -274,7 +278,109 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
         )
         .map_err(|e| Refused(format!("{}: {}", e.code, e.message)))?;
     let store = open_store(&dir).await?;
-    Ok(store.add_revocation(&spec).await?)
+    let revocation = store.add_revocation(&spec).await?;
+    let settings = match &common.config {
+        Some(c) => keyless_server::config::load(c)?.audit,
+        None => keyless_server::audit::AuditSettings::default(),
+    };
+    // Stored, so in force; if the audit step fails the revocation stays (failing closed means
+    // keeping sessions revoked) and the error says so.
+    audit_operator_revocation(&dir, &settings, &ring, &revocation)
+        .await
+        .with_context(|| {
+            format!(
+                "revocation {} is stored and in force, but its audit record",
+                revocation.id
+            )
+        })?;
+    Ok(revocation)
+}
+
+/// How long the CLI waits for a running server to record a revocation it wrote.
+const SERVER_AUDIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Makes sure a revocation written to the store has exactly one audit record, keeping one
+/// writer per log: if no server holds the log (its lock is free), the CLI takes the lock and
+/// appends the record itself, continuing the chain; if a server holds it, that server records
+/// revocations it loads from the store (within a second), and the CLI waits to see the record;
+/// should the server stop first, the lock frees and the CLI records it (unless the server did).
+async fn audit_operator_revocation(
+    dir: &Path,
+    settings: &keyless_server::audit::AuditSettings,
+    ring: &keyless_token::KeyRing,
+    revocation: &Revocation,
+) -> anyhow::Result<()> {
+    let audit_dir = dir.join("audit");
+    let deadline = Instant::now() + SERVER_AUDIT_WAIT;
+    loop {
+        let mut config = settings.writer_config(audit_dir.clone());
+        config.lock_wait = Duration::ZERO;
+        let signer = keyless_server::audit::signer_of(ring).map_err(anyhow::Error::msg)?;
+        let clock: Arc<dyn keyless_types::Clock> = Arc::new(keyless_types::SystemClock);
+        match AuditLog::open(config, clock, signer) {
+            Ok((log, _)) => {
+                // Ours alone now; a server that held the log until a moment ago may have
+                // recorded it already.
+                let result = if recorded(&audit_dir, revocation)? {
+                    Ok(None)
+                } else {
+                    let event = keyless_server::audit::operator_revocation_event(
+                        time::OffsetDateTime::now_utc(),
+                        revocation,
+                        "keyless-cli",
+                    );
+                    log.record_durable(&event).await.map(Some)
+                };
+                log.shutdown().await;
+                match result? {
+                    Some(seq) => eprintln!("audited: record {seq} of {}", audit_dir.display()),
+                    None => eprintln!("audited by the server"),
+                }
+                return Ok(());
+            }
+            Err(AuditError::Busy { .. }) => {
+                if recorded(&audit_dir, revocation)? {
+                    eprintln!("audited by the running server");
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    eprintln!(
+                        "keyless: warning: the running server has not recorded revocation {} in the audit log yet",
+                        revocation.id
+                    );
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether the log holds a record of `revocation`. Only files written since it was created
+/// can (their mtime is at or after it; a second of slack for coarse clocks).
+fn recorded(audit_dir: &Path, revocation: &Revocation) -> anyhow::Result<bool> {
+    let created = std::time::UNIX_EPOCH
+        + Duration::from_secs(
+            u64::try_from(revocation.spec.created_at.unix_timestamp() - 1).unwrap_or(0),
+        );
+    let files: Vec<PathBuf> = match keyless_audit::files::list_files(audit_dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    .into_iter()
+    .filter(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m >= created)
+    })
+    .collect();
+    let mut found = false;
+    keyless_audit::files::for_each_event(&files, |e, _| {
+        found |= keyless_server::audit::records_revocation(e, revocation.id);
+    })?;
+    Ok(found)
 }
 
 fn list(common: &Common) -> anyhow::Result<ExitCode> {

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use keyless_audit::event::event_time;
 use keyless_audit::files::for_each_event;
 use keyless_audit::query::{Session, SessionInventory};
+use keyless_core::ports::Store as _;
+use keyless_core::revocation::{Revocation, RevocationSet, SessionFacts};
+use keyless_types::AccountId;
 use serde_json::json;
 
 use super::audit::{FilterArgs, Format, Where};
@@ -19,7 +22,9 @@ pub struct SessionsArgs {
 #[derive(Debug, clap::Subcommand)]
 enum SessionsCommand {
     /// List live sessions: who, which role, issued, expires, last used (when a signed call or
-    /// an authorize decision with the key was recorded). --since/--until bound the issue time.
+    /// an authorize decision with the key was recorded), and whether a revocation in the
+    /// server's store ends it (STATUS: active, revoked(#id kind value), or unknown when the
+    /// data dir has no store). --since/--until bound the issue time.
     List {
         #[command(flatten)]
         place: Where,
@@ -41,6 +46,56 @@ pub fn live_sessions(place: &Where, filter: &FilterArgs) -> anyhow::Result<Vec<S
     Ok(inventory.live(now, &filter).into_iter().cloned().collect())
 }
 
+/// The revocations in force, from the server's store in the data dir (`None` when there is no
+/// store to read, e.g. a copied log directory).
+fn revocations(place: &Where) -> anyhow::Result<Option<Vec<Revocation>>> {
+    let Some(dir) = place.data_dir()? else {
+        return Ok(None);
+    };
+    let db = dir.join("keyless.db");
+    if !db.exists() {
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let list = runtime.block_on(async {
+        let store = keyless_store::SqliteStore::open(&db).await?;
+        store.revocations().await
+    })?;
+    Ok(Some(list))
+}
+
+/// The revocation that ends `s`, if one does.
+fn revoked_by<'a>(
+    s: &Session,
+    set: &RevocationSet,
+    list: &'a [Revocation],
+) -> Option<&'a Revocation> {
+    let account = AccountId::parse(s.account.as_deref()?).ok()?;
+    let hit = set.check_facts(&SessionFacts {
+        access_key_id: &s.access_key_id,
+        account,
+        role_arn: &s.role_arn,
+        issued_at: s.issued_at,
+        key_version: s.key_version,
+        issuer: s.issuer.as_deref(),
+        subject: s.subject.as_deref(),
+        source_identity: s.source_identity.as_deref(),
+    })?;
+    list.iter().find(|r| r.id == hit.id)
+}
+
+/// A revocation in one phrase: `#3 role arn:…` (the text form's STATUS column).
+fn describe(r: &Revocation) -> String {
+    format!(
+        "revoked(#{} {} {})",
+        r.id,
+        r.spec.target.kind(),
+        r.spec.target.value()
+    )
+}
+
 /// Runs `keyless sessions`.
 pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
     let SessionsCommand::List {
@@ -49,9 +104,16 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         format,
     } = args.command;
     let sessions = live_sessions(&place, &filter)?;
+    let now = time::OffsetDateTime::now_utc();
+    let list = revocations(&place)?;
+    let set = list.as_deref().map(|l| RevocationSet::build(l, now));
+    let status = |s: &Session| -> Option<Option<&Revocation>> {
+        Some(revoked_by(s, set.as_ref()?, list.as_deref()?))
+    };
     match format {
         Format::Json => {
             for s in &sessions {
+                let revoked = status(s);
                 println!(
                     "{}",
                     json!({
@@ -66,26 +128,49 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                         "lastUsed": s.last_used.map(event_time),
                         "lastUsedService": s.last_used_service,
                         "issuedBy": s.issued_by,
+                        // active, revoked, or unknown (no store to check against).
+                        "status": match revoked {
+                            None => "unknown",
+                            Some(None) => "active",
+                            Some(Some(_)) => "revoked",
+                        },
+                        "revocation": revoked.flatten().map(Revocation::to_json),
                     })
                 );
             }
         }
         Format::Text => {
             println!(
-                "ACCESS KEY ID        ISSUED                      EXPIRES                     LAST USED                   PRINCIPAL  SUBJECT"
+                "ACCESS KEY ID        ISSUED                      EXPIRES                     LAST USED                   STATUS  PRINCIPAL  SUBJECT"
             );
             for s in &sessions {
+                let status = match status(s) {
+                    None => "unknown".to_owned(),
+                    Some(None) => "active".to_owned(),
+                    Some(Some(r)) => describe(r),
+                };
                 println!(
-                    "{:<20} {:<27} {:<27} {:<27} {}  {}",
+                    "{:<20} {:<27} {:<27} {:<27} {}  {}  {}",
                     s.access_key_id,
                     event_time(s.issued),
                     event_time(s.expires),
                     s.last_used.map_or_else(|| "-".to_owned(), event_time),
+                    status,
                     s.principal,
                     s.subject.as_deref().unwrap_or("-"),
                 );
             }
-            eprintln!("{} live session(s)", sessions.len());
+            let revoked = sessions
+                .iter()
+                .filter(|s| matches!(status(s), Some(Some(_))))
+                .count();
+            eprintln!(
+                "{} live session(s), {revoked} of them revoked",
+                sessions.len()
+            );
+            if list.is_none() {
+                eprintln!("no store in the data dir: revocations not checked (status unknown)");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
