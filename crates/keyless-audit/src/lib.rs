@@ -10,8 +10,10 @@
 //! - [`writer`]: the I/O adapter. One thread, group commit (many records per `fdatasync`),
 //!   rotation, crash recovery, fail-closed on write errors.
 //! - [`files`]: reading a log directory.
+//! - [`tail`]: following a log directory across rotations, for secondary sinks (the Postgres
+//!   table) that read the durable files instead of taking records from the writer.
 //!
-//! Everything except [`writer`] and [`files`] is pure: no I/O, and time comes in as `now`.
+//! Everything except [`writer`], [`files`] and [`tail`] is pure: no I/O, and time comes in as `now`.
 //!
 //! ```
 //! use keyless_audit::chain::{ChainHead, check_line, seal_event};
@@ -33,6 +35,7 @@ pub mod chain;
 pub mod event;
 pub mod files;
 pub mod query;
+pub mod tail;
 pub mod verify;
 pub mod writer;
 

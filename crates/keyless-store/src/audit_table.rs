@@ -118,9 +118,17 @@ fn clean_record(record: &str) -> String {
     }
 }
 
+/// Only a data exception (SQLSTATE class 22: bad text, bad timestamp, bad JSON) or an integrity
+/// violation (23) is about the rows; anything else (no connection, the database refusing
+/// connections, a missing table) is the table being unavailable, and retrying is right.
 fn classify(e: sqlx::Error) -> InsertError {
     match e {
-        sqlx::Error::Database(d) => InsertError::Rejected(d.to_string()),
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("22") || c.starts_with("23")) =>
+        {
+            InsertError::Rejected(d.to_string())
+        }
         other => InsertError::Unavailable(crate::describe(&other)),
     }
 }

@@ -116,7 +116,9 @@ impl PartialEq for DatabaseUrl {
 /// A database error for an operator: sqlx's text, which names neither the URL nor the password.
 pub(crate) fn describe(e: &sqlx::Error) -> String {
     match e {
-        sqlx::Error::PoolTimedOut => "no connection within the timeout (is the server up and reachable?)".to_owned(),
+        sqlx::Error::PoolTimedOut => {
+            "no connection within the timeout (is the server up and reachable?)".to_owned()
+        }
         other => other.to_string(),
     }
 }
@@ -141,7 +143,10 @@ impl fmt::Debug for Opened {
 
 /// Opens the store of a server: Postgres at `database_url` when given, else SQLite in
 /// `data_dir` (created if missing). Runs the migrations.
-pub async fn open(database_url: Option<&DatabaseUrl>, data_dir: &Path) -> Result<Opened, StoreError> {
+pub async fn open(
+    database_url: Option<&DatabaseUrl>,
+    data_dir: &Path,
+) -> Result<Opened, StoreError> {
     match database_url {
         Some(url) => {
             let store = PgStore::connect(url).await?;
@@ -189,7 +194,10 @@ mod tests {
     #[test]
     fn database_urls_hide_the_password() {
         let url = DatabaseUrl::parse("postgres://app:s3cr3t-pw@db.internal:5433/keyless").unwrap();
-        assert_eq!(url.target(), "db.internal:5433 (database keyless, user app)");
+        assert_eq!(
+            url.target(),
+            "db.internal:5433 (database keyless, user app)"
+        );
         let shown = format!("{url:?}");
         assert!(!shown.contains("s3cr3t-pw"), "{shown}");
         assert!(shown.contains("db.internal:5433"), "{shown}");
@@ -207,6 +215,9 @@ mod tests {
         assert!(e.starts_with("database_url must be a postgres://"), "{e}");
         let e = DatabaseUrl::parse("postgres://app:s3cr3t-pw@db:notaport/k").unwrap_err();
         assert!(!e.contains("s3cr3t-pw"), "{e}");
-        assert!(e.starts_with("database_url is not a valid Postgres URL"), "{e}");
+        assert!(
+            e.starts_with("database_url is not a valid Postgres URL"),
+            "{e}"
+        );
     }
 }

@@ -16,7 +16,7 @@ use keyless_core::ports::{Change, Store, StoreError};
 use keyless_core::revocation::{NewRevocation, Revocation, Target};
 use keyless_types::OffsetDateTime;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
+use sqlx::{Connection as _, PgConnection, PgPool, Row};
 
 use crate::DatabaseUrl;
 use crate::codec::{
@@ -47,18 +47,33 @@ impl PgStore {
     /// Connects to `url` and runs the migrations. The error names the server (host, port,
     /// database, user), never the password.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        let unreachable = |why: String| {
+            StoreError(format!(
+                "cannot connect to Postgres at {}: {why}",
+                url.target()
+            ))
+        };
+        // One direct connection first: the pool retries a refused connection until its timeout
+        // and then reports only the timeout; this gives the operator the actual reason.
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(url.options())).await
+        {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(unreachable(crate::describe(&e))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    ACQUIRE_TIMEOUT.as_secs()
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(url.options().clone())
             .await
-            .map_err(|e| {
-                StoreError(format!(
-                    "cannot connect to Postgres at {}: {}",
-                    url.target(),
-                    crate::describe(&e)
-                ))
-            })?;
+            .map_err(|e| unreachable(crate::describe(&e)))?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await

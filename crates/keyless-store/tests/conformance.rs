@@ -18,9 +18,13 @@ use sqlx::Connection as _;
 /// The server URL for Postgres tests, or `None` to skip (panics under `CI=true`).
 fn test_database_url() -> Option<DatabaseUrl> {
     match std::env::var("KEYLESS_TEST_DATABASE_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(DatabaseUrl::parse(&u).expect("KEYLESS_TEST_DATABASE_URL")),
+        Ok(u) if !u.trim().is_empty() => {
+            Some(DatabaseUrl::parse(&u).expect("KEYLESS_TEST_DATABASE_URL"))
+        }
         _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("KEYLESS_TEST_DATABASE_URL is not set and CI=true: the Postgres tests must run (scripts/test starts a server)")
+            panic!(
+                "KEYLESS_TEST_DATABASE_URL is not set and CI=true: the Postgres tests must run (scripts/test starts a server)"
+            )
         }
         _ => {
             eprintln!("skipped: KEYLESS_TEST_DATABASE_URL is not set (scripts/test sets it)");
@@ -33,9 +37,14 @@ fn test_database_url() -> Option<DatabaseUrl> {
 async fn fresh_database() -> Option<DatabaseUrl> {
     let url = test_database_url()?;
     let name = format!("keyless_t_{}", hex_id());
-    let mut conn = sqlx::PgConnection::connect_with(url.options()).await.expect("connect to the test server");
+    let mut conn = sqlx::PgConnection::connect_with(url.options())
+        .await
+        .expect("connect to the test server");
     // `name` is ours: a fixed prefix and hex digits.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
     conn.close().await.ok();
     Some(url.with_database(&name))
 }
@@ -52,7 +61,9 @@ fn rand_nibble() -> u8 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mix = u64::from(nanos) ^ (u64::from(std::process::id()) << 20) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mix = u64::from(nanos)
+        ^ (u64::from(std::process::id()) << 20)
+        ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((mix ^ (mix >> 17) ^ (mix >> 33)) & 0xf) as u8
 }
 
@@ -298,7 +309,10 @@ async fn api_deletes_never_touch_config_entities(store: &dyn Store) {
 async fn a_failed_write_changes_nothing(store: &dyn Store) {
     store.apply_config(&config()).await.unwrap();
     let policy = api_policy();
-    store.write(&Change::PutPolicy(policy.clone())).await.unwrap();
+    store
+        .write(&Change::PutPolicy(policy.clone()))
+        .await
+        .unwrap();
     // The policy row is upserted and its versions deleted before the duplicate version id
     // fails: the transaction must take all of it back.
     let mut broken = policy.clone();
@@ -329,7 +343,8 @@ fn revocation(target: Target, expires: i64) -> NewRevocation {
     NewRevocation {
         target,
         account: Some(acct()),
-        issued_before: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_000_000).unwrap(),
+        issued_before: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_000_000)
+            .unwrap(),
         created_at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_456_000_000).unwrap(),
         expires_at: OffsetDateTime::from_unix_timestamp(expires).unwrap(),
         reason: "leaked in a log".into(),
@@ -342,7 +357,9 @@ async fn revocations_round_trip_stamp_and_purge(store: &dyn Store) {
     let empty = store.revocations_stamp().await.unwrap();
     let a = store
         .add_revocation(&revocation(
-            Target::Session { access_key_id: "ASIAEXAMPLE0000000001".into() },
+            Target::Session {
+                access_key_id: "ASIAEXAMPLE0000000001".into(),
+            },
             1_700_003_600,
         ))
         .await
@@ -357,7 +374,10 @@ async fn revocations_round_trip_stamp_and_purge(store: &dyn Store) {
     everywhere.account = None;
     let b = store.add_revocation(&everywhere).await.unwrap();
     assert!(b.id > a.id);
-    assert_eq!(store.revocations().await.unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        store.revocations().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
     let two = store.revocations_stamp().await.unwrap();
     assert_ne!(two, empty);
 
@@ -392,7 +412,9 @@ async fn sqlite_file_survives_reopen() {
 
 #[tokio::test]
 async fn postgres_reconnect_keeps_data_and_migrations_run_once() {
-    let Some(url) = fresh_database().await else { return };
+    let Some(url) = fresh_database().await else {
+        return;
+    };
     let store = PgStore::connect(&url).await.unwrap();
     store.apply_config(&config()).await.unwrap();
     drop(store);
@@ -402,12 +424,27 @@ async fn postgres_reconnect_keeps_data_and_migrations_run_once() {
 
 #[tokio::test]
 async fn postgres_unreachable_names_the_host_not_the_password() {
-    let Some(url) = test_database_url() else { return };
+    let Some(url) = test_database_url() else {
+        return;
+    };
     // A port nothing listens on (bound, then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let bad = DatabaseUrl::parse(&format!("postgres://keyless:hunter2-secret@127.0.0.1:{port}/x")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bad = DatabaseUrl::parse(&format!(
+        "postgres://keyless:hunter2-secret@127.0.0.1:{port}/x"
+    ))
+    .unwrap();
     let e = PgStore::connect(&bad).await.unwrap_err().to_string();
-    assert!(e.contains(&format!("cannot connect to Postgres at 127.0.0.1:{port}")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "cannot connect to Postgres at 127.0.0.1:{port} (database x, user keyless)"
+        )),
+        "{e}"
+    );
+    assert!(e.contains("Connection refused"), "the reason is kept: {e}");
     assert!(!e.contains("hunter2-secret"), "{e}");
     // A wrong password for the real server: refused by the server, password not repeated.
     let wrong = DatabaseUrl::parse(&format!(
