@@ -457,3 +457,50 @@ async fn postgres_unreachable_names_the_host_not_the_password() {
     assert!(e.contains("password authentication failed"), "{e}");
     assert!(!e.contains("hunter2-secret"), "{e}");
 }
+
+#[tokio::test]
+async fn postgres_audit_table_inserts_once_per_seq_and_keeps_logs_apart() {
+    use keyless_store::audit_table::AuditRow;
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    let table = keyless_store::AuditTable::new(store.pool().clone());
+    assert_eq!(table.last_seq("log-a").await.unwrap(), 0);
+    let row = |seq: u64| AuditRow {
+        seq,
+        hash: format!("{seq:064x}"),
+        event_time: "2026-12-02T06:00:00.123456Z".into(),
+        event_source: "sts.amazonaws.com".into(),
+        event_name: "AssumeRoleWithWebIdentity".into(),
+        subject: Some("repo:octo-org/demo:ref:refs/heads/main".into()),
+        // NUL cannot be stored in Postgres text; it is replaced, the row is kept.
+        principal: Some("arn\0x".into()),
+        decision: "allow".into(),
+        record: format!(r#"{{"seq":{seq},"userAgent":"a\u0000b"}}"#),
+        ..AuditRow::default()
+    };
+    assert_eq!(table.insert("log-a", &[row(1), row(2)]).await.unwrap(), 2);
+    // A retry of the same records (after an outage, a restart) adds nothing.
+    assert_eq!(table.insert("log-a", &[row(2), row(3)]).await.unwrap(), 1);
+    assert_eq!(table.insert("log-b", &[row(1)]).await.unwrap(), 1);
+    assert_eq!(table.last_seq("log-a").await.unwrap(), 3);
+    assert_eq!(table.last_seq("log-b").await.unwrap(), 1);
+    let (principal, agent, micros): (String, String, i64) = sqlx::query_as(
+        "SELECT principal, record->>'userAgent', \
+         (EXTRACT(MICROSECONDS FROM event_time))::bigint FROM audit_events WHERE log_id = 'log-a' AND seq = 1",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(principal, "arn\u{FFFD}x");
+    assert_eq!(agent, "a\u{FFFD}b");
+    assert_eq!(micros, 123_456);
+    // A row the table cannot take (a malformed time) is refused as such, not as an outage.
+    let mut bad = row(4);
+    bad.event_time = "not a time".into();
+    assert!(matches!(
+        table.insert("log-a", &[bad]).await,
+        Err(keyless_store::audit_table::InsertError::Rejected(_))
+    ));
+}
