@@ -13,8 +13,10 @@
 //!   writes it with group commit (many records per `fdatasync`, one wake-up per batch),
 //!   rotation, crash recovery, one process per log (a lock file), fail-closed on write errors.
 //! - [`files`]: reading a log directory.
+//! - [`tail`]: following a log directory across rotations, for secondary sinks (the Postgres
+//!   table) that read the durable files instead of taking records from the writer.
 //!
-//! Everything except [`writer`] and [`files`] is pure: no I/O, and time comes in as `now`.
+//! Everything except [`writer`], [`files`] and [`tail`] is pure: no I/O, and time comes in as `now`.
 //!
 //! ```
 //! use keyless_audit::chain::{ChainHead, check_line, seal_event};
@@ -37,6 +39,7 @@ pub mod event;
 pub mod files;
 pub mod query;
 pub mod record;
+pub mod tail;
 pub mod verify;
 pub mod writer;
 

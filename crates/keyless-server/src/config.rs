@@ -73,8 +73,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory: database, key ring, audit log.
     pub data_dir: PathBuf,
-    /// Database URL overriding the SQLite file in the data dir.
-    pub database_url: Option<String>,
+    /// Postgres instead of the SQLite file in the data dir (`database_url`); its `Debug` hides
+    /// the password.
+    pub database_url: Option<keyless_store::DatabaseUrl>,
     /// Entities owned by the config file.
     pub entities: Entities,
     /// Throttling.
@@ -133,7 +134,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7707";
 struct RawConfig {
     listen: Option<Spanned<String>>,
     data_dir: Option<PathBuf>,
-    database_url: Option<String>,
+    database_url: Option<Spanned<String>>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
     #[serde(default)]
@@ -587,13 +588,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         None => crate::audit::AuditSettings::default(),
     };
 
+    let database_url = match &raw.database_url {
+        Some(u) => {
+            Some(keyless_store::DatabaseUrl::parse(u.get_ref()).map_err(|m| cx.at_span(u, m))?)
+        }
+        None => None,
+    };
+
     Ok(Config {
         listen,
         data_dir: raw.data_dir.map_or_else(
             || cx.relative(Path::new("keyless-data")),
             |d| cx.relative(&d),
         ),
-        database_url: raw.database_url,
+        database_url,
         entities,
         throttle,
         provider_leeway,

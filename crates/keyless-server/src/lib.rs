@@ -1,12 +1,13 @@
 //! The keyless HTTP edge.
 //!
-//! [`serve`] loads the config (or builds the `--dev` world), opens the store, applies the
-//! config entities, loads the key ring, and serves:
+//! [`serve`] loads the config (or builds the `--dev` world), opens the store (SQLite in the data
+//! dir, or Postgres at `database_url`, then with the audit table sink [`audit_table_sink`]),
+//! applies the config entities, loads the key ring, and serves:
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
 //! - `POST`/`GET /v1/revocations`: revoke sessions, list revocations ([`revoke_api`]);
-//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable, audit log writable),
-//!   `/metrics`;
+//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable, audit log writable;
+//!   with Postgres also how far the audit table is), `/metrics`;
 //! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
 //!
 //! Every STS call and authorize decision is recorded in the audit trail ([`audit`]); STS answers
@@ -14,6 +15,7 @@
 //! [`query_api::render_error`].
 
 pub mod audit;
+pub mod audit_table_sink;
 pub mod authorize_api;
 pub mod config;
 pub mod dev;
@@ -156,14 +158,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             config.data_dir.display()
         ))
     })?;
-    if config.database_url.is_some() {
-        return Err(ServeError::Usage(
-            "database_url (Postgres) is not supported yet; remove it to use SQLite in data_dir"
-                .into(),
-        ));
-    }
-    let store: SharedStore =
-        Arc::new(keyless_store::SqliteStore::open(&config.data_dir.join("keyless.db")).await?);
+    let opened = keyless_store::open(config.database_url.as_ref(), &config.data_dir).await?;
+    info!(store = %opened.description, "store open");
+    let store: SharedStore = opened.store;
     for role in &mut entities.roles {
         if role.role_id.is_empty() {
             role.role_id = keyless_store::new_role_id();
@@ -183,6 +180,19 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let ring = keyring_file::load_or_create(&keyring_path, now)?;
     let audit = open_audit(&opts, &config, &clock, &ring)?;
     let keys = keys_of(ring)?;
+    let metrics = Metrics::new();
+    let audit_table = match (&opened.audit_table, audit.enabled()) {
+        (Some(table), true) => {
+            let log_id = audit_table_sink::log_id(&config.data_dir).map_err(ServeError::Startup)?;
+            Some(audit_table_sink::AuditTableSink::spawn(
+                table.clone(),
+                log_id,
+                config.data_dir.join("audit"),
+                metrics.audit_table.clone(),
+            ))
+        }
+        _ => None,
+    };
 
     let cache = Arc::new(
         keyless_oidc::JwksCache::new(keyless_oidc::Config::default())
@@ -234,7 +244,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         key_sources: KeySources::new(cache, fixed),
         store,
         throttle: Throttle::new(config.throttle),
-        metrics: Metrics::new(),
+        metrics,
         clock,
         leeway,
         dev,
@@ -243,6 +253,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             allow_loopback_http_providers: config.iam.allow_loopback_http_providers,
         },
         audit,
+        audit_table: audit_table
+            .as_ref()
+            .map(audit_table_sink::AuditTableSink::status),
     });
     revoke_api::reload_revocations(&state).await;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
@@ -263,6 +276,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     .await?;
     // Every request has been answered; sign the tail of the log and sync it.
     state.audit.shutdown().await;
+    if let Some(sink) = &audit_table {
+        sink.shutdown().await;
+    }
     info!("keyless stopped");
     Ok(())
 }
@@ -423,11 +439,16 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let store_ok = state.store.ping().await.is_ok();
     let keys_ok = state.key_sources.is_warm();
     let (audit_ok, audit_line) = state.audit.readiness();
-    let body = format!(
+    let mut body = format!(
         "store: {}\nissuer keys: {}\n{audit_line}\n",
         if store_ok { "ok" } else { "unreachable" },
         if keys_ok { "warm" } else { "not yet fetched" }
     );
+    // Informational: the file is the durable record, so a lagging table never fails readiness.
+    if let Some(table) = &state.audit_table {
+        body.push_str(&table.line());
+        body.push('\n');
+    }
     let status = if store_ok && keys_ok && audit_ok {
         StatusCode::OK
     } else {

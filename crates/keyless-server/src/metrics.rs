@@ -1,5 +1,5 @@
-//! Prometheus metrics: requests, latency, decisions by reason, JWKS fetches and failures, and
-//! session token sizes, served at `/metrics`.
+//! Prometheus metrics: requests, latency, decisions by reason, JWKS fetches and failures,
+//! session token sizes and the audit table sink, served at `/metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -51,6 +51,8 @@ pub struct Metrics {
     pub jwks_fetches: Counter,
     /// JWKS fetch failures (mirrored from the key cache at scrape time).
     pub jwks_failures: Counter,
+    /// The audit table sink (Postgres only; zero otherwise).
+    pub audit_table: crate::audit_table_sink::SinkMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -113,6 +115,27 @@ impl Metrics {
             "Failed JWKS and discovery fetches",
             jwks_failures.clone(),
         );
+        let audit_table = crate::audit_table_sink::SinkMetrics::default();
+        registry.register(
+            "audit_table_rows",
+            "Audit records copied into the Postgres audit_events table",
+            audit_table.rows.clone(),
+        );
+        registry.register(
+            "audit_table_failures",
+            "Failed inserts into the audit_events table (issuance goes on; the sink retries)",
+            audit_table.failures.clone(),
+        );
+        registry.register(
+            "audit_table_skipped",
+            "Audit records not copied into the table (refused by it, or not verifying in the file)",
+            audit_table.skipped.clone(),
+        );
+        registry.register(
+            "audit_table_seq",
+            "Highest audit log seq the audit_events table holds for this log",
+            audit_table.seq.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -122,6 +145,7 @@ impl Metrics {
             token_size,
             jwks_fetches,
             jwks_failures,
+            audit_table,
         }
     }
 

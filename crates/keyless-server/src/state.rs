@@ -98,6 +98,8 @@ pub struct AppState {
     pub iam: crate::iam_api::IamSettings,
     /// The audit trail (every STS call, every authorize decision, custom events).
     pub audit: crate::audit::Audit,
+    /// How far the audit table sink is (Postgres only), for `/readyz`.
+    pub audit_table: Option<Arc<crate::audit_table_sink::SinkStatus>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -2,9 +2,10 @@
 //!
 //! Two ways to reach the server:
 //! - `--config FILE` or `--data-dir DIR`: write the revocation straight into the server's store
-//!   (the operator on the server's machine; may cover every account). A running server picks it
-//!   up within a second and records it in the audit log; with no server running the CLI records
-//!   it itself (see [`audit_operator_revocation`]).
+//!   (the operator on the server's machine; may cover every account): its Postgres database when
+//!   the config names a `database_url`, else the SQLite file in the data dir. A running server
+//!   picks it up within a second and records it in the audit log; with no server running the CLI
+//!   records it itself (see [`audit_operator_revocation`]).
 //! - `--endpoint URL`: call `POST /v1/revocations`, signed with SigV4 (service `keyless`) with
 //!   credentials from the standard AWS environment: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 //!   (/`AWS_SESSION_TOKEN`), else web identity (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`,
@@ -19,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use keyless_audit::{AuditError, AuditLog};
-use keyless_core::ports::Store;
 use keyless_core::revocation::{Revocation, RevocationRequest};
 use keyless_sigv4::{
     Credentials, HttpRequest, ServiceRules, SignPayload, SignatureLocation, SigningParams,
@@ -239,28 +239,48 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 use Failure::Refused;
 
-fn data_dir(common: &Common) -> anyhow::Result<PathBuf> {
+/// Where the server keeps its state: the data dir (key ring, and SQLite unless the config names
+/// a Postgres `database_url`).
+struct Place {
+    dir: PathBuf,
+    database_url: Option<keyless_store::DatabaseUrl>,
+}
+
+fn place(common: &Common) -> anyhow::Result<Place> {
     match (&common.config, &common.data_dir) {
-        (Some(c), None) => Ok(keyless_server::config::load(c)?.data_dir),
-        (None, Some(d)) => Ok(d.clone()),
+        (Some(c), None) => {
+            let config = keyless_server::config::load(c)?;
+            Ok(Place {
+                dir: config.data_dir,
+                database_url: config.database_url,
+            })
+        }
+        (None, Some(d)) => Ok(Place {
+            dir: d.clone(),
+            database_url: None,
+        }),
         _ => bail!("give --config FILE or --data-dir DIR (the server's store), or --endpoint URL"),
     }
 }
 
-async fn open_store(dir: &std::path::Path) -> anyhow::Result<keyless_store::SqliteStore> {
-    let db = dir.join("keyless.db");
-    if !db.exists() {
-        bail!(
-            "no keyless database at {}; is this the server's data dir?",
-            db.display()
-        );
+async fn open_store(place: &Place) -> anyhow::Result<keyless_core::ports::SharedStore> {
+    if place.database_url.is_none() {
+        let db = place.dir.join(keyless_store::SQLITE_FILE);
+        if !db.exists() {
+            bail!(
+                "no keyless database at {}; is this the server's data dir?",
+                db.display()
+            );
+        }
     }
-    Ok(keyless_store::SqliteStore::open(&db).await?)
+    Ok(keyless_store::open(place.database_url.as_ref(), &place.dir)
+        .await?
+        .store)
 }
 
 async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Revocation, Failure> {
-    let dir = data_dir(common)?;
-    let ring_path = keyless_server::keyring_file::path_in(&dir);
+    let place = place(common)?;
+    let ring_path = keyless_server::keyring_file::path_in(&place.dir);
     let ring = keyless_server::keyring_file::load(&ring_path)
         .with_context(|| format!("key ring {}", ring_path.display()))?;
     let account = common
@@ -277,7 +297,7 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
             time::OffsetDateTime::now_utc(),
         )
         .map_err(|e| Refused(format!("{}: {}", e.code, e.message)))?;
-    let store = open_store(&dir).await?;
+    let store = open_store(&place).await?;
     let revocation = store.add_revocation(&spec).await?;
     let settings = match &common.config {
         Some(c) => keyless_server::config::load(c)?.audit,
@@ -285,7 +305,7 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
     };
     // Stored, so in force; if the audit step fails the revocation stays (failing closed means
     // keeping sessions revoked) and the error says so.
-    audit_operator_revocation(&dir, &settings, &ring, &revocation)
+    audit_operator_revocation(&place.dir, &settings, &ring, &revocation)
         .await
         .with_context(|| {
             format!(
@@ -402,8 +422,8 @@ fn list(common: &Common) -> anyhow::Result<ExitCode> {
             Err(Failure::Error(e)) => return Err(e),
         },
         None => {
-            let dir = data_dir(common)?;
-            let store = runtime.block_on(open_store(&dir))?;
+            let place = place(common)?;
+            let store = runtime.block_on(open_store(&place))?;
             runtime
                 .block_on(store.revocations())?
                 .iter()

@@ -1,0 +1,695 @@
+//! The Postgres store, chosen by `database_url = "postgres://…"`: the same tables and semantics
+//! as the SQLite store in the Postgres dialect (`migrations/postgres`), plus the `audit_events`
+//! table of the audit table sink ([`crate::audit_table`]).
+//!
+//! Every write transaction first takes one advisory lock, so replicas sharing the database apply
+//! their config and IAM changes one at a time instead of deadlocking on each other's rows.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keyless_core::model::{
+    Account, Entities, Guardrail, InlinePolicy, ManagedPolicy, OidcProvider, Origin, PolicyVersion,
+    Role,
+};
+use keyless_core::ports::{Change, Store, StoreError};
+use keyless_core::revocation::{NewRevocation, Revocation, Target};
+use keyless_types::OffsetDateTime;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection as _, PgConnection, PgPool, Row};
+
+use crate::DatabaseUrl;
+use crate::codec::{
+    account_id, json_list, json_map, parse_list, parse_map, time_of, time_of_millis, unix_millis,
+};
+
+/// The Postgres store (a small connection pool).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| StoreError(format!("{context}: {e}"))
+}
+
+/// How long a caller waits for a pooled connection (start-up, `/readyz`, writes) before the
+/// database counts as unreachable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `/readyz` answers within this even when the database hangs.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The advisory lock key serialising writers (ASCII "keyless" as a number).
+const WRITE_LOCK: i64 = 0x006b_6579_6c65_7373;
+
+impl PgStore {
+    /// Connects to `url` and runs the migrations. The error names the server (host, port,
+    /// database, user), never the password.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        let unreachable = |why: String| {
+            StoreError(format!(
+                "cannot connect to Postgres at {}: {why}",
+                url.target()
+            ))
+        };
+        // One direct connection first: the pool retries a refused connection until its timeout
+        // and then reports only the timeout; this gives the operator the actual reason.
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(url.options())).await
+        {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => return Err(unreachable(crate::describe(&e))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    ACQUIRE_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(url.options().clone())
+            .await
+            .map_err(|e| unreachable(crate::describe(&e)))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| {
+                StoreError(format!(
+                    "database migration failed on Postgres at {}: {e}",
+                    url.target()
+                ))
+            })?;
+        Ok(PgStore { pool })
+    }
+
+    /// The connection pool (shared with the audit table sink).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Tx<'static>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("begin"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("write lock"))?;
+        Ok(tx)
+    }
+}
+
+fn origin_flag(origin: Origin) -> bool {
+    matches!(origin, Origin::Config)
+}
+
+fn origin_of(flag: bool) -> Origin {
+    if flag { Origin::Config } else { Origin::Api }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn load(&self) -> Result<Entities, StoreError> {
+        let mut out = Entities::default();
+        let rows = sqlx::query("SELECT id, name, ou_path, from_config FROM accounts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("load accounts"))?;
+        for r in rows {
+            out.accounts.push(Account {
+                id: account_id(r.get("id"))?,
+                name: r.get("name"),
+                ou_path: r.get("ou_path"),
+                origin: origin_of(r.get("from_config")),
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at
+             FROM providers ORDER BY account, url",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load providers"))?;
+        for r in rows {
+            out.providers.push(OidcProvider {
+                account: account_id(r.get("account"))?,
+                url: r.get("url"),
+                client_ids: parse_list(r.get("client_ids"))?,
+                thumbprints: parse_list(r.get("thumbprints"))?,
+                allow_http: r.get::<bool, _>("allow_http"),
+                tags: parse_map(r.get("tags"))?,
+                origin: origin_of(r.get("from_config")),
+                created: time_of(r.get("created_at")),
+            });
+        }
+        let policy_rows = sqlx::query(
+            "SELECT account, role_folded, name, document FROM role_policies ORDER BY account, role_folded, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load role policies"))?;
+        let mut policies: BTreeMap<(String, String), Vec<InlinePolicy>> = BTreeMap::new();
+        for r in policy_rows {
+            policies
+                .entry((r.get("account"), r.get("role_folded")))
+                .or_default()
+                .push(InlinePolicy {
+                    name: r.get("name"),
+                    document: r.get("document"),
+                });
+        }
+        let attachment_rows = sqlx::query(
+            "SELECT account, role_folded, policy_arn FROM role_attachments
+             ORDER BY account, role_folded, position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load role attachments"))?;
+        let mut attachments: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for r in attachment_rows {
+            attachments
+                .entry((r.get("account"), r.get("role_folded")))
+                .or_default()
+                .push(r.get("policy_arn"));
+        }
+        let rows = sqlx::query(
+            "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
+                    permissions_boundary_arn, max_session_duration, description, tags, from_config,
+                    created_at
+             FROM roles ORDER BY account, name_folded",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load roles"))?;
+        for r in rows {
+            let account: String = r.get("account");
+            let folded: String = r.get("name_folded");
+            let attached_policies = attachments
+                .remove(&(account.clone(), folded.clone()))
+                .unwrap_or_default();
+            let inline_policies = policies
+                .remove(&(account.clone(), folded))
+                .unwrap_or_default();
+            out.roles.push(Role {
+                account: account_id(&account)?,
+                name: r.get("name"),
+                path: r.get("path"),
+                role_id: r.get("role_id"),
+                trust_policy: r.get("trust_policy"),
+                inline_policies,
+                permissions_boundary: r.get("permissions_boundary"),
+                permissions_boundary_arn: r.get("permissions_boundary_arn"),
+                attached_policies,
+                max_session_duration: u32::try_from(r.get::<i64, _>("max_session_duration"))
+                    .map_err(|_| StoreError("corrupt max_session_duration".into()))?,
+                description: r.get("description"),
+                tags: parse_map(r.get("tags"))?,
+                origin: origin_of(r.get("from_config")),
+                created: time_of(r.get("created_at")),
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT target, name, document, from_config FROM guardrails ORDER BY target, name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load guardrails"))?;
+        for r in rows {
+            out.guardrails.push(Guardrail {
+                target: r.get("target"),
+                name: r.get("name"),
+                document: r.get("document"),
+                origin: origin_of(r.get("from_config")),
+            });
+        }
+        out.policies = load_policies(&self.pool).await?;
+        Ok(out)
+    }
+
+    async fn write(&self, change: &Change) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        match change {
+            Change::PutProvider(p) => {
+                sqlx::query(
+                    "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
+                     thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags",
+                )
+                .bind(&p.url)
+                .bind(p.account.to_string())
+                .bind(json_list(&p.client_ids))
+                .bind(json_list(&p.thumbprints))
+                .bind(p.allow_http)
+                .bind(json_map(&p.tags))
+                .bind(origin_flag(p.origin))
+                .bind(p.created.unix_timestamp())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("put provider"))?;
+            }
+            Change::DeleteProvider { account, url } => {
+                sqlx::query(
+                    "DELETE FROM providers WHERE account = $1 AND url = $2 AND NOT from_config",
+                )
+                .bind(account.to_string())
+                .bind(url)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete provider"))?;
+            }
+            Change::PutRole(role) => put_role(&mut tx, role).await?,
+            Change::DeleteRole { account, name } => {
+                sqlx::query(
+                    "DELETE FROM roles WHERE account = $1 AND name_folded = $2 AND NOT from_config",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete role"))?;
+            }
+            Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
+            Change::DeletePolicy { account, name } => {
+                sqlx::query(
+                    "DELETE FROM managed_policies WHERE account = $1 AND name_folded = $2 AND NOT from_config",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete policy"))?;
+            }
+        }
+        tx.commit().await.map_err(err("commit"))
+    }
+
+    async fn apply_config(&self, config: &Entities) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let cfg = origin_flag(Origin::Config);
+
+        sqlx::query("DELETE FROM accounts WHERE from_config")
+            .execute(&mut *tx)
+            .await
+            .map_err(err("clear config accounts"))?;
+        for a in &config.accounts {
+            sqlx::query(
+                "INSERT INTO accounts (id, name, ou_path, from_config) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, ou_path = excluded.ou_path,
+                 from_config = excluded.from_config",
+            )
+            .bind(a.id.to_string())
+            .bind(&a.name)
+            .bind(&a.ou_path)
+            .bind(cfg)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert account"))?;
+        }
+
+        // Providers: delete config providers no longer listed, upsert the rest.
+        let existing = sqlx::query("SELECT account, url FROM providers WHERE from_config")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err("list config providers"))?;
+        for r in existing {
+            let (account, url): (String, String) = (r.get("account"), r.get("url"));
+            let kept = config
+                .providers
+                .iter()
+                .any(|p| p.account.to_string() == account && p.url == url);
+            if !kept {
+                sqlx::query("DELETE FROM providers WHERE account = $1 AND url = $2")
+                    .bind(&account)
+                    .bind(&url)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("delete provider"))?;
+            }
+        }
+        for p in &config.providers {
+            sqlx::query(
+                "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
+                 thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags,
+                 from_config = excluded.from_config",
+            )
+            .bind(&p.url)
+            .bind(p.account.to_string())
+            .bind(json_list(&p.client_ids))
+            .bind(json_list(&p.thumbprints))
+            .bind(p.allow_http)
+            .bind(json_map(&p.tags))
+            .bind(cfg)
+            .bind(p.created.unix_timestamp())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert provider"))?;
+        }
+
+        // Roles: keep ids stable; replace inline policies wholesale.
+        let existing = sqlx::query("SELECT account, name_folded FROM roles WHERE from_config")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(err("list config roles"))?;
+        for r in existing {
+            let (account, folded): (String, String) = (r.get("account"), r.get("name_folded"));
+            let kept = config
+                .roles
+                .iter()
+                .any(|x| x.account.to_string() == account && x.name.to_lowercase() == folded);
+            if !kept {
+                sqlx::query("DELETE FROM roles WHERE account = $1 AND name_folded = $2")
+                    .bind(&account)
+                    .bind(&folded)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("delete role"))?;
+            }
+        }
+        for role in &config.roles {
+            let account = role.account.to_string();
+            let folded = role.name.to_lowercase();
+            sqlx::query(
+                "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
+                    max_session_duration, description, tags, from_config, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
+                    trust_policy = excluded.trust_policy, permissions_boundary = excluded.permissions_boundary,
+                    max_session_duration = excluded.max_session_duration, description = excluded.description,
+                    tags = excluded.tags, from_config = excluded.from_config",
+            )
+            .bind(&account)
+            .bind(&role.name)
+            .bind(&folded)
+            .bind(&role.path)
+            .bind(&role.role_id)
+            .bind(&role.trust_policy)
+            .bind(&role.permissions_boundary)
+            .bind(i64::from(role.max_session_duration))
+            .bind(&role.description)
+            .bind(json_map(&role.tags))
+            .bind(cfg)
+            .bind(role.created.unix_timestamp())
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert role"))?;
+            sqlx::query("DELETE FROM role_policies WHERE account = $1 AND role_folded = $2")
+                .bind(&account)
+                .bind(&folded)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("clear role policies"))?;
+            for p in &role.inline_policies {
+                sqlx::query("INSERT INTO role_policies (account, role_folded, name, document) VALUES ($1, $2, $3, $4)")
+                    .bind(&account)
+                    .bind(&folded)
+                    .bind(&p.name)
+                    .bind(&p.document)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err("insert role policy"))?;
+            }
+        }
+
+        sqlx::query("DELETE FROM guardrails WHERE from_config")
+            .execute(&mut *tx)
+            .await
+            .map_err(err("clear config guardrails"))?;
+        for g in &config.guardrails {
+            sqlx::query(
+                "INSERT INTO guardrails (target, name, document, from_config) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (target, name) DO UPDATE SET document = excluded.document, from_config = excluded.from_config",
+            )
+            .bind(&g.target)
+            .bind(&g.name)
+            .bind(&g.document)
+            .bind(cfg)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("upsert guardrail"))?;
+        }
+        tx.commit().await.map_err(err("commit"))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        match tokio::time::timeout(PING_TIMEOUT, ping).await {
+            Ok(done) => done.map(|_| ()).map_err(err("ping")),
+            Err(_) => Err(StoreError(format!(
+                "ping: no answer within {} s",
+                PING_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    async fn add_revocation(&self, r: &NewRevocation) -> Result<Revocation, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, \
+             expires_at, reason, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(r.target.kind())
+        .bind(r.target.value())
+        .bind(r.target.issuer())
+        .bind(r.account.map(|a| a.to_string()))
+        .bind(unix_millis(r.issued_before))
+        .bind(unix_millis(r.created_at))
+        .bind(r.expires_at.unix_timestamp())
+        .bind(&r.reason)
+        .bind(&r.created_by)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err("add revocation"))?;
+        Ok(Revocation {
+            id: row.get(0),
+            spec: r.clone(),
+        })
+    }
+
+    async fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, issuer, account, issued_before_ms, created_at_ms, expires_at, \
+             reason, created_by FROM revocations ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load revocations"))?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.get(1);
+                let value: String = row.get(2);
+                let issuer: Option<String> = row.get(3);
+                let target =
+                    Target::from_parts(&kind, &value, issuer.as_deref()).ok_or_else(|| {
+                        StoreError(format!("corrupt revocation {kind} {value:?} in database"))
+                    })?;
+                let account: Option<String> = row.get(4);
+                Ok(Revocation {
+                    id: row.get(0),
+                    spec: NewRevocation {
+                        target,
+                        account: account.as_deref().map(account_id).transpose()?,
+                        issued_before: time_of_millis(row.get(5)),
+                        created_at: time_of_millis(row.get(6)),
+                        expires_at: time_of(row.get(7)),
+                        reason: row.get(8),
+                        created_by: row.get(9),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn revocations_stamp(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM revocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("revocation stamp"))?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    async fn purge_revocations(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1")
+            .bind(now.unix_timestamp())
+            .execute(&self.pool)
+            .await
+            .map_err(err("purge revocations"))?;
+        Ok(done.rows_affected())
+    }
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
+    let account = role.account.to_string();
+    let folded = role.name.to_lowercase();
+    sqlx::query(
+        "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
+            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
+            role_id = excluded.role_id, trust_policy = excluded.trust_policy,
+            permissions_boundary = excluded.permissions_boundary,
+            permissions_boundary_arn = excluded.permissions_boundary_arn,
+            max_session_duration = excluded.max_session_duration, description = excluded.description,
+            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at",
+    )
+    .bind(&account)
+    .bind(&role.name)
+    .bind(&folded)
+    .bind(&role.path)
+    .bind(&role.role_id)
+    .bind(&role.trust_policy)
+    .bind(&role.permissions_boundary)
+    .bind(&role.permissions_boundary_arn)
+    .bind(i64::from(role.max_session_duration))
+    .bind(&role.description)
+    .bind(json_map(&role.tags))
+    .bind(origin_flag(role.origin))
+    .bind(role.created.unix_timestamp())
+    .execute(&mut **tx)
+    .await
+    .map_err(err("put role"))?;
+    for statement in [
+        "DELETE FROM role_policies WHERE account = $1 AND role_folded = $2",
+        "DELETE FROM role_attachments WHERE account = $1 AND role_folded = $2",
+    ] {
+        sqlx::query(statement)
+            .bind(&account)
+            .bind(&folded)
+            .execute(&mut **tx)
+            .await
+            .map_err(err("clear role children"))?;
+    }
+    for p in &role.inline_policies {
+        sqlx::query(
+            "INSERT INTO role_policies (account, role_folded, name, document) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&account)
+        .bind(&folded)
+        .bind(&p.name)
+        .bind(&p.document)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("insert role policy"))?;
+    }
+    for (i, arn) in role.attached_policies.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO role_attachments (account, role_folded, position, policy_arn) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&account)
+        .bind(&folded)
+        .bind(i64::try_from(i).unwrap_or(i64::MAX))
+        .bind(arn)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("insert role attachment"))?;
+    }
+    Ok(())
+}
+
+async fn put_policy(tx: &mut Tx<'_>, policy: &ManagedPolicy) -> Result<(), StoreError> {
+    let account = policy.account.to_string();
+    let folded = policy.name.to_lowercase();
+    sqlx::query(
+        "INSERT INTO managed_policies (account, name, name_folded, path, policy_id, description,
+            default_version, next_version, tags, from_config, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
+            policy_id = excluded.policy_id, description = excluded.description,
+            default_version = excluded.default_version, next_version = excluded.next_version,
+            tags = excluded.tags, from_config = excluded.from_config,
+            created_at = excluded.created_at, updated_at = excluded.updated_at",
+    )
+    .bind(&account)
+    .bind(&policy.name)
+    .bind(&folded)
+    .bind(&policy.path)
+    .bind(&policy.policy_id)
+    .bind(&policy.description)
+    .bind(&policy.default_version)
+    .bind(i64::from(policy.next_version))
+    .bind(json_map(&policy.tags))
+    .bind(origin_flag(policy.origin))
+    .bind(policy.created.unix_timestamp())
+    .bind(policy.updated.unix_timestamp())
+    .execute(&mut **tx)
+    .await
+    .map_err(err("put policy"))?;
+    sqlx::query("DELETE FROM policy_versions WHERE account = $1 AND policy_folded = $2")
+        .bind(&account)
+        .bind(&folded)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("clear policy versions"))?;
+    for (i, v) in policy.versions.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO policy_versions (account, policy_folded, version_id, position, document, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&account)
+        .bind(&folded)
+        .bind(&v.version_id)
+        .bind(i64::try_from(i).unwrap_or(i64::MAX))
+        .bind(&v.document)
+        .bind(v.created.unix_timestamp())
+        .execute(&mut **tx)
+        .await
+        .map_err(err("insert policy version"))?;
+    }
+    Ok(())
+}
+
+async fn load_policies(pool: &PgPool) -> Result<Vec<ManagedPolicy>, StoreError> {
+    let version_rows = sqlx::query(
+        "SELECT account, policy_folded, version_id, document, created_at FROM policy_versions
+         ORDER BY account, policy_folded, position",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err("load policy versions"))?;
+    let mut versions: BTreeMap<(String, String), Vec<PolicyVersion>> = BTreeMap::new();
+    for r in version_rows {
+        versions
+            .entry((r.get("account"), r.get("policy_folded")))
+            .or_default()
+            .push(PolicyVersion {
+                version_id: r.get("version_id"),
+                document: r.get("document"),
+                created: time_of(r.get("created_at")),
+            });
+    }
+    let rows = sqlx::query(
+        "SELECT account, name, name_folded, path, policy_id, description, default_version,
+                next_version, tags, from_config, created_at, updated_at
+         FROM managed_policies ORDER BY account, name_folded",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err("load managed policies"))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let account: String = r.get("account");
+        let folded: String = r.get("name_folded");
+        out.push(ManagedPolicy {
+            account: account_id(&account)?,
+            versions: versions.remove(&(account, folded)).unwrap_or_default(),
+            name: r.get("name"),
+            path: r.get("path"),
+            policy_id: r.get("policy_id"),
+            description: r.get("description"),
+            default_version: r.get("default_version"),
+            next_version: u32::try_from(r.get::<i64, _>("next_version"))
+                .map_err(|_| StoreError("corrupt next_version".into()))?,
+            tags: parse_map(r.get("tags"))?,
+            origin: origin_of(r.get("from_config")),
+            created: time_of(r.get("created_at")),
+            updated: time_of(r.get("updated_at")),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,235 @@
+"""Issues 3 and 6: keyless on Postgres (`database_url`). The real binary keeps its state in a fresh
+database of the test server (`KEYLESS_TEST_DATABASE_URL`, started by scripts/test), issues
+credentials to boto3 through AssumeRoleWithWebIdentity, copies every audit record into the
+`audit_events` table (the file stays the durable source, and a table outage neither blocks
+issuance nor loses rows), revokes through `keyless revoke --config` on Postgres, refuses an
+unreachable database at start-up naming the host, and never shows the password.
+
+Without KEYLESS_TEST_DATABASE_URL these tests are skipped locally and fail under CI=true."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from keyless_e2e import (REPO, Issuer, Keyless, _stop, default_config, free_port, keyless_bin, start_issuer,
+                         start_keyless)
+
+
+def server_url() -> str:
+    url = os.environ.get("KEYLESS_TEST_DATABASE_URL", "").strip()
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("KEYLESS_TEST_DATABASE_URL is not set and CI=true: the Postgres tests must run "
+                        "(scripts/test starts a server)")
+        pytest.skip("KEYLESS_TEST_DATABASE_URL is not set (scripts/test sets it)")
+    return url
+
+
+def psql_bin() -> str:
+    found = shutil.which("psql") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)), None)
+    if not found:
+        pytest.fail("psql not found (the postgresql package provides it)")
+    return found
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def psql(url: str, sql: str) -> list[list[str]]:
+    """Runs one statement; rows as lists of strings (unaligned, tab-separated)."""
+    cp = subprocess.run([psql_bin(), url, "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, f"psql failed: {cp.stderr}"
+    return [line.split("\t") for line in cp.stdout.splitlines() if line]
+
+
+def password_of(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).password or "")
+
+
+@pytest.fixture(scope="module")
+def database() -> str:
+    """A fresh database on the test server; its URL."""
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    return with_database(base, name)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[tuple[Issuer, Keyless, str]]:
+    work = tmp_path_factory.mktemp("postgres")
+    issuer = start_issuer(work)
+    config = f'database_url = "{database}"\n' + default_config(issuer, work / "keyless" / "data")
+    keyless = start_keyless(work / "keyless", config)
+    try:
+        yield issuer, keyless, database
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def issue(issuer: Issuer, keyless: Keyless, session: str) -> dict[str, str]:
+    sts = keyless.boto3_client()
+    out = sts.assume_role_with_web_identity(RoleArn=keyless.role_arn("gha"), RoleSessionName=session,
+                                           WebIdentityToken=issuer.gha_token())
+    return out["Credentials"]
+
+
+def wait_rows(database: str, sql: str, within: float = 10.0) -> list[list[str]]:
+    deadline = time.monotonic() + within
+    while True:
+        rows = psql(database, sql)
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def file_record(keyless: Keyless, access_key_id: str) -> dict:
+    for f in sorted((keyless.data_dir / "audit").glob("audit-*.jsonl")):
+        for line in f.read_text().splitlines():
+            rec = json.loads(line)
+            if (rec.get("responseElements") or {}).get("credentials", {}).get("accessKeyId") == access_key_id:
+                return rec
+    raise AssertionError(f"no record issuing {access_key_id} in the audit files")
+
+
+def test_state_lives_in_postgres_and_issuance_is_copied_to_the_audit_table(stack) -> None:
+    issuer, keyless, database = stack
+    # The config entities are in Postgres; the data dir has the key ring and the audit log only.
+    assert ["gha"] in psql(database, "SELECT name FROM roles WHERE from_config ORDER BY name")
+    assert not (keyless.data_dir / "keyless.db").exists()
+    assert (keyless.data_dir / "audit").is_dir()
+
+    creds = issue(issuer, keyless, "pg-audit")
+    akid = creds["AccessKeyId"]
+    rows = wait_rows(database, "SELECT seq, hash, event_name, event_source, principal, role_arn, subject, repository, "
+                               "decision, coalesce(error_code, '-'), record->>'eventID', "
+                               "to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
+                               f"FROM audit_events WHERE issued_access_key_id = '{akid}'")
+    assert len(rows) == 1, f"the issuance record did not reach audit_events: {keyless.stderr()[-2000:]}"
+    seq, hsh, name, source, principal, role_arn, subject, repository, decision, code, event_id, when = rows[0]
+    rec = file_record(keyless, akid)
+    # The row is the file's record: same place in the chain, same hash, same event.
+    assert (int(seq), hsh, event_id, when) == (rec["seq"], rec["hash"], rec["eventID"], rec["eventTime"])
+    assert (name, source, decision, code) == ("AssumeRoleWithWebIdentity", "sts.amazonaws.com", "allow", "-")
+    assert role_arn == keyless.role_arn("gha")
+    assert subject == f"repo:{REPO}:ref:refs/heads/main" and repository == REPO
+    assert principal.endswith(f":repo:{REPO}:ref:refs/heads/main"), principal
+
+    # A signed call with the credentials is recorded with the caller's key id.
+    keyless.boto3_client(creds).get_caller_identity()
+    rows = wait_rows(database, f"SELECT event_name, role_arn FROM audit_events WHERE access_key_id = '{akid}'")
+    assert rows == [["GetCallerIdentity", keyless.role_arn("gha")]]
+
+    # A refusal lands too, with its error code.
+    with pytest.raises(ClientError):
+        keyless.boto3_client().assume_role_with_web_identity(
+            RoleArn=keyless.role_arn("gha"), RoleSessionName="pg-bad", WebIdentityToken=issuer.forged("alg-none"))
+    rows = wait_rows(database, "SELECT decision, error_code FROM audit_events WHERE error_code IS NOT NULL")
+    assert ["deny", "InvalidIdentityToken"] in rows, rows
+
+    r = requests.get(keyless.url + "/readyz", timeout=5)
+    assert r.status_code == 200 and "store: ok" in r.text and "audit table: ok" in r.text, r.text
+    metrics = keyless.metrics()
+    assert "keyless_audit_table_rows_total" in metrics
+    assert password_of(database) not in keyless.stderr()
+
+
+def test_revoke_with_a_postgres_config(stack) -> None:
+    issuer, keyless, database = stack
+    victim, bystander = issue(issuer, keyless, "pg-victim"), issue(issuer, keyless, "pg-bystander")
+    cp = subprocess.run([str(keyless_bin()), "revoke", "session", victim["AccessKeyId"], "--config", str(keyless.config),
+                         "--reason", "pg test", "--format", "json"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["target"] == {"type": "session", "accessKeyId": victim["AccessKeyId"]}
+    assert password_of(database) not in cp.stdout + cp.stderr
+    assert psql(database, "SELECT kind, value, reason FROM revocations") == [["session", victim["AccessKeyId"], "pg test"]]
+    deadline = time.monotonic() + 3
+    while True:
+        try:
+            keyless.boto3_client(victim).get_caller_identity()
+        except ClientError as e:
+            assert (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]) == \
+                ("InvalidClientTokenId", 403)
+            break
+        assert time.monotonic() < deadline, "the revoked session still works"
+        time.sleep(0.05)
+    keyless.boto3_client(bystander).get_caller_identity()
+    listed = subprocess.run([str(keyless_bin()), "revoke", "list", "--config", str(keyless.config), "--format", "json"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["target"]["accessKeyId"] for line in listed.stdout.splitlines()] == [victim["AccessKeyId"]]
+
+
+def test_a_database_outage_blocks_nothing_and_the_table_catches_up(stack) -> None:
+    issuer, keyless, database = stack
+    name = urllib.parse.urlsplit(database).path.lstrip("/")
+    admin = server_url()
+    psql(admin, f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+    try:
+        psql(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        r = requests.get(keyless.url + "/readyz", timeout=10)
+        assert r.status_code == 503 and "store: unreachable" in r.text, r.text
+        # Issuance goes on: it never reads the database and the audit file is the durable record.
+        creds = issue(issuer, keyless, "pg-outage")
+        keyless.boto3_client(creds).get_caller_identity()
+        deadline = time.monotonic() + 10
+        while "audit table: behind" not in (text := requests.get(keyless.url + "/readyz", timeout=10).text):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.1)
+        failures = [line for line in keyless.metrics().splitlines() if line.startswith("keyless_audit_table_failures_total")]
+        assert failures and float(failures[0].split()[-1]) >= 1, failures
+    finally:
+        psql(admin, f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+    rows = wait_rows(database, f"SELECT event_name FROM audit_events WHERE issued_access_key_id = '{creds['AccessKeyId']}'",
+                     within=40)
+    assert rows == [["AssumeRoleWithWebIdentity"]], "the table did not catch up after the outage"
+    deadline = time.monotonic() + 10
+    while requests.get(keyless.url + "/readyz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "readyz did not recover"
+        time.sleep(0.1)
+    # Every event of the file is in the table, once, in chain order.
+    events = [json.loads(line)["seq"] for f in sorted((keyless.data_dir / "audit").glob("audit-*.jsonl"))
+              for line in f.read_text().splitlines() if '"recordType":"event"' in line[:120]]
+    deadline = time.monotonic() + 10
+    while (stored := [int(r[0]) for r in psql(database, "SELECT seq FROM audit_events ORDER BY seq")]) != events:
+        assert time.monotonic() < deadline, (stored, events)
+        time.sleep(0.1)
+
+
+def test_unreachable_database_at_start_up_names_the_host_not_the_password(tmp_path: Path) -> None:
+    server_url()
+    port = free_port()
+    secret = "pw-" + secrets.token_hex(8)
+    cfg = tmp_path / "keyless.toml"
+    cfg.write_text(f'database_url = "postgres://keyless:{secret}@127.0.0.1:{port}/keyless"\n'
+                   f'data_dir = "{tmp_path / "data"}"\n')
+    cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(cfg), "--listen", "127.0.0.1:0"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode != 0
+    msg = cp.stderr + cp.stdout
+    assert f"cannot connect to Postgres at 127.0.0.1:{port} (database keyless, user keyless)" in msg, msg
+    assert secret not in msg, msg
+    # A URL that is not Postgres is a config error with its line, the URL not repeated.
+    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\ndatabase_url = "mysql://keyless:{secret}@db/keyless"\n')
+    cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(cfg), "--listen", "127.0.0.1:0"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    msg = cp.stderr + cp.stdout
+    assert cp.returncode != 0 and "unsupported scheme \"mysql\"" in msg and ":2" in msg, msg
+    assert secret not in msg, msg
