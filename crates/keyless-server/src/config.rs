@@ -834,6 +834,17 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
     }
 
     #[test]
+    fn a_bad_database_url_is_refused_with_its_line_and_without_the_password() {
+        let text = format!("database_url = \"mysql://app:s3cr3t-pw@db/k\"\n{}", base());
+        let e = p(&text).unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+        assert!(e.message.contains("unsupported scheme"), "{e}");
+        assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
+        let ok = format!("database_url = \"postgres://app:pw@db:5432/k\"\n{}", base());
+        assert!(p(&ok).unwrap().database_url.is_some());
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_their_line() {
         let text = base().replace("name = \"dev\"", "name = \"dev\"\nbogus = 1");
         let e = p(&text).unwrap_err();
