@@ -160,6 +160,15 @@ def test_revoke_with_a_postgres_config(stack) -> None:
     assert json.loads(cp.stdout)["target"] == {"type": "session", "accessKeyId": victim["AccessKeyId"]}
     assert password_of(database) not in cp.stdout + cp.stderr
     assert psql(database, "SELECT kind, value, reason FROM revocations") == [["session", victim["AccessKeyId"], "pg test"]]
+    # The running server recorded it once and marked the row with that record's seq.
+    assert "audited by the running server" in cp.stderr, cp.stderr
+    rid = json.loads(cp.stdout)["id"]
+    logged = [json.loads(line) for f in sorted((keyless.data_dir / "audit").glob("audit-*.jsonl"))
+              for line in f.read_text().splitlines()]
+    recs = [r for r in logged
+            if r.get("eventName") == "RevokeSessions" and (r.get("responseElements") or {}).get("id") == rid]
+    assert len(recs) == 1, recs
+    assert psql(database, f"SELECT audited_seq FROM revocations WHERE id = {int(rid)}") == [[str(recs[0]["seq"])]]
     deadline = time.monotonic() + 3
     while True:
         try:

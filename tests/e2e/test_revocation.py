@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -455,6 +456,9 @@ def test_revocations_are_in_the_audit_trail(stack) -> None:
     assert api[0]["requestParameters"]["reason"] == "audit me"
     op = find(lambda r: (r.get("responseElements") or {}).get("target", {}).get("accessKeyId") == cli_victim["AccessKeyId"])
     assert len(op) == 1 and op[0]["userIdentity"]["type"] == "Operator", op
+    # Each row is marked with the seq of its one record: the API's own, the server's for the CLI's.
+    for rec in (api[0], op[0]):
+        assert audited_seq(keyless, rec["responseElements"]["id"]) == rec["seq"], rec
     denied = find(lambda r: r.get("errorCode") == "AccessDenied"
                   and (r.get("requestParameters") or {}).get("value") == other["AccessKeyId"])
     assert len(denied) == 1 and denied[0]["decision"] == "deny", denied
@@ -502,6 +506,30 @@ def records_of(keyless: Keyless, revocation_id: int) -> list[dict[str, Any]]:
     return [r for r in audit_records(keyless) if (r.get("responseElements") or {}).get("id") == revocation_id]
 
 
+def audited_seq(keyless: Keyless, revocation_id: int) -> int | None:
+    """The row's audit mark in the server's SQLite store (what `keyless revoke --config` opens)."""
+    with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+        row = db.execute("SELECT audited_seq FROM revocations WHERE id = ?", (revocation_id,)).fetchone()
+    assert row is not None, f"revocation {revocation_id} not in the store"
+    return row[0]
+
+
+def wait_records(keyless: Keyless, revocation_id: int, within: float = 5.0) -> list[dict[str, Any]]:
+    """The audit records of a revocation once there is at least one (or none after `within`)."""
+    deadline = time.monotonic() + within
+    while True:
+        recs = records_of(keyless, revocation_id)
+        if recs or time.monotonic() > deadline:
+            return recs
+        time.sleep(0.1)
+
+
+def verify_log(keyless: Keyless) -> None:
+    ok = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "audit log OK" in ok.stdout, ok.stdout + ok.stderr
+
+
 def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_without_a_server(
         tmp_path: Path) -> None:
     issuer = start_issuer(tmp_path)
@@ -515,7 +543,11 @@ def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_wi
         rev = json.loads(cp.stdout)
         # A running server holds the log: it records the revocation, the CLI waits to see it.
         assert "audited by the running server" in cp.stderr, cp.stderr
-        assert len(records_of(keyless, rev["id"])) == 1
+        recs = records_of(keyless, rev["id"])
+        assert len(recs) == 1, recs
+        # The server marked the row with its record; a hand-off is not a recovery.
+        assert audited_seq(keyless, rev["id"]) == recs[0]["seq"]
+        assert recs[0]["sourceIPAddress"] == "keyless-store" and not recs[0].get("additionalEventData"), recs
         wait_revoked(keyless, victim)
 
         listed = sessions_list(keyless, "--format", "json")
@@ -546,6 +578,8 @@ def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_wi
         assert len(recs) == 1, recs
         assert recs[0]["userIdentity"]["type"] == "Operator" and recs[0]["sourceIPAddress"] == "keyless-cli"
         assert recs[0]["responseElements"]["reason"] == "offline"
+        assert audited_seq(keyless, offline["id"]) == recs[0]["seq"]
+        assert not recs[0].get("additionalEventData"), recs
         ok = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
                             capture_output=True, text=True, timeout=60)
         assert ok.returncode == 0 and "audit log OK" in ok.stdout, ok.stdout + ok.stderr
@@ -569,6 +603,130 @@ def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_wi
         ok = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
                             capture_output=True, text=True, timeout=60)
         assert ok.returncode == 0, ok.stdout + ok.stderr
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_a_revocation_whose_record_was_lost_is_recorded_once_when_the_server_starts(tmp_path: Path) -> None:
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        victim = keyless.awiwi(issuer.gha_token(), role="gha", session="victim").credentials
+        assert victim and caller_ok(keyless, victim)
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+
+        # What `keyless revoke --config` leaves when it is killed (kill -9) right after the store
+        # write: the row, in force, with no audit record and no mark.
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            cur = db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('session', ?, NULL, NULL, ?, ?, ?, ?, 'operator')",
+                (victim["AccessKeyId"], int(now * 1000), int(now * 1000), int(now) + 43_500, "killed before its record"))
+            rid = cur.lastrowid
+        assert audited_seq(keyless, rid) is None
+        assert records_of(keyless, rid) == []
+
+        # The next server applies it at once and records it, marked recovered.
+        keyless = start_keyless(keyless.workdir, keyless.config.read_text())
+        assert not caller_ok(keyless, victim)
+        recs = wait_records(keyless, rid)
+        assert len(recs) == 1, recs
+        rec = recs[0]
+        assert rec["additionalEventData"] == {"recovered": True}, rec
+        assert rec["userIdentity"]["type"] == "Operator" and rec["sourceIPAddress"] == "keyless-store"
+        assert rec["responseElements"]["id"] == rid
+        assert rec["responseElements"]["target"] == {"type": "session", "accessKeyId": victim["AccessKeyId"]}
+        assert rec["responseElements"]["reason"] == "killed before its record"
+        assert audited_seq(keyless, rid) == rec["seq"]
+
+        # Restarted again, the server does not record it a second time; the chain holds.
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        verify_log(keyless)
+        keyless = start_keyless(keyless.workdir, keyless.config.read_text())
+        assert not caller_ok(keyless, victim)
+        time.sleep(1.0)  # past the startup pass and a revocation poll
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        assert len(records_of(keyless, rid)) == 1
+        assert audited_seq(keyless, rid) == rec["seq"]
+        verify_log(keyless)
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_cli_records_rows_a_killed_revoke_left_before_its_own(tmp_path: Path) -> None:
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        lost, mine = (keyless.awiwi(issuer.gha_token(), role="gha", session=f"s{i}").credentials for i in range(2))
+        assert lost and mine
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            lost_id = db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('session', ?, NULL, NULL, ?, ?, ?, 'lost', 'operator')",
+                (lost["AccessKeyId"], int(now * 1000), int(now * 1000), int(now) + 43_500)).lastrowid
+
+        # No server holds the log: the CLI records the row left behind, then its own, once each.
+        cp = cli("session", mine["AccessKeyId"], "--config", str(keyless.config), "--format", "json")
+        assert cp.returncode == 0, cp.stderr
+        own = json.loads(cp.stdout)
+        assert f"recovered: revocation {lost_id} had no audit record" in cp.stderr, cp.stderr
+        assert re.search(r"audited: record \d+ of ", cp.stderr), cp.stderr
+        lost_recs, own_recs = records_of(keyless, lost_id), records_of(keyless, own["id"])
+        assert len(lost_recs) == 1 and len(own_recs) == 1, (lost_recs, own_recs)
+        assert lost_recs[0]["additionalEventData"] == {"recovered": True}
+        assert lost_recs[0]["sourceIPAddress"] == own_recs[0]["sourceIPAddress"] == "keyless-cli"
+        assert not own_recs[0].get("additionalEventData"), own_recs
+        assert audited_seq(keyless, lost_id) == lost_recs[0]["seq"]
+        assert audited_seq(keyless, own["id"]) == own_recs[0]["seq"]
+        verify_log(keyless)
+
+        # A server started next finds nothing to record.
+        keyless = start_keyless(keyless.workdir, keyless.config.read_text())
+        assert not caller_ok(keyless, lost) and not caller_ok(keyless, mine)
+        time.sleep(1.0)
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        assert len(records_of(keyless, lost_id)) == 1 and len(records_of(keyless, own["id"])) == 1
+        verify_log(keyless)
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_an_api_revocation_left_unmarked_by_another_process_is_recorded_after_the_grace(tmp_path: Path) -> None:
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        victim = keyless.awiwi(issuer.gha_token(), role="gha", session="victim").credentials
+        assert victim
+        # What another replica's API leaves if it dies between its store write and its record.
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            rid = db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('session', ?, NULL, ?, ?, ?, ?, 'replica died', ?)",
+                (victim["AccessKeyId"], ACCOUNT, int(now * 1000), int(now * 1000), int(now) + 43_500,
+                 f"arn:aws:sts::{ACCOUNT}:assumed-role/revoker/elsewhere")).lastrowid
+        wait_revoked(keyless, victim)
+        # In force at once; its own API gets 10 s to record and mark it before this server does.
+        time.sleep(2)
+        assert records_of(keyless, rid) == [] and audited_seq(keyless, rid) is None
+        recs = wait_records(keyless, rid, within=15)
+        assert len(recs) == 1, recs
+        assert recs[0]["additionalEventData"] == {"recovered": True}, recs
+        assert recs[0]["userIdentity"]["principalId"].endswith("assumed-role/revoker/elsewhere")
+        assert audited_seq(keyless, rid) == recs[0]["seq"]
+        time.sleep(2.5)  # past another retry: nothing more
+        assert len(records_of(keyless, rid)) == 1
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)

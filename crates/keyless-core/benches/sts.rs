@@ -382,6 +382,7 @@ fn revocations(now: OffsetDateTime) -> RevocationSet {
             }
             .validate(None, "bench", 99, now)
             .unwrap(),
+            audited_seq: None,
         })
         .collect();
     for (i, (kind, value, issuer)) in [
@@ -406,6 +407,7 @@ fn revocations(now: OffsetDateTime) -> RevocationSet {
             }
             .validate(None, "bench", 99, now)
             .unwrap(),
+            audited_seq: None,
         });
     }
     RevocationSet::build(&list, now)

@@ -39,6 +39,15 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored revocation, oldest first (expired ones included until purged).
     async fn revocations(&self) -> Result<Vec<Revocation>, StoreError>;
 
+    /// The stored revocations whose audit record is not known to be durable yet
+    /// ([`Revocation::audited_seq`] is `None`), oldest first: the outbox of the audit log.
+    async fn unaudited_revocations(&self) -> Result<Vec<Revocation>, StoreError>;
+
+    /// Marks revocation `id` as recorded in the audit log at `seq`, only if it is not marked
+    /// yet (a second mark never overwrites the first). `true` if this call marked it; `false`
+    /// if it was marked already or is gone (purged).
+    async fn mark_revocation_audited(&self, id: i64, seq: u64) -> Result<bool, StoreError>;
+
     /// A value that changes whenever a revocation is added or purged, cheap enough to poll so
     /// that revocations written by another process (the CLI, another replica) reach every
     /// verifier within a second.

@@ -211,6 +211,9 @@ pub struct Revocation {
     pub id: i64,
     /// The revocation.
     pub spec: NewRevocation,
+    /// The audit `seq` of the record that made it durable in the audit log, once one was
+    /// written and the row marked (`None` until then: its record may still have to be written).
+    pub audited_seq: Option<u64>,
 }
 
 impl Revocation {
@@ -821,6 +824,7 @@ mod tests {
         Revocation {
             id: 1,
             spec: r.validate(account, "test", 9, now).unwrap(),
+            audited_seq: None,
         }
     }
 

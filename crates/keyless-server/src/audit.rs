@@ -220,10 +220,16 @@ impl Audit {
 
     /// Writes `event` and waits until it is durable; `ServiceUnavailable` if it cannot be. The
     /// entry point for every handler that must not answer before its record is on disk
-    /// (revocations, IAM changes, custom events).
-    pub async fn record_durable<T: Record + ?Sized>(&self, event: &T) -> Result<(), ApiError> {
-        let Some(log) = &self.log else { return Ok(()) };
-        log.record_durable(event).await.map(|_| ()).map_err(|e| {
+    /// (revocations, IAM changes, custom events). Returns the record's `seq`, `None` when
+    /// auditing is disabled (nothing was written).
+    pub async fn record_durable<T: Record + ?Sized>(
+        &self,
+        event: &T,
+    ) -> Result<Option<u64>, ApiError> {
+        let Some(log) = &self.log else {
+            return Ok(None);
+        };
+        log.record_durable(event).await.map(Some).map_err(|e| {
             error!(event = event.event_name(), "audit record not written: {e}");
             unavailable()
         })
@@ -282,20 +288,27 @@ pub fn keyless_event(now: OffsetDateTime, event_name: &str, request_id: &str) ->
     e
 }
 
-/// The record of a revocation an operator wrote to the store (`keyless revoke --data-dir`):
-/// written by the server that loads it (`source` `keyless-store`) or, when no server holds the
-/// log, by the CLI itself (`source` `keyless-cli`). `responseElements` is the revocation with
-/// its store id, which is how a record is matched to its revocation.
+/// The record of a revocation written from its store row: one an operator wrote to the store
+/// (`keyless revoke --data-dir`), recorded by the server that loads it (`source`
+/// `keyless-store`) or, when no server holds the log, by the CLI itself (`source`
+/// `keyless-cli`). `recovered` marks a row whose own writer did not record it (killed between
+/// the store write and its record, or another replica's): `additionalEventData.recovered`.
+/// `responseElements` is the revocation with its store id, which is how a record is matched to
+/// its revocation.
 pub fn operator_revocation_event(
     now: OffsetDateTime,
     revocation: &keyless_core::revocation::Revocation,
     source: &str,
+    recovered: bool,
 ) -> AuditEvent {
     let mut event = keyless_event(now, "RevokeSessions", &crate::xml::request_id());
     event.source_ip_address = source.into();
     event.user_identity.kind = "Operator".into();
     event.user_identity.principal_id = Some(revocation.spec.created_by.clone());
     event.response_elements = Some(revocation.to_json());
+    if recovered {
+        event.additional_event_data = Some(json!({ "recovered": true }));
+    }
     event
 }
 

@@ -240,6 +240,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         directory: ArcSwap::from_pointee(directory),
         keys: ArcSwap::from_pointee(keys),
         revocations: ArcSwap::from_pointee(crate::state::LiveRevocations::default()),
+        revocation_audit: tokio::sync::Mutex::default(),
         keyring_path: keyring_path.clone(),
         key_sources: KeySources::new(cache, fixed),
         store,
@@ -257,7 +258,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
     });
-    revoke_api::reload_revocations(&state).await;
+    // In force before the first request; their audit records are the watcher's first job, so a
+    // large outbox (rows stored before the audit marker existed) does not delay startup.
+    revoke_api::load_revocations(&state).await;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
     tokio::spawn(watch_revocations(Arc::clone(&state)));
 
@@ -409,9 +412,15 @@ const REVOCATION_POLL: Duration = Duration::from_millis(250);
 /// How often expired revocations are purged from the store.
 const REVOCATION_PURGE: Duration = Duration::from_secs(60);
 
-/// Keeps the in-memory revocations in step with the store, and purges expired ones.
+/// How often a pass over unaudited revocations is retried when the last one left some.
+const REVOCATION_AUDIT_RETRY: Duration = Duration::from_secs(2);
+
+/// Keeps the in-memory revocations in step with the store, purges expired ones, and records
+/// the revocations that have no durable audit record yet ([`revoke_api::audit_unaudited`]).
 async fn watch_revocations(state: Arc<AppState>) {
+    revoke_api::audit_unaudited(&state).await;
     let mut last_purge = std::time::Instant::now();
+    let mut last_audit = std::time::Instant::now();
     loop {
         tokio::time::sleep(REVOCATION_POLL).await;
         if last_purge.elapsed() >= REVOCATION_PURGE {
@@ -428,6 +437,14 @@ async fn watch_revocations(state: Arc<AppState>) {
         match state.store.revocations_stamp().await {
             Ok(stamp) if stamp != state.revocations.load().stamp => {
                 revoke_api::reload_revocations(&state).await;
+            }
+            Ok(_) if last_audit.elapsed() >= REVOCATION_AUDIT_RETRY => {
+                last_audit = std::time::Instant::now();
+                // The guard is dropped at the end of this statement: the pass takes the lock.
+                let pending = state.revocation_audit.lock().await.pending;
+                if pending {
+                    revoke_api::audit_unaudited(&state).await;
+                }
             }
             Ok(_) => {}
             Err(e) => warn!("revocations not polled: {e}"),

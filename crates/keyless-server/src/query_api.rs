@@ -192,7 +192,7 @@ async fn record(
     };
     let event = audit::sts_event(call, result.as_ref().err());
     match state.audit.record_durable(&event).await {
-        Ok(()) => result,
+        Ok(_) => result,
         Err(unavailable) => match result {
             Ok(_) => Err(unavailable),
             Err(original) => Err(original),

@@ -2,9 +2,19 @@
 //! API, signed with SigV4 for the service `keyless` and authorized like any AWS call
 //! (`keyless:RevokeSessions`, `keyless:RevokeOwnSession`, `keyless:ListRevocations`).
 //!
-//! `keyless revoke … --endpoint URL` is the client. A revocation is stored, then the in-memory
-//! set is rebuilt before the answer, so this server refuses the session from the next request;
-//! other processes pick it up from the store within a second ([`crate::watch_revocations`]).
+//! `keyless revoke … --endpoint URL` is the client. A revocation is stored, recorded in the
+//! audit log, then the in-memory set is rebuilt before the answer, so this server refuses the
+//! session from the next request; other processes pick it up from the store within a second
+//! ([`crate::watch_revocations`]).
+//!
+//! Every stored revocation ends up with at least one audit record, even if a process is killed
+//! between the store write and the record: the row is the outbox. Whoever durably records a
+//! revocation then marks its row with the record's `seq`
+//! ([`keyless_core::ports::Store::mark_revocation_audited`]); [`audit_unaudited`] records the
+//! rows still unmarked (at startup too) and marks them. The trade-off: a crash after the record
+//! but before the mark yields a second record at recovery (better than none). With several
+//! Postgres replicas, each with its own log, the first to mark wins and the others may also
+//! have recorded the row; [`due_for_recovery`] keeps that window short for API rows.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +36,7 @@ use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::audit;
-use crate::state::{AppState, LiveRevocations};
+use crate::state::{AppState, LiveRevocations, RevocationAudit};
 use crate::xml;
 use keyless_audit::event::SOURCE_KEYLESS;
 
@@ -87,18 +97,21 @@ pub async fn handle(
         "RevokeSessions"
     };
     let now = state.clock.now();
-    let (caller, result) = match authenticate(&state, &method, &uri, &headers, &body) {
-        Ok(caller) => {
-            let result = if method == Method::GET {
-                list(&state, &caller, origin)
-            } else {
-                revoke(&state, &caller, &body, origin).await
-            };
-            (Some(caller), result)
+    let (caller, result, stored) = match authenticate(&state, &method, &uri, &headers, &body) {
+        Ok(caller) if method == Method::GET => {
+            let result = list(&state, &caller, origin);
+            (Some(caller), result, None)
         }
-        Err(e) => (None, Err(e)),
+        Ok(caller) => match revoke(&state, &caller, &body, origin).await {
+            Ok((revocation, outbox)) => {
+                let answer = json!({ "revocation": revocation.to_json() });
+                (Some(caller), Ok(answer), Some((revocation, outbox)))
+            }
+            Err(e) => (Some(caller), Err(e), None),
+        },
+        Err(e) => (None, Err(e), None),
     };
-    let result = record_call(
+    let (result, seq) = record_call(
         &state,
         label,
         &request_id,
@@ -110,6 +123,14 @@ pub async fn handle(
         result,
     )
     .await;
+    if let Some((revocation, outbox)) = stored {
+        if let Some(seq) = seq {
+            mark_audited(&state, revocation.id, seq).await;
+        }
+        drop(outbox);
+        // In force from the next request here, whether or not its record could be written.
+        reload_revocations(&state).await;
+    }
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state
         .metrics
@@ -157,12 +178,14 @@ fn authenticate(
     )
 }
 
-async fn revoke(
-    state: &AppState,
+/// Validates, authorizes and stores a revocation. Returns it with the outbox lock, taken before
+/// the store write: the caller records it and marks it before letting go.
+async fn revoke<'a>(
+    state: &'a AppState,
     caller: &Caller,
     body: &[u8],
     origin: Origin,
-) -> Result<Value, ApiError> {
+) -> Result<(Revocation, tokio::sync::MutexGuard<'a, RevocationAudit>), ApiError> {
     let parsed: RevokeBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             "ValidationError",
@@ -197,6 +220,7 @@ async fn revoke(
             "Too many live revocations; they expire 12 hours after their instant. Revoke by role or issuer instead of session by session.",
         ));
     }
+    let outbox = state.revocation_audit.lock().await;
     let stored = state.store.add_revocation(&spec).await.map_err(|e| {
         error!("revocation not stored: {e}");
         ApiError::new(
@@ -206,8 +230,7 @@ async fn revoke(
         )
     })?;
     record_revocation(&stored, action, &origin);
-    reload_revocations(state).await;
-    Ok(json!({ "revocation": stored.to_json() }))
+    Ok((stored, outbox))
 }
 
 fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiError> {
@@ -243,9 +266,11 @@ fn with_env<T>(
     })
 }
 
-/// Writes the audit record of a call to this API, success or failure, before the answer leaves.
+/// Writes the audit record of a call to this API, success or failure, before the answer leaves;
+/// returns the answer with the record's `seq` (`None` when nothing was written).
 /// A revocation that was stored stays in force even if its record cannot be written (the
-/// caller then gets `ServiceUnavailable`): failing closed here means keeping sessions revoked.
+/// caller then gets `ServiceUnavailable`, and its row stays unmarked for
+/// [`audit_unaudited`]): failing closed here means keeping sessions revoked.
 #[allow(
     clippy::too_many_arguments,
     reason = "the parts of one call that its record describes"
@@ -260,9 +285,9 @@ async fn record_call(
     body: &[u8],
     now: keyless_types::OffsetDateTime,
     result: Result<Value, ApiError>,
-) -> Result<Value, ApiError> {
+) -> (Result<Value, ApiError>, Option<u64>) {
     if !state.audit.enabled() {
-        return result;
+        return (result, None);
     }
     let mut event = match caller {
         Some(c) => audit::caller_event(now, SOURCE_KEYLESS, label, request_id, c, peer.ip()),
@@ -286,8 +311,8 @@ async fn record_call(
         Err(e) => event.fail(e.code, &e.message, e.status),
     }
     match state.audit.record_durable(&event).await {
-        Ok(()) => result,
-        Err(unavailable) => result.and(Err(unavailable)),
+        Ok(seq) => (result, seq),
+        Err(unavailable) => (result.and(Err(unavailable)), None),
     }
 }
 
@@ -312,21 +337,76 @@ fn request_parameters(body: &[u8]) -> Option<Value> {
     Some(Value::Object(kept))
 }
 
-/// Records revocations that reached the store from elsewhere (`keyless revoke --data-dir` on
-/// this machine, or another replica's API) when this server first loads them.
-async fn record_operator_revocations(state: &AppState, revocations: &[&Revocation]) {
+/// How long a revocation made through an API may stay unmarked before a process other than
+/// the one that stored it records it: that process normally marks it within milliseconds, and
+/// recording it elsewhere meanwhile (another replica) would only duplicate its record.
+pub const API_AUDIT_GRACE: time::Duration = time::Duration::seconds(10);
+
+/// Whether an unaudited row that this process did not just store should be recorded now: rows
+/// of the operator CLI always (a CLI that finds the log held by a server leaves its row to that
+/// server), API rows once [`API_AUDIT_GRACE`] has passed since they were made.
+pub fn due_for_recovery(revocation: &Revocation, now: keyless_types::OffsetDateTime) -> bool {
+    !revocation.spec.created_by.starts_with("arn:")
+        || now - revocation.spec.created_at >= API_AUDIT_GRACE
+}
+
+/// Marks `id` as recorded at `seq`. If the mark is lost, the row is recorded again later
+/// (a duplicate record, never a missing one).
+async fn mark_audited(state: &AppState, id: i64, seq: u64) {
+    if let Err(e) = state.store.mark_revocation_audited(id, seq).await {
+        error!(
+            revocation_id = id,
+            seq,
+            "revocation recorded but not marked audited in the store (it will be recorded again): {e}"
+        );
+    }
+}
+
+/// Records in the audit log every stored revocation that has no durable record yet and is
+/// [`due_for_recovery`], and marks it: revocations the CLI wrote while this server held the
+/// log, another replica's, and any whose writer was killed between the store write and its
+/// record. The first pass of the process (at startup) marks its records `recovered`; later
+/// ones mark API rows so (their API did not record them). With auditing disabled rows stay
+/// unmarked, for a server that audits.
+pub async fn audit_unaudited(state: &AppState) {
     if !state.audit.enabled() {
         return;
     }
-    for r in revocations {
-        let event = audit::operator_revocation_event(state.clock.now(), r, "keyless-store");
-        if let Err(e) = state.audit.record_durable(&event).await {
-            error!(
-                revocation_id = r.id,
-                "revocation not recorded in the audit log: {}", e.message
-            );
+    let mut outbox = state.revocation_audit.lock().await;
+    // Read under the lock: a row the API path is still recording is marked before we see it.
+    let rows = match state.store.unaudited_revocations().await {
+        Ok(rows) => rows,
+        Err(e) => {
+            error!("unaudited revocations not read, retrying: {e}");
+            outbox.pending = true;
+            return;
+        }
+    };
+    let now = state.clock.now();
+    let mut pending = false;
+    for r in &rows {
+        if !due_for_recovery(r, now) {
+            pending = true;
+            continue;
+        }
+        let recovered = !outbox.swept || r.spec.created_by.starts_with("arn:");
+        let event = audit::operator_revocation_event(now, r, "keyless-store", recovered);
+        match state.audit.record_durable(&event).await {
+            Ok(Some(seq)) => mark_audited(state, r.id, seq).await,
+            Ok(None) => {}
+            Err(e) => {
+                // The log is down; the next pass retries every row left.
+                error!(
+                    revocation_id = r.id,
+                    "revocation not recorded in the audit log: {}", e.message
+                );
+                pending = true;
+                break;
+            }
         }
     }
+    outbox.swept = true;
+    outbox.pending = pending;
 }
 
 /// The one place a revocation is recorded for the operator's log.
@@ -342,31 +422,62 @@ pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin)
     );
 }
 
-/// Reloads the revocations from the store into the in-memory set. If the store cannot be read
-/// the previous set stays in force and the next poll retries.
+/// Reloads the revocations from the store into the in-memory set, then records the ones not
+/// audited yet ([`audit_unaudited`]).
 pub async fn reload_revocations(state: &AppState) {
+    load_revocations(state).await;
+    audit_unaudited(state).await;
+}
+
+/// Loads the revocations from the store into the in-memory set. If the store cannot be read
+/// the previous set stays in force and the next poll retries.
+pub async fn load_revocations(state: &AppState) {
     match (
         state.store.revocations_stamp().await,
         state.store.revocations().await,
     ) {
         (Ok(stamp), Ok(list)) => {
-            // New rows this process did not write (its API records its own): audit them once.
-            let previous = state.revocations.load();
-            if previous.loaded {
-                let fresh: Vec<&Revocation> = list
-                    .iter()
-                    .filter(|r| r.id > previous.stamp.0 && !r.spec.created_by.starts_with("arn:"))
-                    .collect();
-                record_operator_revocations(state, &fresh).await;
-            }
             let set = RevocationSet::build(&list, state.clock.now());
-            state.revocations.store(Arc::new(LiveRevocations {
-                set,
-                list,
-                stamp,
-                loaded: true,
-            }));
+            state
+                .revocations
+                .store(Arc::new(LiveRevocations { set, list, stamp }));
         }
         (Err(e), _) | (_, Err(e)) => error!("revocations not reloaded: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyless_core::revocation::RevocationRequest;
+
+    fn made_by(created_by: &str, at: keyless_types::OffsetDateTime) -> Revocation {
+        let mut spec = RevocationRequest {
+            kind: "role".into(),
+            value: "arn:aws:iam::123456789012:role/deploy".into(),
+            ..RevocationRequest::default()
+        }
+        .validate(None, created_by, 1, at)
+        .unwrap();
+        spec.created_at = at;
+        Revocation {
+            id: 1,
+            spec,
+            audited_seq: None,
+        }
+    }
+
+    #[test]
+    fn operator_rows_are_recovered_at_once_api_rows_after_the_grace() {
+        let t0 = keyless_types::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let operator = made_by("operator", t0);
+        assert!(due_for_recovery(&operator, t0));
+        let api = made_by("arn:aws:sts::123456789012:assumed-role/ops/alice", t0);
+        assert!(!due_for_recovery(&api, t0));
+        assert!(!due_for_recovery(
+            &api,
+            t0 + API_AUDIT_GRACE - time::Duration::milliseconds(1)
+        ));
+        assert!(due_for_recovery(&api, t0 + API_AUDIT_GRACE));
     }
 }

@@ -64,8 +64,18 @@ pub struct LiveRevocations {
     pub list: Vec<Revocation>,
     /// The store's change stamp when loaded.
     pub stamp: (i64, i64),
-    /// False until the first load from the store.
-    pub loaded: bool,
+}
+
+/// The audit outbox of revocations in this process; its mutex is held by whoever writes a
+/// revocation's audit record until the row is marked (the API across store write, record and
+/// mark; the poller across its pass), so the two never record the same fresh row.
+#[derive(Debug, Default)]
+pub struct RevocationAudit {
+    /// Whether a pass over the unaudited rows has run (the first one, at startup, records what
+    /// was left unaudited while no server ran: every record it writes is marked recovered).
+    pub swept: bool,
+    /// The last pass left unaudited rows (not due yet, or their record failed): try again.
+    pub pending: bool,
 }
 
 /// Application state.
@@ -76,6 +86,8 @@ pub struct AppState {
     pub keys: ArcSwap<Keys>,
     /// The live revocations, checked on every verification.
     pub revocations: ArcSwap<LiveRevocations>,
+    /// Serializes recording revocations in the audit log and marking them in the store.
+    pub revocation_audit: tokio::sync::Mutex<RevocationAudit>,
     /// Where the key ring file is.
     pub keyring_path: PathBuf,
     /// Issuer keys.

@@ -437,41 +437,45 @@ impl Store for SqliteStore {
         Ok(Revocation {
             id: row.get(0),
             spec: r.clone(),
+            audited_seq: None,
         })
     }
 
     async fn revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, value, issuer, account, issued_before_ms, created_at_ms, expires_at, \
-             reason, created_by FROM revocations ORDER BY id",
+             reason, created_by, audited_seq FROM revocations ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(err("load revocations"))?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.get(1);
-                let value: String = row.get(2);
-                let issuer: Option<String> = row.get(3);
-                let target =
-                    Target::from_parts(&kind, &value, issuer.as_deref()).ok_or_else(|| {
-                        StoreError(format!("corrupt revocation {kind} {value:?} in database"))
-                    })?;
-                let account: Option<String> = row.get(4);
-                Ok(Revocation {
-                    id: row.get(0),
-                    spec: NewRevocation {
-                        target,
-                        account: account.as_deref().map(account_id).transpose()?,
-                        issued_before: time_of_millis(row.get(5)),
-                        created_at: time_of_millis(row.get(6)),
-                        expires_at: time_of(row.get(7)),
-                        reason: row.get(8),
-                        created_by: row.get(9),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(revocation_of_row).collect()
+    }
+
+    async fn unaudited_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, issuer, account, issued_before_ms, created_at_ms, expires_at, \
+             reason, created_by, audited_seq FROM revocations \
+             WHERE audited_seq IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load unaudited revocations"))?;
+        rows.iter().map(revocation_of_row).collect()
+    }
+
+    async fn mark_revocation_audited(&self, id: i64, seq: u64) -> Result<bool, StoreError> {
+        let seq = i64::try_from(seq)
+            .map_err(|_| StoreError(format!("audit seq {seq} does not fit the column")))?;
+        let done = sqlx::query(
+            "UPDATE revocations SET audited_seq = ? WHERE id = ? AND audited_seq IS NULL",
+        )
+        .bind(seq)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(err("mark revocation audited"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn revocations_stamp(&self) -> Result<(i64, i64), StoreError> {
@@ -490,6 +494,36 @@ impl Store for SqliteStore {
             .map_err(err("purge revocations"))?;
         Ok(done.rows_affected())
     }
+}
+
+/// A revocation from a row of `SELECT id, kind, value, issuer, account, issued_before_ms,
+/// created_at_ms, expires_at, reason, created_by, audited_seq`.
+fn revocation_of_row(row: &sqlx::sqlite::SqliteRow) -> Result<Revocation, StoreError> {
+    let kind: String = row.get(1);
+    let value: String = row.get(2);
+    let issuer: Option<String> = row.get(3);
+    let target = Target::from_parts(&kind, &value, issuer.as_deref())
+        .ok_or_else(|| StoreError(format!("corrupt revocation {kind} {value:?} in database")))?;
+    let account: Option<String> = row.get(4);
+    let audited_seq: Option<i64> = row.get(10);
+    Ok(Revocation {
+        id: row.get(0),
+        spec: NewRevocation {
+            target,
+            account: account.as_deref().map(account_id).transpose()?,
+            issued_before: time_of_millis(row.get(5)),
+            created_at: time_of_millis(row.get(6)),
+            expires_at: time_of(row.get(7)),
+            reason: row.get(8),
+            created_by: row.get(9),
+        },
+        audited_seq: audited_seq
+            .map(|s| {
+                u64::try_from(s)
+                    .map_err(|_| StoreError(format!("corrupt audited_seq {s} in database")))
+            })
+            .transpose()?,
+    })
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;

@@ -113,6 +113,7 @@ both!(
     a_failed_write_changes_nothing,
     a_failed_apply_config_changes_nothing,
     revocations_round_trip_stamp_and_purge,
+    revocations_are_marked_audited_once,
     ping_answers,
 );
 
@@ -396,6 +397,54 @@ async fn revocations_round_trip_stamp_and_purge(store: &dyn Store) {
     assert_eq!(store.purge_revocations(at).await.unwrap(), 1);
     assert_eq!(store.revocations().await.unwrap(), vec![b]);
     assert_ne!(store.revocations_stamp().await.unwrap(), two);
+}
+
+async fn revocations_are_marked_audited_once(store: &dyn Store) {
+    let session = |n: u32| {
+        revocation(
+            Target::Session {
+                access_key_id: format!("ASIAEXAMPLE{n:010}"),
+            },
+            1_700_003_600,
+        )
+    };
+    let a = store.add_revocation(&session(1)).await.unwrap();
+    let b = store.add_revocation(&session(2)).await.unwrap();
+    assert_eq!((a.audited_seq, b.audited_seq), (None, None));
+    assert_eq!(
+        store.unaudited_revocations().await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    let stamp = store.revocations_stamp().await.unwrap();
+
+    // The first mark sets the seq; a second one (a duplicate record) does not overwrite it.
+    assert!(store.mark_revocation_audited(a.id, 7).await.unwrap());
+    assert!(!store.mark_revocation_audited(a.id, 9).await.unwrap());
+    let listed = store.revocations().await.unwrap();
+    assert_eq!(listed[0].id, a.id);
+    assert_eq!(listed[0].audited_seq, Some(7));
+    assert_eq!(listed[0].spec, a.spec);
+    assert_eq!(listed[1], b);
+    assert_eq!(
+        store.unaudited_revocations().await.unwrap(),
+        vec![b.clone()]
+    );
+    // Marking is not a change of the revocations: pollers do not reload for it.
+    assert_eq!(store.revocations_stamp().await.unwrap(), stamp);
+
+    // Large seqs round-trip; a purged row cannot be marked.
+    assert!(store.mark_revocation_audited(b.id, 1 << 40).await.unwrap());
+    assert_eq!(
+        store.revocations().await.unwrap()[1].audited_seq,
+        Some(1 << 40)
+    );
+    assert_eq!(store.unaudited_revocations().await.unwrap(), vec![]);
+    let c = store.add_revocation(&session(3)).await.unwrap();
+    assert!(store.mark_revocation_audited(c.id, u64::MAX).await.is_err());
+    assert_eq!(store.unaudited_revocations().await.unwrap(), vec![c]);
+    let at = OffsetDateTime::from_unix_timestamp(1_700_003_600).unwrap();
+    assert_eq!(store.purge_revocations(at).await.unwrap(), 3);
+    assert!(!store.mark_revocation_audited(a.id, 10).await.unwrap());
 }
 
 async fn ping_answers(store: &dyn Store) {

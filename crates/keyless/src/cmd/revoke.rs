@@ -4,8 +4,8 @@
 //! - `--config FILE` or `--data-dir DIR`: write the revocation straight into the server's store
 //!   (the operator on the server's machine; may cover every account): its Postgres database when
 //!   the config names a `database_url`, else the SQLite file in the data dir. A running server
-//!   picks it up within a second and records it in the audit log; with no server running the CLI
-//!   records it itself (see [`audit_operator_revocation`]).
+//!   picks it up within a second, records it in the audit log and marks the row audited; with no
+//!   server running the CLI records and marks it itself (see [`audit_operator_revocation`]).
 //! - `--endpoint URL`: call `POST /v1/revocations`, signed with SigV4 (service `keyless`) with
 //!   credentials from the standard AWS environment: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 //!   (/`AWS_SESSION_TOKEN`), else web identity (`AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`,
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use keyless_audit::{AuditError, AuditLog};
+use keyless_core::ports::Store;
 use keyless_core::revocation::{Revocation, RevocationRequest};
 use keyless_sigv4::{
     Credentials, HttpRequest, ServiceRules, SignPayload, SignatureLocation, SigningParams,
@@ -305,7 +306,7 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
     };
     // Stored, so in force; if the audit step fails the revocation stays (failing closed means
     // keeping sessions revoked) and the error says so.
-    audit_operator_revocation(&place.dir, &settings, &ring, &revocation)
+    audit_operator_revocation(&place.dir, &settings, &ring, store.as_ref(), &revocation)
         .await
         .with_context(|| {
             format!(
@@ -319,15 +320,17 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
 /// How long the CLI waits for a running server to record a revocation it wrote.
 const SERVER_AUDIT_WAIT: Duration = Duration::from_secs(10);
 
-/// Makes sure a revocation written to the store has exactly one audit record, keeping one
-/// writer per log: if no server holds the log (its lock is free), the CLI takes the lock and
-/// appends the record itself, continuing the chain; if a server holds it, that server records
-/// revocations it loads from the store (within a second), and the CLI waits to see the record;
-/// should the server stop first, the lock frees and the CLI records it (unless the server did).
+/// Makes sure a revocation written to the store gets its audit record and its row is marked,
+/// keeping one writer per log (the lock `audit/writer.lock`): if no server holds the log, the
+/// CLI takes the lock, records every unaudited row (its own, and any a killed writer left) and
+/// marks each before letting the log go; if a server holds it, that server records and marks
+/// revocations it loads from the store (within a second), and the CLI waits for the mark;
+/// should the server stop first, the lock frees and the CLI records what is still unmarked.
 async fn audit_operator_revocation(
     dir: &Path,
     settings: &keyless_server::audit::AuditSettings,
     ring: &keyless_token::KeyRing,
+    store: &dyn Store,
     revocation: &Revocation,
 ) -> anyhow::Result<()> {
     let audit_dir = dir.join("audit");
@@ -339,27 +342,19 @@ async fn audit_operator_revocation(
         let clock: Arc<dyn keyless_types::Clock> = Arc::new(keyless_types::SystemClock);
         match AuditLog::open(config, clock, signer) {
             Ok((log, _)) => {
-                // Ours alone now; a server that held the log until a moment ago may have
-                // recorded it already.
-                let result = if recorded(&audit_dir, revocation)? {
-                    Ok(None)
-                } else {
-                    let event = keyless_server::audit::operator_revocation_event(
-                        time::OffsetDateTime::now_utc(),
-                        revocation,
-                        "keyless-cli",
-                    );
-                    log.record_durable(&event).await.map(Some)
-                };
+                // Marked before the lock frees, so a server starting next does not record
+                // them again.
+                let result = record_unaudited(&log, store, revocation).await;
                 log.shutdown().await;
                 match result? {
                     Some(seq) => eprintln!("audited: record {seq} of {}", audit_dir.display()),
+                    // A server that held the log until a moment ago recorded it.
                     None => eprintln!("audited by the server"),
                 }
                 return Ok(());
             }
             Err(AuditError::Busy { .. }) => {
-                if recorded(&audit_dir, revocation)? {
+                if marked(store, revocation.id).await? {
                     eprintln!("audited by the running server");
                     return Ok(());
                 }
@@ -377,30 +372,50 @@ async fn audit_operator_revocation(
     }
 }
 
-/// Whether the log holds a record of `revocation`. Only files written since it was created
-/// can (their mtime is at or after it; a second of slack for coarse clocks).
-fn recorded(audit_dir: &Path, revocation: &Revocation) -> anyhow::Result<bool> {
-    let created = std::time::UNIX_EPOCH
-        + Duration::from_secs(
-            u64::try_from(revocation.spec.created_at.unix_timestamp() - 1).unwrap_or(0),
-        );
-    let files: Vec<PathBuf> = match keyless_audit::files::list_files(audit_dir) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e.into()),
+/// With the log held: records every unaudited revocation that is ours or
+/// [`keyless_server::revoke_api::due_for_recovery`] (others marked `recovered`) and marks each.
+/// Returns the `seq` of our own record, `None` if someone else had marked it already.
+async fn record_unaudited(
+    log: &AuditLog,
+    store: &dyn Store,
+    own: &Revocation,
+) -> anyhow::Result<Option<u64>> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut own_seq = None;
+    for r in store.unaudited_revocations().await? {
+        let mine = r.id == own.id;
+        if !mine && !keyless_server::revoke_api::due_for_recovery(&r, now) {
+            continue;
+        }
+        let event = keyless_server::audit::operator_revocation_event(now, &r, "keyless-cli", !mine);
+        let seq = log.record_durable(&event).await?;
+        // A lost mark means one more record at the next recovery, never a missing one.
+        if let Err(e) = store.mark_revocation_audited(r.id, seq).await {
+            eprintln!(
+                "keyless: warning: revocation {} is recorded (record {seq}) but not marked audited in the store ({e}); the next server or revoke on this store records it again",
+                r.id
+            );
+        }
+        if mine {
+            own_seq = Some(seq);
+        } else {
+            eprintln!(
+                "recovered: revocation {} had no audit record; recorded as record {seq}",
+                r.id
+            );
+        }
     }
-    .into_iter()
-    .filter(|f| {
-        std::fs::metadata(f)
-            .and_then(|m| m.modified())
-            .is_ok_and(|m| m >= created)
-    })
-    .collect();
-    let mut found = false;
-    keyless_audit::files::for_each_event(&files, |e, _| {
-        found |= keyless_server::audit::records_revocation(e, revocation.id);
-    })?;
-    Ok(found)
+    Ok(own_seq)
+}
+
+/// Whether revocation `id` is marked audited (rows are purged only long after they expire, so
+/// a fresh one missing from the unaudited list is marked).
+async fn marked(store: &dyn Store, id: i64) -> anyhow::Result<bool> {
+    Ok(!store
+        .unaudited_revocations()
+        .await?
+        .iter()
+        .any(|r| r.id == id))
 }
 
 fn list(common: &Common) -> anyhow::Result<ExitCode> {
@@ -527,6 +542,7 @@ fn revocation_of(v: &Value) -> Option<Revocation> {
             reason: v["reason"].as_str().unwrap_or("").to_owned(),
             created_by: v["createdBy"].as_str().unwrap_or("").to_owned(),
         },
+        audited_seq: None,
     })
 }
 
