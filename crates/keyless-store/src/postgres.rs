@@ -13,14 +13,14 @@ use keyless_core::model::{
     Role,
 };
 use keyless_core::ports::{Change, Store, StoreError};
-use keyless_core::revocation::{NewRevocation, Revocation, Target};
+use keyless_core::revocation::{NewRevocation, Revocation};
 use keyless_types::OffsetDateTime;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection, PgPool, Row};
 
 use crate::DatabaseUrl;
 use crate::codec::{
-    account_id, json_list, json_map, parse_list, parse_map, time_of, time_of_millis, unix_millis,
+    account_id, json_list, json_map, parse_list, parse_map, revocation_of_row, time_of, unix_millis,
 };
 
 /// The Postgres store (a small connection pool).
@@ -524,36 +524,6 @@ impl Store for PgStore {
             .map_err(err("purge revocations"))?;
         Ok(done.rows_affected())
     }
-}
-
-/// A revocation from a row of `SELECT id, kind, value, issuer, account, issued_before_ms,
-/// created_at_ms, expires_at, reason, created_by, audited_seq`.
-fn revocation_of_row(row: &sqlx::postgres::PgRow) -> Result<Revocation, StoreError> {
-    let kind: String = row.get(1);
-    let value: String = row.get(2);
-    let issuer: Option<String> = row.get(3);
-    let target = Target::from_parts(&kind, &value, issuer.as_deref())
-        .ok_or_else(|| StoreError(format!("corrupt revocation {kind} {value:?} in database")))?;
-    let account: Option<String> = row.get(4);
-    let audited_seq: Option<i64> = row.get(10);
-    Ok(Revocation {
-        id: row.get(0),
-        spec: NewRevocation {
-            target,
-            account: account.as_deref().map(account_id).transpose()?,
-            issued_before: time_of_millis(row.get(5)),
-            created_at: time_of_millis(row.get(6)),
-            expires_at: time_of(row.get(7)),
-            reason: row.get(8),
-            created_by: row.get(9),
-        },
-        audited_seq: audited_seq
-            .map(|s| {
-                u64::try_from(s)
-                    .map_err(|_| StoreError(format!("corrupt audited_seq {s} in database")))
-            })
-            .transpose()?,
-    })
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
