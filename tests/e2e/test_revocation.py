@@ -524,6 +524,19 @@ def wait_records(keyless: Keyless, revocation_id: int, within: float = 5.0) -> l
         time.sleep(0.1)
 
 
+def insert_unaudited_session_row(keyless: Keyless, access_key_id: str, reason: str,
+                                 created_by: str = "operator", account: str | None = None) -> int:
+    """Writes a session revocation straight into the server's SQLite store, with no audit record
+    and no mark: what a writer killed between its store write and its record leaves behind."""
+    now = time.time()
+    with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+        return db.execute(
+            "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+            "expires_at, reason, created_by) VALUES ('session', ?, NULL, ?, ?, ?, ?, ?, ?)",
+            (access_key_id, account, int(now * 1000), int(now * 1000), int(now) + 43_500, reason,
+             created_by)).lastrowid
+
+
 def verify_log(keyless: Keyless) -> None:
     ok = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
                         capture_output=True, text=True, timeout=60)
@@ -619,13 +632,7 @@ def test_a_revocation_whose_record_was_lost_is_recorded_once_when_the_server_sta
 
         # What `keyless revoke --config` leaves when it is killed (kill -9) right after the store
         # write: the row, in force, with no audit record and no mark.
-        now = time.time()
-        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
-            cur = db.execute(
-                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
-                "expires_at, reason, created_by) VALUES ('session', ?, NULL, NULL, ?, ?, ?, ?, 'operator')",
-                (victim["AccessKeyId"], int(now * 1000), int(now * 1000), int(now) + 43_500, "killed before its record"))
-            rid = cur.lastrowid
+        rid = insert_unaudited_session_row(keyless, victim["AccessKeyId"], "killed before its record")
         assert audited_seq(keyless, rid) is None
         assert records_of(keyless, rid) == []
 
@@ -667,12 +674,7 @@ def test_cli_records_rows_a_killed_revoke_left_before_its_own(tmp_path: Path) ->
         assert lost and mine
         keyless.proc.send_signal(signal.SIGTERM)
         keyless.proc.wait(timeout=20)
-        now = time.time()
-        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
-            lost_id = db.execute(
-                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
-                "expires_at, reason, created_by) VALUES ('session', ?, NULL, NULL, ?, ?, ?, 'lost', 'operator')",
-                (lost["AccessKeyId"], int(now * 1000), int(now * 1000), int(now) + 43_500)).lastrowid
+        lost_id = insert_unaudited_session_row(keyless, lost["AccessKeyId"], "lost")
 
         # No server holds the log: the CLI records the row left behind, then its own, once each.
         cp = cli("session", mine["AccessKeyId"], "--config", str(keyless.config), "--format", "json")
@@ -709,13 +711,9 @@ def test_an_api_revocation_left_unmarked_by_another_process_is_recorded_after_th
         victim = keyless.awiwi(issuer.gha_token(), role="gha", session="victim").credentials
         assert victim
         # What another replica's API leaves if it dies between its store write and its record.
-        now = time.time()
-        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
-            rid = db.execute(
-                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
-                "expires_at, reason, created_by) VALUES ('session', ?, NULL, ?, ?, ?, ?, 'replica died', ?)",
-                (victim["AccessKeyId"], ACCOUNT, int(now * 1000), int(now * 1000), int(now) + 43_500,
-                 f"arn:aws:sts::{ACCOUNT}:assumed-role/revoker/elsewhere")).lastrowid
+        rid = insert_unaudited_session_row(keyless, victim["AccessKeyId"], "replica died",
+                                           created_by=f"arn:aws:sts::{ACCOUNT}:assumed-role/revoker/elsewhere",
+                                           account=ACCOUNT)
         wait_revoked(keyless, victim)
         # In force at once; its own API gets 10 s to record and mark it before this server does.
         time.sleep(2)
