@@ -194,6 +194,11 @@ impl Audit {
         }
     }
 
+    /// The writer's counters (commits and records so far); zero when the log is disabled.
+    pub fn writer_stats(&self) -> keyless_audit::writer::WriterStats {
+        self.log.as_ref().map(AuditLog::stats).unwrap_or_default()
+    }
+
     /// Whether records are written.
     pub fn enabled(&self) -> bool {
         self.log.is_some()

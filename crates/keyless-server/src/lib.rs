@@ -486,6 +486,14 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .jwks_failures
         .inner()
         .store(stats.failures, std::sync::atomic::Ordering::Relaxed);
+    let audit = state.audit.writer_stats();
+    let m = &state.metrics;
+    m.audit_records
+        .inner()
+        .store(audit.records, std::sync::atomic::Ordering::Relaxed);
+    m.audit_commits
+        .inner()
+        .store(audit.commits, std::sync::atomic::Ordering::Relaxed);
     (
         [(
             axum::http::header::CONTENT_TYPE,

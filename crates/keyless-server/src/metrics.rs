@@ -51,6 +51,11 @@ pub struct Metrics {
     pub jwks_fetches: Counter,
     /// JWKS fetch failures (mirrored from the key cache at scrape time).
     pub jwks_failures: Counter,
+    /// Audit records committed to the log (mirrored from the writer at scrape time).
+    pub audit_records: Counter,
+    /// Audit log commits, one `fdatasync` each (mirrored from the writer at scrape time);
+    /// records / commits is the group-commit batch size.
+    pub audit_commits: Counter,
     /// The audit table sink (Postgres only; zero otherwise).
     pub audit_table: crate::audit_table_sink::SinkMetrics,
 }
@@ -115,6 +120,18 @@ impl Metrics {
             "Failed JWKS and discovery fetches",
             jwks_failures.clone(),
         );
+        let audit_records = Counter::default();
+        registry.register(
+            "audit_records",
+            "Audit records committed to the log file (digests included)",
+            audit_records.clone(),
+        );
+        let audit_commits = Counter::default();
+        registry.register(
+            "audit_commits",
+            "Audit log commits, one fdatasync each (records / commits = group-commit batch size)",
+            audit_commits.clone(),
+        );
         let audit_table = crate::audit_table_sink::SinkMetrics::default();
         registry.register(
             "audit_table_rows",
@@ -145,6 +162,8 @@ impl Metrics {
             token_size,
             jwks_fetches,
             jwks_failures,
+            audit_records,
+            audit_commits,
             audit_table,
         }
     }
@@ -202,6 +221,8 @@ mod tests {
             "keyless_credentials_issued_total 1",
             "keyless_session_token_bytes_bucket",
             "keyless_jwks_fetches_total 0",
+            "keyless_audit_records_total 0",
+            "keyless_audit_commits_total 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

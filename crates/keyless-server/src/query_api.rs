@@ -444,13 +444,13 @@ async fn web_identity_inner(
     origin: Origin,
     facts: &mut CallFacts,
 ) -> Result<Issued, ApiError> {
-    let peeked =
-        keyless_jwt::peek(input.token.expose()).map_err(|e| sts::web_identity::token_error(&e))?;
-    facts.token_issuer.clone_from(&peeked.iss);
+    let token = keyless_jwt::UnverifiedToken::parse(input.token.expose())
+        .map_err(|e| sts::web_identity::token_error(&e))?;
+    facts.token_issuer = token.issuer().map(str::to_owned);
     let directory = state.directory.load_full();
     // The role decides the account whose provider must vouch for the token.
     let role = directory.role_by_arn(&input.role_arn);
-    let Some(issuer) = peeked.iss.as_deref() else {
+    let Some(issuer) = token.issuer() else {
         return Err(ApiError::new(
             "InvalidIdentityToken",
             400,
@@ -474,10 +474,7 @@ async fn web_identity_inner(
     let Some(role) = role else {
         return Err(ApiError::access_denied(sts::web_identity::not_authorized()));
     };
-    let jwks = state
-        .key_sources
-        .jwks(&provider.url, peeked.kid.as_deref())
-        .await?;
+    let jwks = state.key_sources.jwks(&provider.url, token.kid()).await?;
     let keys = state.keys.load();
     let revocations = state.revocations.load();
     let env = sts::web_identity::WebIdentityEnv {
@@ -491,7 +488,15 @@ async fn web_identity_inner(
         now: state.clock.now(),
         origin,
     };
-    sts::web_identity::complete(&env, input, &role, &provider, &jwks, &mut rand::rng())
+    sts::web_identity::complete(
+        &env,
+        input,
+        token,
+        &role,
+        &provider,
+        &jwks,
+        &mut rand::rng(),
+    )
 }
 
 fn signed_action(

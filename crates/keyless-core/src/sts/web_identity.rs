@@ -4,7 +4,7 @@
 //! the provider (via [`Directory::provider`]) and fetches its keys, then [`complete`] verifies the
 //! token, evaluates the trust policy with the guardrails and mints.
 
-use keyless_jwt::{Jwks, JwtError, Validation, VerifiedToken};
+use keyless_jwt::{Jwks, JwtError, UnverifiedToken, Validation, VerifiedToken};
 use keyless_policy::{Context, Policy, PolicySet, PolicyType, Request};
 use keyless_token::{FederatedFacts, SessionClaims, mint};
 use keyless_types::{OffsetDateTime, SecretString};
@@ -152,9 +152,13 @@ pub struct WebIdentityEnv<'a> {
 }
 
 /// Verifies the token, authorizes and mints.
+///
+/// `token` is `input.token` already parsed (the caller read its issuer and `kid` to pick the
+/// provider and its keys), so the token is decoded once per request.
 pub fn complete<R: CryptoRng + ?Sized>(
     env: &WebIdentityEnv<'_>,
     input: &WebIdentityInput,
+    token: UnverifiedToken<'_>,
     role: &CompiledRole,
     provider: &crate::model::OidcProvider,
     jwks: &Jwks,
@@ -162,7 +166,8 @@ pub fn complete<R: CryptoRng + ?Sized>(
 ) -> Result<Issued, ApiError> {
     let mut validation = Validation::new(provider.url.clone(), provider.client_ids.clone());
     validation.leeway = env.leeway;
-    let token = keyless_jwt::verify(input.token.expose(), jwks, &validation, env.now)
+    let token = token
+        .verify(jwks, &validation, env.now)
         .map_err(|e| token_error(&e))?;
     if env
         .revocations
