@@ -9,7 +9,9 @@
 //! and a oneshot per record. The writer thread is woken only when it is idle (an empty queue);
 //! under load it finds the next batch waiting when its `fdatasync` returns and never parks on
 //! the queue. After the first record of an idle period it waits at most `max_batch_wait` for
-//! more (bounded, so a lone request is not held up).
+//! more (bounded, so a lone request is not held up). Records nobody awaits (sampled authorize
+//! decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they cost one wake-up per
+//! linger rather than one per record.
 //!
 //! If a write or sync fails the log is marked failed for good (after a failed `fsync` the state of
 //! the file is unknown): every pending and later record is refused, so issuance fails closed, and
@@ -127,6 +129,9 @@ struct Queue {
     batch: Arc<Batch>,
     /// The writer is parked on the condvar and must be notified.
     writer_idle: bool,
+    /// The writer is gathering records nobody awaits ([`UNAWAITED_LINGER`]); a durable record
+    /// must notify it.
+    writer_lingering: bool,
     shutdown: bool,
     closed: bool,
     failure: Option<String>,
@@ -445,6 +450,7 @@ impl AuditLog {
                 awaited: false,
                 batch: Arc::new(Batch::new()),
                 writer_idle: false,
+                writer_lingering: false,
                 shutdown: false,
                 closed: false,
                 failure: None,
@@ -522,6 +528,9 @@ impl AuditLog {
                         // Only an idle writer needs a wake-up; a busy one finds the buffer
                         // when its current commit returns.
                         q.writer_idle = false;
+                        self.shared.wake.notify_one();
+                    } else if durable && q.writer_lingering {
+                        q.writer_lingering = false;
                         self.shared.wake.notify_one();
                     }
                     return Ok((seq, Arc::clone(&q.batch)));
@@ -609,6 +618,12 @@ struct WriterState {
 /// this window can. Any durable record syncs them earlier.
 const MAX_UNSYNCED: Duration = Duration::from_millis(500);
 
+/// How long the writer gathers records nobody awaits (sampled `/v1/authorize` decisions) before
+/// writing them, when no durable record comes first: at most one wake-up of the writer per
+/// linger instead of one per few records. `kill -9` within it loses those records (they never
+/// held up an answer); a clean shutdown writes them.
+const UNAWAITED_LINGER: Duration = Duration::from_millis(2);
+
 /// One unit of work taken from the queue.
 struct Take {
     bytes: Vec<u8>,
@@ -695,7 +710,25 @@ impl WriterState {
             };
             q.writer_idle = false;
         }
-        if was_idle && !q.shutdown && !q.buf.is_empty() && !self.config.max_batch_wait.is_zero() {
+        if was_idle && !q.shutdown && !q.buf.is_empty() && !q.awaited {
+            // Only records nobody waits for: gather them for a while (one write and one
+            // wake-up per linger, not per record), unless a durable record comes.
+            let until = Instant::now() + UNAWAITED_LINGER;
+            q.writer_lingering = true;
+            while !q.awaited && !q.shutdown {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                q = shared
+                    .wake
+                    .wait_timeout(q, until - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            q.writer_lingering = false;
+        }
+        if was_idle && !q.shutdown && q.awaited && !self.config.max_batch_wait.is_zero() {
             // The bounded wait after an idle period: sleep rather than wake per arriving
             // record, then take what came.
             drop(q);
