@@ -130,7 +130,7 @@ struct Queue {
     /// The writer is parked on the condvar and must be notified.
     writer_idle: bool,
     /// The writer is gathering records nobody awaits ([`UNAWAITED_LINGER`]); a durable record
-    /// must notify it.
+    /// or a full buffer clears this and notifies it.
     writer_lingering: bool,
     shutdown: bool,
     closed: bool,
@@ -535,8 +535,10 @@ impl AuditLog {
                     }
                     return Ok((seq, Arc::clone(&q.batch)));
                 }
-                if q.writer_idle {
+                // The buffer is full: an idle or lingering writer must take it now.
+                if q.writer_idle || q.writer_lingering {
                     q.writer_idle = false;
+                    q.writer_lingering = false;
                     self.shared.wake.notify_one();
                 }
                 Arc::clone(&q.batch)
@@ -712,10 +714,11 @@ impl WriterState {
         }
         if was_idle && !q.shutdown && !q.buf.is_empty() && !q.awaited {
             // Only records nobody waits for: gather them for a while (one write and one
-            // wake-up per linger, not per record), unless a durable record comes.
+            // wake-up per linger, not per record), unless a durable record or a full buffer
+            // ends it.
             let until = Instant::now() + UNAWAITED_LINGER;
             q.writer_lingering = true;
-            while !q.awaited && !q.shutdown {
+            while q.writer_lingering && !q.awaited && !q.shutdown {
                 let now = Instant::now();
                 if now >= until {
                     break;
@@ -876,7 +879,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn unawaited_records_are_written_at_once_and_synced_within_the_bound() {
+    async fn unawaited_records_are_written_soon_and_synced_within_the_bound() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = WriterConfig::new(dir.path().join("audit"));
         cfg.max_batch_wait = Duration::ZERO;
