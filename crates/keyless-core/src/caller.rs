@@ -76,10 +76,10 @@ impl Caller {
     /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
     /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
     pub fn context(&self, now: OffsetDateTime, origin: &Origin) -> Context {
-        let mut c = self
-            .session
-            .principal_context(|| principal_context(&self.role.arn, self.claims()))
-            .clone();
+        let mut c = Context::over(
+            self.session
+                .principal_context(|| principal_context(&self.role.arn, self.claims())),
+        );
         crate::sts::add_base_context(&mut c, now, origin);
         if let Some(m) = self.claims().mfa.as_ref().filter(|m| m.present) {
             c.insert_single(
@@ -256,27 +256,27 @@ pub struct Expect<'a> {
 
 /// Authenticates a request signed for any service (the authorize API): S3 canonicalisation is
 /// chosen from the credential scope, and the body is given as the gateway saw it.
-pub fn authenticate_any(
+pub fn authenticate_any<'r>(
     verifier: &Verifier<'_>,
-    request: HttpRequest<'_>,
+    request: HttpRequest<'r>,
     body: Body<'_>,
     rules: ServiceRules,
     expect: Expect<'_>,
     now: OffsetDateTime,
-) -> Result<(Caller, SigV4Auth), ApiError> {
+) -> Result<(Caller, SigV4Auth<'r>), ApiError> {
     let hint = expect.service.unwrap_or("sts");
     let signed = keyless_sigv4::parse(&request, rules).map_err(|e| sigv4_error(&e, hint))?;
     authenticate_parsed(verifier, &signed, body, expect, now)
 }
 
 /// [`authenticate_any`] for a request already parsed.
-pub fn authenticate_parsed(
+pub fn authenticate_parsed<'r>(
     verifier: &Verifier<'_>,
-    signed: &keyless_sigv4::SignedRequest<'_>,
+    signed: &keyless_sigv4::SignedRequest<'r>,
     body: Body<'_>,
     expect: Expect<'_>,
     now: OffsetDateTime,
-) -> Result<(Caller, SigV4Auth), ApiError> {
+) -> Result<(Caller, SigV4Auth<'r>), ApiError> {
     let service = signed.scope().service.as_str();
     let invalid = || {
         ApiError::new(
@@ -325,7 +325,7 @@ pub fn authenticate_parsed(
         session.keep_signing_key(key);
     }
     let caller = Caller {
-        access_key_id: auth.access_key_id.clone(),
+        access_key_id: auth.access_key_id.to_string(),
         session: Arc::clone(session),
         role,
         session_policy,

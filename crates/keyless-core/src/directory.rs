@@ -73,6 +73,12 @@ pub struct Directory {
     accounts: HashMap<AccountId, Account>,
     providers: HashMap<(AccountId, String), OidcProvider>,
     roles: HashMap<(AccountId, String), Arc<CompiledRole>>,
+    /// The same roles by their ARN exactly as issued into session tokens, so that verifying a
+    /// signed request finds the role with one lookup.
+    roles_by_arn: HashMap<String, Arc<CompiledRole>>,
+    /// Per account, the guardrail targets that apply to it (root, each OU prefix, the account),
+    /// outermost first, that have guardrails.
+    level_targets: HashMap<AccountId, Vec<String>>,
     guardrails: HashMap<String, Vec<CompiledGuardrail>>,
     policies: HashMap<(AccountId, String), Arc<CompiledManagedPolicy>>,
     full_access: Option<Policy>,
@@ -192,6 +198,16 @@ impl Directory {
                 }
             }
         }
+        d.roles_by_arn = d
+            .roles
+            .values()
+            .map(|r| (r.arn.clone(), Arc::clone(r)))
+            .collect();
+        d.level_targets = d
+            .accounts
+            .values()
+            .map(|a| (a.id, d.targets_of(a.id)))
+            .collect();
         d
     }
 
@@ -261,6 +277,9 @@ impl Directory {
 
     /// The role a role ARN names: same account, same path, name compared ignoring case.
     pub fn role_by_arn(&self, arn: &str) -> Option<Arc<CompiledRole>> {
+        if let Some(role) = self.roles_by_arn.get(arn) {
+            return Some(Arc::clone(role));
+        }
         let parsed = Arn::parse(arn).ok()?;
         if parsed.service != "iam" || !parsed.region.is_empty() {
             return None;
@@ -326,30 +345,40 @@ impl Directory {
     /// attached everywhere by default, every level implicitly allows everything, so a guardrail
     /// restricts by denying; levels without guardrails are left out.
     pub fn guardrail_levels(&self, account: AccountId) -> Vec<Vec<&Policy>> {
+        let level = |target: &String| -> Vec<&Policy> {
+            self.full_access
+                .iter()
+                .chain(
+                    self.guardrails
+                        .get(target)
+                        .into_iter()
+                        .flatten()
+                        .map(|g| &g.policy),
+                )
+                .collect()
+        };
+        match self.level_targets.get(&account) {
+            Some(targets) => targets.iter().map(level).collect(),
+            None => self.targets_of(account).iter().map(level).collect(),
+        }
+    }
+
+    /// The targets of [`Directory::guardrail_levels`] that have guardrails, root first.
+    fn targets_of(&self, account: AccountId) -> Vec<String> {
         let ou_path = self
             .accounts
             .get(&account)
             .map_or("/", |a| a.ou_path.as_str());
-        let mut levels = Vec::new();
-        let mut add = |target: &str| {
-            if let Some(level) = self.guardrails.get(target).filter(|l| !l.is_empty()) {
-                levels.push(
-                    self.full_access
-                        .iter()
-                        .chain(level.iter().map(|g| &g.policy))
-                        .collect(),
-                );
-            }
-        };
-        add("/");
+        let mut targets = vec!["/".to_owned()];
         let mut prefix = String::with_capacity(ou_path.len());
         for seg in ou_path.split('/').filter(|s| !s.is_empty()) {
             prefix.push('/');
             prefix.push_str(seg);
-            add(&prefix);
+            targets.push(prefix.clone());
         }
-        add(&account.to_string());
-        levels
+        targets.push(account.to_string());
+        targets.retain(|t| self.guardrails.get(t).is_some_and(|l| !l.is_empty()));
+        targets
     }
 }
 

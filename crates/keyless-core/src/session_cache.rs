@@ -124,7 +124,7 @@ pub struct OpenSession {
     opened: OpenedSession,
     inline_policy: Option<Result<Arc<Policy>, ()>>,
     signing_keys: RwLock<Vec<Arc<SigningKey>>>,
-    principal_context: OnceLock<Context>,
+    principal_context: OnceLock<Arc<Context>>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -175,9 +175,10 @@ impl OpenSession {
             .map(|r| r.as_ref().map_err(|_| ()))
     }
 
-    /// The condition keys that describe this session's principal, built once by `build`.
-    pub fn principal_context(&self, build: impl FnOnce() -> Context) -> &Context {
-        self.principal_context.get_or_init(build)
+    /// The condition keys that describe this session's principal, built once by `build` and
+    /// shared by its requests (each sets its own keys over them, see [`Context::over`]).
+    pub fn principal_context(&self, build: impl FnOnce() -> Context) -> Arc<Context> {
+        Arc::clone(self.principal_context.get_or_init(|| Arc::new(build())))
     }
 
     /// The signing key for `date/region/service`: a kept one, or derived now (and not kept until

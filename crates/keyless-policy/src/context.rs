@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// A multiply-rotate hash over 8-byte words: context keys are short and few (bounded by the
 /// request size), so a fast non-keyed hash is enough, and reading words rather than bytes keeps
@@ -125,11 +126,17 @@ impl Slot {
 }
 
 /// The request context. Key names are case-insensitive; values keep their case.
+///
+/// A context can sit on a shared `base` ([`Context::over`]): the keys that describe a session's
+/// principal do not change between its requests, so they are built once and shared, and each
+/// request adds only its own keys on top. A key set on top hides the base's value of that key.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     /// Keyed by the hash of the lowercased name.
     map: HashMap<u64, Slot, BuildHasherDefault<Precomputed>>,
+    /// Keys visible, counting the base's keys not hidden by `map`.
     len: usize,
+    base: Option<Arc<Context>>,
 }
 
 impl PartialEq for Context {
@@ -146,12 +153,40 @@ impl Context {
         Self::default()
     }
 
+    /// An empty context on top of `base`: every key of `base` is visible until it is set here.
+    pub fn over(base: Arc<Context>) -> Self {
+        // One level only: a base that has a base of its own is flattened first.
+        let base = if base.base.is_some() {
+            let mut flat = Context::clone(&base);
+            flat.flatten();
+            Arc::new(flat)
+        } else {
+            base
+        };
+        Context {
+            map: HashMap::default(),
+            len: base.len,
+            base: Some(base),
+        }
+    }
+
+    /// Whether the base (if any) has `lower`, which a new key on top then hides.
+    fn base_has(&self, hash: u64, lower: &str) -> bool {
+        self.base
+            .as_ref()
+            .is_some_and(|b| b.get_hashed(hash, lower).is_some())
+    }
+
     fn insert(&mut self, lower: String, v: ContextValue) {
         use std::collections::hash_map::Entry;
-        match self.map.entry(key_hash(&lower)) {
+        let hash = key_hash(&lower);
+        let new_key = !self.base_has(hash, &lower);
+        match self.map.entry(hash) {
             Entry::Vacant(e) => {
                 e.insert(Slot::One(lower, v));
-                self.len += 1;
+                if new_key {
+                    self.len += 1;
+                }
             }
             Entry::Occupied(mut e) => {
                 let slot = e.get_mut();
@@ -170,7 +205,9 @@ impl Context {
                         Some((_, old)) => *old = v,
                         None => {
                             es.push((lower, v));
-                            self.len += 1;
+                            if new_key {
+                                self.len += 1;
+                            }
                         }
                     }
                 }
@@ -188,9 +225,25 @@ impl Context {
         self.insert(key.to_lowercase(), ContextValue::Multi(vs));
     }
 
+    /// Copies the base's keys that are not hidden into this context and drops the base.
+    fn flatten(&mut self) {
+        let Some(base) = self.base.take() else { return };
+        let visible: Vec<(String, ContextValue)> = base
+            .own_iter()
+            .filter(|(k, _)| self.map.get(&key_hash(k)).and_then(|s| s.get(k)).is_none())
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect();
+        self.len -= visible.len();
+        for (k, v) in visible {
+            self.insert(k, v);
+        }
+    }
+
     /// Removes a key.
     pub fn remove(&mut self, key: &str) -> Option<ContextValue> {
         use std::collections::hash_map::Entry;
+        // A base is shared and cannot lose keys; removing through it copies what is visible.
+        self.flatten();
         let lower = key.to_lowercase();
         let Entry::Occupied(mut e) = self.map.entry(key_hash(&lower)) else {
             return None;
@@ -223,18 +276,21 @@ impl Context {
 
     /// Looks up a key that is already lowercase (no allocation).
     pub(crate) fn get_lower(&self, key: &str) -> Option<&ContextValue> {
-        if self.map.is_empty() {
-            return None;
-        }
-        self.map.get(&key_hash(key))?.get(key)
+        self.get_hashed(key_hash(key), key)
     }
 
     /// Looks up a compiled key name (no allocation, no hashing).
     pub(crate) fn get_key(&self, key: &KeyName) -> Option<&ContextValue> {
-        if self.map.is_empty() {
-            return None;
-        }
-        self.map.get(&key.hash)?.get(&key.text)
+        self.get_hashed(key.hash, &key.text)
+    }
+
+    fn get_hashed(&self, hash: u64, lower: &str) -> Option<&ContextValue> {
+        let own = if self.map.is_empty() {
+            None
+        } else {
+            self.map.get(&hash).and_then(|s| s.get(lower))
+        };
+        own.or_else(|| self.base.as_ref()?.get_hashed(hash, lower))
     }
 
     /// Number of keys.
@@ -247,9 +303,19 @@ impl Context {
         self.len == 0
     }
 
-    /// Iterates over (lowercased key, value).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+    /// The keys set on this context itself, without the base's.
+    fn own_iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
         self.map.values().flat_map(Slot::iter)
+    }
+
+    /// Iterates over (lowercased key, value), the keys set on top first, then the base's.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+        let own = self.own_iter();
+        let base = self.base.iter().flat_map(|b| {
+            b.own_iter()
+                .filter(|(k, _)| self.map.get(&key_hash(k)).and_then(|s| s.get(k)).is_none())
+        });
+        own.chain(base)
     }
 }
 
@@ -276,6 +342,50 @@ mod tests {
         assert_eq!(c.remove("a"), Some(ContextValue::Single("1".into())));
         assert_eq!(c.len(), 1);
         assert_eq!(c.get_lower("a"), None);
+    }
+
+    #[test]
+    fn a_context_over_a_base_sees_it_and_hides_what_it_sets() {
+        let mut base = Context::new();
+        base.insert_single("aws:PrincipalArn", "arn:aws:iam::1:role/r");
+        base.insert_single("aws:PrincipalTag/team", "blue");
+        let base = Arc::new(base);
+        let mut c = Context::over(Arc::clone(&base));
+        assert_eq!(c.len(), 2);
+        c.insert_single("aws:SourceIp", "10.0.0.1");
+        c.insert_single("AWS:PrincipalTag/Team", "red");
+        assert_eq!(c.len(), 3, "the tag set on top hides the base's");
+        assert_eq!(
+            c.get("aws:principaltag/team"),
+            Some(&ContextValue::Single("red".into()))
+        );
+        assert_eq!(
+            c.get_key(&KeyName::new("aws:principalarn")),
+            Some(&ContextValue::Single("arn:aws:iam::1:role/r".into()))
+        );
+        assert_eq!(c.iter().count(), 3);
+        let mut flat = Context::new();
+        flat.insert_single("aws:principalarn", "arn:aws:iam::1:role/r");
+        flat.insert_single("aws:principaltag/team", "red");
+        flat.insert_single("aws:sourceip", "10.0.0.1");
+        assert_eq!(c, flat);
+        assert_eq!(flat, c);
+        // The shared base is never changed through a context on top of it.
+        assert_eq!(
+            c.remove("aws:PrincipalArn"),
+            Some(ContextValue::Single("arn:aws:iam::1:role/r".into()))
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.get("aws:principalarn"), None);
+        assert_eq!(base.len(), 2);
+        assert!(base.get("aws:principalarn").is_some());
+        // A base that has a base of its own is seen whole.
+        let mut mid = Context::over(Arc::clone(&base));
+        mid.insert_single("aws:userid", "AROA:s");
+        let top = Context::over(Arc::new(mid));
+        assert_eq!(top.len(), 3);
+        assert_eq!(top.iter().count(), 3);
+        assert!(top.get("aws:principaltag/team").is_some());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Step one: parse the signature out of a request (header or presigned form).
 
+use std::borrow::Cow;
+
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::SigV4Error;
@@ -170,17 +172,20 @@ pub(crate) enum SigBytes {
 }
 
 /// A parsed, not yet verified, signed request. Obtain one with [`parse`].
+///
+/// Values taken from headers borrow the request; those of a presigned query string are
+/// percent-decoded and so owned.
 #[derive(Debug, Clone)]
 pub struct SignedRequest<'a> {
     pub(crate) req: HttpRequest<'a>,
     pub(crate) algorithm: Algorithm,
-    pub(crate) access_key_id: String,
+    pub(crate) access_key_id: Cow<'a, str>,
     pub(crate) scope: CredentialScope,
-    pub(crate) amz_date: String,
+    pub(crate) amz_date: Cow<'a, str>,
     pub(crate) time: OffsetDateTime,
-    pub(crate) signed_headers: Vec<String>,
+    pub(crate) signed_headers: Vec<Cow<'a, str>>,
     pub(crate) signature: SigBytes,
-    pub(crate) security_token: Option<String>,
+    pub(crate) security_token: Option<Cow<'a, str>>,
     pub(crate) token_in_signed_headers: bool,
     pub(crate) presign_expires: Option<u32>,
     pub(crate) payload: PayloadMode,
@@ -190,7 +195,7 @@ pub struct SignedRequest<'a> {
     pub(crate) region_set: Option<String>,
 }
 
-impl SignedRequest<'_> {
+impl<'a> SignedRequest<'a> {
     /// The access key id from the credential.
     pub fn access_key_id(&self) -> &str {
         &self.access_key_id
@@ -228,7 +233,7 @@ impl SignedRequest<'_> {
         self.presign_expires
     }
     /// The lower-case signed header names, as listed.
-    pub fn signed_headers(&self) -> &[String] {
+    pub fn signed_headers(&self) -> &[Cow<'a, str>] {
         &self.signed_headers
     }
     /// `X-Amz-Region-Set` of a SigV4a request.
@@ -306,28 +311,34 @@ fn parse_http_date(s: &str) -> Result<OffsetDateTime, SigV4Error> {
 fn parse_credential(
     cred: &str,
     algorithm: Algorithm,
-) -> Result<(String, CredentialScope), SigV4Error> {
-    let parts: Vec<&str> = cred.rsplitn(5, '/').collect();
+) -> Result<(&str, CredentialScope), SigV4Error> {
     let malformed = || {
         SigV4Error::Malformed(format!(
             "the Credential '{}' must be <access key id>/<yyyyMMdd>/<region>/<service>/aws4_request",
             truncate(cred, 120)
         ))
     };
-    let (key, date, region, service) = match algorithm {
+    // Split from the right: an access key id with a '/' is then refused by the character check.
+    let mut parts = cred.rsplitn(5, '/');
+    let mut next = || parts.next().ok_or_else(malformed);
+    if next()? != "aws4_request" {
+        return Err(malformed());
+    }
+    let service = next()?;
+    let (key, date, region) = match algorithm {
         Algorithm::HmacSha256 => {
-            if parts.len() != 5 || parts[0] != "aws4_request" {
-                return Err(malformed());
-            }
-            (parts[4], parts[3], parts[2], parts[1])
+            let region = next()?;
+            let date = next()?;
+            (next()?, date, region)
         }
+        // key/date/service/aws4_request: no region.
         Algorithm::EcdsaP256Sha256 => {
-            // key/date/service/aws4_request: rsplitn(5) yields 4 parts (or 5 when the key has '/').
-            let p: Vec<&str> = cred.rsplitn(4, '/').collect();
-            if p.len() != 4 || p[0] != "aws4_request" {
-                return Err(malformed());
-            }
-            (p[3], p[2], "", p[1])
+            let date = next()?;
+            let key = match (next(), next()) {
+                (Ok(k), Err(_)) => k,
+                _ => return Err(malformed()),
+            };
+            (key, date, "")
         }
     };
     if key.is_empty()
@@ -343,7 +354,7 @@ fn parse_credential(
         return Err(malformed());
     }
     Ok((
-        key.to_owned(),
+        key,
         CredentialScope {
             date: date.to_owned(),
             region: region.to_owned(),
@@ -352,8 +363,8 @@ fn parse_credential(
     ))
 }
 
-fn parse_signed_headers(s: &str) -> Result<Vec<String>, SigV4Error> {
-    let mut out = Vec::new();
+fn parse_signed_headers(s: &str) -> Result<Vec<&str>, SigV4Error> {
+    let mut out = Vec::with_capacity(s.bytes().filter(|b| *b == b';').count() + 1);
     for h in s.split(';') {
         if h.is_empty()
             || !h
@@ -371,9 +382,9 @@ fn parse_signed_headers(s: &str) -> Result<Vec<String>, SigV4Error> {
                 limit: MAX_SIGNED_HEADERS,
             });
         }
-        out.push(h.to_owned());
+        out.push(h);
     }
-    if !out.iter().any(|h| h == "host") {
+    if !out.contains(&"host") {
         return Err(SigV4Error::Malformed(format!(
             "SignedHeaders '{}' must include 'host'",
             truncate(s, 120)
@@ -562,7 +573,7 @@ fn payload_from_header(req: &HttpRequest<'_>) -> Result<Option<PayloadMode>, Sig
     }
 }
 
-fn token_from_header(req: &HttpRequest<'_>) -> Result<Option<String>, SigV4Error> {
+fn token_from_header<'a>(req: &HttpRequest<'a>) -> Result<Option<Cow<'a, str>>, SigV4Error> {
     match req.header_values("x-amz-security-token").next() {
         None => Ok(None),
         Some(v) => {
@@ -575,7 +586,7 @@ fn token_from_header(req: &HttpRequest<'_>) -> Result<Option<String>, SigV4Error
             let s = std::str::from_utf8(v).map_err(|_| {
                 SigV4Error::Malformed("X-Amz-Security-Token is not UTF-8".to_owned())
             })?;
-            Ok(Some(s.trim().to_owned()))
+            Ok(Some(Cow::Borrowed(s.trim())))
         }
     }
 }
@@ -583,20 +594,23 @@ fn token_from_header(req: &HttpRequest<'_>) -> Result<Option<String>, SigV4Error
 fn parse_header_form<'a>(
     req: &HttpRequest<'a>,
     rules: ServiceRules,
-    auth: &str,
+    auth: &'a str,
     query: Vec<QueryParam>,
 ) -> Result<SignedRequest<'a>, SigV4Error> {
     let h = parse_authorization_header(auth)?;
     let algorithm = Algorithm::parse(h.algorithm)?;
     let (access_key_id, scope) = parse_credential(h.credential, algorithm)?;
-    let signed_headers = parse_signed_headers(h.signed_headers)?;
+    let signed_headers: Vec<Cow<'a, str>> = parse_signed_headers(h.signed_headers)?
+        .into_iter()
+        .map(Cow::Borrowed)
+        .collect();
     let signature = parse_signature(h.signature, algorithm)?;
     let (amz_date, time) = match req.header_str("x-amz-date") {
-        Some(d) => (d.to_owned(), parse_amz_date(d)?),
+        Some(d) => (Cow::Borrowed(d), parse_amz_date(d)?),
         None => match req.header_str("date") {
             Some(d) => {
                 let t = parse_http_date(d)?;
-                (format_amz_date(t), t)
+                (Cow::Owned(format_amz_date(t)), t)
             }
             None => {
                 return Err(SigV4Error::Incomplete(
@@ -613,7 +627,7 @@ fn parse_header_form<'a>(
     Ok(SignedRequest {
         req: *req,
         algorithm,
-        access_key_id,
+        access_key_id: Cow::Borrowed(access_key_id),
         scope,
         amz_date,
         time,
@@ -675,8 +689,12 @@ fn parse_presigned<'a>(
     let algorithm = Algorithm::parse(alg)?;
     let (access_key_id, scope) =
         parse_credential(cred, algorithm).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;
-    let signed_headers =
-        parse_signed_headers(sh).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;
+    let access_key_id = Cow::Owned(access_key_id.to_owned());
+    let signed_headers = parse_signed_headers(sh)
+        .map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?
+        .into_iter()
+        .map(|h| Cow::Owned(h.to_owned()))
+        .collect();
     let signature =
         parse_signature(sig, algorithm).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;
     let time = parse_amz_date(date).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;
@@ -703,7 +721,7 @@ fn parse_presigned<'a>(
                 limit: MAX_TOKEN_LEN,
             });
         }
-        Some(t) => Some(t.to_owned()),
+        Some(t) => Some(Cow::Owned(t.to_owned())),
         None => token_from_header(req)?,
     };
     let payload = match get("X-Amz-Content-Sha256")? {
@@ -722,7 +740,7 @@ fn parse_presigned<'a>(
         algorithm,
         access_key_id,
         scope,
-        amz_date: date.to_owned(),
+        amz_date: Cow::Owned(date.to_owned()),
         time,
         signed_headers,
         signature,

@@ -1,5 +1,7 @@
 //! A SigV4 signer (header and presigned forms), for tests and keyless's own clients.
 
+use std::borrow::Cow;
+
 use keyless_types::SecretString;
 use time::OffsetDateTime;
 
@@ -248,13 +250,16 @@ pub fn sign(
     let signed = SignedRequest {
         req: sreq,
         algorithm: Algorithm::HmacSha256,
-        access_key_id: creds.access_key_id.to_owned(),
+        access_key_id: Cow::Borrowed(creds.access_key_id),
         scope,
-        amz_date: amz_date.clone(),
+        amz_date: Cow::Borrowed(&amz_date),
         time: params.time,
-        signed_headers: signed_headers.clone(),
+        signed_headers: signed_headers
+            .iter()
+            .map(|h| Cow::Borrowed(h.as_str()))
+            .collect(),
         signature: SigBytes::Ecdsa(Vec::new()),
-        security_token: creds.session_token.map(str::to_owned),
+        security_token: creds.session_token.map(Cow::Borrowed),
         token_in_signed_headers: true,
         presign_expires,
         payload: mode.clone(),

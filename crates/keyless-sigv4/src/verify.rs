@@ -1,5 +1,7 @@
 //! Step two: canonicalise and verify.
 
+use std::borrow::Cow;
+
 use keyless_types::SecretString;
 use ring::digest;
 use time::{Duration, OffsetDateTime};
@@ -60,6 +62,24 @@ impl<T> Verified<T> {
     }
 }
 
+impl Verified<SigV4Auth<'_>> {
+    /// The same proof, owning what it borrowed from the request (to keep it past the request).
+    pub fn into_owned(self) -> Verified<SigV4Auth<'static>> {
+        let a = self.0;
+        Verified(SigV4Auth {
+            access_key_id: Cow::Owned(a.access_key_id.into_owned()),
+            security_token: a.security_token.map(|t| Cow::Owned(t.into_owned())),
+            security_token_signed: a.security_token_signed,
+            scope: a.scope,
+            request_time: a.request_time,
+            presign_expires_at: a.presign_expires_at,
+            payload: a.payload,
+            algorithm: a.algorithm,
+            stream: a.stream,
+        })
+    }
+}
+
 impl<T> std::ops::Deref for Verified<T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -67,13 +87,14 @@ impl<T> std::ops::Deref for Verified<T> {
     }
 }
 
-/// What a successful SigV4 verification establishes.
+/// What a successful SigV4 verification establishes. It borrows the request's header values
+/// (a presigned query's are owned).
 #[derive(Debug, Clone)]
-pub struct SigV4Auth {
+pub struct SigV4Auth<'a> {
     /// Access key id of the signer.
-    pub access_key_id: String,
+    pub access_key_id: Cow<'a, str>,
     /// Session token sent with the request, if any.
-    pub security_token: Option<String>,
+    pub security_token: Option<Cow<'a, str>>,
     /// True when the session token is covered by the signature.
     pub security_token_signed: bool,
     /// Credential scope.
@@ -197,7 +218,7 @@ impl SignedRequest<'_> {
                 push_header_value(out, v);
             }
             if !found {
-                return Err(SigV4Error::SignedHeaderMissing(name.clone()));
+                return Err(SigV4Error::SignedHeaderMissing(name.to_string()));
             }
             out.push(b'\n');
         }
@@ -314,7 +335,7 @@ fn check_scope_and_time(
         });
     }
     let skewed = || SigV4Error::RequestTimeTooSkewed {
-        request_time: signed.amz_date.clone(),
+        request_time: signed.amz_date.to_string(),
         server_time: format_amz_date(now),
         max_skew_secs: opts.max_skew.whole_seconds(),
     };
@@ -362,13 +383,13 @@ fn check_body(signed: &SignedRequest<'_>, body: &Body<'_>) -> Result<(), SigV4Er
 /// Step two: verifies `signed` with the secret access key `secret` as of `now`.
 ///
 /// Derives the signing key (four HMACs) and calls [`verify_with_key`].
-pub fn verify(
-    signed: &SignedRequest<'_>,
+pub fn verify<'a>(
+    signed: &SignedRequest<'a>,
     body: Body<'_>,
     secret: &SecretString,
     now: OffsetDateTime,
     opts: &VerifyOptions,
-) -> Result<Verified<SigV4Auth>, SigV4Error> {
+) -> Result<Verified<SigV4Auth<'a>>, SigV4Error> {
     if signed.algorithm != Algorithm::HmacSha256 {
         return Err(SigV4Error::SigV4aUnsupported);
     }
@@ -382,13 +403,13 @@ pub fn verify(
 }
 
 /// Like [`verify`] with a (cached) signing key derived for the request's scope.
-pub fn verify_with_key(
-    signed: &SignedRequest<'_>,
+pub fn verify_with_key<'a>(
+    signed: &SignedRequest<'a>,
     body: Body<'_>,
     key: &SigningKey,
     now: OffsetDateTime,
     opts: &VerifyOptions,
-) -> Result<Verified<SigV4Auth>, SigV4Error> {
+) -> Result<Verified<SigV4Auth<'a>>, SigV4Error> {
     let SigBytes::Hmac(provided) = &signed.signature else {
         return Err(SigV4Error::SigV4aUnsupported);
     };
@@ -433,7 +454,7 @@ pub fn verify_with_key(
         Some(StreamSeed::new(
             key.clone(),
             provided.clone(),
-            signed.amz_date.clone(),
+            signed.amz_date.to_string(),
             signed.scope.to_scope_string(),
             signed.payload.clone(),
             signed
@@ -497,13 +518,13 @@ impl SigV4aPublicKey {
 /// The public key must come from a trusted source (the caller's key store); keyless does not
 /// derive SigV4a keys from secrets, so [`verify`] refuses SigV4a with
 /// [`SigV4Error::SigV4aUnsupported`].
-pub fn verify_sigv4a(
-    signed: &SignedRequest<'_>,
+pub fn verify_sigv4a<'a>(
+    signed: &SignedRequest<'a>,
     body: Body<'_>,
     public_key: &SigV4aPublicKey,
     now: OffsetDateTime,
     opts: &VerifyOptions,
-) -> Result<Verified<SigV4Auth>, SigV4Error> {
+) -> Result<Verified<SigV4Auth<'a>>, SigV4Error> {
     let SigBytes::Ecdsa(der) = &signed.signature else {
         return Err(SigV4Error::UnsupportedAlgorithm(
             "AWS4-HMAC-SHA256 request given to the SigV4a verifier".to_owned(),

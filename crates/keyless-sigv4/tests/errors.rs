@@ -395,7 +395,7 @@ fn verify_owned(
     body: Body<'_>,
     now: OffsetDateTime,
     opts: &VerifyOptions,
-) -> Result<Verified<SigV4Auth>, SigV4Error> {
+) -> Result<Verified<SigV4Auth<'static>>, SigV4Error> {
     let h: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_slice()))
@@ -407,7 +407,7 @@ fn verify_owned(
         headers: &h,
     };
     let signed = parse(&req, ServiceRules::FromScope)?;
-    verify(&signed, body, &secret(), now, opts)
+    verify(&signed, body, &secret(), now, opts).map(Verified::into_owned)
 }
 
 #[test]

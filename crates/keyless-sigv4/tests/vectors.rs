@@ -32,13 +32,13 @@ fn verify_raw(
     rules: ServiceRules,
     secret: &SecretString,
     now: OffsetDateTime,
-) -> Result<(Canonical, Verified<SigV4Auth>), SigV4Error> {
+) -> Result<(Canonical, Verified<SigV4Auth<'static>>), SigV4Error> {
     let r = parse_raw_http(raw, MAX_RAW_REQUEST).unwrap();
     let h = r.header_refs();
     let req = r.as_http(&h);
     let signed = parse(&req, rules)?;
     let canon = signed.canonical(&Body::Bytes(&r.body))?;
-    let v = verify(&signed, Body::Bytes(&r.body), secret, now, &opts())?;
+    let v = verify(&signed, Body::Bytes(&r.body), secret, now, &opts())?.into_owned();
     Ok((canon, v))
 }
 
