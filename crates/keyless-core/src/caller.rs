@@ -56,11 +56,16 @@ impl Caller {
 
     /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
     pub fn arn(&self) -> String {
-        assumed_role_arn(
-            self.claims().account,
-            &self.role.role.name,
-            &self.claims().session_name,
-        )
+        // A session's role keeps its name (the role id was checked), so the ARN is built once.
+        self.session
+            .assumed_role_arn(|| {
+                assumed_role_arn(
+                    self.claims().account,
+                    &self.role.role.name,
+                    &self.claims().session_name,
+                )
+            })
+            .to_owned()
     }
 
     /// `AROA…:<session>` (`aws:userid`).

@@ -125,6 +125,7 @@ pub struct OpenSession {
     inline_policy: Option<Result<Arc<Policy>, ()>>,
     signing_keys: RwLock<Vec<Arc<SigningKey>>>,
     principal_context: OnceLock<Arc<Context>>,
+    assumed_role_arn: OnceLock<String>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -149,6 +150,7 @@ impl OpenSession {
             inline_policy,
             signing_keys: RwLock::new(Vec::new()),
             principal_context: OnceLock::new(),
+            assumed_role_arn: OnceLock::new(),
         }
     }
 
@@ -179,6 +181,11 @@ impl OpenSession {
     /// shared by its requests (each sets its own keys over them, see [`Context::over`]).
     pub fn principal_context(&self, build: impl FnOnce() -> Context) -> Arc<Context> {
         Arc::clone(self.principal_context.get_or_init(|| Arc::new(build())))
+    }
+
+    /// The session's `arn:aws:sts::…:assumed-role/…` ARN, built once by `build`.
+    pub fn assumed_role_arn(&self, build: impl FnOnce() -> String) -> &str {
+        self.assumed_role_arn.get_or_init(build)
     }
 
     /// The signing key for `date/region/service`: a kept one, or derived now (and not kept until

@@ -164,7 +164,8 @@ impl Context {
             base
         };
         Context {
-            map: HashMap::default(),
+            // Room for the keys a request adds (time, address, transport, MFA age) without growing.
+            map: HashMap::with_capacity_and_hasher(8, BuildHasherDefault::default()),
             len: base.len,
             base: Some(base),
         }

@@ -82,6 +82,31 @@ pub struct StatementRef {
     pub index: usize,
 }
 
+impl StatementRef {
+    /// `<prefix><this statement as Display writes it>`, built without the formatting machinery
+    /// (every decision's explanation starts this way).
+    fn described_after(&self, prefix: &str) -> String {
+        let sid = self.sid.as_deref().filter(|s| !s.is_empty());
+        let mut out =
+            String::with_capacity(prefix.len() + 24 + self.policy.len() + sid.map_or(0, str::len));
+        out.push_str(prefix);
+        match sid {
+            Some(s) => {
+                out.push_str("statement `");
+                out.push_str(s);
+                out.push_str("` of ");
+            }
+            None => {
+                out.push_str("statement #");
+                out.push_str(&self.index.to_string());
+                out.push_str(" of ");
+            }
+        }
+        out.push_str(&self.policy);
+        out
+    }
+}
+
 impl fmt::Display for StatementRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.sid {
@@ -236,11 +261,11 @@ impl Decision {
     pub fn explanation(&self) -> String {
         match self.kind {
             DecisionKind::Allowed => match &self.statement {
-                Some(s) => format!("allowed by {s}"),
+                Some(s) => s.described_after("allowed by "),
                 None => format!("{} is allowed", self.action),
             },
             DecisionKind::ExplicitlyDenied => match &self.statement {
-                Some(s) => format!("explicitly denied by {s}"),
+                Some(s) => s.described_after("explicitly denied by "),
                 None => format!("{} is explicitly denied", self.action),
             },
             DecisionKind::ImplicitlyDenied => {
@@ -847,5 +872,22 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
         nearest: None,
         delegated_by: None,
         cross_account: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_is_described_as_display_writes_it() {
+        for sid in [None, Some(""), Some("AllowMain")] {
+            let s = StatementRef {
+                policy: Arc::from("inline policy ci"),
+                sid: sid.map(Arc::from),
+                index: 12,
+            };
+            assert_eq!(s.described_after("allowed by "), format!("allowed by {s}"));
+        }
     }
 }

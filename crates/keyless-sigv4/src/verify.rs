@@ -87,6 +87,34 @@ impl<T> std::ops::Deref for Verified<T> {
     }
 }
 
+thread_local! {
+    /// Where the canonical request is built. It carries the session token, so it is several KB,
+    /// and allocating and freeing a buffer that size for every request cost a sizeable share of
+    /// verification; each thread reuses one instead.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Bound on the scratch buffer kept between requests.
+const MAX_KEPT_SCRATCH: usize = 64 * 1024;
+
+/// Runs `f` with this thread's empty scratch buffer (of at least `capacity`), or a fresh one if
+/// it is in use.
+fn with_scratch<R>(capacity: usize, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            buf.reserve(capacity);
+            let out = f(&mut buf);
+            buf.clear();
+            if buf.capacity() > MAX_KEPT_SCRATCH {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::with_capacity(capacity)),
+    })
+}
+
 /// What a successful SigV4 verification establishes. It borrows the request's header values
 /// (a presigned query's are owned).
 #[derive(Debug, Clone)]
@@ -147,27 +175,27 @@ fn push_header_value(out: &mut Vec<u8>, v: &[u8]) {
 
 impl SignedRequest<'_> {
     /// The payload-hash line of the canonical request for `body`.
-    fn payload_line(&self, body: &Body<'_>) -> Result<String, SigV4Error> {
+    fn payload_line<'s>(&'s self, body: &Body<'_>) -> Result<Cow<'s, str>, SigV4Error> {
         Ok(match &self.payload {
-            PayloadMode::Sha256(h) => h.clone(),
+            PayloadMode::Sha256(h) => Cow::Borrowed(h),
             PayloadMode::Computed => match body {
-                Body::Bytes(b) => sha256_hex(b),
-                Body::Sha256Hex(h) => h.to_ascii_lowercase(),
+                Body::Bytes(b) => Cow::Owned(sha256_hex(b)),
+                Body::Sha256Hex(h) => Cow::Owned(h.to_ascii_lowercase()),
                 Body::Streaming => {
                     return Err(SigV4Error::PayloadModeMismatch(
                         "the request has no x-amz-content-sha256 header, so the body must be given to compute its hash".to_owned(),
                     ));
                 }
             },
-            PayloadMode::Unsigned => "UNSIGNED-PAYLOAD".to_owned(),
-            PayloadMode::StreamingSigned => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD".to_owned(),
+            PayloadMode::Unsigned => Cow::Borrowed("UNSIGNED-PAYLOAD"),
+            PayloadMode::StreamingSigned => Cow::Borrowed("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
             PayloadMode::StreamingSignedTrailer => {
-                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER".to_owned()
+                Cow::Borrowed("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
             }
             PayloadMode::StreamingUnsignedTrailer => {
-                "STREAMING-UNSIGNED-PAYLOAD-TRAILER".to_owned()
+                Cow::Borrowed("STREAMING-UNSIGNED-PAYLOAD-TRAILER")
             }
-            PayloadMode::StreamingEcdsa(s) => s.clone(),
+            PayloadMode::StreamingEcdsa(s) => Cow::Borrowed(s),
         })
     }
 
@@ -428,24 +456,24 @@ pub fn verify_with_key<'a>(
     }
     let presign_expires_at = check_scope_and_time(signed, now, opts)?;
     let line = signed.payload_line(&body)?;
-    let mut creq = Vec::with_capacity(signed.canonical_capacity());
-    let mut sts = Vec::with_capacity(192);
-    let mut hash_hex = [0u8; 64];
-    let mut matched = None;
-    for &with_token in signed.token_variants() {
-        creq.clear();
-        signed.write_canonical(&mut creq, &line, with_token)?;
-        let digest = digest::digest(&digest::SHA256, &creq);
-        hex::encode_to_slice(digest.as_ref(), &mut hash_hex)
-            .map_err(|_| SigV4Error::Malformed("internal: digest length".to_owned()))?;
-        sts.clear();
-        signed.write_string_to_sign(&mut sts, &hash_hex);
-        let expected: Signature = key.sign(&sts);
-        if expected.ct_eq(provided) {
-            matched = Some(with_token);
-            break;
+    let matched = with_scratch(signed.canonical_capacity(), |creq| {
+        let mut sts = Vec::with_capacity(192);
+        let mut hash_hex = [0u8; 64];
+        for &with_token in signed.token_variants() {
+            creq.clear();
+            signed.write_canonical(creq, &line, with_token)?;
+            let digest = digest::digest(&digest::SHA256, creq);
+            hex::encode_to_slice(digest.as_ref(), &mut hash_hex)
+                .map_err(|_| SigV4Error::Malformed("internal: digest length".to_owned()))?;
+            sts.clear();
+            signed.write_string_to_sign(&mut sts, &hash_hex);
+            let expected: Signature = key.sign(&sts);
+            if expected.ct_eq(provided) {
+                return Ok(Some(with_token));
+            }
         }
-    }
+        Ok(None)
+    })?;
     let Some(with_token) = matched else {
         return Err(SigV4Error::SignatureDoesNotMatch);
     };
