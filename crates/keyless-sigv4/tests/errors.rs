@@ -816,6 +816,65 @@ fn wire_codes() {
 }
 
 #[test]
+fn credentials_with_the_wrong_number_of_parts_are_malformed() {
+    let parse_with = |alg: &str, cred: &str| {
+        let auth = format!(
+            "{alg} Credential={cred}, SignedHeaders=host;x-amz-date, Signature={}",
+            "ab".repeat(32)
+        );
+        let h: Vec<(&str, &[u8])> = vec![
+            ("host", b"h"),
+            ("x-amz-date", b"20150830T123600Z"),
+            ("authorization", auth.as_bytes()),
+        ];
+        let req = HttpRequest {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &h,
+        };
+        parse(&req, ServiceRules::FromScope).map(|s| s.access_key_id().to_owned())
+    };
+    let malformed = |cred: &str, shape: &str| {
+        Err(SigV4Error::Malformed(format!(
+            "the Credential '{cred}' must be {shape}"
+        )))
+    };
+    let v4 = "<access key id>/<yyyyMMdd>/<region>/<service>/aws4_request";
+    // SigV4: a '/' in the access key id, or no region, is refused.
+    for bad in [
+        "AK/IDEXAMPLE/20150830/us-east-1/sts/aws4_request",
+        "AKIDEXAMPLE/20150830/sts/aws4_request",
+    ] {
+        assert_eq!(
+            parse_with("AWS4-HMAC-SHA256", bad),
+            malformed(bad, v4),
+            "{bad}"
+        );
+    }
+    // SigV4a has no region in its scope: four parts exactly.
+    assert_eq!(
+        parse_with(
+            "AWS4-ECDSA-P256-SHA256",
+            "AKIDEXAMPLE/20150830/sts/aws4_request"
+        ),
+        Ok("AKIDEXAMPLE".to_owned())
+    );
+    for bad in [
+        "AKIDEXAMPLE/20150830/us-east-1/sts/aws4_request",
+        "AK/ID/20150830/sts/aws4_request",
+        "20150830/sts/aws4_request",
+        "AKIDEXAMPLE/20150830/sts/aws5_request",
+    ] {
+        assert_eq!(
+            parse_with("AWS4-ECDSA-P256-SHA256", bad),
+            malformed(bad, v4),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn sigv4a_is_refused_by_the_secret_path() {
     let auth = "AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE/20150830/sts/aws4_request, SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=3045022100fddaaf816a31e30d04973875b13bc27b98da10907a3a1872fd5819a221334abc022000de2ee81d83b54f31efc82834de07e6cd4d5c6f25bfa08e0f29a15bb0977c34";
     let h: Vec<(&str, &[u8])> = vec![
