@@ -11,6 +11,8 @@
 //!   canonical request includes its session token.
 //!
 //! Report: ceiling = 1 / floor time; efficiency = floor time / path time.
+//! `KEYLESS_BENCH_RATIO=1` also measures `signed/authorize_s3` against its floor in alternating
+//! slices and prints the efficiency's median and quartiles over the rounds.
 
 #![allow(
     clippy::unwrap_used,
@@ -375,6 +377,61 @@ fn benches(c: &mut Criterion) {
     c.bench_function("signed/authorize_s3", |b| {
         b.iter(|| authorize(&verifier, black_box(&input), now).unwrap())
     });
+    if std::env::var_os("KEYLESS_BENCH_RATIO").is_some() {
+        interleaved_ratio(
+            "signed/authorize_s3 vs floor/hmac_chain_s3_request",
+            || {
+                let key = SigningKey::derive(black_box(&secret), "20270115", "us-east-1", "s3");
+                let hash = sha256_hex(black_box(canonical.canonical_request.as_bytes()));
+                key.sign(
+                    format!(
+                        "AWS4-HMAC-SHA256\n20270115T080000Z\n20270115/us-east-1/s3/aws4_request\n{hash}"
+                    )
+                    .as_bytes(),
+                )
+            },
+            || authorize(&verifier, black_box(&input), now).unwrap(),
+        );
+    }
+}
+
+/// Times `floor` and `path` in alternating slices and prints the share of the floor-derived
+/// ceiling (floor time / path time) per round: on a shared, noisy machine the two separate
+/// criterion runs can land in different noise, while alternating slices of a few milliseconds
+/// see the same. Run with `KEYLESS_BENCH_RATIO=1`.
+fn interleaved_ratio<A, B>(name: &str, mut floor: impl FnMut() -> A, mut path: impl FnMut() -> B) {
+    const ROUNDS: usize = 41;
+    const PER_SLICE: u32 = 2_000;
+    let time = |f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        for _ in 0..PER_SLICE {
+            f();
+        }
+        start.elapsed().as_secs_f64() / f64::from(PER_SLICE)
+    };
+    let mut rounds: Vec<(f64, f64)> = (0..ROUNDS)
+        .map(|_| {
+            let f = time(&mut || {
+                black_box(floor());
+            });
+            let p = time(&mut || {
+                black_box(path());
+            });
+            (f, p)
+        })
+        .collect();
+    rounds.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+    let at = |q: usize| rounds[q * (ROUNDS - 1) / 4];
+    let show =
+        |(f, p): (f64, f64)| format!("{:.0}% ({:.2} / {:.2} µs)", 100.0 * f / p, f * 1e6, p * 1e6);
+    println!(
+        "ratio {name}: median {}, quartiles {} .. {}, min {}, max {}",
+        show(at(2)),
+        show(at(1)),
+        show(at(3)),
+        show(at(0)),
+        show(at(4))
+    );
 }
 
 criterion_group!(sts, benches);

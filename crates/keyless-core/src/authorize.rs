@@ -4,6 +4,8 @@
 //!
 //! The same code answers `POST /v1/authorize` and can be embedded in a Rust service.
 
+use std::sync::Arc;
+
 use keyless_policy::{DecisionKind, Policy, Request};
 use keyless_sigv4::{Body, HttpRequest, ServiceRules};
 use keyless_types::OffsetDateTime;
@@ -99,8 +101,8 @@ pub enum AuthorizeOutcome {
     },
     /// Authenticated and evaluated.
     Decided {
-        /// Who.
-        principal: PrincipalInfo,
+        /// Who (the same for every request of a session, so shared).
+        principal: Arc<PrincipalInfo>,
         /// The decision.
         decision: DecisionKind,
         /// The explanation (for the operator; do not show it to the client).
@@ -184,7 +186,7 @@ pub fn authorize(
         Ok(v) => v,
         Err(error) => return Ok(AuthorizeOutcome::Unauthenticated { error }),
     };
-    let service = auth.scope.service.clone();
+    let service = &*auth.scope.service;
     let mut payload_verified = matches!(
         input.body,
         GatewayBody::Bytes(_) | GatewayBody::Sha256Hex(_)
@@ -197,7 +199,7 @@ pub fn authorize(
             .and_then(|()| decoder.finish().map(|_| ()));
         if let Err(e) = fed {
             return Ok(AuthorizeOutcome::Unauthenticated {
-                error: crate::caller::sigv4_error(&e, &service),
+                error: crate::caller::sigv4_error(&e, service),
             });
         }
         payload_verified = true;
@@ -214,25 +216,15 @@ pub fn authorize(
     let policies = caller.identity_policies(&levels, &identity);
     let arn = caller.arn();
     let request = Request {
-        principal: &arn,
+        principal: arn,
         action: input.action,
         resource: input.resource,
         resource_account: None,
         context: &context,
     };
     let decision = keyless_policy::evaluate(&request, &policies);
-    let claims = caller.claims();
     Ok(AuthorizeOutcome::Decided {
-        principal: PrincipalInfo {
-            arn,
-            account: claims.account.to_string(),
-            role_arn: claims.role_arn.clone(),
-            session_name: claims.session_name.clone(),
-            source_identity: claims.source_identity.clone(),
-            tags: claims.tags.clone(),
-            access_key_id: caller.access_key_id().to_owned(),
-            subject: claims.federated.as_ref().map(|f| f.subject.clone()),
-        },
+        principal: caller.principal_info(),
         decision: decision.kind(),
         explanation: decision.explanation(),
         payload_verified,

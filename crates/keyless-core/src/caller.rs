@@ -5,6 +5,7 @@
 //! that issued it. Use cases that act for a caller take `&Caller`, so an unverified request
 //! cannot reach them.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use keyless_policy::{Context, PolicySet};
@@ -12,6 +13,7 @@ use keyless_sigv4::{Body, HttpRequest, ServiceRules, SigV4Auth, SigV4Error, Veri
 use keyless_token::{KeyRing, OpenError, SessionClaims};
 use keyless_types::{AccountId, OffsetDateTime};
 
+use crate::authorize::PrincipalInfo;
 use crate::directory::{CompiledRole, Directory};
 use crate::error::ApiError;
 use crate::revocation::{RevocationSet, revoked_session_error};
@@ -21,17 +23,15 @@ use crate::sts::{Origin, assumed_role_arn, iso8601};
 /// A verified caller: a live session of a role that still exists.
 #[derive(Debug)]
 pub struct Caller {
-    access_key_id: String,
     session: Arc<OpenSession>,
     role: Arc<CompiledRole>,
     session_policy: Option<Arc<keyless_policy::Policy>>,
-    service: String,
 }
 
 impl Caller {
     /// The access key id used.
     pub fn access_key_id(&self) -> &str {
-        &self.access_key_id
+        self.session.access_key_id()
     }
 
     /// The session's sealed claims.
@@ -49,23 +49,33 @@ impl Caller {
         self.claims().account
     }
 
-    /// The SigV4 service name the request was signed for (`sts`, `iam`, …).
-    pub fn signed_service(&self) -> &str {
-        &self.service
+    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
+    pub fn arn(&self) -> &str {
+        // A session's role keeps its name (the role id was checked), so the ARN is built once.
+        self.session.assumed_role_arn(|| {
+            assumed_role_arn(
+                self.claims().account,
+                &self.role.role.name,
+                &self.claims().session_name,
+            )
+        })
     }
 
-    /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>`.
-    pub fn arn(&self) -> String {
-        // A session's role keeps its name (the role id was checked), so the ARN is built once.
-        self.session
-            .assumed_role_arn(|| {
-                assumed_role_arn(
-                    self.claims().account,
-                    &self.role.role.name,
-                    &self.claims().session_name,
-                )
-            })
-            .to_owned()
+    /// Who this caller is, as the authorize API reports it (built once per session).
+    pub fn principal_info(&self) -> Arc<PrincipalInfo> {
+        self.session.principal_info(|| {
+            let claims = self.claims();
+            PrincipalInfo {
+                arn: self.arn().to_owned(),
+                account: claims.account.to_string(),
+                role_arn: claims.role_arn.clone(),
+                session_name: claims.session_name.clone(),
+                source_identity: claims.source_identity.clone(),
+                tags: claims.tags.clone(),
+                access_key_id: self.access_key_id().to_owned(),
+                subject: claims.federated.as_ref().map(|f| f.subject.clone()),
+            }
+        })
     }
 
     /// `AROA…:<session>` (`aws:userid`).
@@ -282,7 +292,7 @@ pub fn authenticate_parsed<'r>(
     expect: Expect<'_>,
     now: OffsetDateTime,
 ) -> Result<(Caller, SigV4Auth<'r>), ApiError> {
-    let service = signed.scope().service.as_str();
+    let service = &*signed.scope().service;
     let invalid = || {
         ApiError::new(
             "InvalidClientTokenId",
@@ -299,8 +309,8 @@ pub fn authenticate_parsed<'r>(
         .map_err(|e| open_error(&e, service))?;
     let session = &opened.session;
     let opts = VerifyOptions {
-        expected_service: expect.service.map(str::to_owned),
-        expected_region: expect.region.map(str::to_owned),
+        expected_service: expect.service.map(Cow::Borrowed),
+        expected_region: expect.region.map(Cow::Borrowed),
         ..VerifyOptions::default()
     };
     let scope = signed.scope();
@@ -330,11 +340,9 @@ pub fn authenticate_parsed<'r>(
         session.keep_signing_key(key);
     }
     let caller = Caller {
-        access_key_id: auth.access_key_id.to_string(),
         session: Arc::clone(session),
         role,
         session_policy,
-        service: auth.scope.service.clone(),
     };
     Ok((caller, auth))
 }

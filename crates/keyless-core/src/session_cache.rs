@@ -19,6 +19,8 @@ use keyless_token::{KeyRing, OpenError, OpenedSession, SessionClaims};
 use keyless_types::{OffsetDateTime, SecretString};
 use subtle::ConstantTimeEq;
 
+use crate::authorize::PrincipalInfo;
+
 /// Sessions kept by default. An entry is the token, its claims and a few signing keys (about
 /// 3 KiB), so the default bounds the cache near 30 MiB.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -85,7 +87,7 @@ impl SessionCache {
         }
         let opened = keyless_token::open(ring, access_key_id, token, now)?;
         Ok(Opened {
-            session: Arc::new(OpenSession::new(token, opened)),
+            session: Arc::new(OpenSession::new(access_key_id, token, opened)),
             kept: false,
         })
     }
@@ -120,12 +122,14 @@ pub struct Opened {
 
 /// An opened session token and what was derived from it.
 pub struct OpenSession {
+    access_key_id: String,
     token: String,
     opened: OpenedSession,
     inline_policy: Option<Result<Arc<Policy>, ()>>,
     signing_keys: RwLock<Vec<Arc<SigningKey>>>,
     principal_context: OnceLock<Arc<Context>>,
     assumed_role_arn: OnceLock<String>,
+    principal_info: OnceLock<Arc<PrincipalInfo>>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -138,20 +142,27 @@ impl std::fmt::Debug for OpenSession {
 }
 
 impl OpenSession {
-    fn new(token: &str, opened: OpenedSession) -> Self {
+    fn new(access_key_id: &str, token: &str, opened: OpenedSession) -> Self {
         let inline_policy = opened.claims.session_policy.as_deref().map(|doc| {
             Policy::parse(doc, PolicyType::Session)
                 .map(|p| Arc::new(p.with_label("session policy")))
                 .map_err(|_| ())
         });
         Self {
+            access_key_id: access_key_id.to_owned(),
             token: token.to_owned(),
             opened,
             inline_policy,
             signing_keys: RwLock::new(Vec::new()),
             principal_context: OnceLock::new(),
             assumed_role_arn: OnceLock::new(),
+            principal_info: OnceLock::new(),
         }
+    }
+
+    /// The access key id the token belongs to (a kept session is found only by it).
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
     }
 
     /// The sealed claims.
@@ -186,6 +197,11 @@ impl OpenSession {
     /// The session's `arn:aws:sts::…:assumed-role/…` ARN, built once by `build`.
     pub fn assumed_role_arn(&self, build: impl FnOnce() -> String) -> &str {
         self.assumed_role_arn.get_or_init(build)
+    }
+
+    /// Who this session's principal is, as the authorize API reports it, built once by `build`.
+    pub fn principal_info(&self, build: impl FnOnce() -> PrincipalInfo) -> Arc<PrincipalInfo> {
+        Arc::clone(self.principal_info.get_or_init(|| Arc::new(build())))
     }
 
     /// The signing key for `date/region/service`: a kept one, or derived now (and not kept until

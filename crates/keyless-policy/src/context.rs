@@ -165,7 +165,9 @@ impl Context {
         };
         Context {
             // Room for the keys a request adds (time, address, transport, MFA age) without growing.
-            map: HashMap::with_capacity_and_hasher(8, BuildHasherDefault::default()),
+            // Seven is the most that eight buckets hold; sixteen would make the table a large
+            // allocation (over 1 KiB), which glibc serves only after consolidating its free lists.
+            map: HashMap::with_capacity_and_hasher(7, BuildHasherDefault::default()),
             len: base.len,
             base: Some(base),
         }

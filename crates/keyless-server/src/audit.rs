@@ -391,7 +391,7 @@ impl CallerFacts {
         let c = caller.claims();
         CallerFacts {
             access_key_id: caller.access_key_id().to_owned(),
-            arn: caller.arn(),
+            arn: caller.arn().to_owned(),
             user_id: caller.user_id(),
             account: caller.account().to_string(),
             role_arn: c.role_arn.clone(),

@@ -86,17 +86,29 @@ impl Algorithm {
 }
 
 /// The credential scope `date/region/service/aws4_request` (SigV4a has no region).
+///
+/// The parts borrow the `Authorization` header they came from; those of a presigned query
+/// string are percent-decoded and so owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialScope {
+pub struct CredentialScope<'a> {
     /// `yyyymmdd`.
-    pub date: String,
+    pub date: Cow<'a, str>,
     /// Region (empty for SigV4a, whose regions are in `X-Amz-Region-Set`).
-    pub region: String,
+    pub region: Cow<'a, str>,
     /// Service, e.g. `sts`, `s3`.
-    pub service: String,
+    pub service: Cow<'a, str>,
 }
 
-impl CredentialScope {
+impl CredentialScope<'_> {
+    /// The same scope, owning its parts.
+    pub fn into_owned(self) -> CredentialScope<'static> {
+        CredentialScope {
+            date: Cow::Owned(self.date.into_owned()),
+            region: Cow::Owned(self.region.into_owned()),
+            service: Cow::Owned(self.service.into_owned()),
+        }
+    }
+
     /// The scope as it appears in the string to sign.
     pub fn to_scope_string(&self) -> String {
         if self.region.is_empty() {
@@ -180,7 +192,7 @@ pub struct SignedRequest<'a> {
     pub(crate) req: HttpRequest<'a>,
     pub(crate) algorithm: Algorithm,
     pub(crate) access_key_id: Cow<'a, str>,
-    pub(crate) scope: CredentialScope,
+    pub(crate) scope: CredentialScope<'a>,
     pub(crate) amz_date: Cow<'a, str>,
     pub(crate) time: OffsetDateTime,
     pub(crate) signed_headers: Vec<Cow<'a, str>>,
@@ -205,7 +217,7 @@ impl<'a> SignedRequest<'a> {
         self.security_token.as_deref()
     }
     /// The credential scope.
-    pub fn scope(&self) -> &CredentialScope {
+    pub fn scope(&self) -> &CredentialScope<'a> {
         &self.scope
     }
     /// How the body is bound.
@@ -311,7 +323,7 @@ fn parse_http_date(s: &str) -> Result<OffsetDateTime, SigV4Error> {
 fn parse_credential(
     cred: &str,
     algorithm: Algorithm,
-) -> Result<(&str, CredentialScope), SigV4Error> {
+) -> Result<(&str, CredentialScope<'_>), SigV4Error> {
     let malformed = || {
         SigV4Error::Malformed(format!(
             "the Credential '{}' must be <access key id>/<yyyyMMdd>/<region>/<service>/aws4_request",
@@ -356,14 +368,14 @@ fn parse_credential(
     Ok((
         key,
         CredentialScope {
-            date: date.to_owned(),
-            region: region.to_owned(),
-            service: service.to_owned(),
+            date: Cow::Borrowed(date),
+            region: Cow::Borrowed(region),
+            service: Cow::Borrowed(service),
         },
     ))
 }
 
-fn parse_signed_headers(s: &str) -> Result<Vec<&str>, SigV4Error> {
+fn parse_signed_headers(s: &str) -> Result<Vec<Cow<'_, str>>, SigV4Error> {
     let mut out = Vec::with_capacity(s.bytes().filter(|b| *b == b';').count() + 1);
     for h in s.split(';') {
         if h.is_empty()
@@ -382,9 +394,9 @@ fn parse_signed_headers(s: &str) -> Result<Vec<&str>, SigV4Error> {
                 limit: MAX_SIGNED_HEADERS,
             });
         }
-        out.push(h);
+        out.push(Cow::Borrowed(h));
     }
-    if !out.contains(&"host") {
+    if !out.iter().any(|h| h == "host") {
         return Err(SigV4Error::Malformed(format!(
             "SignedHeaders '{}' must include 'host'",
             truncate(s, 120)
@@ -600,10 +612,7 @@ fn parse_header_form<'a>(
     let h = parse_authorization_header(auth)?;
     let algorithm = Algorithm::parse(h.algorithm)?;
     let (access_key_id, scope) = parse_credential(h.credential, algorithm)?;
-    let signed_headers: Vec<Cow<'a, str>> = parse_signed_headers(h.signed_headers)?
-        .into_iter()
-        .map(Cow::Borrowed)
-        .collect();
+    let signed_headers = parse_signed_headers(h.signed_headers)?;
     let signature = parse_signature(h.signature, algorithm)?;
     let (amz_date, time) = match req.header_str("x-amz-date") {
         Some(d) => (Cow::Borrowed(d), parse_amz_date(d)?),
@@ -690,10 +699,11 @@ fn parse_presigned<'a>(
     let (access_key_id, scope) =
         parse_credential(cred, algorithm).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;
     let access_key_id = Cow::Owned(access_key_id.to_owned());
+    let scope = scope.into_owned();
     let signed_headers = parse_signed_headers(sh)
         .map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?
         .into_iter()
-        .map(|h| Cow::Owned(h.to_owned()))
+        .map(|h| Cow::Owned(h.into_owned()))
         .collect();
     let signature =
         parse_signature(sig, algorithm).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;

@@ -157,9 +157,9 @@ pub fn sign(
 ) -> Result<SigningOutput, SigV4Error> {
     let amz_date = format_amz_date(params.time);
     let scope = CredentialScope {
-        date: amz_date[..8].to_owned(),
-        region: params.region.to_owned(),
-        service: params.service.to_owned(),
+        date: Cow::Owned(amz_date[..8].to_owned()),
+        region: Cow::Borrowed(params.region),
+        service: Cow::Borrowed(params.service),
     };
     let scope_string = scope.to_scope_string();
     let (mode, body_hash) = match params.payload {

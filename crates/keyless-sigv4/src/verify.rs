@@ -28,16 +28,16 @@ pub enum Body<'b> {
 
 /// Verification policy.
 #[derive(Debug, Clone)]
-pub struct VerifyOptions {
+pub struct VerifyOptions<'a> {
     /// Allowed distance between the request time and `now` (AWS: 15 minutes).
     pub max_skew: Duration,
     /// Region this endpoint serves; `None` accepts any region.
-    pub expected_region: Option<String>,
+    pub expected_region: Option<Cow<'a, str>>,
     /// Service this endpoint serves; `None` accepts any service.
-    pub expected_service: Option<String>,
+    pub expected_service: Option<Cow<'a, str>>,
 }
 
-impl Default for VerifyOptions {
+impl Default for VerifyOptions<'_> {
     fn default() -> Self {
         VerifyOptions {
             max_skew: Duration::minutes(15),
@@ -70,7 +70,7 @@ impl Verified<SigV4Auth<'_>> {
             access_key_id: Cow::Owned(a.access_key_id.into_owned()),
             security_token: a.security_token.map(|t| Cow::Owned(t.into_owned())),
             security_token_signed: a.security_token_signed,
-            scope: a.scope,
+            scope: a.scope.into_owned(),
             request_time: a.request_time,
             presign_expires_at: a.presign_expires_at,
             payload: a.payload,
@@ -126,7 +126,7 @@ pub struct SigV4Auth<'a> {
     /// True when the session token is covered by the signature.
     pub security_token_signed: bool,
     /// Credential scope.
-    pub scope: CredentialScope,
+    pub scope: CredentialScope<'a>,
     /// Request time (`X-Amz-Date`).
     pub request_time: OffsetDateTime,
     /// Expiry of a presigned request.
@@ -327,14 +327,14 @@ impl SignedRequest<'_> {
 fn check_scope_and_time(
     signed: &SignedRequest<'_>,
     now: OffsetDateTime,
-    opts: &VerifyOptions,
+    opts: &VerifyOptions<'_>,
 ) -> Result<Option<OffsetDateTime>, SigV4Error> {
     if let Some(service) = &opts.expected_service
         && &signed.scope.service != service
     {
         return Err(SigV4Error::WrongService {
-            got: signed.scope.service.clone(),
-            expected: service.clone(),
+            got: signed.scope.service.to_string(),
+            expected: service.to_string(),
         });
     }
     if let Some(region) = &opts.expected_region {
@@ -348,17 +348,17 @@ fn check_scope_and_time(
         if !ok {
             return Err(SigV4Error::WrongRegion {
                 got: if signed.algorithm == Algorithm::HmacSha256 {
-                    signed.scope.region.clone()
+                    signed.scope.region.to_string()
                 } else {
                     signed.region_set.clone().unwrap_or_default()
                 },
-                expected: region.clone(),
+                expected: region.to_string(),
             });
         }
     }
-    if !signed.amz_date.starts_with(&signed.scope.date) {
+    if !signed.amz_date.starts_with(&*signed.scope.date) {
         return Err(SigV4Error::CredentialDateMismatch {
-            scope_date: signed.scope.date.clone(),
+            scope_date: signed.scope.date.to_string(),
             request_date: signed.amz_date.get(..8).unwrap_or_default().to_owned(),
         });
     }
@@ -416,7 +416,7 @@ pub fn verify<'a>(
     body: Body<'_>,
     secret: &SecretString,
     now: OffsetDateTime,
-    opts: &VerifyOptions,
+    opts: &VerifyOptions<'_>,
 ) -> Result<Verified<SigV4Auth<'a>>, SigV4Error> {
     if signed.algorithm != Algorithm::HmacSha256 {
         return Err(SigV4Error::SigV4aUnsupported);
@@ -436,7 +436,7 @@ pub fn verify_with_key<'a>(
     body: Body<'_>,
     key: &SigningKey,
     now: OffsetDateTime,
-    opts: &VerifyOptions,
+    opts: &VerifyOptions<'_>,
 ) -> Result<Verified<SigV4Auth<'a>>, SigV4Error> {
     let SigBytes::Hmac(provided) = &signed.signature else {
         return Err(SigV4Error::SigV4aUnsupported);
@@ -551,7 +551,7 @@ pub fn verify_sigv4a<'a>(
     body: Body<'_>,
     public_key: &SigV4aPublicKey,
     now: OffsetDateTime,
-    opts: &VerifyOptions,
+    opts: &VerifyOptions<'_>,
 ) -> Result<Verified<SigV4Auth<'a>>, SigV4Error> {
     let SigBytes::Ecdsa(der) = &signed.signature else {
         return Err(SigV4Error::UnsupportedAlgorithm(

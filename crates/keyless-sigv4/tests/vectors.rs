@@ -22,7 +22,7 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn opts() -> VerifyOptions {
+fn opts() -> VerifyOptions<'static> {
     VerifyOptions::default()
 }
 

@@ -38,7 +38,7 @@ pub(super) fn refuse(cx: &Cx<'_>, action: &str, p: &Params) -> Result<IamOutcome
     let resource = match &user {
         Some(u) => format!("arn:aws:iam::{}:user{path}{u}", cx.account()),
         // Without UserName the request is about the caller itself.
-        None => cx.caller.arn(),
+        None => cx.caller.arn().to_owned(),
     };
     cx.authorize(action, &resource, |_| {})?;
     Err(ApiError::access_denied(format!(

@@ -24,7 +24,7 @@ pub fn get_caller_identity(caller: &Caller) -> CallerIdentity {
     CallerIdentity {
         user_id: caller.user_id(),
         account: caller.account().to_string(),
-        arn: caller.arn(),
+        arn: caller.arn().to_owned(),
     }
 }
 

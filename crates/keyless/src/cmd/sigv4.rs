@@ -184,8 +184,8 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
 
     let opts = VerifyOptions {
-        expected_region: args.region.clone(),
-        expected_service: args.service.clone(),
+        expected_region: args.region.as_deref().map(Into::into),
+        expected_service: args.service.as_deref().map(Into::into),
         ..VerifyOptions::default()
     };
     let wire = |e: &SigV4Error| {
