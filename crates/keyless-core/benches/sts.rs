@@ -400,8 +400,8 @@ fn benches(c: &mut Criterion) {
 /// criterion runs can land in different noise, while alternating slices of a few milliseconds
 /// see the same. Run with `KEYLESS_BENCH_RATIO=1`.
 fn interleaved_ratio<A, B>(name: &str, mut floor: impl FnMut() -> A, mut path: impl FnMut() -> B) {
-    const ROUNDS: usize = 41;
-    const PER_SLICE: u32 = 2_000;
+    const ROUNDS: usize = 301;
+    const PER_SLICE: u32 = 1_000;
     let time = |f: &mut dyn FnMut()| {
         let start = std::time::Instant::now();
         for _ in 0..PER_SLICE {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use keyless_policy::{Policy, PolicyType};
 use keyless_types::{AccountId, Arn};
 
+use crate::FastMap;
 use crate::model::{Account, Entities, Guardrail, ManagedPolicy, OidcProvider, Role};
 
 /// A role with its policies compiled.
@@ -75,11 +76,11 @@ pub struct Directory {
     roles: HashMap<(AccountId, String), Arc<CompiledRole>>,
     /// The same roles by their ARN exactly as issued into session tokens, so that verifying a
     /// signed request finds the role with one lookup.
-    roles_by_arn: HashMap<String, Arc<CompiledRole>>,
+    roles_by_arn: FastMap<String, Arc<CompiledRole>>,
     /// Per account, the guardrail targets that apply to it (root, each OU prefix, the account),
     /// outermost first, that have guardrails.
-    level_targets: HashMap<AccountId, Vec<String>>,
-    guardrails: HashMap<String, Vec<CompiledGuardrail>>,
+    level_targets: FastMap<AccountId, Vec<String>>,
+    guardrails: FastMap<String, Vec<CompiledGuardrail>>,
     policies: HashMap<(AccountId, String), Arc<CompiledManagedPolicy>>,
     full_access: Option<Policy>,
     /// Problems found while compiling (logged by the edge).

@@ -30,3 +30,9 @@ pub mod ports;
 pub mod revocation;
 pub mod session_cache;
 pub mod sts;
+
+/// The maps every verification reads (revocations, roles by ARN, guardrail levels). Their keys
+/// come from the operator's configuration and revocations, not from requests, and lookups come
+/// after a signature verified; a per-process seeded foldhash then serves them at a fraction of
+/// SipHash's cost.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

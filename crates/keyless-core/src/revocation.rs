@@ -25,12 +25,12 @@
 //! Checking is a few hash lookups against a [`RevocationSet`] snapshot the edge keeps in
 //! memory and rebuilds on change; the request path never reads the store.
 
-use std::collections::HashMap;
 
 use keyless_token::SessionClaims;
 use keyless_types::{AccountId, OffsetDateTime};
 use serde_json::{Value, json};
 
+use crate::FastMap;
 use crate::caller::Caller;
 use crate::directory::Directory;
 use crate::error::ApiError;
@@ -492,13 +492,13 @@ impl RevocationRequest {
 /// own strings, so checking allocates nothing.
 #[derive(Debug, Default)]
 pub struct RevocationSet {
-    sessions: HashMap<String, i64>,
-    roles: HashMap<String, Scopes>,
+    sessions: FastMap<String, i64>,
+    roles: FastMap<String, Scopes>,
     // Issuer, then subject.
-    subjects: HashMap<String, HashMap<String, Scopes>>,
-    source_identities: HashMap<String, Scopes>,
-    issuers: HashMap<String, Scopes>,
-    key_versions: HashMap<u32, Scopes>,
+    subjects: FastMap<String, FastMap<String, Scopes>>,
+    source_identities: FastMap<String, Scopes>,
+    issuers: FastMap<String, Scopes>,
+    key_versions: FastMap<u32, Scopes>,
     len: usize,
 }
 

@@ -158,10 +158,39 @@ fn prefix_eq(s: &[u8], lit: &[u8], ci: bool) -> bool {
 }
 
 /// `a == b`, with the first bytes compared inline: most tests against a pattern fail there,
-/// before a call to `memcmp` is worth it.
+/// before a call to `memcmp` is worth it. Short values (ARN fields, most literals) that match
+/// are compared inline too.
 #[inline]
 fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.first() == b.first() && a == b
+    a.len() == b.len()
+        && a.first() == b.first()
+        && if a.len() <= 16 {
+            short_eq(a, b)
+        } else {
+            a == b
+        }
+}
+
+/// `a == b` for two slices of the same length, at most 16: two overlapping word compares.
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    if let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+        a.first_chunk::<8>(),
+        b.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.last_chunk::<8>(),
+    ) {
+        return a0 == b0 && a1 == b1;
+    }
+    if let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+        a.first_chunk::<4>(),
+        b.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        return a0 == b0 && a1 == b1;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl Pat {
@@ -439,6 +468,21 @@ mod tests {
 
     fn m(p: &str, s: &str) -> bool {
         compile(p, true, true).0.matches(s, false, &Context::new())
+    }
+
+    #[test]
+    fn short_and_long_values_compare_byte_for_byte() {
+        // Every length up to past the inline limit, equal and with one byte changed anywhere.
+        for len in 0..=40usize {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(bytes_eq(&a, &a.clone()), "{len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!bytes_eq(&a, &b), "{len} {at}");
+            }
+            assert!(!bytes_eq(&a, &a[..len.saturating_sub(1)]) || len == 0);
+        }
     }
 
     #[test]
