@@ -25,7 +25,6 @@
 //! Checking is a few hash lookups against a [`RevocationSet`] snapshot the edge keeps in
 //! memory and rebuilds on change; the request path never reads the store.
 
-
 use keyless_token::SessionClaims;
 use keyless_types::{AccountId, OffsetDateTime};
 use serde_json::{Value, json};

@@ -189,6 +189,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[derive(Default)]
 struct Stats {
+    slow_at_ms: Vec<u32>,
     latencies_us: Vec<u32>,
     status: BTreeMap<u16, u64>,
     io_errors: u64,
@@ -245,6 +246,10 @@ fn http(args: &[String]) {
                             *stats.status.entry(status).or_default() += 1;
                             let us = sent_at.elapsed().as_micros().min(u128::from(u32::MAX));
                             stats.latencies_us.push(us as u32);
+                            if us > 20_000 {
+                                // When the slow ones were due: a stall shows as one cluster.
+                                stats.slow_at_ms.push((sent_at - start).as_millis() as u32);
+                            }
                         }
                         Err(_) => {
                             stats.io_errors += 1;
@@ -260,6 +265,7 @@ fn http(args: &[String]) {
         for t in tasks {
             let s = t.await.unwrap();
             all.latencies_us.extend(s.latencies_us);
+            all.slow_at_ms.extend(s.slow_at_ms);
             for (k, v) in s.status {
                 *all.status.entry(k).or_default() += v;
             }
@@ -287,6 +293,24 @@ fn http(args: &[String]) {
             "io_errors": stats.io_errors,
             "p50_us": pct(0.50), "p90_us": pct(0.90), "p99_us": pct(0.99), "p999_us": pct(0.999),
             "connections": connections, "rate": rate,
+            "slow_over_20ms_due_at_ms": slow_buckets(stats.slow_at_ms),
         })
     );
+}
+
+/// The due times of requests slower than 20 ms, as `[first, last, count]` per cluster (due
+/// times less than 50 ms apart are one cluster).
+fn slow_buckets(mut at: Vec<u32>) -> Vec<[u32; 3]> {
+    at.sort_unstable();
+    let mut out: Vec<[u32; 3]> = Vec::new();
+    for t in at {
+        match out.last_mut() {
+            Some(c) if t - c[1] < 50 => {
+                c[1] = t;
+                c[2] += 1;
+            }
+            _ => out.push([t, t, 1]),
+        }
+    }
+    out
 }

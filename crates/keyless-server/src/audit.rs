@@ -61,6 +61,10 @@ pub struct AuditSettings {
     /// How long the writer gathers records before one fsync (microseconds).
     #[serde(default = "default_batch_wait")]
     pub max_batch_wait_micros: u64,
+    /// Under load, how old the oldest waiting record of a batch gets before its fsync
+    /// (microseconds; 0: sync as soon as the previous sync returns).
+    #[serde(default = "default_busy_batch_wait")]
+    pub busy_batch_wait_micros: u64,
     /// Share of allowed `/v1/authorize` decisions recorded (0.0-1.0); denies are always recorded.
     #[serde(default = "default_sample_rate")]
     pub authorize_allow_sample_rate: f64,
@@ -83,6 +87,9 @@ fn default_batch_wait() -> u64 {
     // oversleeps under CPU contention); 200 µs did as well as none.
     200
 }
+fn default_busy_batch_wait() -> u64 {
+    0
+}
 fn default_sample_rate() -> f64 {
     1.0
 }
@@ -96,6 +103,7 @@ impl Default for AuditSettings {
             digest_every_records: default_digest_every(),
             digest_interval_seconds: default_digest_interval(),
             max_batch_wait_micros: default_batch_wait(),
+            busy_batch_wait_micros: default_busy_batch_wait(),
             authorize_allow_sample_rate: default_sample_rate(),
         }
     }
@@ -119,6 +127,9 @@ impl AuditSettings {
         if self.max_batch_wait_micros > 100_000 {
             return Err("[audit] max_batch_wait_micros must be at most 100000 (0.1 s)".into());
         }
+        if self.busy_batch_wait_micros > 100_000 {
+            return Err("[audit] busy_batch_wait_micros must be at most 100000 (0.1 s)".into());
+        }
         if !(0.0..=1.0).contains(&self.authorize_allow_sample_rate) {
             return Err("[audit] authorize_allow_sample_rate must be between 0.0 and 1.0".into());
         }
@@ -133,6 +144,7 @@ impl AuditSettings {
             digest_every_records: self.digest_every_records,
             digest_interval: Duration::from_secs(self.digest_interval_seconds),
             max_batch_wait: Duration::from_micros(self.max_batch_wait_micros),
+            busy_batch_wait: Duration::from_micros(self.busy_batch_wait_micros),
             stdout: self.stdout,
             ..WriterConfig::new(dir)
         }
@@ -980,6 +992,10 @@ mod tests {
             },
             AuditSettings {
                 max_batch_wait_micros: 1_000_000,
+                ..ok.clone()
+            },
+            AuditSettings {
+                busy_batch_wait_micros: 100_001,
                 ..ok.clone()
             },
             AuditSettings {
