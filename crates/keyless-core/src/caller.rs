@@ -132,7 +132,7 @@ impl Caller {
         let arn = self.arn();
         let id = self.user_id();
         let request = keyless_policy::Request {
-            principal: &arn,
+            principal: arn,
             action,
             resource,
             resource_account,
@@ -144,7 +144,7 @@ impl Caller {
             format!(" on resource: {resource}")
         };
         authorizer
-            .require(crate::sts::Asker { arn: &arn, id: &id }, &request, &policies, || {
+            .require(crate::sts::Asker { arn, id: &id }, &request, &policies, || {
                 format!("User: {arn} is not authorized to perform: {action}{on} because no identity-based policy allows the {action} action")
             })
             .map(|_| ())

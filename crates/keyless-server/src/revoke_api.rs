@@ -206,7 +206,7 @@ async fn revoke<'a>(
     let keys = state.keys.load();
     let spec = request.validate(
         Some(caller.account()),
-        &caller.arn(),
+        caller.arn(),
         keys.ring.current_id(),
         now,
     )?;

@@ -279,7 +279,7 @@ impl Cx<'_> {
         let policies = self.caller.identity_policies(&levels, &identity);
         let arn = self.caller.arn();
         let request = Request {
-            principal: &arn,
+            principal: arn,
             action: &full,
             resource,
             resource_account: None,
@@ -292,7 +292,7 @@ impl Cx<'_> {
         let id = self.caller.user_id();
         let reason = denial_reason(&decision, &full);
         Err(self.env.authorizer.deny(
-            Asker { arn: &arn, id: &id },
+            Asker { arn, id: &id },
             &request,
             &decision,
             format!(

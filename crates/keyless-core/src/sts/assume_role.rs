@@ -207,7 +207,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     let caller_arn = caller.arn();
     let caller_id = caller.user_id();
     let asker = Asker {
-        arn: &caller_arn,
+        arn: caller_arn,
         id: &caller_id,
     };
     let denial = || {
@@ -301,7 +301,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         let identity: Vec<&Policy> = caller.role().identity_policies();
         let policies = caller.identity_policies(&levels, &identity);
         let request = Request {
-            principal: &caller_arn,
+            principal: caller_arn,
             action: "sts:AssumeRole",
             resource: &input.role_arn,
             resource_account: None,
@@ -319,7 +319,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     let target_account = target.role.account.to_string();
     let check = |action: &str| -> Result<(), ApiError> {
         let request = Request {
-            principal: &caller_arn,
+            principal: caller_arn,
             action,
             resource: &target.arn,
             resource_account: Some(&target_account),
