@@ -524,6 +524,17 @@ def wait_records(keyless: Keyless, revocation_id: int, within: float = 5.0) -> l
         time.sleep(0.1)
 
 
+def wait_audited_seq(keyless: Keyless, revocation_id: int, within: float = 5.0) -> int | None:
+    """The row's audit mark once it is set: the server writes the record durably first and marks
+    the row after it, so a record can be seen in the file a moment before its mark."""
+    deadline = time.monotonic() + within
+    while True:
+        seq = audited_seq(keyless, revocation_id)
+        if seq is not None or time.monotonic() > deadline:
+            return seq
+        time.sleep(0.05)
+
+
 def insert_unaudited_session_row(keyless: Keyless, access_key_id: str, reason: str,
                                  created_by: str = "operator", account: str | None = None) -> int:
     """Writes a session revocation straight into the server's SQLite store, with no audit record
@@ -647,7 +658,7 @@ def test_a_revocation_whose_record_was_lost_is_recorded_once_when_the_server_sta
         assert rec["responseElements"]["id"] == rid
         assert rec["responseElements"]["target"] == {"type": "session", "accessKeyId": victim["AccessKeyId"]}
         assert rec["responseElements"]["reason"] == "killed before its record"
-        assert audited_seq(keyless, rid) == rec["seq"]
+        assert wait_audited_seq(keyless, rid) == rec["seq"]
 
         # Restarted again, the server does not record it a second time; the chain holds.
         keyless.proc.send_signal(signal.SIGTERM)
@@ -722,7 +733,7 @@ def test_an_api_revocation_left_unmarked_by_another_process_is_recorded_after_th
         assert len(recs) == 1, recs
         assert recs[0]["additionalEventData"] == {"recovered": True}, recs
         assert recs[0]["userIdentity"]["principalId"].endswith("assumed-role/revoker/elsewhere")
-        assert audited_seq(keyless, rid) == recs[0]["seq"]
+        assert wait_audited_seq(keyless, rid) == recs[0]["seq"]
         time.sleep(2.5)  # past another retry: nothing more
         assert len(records_of(keyless, rid)) == 1
     finally:
