@@ -658,6 +658,28 @@ struct Take {
     shutdown: bool,
 }
 
+/// Waits on the queue's condvar while `waiting` holds and the log is not shutting down, until
+/// `until` at the latest.
+fn wait_until<'q>(
+    shared: &'q Shared,
+    mut q: MutexGuard<'q, Queue>,
+    until: Instant,
+    waiting: impl Fn(&Queue) -> bool,
+) -> MutexGuard<'q, Queue> {
+    while waiting(&q) && !q.shutdown {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        q = shared
+            .wake
+            .wait_timeout(q, until - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    q
+}
+
 fn run(mut st: WriterState) {
     let shared = Arc::clone(&st.shared);
     loop {
@@ -738,19 +760,10 @@ impl WriterState {
             // Only records nobody waits for: gather them for a while (one write and one
             // wake-up per linger, not per record), unless a durable record or a full buffer
             // ends it.
-            let until = Instant::now() + UNAWAITED_LINGER;
             q.writer_lingering = true;
-            while q.writer_lingering && !q.awaited && !q.shutdown {
-                let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                q = shared
-                    .wake
-                    .wait_timeout(q, until - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
+            q = wait_until(shared, q, Instant::now() + UNAWAITED_LINGER, |q| {
+                q.writer_lingering && !q.awaited
+            });
             q.writer_lingering = false;
         }
         if was_idle && !q.shutdown && q.awaited && !self.config.max_batch_wait.is_zero() {
@@ -763,19 +776,10 @@ impl WriterState {
             // Records came in while the last batch was syncing: under load, gather until the
             // oldest waiting record has waited `busy_batch_wait` (or the buffer fills).
             if let Some(first) = q.first_awaited_at {
-                let until = first + self.config.busy_batch_wait;
                 q.writer_gathering = true;
-                while q.writer_gathering && !q.shutdown {
-                    let now = Instant::now();
-                    if now >= until {
-                        break;
-                    }
-                    q = shared
-                        .wake
-                        .wait_timeout(q, until - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
+                q = wait_until(shared, q, first + self.config.busy_batch_wait, |q| {
+                    q.writer_gathering
+                });
                 q.writer_gathering = false;
             }
         }
