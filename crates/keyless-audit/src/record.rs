@@ -117,6 +117,8 @@ pub enum Claims<'a> {
     Pairs(&'a [(String, String)]),
     /// `sub` and `aud` only (what a session carries).
     SubAud(&'a str, &'a str),
+    /// `sub` only (what the authorize API reports of a federated session).
+    Sub(&'a str),
 }
 
 impl Serialize for Claims<'_> {
@@ -127,6 +129,11 @@ impl Serialize for Claims<'_> {
                 for (k, v) in pairs {
                     m.serialize_entry(k, &Bounded::value(v))?;
                 }
+                m.end()
+            }
+            Claims::Sub(sub) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("sub", &Bounded::value(sub))?;
                 m.end()
             }
             Claims::SubAud(sub, aud) => {

@@ -24,7 +24,7 @@ use keyless_audit::event::{
     bounded,
 };
 use keyless_audit::record::{
-    AssumedRoleUserRef, Bounded, Claims, CredentialsRef, EventRef, IssuedRef, Joined,
+    AssumedRoleUserRef, Bounded, Claims, CredentialsRef, EventRef, Ip, IssuedRef, Joined,
     KeyRingVersion, Prefix, Principal, Record, Seconds, SessionAttributesRef, SessionContextRef,
     SessionIssuerRef, UserIdentityRef, WebIdRef,
 };
@@ -701,22 +701,150 @@ impl Record for StsEvent<'_> {
 
 /// `requestParameters` of an authorize request (strings cut at 2048 characters; never the
 /// headers, the body or the signature).
-pub fn authorize_parameters(
-    action: &str,
-    resource: &str,
-    method: &str,
-    path: &str,
-    region: Option<&str>,
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizeParameters<'a> {
+    /// The action asked about.
+    pub action: Bounded<'a>,
+    /// The resource asked about.
+    pub resource: Bounded<'a>,
+    /// The HTTP method the gateway received.
+    pub method: Bounded<'a>,
+    /// The raw path the gateway received.
+    pub path: Bounded<'a>,
+    /// The region the gateway serves (`null` when not given).
+    pub region: Option<Bounded<'a>>,
+    /// The client address the gateway saw (`null` when not given).
+    pub source_ip: Option<Ip>,
+}
+
+/// [`AuthorizeParameters`] of one request.
+pub fn authorize_parameters<'a>(
+    action: &'a str,
+    resource: &'a str,
+    method: &'a str,
+    path: &'a str,
+    region: Option<&'a str>,
     source_ip: Option<IpAddr>,
-) -> Value {
-    json!({
-        "action": bounded(action),
-        "resource": bounded(resource),
-        "method": bounded(method),
-        "path": bounded(path),
-        "region": region.map(bounded),
-        "sourceIp": source_ip.map(|i| i.to_string()),
-    })
+) -> AuthorizeParameters<'a> {
+    AuthorizeParameters {
+        action: Bounded::value(action),
+        resource: Bounded::value(resource),
+        method: Bounded::value(method),
+        path: Bounded::value(path),
+        region: region.map(Bounded::value),
+        source_ip: source_ip.map(Ip),
+    }
+}
+
+/// `additionalEventData` of an authorize decision.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionData<'a> {
+    /// The configured client that asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<&'a str>,
+    /// `Allowed`, `ImplicitlyDenied`, `ExplicitlyDenied`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Bounded<'a>>,
+    /// The engine's explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Bounded<'a>>,
+    /// Whether the payload itself was verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_verified: Option<bool>,
+    /// The share of allows recorded.
+    pub allow_sample_rate: f64,
+}
+
+/// The typed record of one `/v1/authorize` answer, borrowing the outcome.
+pub type AuthorizeRecord<'a> = EventRef<'a, AuthorizeParameters<'a>, (), DecisionData<'a>>;
+
+/// What an authorize decision's record is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizeFacts<'a> {
+    /// When it was answered.
+    pub now: OffsetDateTime,
+    /// `requestID` and `eventID` (see [`event_id`]).
+    pub ids: (&'a str, &'a str),
+    /// The configured client.
+    pub client: &'a str,
+    /// The request's parameters.
+    pub parameters: AuthorizeParameters<'a>,
+    /// The gateway's own address.
+    pub peer: IpAddr,
+    /// The share of allows recorded.
+    pub sample_rate: f64,
+}
+
+/// The record of an answered authorize request: the same JSON [`authorize_event`] writes for
+/// the answer, built without a `serde_json::Value` tree.
+pub fn authorize_record<'a>(
+    facts: AuthorizeFacts<'a>,
+    outcome: &'a keyless_core::authorize::AuthorizeOutcome,
+) -> AuthorizeRecord<'a> {
+    use keyless_core::authorize::AuthorizeOutcome;
+    let source = facts.parameters.source_ip.map_or(facts.peer, |ip| ip.0);
+    let mut e: AuthorizeRecord<'a> = EventRef::new(
+        facts.now,
+        SOURCE_KEYLESS,
+        "Authorize",
+        facts.ids.0,
+        facts.ids.1,
+        source,
+    );
+    e.event_type = "KeylessDecision";
+    e.read_only = true;
+    e.request_parameters = Some(facts.parameters);
+    let mut data = DecisionData {
+        client: Some(facts.client),
+        decision: None,
+        explanation: None,
+        payload_verified: None,
+        allow_sample_rate: facts.sample_rate,
+    };
+    match outcome {
+        AuthorizeOutcome::Unauthenticated { error } => {
+            e.fail(error.code, &error.message, error.status.min(499));
+        }
+        AuthorizeOutcome::Decided {
+            principal: p,
+            decision,
+            explanation,
+            payload_verified,
+        } => {
+            e.recipient_account_id = Some(&p.account);
+            e.user_identity = UserIdentityRef {
+                arn: Some(&p.arn),
+                account_id: Some(&p.account),
+                access_key_id: Some(&p.access_key_id),
+                session_context: Some(SessionContextRef {
+                    source_identity: p.source_identity.as_deref(),
+                    web_id_federation_data: p.subject.as_deref().map(|sub| WebIdRef {
+                        federated_provider: "",
+                        attributes: Claims::Sub(sub),
+                    }),
+                    session_issuer: Some(SessionIssuerRef {
+                        kind: "Role",
+                        principal_id: "",
+                        arn: &p.role_arn,
+                        account_id: &p.account,
+                        user_name: keyless_core::sts::role_name_of(&p.role_arn),
+                    }),
+                    attributes: None,
+                }),
+                ..UserIdentityRef::of_kind("AssumedRole")
+            };
+            data.decision = Some(Bounded::value(decision.as_str()));
+            data.explanation = Some(Bounded::value(explanation));
+            data.payload_verified = Some(*payload_verified);
+            if *decision != keyless_policy::DecisionKind::Allowed {
+                e.fail("AccessDenied", "not authorized", 403);
+            }
+        }
+    }
+    e.additional_event_data = Some(data);
+    e
 }
 
 /// The access key id a signed request claims (`Credential=AKID/…` in the `Authorization`
@@ -740,7 +868,8 @@ pub fn claimed_access_key_id(authorization: Option<&str>, query: Option<&str>) -
         .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// The record of one `/v1/authorize` answer: `request` is [`authorize_parameters`] of the
+/// The record of one `/v1/authorize` request refused before any decision, or (in tests, the
+/// reference for [`authorize_record`]) of an answer: `request` is [`authorize_parameters`] of the
 /// request (when it parsed), `response` the JSON the gateway got, `error` a refusal before any
 /// decision (code, message, HTTP status).
 pub fn authorize_event(

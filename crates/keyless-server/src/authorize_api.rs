@@ -15,12 +15,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use keyless_core::authorize::{
-    AuthorizeInput, AuthorizeOutcome, ExtraValue, GatewayBody, authorize,
+    AuthorizeInput, AuthorizeOutcome, ExtraValue, GatewayBody, PrincipalInfo, authorize,
 };
 use keyless_core::error::ApiError;
 use keyless_core::sts::Origin;
+use keyless_policy::DecisionKind;
 use keyless_sigv4::HttpRequest;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tracing::info;
@@ -133,13 +134,13 @@ pub async fn handle(
             req.source_ip,
         )
     });
-    let response = match decide(&state, &req, peer) {
+    let outcome = match decide(&state, &req, peer) {
         Ok(r) => r,
         Err(e) => {
             refused(
                 &state,
                 Some(&client.name),
-                parameters,
+                parameters.and_then(|p| serde_json::to_value(p).ok()),
                 peer,
                 (e.code, &e.message, e.status),
             )
@@ -151,32 +152,33 @@ pub async fn handle(
             );
         }
     };
-    if state.audit.enabled() {
-        let allowed = response.get("allowed").and_then(Value::as_bool) == Some(true);
+    let decision = match &outcome {
+        AuthorizeOutcome::Decided { decision, .. } => Some(*decision),
+        AuthorizeOutcome::Unauthenticated { .. } => None,
+    };
+    let allowed = decision == Some(DecisionKind::Allowed);
+    if let Some(parameters) = parameters {
         // Denies are always recorded; allows at the configured rate.
         if !allowed || state.audit.sample_allow() {
-            let event = audit::authorize_event(
-                state.clock.now(),
-                Some(&client.name),
-                parameters.as_ref(),
-                peer.ip(),
-                &response,
-                None,
-                state.audit.allow_sample_rate(),
-            );
-            if let Err(e) = state.audit.record(&event).await {
+            let ids = (audit::event_id(), audit::event_id());
+            let facts = audit::AuthorizeFacts {
+                now: state.clock.now(),
+                ids: (&ids.0, &ids.1),
+                client: &client.name,
+                parameters,
+                peer: peer.ip(),
+                sample_rate: state.audit.allow_sample_rate(),
+            };
+            let record = audit::authorize_record(facts, &outcome);
+            if let Err(e) = state.audit.record(&record).await {
                 return api_error(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message);
             }
         }
     }
-    let code = response
-        .get("decision")
-        .and_then(Value::as_str)
-        .unwrap_or("Unauthenticated")
-        .to_owned();
+    let code = decision.map_or("Unauthenticated", DecisionKind::as_str);
     state
         .metrics
-        .request("Authorize", &code, started.elapsed().as_secs_f64());
+        .request("Authorize", code, started.elapsed().as_secs_f64());
     info!(
         client = client.name,
         action = req.action,
@@ -184,7 +186,81 @@ pub async fn handle(
         decision = code,
         "authorize"
     );
-    (StatusCode::OK, Json(response)).into_response()
+    (StatusCode::OK, Json(Answer(&outcome))).into_response()
+}
+
+/// The JSON answer (`docs/authorize-openapi.yaml`), serialised from the outcome as it is.
+struct Answer<'a>(&'a AuthorizeOutcome);
+
+impl Serialize for Answer<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self.0 {
+            AuthorizeOutcome::Unauthenticated { error } => {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("authenticated", &false)?;
+                m.serialize_entry("allowed", &false)?;
+                m.serialize_entry(
+                    "error",
+                    &ErrorJson {
+                        code: error.code,
+                        status: error.status,
+                        message: &error.message,
+                    },
+                )?;
+                m.end()
+            }
+            AuthorizeOutcome::Decided {
+                principal,
+                decision,
+                explanation,
+                payload_verified,
+            } => {
+                let mut m = s.serialize_map(Some(6))?;
+                m.serialize_entry("authenticated", &true)?;
+                m.serialize_entry("allowed", &(*decision == DecisionKind::Allowed))?;
+                m.serialize_entry("decision", decision.as_str())?;
+                m.serialize_entry("explanation", explanation)?;
+                m.serialize_entry("payload_verified", payload_verified)?;
+                m.serialize_entry("principal", &PrincipalJson(principal))?;
+                m.end()
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    code: &'a str,
+    status: u16,
+    message: &'a str,
+}
+
+struct PrincipalJson<'a>(&'a PrincipalInfo);
+
+impl Serialize for PrincipalJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let p = self.0;
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry("arn", &p.arn)?;
+        m.serialize_entry("account", &p.account)?;
+        m.serialize_entry("role_arn", &p.role_arn)?;
+        m.serialize_entry("session_name", &p.session_name)?;
+        m.serialize_entry("source_identity", &p.source_identity)?;
+        m.serialize_entry("access_key_id", &p.access_key_id)?;
+        m.serialize_entry("subject", &p.subject)?;
+        m.serialize_entry("tags", &Tags(&p.tags))?;
+        m.end()
+    }
+}
+
+struct Tags<'a>(&'a [(String, String)]);
+
+impl Serialize for Tags<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 /// Records a request refused before any decision (best effort: the answer is a refusal anyway).
@@ -210,7 +286,11 @@ async fn refused(
     let _ = state.audit.record(&event).await;
 }
 
-fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<Value, ApiError> {
+fn decide(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    peer: SocketAddr,
+) -> Result<AuthorizeOutcome, ApiError> {
     let bad = |m: String| ApiError::new("InvalidParameterValue", 400, m);
     if req.headers.len() > 200
         || req.method.len() > 16
@@ -293,33 +373,156 @@ fn decide(state: &AppState, req: &AuthorizeRequest, peer: SocketAddr) -> Result<
         &input,
         state.clock.now(),
     )?;
-    Ok(match outcome {
-        AuthorizeOutcome::Unauthenticated { error } => json!({
-            "authenticated": false,
-            "allowed": false,
-            "error": { "code": error.code, "status": error.status, "message": error.message },
-        }),
-        AuthorizeOutcome::Decided {
-            principal,
-            decision,
-            explanation,
-            payload_verified,
-        } => json!({
-            "authenticated": true,
-            "allowed": decision == keyless_policy::DecisionKind::Allowed,
-            "decision": decision.as_str(),
-            "explanation": explanation,
-            "payload_verified": payload_verified,
-            "principal": {
-                "arn": principal.arn,
-                "account": principal.account,
-                "role_arn": principal.role_arn,
-                "session_name": principal.session_name,
-                "source_identity": principal.source_identity,
-                "access_key_id": principal.access_key_id,
-                "subject": principal.subject,
-                "tags": principal.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyless_audit::record::to_json;
+    use keyless_types::OffsetDateTime;
+
+    fn outcomes() -> Vec<AuthorizeOutcome> {
+        let principal = |subject: Option<&str>, si: Option<&str>, tags: &[(&str, &str)]| {
+            Arc::new(PrincipalInfo {
+                arn: "arn:aws:sts::123456789012:assumed-role/gha/run-1".into(),
+                account: "123456789012".into(),
+                role_arn: "arn:aws:iam::123456789012:role/ci/gha".into(),
+                session_name: "run-1".into(),
+                source_identity: si.map(str::to_owned),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                access_key_id: "ASIAEXAMPLEKEY123456".into(),
+                subject: subject.map(str::to_owned),
+            })
+        };
+        vec![
+            AuthorizeOutcome::Decided {
+                principal: principal(
+                    Some("repo:org/app:ref:refs/heads/main"),
+                    Some("octocat"),
+                    &[("team", "build"), ("env", "prod \"quoted\"")],
+                ),
+                decision: DecisionKind::Allowed,
+                explanation: "Allowed by statement Read of inline policy read".into(),
+                payload_verified: true,
             },
-        }),
-    })
+            AuthorizeOutcome::Decided {
+                principal: principal(None, None, &[]),
+                decision: DecisionKind::ExplicitlyDenied,
+                explanation: "x".repeat(5000),
+                payload_verified: false,
+            },
+            AuthorizeOutcome::Decided {
+                principal: principal(Some("s"), None, &[]),
+                decision: DecisionKind::ImplicitlyDenied,
+                explanation: String::new(),
+                payload_verified: false,
+            },
+            AuthorizeOutcome::Unauthenticated {
+                error: ApiError::new(
+                    "SignatureDoesNotMatch",
+                    403,
+                    "The request signature we calculated does not match",
+                ),
+            },
+            AuthorizeOutcome::Unauthenticated {
+                error: ApiError::new("InternalFailure", 500, "m".repeat(3000)),
+            },
+        ]
+    }
+
+    /// The answer as the handler built it before, with `json!` (the reference).
+    fn reference_answer(outcome: &AuthorizeOutcome) -> Value {
+        match outcome {
+            AuthorizeOutcome::Unauthenticated { error } => json!({
+                "authenticated": false,
+                "allowed": false,
+                "error": { "code": error.code, "status": error.status, "message": error.message },
+            }),
+            AuthorizeOutcome::Decided {
+                principal,
+                decision,
+                explanation,
+                payload_verified,
+            } => json!({
+                "authenticated": true,
+                "allowed": *decision == DecisionKind::Allowed,
+                "decision": decision.as_str(),
+                "explanation": explanation,
+                "payload_verified": payload_verified,
+                "principal": {
+                    "arn": principal.arn,
+                    "account": principal.account,
+                    "role_arn": principal.role_arn,
+                    "session_name": principal.session_name,
+                    "source_identity": principal.source_identity,
+                    "access_key_id": principal.access_key_id,
+                    "subject": principal.subject,
+                    "tags": principal.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn the_typed_answer_is_the_json_the_gateway_always_got() {
+        for outcome in outcomes() {
+            let typed = String::from_utf8(to_json(&Answer(&outcome)).unwrap()).unwrap();
+            assert_eq!(typed, reference_answer(&outcome).to_string());
+        }
+    }
+
+    #[test]
+    fn the_typed_decision_record_is_the_record_the_value_builder_writes() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let gateway: IpAddr = [10, 0, 0, 7].into();
+        let client_ip: IpAddr = [192, 0, 2, 1].into();
+        let long = "r".repeat(3000);
+        for outcome in outcomes() {
+            for (region, source_ip, resource) in [
+                (Some("eu-west-1"), Some(client_ip), "arn:aws:s3:::b/k"),
+                (None, None, long.as_str()),
+            ] {
+                let params = || {
+                    audit::authorize_parameters(
+                        "s3:GetObject",
+                        resource,
+                        "GET",
+                        "/b/a%20b+c",
+                        region,
+                        source_ip,
+                    )
+                };
+                let facts = audit::AuthorizeFacts {
+                    now,
+                    ids: ("req-1", "evt-1"),
+                    client: "gw",
+                    parameters: params(),
+                    peer: gateway,
+                    sample_rate: 0.25,
+                };
+                let typed: Value = serde_json::from_slice(
+                    &to_json(&audit::authorize_record(facts, &outcome)).unwrap(),
+                )
+                .unwrap();
+                let mut reference = serde_json::to_value(audit::authorize_event(
+                    now,
+                    Some("gw"),
+                    serde_json::to_value(params()).ok().as_ref(),
+                    gateway,
+                    &reference_answer(&outcome),
+                    None,
+                    0.25,
+                ))
+                .unwrap();
+                reference["requestID"] = "req-1".into();
+                reference["eventID"] = "evt-1".into();
+                // Same fields, same order, same values.
+                assert_eq!(typed.to_string(), reference.to_string());
+            }
+        }
+    }
 }
