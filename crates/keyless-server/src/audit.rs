@@ -19,10 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyless_audit::chain::DigestSigner;
-use keyless_audit::event::{
-    SOURCE_KEYLESS, SOURCE_STS, SessionContext, SessionIssuer, UserIdentity, WebIdFederationData,
-    bounded,
-};
+use keyless_audit::event::{SOURCE_KEYLESS, SOURCE_STS, UserIdentity};
 use keyless_audit::record::{
     AssumedRoleUserRef, Bounded, Claims, CredentialsRef, EventRef, Ip, IssuedRef, Joined,
     KeyRingVersion, Prefix, Principal, Record, Seconds, SessionAttributesRef, SessionContextRef,
@@ -36,7 +33,7 @@ use keyless_core::sts::Issued;
 use keyless_token::{FederatedFacts, KeyRing};
 use keyless_types::{Clock, OffsetDateTime};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::error;
 
 /// The `[audit]` table of the config file (every key optional).
@@ -541,13 +538,6 @@ impl IssuedFacts {
     }
 }
 
-fn attributes(pairs: &[(String, String)]) -> Map<String, Value> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(bounded(v))))
-        .collect()
-}
-
 /// The request as the query handler saw it.
 #[derive(Debug)]
 pub struct StsCall<'a> {
@@ -760,31 +750,49 @@ pub struct DecisionData<'a> {
 /// The typed record of one `/v1/authorize` answer, borrowing the outcome.
 pub type AuthorizeRecord<'a> = EventRef<'a, AuthorizeParameters<'a>, (), DecisionData<'a>>;
 
-/// What an authorize decision's record is made of.
+/// What an authorize request's record is made of.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthorizeFacts<'a> {
     /// When it was answered.
     pub now: OffsetDateTime,
     /// `requestID` and `eventID` (see [`event_id`]).
     pub ids: (&'a str, &'a str),
-    /// The configured client.
-    pub client: &'a str,
-    /// The request's parameters.
-    pub parameters: AuthorizeParameters<'a>,
+    /// The configured client (unknown when its token was refused).
+    pub client: Option<&'a str>,
+    /// The request's parameters (unknown when it did not parse).
+    pub parameters: Option<AuthorizeParameters<'a>>,
     /// The gateway's own address.
     pub peer: IpAddr,
     /// The share of allows recorded.
     pub sample_rate: f64,
 }
 
-/// The record of an answered authorize request: the same JSON [`authorize_event`] writes for
-/// the answer, built without a `serde_json::Value` tree.
+/// How an authorize request ended.
+#[derive(Debug, Clone, Copy)]
+pub enum AuthorizeAnswer<'a> {
+    /// Authenticated or not, the engine answered.
+    Answered(&'a keyless_core::authorize::AuthorizeOutcome),
+    /// Refused before any decision (bad client token, malformed request, …).
+    Refused {
+        /// The error code the gateway got.
+        code: &'a str,
+        /// Its message.
+        message: &'a str,
+        /// Its HTTP status.
+        status: u16,
+    },
+}
+
+/// The record of one `/v1/authorize` request, borrowing what it describes.
 pub fn authorize_record<'a>(
     facts: AuthorizeFacts<'a>,
-    outcome: &'a keyless_core::authorize::AuthorizeOutcome,
+    answer: AuthorizeAnswer<'a>,
 ) -> AuthorizeRecord<'a> {
     use keyless_core::authorize::AuthorizeOutcome;
-    let source = facts.parameters.source_ip.map_or(facts.peer, |ip| ip.0);
+    let source = facts
+        .parameters
+        .and_then(|p| p.source_ip)
+        .map_or(facts.peer, |ip| ip.0);
     let mut e: AuthorizeRecord<'a> = EventRef::new(
         facts.now,
         SOURCE_KEYLESS,
@@ -795,24 +803,29 @@ pub fn authorize_record<'a>(
     );
     e.event_type = "KeylessDecision";
     e.read_only = true;
-    e.request_parameters = Some(facts.parameters);
+    e.request_parameters = facts.parameters;
     let mut data = DecisionData {
-        client: Some(facts.client),
+        client: facts.client,
         decision: None,
         explanation: None,
         payload_verified: None,
         allow_sample_rate: facts.sample_rate,
     };
-    match outcome {
-        AuthorizeOutcome::Unauthenticated { error } => {
+    match answer {
+        AuthorizeAnswer::Refused {
+            code,
+            message,
+            status,
+        } => e.fail(code, message, status),
+        AuthorizeAnswer::Answered(AuthorizeOutcome::Unauthenticated { error }) => {
             e.fail(error.code, &error.message, error.status.min(499));
         }
-        AuthorizeOutcome::Decided {
+        AuthorizeAnswer::Answered(AuthorizeOutcome::Decided {
             principal: p,
             decision,
             explanation,
             payload_verified,
-        } => {
+        }) => {
             e.recipient_account_id = Some(&p.account);
             e.user_identity = UserIdentityRef {
                 arn: Some(&p.arn),
@@ -866,99 +879,6 @@ pub fn claimed_access_key_id(authorization: Option<&str>, query: Option<&str>) -
     from_header
         .or_else(from_query)
         .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// The record of one `/v1/authorize` request refused before any decision, or (in tests, the
-/// reference for [`authorize_record`]) of an answer: `request` is [`authorize_parameters`] of the
-/// request (when it parsed), `response` the JSON the gateway got, `error` a refusal before any
-/// decision (code, message, HTTP status).
-pub fn authorize_event(
-    now: OffsetDateTime,
-    client: Option<&str>,
-    request: Option<&Value>,
-    peer: IpAddr,
-    response: &Value,
-    error: Option<(&str, &str, u16)>,
-    sample_rate: f64,
-) -> AuditEvent {
-    let request_id = event_id();
-    let mut e = AuditEvent::new(now, SOURCE_KEYLESS, "Authorize", request_id, event_id());
-    e.event_type = "KeylessDecision".into();
-    e.read_only = true;
-    e.source_ip_address = peer.to_string();
-    if let Some(req) = request {
-        if let Some(ip) = req.get("sourceIp").and_then(Value::as_str) {
-            e.source_ip_address = ip.to_owned();
-        }
-        e.request_parameters = Some(req.clone());
-    }
-    if let Some(p) = response.get("principal") {
-        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
-        let role_arn = s("role_arn").unwrap_or_default();
-        e.recipient_account_id = s("account");
-        e.user_identity = UserIdentity {
-            kind: "AssumedRole".into(),
-            principal_id: None,
-            arn: s("arn"),
-            account_id: s("account"),
-            access_key_id: s("access_key_id"),
-            user_name: None,
-            identity_provider: None,
-            session_context: Some(SessionContext {
-                source_identity: s("source_identity"),
-                web_id_federation_data: s("subject").map(|sub| WebIdFederationData {
-                    federated_provider: String::new(),
-                    attributes: attributes(&[("sub".into(), sub)]),
-                }),
-                session_issuer: Some(SessionIssuer {
-                    kind: "Role".into(),
-                    principal_id: String::new(),
-                    user_name: keyless_core::sts::role_name_of(&role_arn).to_owned(),
-                    arn: role_arn,
-                    account_id: s("account").unwrap_or_default(),
-                }),
-                attributes: None,
-            }),
-        };
-    }
-    let mut extra = Map::new();
-    if let Some(c) = client {
-        extra.insert("client".into(), json!(c));
-    }
-    for (from, to) in [
-        ("decision", "decision"),
-        ("explanation", "explanation"),
-        ("payload_verified", "payloadVerified"),
-    ] {
-        if let Some(v) = response.get(from) {
-            let v = match v {
-                Value::String(s) => Value::String(bounded(s)),
-                other => other.clone(),
-            };
-            extra.insert(to.into(), v);
-        }
-    }
-    extra.insert("allowSampleRate".into(), json!(sample_rate));
-    e.additional_event_data = Some(Value::Object(extra));
-    let allowed = response.get("allowed").and_then(Value::as_bool) == Some(true);
-    if let Some((code, message, status)) = error {
-        e.fail(code, message, status);
-    } else if let Some(err) = response.get("error") {
-        let code = err
-            .get("code")
-            .and_then(Value::as_str)
-            .unwrap_or("Unauthenticated");
-        let message = err.get("message").and_then(Value::as_str).unwrap_or("");
-        let status = err
-            .get("status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok())
-            .unwrap_or(403);
-        e.fail(code, message, status.min(499));
-    } else if !allowed {
-        e.fail("AccessDenied", "not authorized", 403);
-    }
-    e
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ pub async fn handle(
             refused(
                 &state,
                 Some(&client.name),
-                parameters.and_then(|p| serde_json::to_value(p).ok()),
+                parameters,
                 peer,
                 (e.code, &e.message, e.status),
             )
@@ -164,12 +164,13 @@ pub async fn handle(
             let facts = audit::AuthorizeFacts {
                 now: state.clock.now(),
                 ids: (&ids.0, &ids.1),
-                client: &client.name,
-                parameters,
+                client: Some(&client.name),
+                parameters: Some(parameters),
                 peer: peer.ip(),
                 sample_rate: state.audit.allow_sample_rate(),
             };
-            let record = audit::authorize_record(facts, &outcome);
+            let answer = audit::AuthorizeAnswer::Answered(&outcome);
+            let record = audit::authorize_record(facts, answer);
             if let Err(e) = state.audit.record(&record).await {
                 return api_error(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message);
             }
@@ -267,23 +268,31 @@ impl Serialize for Tags<'_> {
 async fn refused(
     state: &AppState,
     client: Option<&str>,
-    parameters: Option<Value>,
+    parameters: Option<audit::AuthorizeParameters<'_>>,
     peer: SocketAddr,
-    error: (&str, &str, u16),
+    (code, message, status): (&str, &str, u16),
 ) {
     if !state.audit.enabled() {
         return;
     }
-    let event = audit::authorize_event(
-        state.clock.now(),
+    let ids = (audit::event_id(), audit::event_id());
+    let facts = audit::AuthorizeFacts {
+        now: state.clock.now(),
+        ids: (&ids.0, &ids.1),
         client,
-        parameters.as_ref(),
-        peer.ip(),
-        &Value::Null,
-        Some(error),
-        state.audit.allow_sample_rate(),
-    );
-    let _ = state.audit.record(&event).await;
+        parameters,
+        peer: peer.ip(),
+        sample_rate: state.audit.allow_sample_rate(),
+    };
+    let answer = audit::AuthorizeAnswer::Refused {
+        code,
+        message,
+        status,
+    };
+    let _ = state
+        .audit
+        .record(&audit::authorize_record(facts, answer))
+        .await;
 }
 
 fn decide(
@@ -379,6 +388,10 @@ fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyless_audit::AuditEvent;
+    use keyless_audit::event::{
+        SOURCE_KEYLESS, SessionContext, SessionIssuer, UserIdentity, WebIdFederationData, bounded,
+    };
     use keyless_audit::record::to_json;
     use keyless_types::OffsetDateTime;
 
@@ -475,6 +488,98 @@ mod tests {
         }
     }
 
+    /// The record as it was built before, from the answer's `Value` (the reference for
+    /// `authorize_record`): `error` is a refusal before any decision.
+    fn reference_event(
+        now: OffsetDateTime,
+        client: Option<&str>,
+        request: Option<&Value>,
+        peer: IpAddr,
+        response: &Value,
+        error: Option<(&str, &str, u16)>,
+        sample_rate: f64,
+    ) -> AuditEvent {
+        let mut e = AuditEvent::new(now, SOURCE_KEYLESS, "Authorize", "req-1", "evt-1");
+        e.event_type = "KeylessDecision".into();
+        e.read_only = true;
+        e.source_ip_address = peer.to_string();
+        if let Some(req) = request {
+            if let Some(ip) = req.get("sourceIp").and_then(Value::as_str) {
+                e.source_ip_address = ip.to_owned();
+            }
+            e.request_parameters = Some(req.clone());
+        }
+        if let Some(p) = response.get("principal") {
+            let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
+            let role_arn = s("role_arn").unwrap_or_default();
+            e.recipient_account_id = s("account");
+            e.user_identity = UserIdentity {
+                kind: "AssumedRole".into(),
+                principal_id: None,
+                arn: s("arn"),
+                account_id: s("account"),
+                access_key_id: s("access_key_id"),
+                user_name: None,
+                identity_provider: None,
+                session_context: Some(SessionContext {
+                    source_identity: s("source_identity"),
+                    web_id_federation_data: s("subject").map(|sub| WebIdFederationData {
+                        federated_provider: String::new(),
+                        attributes: [("sub".to_owned(), Value::String(bounded(&sub)))]
+                            .into_iter()
+                            .collect(),
+                    }),
+                    session_issuer: Some(SessionIssuer {
+                        kind: "Role".into(),
+                        principal_id: String::new(),
+                        user_name: keyless_core::sts::role_name_of(&role_arn).to_owned(),
+                        arn: role_arn,
+                        account_id: s("account").unwrap_or_default(),
+                    }),
+                    attributes: None,
+                }),
+            };
+        }
+        let mut extra = serde_json::Map::new();
+        if let Some(c) = client {
+            extra.insert("client".into(), json!(c));
+        }
+        for (from, to) in [
+            ("decision", "decision"),
+            ("explanation", "explanation"),
+            ("payload_verified", "payloadVerified"),
+        ] {
+            if let Some(v) = response.get(from) {
+                let v = match v {
+                    Value::String(s) => Value::String(bounded(s)),
+                    other => other.clone(),
+                };
+                extra.insert(to.into(), v);
+            }
+        }
+        extra.insert("allowSampleRate".into(), json!(sample_rate));
+        e.additional_event_data = Some(Value::Object(extra));
+        let allowed = response.get("allowed").and_then(Value::as_bool) == Some(true);
+        if let Some((code, message, status)) = error {
+            e.fail(code, message, status);
+        } else if let Some(err) = response.get("error") {
+            let code = err
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("Unauthenticated");
+            let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+            let status = err
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(403);
+            e.fail(code, message, status.min(499));
+        } else if !allowed {
+            e.fail("AccessDenied", "not authorized", 403);
+        }
+        e
+    }
+
     #[test]
     fn the_typed_decision_record_is_the_record_the_value_builder_writes() {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
@@ -499,16 +604,17 @@ mod tests {
                 let facts = audit::AuthorizeFacts {
                     now,
                     ids: ("req-1", "evt-1"),
-                    client: "gw",
-                    parameters: params(),
+                    client: Some("gw"),
+                    parameters: Some(params()),
                     peer: gateway,
                     sample_rate: 0.25,
                 };
+                let answer = audit::AuthorizeAnswer::Answered(&outcome);
                 let typed: Value = serde_json::from_slice(
-                    &to_json(&audit::authorize_record(facts, &outcome)).unwrap(),
+                    &to_json(&audit::authorize_record(facts, answer)).unwrap(),
                 )
                 .unwrap();
-                let mut reference = serde_json::to_value(audit::authorize_event(
+                let reference = serde_json::to_value(reference_event(
                     now,
                     Some("gw"),
                     serde_json::to_value(params()).ok().as_ref(),
@@ -518,11 +624,68 @@ mod tests {
                     0.25,
                 ))
                 .unwrap();
-                reference["requestID"] = "req-1".into();
-                reference["eventID"] = "evt-1".into();
                 // Same fields, same order, same values.
                 assert_eq!(typed.to_string(), reference.to_string());
             }
+        }
+    }
+
+    #[test]
+    fn the_typed_refusal_record_is_the_record_the_value_builder_writes() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let gateway: IpAddr = [10, 0, 0, 7].into();
+        let params = audit::authorize_parameters(
+            "s3:GetObject",
+            "arn:aws:s3:::b/k",
+            "GET",
+            "/b/k",
+            None,
+            Some([192, 0, 2, 1].into()),
+        );
+        let long = "e".repeat(3000);
+        for (client, parameters, error) in [
+            (None, None, ("Unauthorized", "Send a bearer token.", 401)),
+            (Some("gw"), None, ("MalformedRequest", long.as_str(), 400)),
+            (
+                Some("gw"),
+                Some(params),
+                ("InvalidParameterValue", "too large", 400),
+            ),
+            (
+                Some("gw"),
+                Some(params),
+                ("ServiceUnavailable", "down", 503),
+            ),
+        ] {
+            let facts = audit::AuthorizeFacts {
+                now,
+                ids: ("req-1", "evt-1"),
+                client,
+                parameters,
+                peer: gateway,
+                sample_rate: 1.0,
+            };
+            let answer = audit::AuthorizeAnswer::Refused {
+                code: error.0,
+                message: error.1,
+                status: error.2,
+            };
+            let typed: Value =
+                serde_json::from_slice(&to_json(&audit::authorize_record(facts, answer)).unwrap())
+                    .unwrap();
+            let reference = serde_json::to_value(reference_event(
+                now,
+                client,
+                parameters
+                    .and_then(|p| serde_json::to_value(p).ok())
+                    .as_ref(),
+                gateway,
+                &Value::Null,
+                Some(error),
+                1.0,
+            ))
+            .unwrap();
+            assert_eq!(typed.to_string(), reference.to_string(), "{error:?}");
         }
     }
 }

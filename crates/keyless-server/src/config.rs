@@ -839,13 +839,29 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         assert_eq!(p(&ok).unwrap().audit.busy_batch_wait_micros, 1000);
         // Out of range names the key; a wrong type is pointed at by its line and column.
         for (value, says, at_the_key) in [
-            ("100001", "busy_batch_wait_micros must be at most 100000", false),
-            ("\"1ms\"", "invalid type: string \"1ms\", expected u64", true),
+            (
+                "100001",
+                "busy_batch_wait_micros must be at most 100000",
+                false,
+            ),
+            (
+                "\"1ms\"",
+                "invalid type: string \"1ms\", expected u64",
+                true,
+            ),
             ("-1", "invalid value: integer `-1`, expected u64", true),
-            ("1.5", "invalid type: floating point `1.5`, expected u64", true),
+            (
+                "1.5",
+                "invalid type: floating point `1.5`, expected u64",
+                true,
+            ),
         ] {
             let bad = format!("{}\n[audit]\nbusy_batch_wait_micros = {value}\n", base());
-            let key_line = bad.lines().position(|l| l.starts_with("busy_batch")).unwrap() + 1;
+            let key_line = bad
+                .lines()
+                .position(|l| l.starts_with("busy_batch"))
+                .unwrap()
+                + 1;
             let e = p(&bad).unwrap_err();
             assert!(e.message.contains(says), "{value}: {e}");
             if at_the_key {
