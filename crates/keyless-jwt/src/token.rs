@@ -1,5 +1,7 @@
 //! Compact JWS parsing, signature verification and claim checks.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -313,6 +315,15 @@ fn check_claims(
     })
 }
 
+/// The value of one token condition key, as [`VerifiedToken::visit_condition_keys`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValue<'a> {
+    /// A single value (`sub`, `aud`, `azp` and every scalar claim, numbers and booleans as text).
+    One(Cow<'a, str>),
+    /// A multivalued key (`amr`, `oaud`).
+    Many(&'a [String]),
+}
+
 /// A token whose signature, issuer, audience and times were verified. Only [`verify`] and
 /// [`UnverifiedToken::verify`] construct it.
 #[derive(Debug, Clone)]
@@ -409,16 +420,51 @@ impl VerifiedToken {
     /// (other than `aud`/`amr`) and null are not keys, as on AWS. Sorted by key.
     pub fn condition_keys(&self, prefix: &str) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        out.push((format!("{prefix}:sub"), vec![self.subject.clone()]));
-        out.push((format!("{prefix}:aud"), vec![self.audience.clone()]));
+        self.visit_condition_keys(prefix, |key, value| {
+            let values = match value {
+                KeyValue::One(v) => vec![v.into_owned()],
+                KeyValue::Many(vs) => vs.to_vec(),
+            };
+            out.push((key.to_owned(), values));
+        });
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The keys of [`Self::condition_keys`], unsorted and borrowed: `visit` gets each key
+    /// (built in one reused buffer) with its value. The request path uses this to fill a
+    /// policy context without building the list first.
+    pub fn visit_condition_keys(&self, prefix: &str, mut visit: impl FnMut(&str, KeyValue<'_>)) {
+        fn key<'b>(buf: &'b mut String, prefix: &str, name: &str) -> &'b str {
+            buf.clear();
+            buf.push_str(prefix);
+            buf.push(':');
+            buf.push_str(name);
+            buf
+        }
+        let mut buf = String::with_capacity(prefix.len() + 32);
+        visit(
+            key(&mut buf, prefix, "sub"),
+            KeyValue::One(Cow::Borrowed(&self.subject)),
+        );
+        visit(
+            key(&mut buf, prefix, "aud"),
+            KeyValue::One(Cow::Borrowed(&self.audience)),
+        );
         if !self.other_audiences.is_empty() {
-            out.push((format!("{prefix}:oaud"), self.other_audiences.clone()));
+            visit(
+                key(&mut buf, prefix, "oaud"),
+                KeyValue::Many(&self.other_audiences),
+            );
         }
         if let Some(azp) = &self.azp {
-            out.push((format!("{prefix}:azp"), vec![azp.clone()]));
+            visit(
+                key(&mut buf, prefix, "azp"),
+                KeyValue::One(Cow::Borrowed(azp)),
+            );
         }
         if !self.amr.is_empty() {
-            out.push((format!("{prefix}:amr"), self.amr.clone()));
+            visit(key(&mut buf, prefix, "amr"), KeyValue::Many(&self.amr));
         }
         for (name, value) in &self.claims {
             if matches!(name.as_str(), "sub" | "aud" | "azp" | "amr" | "oaud")
@@ -427,14 +473,12 @@ impl VerifiedToken {
                 continue;
             }
             let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
+                Value::String(s) => Cow::Borrowed(s.as_str()),
+                Value::Number(n) => Cow::Owned(n.to_string()),
+                Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
                 _ => continue,
             };
-            out.push((format!("{prefix}:{name}"), vec![text]));
+            visit(key(&mut buf, prefix, name), KeyValue::One(text));
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
     }
 }

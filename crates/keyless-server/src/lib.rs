@@ -19,6 +19,7 @@ pub mod audit_table_sink;
 pub mod authorize_api;
 pub mod config;
 pub mod dev;
+pub mod form;
 pub mod iam_api;
 pub mod keyring_file;
 pub mod keys;

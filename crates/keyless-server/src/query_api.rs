@@ -246,14 +246,11 @@ fn collect_params(
 ) -> Result<Params, ApiError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(q) = uri.query() {
-        let q: Vec<(String, String)> = serde_urlencoded::from_str(q).map_err(|_| {
-            ApiError::new(
-                "MalformedQueryString",
-                400,
-                "The query string is not valid URL encoding.",
-            )
-        })?;
-        pairs.extend(q.into_iter().filter(|(k, _)| !is_auth_param(k)));
+        pairs.extend(
+            crate::form::pairs(q.as_bytes())
+                .into_iter()
+                .filter(|(k, _)| !is_auth_param(k)),
+        );
     }
     if method == Method::POST && !body.is_empty() {
         let ct = headers
@@ -268,14 +265,7 @@ fn collect_params(
                 "The request body must be application/x-www-form-urlencoded (AWS query protocol).",
             ));
         }
-        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
-            ApiError::new(
-                "MalformedQueryString",
-                400,
-                "The request body is not valid URL encoding.",
-            )
-        })?;
-        pairs.extend(form);
+        pairs.extend(crate::form::pairs(body));
     } else if method != Method::POST && method != Method::GET {
         return Err(ApiError::new(
             "InvalidAction",

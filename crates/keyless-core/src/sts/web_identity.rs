@@ -4,7 +4,7 @@
 //! the provider (via [`Directory::provider`]) and fetches its keys, then [`complete`] verifies the
 //! token, evaluates the trust policy with the guardrails and mints.
 
-use keyless_jwt::{Jwks, JwtError, UnverifiedToken, Validation, VerifiedToken};
+use keyless_jwt::{Jwks, JwtError, KeyValue, UnverifiedToken, Validation, VerifiedToken};
 use keyless_policy::{Context, Policy, PolicySet, PolicyType, Request};
 use keyless_token::{FederatedFacts, SessionClaims, mint};
 use keyless_types::{OffsetDateTime, SecretString};
@@ -338,16 +338,16 @@ fn audited_claims(token: &VerifiedToken) -> Vec<(String, String)> {
 /// The token-derived condition keys: `<prefix>:sub`, `:aud`, `:oaud`, `:azp`, `:amr` and the other
 /// scalar claims.
 fn add_token_keys(context: &mut Context, token: &VerifiedToken, prefix: &str) {
-    for (key, values) in token.condition_keys(prefix) {
-        let multi = key.ends_with(":amr") || key.ends_with(":oaud");
-        if multi {
-            context.insert_multi(&key, values);
-        } else if let [one] = values.as_slice() {
-            context.insert_single(&key, one.clone());
-        } else {
-            context.insert_multi(&key, values);
+    token.visit_condition_keys(prefix, |key, value| {
+        match value {
+            // `amr` and `oaud` are multivalued keys even when they hold one value.
+            KeyValue::One(one) if !(key.ends_with(":amr") || key.ends_with(":oaud")) => {
+                context.insert_single(key, one.into_owned());
+            }
+            KeyValue::One(one) => context.insert_multi(key, vec![one.into_owned()]),
+            KeyValue::Many(values) => context.insert_multi(key, values.to_vec()),
         }
-    }
+    });
 }
 
 #[cfg(test)]
