@@ -19,7 +19,6 @@ pub mod audit_table_sink;
 pub mod authorize_api;
 pub mod config;
 pub mod dev;
-pub mod form;
 pub mod iam_api;
 pub mod keyring_file;
 pub mod keys;

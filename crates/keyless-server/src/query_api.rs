@@ -247,7 +247,7 @@ fn collect_params(
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(q) = uri.query() {
         pairs.extend(
-            crate::form::pairs(q.as_bytes())
+            keyless_core::sts::form::pairs(q.as_bytes())
                 .into_iter()
                 .filter(|(k, _)| !is_auth_param(k)),
         );
@@ -265,7 +265,7 @@ fn collect_params(
                 "The request body must be application/x-www-form-urlencoded (AWS query protocol).",
             ));
         }
-        pairs.extend(crate::form::pairs(body));
+        pairs.extend(keyless_core::sts::form::pairs(body));
     } else if method != Method::POST && method != Method::GET {
         return Err(ApiError::new(
             "InvalidAction",

@@ -5,6 +5,7 @@
 //! caller's address and `now`; nothing here does I/O.
 
 pub mod assume_role;
+pub mod form;
 pub mod introspect;
 pub mod params;
 pub mod session_policies;

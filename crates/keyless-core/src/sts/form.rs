@@ -33,6 +33,28 @@ pub fn pairs(input: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// The fuzz target's entry point (`fuzz/fuzz_targets/query.rs`): decodes `data` as a query-
+/// protocol form, checks the result against `form_urlencoded` (panics if they differ), and
+/// runs what follows on the request path: the parameter map, then every STS action's parameter
+/// validation. Returns whether the map was accepted.
+#[doc(hidden)]
+pub fn fuzz_query(data: &[u8]) -> bool {
+    let decoded = pairs(data);
+    let reference: Vec<(String, String)> = form_urlencoded::parse(data)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    assert_eq!(
+        decoded, reference,
+        "form decoding differs from form_urlencoded"
+    );
+    let Ok(params) = super::params::Params::from_pairs(decoded) else {
+        return false;
+    };
+    let _ = super::web_identity::parse(&params);
+    let _ = super::assume_role::parse(&params);
+    true
+}
+
 /// The piece as text when decoding would not change it.
 fn needs_no_decoding(piece: &[u8]) -> Option<&str> {
     if memchr::memchr2(b'+', b'%', piece).is_some() {
@@ -72,6 +94,20 @@ mod tests {
                 String::from_utf8_lossy(case)
             );
         }
+    }
+
+    #[test]
+    fn the_fuzz_entry_point_takes_a_real_body_and_hostile_ones() {
+        assert!(fuzz_query(
+            b"Action=AssumeRoleWithWebIdentity&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fr&RoleSessionName=s&WebIdentityToken=a.b.c"
+        ));
+        assert!(!fuzz_query(b"a=1&a=2"), "a parameter twice is refused");
+        let many: String = (0..2000).map(|i| format!("p{i}=v&")).collect();
+        assert!(
+            !fuzz_query(many.as_bytes()),
+            "too many parameters are refused"
+        );
+        assert!(fuzz_query(b"%ff%fe=%00&\xff"));
     }
 
     proptest! {
