@@ -281,3 +281,43 @@ def test_binary_garbage_body(keyless: Keyless, no_issue: None) -> None:
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
     assert_no_credentials(StsResult.parse(r.status_code, r.text))
+
+
+def post_raw_form(keyless: Keyless, body: str, query: str = "") -> StsResult:
+    """POSTs a form body exactly as given (no client-side encoding)."""
+    import requests
+
+    r = requests.post(keyless.url + "/" + (f"?{query}" if query else ""), data=body.encode("latin-1"), timeout=30,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    return StsResult.parse(r.status_code, r.text)
+
+
+def test_form_pieces_decode_the_same_on_both_paths(keyless: Keyless, issuer: Issuer) -> None:
+    # Pieces without '+' or '%' are copied as they are; the others are decoded. A raw ARN and
+    # a percent-encoded one name the same role.
+    token = issuer.gha_token()
+    raw = f"Action=AssumeRoleWithWebIdentity&RoleArn={keyless.role_arn('gha')}&RoleSessionName=raw&WebIdentityToken={token}"
+    enc = ("Action=AssumeRoleWithWebIdentity&RoleArn=" + keyless.role_arn("gha").replace(":", "%3A").replace("/", "%2F")
+           + f"&RoleSessionName=enc&WebIdentityToken={token}")
+    for body, session in ((raw, "raw"), (enc, "enc")):
+        res = post_raw_form(keyless, body)
+        assert res.status == 200 and res.credentials, res
+        assert res.values["Arn"].endswith(f"assumed-role/gha/{session}"), res
+
+
+@pytest.mark.parametrize("session", ["a+b", "a%20b", "a%FFb", "%00ok"],
+                         ids=["plus-is-space", "percent-space", "invalid-utf8", "nul"])
+def test_decoded_session_names_are_validated(keyless: Keyless, issuer: Issuer, no_issue: None, session: str) -> None:
+    body = (f"Action=AssumeRoleWithWebIdentity&RoleArn={keyless.role_arn('gha')}&RoleSessionName={session}"
+            f"&WebIdentityToken={issuer.gha_token()}")
+    res = post_raw_form(keyless, body)
+    assert_error(res, "ValidationError", 400)
+    assert_no_credentials(res)
+
+
+def test_a_parameter_in_both_query_and_body_is_refused(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:
+    body = (f"Action=AssumeRoleWithWebIdentity&RoleArn={keyless.role_arn('gha')}&RoleSessionName=ok"
+            f"&WebIdentityToken={issuer.gha_token()}")
+    res = post_raw_form(keyless, body, query="RoleSessionName=other")
+    assert_error(res, "InvalidParameterValue", 400)
+    assert_no_credentials(res)

@@ -44,8 +44,7 @@ pub fn is_iam_request(uri: &Uri, headers: &HeaderMap) -> bool {
         .map(|(_, rest)| rest.split([',', ' ']).next().unwrap_or("").to_owned());
     let credential = from_header.or_else(|| {
         let q = uri.query()?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).ok()?;
-        pairs
+        keyless_core::sts::form::pairs(q.as_bytes())
             .into_iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Credential"))
             .map(|(_, v)| v)
