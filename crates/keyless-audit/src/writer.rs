@@ -12,7 +12,10 @@
 //! more (bounded, so a lone request is not held up). Under load (records arrived while the last
 //! batch was syncing) it can gather a batch until its oldest record has waited
 //! `busy_batch_wait`: an `fdatasync` costs tens of microseconds of CPU whatever it carries, so
-//! fewer, larger batches free the core for issuing. Records nobody awaits (sampled authorize
+//! fewer, larger batches free the core for issuing. That gathering only pays when the CPU is
+//! the bottleneck; with a [`Load`] gauge (the server passes its runtime's busy time) the writer
+//! gathers only while the issuing side is saturated, and otherwise commits as soon as the
+//! previous sync returns, so a server with spare capacity adds no wait. Records nobody awaits (sampled authorize
 //! decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they cost one wake-up per
 //! linger rather than one per record.
 //!
@@ -71,7 +74,26 @@ pub struct WriterConfig {
     pub stdout: bool,
     /// How long opening waits for another process to release the log's lock.
     pub lock_wait: Duration,
+    /// How busy the issuing side is. With a gauge, `busy_batch_wait` applies only while it is
+    /// saturated; without one, whenever records arrive during a sync.
+    pub load: Option<Arc<dyn Load>>,
 }
+
+/// How busy the side that appends records is (the server's request workers), so the writer can
+/// tell a saturated CPU, where fewer and larger syncs raise throughput, from spare capacity,
+/// where gathering would only add latency.
+pub trait Load: Send + Sync + std::fmt::Debug {
+    /// The time spent busy so far, summed over all workers, and the number of workers.
+    fn busy(&self) -> (Duration, usize);
+}
+
+/// The busy share of the workers (percent) at or above which the writer gathers loaded batches.
+pub const SATURATED_BUSY_PERCENT: u32 = 90;
+
+/// The shortest window a busy share is measured over. Runtimes publish busy time in steps of a
+/// few milliseconds (Tokio at its maintenance ticks), so a shorter window would mostly measure
+/// those steps.
+const LOAD_WINDOW: Duration = Duration::from_millis(50);
 
 impl WriterConfig {
     /// The defaults for a directory: 100 MiB / 1 day files, a digest every 1000 records or 60 s,
@@ -88,6 +110,7 @@ impl WriterConfig {
             max_pending_bytes: 64 * 1024 * 1024,
             stdout: false,
             lock_wait: Duration::from_secs(5),
+            load: None,
         }
     }
 }
@@ -212,6 +235,7 @@ struct Shared {
     limits: Limits,
     commits: AtomicU64,
     records: AtomicU64,
+    gathered: AtomicU64,
 }
 
 impl Shared {
@@ -251,6 +275,9 @@ pub struct WriterStats {
     pub commits: u64,
     /// Records committed (digests included).
     pub records: u64,
+    /// Commits whose batch was gathered for `busy_batch_wait` because the issuing side was
+    /// saturated (or, without a [`Load`] gauge, because records arrived during a sync).
+    pub gathered: u64,
 }
 
 /// The audit log handle (cheap to share behind an `Arc`).
@@ -487,6 +514,7 @@ impl AuditLog {
             },
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            gathered: AtomicU64::new(0),
         });
         let state = WriterState {
             config,
@@ -494,6 +522,7 @@ impl AuditLog {
             file,
             path,
             unsynced_since: None,
+            saturation: Saturation::new(Instant::now()),
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
@@ -602,6 +631,7 @@ impl AuditLog {
         WriterStats {
             commits: self.shared.commits.load(Ordering::Relaxed),
             records: self.shared.records.load(Ordering::Relaxed),
+            gathered: self.shared.gathered.load(Ordering::Relaxed),
         }
     }
 
@@ -633,6 +663,7 @@ struct WriterState {
     path: PathBuf,
     /// Set while records that nobody awaits are written but not yet synced.
     unsynced_since: Option<Instant>,
+    saturation: Saturation,
     /// Held (never read) for the writer's life: one process per log.
     _lock: File,
 }
@@ -647,6 +678,43 @@ const MAX_UNSYNCED: Duration = Duration::from_millis(500);
 /// linger instead of one per few records. `kill -9` within it loses those records (they never
 /// held up an answer); a clean shutdown writes them.
 const UNAWAITED_LINGER: Duration = Duration::from_millis(2);
+
+/// The verdict of the last [`LOAD_WINDOW`]: was the issuing side saturated?
+#[derive(Debug)]
+struct Saturation {
+    since: Instant,
+    busy_then: Option<Duration>,
+    saturated: bool,
+}
+
+impl Saturation {
+    /// Not saturated until a window has been measured.
+    fn new(now: Instant) -> Saturation {
+        Saturation {
+            since: now,
+            busy_then: None,
+            saturated: false,
+        }
+    }
+
+    /// The verdict at `now`: measured anew once the window is [`LOAD_WINDOW`] long, the
+    /// previous one until then.
+    fn check(&mut self, load: &dyn Load, now: Instant) -> bool {
+        let window = now.saturating_duration_since(self.since);
+        if window < LOAD_WINDOW && self.busy_then.is_some() {
+            return self.saturated;
+        }
+        let (busy, workers) = load.busy();
+        if let Some(then) = self.busy_then {
+            let capacity = window.as_nanos() * workers.max(1) as u128;
+            self.saturated = busy.saturating_sub(then).as_nanos() * 100
+                >= capacity * u128::from(SATURATED_BUSY_PERCENT);
+        }
+        self.since = now;
+        self.busy_then = Some(busy);
+        self.saturated
+    }
+}
 
 /// One unit of work taken from the queue.
 struct Take {
@@ -772,10 +840,16 @@ impl WriterState {
             drop(q);
             std::thread::sleep(self.config.max_batch_wait);
             q = shared.lock();
-        } else if !was_idle && q.awaited && !self.config.busy_batch_wait.is_zero() {
-            // Records came in while the last batch was syncing: under load, gather until the
-            // oldest waiting record has waited `busy_batch_wait` (or the buffer fills).
+        } else if !was_idle
+            && q.awaited
+            && !self.config.busy_batch_wait.is_zero()
+            && self.saturated()
+        {
+            // Records came in while the last batch was syncing and the CPU is the bottleneck:
+            // gather until the oldest waiting record has waited `busy_batch_wait` (or the
+            // buffer fills).
             if let Some(first) = q.first_awaited_at {
+                shared.gathered.fetch_add(1, Ordering::Relaxed);
                 q.writer_gathering = true;
                 q = wait_until(shared, q, first + self.config.busy_batch_wait, |q| {
                     q.writer_gathering
@@ -804,6 +878,14 @@ impl WriterState {
             batch,
             rotations,
             shutdown,
+        }
+    }
+
+    /// Whether the issuing side is saturated (always, without a gauge).
+    fn saturated(&mut self) -> bool {
+        match &self.config.load {
+            Some(load) => self.saturation.check(load.as_ref(), Instant::now()),
+            None => true,
         }
     }
 
@@ -1002,50 +1084,140 @@ mod tests {
         assert_eq!((r.records, r.digests, r.unsigned_tail), (204, 4, 0));
     }
 
+    /// Busy time growing at a fixed share of the wall clock (a fake [`Load`]).
+    #[derive(Debug)]
+    struct FixedShare {
+        since: Instant,
+        share: f64,
+        workers: usize,
+    }
+
+    impl Load for FixedShare {
+        fn busy(&self) -> (Duration, usize) {
+            let all = self
+                .since
+                .elapsed()
+                .mul_f64(self.share * self.workers as f64);
+            (all, self.workers)
+        }
+    }
+
+    fn share(share: f64, workers: usize) -> Arc<dyn Load> {
+        Arc::new(FixedShare {
+            since: Instant::now(),
+            share,
+            workers,
+        })
+    }
+
+    /// A steady stream of issuers, each waiting for its record, arriving denser than a
+    /// sync takes (as under load); returns the writer's counters after the last one.
+    async fn stream_of_issuers(
+        issuers: usize,
+        busy: Duration,
+        load: Option<Arc<dyn Load>>,
+    ) -> WriterStats {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = WriterConfig::new(dir.path().join("audit"));
+        cfg.max_batch_wait = Duration::ZERO;
+        cfg.busy_batch_wait = busy;
+        cfg.load = load;
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        let log = Arc::new(log);
+        let mut tasks = Vec::new();
+        for i in 0..issuers {
+            let log = Arc::clone(&log);
+            tasks.push(tokio::spawn(
+                async move { log.record_durable(&event(i)).await },
+            ));
+            // A blocking pause: tokio's timer cannot wait less than a millisecond.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let stats = log.stats();
+        log.shutdown().await;
+        let r = verify_dir(&cfg.dir);
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!(r.records - r.digests, issuers as u64);
+        stats
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn under_load_a_batch_gathers_until_its_oldest_record_has_waited() {
-        // A steady stream of issuers, each waiting for its record: with `busy_batch_wait`,
-        // records that arrive while a batch syncs are committed together once the oldest has
-        // waited 40 ms, so the stream takes a few large syncs instead of one per sync time.
-        let stream = |busy: Duration| async move {
-            let dir = tempfile::tempdir().unwrap();
-            let mut cfg = WriterConfig::new(dir.path().join("audit"));
-            cfg.max_batch_wait = Duration::ZERO;
-            cfg.busy_batch_wait = busy;
-            let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-            let log = Arc::new(log);
-            let mut tasks = Vec::new();
-            for i in 0..300 {
-                let log = Arc::clone(&log);
-                tasks.push(tokio::spawn(
-                    async move { log.record_durable(&event(i)).await },
-                ));
-                // Denser than a sync takes, as under load (a blocking pause: tokio's timer
-                // cannot wait less than a millisecond).
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            for t in tasks {
-                t.await.unwrap().unwrap();
-            }
-            let commits = log.stats().commits;
-            log.shutdown().await;
-            let r = verify_dir(&cfg.dir);
-            assert!(r.is_ok(), "{:?}", r.problem);
-            assert_eq!(r.records - r.digests, 300);
-            commits
-        };
-        let gathered = stream(Duration::from_millis(40)).await;
+        // With `busy_batch_wait`, records that arrive while a batch syncs are committed
+        // together once the oldest has waited 40 ms, so the stream takes a few large syncs
+        // instead of one per sync time.
+        let gathered = stream_of_issuers(300, Duration::from_millis(40), None).await;
         // 300 records over at least 60 ms, each batch spanning 40 ms of arrivals: a handful of
         // syncs (plus the first record's own, and the shutdown digest's).
         assert!(
-            gathered <= 12,
-            "{gathered} syncs with a 40 ms gathering wait"
+            gathered.commits <= 12,
+            "{} syncs with a 40 ms gathering wait",
+            gathered.commits
         );
-        let prompt = stream(Duration::ZERO).await;
+        assert!(gathered.gathered > 0);
+        let prompt = stream_of_issuers(300, Duration::ZERO, None).await;
         assert!(
-            prompt > gathered,
-            "{prompt} syncs without the wait, {gathered} with it"
+            prompt.commits > gathered.commits,
+            "{} syncs without the wait, {} with it",
+            prompt.commits,
+            gathered.commits
         );
+        assert_eq!(prompt.gathered, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_gauge_keeps_gathering_to_a_saturated_issuing_side() {
+        // Workers busy 95% of the time: the CPU is the bottleneck, so loaded batches are
+        // gathered as without a gauge, once the first window (50 ms) has been measured. The
+        // stream lasts at least 200 ms.
+        let wait = Duration::from_millis(40);
+        let saturated = stream_of_issuers(1000, wait, Some(share(0.95, 2))).await;
+        assert!(saturated.gathered >= 2, "{saturated:?}");
+        // Busy half the time: there is spare capacity, and waiting would only add latency,
+        // so no batch is held back.
+        let spare = stream_of_issuers(1000, wait, Some(share(0.5, 2))).await;
+        assert_eq!(spare.gathered, 0, "{spare:?}");
+        assert!(
+            spare.commits > saturated.commits,
+            "{spare:?} vs {saturated:?}"
+        );
+    }
+
+    #[test]
+    fn the_saturation_verdict_is_measured_per_window() {
+        #[derive(Debug)]
+        struct Set(Mutex<(Duration, usize)>);
+        impl Load for Set {
+            fn busy(&self) -> (Duration, usize) {
+                *self.0.lock().unwrap()
+            }
+        }
+        let load = Set(Mutex::new((Duration::ZERO, 2)));
+        let set = |busy_ms: u64| load.0.lock().unwrap().0 = Duration::from_millis(busy_ms);
+        let t0 = Instant::now();
+        let mut s = Saturation::new(t0);
+        // The first look only takes the baseline.
+        assert!(!s.check(&load, t0));
+        // 100 ms of two workers is 200 ms of capacity: 190 ms busy is 95%.
+        set(190);
+        assert!(s.check(&load, t0 + Duration::from_millis(100)));
+        // Within the window the verdict stands, whatever the counter says.
+        set(190);
+        assert!(s.check(&load, t0 + Duration::from_millis(120)));
+        // 100 ms more (from 100 ms) with 100 ms busy: 50%.
+        set(290);
+        assert!(!s.check(&load, t0 + Duration::from_millis(200)));
+        // Exactly the threshold counts as saturated; a counter that goes back counts as idle.
+        set(290 + 180);
+        assert!(s.check(&load, t0 + Duration::from_millis(300)));
+        set(0);
+        assert!(!s.check(&load, t0 + Duration::from_millis(400)));
+        // No workers reported: treated as one.
+        *load.0.lock().unwrap() = (Duration::from_millis(100), 0);
+        assert!(s.check(&load, t0 + Duration::from_millis(500)));
     }
 
     #[tokio::test]

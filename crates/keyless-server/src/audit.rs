@@ -25,6 +25,7 @@ use keyless_audit::record::{
     KeyRingVersion, Prefix, Principal, Record, Seconds, SessionAttributesRef, SessionContextRef,
     SessionIssuerRef, UserIdentityRef, WebIdRef,
 };
+use keyless_audit::writer::Load;
 use keyless_audit::writer::OpenReport;
 use keyless_audit::{AuditEvent, AuditLog, WriterConfig};
 use keyless_core::caller::Caller;
@@ -58,8 +59,9 @@ pub struct AuditSettings {
     /// How long the writer gathers records before one fsync (microseconds).
     #[serde(default = "default_batch_wait")]
     pub max_batch_wait_micros: u64,
-    /// Under load, how old the oldest waiting record of a batch gets before its fsync
-    /// (microseconds; default 2000; 0: sync as soon as the previous sync returns).
+    /// While the request workers are saturated, how old the oldest waiting record of a batch
+    /// gets before its fsync (microseconds; default 2000; 0: sync as soon as the previous sync
+    /// returns, which is also what an unsaturated server does).
     #[serde(default = "default_busy_batch_wait")]
     pub busy_batch_wait_micros: u64,
     /// Share of allowed `/v1/authorize` decisions recorded (0.0-1.0); denies are always recorded.
@@ -171,6 +173,22 @@ pub fn unavailable() -> ApiError {
     )
 }
 
+/// The busy time of the Tokio runtime's workers (wall time spent polling tasks), which tells
+/// the audit writer whether the request side is saturated.
+#[derive(Debug)]
+struct RuntimeLoad(tokio::runtime::Handle);
+
+impl Load for RuntimeLoad {
+    fn busy(&self) -> (Duration, usize) {
+        let metrics = self.0.metrics();
+        let workers = metrics.num_workers();
+        let busy = (0..workers)
+            .map(|w| metrics.worker_total_busy_duration(w))
+            .sum();
+        (busy, workers)
+    }
+}
+
 /// The digest signer of the ring's newest version.
 pub fn signer_of(ring: &KeyRing) -> Result<DigestSigner, String> {
     let (version, pair) = ring
@@ -187,8 +205,13 @@ impl Audit {
         clock: Arc<dyn Clock>,
         ring: &KeyRing,
     ) -> Result<(Audit, OpenReport), String> {
-        let (log, report) = AuditLog::open(settings.writer_config(dir), clock, signer_of(ring)?)
-            .map_err(|e| e.to_string())?;
+        let mut config = settings.writer_config(dir);
+        // Loaded batches are gathered only while the request workers are saturated.
+        config.load = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| Arc::new(RuntimeLoad(h)) as Arc<dyn Load>);
+        let (log, report) =
+            AuditLog::open(config, clock, signer_of(ring)?).map_err(|e| e.to_string())?;
         Ok((
             Audit {
                 log: Some(log),

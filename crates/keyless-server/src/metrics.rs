@@ -56,6 +56,9 @@ pub struct Metrics {
     /// Audit log commits, one `fdatasync` each (mirrored from the writer at scrape time);
     /// records / commits is the group-commit batch size.
     pub audit_commits: Counter,
+    /// Audit commits whose batch was gathered because the request workers were saturated
+    /// (mirrored from the writer at scrape time).
+    pub audit_gathered_commits: Counter,
     /// The audit table sink (Postgres only; zero otherwise).
     pub audit_table: crate::audit_table_sink::SinkMetrics,
 }
@@ -132,6 +135,12 @@ impl Metrics {
             "Audit log commits, one fdatasync each (records / commits = group-commit batch size)",
             audit_commits.clone(),
         );
+        let audit_gathered_commits = Counter::default();
+        registry.register(
+            "audit_gathered_commits",
+            "Audit commits whose batch was gathered for busy_batch_wait because the request workers were saturated",
+            audit_gathered_commits.clone(),
+        );
         let audit_table = crate::audit_table_sink::SinkMetrics::default();
         registry.register(
             "audit_table_rows",
@@ -164,6 +173,7 @@ impl Metrics {
             jwks_failures,
             audit_records,
             audit_commits,
+            audit_gathered_commits,
             audit_table,
         }
     }
@@ -223,6 +233,7 @@ mod tests {
             "keyless_jwks_fetches_total 0",
             "keyless_audit_records_total 0",
             "keyless_audit_commits_total 0",
+            "keyless_audit_gathered_commits_total 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
