@@ -2,7 +2,8 @@
 //! the typed, borrowing record (what the server writes) built, serialised straight into the
 //! pending buffer and chained (SHA-256 + hex), against the owned `AuditEvent` with
 //! `serde_json::Value` parts (the previous path) and the SHA-256 floor of the same number of
-//! bytes, all in the same run.
+//! bytes, all in the same run; and the typed record's serialisation alone, through the
+//! record writer (`keyless_audit::json`) and through `serde_json`, which write the same bytes.
 #![allow(missing_docs, reason = "criterion macros")]
 #![allow(clippy::unwrap_used, reason = "bench setup")]
 
@@ -203,6 +204,19 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             line.clear();
             seal_serialize(&mut head, &typed(black_box(&f)), &mut line).unwrap()
+        })
+    });
+    let mut body = Vec::with_capacity(4096);
+    g.bench_function("typed: serialize only (keyless_audit::json)", |b| {
+        b.iter(|| {
+            body.clear();
+            keyless_audit::json::write(&mut body, &typed(black_box(&f))).unwrap()
+        })
+    });
+    g.bench_function("typed: serialize only (serde_json)", |b| {
+        b.iter(|| {
+            body.clear();
+            serde_json::to_writer(&mut body, &typed(black_box(&f))).unwrap()
         })
     });
     g.bench_function("owned AuditEvent: serialize (Value parts)", |b| {

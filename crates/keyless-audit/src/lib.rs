@@ -37,6 +37,7 @@
 pub mod chain;
 pub mod event;
 pub mod files;
+pub mod json;
 pub mod query;
 pub mod record;
 pub mod tail;

@@ -96,7 +96,27 @@ pub struct Ip(pub IpAddr);
 
 impl Serialize for Ip {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        match self.0 {
+            // Every request has one; `Display` goes through the formatting machinery per octet.
+            IpAddr::V4(v4) => {
+                let mut text = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text[len] = b'.';
+                        len += 1;
+                    }
+                    let mut digits = itoa::Buffer::new();
+                    let digits = digits.format(octet).as_bytes();
+                    text[len..len + digits.len()].copy_from_slice(digits);
+                    len += digits.len();
+                }
+                s.serialize_str(
+                    std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?,
+                )
+            }
+            IpAddr::V6(_) => s.collect_str(&self.0),
+        }
     }
 }
 
@@ -444,4 +464,32 @@ pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::
     let mut out = Vec::with_capacity(2560);
     value.serialize(&mut serde_json::Serializer::new(&mut out))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_their_display_form() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.3.4",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            let want = format!("\"{addr}\"");
+            assert_eq!(
+                String::from_utf8(to_json(&Ip(addr)).unwrap()).unwrap(),
+                want
+            );
+            let mut ours = Vec::new();
+            crate::json::write(&mut ours, &Ip(addr)).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), want);
+        }
+    }
 }
