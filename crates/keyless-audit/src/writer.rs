@@ -88,7 +88,11 @@ pub trait Load: Send + Sync + std::fmt::Debug {
 }
 
 /// The busy share of the workers (percent) at or above which the writer gathers loaded batches.
-pub const SATURATED_BUSY_PERCENT: u32 = 90;
+///
+/// At peak on this project's test machine the audited server was only 83–91% busy, idle while
+/// a disk stall held every connection's record, so 90% missed many saturated windows; 80% still
+/// leaves a server at half of its peak well below the line.
+pub const SATURATED_BUSY_PERCENT: u32 = 80;
 
 /// The shortest window a busy share is measured over. Runtimes publish busy time in steps of a
 /// few milliseconds (Tokio at its maintenance ticks), so a shorter window would mostly measure
@@ -1211,7 +1215,7 @@ mod tests {
         set(290);
         assert!(!s.check(&load, t0 + Duration::from_millis(200)));
         // Exactly the threshold counts as saturated; a counter that goes back counts as idle.
-        set(290 + 180);
+        set(290 + 160);
         assert!(s.check(&load, t0 + Duration::from_millis(300)));
         set(0);
         assert!(!s.check(&load, t0 + Duration::from_millis(400)));
