@@ -142,7 +142,7 @@ pub fn seal_serialize<T: serde::Serialize + ?Sized>(
     out: &mut Vec<u8>,
 ) -> Result<u64, LineError> {
     seal_with(head, out, |out| {
-        crate::json::write(out, event).map_err(|e| LineError::Malformed(e.to_string()))
+        serde_json::to_writer(&mut *out, event).map_err(|e| LineError::Malformed(e.to_string()))
     })
 }
 

@@ -37,7 +37,6 @@
 pub mod chain;
 pub mod event;
 pub mod files;
-pub mod json;
 pub mod query;
 pub mod record;
 pub mod tail;
