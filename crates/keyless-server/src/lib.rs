@@ -271,6 +271,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         &config.data_dir,
         dev_authorize_token.as_deref(),
     );
+    // Answers go out as soon as they are written: an SDK waiting on a delayed ACK behind
+    // Nagle's algorithm would add tens of milliseconds to a call.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
