@@ -236,7 +236,11 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("eventTime: time format description", |b| {
-        b.iter(|| keyless_audit::event::event_time(black_box(f.now)))
+        b.iter(|| {
+            black_box(f.now)
+                .format(keyless_audit::event::EVENT_TIME_FORMAT)
+                .unwrap()
+        })
     });
     let floor = vec![0x61u8; line_len];
     g.bench_function("SHA-256 floor (same bytes)", |b| {

@@ -69,28 +69,9 @@ fn serialize_formatted<S: Serializer>(
     s.serialize_str(text)
 }
 
-/// Writes `value` as `digits.len()` decimal digits (zero-padded; the caller bounds `value`).
-fn put_digits(digits: &mut [u8], mut value: u32) {
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` of `t` in UTC, or `None` outside the years 0–9999 (left to `time`,
-/// which decides how those are written or refused). Every record carries two or three times;
-/// formatting them through `time`'s format descriptions cost more than the rest of a field.
-fn civil_utc(t: OffsetDateTime) -> Option<[u8; 19]> {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
-    let mut out = *b"0000-00-00T00:00:00";
-    put_digits(&mut out[0..4], year);
-    put_digits(&mut out[5..7], u32::from(u8::from(t.month())));
-    put_digits(&mut out[8..10], u32::from(t.day()));
-    put_digits(&mut out[11..13], u32::from(t.hour()));
-    put_digits(&mut out[14..16], u32::from(t.minute()));
-    put_digits(&mut out[17..19], u32::from(t.second()));
-    Some(out)
+/// Text this module wrote from digits and punctuation (ASCII, so always UTF-8).
+fn serialize_ascii<S: Serializer>(s: S, text: &[u8]) -> Result<S::Ok, S::Error> {
+    s.serialize_str(std::str::from_utf8(text).map_err(serde::ser::Error::custom)?)
 }
 
 /// `eventTime`: RFC 3339 UTC with microseconds ([`crate::event::event_time`]).
@@ -99,15 +80,10 @@ pub struct EventTime(pub OffsetDateTime);
 
 impl Serialize for EventTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Some(civil) = civil_utc(self.0) else {
-            return serialize_formatted(s, self.0, crate::event::EVENT_TIME_FORMAT);
-        };
-        let mut text = [0u8; 27];
-        text[..19].copy_from_slice(&civil);
-        text[19] = b'.';
-        put_digits(&mut text[20..26], self.0.microsecond());
-        text[26] = b'Z';
-        s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+        match crate::event::event_time_ascii(self.0) {
+            Some(text) => serialize_ascii(s, &text),
+            None => serialize_formatted(s, self.0, crate::event::EVENT_TIME_FORMAT),
+        }
     }
 }
 
@@ -117,14 +93,13 @@ pub struct Seconds(pub OffsetDateTime);
 
 impl Serialize for Seconds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Some(civil) = civil_utc(self.0) else {
-            let t = self.0.replace_nanosecond(0).unwrap_or(self.0);
-            return serialize_formatted(s, t, &time::format_description::well_known::Rfc3339);
-        };
-        let mut text = [0u8; 20];
-        text[..19].copy_from_slice(&civil);
-        text[19] = b'Z';
-        s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+        match crate::event::seconds_ascii(self.0) {
+            Some(text) => serialize_ascii(s, &text),
+            None => {
+                let t = self.0.replace_nanosecond(0).unwrap_or(self.0);
+                serialize_formatted(s, t, &time::format_description::well_known::Rfc3339)
+            }
+        }
     }
 }
 
@@ -149,9 +124,7 @@ impl Serialize for Ip {
                     text[len..len + digits.len()].copy_from_slice(digits);
                     len += digits.len();
                 }
-                s.serialize_str(
-                    std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?,
-                )
+                serialize_ascii(s, &text[..len])
             }
             IpAddr::V6(_) => s.collect_str(&self.0),
         }
@@ -524,7 +497,9 @@ mod tests {
                 .replace_nanosecond(nanos).unwrap();
             let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).unwrap();
             let t = utc.to_offset(offset);
-            prop_assert_eq!(text(&EventTime(t)), format!("\"{}\"", crate::event::event_time(t)));
+            let event_time = utc.format(crate::event::EVENT_TIME_FORMAT).unwrap();
+            prop_assert_eq!(text(&EventTime(t)), format!("\"{event_time}\""));
+            prop_assert_eq!(crate::event::event_time(t), event_time);
             let seconds = utc.replace_nanosecond(0).unwrap()
                 .format(&time::format_description::well_known::Rfc3339).unwrap();
             prop_assert_eq!(text(&Seconds(t)), format!("\"{seconds}\""));
@@ -534,7 +509,11 @@ mod tests {
     #[test]
     fn times_outside_four_digit_years_take_the_time_crate_path() {
         let early = OffsetDateTime::from_unix_timestamp(-62_167_219_201).unwrap();
-        assert!(civil_utc(early).is_none());
+        assert!(crate::event::seconds_ascii(early).is_none());
+        assert_eq!(
+            crate::event::event_time(early),
+            early.format(crate::event::EVENT_TIME_FORMAT).unwrap()
+        );
         assert!(to_json(&Seconds(early)).is_err());
         let edge = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap();
         assert_eq!(text(&Seconds(edge)), "\"9999-12-31T23:59:59Z\"");

@@ -15,9 +15,9 @@
 //! fewer, larger batches free the core for issuing. That gathering only pays when the CPU is
 //! the bottleneck; with a [`Load`] gauge (the server passes its runtime's busy time) the writer
 //! gathers only while the issuing side is saturated, and otherwise commits as soon as the
-//! previous sync returns, so a server with spare capacity adds no wait. Records nobody awaits (sampled authorize
-//! decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they cost one wake-up per
-//! linger rather than one per record.
+//! previous sync returns, so a server with spare capacity adds no wait. Records nobody awaits
+//! (sampled authorize decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they
+//! cost one wake-up per linger rather than one per record.
 //!
 //! If a write or sync fails the log is marked failed for good (after a failed `fsync` the state of
 //! the file is unknown): every pending and later record is refused, so issuance fails closed, and
