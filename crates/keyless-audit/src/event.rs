@@ -253,12 +253,9 @@ fn civil_utc(t: OffsetDateTime) -> Option<[u8; 19]> {
 
 /// `eventTime` of `t` ([`EVENT_TIME_FORMAT`]) as ASCII, or `None` outside the years 0–9999.
 pub(crate) fn event_time_ascii(t: OffsetDateTime) -> Option<[u8; 27]> {
-    let civil = civil_utc(t)?;
-    let mut text = [0u8; 27];
-    text[..19].copy_from_slice(&civil);
-    text[19] = b'.';
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    text[..19].copy_from_slice(&civil_utc(t)?);
     put_digits(&mut text[20..26], t.microsecond());
-    text[26] = b'Z';
     Some(text)
 }
 
@@ -266,9 +263,8 @@ pub(crate) fn event_time_ascii(t: OffsetDateTime) -> Option<[u8; 27]> {
 /// ASCII, or `None` outside the years 0–9999.
 pub(crate) fn seconds_ascii(t: OffsetDateTime) -> Option<[u8; 20]> {
     let civil = civil_utc(t)?;
-    let mut text = [0u8; 20];
+    let mut text = [b'Z'; 20];
     text[..19].copy_from_slice(&civil);
-    text[19] = b'Z';
     Some(text)
 }
 
