@@ -6,6 +6,10 @@
 #![allow(missing_docs, reason = "criterion macros")]
 #![allow(clippy::unwrap_used, reason = "bench setup")]
 
+// The allocator the `keyless` binary uses, so allocation costs are the ones it pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use keyless_audit::AuditEvent;
 use keyless_audit::chain::{ChainHead, seal_event, seal_serialize};

@@ -21,6 +21,10 @@
     reason = "bench setup: a failure should abort loudly"
 )]
 
+// The allocator the `keyless` binary uses, so allocation costs are the ones it pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 

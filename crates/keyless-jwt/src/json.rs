@@ -83,22 +83,80 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
-/// Parses `bytes` as a JSON object, rejecting duplicate keys (at any depth), nesting deeper than
-/// [`MAX_DEPTH`], trailing data and non-object top levels.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
+/// The members of a top-level JSON object, in document order.
+pub type Members = Vec<(String, Value)>;
+
+/// The top level: an object becomes its members (no map, so no hashing of every claim name);
+/// anything else is still parsed strictly, then refused by [`parse_members`].
+struct TopLevel;
+
+impl<'de> Visitor<'de> for TopLevel {
+    type Value = Option<Members>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Strict { depth: 0 }.visit_f64(v).map(|_| None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        Strict { depth: 0 }.visit_seq(seq).map(|_| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let v = map.next_value_seed(Strict { depth: 1 })?;
+            out.push((k, v));
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Whether two members share a name. Sorting borrowed names keeps a hostile token with
+/// thousands of members at O(n log n).
+fn has_duplicate(members: &[(String, Value)]) -> bool {
+    let mut names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.windows(2).any(|w| w[0] == w[1])
+}
+
+/// Parses `bytes` as a JSON object into its members in document order, rejecting duplicate
+/// keys (at any depth), nesting deeper than [`MAX_DEPTH`], trailing data and non-object top
+/// levels.
+pub fn parse_members(bytes: &[u8]) -> Result<Members, &'static str> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = Strict { depth: 0 }.deserialize(&mut de).map_err(|e| {
+    let members = de.deserialize_any(TopLevel).map_err(|e| {
         if e.to_string().contains("duplicate key") {
             "duplicate JSON key"
         } else {
             "invalid JSON"
         }
     })?;
-    de.end().map_err(|_| "trailing data after JSON")?;
-    match v {
-        Value::Object(m) => Ok(m),
-        _ => Err("JSON is not an object"),
+    if members.as_deref().is_some_and(has_duplicate) {
+        return Err("duplicate JSON key");
     }
+    de.end().map_err(|_| "trailing data after JSON")?;
+    members.ok_or("JSON is not an object")
+}
+
+/// [`parse_members`] collected into a map, for documents read by name (JWKS).
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, &'static str> {
+    parse_members(bytes).map(|members| members.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -116,6 +174,21 @@ mod tests {
             Err("duplicate JSON key")
         );
         assert!(parse_object(br#"{"x":{"k":1},"y":[{"k":1}]}"#).is_ok());
+        // Far apart, and among many members.
+        let mut doc = String::from("{\"dup\":0");
+        for i in 0..2000 {
+            doc.push_str(&format!(",\"k{i}\":{i}"));
+        }
+        doc.push_str(",\"dup\":1}");
+        assert_eq!(parse_members(doc.as_bytes()), Err("duplicate JSON key"));
+    }
+
+    #[test]
+    fn members_keep_document_order() {
+        let m = parse_members(br#"{"z":1,"a":"x","m":[true]}"#).unwrap();
+        let names: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["z", "a", "m"]);
+        assert_eq!(m[1].1, Value::String("x".into()));
     }
 
     #[test]
@@ -125,6 +198,12 @@ mod tests {
         assert_eq!(parse_object(doc.as_bytes()), Err("invalid JSON"));
         assert_eq!(parse_object(b"{} {}"), Err("trailing data after JSON"));
         assert_eq!(parse_object(b"[1]"), Err("JSON is not an object"));
+        assert_eq!(parse_object(b"\"s\""), Err("JSON is not an object"));
+        assert_eq!(parse_object(b"[1"), Err("invalid JSON"));
+        assert_eq!(
+            parse_object(b"{\"a\":1} x"),
+            Err("trailing data after JSON")
+        );
         assert_eq!(parse_object(b"{\"a\":1e999}"), Err("invalid JSON"));
     }
 }

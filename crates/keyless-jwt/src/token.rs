@@ -4,11 +4,12 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::claims::{self, SessionTagsClaim};
 use crate::error::JwtError;
+use crate::json::Members;
 use crate::jwks::{Alg, Jwks, KeyUse};
 
 /// Longest token accepted (the `WebIdentityToken` parameter limit).
@@ -68,7 +69,7 @@ pub struct Peeked {
 pub struct UnverifiedToken<'a> {
     alg_name: String,
     kid: Option<String>,
-    payload: Map<String, Value>,
+    payload: Members,
     signing_input: &'a [u8],
     signature: Vec<u8>,
 }
@@ -101,8 +102,9 @@ impl<'a> UnverifiedToken<'a> {
         if header_bytes.len() > MAX_HEADER_BYTES {
             return Err(JwtError::Malformed("header too large"));
         }
-        let header = crate::json::parse_object(&header_bytes).map_err(JwtError::Malformed)?;
-        let alg_name = match header.get("alg") {
+        let header = crate::json::parse_members(&header_bytes).map_err(JwtError::Malformed)?;
+        let member = |name: &str| member(&header, name);
+        let alg_name = match member("alg") {
             Some(Value::String(a)) if a.len() <= 32 => a.clone(),
             _ => {
                 return Err(JwtError::Malformed(
@@ -110,7 +112,7 @@ impl<'a> UnverifiedToken<'a> {
                 ));
             }
         };
-        let kid = match header.get("kid") {
+        let kid = match member("kid") {
             None => None,
             Some(Value::String(k)) if k.len() <= 1024 => Some(k.clone()),
             Some(_) => {
@@ -119,10 +121,10 @@ impl<'a> UnverifiedToken<'a> {
                 ));
             }
         };
-        if header.contains_key("crit") {
+        if member("crit").is_some() {
             return Err(JwtError::CriticalHeader);
         }
-        let payload = crate::json::parse_object(&b64(p)?).map_err(JwtError::Malformed)?;
+        let payload = crate::json::parse_members(&b64(p)?).map_err(JwtError::Malformed)?;
         let signature = b64(s)?;
         let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
         Ok(UnverifiedToken {
@@ -136,7 +138,7 @@ impl<'a> UnverifiedToken<'a> {
 
     /// The unverified `iss` claim, if it is a string.
     pub fn issuer(&self) -> Option<&str> {
-        self.payload.get("iss").and_then(Value::as_str)
+        member(&self.payload, "iss").and_then(Value::as_str)
     }
 
     /// The unverified header `kid`.
@@ -195,8 +197,12 @@ pub fn verify(
     UnverifiedToken::parse(token)?.verify(jwks, validation, now)
 }
 
-fn timestamp(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
-    match claims.get(name) {
+fn member<'v>(members: &'v [(String, Value)], name: &str) -> Option<&'v Value> {
+    members.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn timestamp(claim: Option<&Value>, name: &'static str) -> Result<Option<i64>, JwtError> {
+    match claim {
         None => Ok(None),
         Some(Value::Number(n)) => {
             let t = if let Some(i) = n.as_i64() {
@@ -218,35 +224,80 @@ fn timestamp(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i
     }
 }
 
-fn string_or_array(
-    claims: &Map<String, Value>,
-    name: &'static str,
-) -> Result<Vec<String>, JwtError> {
-    match claims.get(name) {
+fn string_or_array(claim: Option<Value>, name: &'static str) -> Result<Vec<String>, JwtError> {
+    match claim {
         None => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::String(s)) => Ok(vec![s]),
         Some(Value::Array(items)) if items.len() <= 100 => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or(JwtError::InvalidClaim(name))
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(JwtError::InvalidClaim(name)),
             })
             .collect(),
         Some(_) => Err(JwtError::InvalidClaim(name)),
     }
 }
 
-fn opt_string(claims: &Map<String, Value>, name: &'static str) -> Result<Option<String>, JwtError> {
-    match claims.get(name) {
+fn opt_string(claim: Option<Value>, name: &'static str) -> Result<Option<String>, JwtError> {
+    match claim {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(JwtError::InvalidClaim(name)),
     }
 }
 
+/// The registered and AWS claims [`check_claims`] reads, taken out of the payload in one pass.
+#[derive(Default)]
+struct Read {
+    iss: Option<Value>,
+    sub: Option<Value>,
+    aud: Option<Value>,
+    azp: Option<Value>,
+    amr: Option<Value>,
+    jti: Option<Value>,
+    exp: Option<Value>,
+    iat: Option<Value>,
+    nbf: Option<Value>,
+    tags: Option<Value>,
+    source_identity: Option<Value>,
+}
+
+/// Splits the payload into the claims read by name and the scalar claims (every top-level
+/// string, number or boolean, the read ones included: they are condition keys too).
+fn split_payload(members: Members) -> (Read, Vec<(String, ClaimValue)>) {
+    let mut read = Read::default();
+    let mut scalars = Vec::with_capacity(members.len());
+    for (name, value) in members {
+        let slot = match name.as_str() {
+            "iss" => &mut read.iss,
+            "sub" => &mut read.sub,
+            "aud" => &mut read.aud,
+            "azp" => &mut read.azp,
+            "amr" => &mut read.amr,
+            "jti" => &mut read.jti,
+            "exp" => &mut read.exp,
+            "iat" => &mut read.iat,
+            "nbf" => &mut read.nbf,
+            claims::TAGS_CLAIM => &mut read.tags,
+            claims::SOURCE_IDENTITY_CLAIM => &mut read.source_identity,
+            _ => {
+                if let Some(scalar) = ClaimValue::from_value(value) {
+                    scalars.push((name, scalar));
+                }
+                continue;
+            }
+        };
+        if let Some(scalar) = ClaimValue::from_value_ref(&value) {
+            scalars.push((name, scalar));
+        }
+        *slot = Some(value);
+    }
+    (read, scalars)
+}
+
 fn check_claims(
-    claims: Map<String, Value>,
+    members: Members,
     kid: Option<String>,
     alg: Alg,
     v: &Validation,
@@ -254,20 +305,21 @@ fn check_claims(
 ) -> Result<VerifiedToken, JwtError> {
     let now_s = now.unix_timestamp();
     let leeway = v.leeway.whole_seconds().max(0);
+    let (read, claims) = split_payload(members);
 
-    let issuer = opt_string(&claims, "iss")?.ok_or(JwtError::MissingClaim("iss"))?;
+    let issuer = opt_string(read.iss, "iss")?.ok_or(JwtError::MissingClaim("iss"))?;
     if issuer != v.issuer {
         return Err(JwtError::WrongIssuer {
             expected: v.issuer.clone(),
         });
     }
-    let subject = opt_string(&claims, "sub")?.ok_or(JwtError::MissingClaim("sub"))?;
+    let subject = opt_string(read.sub, "sub")?.ok_or(JwtError::MissingClaim("sub"))?;
     if subject.is_empty() || subject.len() > 255 {
         return Err(JwtError::InvalidClaim("sub"));
     }
-    let exp = timestamp(&claims, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
-    let iat = timestamp(&claims, "iat")?.ok_or(JwtError::MissingClaim("iat"))?;
-    let nbf = timestamp(&claims, "nbf")?;
+    let exp = timestamp(read.exp.as_ref(), "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
+    let iat = timestamp(read.iat.as_ref(), "iat")?.ok_or(JwtError::MissingClaim("iat"))?;
+    let nbf = timestamp(read.nbf.as_ref(), "nbf")?;
     if now_s >= exp.saturating_add(leeway) {
         return Err(JwtError::Expired { now: now_s, exp });
     }
@@ -278,23 +330,23 @@ fn check_claims(
         return Err(JwtError::IssuedInFuture);
     }
 
-    let aud = string_or_array(&claims, "aud")?;
-    let azp = opt_string(&claims, "azp")?;
+    let aud = string_or_array(read.aud, "aud")?;
+    let azp = opt_string(read.azp, "azp")?;
     let (audience, other_audiences) = match &azp {
         Some(azp) => (azp.clone(), aud),
-        None => match aud.as_slice() {
-            [] => return Err(JwtError::MissingClaim("aud")),
-            [one] => (one.clone(), Vec::new()),
-            _ => return Err(JwtError::MultipleAudiences),
+        None => match <[String; 1]>::try_from(aud) {
+            Ok([one]) => (one, Vec::new()),
+            Err(aud) if aud.is_empty() => return Err(JwtError::MissingClaim("aud")),
+            Err(_) => return Err(JwtError::MultipleAudiences),
         },
     };
     if !v.client_ids.contains(&audience) {
         return Err(JwtError::AudienceNotAllowed);
     }
-    let amr = string_or_array(&claims, "amr")?;
-    let jti = opt_string(&claims, "jti")?;
-    let session_tags = claims::parse_tags_claim(claims.get(claims::TAGS_CLAIM))?;
-    let source_identity = claims::parse_source_identity(claims.get(claims::SOURCE_IDENTITY_CLAIM))?;
+    let amr = string_or_array(read.amr, "amr")?;
+    let jti = opt_string(read.jti, "jti")?;
+    let session_tags = claims::parse_tags_claim(read.tags.as_ref())?;
+    let source_identity = claims::parse_source_identity(read.source_identity.as_ref())?;
 
     Ok(VerifiedToken {
         issuer,
@@ -313,6 +365,46 @@ fn check_claims(
         source_identity,
         claims,
     })
+}
+
+/// The value of a top-level claim that is a string, number or boolean: the claims that become
+/// condition keys (objects, arrays and null never do, as on AWS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimValue {
+    /// A JSON string.
+    String(String),
+    /// A JSON number, as parsed.
+    Number(serde_json::Number),
+    /// A JSON boolean.
+    Bool(bool),
+}
+
+impl ClaimValue {
+    fn from_value(v: Value) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(ClaimValue::String(s)),
+            Value::Number(n) => Some(ClaimValue::Number(n)),
+            Value::Bool(b) => Some(ClaimValue::Bool(b)),
+            _ => None,
+        }
+    }
+
+    fn from_value_ref(v: &Value) -> Option<Self> {
+        match v {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Self::from_value(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// The value as a condition key's text: strings as they are, numbers as JSON writes them,
+    /// booleans as `true`/`false`.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            ClaimValue::String(s) => Cow::Borrowed(s),
+            ClaimValue::Number(n) => Cow::Owned(n.to_string()),
+            ClaimValue::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        }
+    }
 }
 
 /// The value of one token condition key, as [`VerifiedToken::visit_condition_keys`] gives it.
@@ -342,7 +434,8 @@ pub struct VerifiedToken {
     alg: Alg,
     session_tags: Option<SessionTagsClaim>,
     source_identity: Option<String>,
-    claims: Map<String, Value>,
+    /// Every top-level scalar claim, in document order.
+    claims: Vec<(String, ClaimValue)>,
 }
 
 fn ts(t: i64) -> OffsetDateTime {
@@ -406,9 +499,15 @@ impl VerifiedToken {
     pub fn source_identity(&self) -> Option<&str> {
         self.source_identity.as_deref()
     }
-    /// Every claim of the payload (bounded by the token size and [`crate::MAX_DEPTH`]).
-    pub fn claims(&self) -> &Map<String, Value> {
+    /// Every top-level claim whose value is a string, number or boolean, in token order
+    /// (bounded by the token size). Objects, arrays and null are checked, then not kept.
+    pub fn scalar_claims(&self) -> &[(String, ClaimValue)] {
         &self.claims
+    }
+
+    /// The scalar claim `name`, if the token has one.
+    pub fn claim(&self, name: &str) -> Option<&ClaimValue> {
+        self.claims.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     /// The IAM condition keys this token provides, for a provider key prefix (the issuer URL
@@ -472,13 +571,7 @@ impl VerifiedToken {
             {
                 continue;
             }
-            let text = match value {
-                Value::String(s) => Cow::Borrowed(s.as_str()),
-                Value::Number(n) => Cow::Owned(n.to_string()),
-                Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-                _ => continue,
-            };
-            visit(key(&mut buf, prefix, name), KeyValue::One(text));
+            visit(key(&mut buf, prefix, name), KeyValue::One(value.text()));
         }
     }
 }

@@ -643,8 +643,23 @@ fn condition_keys_of_a_github_token() {
     let claims = with(claims, "list", json!(["x"]));
     let claims = with(claims, "flag", json!(true));
     let claims = with(claims, "nothing", json!(null));
+    let claims = with(claims, "ratio", json!(0.25));
     let t = s.sign(&claims).unwrap();
     let vt = verify(&t, &jwks, &validation(), now()).unwrap();
+    // Only scalar claims are kept, with their JSON types.
+    assert_eq!(vt.claim("flag"), Some(&ClaimValue::Bool(true)));
+    assert_eq!(
+        vt.claim("repository"),
+        Some(&ClaimValue::String("octo-org/demo".into()))
+    );
+    assert_eq!(
+        vt.claim("ratio").map(ClaimValue::text).as_deref(),
+        Some("0.25")
+    );
+    for gone in ["nested", "list", "nothing", "amr"] {
+        assert_eq!(vt.claim(gone), None, "{gone}");
+    }
+    assert!(vt.scalar_claims().iter().any(|(k, _)| k == "iss"));
     let p = "token.actions.githubusercontent.com";
     let keys = vt.condition_keys(p);
     let get = |k: &str| {
@@ -661,6 +676,7 @@ fn condition_keys_of_a_github_token() {
     assert_eq!(get("repository"), Some(vec!["octo-org/demo".into()]));
     assert_eq!(get("actor"), Some(vec!["octocat".into()]));
     assert_eq!(get("flag"), Some(vec!["true".into()]));
+    assert_eq!(get("ratio"), Some(vec!["0.25".into()]));
     assert_eq!(get("exp"), Some(vec![(NOW + 290).to_string()]));
     assert_eq!(get("oaud"), None);
     assert_eq!(get("azp"), None);

@@ -3,6 +3,10 @@
 //! also times for iam-simulate), next to the crypto floor: one SigV4 key derivation + signature
 //! (five HMAC-SHA256), measured in the same run.
 
+// The allocator the `keyless` binary uses, so allocation costs are the ones it pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -8,6 +8,10 @@
     reason = "test and bench helpers outside #[test] fns: a failure should abort loudly"
 )]
 
+// The allocator the `keyless` binary uses, so allocation costs are the ones it pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};

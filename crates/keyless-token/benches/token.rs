@@ -1,6 +1,10 @@
 //! Mint and open of a typical web-identity session, against the floor: a raw AES-256-GCM
 //! seal/open of the same number of bytes with aws-lc-rs.
 
+// The allocator the `keyless` binary uses, so allocation costs are the ones it pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};

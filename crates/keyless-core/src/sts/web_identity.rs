@@ -316,19 +316,12 @@ pub fn complete<R: CryptoRng + ?Sized>(
 /// The [`super::AUDITED_TOKEN_CLAIMS`] of a verified token, as strings (`aud` is the effective
 /// audience; objects and arrays are skipped).
 fn audited_claims(token: &VerifiedToken) -> Vec<(String, String)> {
-    let claims = token.claims();
     super::AUDITED_TOKEN_CLAIMS
         .iter()
         .filter_map(|name| {
             let value = match *name {
                 "aud" => token.audience().to_owned(),
-                _ => match claims.get(*name)? {
-                    serde_json::Value::String(s) => s.clone(),
-                    v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
-                        v.to_string()
-                    }
-                    _ => return None,
-                },
+                _ => token.claim(name)?.text().into_owned(),
             };
             Some(((*name).to_owned(), value))
         })
