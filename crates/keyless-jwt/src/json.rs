@@ -206,4 +206,55 @@ mod tests {
         );
         assert_eq!(parse_object(b"{\"a\":1e999}"), Err("invalid JSON"));
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                "[a-z\\\\\"é ]{0,6}".prop_map(Value::String),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::btree_map("[a-z]{1,3}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Members come back in document order, equal to what serde_json reads, and a
+            /// repeated top-level name (a small alphabet makes them common) is always refused.
+            #[test]
+            fn members_match_serde_json_and_duplicates_are_refused(
+                members in proptest::collection::vec(("[a-c]{1,2}", value()), 0..8)
+            ) {
+                let text = format!(
+                    "{{{}}}",
+                    members
+                        .iter()
+                        .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                let mut names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                let got = parse_members(text.as_bytes());
+                if names.len() < members.len() {
+                    prop_assert_eq!(got, Err("duplicate JSON key"));
+                } else {
+                    prop_assert_eq!(got, Ok(members));
+                }
+            }
+        }
+    }
 }
