@@ -11,8 +11,8 @@
 //!   canonical request includes its session token.
 //!
 //! Report: ceiling = 1 / floor time; efficiency = floor time / path time.
-//! `KEYLESS_BENCH_RATIO=1` also measures `signed/authorize_s3` against its floor in alternating
-//! slices and prints the efficiency's median and quartiles over the rounds.
+//! `KEYLESS_BENCH_RATIO=1` also measures `awiwi/complete` and `signed/authorize_s3` against their
+//! floors in alternating slices and prints each efficiency's median and quartiles over the rounds.
 
 #![allow(
     clippy::unwrap_used,
@@ -192,6 +192,17 @@ fn benches(c: &mut Criterion) {
             complete(&env, input, token, &role, &provider, &jwks, &mut rng).unwrap()
         })
     });
+    if std::env::var_os("KEYLESS_BENCH_RATIO").is_some() {
+        let mut rng = rand::rng();
+        interleaved_ratio(
+            "awiwi/complete vs floor/rsa2048_verify",
+            || public.verify(black_box(&msg), black_box(&sig)).unwrap(),
+            || {
+                let token = UnverifiedToken::parse(input.token.expose()).unwrap();
+                complete(&env, &input, token, &role, &provider, &jwks, &mut rng).unwrap()
+            },
+        );
+    }
 
     // Floor 2: the SigV4 HMAC chain for one request.
     let token = UnverifiedToken::parse(input.token.expose()).unwrap();
