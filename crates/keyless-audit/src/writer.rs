@@ -15,7 +15,9 @@
 //! fewer, larger batches free the core for issuing. That gathering only pays when the CPU is
 //! the bottleneck; with a [`Load`] gauge (the server passes its runtime's busy time) the writer
 //! gathers only while the issuing side is saturated, and otherwise commits as soon as the
-//! previous sync returns, so a server with spare capacity adds no wait. Records nobody awaits
+//! previous sync returns, so a server with spare capacity adds no wait. With a gauge it also
+//! gathers a saturated batch after an idle period: on a fast device every sync returns before
+//! the next record arrives, and per-commit wake-ups would otherwise dominate. Records nobody awaits
 //! (sampled authorize decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they
 //! cost one wake-up per linger rather than one per record.
 //!
@@ -74,8 +76,9 @@ pub struct WriterConfig {
     pub stdout: bool,
     /// How long opening waits for another process to release the log's lock.
     pub lock_wait: Duration,
-    /// How busy the issuing side is. With a gauge, `busy_batch_wait` applies only while it is
-    /// saturated; without one, whenever records arrive during a sync.
+    /// How busy the issuing side is. With a gauge, `busy_batch_wait` applies while it is
+    /// saturated (whether or not the writer was idle); without one, whenever records arrive
+    /// during a sync.
     pub load: Option<Arc<dyn Load>>,
 }
 
@@ -551,6 +554,10 @@ impl AuditLog {
         durable: bool,
     ) -> Result<(u64, Arc<Batch>), AuditError> {
         loop {
+            // The writer is woken after the queue's lock is released: woken while it is still
+            // held, the writer (on the same core, often) would run only to block on the lock,
+            // and switch back, twice per wake-up.
+            let mut wake = false;
             let full = {
                 let mut q = self.shared.lock();
                 if let Some(reason) = &q.failure {
@@ -582,22 +589,30 @@ impl AuditLog {
                         // Only an idle writer needs a wake-up; a busy one finds the buffer
                         // when its current commit returns.
                         q.writer_idle = false;
-                        self.shared.wake.notify_one();
+                        wake = true;
                     } else if durable && q.writer_lingering {
                         q.writer_lingering = false;
+                        wake = true;
+                    }
+                    let batch = Arc::clone(&q.batch);
+                    drop(q);
+                    if wake {
                         self.shared.wake.notify_one();
                     }
-                    return Ok((seq, Arc::clone(&q.batch)));
+                    return Ok((seq, batch));
                 }
                 // The buffer is full: an idle, lingering or gathering writer must take it now.
                 if q.writer_idle || q.writer_lingering || q.writer_gathering {
                     q.writer_idle = false;
                     q.writer_lingering = false;
                     q.writer_gathering = false;
-                    self.shared.wake.notify_one();
+                    wake = true;
                 }
                 Arc::clone(&q.batch)
             };
+            if wake {
+                self.shared.wake.notify_one();
+            }
             full.wait().await;
         }
     }
@@ -838,19 +853,28 @@ impl WriterState {
             });
             q.writer_lingering = false;
         }
-        if was_idle && !q.shutdown && q.awaited && !self.config.max_batch_wait.is_zero() {
+        // Gather a loaded batch: the CPU is the bottleneck and each commit costs wake-ups and a
+        // sync whatever it carries. Without a gauge, records that arrived during the last sync
+        // stand for load. With one, its verdict decides, also after an idle period: a fast
+        // device (NVMe, tmpfs) returns each sync before the next record comes, so a writer
+        // that only gathered after busy syncs would commit a handful of records each time.
+        let gather = q.awaited
+            && !q.shutdown
+            && !self.config.busy_batch_wait.is_zero()
+            && if self.config.load.is_some() {
+                self.saturated()
+            } else {
+                !was_idle
+            };
+        if was_idle && !gather && !q.shutdown && q.awaited && !self.config.max_batch_wait.is_zero()
+        {
             // The bounded wait after an idle period: sleep rather than wake per arriving
             // record, then take what came.
             drop(q);
             std::thread::sleep(self.config.max_batch_wait);
             q = shared.lock();
-        } else if !was_idle
-            && q.awaited
-            && !self.config.busy_batch_wait.is_zero()
-            && self.saturated()
-        {
-            // Records came in while the last batch was syncing and the CPU is the bottleneck:
-            // gather until the oldest waiting record has waited `busy_batch_wait` (or the
+        } else if gather {
+            // Gather until the oldest waiting record has waited `busy_batch_wait` (or the
             // buffer fills).
             if let Some(first) = q.first_awaited_at {
                 shared.gathered.fetch_add(1, Ordering::Relaxed);
@@ -1129,6 +1153,16 @@ mod tests {
         busy: Duration,
         load: Option<Arc<dyn Load>>,
     ) -> WriterStats {
+        issuers_every(Duration::from_micros(200), issuers, busy, load).await
+    }
+
+    /// Issuers arriving every `gap`, each waiting for its record.
+    async fn issuers_every(
+        gap: Duration,
+        issuers: usize,
+        busy: Duration,
+        load: Option<Arc<dyn Load>>,
+    ) -> WriterStats {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = WriterConfig::new(dir.path().join("audit"));
         cfg.max_batch_wait = Duration::ZERO;
@@ -1143,7 +1177,7 @@ mod tests {
                 async move { log.record_durable(&event(i)).await },
             ));
             // A blocking pause: tokio's timer cannot wait less than a millisecond.
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(gap);
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -1194,6 +1228,21 @@ mod tests {
         // (How many syncs each stream takes depends on the disk's latency, which on this
         // project's test machines varies by two orders of magnitude, so the counts of syncs
         // are not compared; the gathered commits are the writer's decision.)
+        assert_eq!(spare.gathered, 0, "{spare:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_saturated_issuing_side_is_gathered_for_even_when_each_sync_returns_first() {
+        // Records 15 ms apart: most syncs return before the next record, so the writer is idle
+        // when each arrives, as on a fast device under load. A saturated gauge still gathers
+        // them; spare capacity, or no gauge, commits each as it comes (after the short
+        // `max_batch_wait`, zero here).
+        let gap = Duration::from_millis(15);
+        let wait = Duration::from_millis(40);
+        let saturated = issuers_every(gap, 24, wait, Some(share(0.95, 2))).await;
+        // Every commit after the gauge's first 50 ms window gathers, except the shutdown's.
+        assert!(saturated.gathered * 2 > saturated.commits, "{saturated:?}");
+        let spare = issuers_every(gap, 24, wait, Some(share(0.5, 2))).await;
         assert_eq!(spare.gathered, 0, "{spare:?}");
     }
 
