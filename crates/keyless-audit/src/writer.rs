@@ -568,7 +568,8 @@ impl AuditLog {
                 }
                 let limits = &self.shared.limits;
                 if q.buf.len() < limits.max_pending {
-                    let q = &mut *q;
+                    let mut guard = q;
+                    let q = &mut *guard;
                     q.rotate_if_due(limits, self.shared.clock.now());
                     let before = q.buf.len();
                     let seq = seal_serialize(&mut q.head, event, &mut q.buf)
@@ -595,7 +596,7 @@ impl AuditLog {
                         wake = true;
                     }
                     let batch = Arc::clone(&q.batch);
-                    drop(q);
+                    drop(guard);
                     if wake {
                         self.shared.wake.notify_one();
                     }
