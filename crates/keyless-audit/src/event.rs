@@ -218,54 +218,13 @@ pub const EVENT_TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'_>]
 
 /// RFC 3339 UTC with microseconds, as `eventTime` is written.
 pub fn event_time(t: OffsetDateTime) -> String {
-    match event_time_ascii(t) {
-        Some(text) => String::from_utf8(text.to_vec()).unwrap_or_default(),
+    match keyless_types::time_text::utc_micros(t) {
+        Some(text) => keyless_types::time_text::to_string(text),
         None => t
             .to_offset(time::UtcOffset::UTC)
             .format(EVENT_TIME_FORMAT)
             .unwrap_or_default(),
     }
-}
-
-/// Writes `value` as `digits.len()` decimal digits (zero-padded; the caller bounds `value`).
-fn put_digits(digits: &mut [u8], mut value: u32) {
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` of `t` in UTC, or `None` outside the years 0–9999 (left to `time`,
-/// which decides how those are written or refused). Every record carries two or three times,
-/// and `time`'s format descriptions took about 200 ns for each; this takes about 50.
-fn civil_utc(t: OffsetDateTime) -> Option<[u8; 19]> {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
-    let mut out = *b"0000-00-00T00:00:00";
-    put_digits(&mut out[0..4], year);
-    put_digits(&mut out[5..7], u32::from(u8::from(t.month())));
-    put_digits(&mut out[8..10], u32::from(t.day()));
-    put_digits(&mut out[11..13], u32::from(t.hour()));
-    put_digits(&mut out[14..16], u32::from(t.minute()));
-    put_digits(&mut out[17..19], u32::from(t.second()));
-    Some(out)
-}
-
-/// `eventTime` of `t` ([`EVENT_TIME_FORMAT`]) as ASCII, or `None` outside the years 0–9999.
-pub(crate) fn event_time_ascii(t: OffsetDateTime) -> Option<[u8; 27]> {
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
-    text[..19].copy_from_slice(&civil_utc(t)?);
-    put_digits(&mut text[20..26], t.microsecond());
-    Some(text)
-}
-
-/// `t` in UTC to the second, `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339 as STS writes `Expiration`), as
-/// ASCII, or `None` outside the years 0–9999.
-pub(crate) fn seconds_ascii(t: OffsetDateTime) -> Option<[u8; 20]> {
-    let civil = civil_utc(t)?;
-    let mut text = [b'Z'; 20];
-    text[..19].copy_from_slice(&civil);
-    Some(text)
 }
 
 /// Parses an RFC 3339 instant.

@@ -80,7 +80,7 @@ pub struct EventTime(pub OffsetDateTime);
 
 impl Serialize for EventTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match crate::event::event_time_ascii(self.0) {
+        match keyless_types::time_text::utc_micros(self.0) {
             Some(text) => serialize_ascii(s, &text),
             None => serialize_formatted(s, self.0, crate::event::EVENT_TIME_FORMAT),
         }
@@ -93,7 +93,7 @@ pub struct Seconds(pub OffsetDateTime);
 
 impl Serialize for Seconds {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match crate::event::seconds_ascii(self.0) {
+        match keyless_types::time_text::utc_seconds(self.0) {
             Some(text) => serialize_ascii(s, &text),
             None => {
                 let t = self.0.replace_nanosecond(0).unwrap_or(self.0);
@@ -509,7 +509,7 @@ mod tests {
     #[test]
     fn times_outside_four_digit_years_take_the_time_crate_path() {
         let early = OffsetDateTime::from_unix_timestamp(-62_167_219_201).unwrap();
-        assert!(crate::event::seconds_ascii(early).is_none());
+        assert!(keyless_types::time_text::utc_seconds(early).is_none());
         assert_eq!(
             crate::event::event_time(early),
             early.format(crate::event::EVENT_TIME_FORMAT).unwrap()

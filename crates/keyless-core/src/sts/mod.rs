@@ -82,33 +82,16 @@ pub struct Origin {
     pub secure_transport: bool,
 }
 
-/// ISO 8601 UTC with a `Z`, to the second, as AWS writes times (`2026-11-22T02:37:03Z`).
-///
-/// Written digit by digit: every signed request formats `aws:CurrentTime`, and `time`'s
-/// general formatter costs several times more.
+/// ISO 8601 UTC with a `Z`, to the second, as AWS writes times (`2026-11-22T02:37:03Z`), digit
+/// by digit ([`keyless_types::time_text`]).
 pub fn iso8601(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let Ok(year) = u16::try_from(t.year()) else {
-        return t.format(&Rfc3339).unwrap_or_default();
-    };
-    if year > 9999 {
-        return t.format(&Rfc3339).unwrap_or_default();
+    match keyless_types::time_text::utc_seconds(t) {
+        Some(text) => keyless_types::time_text::to_string(text),
+        None => t
+            .to_offset(time::UtcOffset::UTC)
+            .format(&Rfc3339)
+            .unwrap_or_default(),
     }
-    let mut b = *b"0000-00-00T00:00:00Z";
-    let mut put = |at: usize, v: u16, width: usize| {
-        let mut v = v;
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, year, 4);
-    put(5, u16::from(u8::from(t.month())), 2);
-    put(8, u16::from(t.day()), 2);
-    put(11, u16::from(t.hour()), 2);
-    put(14, u16::from(t.minute()), 2);
-    put(17, u16::from(t.second()), 2);
-    b.iter().map(|&c| char::from(c)).collect()
 }
 
 /// The keys every request has.
