@@ -554,11 +554,7 @@ impl AuditLog {
         durable: bool,
     ) -> Result<(u64, Arc<Batch>), AuditError> {
         loop {
-            // The writer is woken after the queue's lock is released: woken while it is still
-            // held, the writer (on the same core, often) would run only to block on the lock,
-            // and switch back, twice per wake-up.
-            let mut wake = false;
-            let full = {
+            let (appended, wake) = {
                 let mut q = self.shared.lock();
                 if let Some(reason) = &q.failure {
                     return Err(AuditError::Unavailable(reason.clone()));
@@ -568,8 +564,7 @@ impl AuditLog {
                 }
                 let limits = &self.shared.limits;
                 if q.buf.len() < limits.max_pending {
-                    let mut guard = q;
-                    let q = &mut *guard;
+                    let q = &mut *q;
                     q.rotate_if_due(limits, self.shared.clock.now());
                     let before = q.buf.len();
                     let seq = seal_serialize(&mut q.head, event, &mut q.buf)
@@ -586,35 +581,36 @@ impl AuditLog {
                     if durable && q.first_awaited_at.is_none() {
                         q.first_awaited_at = Some(Instant::now());
                     }
-                    if q.writer_idle {
-                        // Only an idle writer needs a wake-up; a busy one finds the buffer
-                        // when its current commit returns.
-                        q.writer_idle = false;
-                        wake = true;
-                    } else if durable && q.writer_lingering {
-                        q.writer_lingering = false;
-                        wake = true;
-                    }
-                    let batch = Arc::clone(&q.batch);
-                    drop(guard);
+                    // Only an idle writer needs a wake-up (a busy one finds the buffer when its
+                    // current commit returns), or a lingering one when this record is awaited.
+                    let wake = q.writer_idle || (durable && q.writer_lingering);
                     if wake {
-                        self.shared.wake.notify_one();
+                        q.writer_idle = false;
+                        q.writer_lingering = false;
                     }
-                    return Ok((seq, batch));
-                }
-                // The buffer is full: an idle, lingering or gathering writer must take it now.
-                if q.writer_idle || q.writer_lingering || q.writer_gathering {
+                    (Ok((seq, Arc::clone(&q.batch))), wake)
+                } else {
+                    // The buffer is full: an idle, lingering or gathering writer must take it
+                    // now, and this caller waits for that batch before trying again.
+                    let wake = q.writer_idle || q.writer_lingering || q.writer_gathering;
                     q.writer_idle = false;
                     q.writer_lingering = false;
                     q.writer_gathering = false;
-                    wake = true;
+                    (Err(Arc::clone(&q.batch)), wake)
                 }
-                Arc::clone(&q.batch)
             };
+            // Woken only once the queue's lock is released: woken while it is still held, the
+            // writer (on the same core, often) would run only to block on the lock, and switch
+            // back, twice per wake-up.
             if wake {
                 self.shared.wake.notify_one();
             }
-            full.wait().await;
+            match appended {
+                Ok(done) => return Ok(done),
+                Err(full) => {
+                    full.wait().await;
+                }
+            }
         }
     }
 
