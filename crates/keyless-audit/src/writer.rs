@@ -17,7 +17,10 @@
 //! gathers only while the issuing side is saturated, and otherwise commits as soon as the
 //! previous sync returns, so a server with spare capacity adds no wait. With a gauge it also
 //! gathers a saturated batch after an idle period: on a fast device every sync returns before
-//! the next record arrives, and per-commit wake-ups would otherwise dominate. Records nobody awaits
+//! the next record arrives, and per-commit wake-ups would otherwise dominate. With the runtime's
+//! park hooks ([`ParkedWorkers`]) a gathering wait also ends as soon as a request worker runs
+//! out of work: then every request it had is waiting, most likely on this batch, and waiting
+//! on would idle the core. Records nobody awaits
 //! (sampled authorize decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they
 //! cost one wake-up per linger rather than one per record.
 //!
@@ -37,8 +40,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,6 +83,9 @@ pub struct WriterConfig {
     /// saturated (whether or not the writer was idle); without one, whenever records arrive
     /// during a sync.
     pub load: Option<Arc<dyn Load>>,
+    /// The issuing side's park hooks. With them, a gathering wait ends as soon as a request
+    /// worker has nothing left to run: waiting longer would idle the CPU, not free it.
+    pub parked: Option<Arc<ParkedWorkers>>,
 }
 
 /// How busy the side that appends records is (the server's request workers), so the writer can
@@ -88,6 +94,57 @@ pub struct WriterConfig {
 pub trait Load: Send + Sync + std::fmt::Debug {
     /// The time spent busy so far, summed over all workers, and the number of workers.
     fn busy(&self) -> (Duration, usize);
+}
+
+/// Request workers with nothing to run, as the runtime's park hooks report them
+/// (`on_thread_park` / `on_thread_unpark`). Gathering a loaded batch trades a little latency for
+/// fewer syncs only while the CPU has other requests to serve; once a worker parks, every
+/// request it had is waiting (most likely on this very batch), so the writer commits at once
+/// instead of letting the core idle until `busy_batch_wait` runs out.
+#[derive(Debug, Default)]
+pub struct ParkedWorkers {
+    count: AtomicUsize,
+    /// Set while the writer waits for a loaded batch to fill; only then does a park take a lock.
+    gathering: AtomicBool,
+    writer: Mutex<Weak<Shared>>,
+}
+
+impl ParkedWorkers {
+    /// A worker is about to park (call from the runtime's `on_thread_park`).
+    pub fn park(&self) {
+        // SeqCst on both sides (with `gathering` in `end_gathering_when_parked`): either the
+        // writer sees this worker parked before it waits, or this sees the writer gathering.
+        self.count.fetch_add(1, Ordering::SeqCst);
+        if !self.gathering.load(Ordering::SeqCst) {
+            return;
+        }
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade();
+        if let Some(shared) = writer {
+            let mut q = shared.lock();
+            let was_gathering = std::mem::take(&mut q.writer_gathering);
+            drop(q);
+            if was_gathering {
+                shared.wake.notify_one();
+            }
+        }
+    }
+
+    /// A worker has unparked (call from the runtime's `on_thread_unpark`).
+    pub fn unpark(&self) {
+        // Balanced with `park` by the runtime; saturating in case hooks were attached late.
+        let _ = self
+            .count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// How many workers are parked now.
+    pub fn parked(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
 }
 
 /// The busy share of the workers (percent) at or above which the writer gathers loaded batches.
@@ -118,6 +175,7 @@ impl WriterConfig {
             stdout: false,
             lock_wait: Duration::from_secs(5),
             load: None,
+            parked: None,
         }
     }
 }
@@ -523,6 +581,9 @@ impl AuditLog {
             records: AtomicU64::new(0),
             gathered: AtomicU64::new(0),
         });
+        if let Some(parked) = &config.parked {
+            *parked.writer.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&shared);
+        }
         let state = WriterState {
             config,
             shared: Arc::clone(&shared),
@@ -872,14 +933,22 @@ impl WriterState {
             q = shared.lock();
         } else if gather {
             // Gather until the oldest waiting record has waited `busy_batch_wait` (or the
-            // buffer fills).
-            if let Some(first) = q.first_awaited_at {
+            // buffer fills, or a request worker parks: see [`ParkedWorkers`]).
+            let parked = self.config.parked.as_deref();
+            if let Some(p) = parked {
+                p.gathering.store(true, Ordering::SeqCst);
+            }
+            let idle_worker = || parked.is_some_and(|p| p.parked() > 0);
+            if let Some(first) = q.first_awaited_at.filter(|_| !idle_worker()) {
                 shared.gathered.fetch_add(1, Ordering::Relaxed);
                 q.writer_gathering = true;
                 q = wait_until(shared, q, first + self.config.busy_batch_wait, |q| {
-                    q.writer_gathering
+                    q.writer_gathering && !idle_worker()
                 });
                 q.writer_gathering = false;
+            }
+            if let Some(p) = parked {
+                p.gathering.store(false, Ordering::SeqCst);
             }
         }
         if self.digest_due(&q, Instant::now()) {
@@ -1241,6 +1310,58 @@ mod tests {
         assert!(saturated.gathered * 2 > saturated.commits, "{saturated:?}");
         let spare = issuers_every(gap, 24, wait, Some(share(0.5, 2))).await;
         assert_eq!(spare.gathered, 0, "{spare:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parked_worker_ends_the_gathering_wait_at_once() {
+        // A saturated gauge and a 5 s gathering wait: only a park ends it early.
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = WriterConfig::new(dir.path().join("audit"));
+        cfg.max_batch_wait = Duration::ZERO;
+        cfg.busy_batch_wait = Duration::from_secs(5);
+        cfg.load = Some(share(0.95, 2));
+        let parked = Arc::new(ParkedWorkers::default());
+        cfg.parked = Some(Arc::clone(&parked));
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        let log = Arc::new(log);
+        // The gauge's first window is measured by the first commit; the next one is saturated.
+        log.record_durable(&event(0)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+
+        let started = Instant::now();
+        let waiting = tokio::spawn({
+            let log = Arc::clone(&log);
+            async move { log.record_durable(&event(1)).await }
+        });
+        // The writer is gathering for this record; a worker running out of work ends that.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the record was committed without gathering"
+        );
+        assert_eq!(log.stats().gathered, 1);
+        parked.park();
+        waiting.await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "the park did not end the wait: {took:?}"
+        );
+
+        // While a worker is parked, a saturated batch is committed without gathering at all.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let started = Instant::now();
+        log.record_durable(&event(2)).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(log.stats().gathered, 1);
+        // Unparked again, the next batch gathers (and the shutdown ends that wait).
+        parked.unpark();
+        assert_eq!(parked.parked(), 0);
+        parked.unpark();
+        assert_eq!(parked.parked(), 0, "an unbalanced unpark saturates at zero");
+        log.shutdown().await;
+        let r = verify_dir(&cfg.dir);
+        assert!(r.is_ok(), "{:?}", r.problem);
     }
 
     #[test]

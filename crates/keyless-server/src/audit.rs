@@ -25,8 +25,8 @@ use keyless_audit::record::{
     KeyRingVersion, Prefix, Principal, Record, Seconds, SessionAttributesRef, SessionContextRef,
     SessionIssuerRef, UserIdentityRef, WebIdRef,
 };
-use keyless_audit::writer::Load;
 use keyless_audit::writer::OpenReport;
+use keyless_audit::writer::{Load, ParkedWorkers};
 use keyless_audit::{AuditEvent, AuditLog, WriterConfig};
 use keyless_core::caller::Caller;
 use keyless_core::error::ApiError;
@@ -61,7 +61,9 @@ pub struct AuditSettings {
     pub max_batch_wait_micros: u64,
     /// While the request workers are saturated, how old the oldest waiting record of a batch
     /// gets before its fsync (microseconds; default 2000; 0: sync as soon as the previous sync
-    /// returns, which is also what an unsaturated server does).
+    /// returns, which is also what an unsaturated server does). A batch is committed sooner
+    /// when a request worker runs out of work (`keyless serve` attaches the runtime's park
+    /// hooks), so a long wait never idles the core.
     #[serde(default = "default_busy_batch_wait")]
     pub busy_batch_wait_micros: u64,
     /// Share of allowed `/v1/authorize` decisions recorded (0.0-1.0); denies are always recorded.
@@ -204,12 +206,15 @@ impl Audit {
         dir: std::path::PathBuf,
         clock: Arc<dyn Clock>,
         ring: &KeyRing,
+        parked: Option<Arc<ParkedWorkers>>,
     ) -> Result<(Audit, OpenReport), String> {
         let mut config = settings.writer_config(dir);
-        // Loaded batches are gathered only while the request workers are saturated.
+        // Loaded batches are gathered only while the request workers are saturated, and no
+        // longer than until one of them runs out of work.
         config.load = tokio::runtime::Handle::try_current()
             .ok()
             .map(|h| Arc::new(RuntimeLoad(h)) as Arc<dyn Load>);
+        config.parked = parked;
         let (log, report) =
             AuditLog::open(config, clock, signer_of(ring)?).map_err(|e| e.to_string())?;
         Ok((

@@ -74,6 +74,10 @@ pub struct ServeOptions {
     /// `--unsafe-disable-audit-for-benchmark`: no audit records at all, for measuring what
     /// auditing costs. Loopback only, and `/readyz` stays 503.
     pub unsafe_disable_audit_for_benchmark: bool,
+    /// The runtime's park hooks, if the caller attached them
+    /// ([`keyless_audit::writer::ParkedWorkers`]): the audit writer stops gathering a batch as
+    /// soon as a request worker runs out of work.
+    pub parked_workers: Option<Arc<keyless_audit::writer::ParkedWorkers>>,
 }
 
 /// Why the server could not start.
@@ -358,8 +362,14 @@ fn open_audit(
         return Ok(audit::Audit::disabled_for_benchmark());
     }
     let dir = config.data_dir.join("audit");
-    let (log, report) = audit::Audit::open(&config.audit, dir, Arc::clone(clock), ring)
-        .map_err(ServeError::Startup)?;
+    let (log, report) = audit::Audit::open(
+        &config.audit,
+        dir,
+        Arc::clone(clock),
+        ring,
+        opts.parked_workers.clone(),
+    )
+    .map_err(ServeError::Startup)?;
     if report.truncated_bytes > 0 {
         warn!(
             bytes = report.truncated_bytes,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Arguments of `keyless serve`.
 #[derive(Debug, clap::Args)]
@@ -42,8 +43,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     } else {
         builder.init();
     }
+    // The audit writer ends a gathering wait when a worker runs out of work (see
+    // `keyless_audit::writer::ParkedWorkers`).
+    let parked = Arc::new(keyless_audit::writer::ParkedWorkers::default());
+    let (on_park, on_unpark) = (Arc::clone(&parked), Arc::clone(&parked));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(move || on_park.park())
+        .on_thread_unpark(move || on_unpark.unpark())
         .build()?;
     let opts = keyless_server::ServeOptions {
         config: args.config,
@@ -51,6 +58,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         data_dir: args.data_dir,
         unsafe_disable_audit_for_benchmark: args.unsafe_disable_audit_for_benchmark,
+        parked_workers: Some(parked),
     };
     match runtime.block_on(keyless_server::serve(opts)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
