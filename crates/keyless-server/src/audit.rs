@@ -507,28 +507,36 @@ pub struct IssuedFacts {
 }
 
 impl IssuedFacts {
-    /// Copies what the record needs (never the secret or the token).
-    pub fn of(i: &Issued) -> IssuedFacts {
+    /// Keeps what the record needs, moved out of the answer once its XML is written; the
+    /// secret and the session token are dropped (and zeroized) here.
+    pub fn from_issued(i: Issued) -> IssuedFacts {
+        let Issued {
+            credentials,
+            assumed_role_arn,
+            assumed_role_id,
+            packed_policy_size,
+            source_identity,
+            web_identity,
+            claims,
+            token_attributes,
+        } = i;
         IssuedFacts {
-            access_key_id: i.credentials.access_key_id.clone(),
-            expiration: i.credentials.expiration,
-            key_version: i.credentials.key_version,
-            assumed_role_arn: i.assumed_role_arn.clone(),
-            assumed_role_id: i.assumed_role_id.clone(),
-            account: i.claims.account.to_string(),
-            role_arn: i.claims.role_arn.clone(),
-            role_id: i.claims.role_id.clone(),
-            role_name: keyless_core::sts::role_name_of(&i.claims.role_arn).to_owned(),
-            issued_at: i.claims.issued_at,
-            source_identity: i.source_identity.clone(),
-            packed_policy_size: i.packed_policy_size,
-            web: i
-                .web_identity
-                .as_ref()
-                .map(|w| (w.subject.clone(), w.audience.clone(), w.provider.clone())),
-            provider_arn: i.claims.federated.as_ref().map(|f| f.provider_arn.clone()),
-            token_attributes: i.token_attributes.clone(),
-            mfa: i.claims.mfa.as_ref().is_some_and(|m| m.present),
+            access_key_id: credentials.access_key_id,
+            expiration: credentials.expiration,
+            key_version: credentials.key_version,
+            assumed_role_arn,
+            assumed_role_id,
+            account: claims.account.to_string(),
+            role_name: keyless_core::sts::role_name_of(&claims.role_arn).to_owned(),
+            role_arn: claims.role_arn,
+            role_id: claims.role_id,
+            issued_at: claims.issued_at,
+            source_identity,
+            packed_policy_size,
+            web: web_identity.map(|w| (w.subject, w.audience, w.provider)),
+            provider_arn: claims.federated.map(|f| f.provider_arn),
+            token_attributes,
+            mfa: claims.mfa.is_some_and(|m| m.present),
         }
     }
 

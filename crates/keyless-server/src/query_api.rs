@@ -304,8 +304,9 @@ async fn dispatch(
     match action {
         "" => Err(ApiError::new("MissingAction", 400, "Missing Action")),
         "AssumeRoleWithWebIdentity" => web_identity(state, params, origin, facts).await.map(|i| {
-            facts.issued = Some(IssuedFacts::of(&i));
-            issued_xml(action, &i, request_id)
+            let xml = issued_xml(action, &i, request_id);
+            facts.issued = Some(IssuedFacts::from_issued(i));
+            xml
         }),
         "AssumeRole"
         | "GetCallerIdentity"
@@ -545,8 +546,9 @@ fn signed_action(
                 Err(e) => state.metrics.decision(e.code),
             }
             result.map(|i| {
-                facts.issued = Some(IssuedFacts::of(&i));
-                issued_xml(action, &i, request_id)
+                let xml = issued_xml(action, &i, request_id);
+                facts.issued = Some(IssuedFacts::from_issued(i));
+                xml
             })
         }
         "GetAccessKeyInfo" => {
