@@ -11,23 +11,23 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The AWS action, or the route.
-    pub action: String,
+    pub action: &'static str,
     /// `OK` or the AWS error code.
-    pub code: String,
+    pub code: &'static str,
 }
 
 /// Labels of a latency sample.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {
     /// The AWS action, or the route.
-    pub action: String,
+    pub action: &'static str,
 }
 
 /// Labels of an issuance decision.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     /// `issued`, or the error code that stopped issuance.
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -179,26 +179,19 @@ impl Metrics {
     }
 
     /// Counts one request.
-    pub fn request(&self, action: &str, code: &str, seconds: f64) {
+    pub fn request(&self, action: &'static str, code: &'static str, seconds: f64) {
         self.requests
-            .get_or_create(&RequestLabels {
-                action: action.to_owned(),
-                code: code.to_owned(),
-            })
+            .get_or_create(&RequestLabels { action, code })
             .inc();
         self.latency
-            .get_or_create(&ActionLabels {
-                action: action.to_owned(),
-            })
+            .get_or_create(&ActionLabels { action })
             .observe(seconds);
     }
 
     /// Counts one issuance decision.
-    pub fn decision(&self, outcome: &str) {
+    pub fn decision(&self, outcome: &'static str) {
         self.decisions
-            .get_or_create(&DecisionLabels {
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&DecisionLabels { outcome })
             .inc();
     }
 

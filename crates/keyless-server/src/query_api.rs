@@ -111,17 +111,12 @@ pub async fn handle(
         result,
     )
     .await;
-    let label = if action.is_empty() {
-        "unknown"
-    } else {
-        action.as_str()
-    };
-    let label =
-        if KNOWN_ACTIONS.contains(&label) || (iam && keyless_core::iam::ACTIONS.contains(&label)) {
-            label
-        } else {
-            "unknown"
-        };
+    // The metric label is one of the known names (a static string, so counting a request
+    // copies nothing), or `unknown`: a client cannot grow the label set.
+    let known = |names: &[&'static str]| names.iter().copied().find(|n| *n == action);
+    let label = known(KNOWN_ACTIONS)
+        .or_else(|| iam.then(|| known(keyless_core::iam::ACTIONS)).flatten())
+        .unwrap_or("unknown");
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state
         .metrics
