@@ -346,7 +346,8 @@ def test_authorize_decisions_are_recorded(stack) -> None:
     digest = hashlib.sha256(token.encode()).hexdigest()
     extra = f'\n[[authorize_clients]]\nname = "gw"\ntoken_sha256 = "{digest}"\n'
     issuer, srv = stack(extra=extra + "\n[audit]\nauthorize_allow_sample_rate = 0.0\n")
-    creds = srv.awiwi(issuer.gha_token(), role="gha", session="authz").credentials
+    issued = srv.awiwi(issuer.gha_token(), role="gha", session="authz")
+    creds = issued.credentials
     import boto3
     from botocore.awsrequest import AWSRequest
     from botocore.auth import SigV4Auth
@@ -375,6 +376,14 @@ def test_authorize_decisions_are_recorded(stack) -> None:
     assert [(r["decision"], r.get("errorCode")) for r in records] == [("deny", "AccessDenied"), ("deny", "Unauthorized")]
     deny = records[0]
     assert deny["eventSource"] == "keyless" and deny["userIdentity"]["accessKeyId"] == creds["AccessKeyId"]
+    # The session's ids, as CloudTrail writes an assumed role's: AROA...:session, the role's id,
+    # and the OIDC provider the session came from.
+    assumed_role_id = issued.values["AssumedRoleId"]
+    assert assumed_role_id.endswith(":authz") and assumed_role_id.startswith("AROA"), assumed_role_id
+    assert deny["userIdentity"]["principalId"] == assumed_role_id
+    context = deny["userIdentity"]["sessionContext"]
+    assert context["sessionIssuer"]["principalId"] == assumed_role_id.split(":")[0]
+    assert context["webIdFederationData"]["federatedProvider"] == issuer.provider_arn
     assert deny["requestParameters"]["action"] == "s3:GetObject"
     assert deny["additionalEventData"]["client"] == "gw"
     assert query(srv, "--access-key-id", creds["AccessKeyId"], "--event-name", "Authorize") == [deny]

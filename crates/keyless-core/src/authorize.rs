@@ -89,6 +89,12 @@ pub struct PrincipalInfo {
     pub access_key_id: String,
     /// The federated subject, when the session came from an OIDC token.
     pub subject: Option<String>,
+    /// The OIDC provider's ARN, when the session came from an OIDC token.
+    pub provider_arn: Option<String>,
+    /// The role's id (`AROA…`).
+    pub role_id: String,
+    /// `AROA…:<session>` (`aws:userid`, CloudTrail's `principalId` of an assumed role).
+    pub user_id: String,
 }
 
 /// The answer.

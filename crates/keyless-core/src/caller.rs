@@ -74,6 +74,9 @@ impl Caller {
                 tags: claims.tags.clone(),
                 access_key_id: self.access_key_id().to_owned(),
                 subject: claims.federated.as_ref().map(|f| f.subject.clone()),
+                provider_arn: claims.federated.as_ref().map(|f| f.provider_arn.clone()),
+                role_id: claims.role_id.clone(),
+                user_id: self.user_id(),
             }
         })
     }

@@ -868,18 +868,19 @@ pub fn authorize_record<'a>(
         }) => {
             e.recipient_account_id = Some(&p.account);
             e.user_identity = UserIdentityRef {
+                principal_id: Some(Principal::Plain(&p.user_id)),
                 arn: Some(&p.arn),
                 account_id: Some(&p.account),
                 access_key_id: Some(&p.access_key_id),
                 session_context: Some(SessionContextRef {
                     source_identity: p.source_identity.as_deref(),
                     web_id_federation_data: p.subject.as_deref().map(|sub| WebIdRef {
-                        federated_provider: "",
+                        federated_provider: p.provider_arn.as_deref().unwrap_or(""),
                         attributes: Claims::Sub(sub),
                     }),
                     session_issuer: Some(SessionIssuerRef {
                         kind: "Role",
-                        principal_id: "",
+                        principal_id: &p.role_id,
                         arn: &p.role_arn,
                         account_id: &p.account,
                         user_name: keyless_core::sts::role_name_of(&p.role_arn),

@@ -408,7 +408,13 @@ mod tests {
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect(),
                 access_key_id: "ASIAEXAMPLEKEY123456".into(),
+                provider_arn: subject.map(|_| {
+                    "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+                        .to_owned()
+                }),
                 subject: subject.map(str::to_owned),
+                role_id: "AROAEXAMPLEROLEID123".into(),
+                user_id: "AROAEXAMPLEROLEID123:run-1".into(),
             })
         };
         vec![
@@ -496,6 +502,7 @@ mod tests {
         request: Option<&Value>,
         peer: IpAddr,
         response: &Value,
+        principal: Option<&PrincipalInfo>,
         error: Option<(&str, &str, u16)>,
         sample_rate: f64,
     ) -> AuditEvent {
@@ -513,9 +520,11 @@ mod tests {
             let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
             let role_arn = s("role_arn").unwrap_or_default();
             e.recipient_account_id = s("account");
+            // The ids the gateway's answer does not carry come from the session.
+            let ids = principal.map(|p| (&p.user_id, &p.role_id, p.provider_arn.as_deref()));
             e.user_identity = UserIdentity {
                 kind: "AssumedRole".into(),
-                principal_id: None,
+                principal_id: ids.map(|i| i.0.clone()),
                 arn: s("arn"),
                 account_id: s("account"),
                 access_key_id: s("access_key_id"),
@@ -524,14 +533,14 @@ mod tests {
                 session_context: Some(SessionContext {
                     source_identity: s("source_identity"),
                     web_id_federation_data: s("subject").map(|sub| WebIdFederationData {
-                        federated_provider: String::new(),
+                        federated_provider: ids.and_then(|i| i.2).unwrap_or_default().to_owned(),
                         attributes: [("sub".to_owned(), Value::String(bounded(&sub)))]
                             .into_iter()
                             .collect(),
                     }),
                     session_issuer: Some(SessionIssuer {
                         kind: "Role".into(),
-                        principal_id: String::new(),
+                        principal_id: ids.map(|i| i.1.clone()).unwrap_or_default(),
                         user_name: keyless_core::sts::role_name_of(&role_arn).to_owned(),
                         arn: role_arn,
                         account_id: s("account").unwrap_or_default(),
@@ -620,6 +629,10 @@ mod tests {
                     serde_json::to_value(params()).ok().as_ref(),
                     gateway,
                     &reference_answer(&outcome),
+                    match &outcome {
+                        AuthorizeOutcome::Decided { principal, .. } => Some(principal),
+                        AuthorizeOutcome::Unauthenticated { .. } => None,
+                    },
                     None,
                     0.25,
                 ))
@@ -681,6 +694,7 @@ mod tests {
                     .as_ref(),
                 gateway,
                 &Value::Null,
+                None,
                 Some(error),
                 1.0,
             ))
