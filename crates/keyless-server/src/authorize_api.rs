@@ -495,14 +495,13 @@ mod tests {
     }
 
     /// The record as it was built before, from the answer's `Value` (the reference for
-    /// `authorize_record`): `error` is a refusal before any decision.
+    /// `authorize_record`) and the session behind it: `error` is a refusal before any decision.
     fn reference_event(
         now: OffsetDateTime,
         client: Option<&str>,
         request: Option<&Value>,
         peer: IpAddr,
-        response: &Value,
-        principal: Option<&PrincipalInfo>,
+        (response, principal): (&Value, Option<&PrincipalInfo>),
         error: Option<(&str, &str, u16)>,
         sample_rate: f64,
     ) -> AuditEvent {
@@ -628,11 +627,13 @@ mod tests {
                     Some("gw"),
                     serde_json::to_value(params()).ok().as_ref(),
                     gateway,
-                    &reference_answer(&outcome),
-                    match &outcome {
-                        AuthorizeOutcome::Decided { principal, .. } => Some(principal),
-                        AuthorizeOutcome::Unauthenticated { .. } => None,
-                    },
+                    (
+                        &reference_answer(&outcome),
+                        match &outcome {
+                            AuthorizeOutcome::Decided { principal, .. } => Some(principal),
+                            AuthorizeOutcome::Unauthenticated { .. } => None,
+                        },
+                    ),
                     None,
                     0.25,
                 ))
@@ -693,8 +694,7 @@ mod tests {
                     .and_then(|p| serde_json::to_value(p).ok())
                     .as_ref(),
                 gateway,
-                &Value::Null,
-                None,
+                (&Value::Null, None),
                 Some(error),
                 1.0,
             ))
