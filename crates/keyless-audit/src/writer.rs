@@ -115,8 +115,9 @@ pub struct ParkedWorkers {
 impl ParkedWorkers {
     /// A worker is about to park (call from the runtime's `on_thread_park`).
     pub fn park(&self) {
-        // SeqCst on both sides (with `gathering` in `end_gathering_when_parked`): either the
-        // writer sees this worker parked before it waits, or this sees the writer gathering.
+        // SeqCst here and where the writer sets `gathering` before it reads the count
+        // (`WriterState::take`): either the writer sees this worker parked before it waits, or
+        // this sees the writer gathering and wakes it; its wait re-checks the count.
         self.count.fetch_add(1, Ordering::SeqCst);
         if !self.gathering.load(Ordering::SeqCst) {
             return;
@@ -127,10 +128,10 @@ impl ParkedWorkers {
             .unwrap_or_else(PoisonError::into_inner)
             .upgrade();
         if let Some(shared) = writer {
-            let mut q = shared.lock();
-            let was_gathering = std::mem::take(&mut q.writer_gathering);
-            drop(q);
-            if was_gathering {
+            // Taking the queue lock orders this after the writer's check: it is either waiting
+            // (and gets the notification) or has not yet looked at the count.
+            let gathering = shared.lock().writer_gathering;
+            if gathering {
                 shared.wake.notify_one();
             }
         }
@@ -1357,7 +1358,8 @@ mod tests {
         log.record_durable(&event(2)).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(log.stats().gathered, 1);
-        // Unparked again, the next batch gathers (and the shutdown ends that wait).
+        // Unparked, the count is back to zero; the runtime balances the hooks, and an extra
+        // unpark cannot wrap the count.
         parked.unpark();
         assert_eq!(parked.parked(), 0);
         parked.unpark();

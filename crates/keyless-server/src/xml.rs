@@ -137,7 +137,8 @@ pub fn request_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     // Written digit by digit into one allocation: this runs twice per audited STS call
-    // (request id and event id), and `format!` over a hex string cost a few hundred ns.
+    // (request id and event id), and `hex::encode` plus `format!` took two allocations and
+    // the formatting machinery.
     let mut id = String::with_capacity(36);
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
