@@ -238,6 +238,56 @@ pub fn cache_control_max_age(value: &str) -> Option<u64> {
     max_age
 }
 
+/// What an issuer's discovery document is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct DiscoveryRules<'a> {
+    /// The issuer as configured (a trailing `/` is ignored on both sides).
+    pub issuer: &'a str,
+    /// The same, parsed: its host and port are where `jwks_uri` must point.
+    pub issuer_url: &'a Url,
+    /// `jwks_uri` may be `http` (loopback test issuers only).
+    pub allow_http: bool,
+    /// `jwks_uri` may be on another host than the issuer's.
+    pub allow_foreign_jwks_host: bool,
+}
+
+/// Checks a fetched discovery document (untrusted bytes) and returns the `jwks_uri` to fetch:
+/// the document's `issuer` must be the configured one, and `jwks_uri` an https URL (http only
+/// when allowed) without credentials, on the issuer's host unless a foreign host is allowed.
+pub fn jwks_url_from_discovery(doc: &[u8], rules: &DiscoveryRules<'_>) -> Result<Url, FetchError> {
+    let doc: Value = serde_json::from_slice(doc).map_err(|_| FetchError::Discovery("not JSON"))?;
+    let issuer = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .ok_or(FetchError::Discovery("no issuer"))?;
+    if issuer.trim_end_matches('/') != rules.issuer.trim_end_matches('/') {
+        return Err(FetchError::Discovery(
+            "its issuer differs from the configured issuer",
+        ));
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or(FetchError::Discovery("no jwks_uri"))?;
+    let jwks_url =
+        Url::parse(jwks_uri).map_err(|_| FetchError::Discovery("jwks_uri is not a URL"))?;
+    if !url_is_allowed(&jwks_url, rules.allow_http)
+        || !jwks_url.username().is_empty()
+        || jwks_url.password().is_some()
+    {
+        return Err(FetchError::Discovery("jwks_uri must be https"));
+    }
+    if !rules.allow_foreign_jwks_host
+        && (jwks_url.host_str() != rules.issuer_url.host_str()
+            || jwks_url.port_or_known_default() != rules.issuer_url.port_or_known_default())
+    {
+        return Err(FetchError::Discovery(
+            "jwks_uri must be on the issuer's host",
+        ));
+    }
+    Ok(jwks_url)
+}
+
 impl JwksCache {
     /// A cache with no issuers yet.
     pub fn new(config: Config) -> Result<JwksCache, ConfigError> {
@@ -497,37 +547,15 @@ impl Inner {
         let discovery_url = Url::parse(&format!("{base}/.well-known/openid-configuration"))
             .map_err(|_| FetchError::Discovery("issuer URL cannot take the discovery path"))?;
         let (doc, _) = self.get(st, discovery_url).await?;
-        let doc: Value =
-            serde_json::from_slice(&doc).map_err(|_| FetchError::Discovery("not JSON"))?;
-        let issuer = doc
-            .get("issuer")
-            .and_then(Value::as_str)
-            .ok_or(FetchError::Discovery("no issuer"))?;
-        if issuer.trim_end_matches('/') != base {
-            return Err(FetchError::Discovery(
-                "its issuer differs from the configured issuer",
-            ));
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or(FetchError::Discovery("no jwks_uri"))?;
-        let jwks_url =
-            Url::parse(jwks_uri).map_err(|_| FetchError::Discovery("jwks_uri is not a URL"))?;
-        if !url_is_allowed(&jwks_url, st.allow_http)
-            || !jwks_url.username().is_empty()
-            || jwks_url.password().is_some()
-        {
-            return Err(FetchError::Discovery("jwks_uri must be https"));
-        }
-        if !st.allow_foreign_jwks_host
-            && (jwks_url.host_str() != st.url.host_str()
-                || jwks_url.port_or_known_default() != st.url.port_or_known_default())
-        {
-            return Err(FetchError::Discovery(
-                "jwks_uri must be on the issuer's host",
-            ));
-        }
+        let jwks_url = jwks_url_from_discovery(
+            &doc,
+            &DiscoveryRules {
+                issuer: &st.key,
+                issuer_url: &st.url,
+                allow_http: st.allow_http,
+                allow_foreign_jwks_host: st.allow_foreign_jwks_host,
+            },
+        )?;
         let (body, cache_control) = self.get(st, jwks_url).await?;
         let jwks = Jwks::from_json(&body).map_err(FetchError::Jwks)?;
         let c = &self.config;

@@ -24,6 +24,7 @@ mod cache;
 mod error;
 
 pub use cache::{
-    Config, IssuerConfig, JwksCache, Metrics, cache_control_max_age, is_loopback_host,
+    Config, DiscoveryRules, IssuerConfig, JwksCache, Metrics, cache_control_max_age,
+    is_loopback_host, jwks_url_from_discovery,
 };
 pub use error::{ConfigError, FetchError};

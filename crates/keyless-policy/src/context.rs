@@ -153,6 +153,15 @@ impl Context {
         Self::default()
     }
 
+    /// An empty context with room for `keys` keys, so that building one of a known size
+    /// (a web-identity request's token claims) does not rehash as it grows.
+    pub fn with_capacity(keys: usize) -> Self {
+        Context {
+            map: HashMap::with_capacity_and_hasher(keys, BuildHasherDefault::default()),
+            ..Context::default()
+        }
+    }
+
     /// An empty context on top of `base`: every key of `base` is visible until it is set here.
     pub fn over(base: Arc<Context>) -> Self {
         // One level only: a base that has a base of its own is flattened first.

@@ -94,14 +94,7 @@ pub fn iso8601(t: OffsetDateTime) -> String {
     }
 }
 
-/// The keys every request has.
-pub fn base_context(now: OffsetDateTime, origin: &Origin) -> Context {
-    let mut c = Context::new();
-    add_base_context(&mut c, now, origin);
-    c
-}
-
-/// Adds the keys of [`base_context`] to `c`.
+/// Adds the keys every request has (time, source address, transport) to `c`.
 pub fn add_base_context(c: &mut Context, now: OffsetDateTime, origin: &Origin) {
     c.insert_single("aws:CurrentTime", iso8601(now));
     c.insert_single("aws:EpochTime", now.unix_timestamp().to_string());

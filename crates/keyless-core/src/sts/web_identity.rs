@@ -14,7 +14,7 @@ use super::params::{
     Params, Problems, check_int, check_len, check_policy_chars, check_role_arn, check_session_name,
 };
 use super::{
-    Asker, Authorizer, Issued, Origin, WebIdentityFacts, assumed_role_arn, base_context,
+    Asker, Authorizer, Issued, Origin, WebIdentityFacts, add_base_context, assumed_role_arn,
     principal_tags,
 };
 use crate::directory::{CompiledRole, Directory};
@@ -218,7 +218,10 @@ pub fn complete<R: CryptoRng + ?Sized>(
     let source_identity = token.source_identity().map(str::to_owned);
 
     let prefix = provider.key_prefix();
-    let mut context = base_context(env.now, &env.origin);
+    // The base keys, a GitHub token's dozen or so claims and this request's keys fit in 28 (the
+    // most 32 buckets hold) without rehashing on the way.
+    let mut context = Context::with_capacity(28);
+    add_base_context(&mut context, env.now, &env.origin);
     add_token_keys(&mut context, &token, prefix);
     context.insert_single("sts:RoleSessionName", input.session_name.clone());
     context.insert_single("sts:DurationSeconds", duration.to_string());
