@@ -14,7 +14,17 @@ fn check(doc: &str, allow_http: bool, foreign: bool) -> Result<String, FetchErro
         allow_http,
         allow_foreign_jwks_host: foreign,
     };
-    jwks_url_from_discovery(doc.as_bytes(), &rules).map(|u| u.to_string())
+    let result = jwks_url_from_discovery(doc.as_bytes(), &rules).map(|u| u.to_string());
+    if let Err(e) = &result {
+        // What STS answers when an issuer's document is refused: the caller's token cannot be
+        // checked, so no credential is issued.
+        assert_eq!(
+            (e.aws_code(), e.http_status()),
+            ("InvalidIdentityToken", 400),
+            "{e:?}"
+        );
+    }
+    result
 }
 
 fn doc(issuer: &str, jwks_uri: &str) -> String {
