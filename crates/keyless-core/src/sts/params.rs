@@ -1,44 +1,55 @@
 //! STS request parameters: decoding `Name.member.N` lists and validating every value against
 //! the limits of the STS API model, with AWS's `ValidationError` wording.
 
-use std::collections::BTreeMap;
-
 use crate::error::ApiError;
 
 /// The parameters of one query-protocol request (form body or query string), by name.
+///
+/// Kept as the request's own pairs sorted by name: a request has a handful of parameters, so
+/// a binary search over them beats a map's node per entry, and the pairs are not copied.
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    map: BTreeMap<String, String>,
+    sorted: Vec<(String, String)>,
 }
 
 /// At most this many parameters in one request.
 pub const MAX_PARAMS: usize = 500;
 
 impl Params {
-    /// Builds the map; a parameter given twice is an error rather than a silent pick.
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+    /// Sorts the pairs by name; a parameter given twice is an error rather than a silent pick.
+    pub fn from_pairs(mut pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
         if pairs.len() > MAX_PARAMS {
             return Err(ApiError::validation(&[format!(
                 "the request has more than {MAX_PARAMS} parameters"
             )]));
         }
-        let mut map = BTreeMap::new();
-        for (k, v) in pairs {
-            if map.contains_key(&k) {
-                return Err(ApiError::new(
-                    "InvalidParameterValue",
-                    400,
-                    format!("The parameter {k} was given more than once."),
-                ));
-            }
-            map.insert(k, v);
+        // Stable, so that of a repeated name the first in the request is the one named below.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                400,
+                format!("The parameter {} was given more than once.", w[0].0),
+            ));
         }
-        Ok(Params { map })
+        Ok(Params { sorted: pairs })
     }
 
     /// A parameter's value.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.map.get(name).map(String::as_str)
+        self.sorted
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.sorted[i].1.as_str())
+    }
+
+    /// Whether some parameter's name starts with `prefix`: the names that do are adjacent in
+    /// the sorted pairs, starting where `prefix` itself would go.
+    fn has_prefix(&self, prefix: &str) -> bool {
+        let at = self.sorted.partition_point(|(k, _)| k.as_str() < prefix);
+        self.sorted
+            .get(at)
+            .is_some_and(|(k, _)| k.starts_with(prefix))
     }
 
     /// The `Action` parameter.
@@ -49,9 +60,13 @@ impl Params {
     /// A list parameter `Name.member.1`, `Name.member.2`, …; gaps end the list like AWS's parser.
     pub fn list(&self, name: &str) -> Vec<&str> {
         let mut out = Vec::new();
+        let prefix = format!("{name}.member.");
+        if !self.has_prefix(&prefix) {
+            return out;
+        }
         for i in 1.. {
-            match self.map.get(&format!("{name}.member.{i}")) {
-                Some(v) => out.push(v.as_str()),
+            match self.get(&format!("{prefix}{i}")) {
+                Some(v) => out.push(v),
                 None => break,
             }
         }
@@ -61,14 +76,14 @@ impl Params {
     /// A list of structures: `Name.member.N.Field` for each field.
     pub fn struct_list(&self, name: &str, fields: &[&str]) -> Vec<Vec<Option<&str>>> {
         let mut out = Vec::new();
+        let prefix = format!("{name}.member.");
+        if !self.has_prefix(&prefix) {
+            return out;
+        }
         for i in 1.. {
             let row: Vec<Option<&str>> = fields
                 .iter()
-                .map(|f| {
-                    self.map
-                        .get(&format!("{name}.member.{i}.{f}"))
-                        .map(String::as_str)
-                })
+                .map(|f| self.get(&format!("{prefix}{i}.{f}")))
                 .collect();
             if row.iter().all(Option::is_none) {
                 break;
@@ -80,7 +95,7 @@ impl Params {
 
     /// Names of every parameter (for rejecting unknown ones where AWS does).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(String::as_str)
+        self.sorted.iter().map(|(k, _)| k.as_str())
     }
 }
 
@@ -295,10 +310,47 @@ mod tests {
     }
 
     #[test]
+    fn lists_are_found_among_neighbouring_names() {
+        // Names that sort right before, between and after a list's members, and one that
+        // shares the list's name without its `.member.` part.
+        let p = params(&[
+            ("Tags", "x"),
+            ("Tags.member", "y"),
+            ("Tags.member.1.Key", "k1"),
+            ("Tags.member.1.Value", "v1"),
+            ("Tags.member.2.Key", "k2"),
+            ("Tags.memberZ", "z"),
+            ("TagsX.member.1.Key", "no"),
+        ]);
+        assert_eq!(
+            p.struct_list("Tags", &["Key", "Value"]),
+            vec![vec![Some("k1"), Some("v1")], vec![Some("k2"), None]]
+        );
+        assert!(p.struct_list("Tag", &["Key"]).is_empty());
+        assert!(p.list("Tags").is_empty());
+        assert!(p.list("Policy").is_empty());
+        assert_eq!(p.get("Tags.member"), Some("y"));
+        assert_eq!(p.get("Tags.member.3.Key"), None);
+        let names: Vec<&str> = p.names().collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
     fn duplicate_parameters_are_rejected() {
         let e = Params::from_pairs(vec![("A".into(), "1".into()), ("A".into(), "2".into())])
             .unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue");
+        assert_eq!(e.status, 400);
+        // Not next to each other in the request: found once sorted.
+        let e = Params::from_pairs(vec![
+            ("RoleArn".into(), "a".into()),
+            ("Action".into(), "AssumeRole".into()),
+            ("RoleArn".into(), "b".into()),
+        ])
+        .unwrap_err();
+        assert_eq!(e.message, "The parameter RoleArn was given more than once.");
     }
 
     #[test]

@@ -218,6 +218,7 @@ pub fn complete<R: CryptoRng + ?Sized>(
     let source_identity = token.source_identity().map(str::to_owned);
 
     let prefix = provider.key_prefix();
+    let provider_arn = provider.arn();
     // The base keys, a GitHub token's dozen or so claims and this request's keys fit in 28 (the
     // most 32 buckets hold) without rehashing on the way.
     let mut context = Context::with_capacity(28);
@@ -225,7 +226,7 @@ pub fn complete<R: CryptoRng + ?Sized>(
     add_token_keys(&mut context, &token, prefix);
     context.insert_single("sts:RoleSessionName", input.session_name.clone());
     context.insert_single("sts:DurationSeconds", duration.to_string());
-    context.insert_single("aws:FederatedProvider", provider.arn());
+    context.insert_single("aws:FederatedProvider", provider_arn.clone());
     if let Some(si) = &source_identity {
         context.insert_single("sts:SourceIdentity", si.clone());
     }
@@ -242,7 +243,6 @@ pub fn complete<R: CryptoRng + ?Sized>(
         context.insert_multi("sts:TransitiveTagKeys", transitive.clone());
     }
 
-    let provider_arn = provider.arn();
     let levels = env.directory.guardrail_levels(role.role.account);
     let policies = PolicySet {
         guardrails: &levels,
