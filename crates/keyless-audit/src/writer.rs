@@ -15,14 +15,21 @@
 //! fewer, larger batches free the core for issuing. That gathering only pays when the CPU is
 //! the bottleneck; with a [`Load`] gauge (the server passes its runtime's busy time) the writer
 //! gathers only while the issuing side is saturated, and otherwise commits as soon as the
-//! previous sync returns, so a server with spare capacity adds no wait. With a gauge it also
-//! gathers a saturated batch after an idle period: on a fast device every sync returns before
-//! the next record arrives, and per-commit wake-ups would otherwise dominate. With the runtime's
-//! park hooks ([`ParkedWorkers`]) a gathering wait also ends as soon as a request worker runs
-//! out of work: then every request it had is waiting, most likely on this batch, and waiting
-//! on would idle the core. Records nobody awaits
-//! (sampled authorize decisions) are gathered for up to [`UNAWAITED_LINGER`] first, so they
-//! cost one wake-up per linger rather than one per record.
+//! previous sync returns (within the pace below), so a server with spare capacity adds no wait.
+//! With a gauge it also gathers a saturated batch after an idle period: on a fast device every
+//! sync returns before the next record arrives, and per-commit wake-ups would otherwise
+//! dominate. With the runtime's park hooks ([`ParkedWorkers`]) a gathering wait also ends as
+//! soon as a request worker runs out of work: then every request it had is waiting, most
+//! likely on this batch, and waiting on would idle the core.
+//!
+//! Syncs are paced: one starts at most every `min_sync_interval` (one due longer than that
+//! after the previous start goes at once). Between idle and saturated, records arrive one or
+//! two per sync, and each sync's fixed CPU cost (the journal commit that `fdatasync` does on
+//! the issuing core) would take more of the core than the records themselves; the pace bounds
+//! that share and adds at most the interval to a request.
+//!
+//! Records nobody awaits (sampled authorize decisions) are gathered for up to
+//! [`UNAWAITED_LINGER`] first, so they cost one wake-up per linger rather than one per record.
 //!
 //! If a write or sync fails the log is marked failed for good (after a failed `fsync` the state of
 //! the file is unknown): every pending and later record is refused, so issuance fails closed, and
@@ -73,6 +80,12 @@ pub struct WriterConfig {
     /// committed once its oldest awaited record is this old: fewer, larger syncs when each
     /// `fdatasync` costs far more than a record. Zero commits as soon as the previous sync ends.
     pub busy_batch_wait: Duration,
+    /// At most one sync starts per this interval: records that come sooner after the previous
+    /// sync's start join the next one. Zero syncs whenever the previous sync has returned. A
+    /// full buffer or the shutdown ends the wait; a parked worker does not (see
+    /// [`ParkedWorkers`]: the interval is short, and between idle and saturated a worker parks
+    /// all the time).
+    pub min_sync_interval: Duration,
     /// Pending bytes beyond which callers wait for the writer (backpressure).
     pub max_pending_bytes: usize,
     /// Also copy each committed line to stdout (after it is durable).
@@ -175,6 +188,7 @@ impl WriterConfig {
             digest_interval: Duration::from_secs(60),
             max_batch_wait: Duration::from_micros(200),
             busy_batch_wait: Duration::ZERO,
+            min_sync_interval: Duration::ZERO,
             max_pending_bytes: 64 * 1024 * 1024,
             stdout: false,
             lock_wait: Duration::from_secs(5),
@@ -235,8 +249,8 @@ struct Queue {
     /// The writer is gathering records nobody awaits ([`UNAWAITED_LINGER`]); a durable record
     /// or a full buffer clears this and notifies it.
     writer_lingering: bool,
-    /// The writer is gathering a loaded batch (`busy_batch_wait`); a full buffer clears this
-    /// and notifies it.
+    /// The writer is gathering a loaded batch (`busy_batch_wait`) or waiting out the pace
+    /// (`min_sync_interval`); a full buffer clears this and notifies it.
     writer_gathering: bool,
     /// When the oldest awaited record in `buf` was appended.
     first_awaited_at: Option<Instant>,
@@ -305,9 +319,16 @@ struct Shared {
     commits: AtomicU64,
     records: AtomicU64,
     gathered: AtomicU64,
+    paced: AtomicU64,
 }
 
 impl Shared {
+    /// The pending buffer is full: appenders wait for the writer to take it. One that filled
+    /// it before the writer began a wait could not wake it, so each wait checks this itself.
+    fn buffer_full(&self, q: &Queue) -> bool {
+        q.buf.len() >= self.limits.max_pending
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -347,6 +368,8 @@ pub struct WriterStats {
     /// Commits whose batch was gathered for `busy_batch_wait` because the issuing side was
     /// saturated (or, without a [`Load`] gauge, because records arrived during a sync).
     pub gathered: u64,
+    /// Commits held back by `min_sync_interval` (the previous sync had started too recently).
+    pub paced: u64,
 }
 
 /// The audit log handle (cheap to share behind an `Arc`).
@@ -584,6 +607,7 @@ impl AuditLog {
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
             gathered: AtomicU64::new(0),
+            paced: AtomicU64::new(0),
         });
         if let Some(parked) = &config.parked {
             *parked.writer.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&shared);
@@ -594,6 +618,7 @@ impl AuditLog {
             file,
             path,
             unsynced_since: None,
+            last_sync_started: None,
             saturation: Saturation::new(Instant::now()),
             _lock: lock,
         };
@@ -713,6 +738,7 @@ impl AuditLog {
             commits: self.shared.commits.load(Ordering::Relaxed),
             records: self.shared.records.load(Ordering::Relaxed),
             gathered: self.shared.gathered.load(Ordering::Relaxed),
+            paced: self.shared.paced.load(Ordering::Relaxed),
         }
     }
 
@@ -744,6 +770,8 @@ struct WriterState {
     path: PathBuf,
     /// Set while records that nobody awaits are written but not yet synced.
     unsynced_since: Option<Instant>,
+    /// When the last sync started (for `min_sync_interval`).
+    last_sync_started: Option<Instant>,
     saturation: Saturation,
     /// Held (never read) for the writer's life: one process per log.
     _lock: File,
@@ -911,7 +939,7 @@ impl WriterState {
             // ends it.
             q.writer_lingering = true;
             q = wait_until(shared, q, Instant::now() + UNAWAITED_LINGER, |q| {
-                q.writer_lingering && !q.awaited
+                q.writer_lingering && !q.awaited && !shared.buffer_full(q)
             });
             q.writer_lingering = false;
         }
@@ -947,13 +975,27 @@ impl WriterState {
                 shared.gathered.fetch_add(1, Ordering::Relaxed);
                 q.writer_gathering = true;
                 q = wait_until(shared, q, first + self.config.busy_batch_wait, |q| {
-                    q.writer_gathering && !idle_worker()
+                    q.writer_gathering && !idle_worker() && !shared.buffer_full(q)
                 });
                 q.writer_gathering = false;
             }
             if let Some(p) = parked {
                 p.gathering.store(false, Ordering::SeqCst);
             }
+        }
+        if let Some(at) = self
+            .last_sync_started
+            .map(|t| t + self.config.min_sync_interval)
+            .filter(|at| q.awaited && !q.shutdown && Instant::now() < *at)
+        {
+            // Paced: the previous sync started less than `min_sync_interval` ago. What comes
+            // meanwhile joins this batch; a full buffer ends it.
+            shared.paced.fetch_add(1, Ordering::Relaxed);
+            q.writer_gathering = true;
+            q = wait_until(shared, q, at, |q| {
+                q.writer_gathering && !shared.buffer_full(q)
+            });
+            q.writer_gathering = false;
         }
         if self.digest_due(&q, Instant::now()) {
             q.seal_digest(shared.clock.now());
@@ -1019,6 +1061,9 @@ impl WriterState {
             return true;
         }
         let started = Instant::now();
+        if sync {
+            self.last_sync_started = Some(started);
+        }
         let result = self
             .file
             .write_all(bytes)
@@ -1246,8 +1291,12 @@ mod tests {
             tasks.push(tokio::spawn(
                 async move { log.record_durable(&event(i)).await },
             ));
-            // A blocking pause: tokio's timer cannot wait less than a millisecond.
-            std::thread::sleep(gap);
+            // A blocking pause, spun: tokio's timer cannot wait less than a millisecond, and a
+            // thread's sleep overshoots short gaps by tens of microseconds.
+            let until = Instant::now() + gap;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -1264,17 +1313,21 @@ mod tests {
     async fn under_load_a_batch_gathers_until_its_oldest_record_has_waited() {
         // With `busy_batch_wait`, records that arrive while a batch syncs are committed
         // together once the oldest has waited 40 ms, so the stream takes a few large syncs
-        // instead of one per sync time.
-        let gathered = stream_of_issuers(300, Duration::from_millis(40), None).await;
-        // 300 records over at least 60 ms, each batch spanning 40 ms of arrivals: a handful of
-        // syncs (plus the first record's own, and the shutdown digest's).
+        // instead of one per sync time. Without a gauge, "arrived while a batch syncs" is what
+        // stands for load, so the records come 20 µs apart: denser than any disk syncs (an
+        // idle ext4 on virtio took 50-80 µs; a stream 200 µs apart found the writer idle at
+        // every record there, and nothing was gathered).
+        let gap = Duration::from_micros(20);
+        let gathered = issuers_every(gap, 300, Duration::from_millis(40), None).await;
+        // 300 records over about 6 ms: the first record's own sync, the rest in one or two
+        // gathered batches, and the shutdown digest's.
         assert!(
             gathered.commits <= 12,
             "{} syncs with a 40 ms gathering wait",
             gathered.commits
         );
         assert!(gathered.gathered > 0);
-        let prompt = stream_of_issuers(300, Duration::ZERO, None).await;
+        let prompt = issuers_every(gap, 300, Duration::ZERO, None).await;
         assert!(
             prompt.commits > gathered.commits,
             "{} syncs without the wait, {} with it",
@@ -1367,6 +1420,114 @@ mod tests {
         log.shutdown().await;
         let r = verify_dir(&cfg.dir);
         assert!(r.is_ok(), "{:?}", r.problem);
+    }
+
+    /// A writer with `min_sync_interval` and no other wait.
+    fn paced_log(dir: &Path, interval: Duration) -> (Arc<AuditLog>, WriterConfig) {
+        let mut cfg = WriterConfig::new(dir.join("audit"));
+        cfg.max_batch_wait = Duration::ZERO;
+        cfg.min_sync_interval = interval;
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        (Arc::new(log), cfg)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_soon_after_the_last_one_waits_out_the_interval_and_a_later_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, cfg) = paced_log(dir.path(), Duration::from_millis(300));
+        let started = Instant::now();
+        // The first sync has nothing before it.
+        log.record_durable(&event(0)).await.unwrap();
+        assert_eq!(log.stats().paced, 0);
+        // Right after it: held until 300 ms after the first sync started, which was after
+        // `started` (whatever the disk's latency, this bound holds).
+        log.record_durable(&event(1)).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(log.stats().paced, 1);
+        // More than the interval after the last sync started: at once.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        log.record_durable(&event(2)).await.unwrap();
+        assert_eq!(log.stats().paced, 1);
+        log.shutdown().await;
+        let r = verify_dir(&cfg.dir);
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!(r.records - r.digests, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paced_stream_takes_one_sync_per_interval() {
+        // 400 issuers 250 µs apart (at least 100 ms) with a 25 ms pace: each sync carries the
+        // records of about an interval, so a handful of syncs, not one per sync time.
+        let dir = tempfile::tempdir().unwrap();
+        let (log, cfg) = paced_log(dir.path(), Duration::from_millis(25));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let log = Arc::clone(&log);
+            tasks.push(tokio::spawn(
+                async move { log.record_durable(&event(i)).await },
+            ));
+            std::thread::sleep(Duration::from_micros(250));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let elapsed = started.elapsed();
+        let stats = log.stats();
+        // One sync may start per 25 ms of the run, plus the first.
+        let allowed = (elapsed.as_millis() / 25) as u64 + 1;
+        assert!(
+            stats.commits <= allowed,
+            "{stats:?} in {elapsed:?}: more than one sync per interval"
+        );
+        assert!(stats.paced > 0, "{stats:?}");
+        log.shutdown().await;
+        let r = verify_dir(&cfg.dir);
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!(r.records - r.digests, 400);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_buffer_or_the_shutdown_ends_a_paced_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = WriterConfig::new(dir.path().join("audit"));
+        cfg.max_batch_wait = Duration::ZERO;
+        cfg.min_sync_interval = Duration::from_secs(30);
+        cfg.max_pending_bytes = 4096;
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        let log = Arc::new(log);
+        log.record_durable(&event(0)).await.unwrap();
+        // More than 4 KiB of records within the 30 s pace: the first full buffer is committed
+        // without waiting it out.
+        let one = serde_json::to_vec(&event(1)).unwrap().len();
+        let n = 4096 * 3 / 2 / one + 2;
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 1..=n {
+            let log = Arc::clone(&log);
+            tasks.spawn(async move { log.record_durable(&event(i)).await });
+        }
+        tasks.join_next().await.unwrap().unwrap().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a full buffer did not end the paced wait: {:?}",
+            started.elapsed()
+        );
+        // The last, partly filled batch is waiting out the pace (the records that found the
+        // buffer full append once the full batch is on disk); the shutdown commits it.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        log.shutdown().await;
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap().unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let r = verify_dir(&cfg.dir);
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!(r.records - r.digests, n as u64 + 1);
     }
 
     #[test]

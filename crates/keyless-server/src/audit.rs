@@ -66,6 +66,12 @@ pub struct AuditSettings {
     /// hooks), so a long wait never idles the core.
     #[serde(default = "default_busy_batch_wait")]
     pub busy_batch_wait_micros: u64,
+    /// At most one fsync starts per this interval (microseconds; default 1000; 0: no pacing).
+    /// Between idle and saturated, records come one or two per fsync and the fsyncs' own CPU
+    /// would outweigh the records'; pacing caps their rate and adds at most this much to a
+    /// request. An fsync due longer than this after the previous one's start is not held back.
+    #[serde(default = "default_min_sync_interval")]
+    pub min_sync_interval_micros: u64,
     /// Share of allowed `/v1/authorize` decisions recorded (0.0-1.0); denies are always recorded.
     #[serde(default = "default_sample_rate")]
     pub authorize_allow_sample_rate: f64,
@@ -95,6 +101,13 @@ fn default_busy_batch_wait() -> u64 {
     // request; 2 ms keeps the added latency small.
     2000
 }
+fn default_min_sync_interval() -> u64 {
+    // Measured (load run, one core, ext4 on virtio, AssumeRoleWithWebIdentity at half of
+    // peak): unpaced, 6.4k syncs a second of 2.2 records, 53 µs of CPU per request and p99
+    // 16-19 ms; 500 µs: 41.5 µs, p99 5.9 ms; 1000 µs: 38.3 µs, p50 0.83 ms, p99 5.0-5.9 ms;
+    // 2000 µs: 36.7 µs but p50 1.4 ms. Peak throughput was the same for all four.
+    1000
+}
 fn default_sample_rate() -> f64 {
     1.0
 }
@@ -109,6 +122,7 @@ impl Default for AuditSettings {
             digest_interval_seconds: default_digest_interval(),
             max_batch_wait_micros: default_batch_wait(),
             busy_batch_wait_micros: default_busy_batch_wait(),
+            min_sync_interval_micros: default_min_sync_interval(),
             authorize_allow_sample_rate: default_sample_rate(),
         }
     }
@@ -135,6 +149,9 @@ impl AuditSettings {
         if self.busy_batch_wait_micros > 100_000 {
             return Err("[audit] busy_batch_wait_micros must be at most 100000 (0.1 s)".into());
         }
+        if self.min_sync_interval_micros > 100_000 {
+            return Err("[audit] min_sync_interval_micros must be at most 100000 (0.1 s)".into());
+        }
         if !(0.0..=1.0).contains(&self.authorize_allow_sample_rate) {
             return Err("[audit] authorize_allow_sample_rate must be between 0.0 and 1.0".into());
         }
@@ -150,6 +167,7 @@ impl AuditSettings {
             digest_interval: Duration::from_secs(self.digest_interval_seconds),
             max_batch_wait: Duration::from_micros(self.max_batch_wait_micros),
             busy_batch_wait: Duration::from_micros(self.busy_batch_wait_micros),
+            min_sync_interval: Duration::from_micros(self.min_sync_interval_micros),
             stdout: self.stdout,
             ..WriterConfig::new(dir)
         }
@@ -1086,6 +1104,10 @@ mod tests {
             },
             AuditSettings {
                 busy_batch_wait_micros: 100_001,
+                ..ok.clone()
+            },
+            AuditSettings {
+                min_sync_interval_micros: 100_001,
                 ..ok.clone()
             },
             AuditSettings {

@@ -834,6 +834,23 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
     }
 
     #[test]
+    fn the_sync_pace_is_read_and_bounded() {
+        assert_eq!(p(&base()).unwrap().audit.min_sync_interval_micros, 1000);
+        let off = format!("{}\n[audit]\nmin_sync_interval_micros = 0\n", base());
+        assert_eq!(p(&off).unwrap().audit.min_sync_interval_micros, 0);
+        let long = format!("{}\n[audit]\nmin_sync_interval_micros = 100001\n", base());
+        let e = p(&long).unwrap_err();
+        assert!(
+            e.message
+                .contains("min_sync_interval_micros must be at most 100000"),
+            "{e}"
+        );
+        let typed = format!("{}\n[audit]\nmin_sync_interval_micros = \"1ms\"\n", base());
+        let e = p(&typed).unwrap_err();
+        assert!(e.message.contains("expected u64"), "{e}");
+    }
+
+    #[test]
     fn the_loaded_batch_wait_is_read_and_bounded() {
         let ok = format!("{}\n[audit]\nbusy_batch_wait_micros = 1000\n", base());
         assert_eq!(p(&ok).unwrap().audit.busy_batch_wait_micros, 1000);

@@ -514,6 +514,9 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     m.audit_gathered_commits
         .inner()
         .store(audit.gathered, std::sync::atomic::Ordering::Relaxed);
+    m.audit_paced_commits
+        .inner()
+        .store(audit.paced, std::sync::atomic::Ordering::Relaxed);
     (
         [(
             axum::http::header::CONTENT_TYPE,

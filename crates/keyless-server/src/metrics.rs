@@ -59,6 +59,8 @@ pub struct Metrics {
     /// Audit commits whose batch was gathered because the request workers were saturated
     /// (mirrored from the writer at scrape time).
     pub audit_gathered_commits: Counter,
+    /// Audit commits held back by `min_sync_interval_micros` (mirrored at scrape time).
+    pub audit_paced_commits: Counter,
     /// The audit table sink (Postgres only; zero otherwise).
     pub audit_table: crate::audit_table_sink::SinkMetrics,
 }
@@ -141,6 +143,12 @@ impl Metrics {
             "Audit commits whose batch was gathered for busy_batch_wait because the request workers were saturated",
             audit_gathered_commits.clone(),
         );
+        let audit_paced_commits = Counter::default();
+        registry.register(
+            "audit_paced_commits",
+            "Audit commits held back by min_sync_interval_micros because the previous fdatasync had started too recently",
+            audit_paced_commits.clone(),
+        );
         let audit_table = crate::audit_table_sink::SinkMetrics::default();
         registry.register(
             "audit_table_rows",
@@ -174,6 +182,7 @@ impl Metrics {
             audit_records,
             audit_commits,
             audit_gathered_commits,
+            audit_paced_commits,
             audit_table,
         }
     }
@@ -227,6 +236,7 @@ mod tests {
             "keyless_audit_records_total 0",
             "keyless_audit_commits_total 0",
             "keyless_audit_gathered_commits_total 0",
+            "keyless_audit_paced_commits_total 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
