@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from keyless_e2e import ACCOUNT, Issuer, Keyless, _stop, default_config, keyless_bin, start_keyless
+from keyless_e2e import ACCOUNT, Issuer, Keyless, _stop, default_config, keyless_bin, start_keyless, venv_bin
 
 
 def run_serve_expect_failure(config: Path, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -131,6 +131,33 @@ def test_dev_mode_quick_start(workdir: Path) -> None:
         denied = srv.awiwi(cp.stdout.strip(), role="keyless-demo")
         assert denied.code == "AccessDenied" and denied.status == 403, denied
         assert "<Credentials>" not in denied.body
+    finally:
+        _stop(srv.proc)
+
+
+def test_dev_mode_banner_commands_run_as_printed(workdir: Path) -> None:
+    """The commands `serve --dev` prints, pasted into a shell as they are: with the AWS CLI v1
+    from the venv on PATH and no AWS configuration or variables of any kind."""
+    srv = start_keyless(workdir / "dev", dev=True)
+    try:
+        out = (workdir / "dev" / "keyless.out").read_text()
+        m = re.search(r"Try, in another shell:\n(.*?)\nAuthorize API", out, re.S)
+        assert m, out
+        script = m.group(1)
+        home = workdir / "home"
+        home.mkdir()
+        env = {"PATH": f"{Path(venv_bin('aws')).parent}:{os.environ['PATH']}", "HOME": str(home)}
+        cp = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, f"{script}\n--- stdout ---\n{cp.stdout}\n--- stderr ---\n{cp.stderr}"
+        # Two JSON documents: the exchange, then the credential chain's caller identity.
+        decoder = json.JSONDecoder()
+        exchanged, end = decoder.raw_decode(cp.stdout)
+        ident, _ = decoder.raw_decode(cp.stdout[end:].lstrip())
+        assert exchanged["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/keyless-demo/demo"
+        assert exchanged["Credentials"]["AccessKeyId"].startswith("ASIA")
+        assert ident["Account"] == ACCOUNT
+        assert ident["Arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/keyless-demo/"), ident
     finally:
         _stop(srv.proc)
 

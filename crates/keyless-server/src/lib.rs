@@ -555,6 +555,8 @@ fn print_banner(
     if let Some(d) = &state.dev {
         let role = format!("arn:aws:iam::{}:role/{}", dev::DEMO_ACCOUNT, dev::DEMO_ROLE);
         // The program as it was started, so the commands paste as they are (cargo run included).
+        // Both region variables: the SDKs read AWS_REGION, the AWS CLI v1 and boto3 only
+        // AWS_DEFAULT_REGION (without it the credential-chain line fails for want of a region).
         let program = std::env::current_exe()
             .map_or_else(|_| "keyless".to_owned(), |p| p.display().to_string());
         let _ = writeln!(
@@ -563,14 +565,14 @@ fn print_banner(
 Development mode: an OIDC issuer at {issuer}, account {acct}, role {role}
 (trusts tokens whose sub matches {pattern}). Data: {data}. Try, in another shell:
 
-  export AWS_ENDPOINT_URL_STS=http://{addr} AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL_STS=http://{addr} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   TOKEN=$({program} dev token --endpoint http://{addr} --sub {sub})
   aws sts assume-role-with-web-identity --role-arn {role} \
       --role-session-name demo --web-identity-token "$TOKEN"
 
   # or let the SDK credential chain do it:
-  echo "$TOKEN" > /tmp/keyless-token
-  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE=/tmp/keyless-token aws sts get-caller-identity
+  echo "$TOKEN" > "{token_file}"
+  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE="{token_file}" aws sts get-caller-identity
 
 Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
 "#,
@@ -579,6 +581,7 @@ Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
             acct = dev::DEMO_ACCOUNT,
             pattern = dev::DEMO_SUB_PATTERN,
             data = data_dir.display(),
+            token_file = data_dir.join("web-identity-token").display(),
             sub = dev::DEMO_SUB,
         );
     }
