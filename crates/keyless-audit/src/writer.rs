@@ -24,8 +24,8 @@
 //!
 //! Syncs are paced: one starts at most every `min_sync_interval` (one due longer than that
 //! after the previous start goes at once). Between idle and saturated, records arrive one or
-//! two per sync, and each sync's fixed CPU cost (the journal commit that `fdatasync` does on
-//! the issuing core) would take more of the core than the records themselves; the pace bounds
+//! two per sync, and each sync's fixed CPU cost (the journal commit that `fdatasync` does, on
+//! a core the issuers need) would take more of it than the records themselves; the pace bounds
 //! that share and adds at most the interval to a request.
 //!
 //! Records nobody awaits (sampled authorize decisions) are gathered for up to
@@ -81,7 +81,7 @@ pub struct WriterConfig {
     /// `fdatasync` costs far more than a record. Zero commits as soon as the previous sync ends.
     pub busy_batch_wait: Duration,
     /// At most one sync starts per this interval: records that come sooner after the previous
-    /// sync's start join the next one. Zero syncs whenever the previous sync has returned. A
+    /// sync's start join the next one. Zero: a sync starts whenever the previous one returns. A
     /// full buffer or the shutdown ends the wait; a parked worker does not (see
     /// [`ParkedWorkers`]: the interval is short, and between idle and saturated a worker parks
     /// all the time).
