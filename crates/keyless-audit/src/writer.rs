@@ -1278,13 +1278,25 @@ mod tests {
         busy: Duration,
         load: Option<Arc<dyn Load>>,
     ) -> WriterStats {
+        issuers_with(gap, issuers, |cfg| {
+            cfg.busy_batch_wait = busy;
+            cfg.load = load;
+        })
+        .await
+        .0
+    }
+
+    /// Issuers arriving every `gap`, each waiting for its record, on a [`writer_with`]
+    /// `configure`'s settings; returns the writer's counters after the last one and
+    /// how long the stream took. The log verifies and holds every record.
+    async fn issuers_with(
+        gap: Duration,
+        issuers: usize,
+        configure: impl FnOnce(&mut WriterConfig),
+    ) -> (WriterStats, Duration) {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = WriterConfig::new(dir.path().join("audit"));
-        cfg.max_batch_wait = Duration::ZERO;
-        cfg.busy_batch_wait = busy;
-        cfg.load = load;
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        let log = Arc::new(log);
+        let (log, cfg) = writer_with(dir.path(), configure);
+        let started = Instant::now();
         let mut tasks = Vec::new();
         for i in 0..issuers {
             let log = Arc::clone(&log);
@@ -1301,12 +1313,31 @@ mod tests {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
+        let elapsed = started.elapsed();
         let stats = log.stats();
+        shutdown_and_verify(&log, &cfg, issuers).await;
+        (stats, elapsed)
+    }
+
+    /// A writer in `dir` with no wait after an idle period, then `configure`'s settings.
+    fn writer_with(
+        dir: &Path,
+        configure: impl FnOnce(&mut WriterConfig),
+    ) -> (Arc<AuditLog>, WriterConfig) {
+        let mut cfg = WriterConfig::new(dir.join("audit"));
+        cfg.max_batch_wait = Duration::ZERO;
+        configure(&mut cfg);
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        (Arc::new(log), cfg)
+    }
+
+    /// Shuts `log` down and checks that its directory verifies and holds `events` records
+    /// besides its digests.
+    async fn shutdown_and_verify(log: &AuditLog, cfg: &WriterConfig, events: usize) {
         log.shutdown().await;
         let r = verify_dir(&cfg.dir);
         assert!(r.is_ok(), "{:?}", r.problem);
-        assert_eq!(r.records - r.digests, issuers as u64);
-        stats
+        assert_eq!(r.records - r.digests, events as u64);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1422,19 +1453,12 @@ mod tests {
         assert!(r.is_ok(), "{:?}", r.problem);
     }
 
-    /// A writer with `min_sync_interval` and no other wait.
-    fn paced_log(dir: &Path, interval: Duration) -> (Arc<AuditLog>, WriterConfig) {
-        let mut cfg = WriterConfig::new(dir.join("audit"));
-        cfg.max_batch_wait = Duration::ZERO;
-        cfg.min_sync_interval = interval;
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        (Arc::new(log), cfg)
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sync_soon_after_the_last_one_waits_out_the_interval_and_a_later_one_does_not() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, cfg) = paced_log(dir.path(), Duration::from_millis(300));
+        let (log, cfg) = writer_with(dir.path(), |cfg| {
+            cfg.min_sync_interval = Duration::from_millis(300);
+        });
         let started = Instant::now();
         // The first sync has nothing before it.
         log.record_durable(&event(0)).await.unwrap();
@@ -1452,32 +1476,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         log.record_durable(&event(2)).await.unwrap();
         assert_eq!(log.stats().paced, 1);
-        log.shutdown().await;
-        let r = verify_dir(&cfg.dir);
-        assert!(r.is_ok(), "{:?}", r.problem);
-        assert_eq!(r.records - r.digests, 3);
+        shutdown_and_verify(&log, &cfg, 3).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_paced_stream_takes_one_sync_per_interval() {
         // 400 issuers 250 µs apart (at least 100 ms) with a 25 ms pace: each sync carries the
         // records of about an interval, so a handful of syncs, not one per sync time.
-        let dir = tempfile::tempdir().unwrap();
-        let (log, cfg) = paced_log(dir.path(), Duration::from_millis(25));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for i in 0..400 {
-            let log = Arc::clone(&log);
-            tasks.push(tokio::spawn(
-                async move { log.record_durable(&event(i)).await },
-            ));
-            std::thread::sleep(Duration::from_micros(250));
-        }
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        let elapsed = started.elapsed();
-        let stats = log.stats();
+        let (stats, elapsed) = issuers_with(Duration::from_micros(250), 400, |cfg| {
+            cfg.min_sync_interval = Duration::from_millis(25);
+        })
+        .await;
         // One sync may start per 25 ms of the run, plus the first.
         let allowed = (elapsed.as_millis() / 25) as u64 + 1;
         assert!(
@@ -1485,21 +1494,15 @@ mod tests {
             "{stats:?} in {elapsed:?}: more than one sync per interval"
         );
         assert!(stats.paced > 0, "{stats:?}");
-        log.shutdown().await;
-        let r = verify_dir(&cfg.dir);
-        assert!(r.is_ok(), "{:?}", r.problem);
-        assert_eq!(r.records - r.digests, 400);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_buffer_or_the_shutdown_ends_a_paced_wait() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = WriterConfig::new(dir.path().join("audit"));
-        cfg.max_batch_wait = Duration::ZERO;
-        cfg.min_sync_interval = Duration::from_secs(30);
-        cfg.max_pending_bytes = 4096;
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        let log = Arc::new(log);
+        let (log, cfg) = writer_with(dir.path(), |cfg| {
+            cfg.min_sync_interval = Duration::from_secs(30);
+            cfg.max_pending_bytes = 4096;
+        });
         log.record_durable(&event(0)).await.unwrap();
         // More than 4 KiB of records within the 30 s pace: the first full buffer is committed
         // without waiting it out.
@@ -1520,14 +1523,11 @@ mod tests {
         // The last, partly filled batch is waiting out the pace (the records that found the
         // buffer full append once the full batch is on disk); the shutdown commits it.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        log.shutdown().await;
+        shutdown_and_verify(&log, &cfg, n + 1).await;
         while let Some(done) = tasks.join_next().await {
             done.unwrap().unwrap();
         }
         assert!(started.elapsed() < Duration::from_secs(10));
-        let r = verify_dir(&cfg.dir);
-        assert!(r.is_ok(), "{:?}", r.problem);
-        assert_eq!(r.records - r.digests, n as u64 + 1);
     }
 
     #[test]
