@@ -321,3 +321,20 @@ def test_a_parameter_in_both_query_and_body_is_refused(keyless: Keyless, issuer:
     res = post_raw_form(keyless, body, query="RoleSessionName=other")
     assert_error(res, "InvalidParameterValue", 400)
     assert_no_credentials(res)
+
+
+@pytest.mark.parametrize("repeat", ["RoleArn={arn}", "RoleSessionName=other", "Tags.member.1.Key=k",
+                                    "Action=AssumeRoleWithWebIdentity"],
+                         ids=["role-arn", "session-name", "tag-member", "action"])
+def test_a_parameter_given_twice_in_the_body_is_refused(keyless: Keyless, issuer: Issuer, no_issue: None,
+                                                        repeat: str) -> None:
+    # The repeat is not next to its first occurrence, so it is found only once the names are sorted.
+    arn = keyless.role_arn("gha")
+    first = repeat.format(arn=arn)
+    body = (f"Action=AssumeRoleWithWebIdentity&RoleArn={arn}&Tags.member.1.Key=k&RoleSessionName=ok"
+            f"&WebIdentityToken={issuer.gha_token()}&DurationSeconds=900&{first}")
+    res = post_raw_form(keyless, body)
+    assert_error(res, "InvalidParameterValue", 400)
+    name = first.split("=", 1)[0]
+    assert res.message == f"The parameter {name} was given more than once.", res
+    assert_no_credentials(res)
