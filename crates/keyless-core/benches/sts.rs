@@ -184,6 +184,18 @@ fn benches(c: &mut Criterion) {
         origin,
     };
     let validation = keyless_jwt::Validation::new(ISSUER, vec!["sts.amazonaws.com".into()]);
+    // The request's form body to its validated input: what the handler does before the token.
+    let body = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fdeploy&RoleSessionName=gh-run&WebIdentityToken={token}"
+    );
+    c.bench_function("awiwi/params", |b| {
+        b.iter(|| {
+            let params =
+                Params::from_pairs(keyless_core::sts::form::pairs(black_box(body.as_bytes())))
+                    .unwrap();
+            parse(&params).unwrap()
+        })
+    });
     c.bench_function("awiwi/jwt_verify", |b| {
         b.iter(|| keyless_jwt::verify(black_box(&token), &jwks, &validation, now).unwrap())
     });
