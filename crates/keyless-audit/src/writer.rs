@@ -835,15 +835,15 @@ struct Take {
     shutdown: bool,
 }
 
-/// Waits on the queue's condvar while `waiting` holds and the log is not shutting down, until
-/// `until` at the latest.
+/// Waits on the queue's condvar while `waiting` holds, the log is not shutting down and the
+/// pending buffer is not full, until `until` at the latest.
 fn wait_until<'q>(
     shared: &'q Shared,
     mut q: MutexGuard<'q, Queue>,
     until: Instant,
     waiting: impl Fn(&Queue) -> bool,
 ) -> MutexGuard<'q, Queue> {
-    while waiting(&q) && !q.shutdown {
+    while waiting(&q) && !q.shutdown && !shared.buffer_full(&q) {
         let now = Instant::now();
         if now >= until {
             break;
@@ -939,7 +939,7 @@ impl WriterState {
             // ends it.
             q.writer_lingering = true;
             q = wait_until(shared, q, Instant::now() + UNAWAITED_LINGER, |q| {
-                q.writer_lingering && !q.awaited && !shared.buffer_full(q)
+                q.writer_lingering && !q.awaited
             });
             q.writer_lingering = false;
         }
@@ -975,7 +975,7 @@ impl WriterState {
                 shared.gathered.fetch_add(1, Ordering::Relaxed);
                 q.writer_gathering = true;
                 q = wait_until(shared, q, first + self.config.busy_batch_wait, |q| {
-                    q.writer_gathering && !idle_worker() && !shared.buffer_full(q)
+                    q.writer_gathering && !idle_worker()
                 });
                 q.writer_gathering = false;
             }
@@ -992,9 +992,7 @@ impl WriterState {
             // meanwhile joins this batch; a full buffer ends it.
             shared.paced.fetch_add(1, Ordering::Relaxed);
             q.writer_gathering = true;
-            q = wait_until(shared, q, at, |q| {
-                q.writer_gathering && !shared.buffer_full(q)
-            });
+            q = wait_until(shared, q, at, |q| q.writer_gathering);
             q.writer_gathering = false;
         }
         if self.digest_due(&q, Instant::now()) {
