@@ -477,8 +477,9 @@ def encoded_auth_message(message: str) -> str:
 
 
 def start_keyless(workdir: Path, config_text: str | None = None, dev: bool = False,
-                  extra_args: tuple[str, ...] = ()) -> Keyless:
-    """Starts `keyless serve` on 127.0.0.1:0 and waits for the listening line and /readyz."""
+                  extra_args: tuple[str, ...] = (), open_files: int | None = None) -> Keyless:
+    """Starts `keyless serve` on 127.0.0.1:0 and waits for the listening line and /readyz.
+    `open_files` sets the server's open-files limit (soft and hard, so it cannot raise it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     config = None
@@ -494,8 +495,13 @@ def start_keyless(workdir: Path, config_text: str | None = None, dev: bool = Fal
         pytest.fail(f"keyless binary {binary} not found (cargo build -p keyless)")
     out, err = workdir / "keyless.out", workdir / "keyless.err"
     env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")}
+    def limit_open_files() -> None:
+        if open_files is not None:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     proc = subprocess.Popen([str(binary), *args, *extra_args], stdout=out.open("wb"), stderr=err.open("wb"),
-                            stdin=subprocess.DEVNULL, env=env)
+                            stdin=subprocess.DEVNULL, env=env, preexec_fn=limit_open_files)
     m = _wait_for_line(out, re.compile(r"keyless listening on (http://127\.0\.0\.1:(\d+))"), proc,
                        START_TIMEOUT, "keyless serve", err)
     srv = Keyless(url=m.group(1), proc=proc, workdir=workdir, data_dir=data_dir, config=config, stderr_path=err)

@@ -92,6 +92,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The `[audit]` table.
     pub audit: crate::audit::AuditSettings,
+    /// The `[http]` table: connection limits and timeouts.
+    pub http: crate::http_front::HttpSettings,
 }
 
 /// `[builtin_guardrails]`: guardrails keyless attaches at the root by itself.
@@ -149,6 +151,7 @@ struct RawConfig {
     builtin_guardrails: Option<BuiltinGuardrails>,
     iam: Option<IamConfig>,
     audit: Option<Spanned<crate::audit::AuditSettings>>,
+    http: Option<Spanned<crate::http_front::HttpSettings>>,
 }
 
 #[derive(Deserialize)]
@@ -588,6 +591,14 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         None => crate::audit::AuditSettings::default(),
     };
 
+    let http = match &raw.http {
+        Some(h) => {
+            h.get_ref().check().map_err(|m| cx.at_span(h, m))?;
+            *h.get_ref()
+        }
+        None => crate::http_front::HttpSettings::default(),
+    };
+
     let database_url = match &raw.database_url {
         Some(u) => {
             Some(keyless_store::DatabaseUrl::parse(u.get_ref()).map_err(|m| cx.at_span(u, m))?)
@@ -610,6 +621,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         iam: raw.iam.unwrap_or_default(),
         warnings,
         audit,
+        http,
     })
 }
 
@@ -831,6 +843,47 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         assert!(e.line > 20, "{e}");
         let unknown = format!("{}\n[audit]\nsink = \"postgres\"\n", base());
         assert!(p(&unknown).unwrap_err().message.contains("sink"));
+    }
+
+    #[test]
+    fn the_http_table_is_read_and_bounded() {
+        assert_eq!(
+            p(&base()).unwrap().http,
+            crate::http_front::HttpSettings::default()
+        );
+        let text = format!(
+            "{}\n[http]\nmax_connections = 50\nheader_read_timeout_seconds = 5\n",
+            base()
+        );
+        let c = p(&text).unwrap();
+        assert_eq!(c.http.max_connections, 50);
+        assert_eq!(c.http.header_read_timeout_seconds, 5);
+        assert_eq!(c.http.request_timeout_seconds, 30);
+        assert_eq!(c.http.max_connections_per_source, 1000);
+        for (line, says) in [
+            ("max_connections = 0", "max_connections must be 1-1000000"),
+            (
+                "request_timeout_seconds = 3601",
+                "request_timeout_seconds must be 1-3600",
+            ),
+            (
+                "header_read_timeout_seconds = \"20s\"",
+                "invalid type: string \"20s\", expected u64",
+            ),
+            (
+                "max_connections_per_source = -1",
+                "invalid value: integer `-1`, expected u32",
+            ),
+            (
+                "idle_timeout_seconds = 5",
+                "unknown field `idle_timeout_seconds`",
+            ),
+        ] {
+            let bad = format!("{}\n[http]\n{line}\n", base());
+            let e = p(&bad).unwrap_err();
+            assert!(e.message.contains(says), "{line}: {e}");
+            assert!(e.line > 20, "{line}: points into the file: {e}");
+        }
     }
 
     #[test]

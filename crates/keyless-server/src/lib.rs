@@ -19,6 +19,7 @@ pub mod audit_table_sink;
 pub mod authorize_api;
 pub mod config;
 pub mod dev;
+pub mod http_front;
 pub mod iam_api;
 pub mod keyring_file;
 pub mod keys;
@@ -275,19 +276,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         &config.data_dir,
         dev_authorize_token.as_deref(),
     );
-    // Answers go out as soon as they are written: an SDK waiting on a delayed ACK behind
-    // Nagle's algorithm would add tens of milliseconds to a call.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    axum::serve(
+    http_front::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        config.http,
+        state.metrics.http.clone(),
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .await;
     // Every request has been answered; sign the tail of the log and sync it.
     state.audit.shutdown().await;
     if let Some(sink) = &audit_table {
@@ -337,6 +333,7 @@ fn dev_config() -> Config {
         iam: config::IamConfig::default(),
         warnings: vec![],
         audit: Default::default(),
+        http: Default::default(),
     }
 }
 

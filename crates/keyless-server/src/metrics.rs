@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, linear_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,19 @@ pub struct DecisionLabels {
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+/// The HTTP front's connection limits at work ([`crate::http_front`]).
+#[derive(Debug, Clone, Default)]
+pub struct HttpMetrics {
+    /// Client connections open now.
+    pub connections: Gauge,
+    /// Connections closed at once for exceeding `max_connections_per_source`.
+    pub refused_per_source: Counter,
+    /// Connections closed because a request head did not arrive in time (or they sat idle).
+    pub header_timeouts: Counter,
+    /// Requests answered 408 because they did not complete in time.
+    pub request_timeouts: Counter,
 }
 
 /// Every metric keyless exports.
@@ -63,6 +77,8 @@ pub struct Metrics {
     pub audit_paced_commits: Counter,
     /// The audit table sink (Postgres only; zero otherwise).
     pub audit_table: crate::audit_table_sink::SinkMetrics,
+    /// Client connections and their limits.
+    pub http: HttpMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,6 +186,27 @@ impl Metrics {
             "Highest audit log seq the audit_events table holds for this log",
             audit_table.seq.clone(),
         );
+        let http = HttpMetrics::default();
+        registry.register(
+            "http_connections",
+            "Client connections open now",
+            http.connections.clone(),
+        );
+        registry.register(
+            "http_connections_refused_per_source",
+            "Connections closed at once because their address had max_connections_per_source open",
+            http.refused_per_source.clone(),
+        );
+        registry.register(
+            "http_header_timeouts",
+            "Connections closed because a request head did not arrive within header_read_timeout_seconds (or they sat idle that long)",
+            http.header_timeouts.clone(),
+        );
+        registry.register(
+            "http_request_timeouts",
+            "Requests answered 408 RequestTimeout after request_timeout_seconds",
+            http.request_timeouts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -184,6 +221,7 @@ impl Metrics {
             audit_gathered_commits,
             audit_paced_commits,
             audit_table,
+            http,
         }
     }
 

@@ -1,0 +1,588 @@
+//! Accepting and serving HTTP connections, within limits a slow or hostile client cannot exhaust.
+//!
+//! `axum::serve` has none: a client that sends half a request head, or announces a body it never
+//! sends, holds its connection and a file descriptor for ever, and a thousand such connections
+//! stop the server from accepting anyone (measured: 1100 of them under the common 1024 open-files
+//! limit left `/healthz` unanswered for as long as they stayed). Here:
+//!
+//! - at most `max_connections` are open at once. Past that, new connections wait in the kernel's
+//!   listen backlog instead of being accepted, so they cost no descriptor;
+//! - at most `max_connections_per_source` come from one IP address. Further ones are closed as
+//!   soon as they are accepted;
+//! - each request head must arrive complete within `header_read_timeout_seconds`, or the
+//!   connection is closed. hyper's header timer also starts when a kept-alive connection goes
+//!   idle, so this doubles as the idle timeout;
+//! - each request (its body and its answer) must complete within `request_timeout_seconds`.
+//!   Otherwise it is answered `408 RequestTimeout` and the connection is closed;
+//! - a request head may be at most [`MAX_HEADER_BYTES`].
+//!
+//! Only HTTP/1.1 is served: the AWS SDKs and CLIs speak HTTP/1.1 to STS and IAM.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::Service as _;
+use tracing::{debug, warn};
+
+use crate::metrics::HttpMetrics;
+
+/// The largest request head accepted (request line and headers). A SigV4 request with a
+/// session token needs under 8 KiB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Descriptors kept free for everything that is not a client connection: the store, the audit
+/// files, the key ring, JWKS fetches.
+const RESERVED_FDS: u64 = 256;
+
+/// The `[http]` table of the config file (every key optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Connections open at once; more wait in the listen backlog (default 10000, 1-1000000).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Connections open at once from one IP address; more are closed (default 1000). Behind a
+    /// proxy that is not transparent every connection comes from the proxy's address.
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: u32,
+    /// Seconds a client has to send a complete request head, and a kept-alive connection may
+    /// stay idle (default 20, 1-3600).
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a request may take from its head to its answer, body included (default 30,
+    /// 1-3600).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+}
+
+fn default_max_connections() -> u32 {
+    10_000
+}
+fn default_max_connections_per_source() -> u32 {
+    1_000
+}
+fn default_header_read_timeout() -> u64 {
+    20
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            max_connections: default_max_connections(),
+            max_connections_per_source: default_max_connections_per_source(),
+            header_read_timeout_seconds: default_header_read_timeout(),
+            request_timeout_seconds: default_request_timeout(),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// Checks the bounds; the message names the key and the allowed range.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err("[http] max_connections must be 1-1000000".into());
+        }
+        if !(1..=1_000_000).contains(&self.max_connections_per_source) {
+            return Err("[http] max_connections_per_source must be 1-1000000".into());
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_seconds) {
+            return Err("[http] header_read_timeout_seconds must be 1-3600".into());
+        }
+        if !(1..=3600).contains(&self.request_timeout_seconds) {
+            return Err("[http] request_timeout_seconds must be 1-3600".into());
+        }
+        Ok(())
+    }
+}
+
+/// Raises the soft open-files limit to the hard one, as systemd expects a service that needs
+/// many descriptors to do, and returns how many connections fit under it with
+/// [`RESERVED_FDS`] kept free, at most `wanted`. The message, if any, says what was cut and how
+/// to lift the limit.
+pub fn fit_to_fd_limit(wanted: u32) -> (u32, Option<String>) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let Some(soft) = limit.current else {
+        return (wanted, None);
+    };
+    let fit = soft.saturating_sub(RESERVED_FDS).max(1);
+    if u64::from(wanted) <= fit {
+        return (wanted, None);
+    }
+    let cut = u32::try_from(fit).unwrap_or(wanted);
+    (
+        cut,
+        Some(format!(
+            "[http] max_connections is {wanted}, but the open-files limit is {soft}: serving at most {cut} connections at once; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to serve more"
+        )),
+    )
+}
+
+/// Counts open connections per source address.
+struct Sources {
+    max: u32,
+    open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// One connection's place in [`Sources`]; gives it back when dropped.
+struct SourceSlot {
+    sources: Arc<Sources>,
+    ip: IpAddr,
+}
+
+impl Sources {
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot {
+            sources: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .sources
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The answer to a request that ran out of time: the AWS query protocol's error XML on `/`
+/// (SDKs retry `RequestTimeout`), the JSON error of the `/v1` APIs elsewhere. The connection is
+/// closed after it, since the rest of the request body may still be on its way.
+fn timed_out(path: &str, limit: Duration) -> Response {
+    let message = format!(
+        "The request did not complete within {} seconds; send the whole request promptly.",
+        limit.as_secs()
+    );
+    let request_id = crate::xml::request_id();
+    let mut response = if path == "/" {
+        let err = keyless_core::error::ApiError::new("RequestTimeout", 408, message);
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            [
+                (header::CONTENT_TYPE, "text/xml"),
+                (
+                    header::HeaderName::from_static("x-amzn-requestid"),
+                    request_id.as_str(),
+                ),
+            ],
+            crate::xml::error(&err, crate::xml::STS_NS, &request_id),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            axum::Json(serde_json::json!({
+                "error": { "code": "RequestTimeout", "message": message },
+                "requestId": request_id,
+            })),
+        )
+            .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Serves `app` on `listener` within `settings` until `shutdown` completes, then stops
+/// accepting, lets the requests in flight finish (each within its request timeout), and
+/// returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    settings: HttpSettings,
+    metrics: HttpMetrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (max_connections, cut) = fit_to_fd_limit(settings.max_connections);
+    if let Some(message) = cut {
+        warn!("{message}");
+    }
+    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let sources = Arc::new(Sources {
+        max: settings.max_connections_per_source,
+        open: Mutex::new(HashMap::new()),
+    });
+    let request_timeout = Duration::from_secs(settings.request_timeout_seconds);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.header_read_timeout_seconds))
+        .max_header_size(MAX_HEADER_BYTES);
+    let graceful = GracefulShutdown::new();
+    let mut last_accept_error: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        // A free slot first, then accept: while every slot is taken the next connection stays
+        // in the kernel's backlog.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was accepted: wait a
+                    // little rather than spin, and say so at most once a second.
+                    if last_accept_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        warn!(error = %e, "cannot accept a connection");
+                        last_accept_error = Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(source) = sources.enter(peer.ip()) else {
+            metrics.refused_per_source.inc();
+            debug!(%peer, "closing a connection over max_connections_per_source");
+            continue;
+        };
+        // Answers go out as soon as they are written: an SDK waiting on a delayed ACK behind
+        // Nagle's algorithm would add tens of milliseconds to a call.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+        let app = app.clone();
+        let request_timeouts = metrics.request_timeouts.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let path_is_query_api = request.uri().path() == "/";
+            let answer = app.clone().call(request);
+            let request_timeouts = request_timeouts.clone();
+            async move {
+                match tokio::time::timeout(request_timeout, answer).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        request_timeouts.inc();
+                        let path = if path_is_query_api { "/" } else { "" };
+                        Ok::<_, Infallible>(timed_out(path, request_timeout))
+                    }
+                }
+            }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let open = metrics.connections.clone();
+        let header_timeouts = metrics.header_timeouts.clone();
+        open.inc();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                if e.is_timeout() {
+                    header_timeouts.inc();
+                }
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            open.dec();
+            drop(source);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, post};
+    use std::io::{Read as _, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+
+    struct Running {
+        addr: SocketAddr,
+        metrics: HttpMetrics,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Running {
+        async fn stop(mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            tokio::time::timeout(Duration::from_secs(20), self.task)
+                .await
+                .expect("the server stops")
+                .expect("the server task does not panic");
+        }
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/",
+                post(
+                    |ConnectInfo(peer): ConnectInfo<SocketAddr>, body: bytes::Bytes| async move {
+                        format!("{} {}", peer.ip(), body.len())
+                    },
+                ),
+            )
+            .route("/v1/echo", post(|body: bytes::Bytes| async move { body }))
+            .route("/healthz", get(|| async { "ok\n" }))
+    }
+
+    async fn start(settings: HttpSettings) -> Running {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = HttpMetrics::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, app(), settings, metrics.clone(), async {
+            let _ = stopped.await;
+        }));
+        Running {
+            addr,
+            metrics,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn small(max: u32, per_source: u32, header: u64, request: u64) -> HttpSettings {
+        HttpSettings {
+            max_connections: max,
+            max_connections_per_source: per_source,
+            header_read_timeout_seconds: header,
+            request_timeout_seconds: request,
+        }
+    }
+
+    /// Everything the server sends until it closes the connection (blocking, on a thread).
+    async fn read_to_close(mut s: TcpStream, wait: Duration) -> (String, Duration) {
+        tokio::task::spawn_blocking(move || {
+            s.set_read_timeout(Some(wait)).unwrap();
+            let started = Instant::now();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            (
+                String::from_utf8_lossy(&out).into_owned(),
+                started.elapsed(),
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        TcpStream::connect(addr).unwrap()
+    }
+
+    fn get_healthz(addr: SocketAddr) -> String {
+        let mut s = connect(addr);
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_half_sent_request_head_is_cut_off_after_the_header_timeout() {
+        let server = start(small(100, 100, 1, 30)).await;
+        let mut s = connect(server.addr);
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let (answer, waited) = read_to_close(s, Duration::from_secs(15)).await;
+        assert!(answer.is_empty(), "no answer to half a head: {answer:?}");
+        assert!(
+            waited >= Duration::from_millis(700) && waited < Duration::from_secs(10),
+            "closed after {waited:?}"
+        );
+        assert_eq!(server.metrics.header_timeouts.get(), 1);
+        assert!(get_healthz(server.addr).starts_with("HTTP/1.1 200"));
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_kept_alive_connection_is_closed_after_the_header_timeout() {
+        let server = start(small(100, 100, 1, 30)).await;
+        let mut s = connect(server.addr);
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (answer, waited) = read_to_close(s, Duration::from_secs(15)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(
+            answer.ends_with("ok\n"),
+            "one answer, then the close: {answer:?}"
+        );
+        assert!(waited < Duration::from_secs(10), "closed after {waited:?}");
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_body_that_never_comes_is_answered_408_in_the_api_s_own_format() {
+        let server = start(small(100, 100, 20, 1)).await;
+        for (path, want) in [
+            ("/", "<Code>RequestTimeout</Code>"),
+            ("/v1/echo", "\"code\":\"RequestTimeout\""),
+        ] {
+            let mut s = connect(server.addr);
+            s.write_all(
+                format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let (answer, waited) = read_to_close(s, Duration::from_secs(15)).await;
+            assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
+            assert!(answer.contains(want), "{path}: {answer:?}");
+            assert!(answer.to_ascii_lowercase().contains("connection: close"));
+            assert!(waited < Duration::from_secs(10), "{path}: after {waited:?}");
+        }
+        assert_eq!(server.metrics.request_timeouts.get(), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_max_connections_a_new_one_waits_until_a_slot_frees() {
+        let server = start(small(2, 100, 30, 30)).await;
+        let held: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+        // Both slots are taken once both connections are accepted.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.metrics.connections.get() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the two connections are accepted"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut third = connect(server.addr);
+        third
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut probe = third.try_clone().unwrap();
+        let waiting = tokio::task::spawn_blocking(move || {
+            probe
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            let mut byte = [0u8; 1];
+            probe.read(&mut byte)
+        })
+        .await
+        .unwrap();
+        assert!(waiting.is_err(), "not served while both slots are taken");
+        drop(held);
+        let (answer, _) = read_to_close(third, Duration::from_secs(10)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_max_connections_per_source_a_new_one_is_closed() {
+        let server = start(small(100, 2, 30, 30)).await;
+        let held: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+        let mut third = connect(server.addr);
+        let _ = third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (answer, waited) = read_to_close(third, Duration::from_secs(10)).await;
+        assert!(answer.is_empty(), "closed unanswered: {answer:?}");
+        assert!(waited < Duration::from_secs(5));
+        assert_eq!(server.metrics.refused_per_source.get(), 1);
+        drop(held);
+        // The slots come back when the connections close.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.metrics.connections.get() > 0 {
+            assert!(Instant::now() < deadline, "the held connections close");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(get_healthz(server.addr).starts_with("HTTP/1.1 200"));
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handlers_see_the_peer_address_and_oversized_heads_are_refused() {
+        let server = start(small(100, 100, 30, 30)).await;
+        let mut s = connect(server.addr);
+        s.write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
+        )
+        .unwrap();
+        let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
+        assert!(answer.ends_with("127.0.0.1 3"), "{answer:?}");
+
+        let mut s = connect(server.addr);
+        let big = "a".repeat(MAX_HEADER_BYTES);
+        let _ = s.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes(),
+        );
+        let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+        server.stop().await;
+    }
+
+    #[test]
+    fn settings_bounds_are_checked() {
+        assert_eq!(HttpSettings::default().check(), Ok(()));
+        for (bad, key) in [
+            (small(0, 1, 1, 1), "max_connections"),
+            (small(1, 0, 1, 1), "max_connections_per_source"),
+            (small(1, 1, 0, 1), "header_read_timeout_seconds"),
+            (small(1, 1, 3601, 1), "header_read_timeout_seconds"),
+            (small(1, 1, 1, 0), "request_timeout_seconds"),
+            (small(1_000_001, 1, 1, 1), "max_connections"),
+        ] {
+            let err = bad.check().unwrap_err();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_connection_cap_fits_under_the_open_files_limit() {
+        let (fit, message) = fit_to_fd_limit(u32::MAX);
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        match soft {
+            Some(soft) => {
+                assert_eq!(u64::from(fit), soft.saturating_sub(RESERVED_FDS).max(1));
+                assert!(message.unwrap().contains("LimitNOFILE"));
+            }
+            None => assert_eq!(fit, u32::MAX),
+        }
+        assert_eq!(fit_to_fd_limit(1), (1, None));
+    }
+}

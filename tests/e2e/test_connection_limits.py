@@ -1,0 +1,95 @@
+"""Issue 3: slow or hostile clients cannot take the service down. Half-sent request heads and
+bodies that never arrive are cut off, and connections are capped under the open-files limit, so
+a legitimate SDK call still gets through ([http] in the config, crates/keyless-server/src/http_front.rs)."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.parse
+from pathlib import Path
+
+from keyless_e2e import Issuer, StsResult, _stop, assert_no_credentials, default_config, start_issuer, start_keyless
+
+FAST = "\n[http]\nheader_read_timeout_seconds = 2\nrequest_timeout_seconds = 2\n"
+
+
+def _closed_within(s: socket.socket, seconds: float) -> bytes | None:
+    """What the server sent before closing `s`, or None if it was still open after `seconds`."""
+    s.settimeout(seconds)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return got
+
+
+def test_half_open_connections_past_the_fd_limit_do_not_stop_an_sdk_call(workdir: Path) -> None:
+    iss = start_issuer(workdir)
+    # 512 descriptors, which the server cannot raise: it serves at most 256 connections at once
+    # and says so. Before the connection limits, 600 half-sent heads ran it out of descriptors
+    # and nothing was accepted again while they stayed open.
+    srv = start_keyless(workdir / "keyless", default_config(iss, workdir / "keyless" / "data") + FAST,
+                        open_files=512)
+    attackers: list[socket.socket] = []
+    try:
+        assert "serving at most 256 connections at once" in srv.stderr(), srv.stderr()[-2000:]
+        host, port = srv.url.removeprefix("http://").split(":")
+        for _ in range(600):
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(b"POST / HTTP/1.1\r\nHost: keyless\r\nContent-Type: application/x-www-form-urlencoded\r\n")
+            attackers.append(s)
+        before = srv.issued_total() or 0.0
+        started = time.monotonic()
+        sts = srv.boto3_client(max_attempts=3)
+        out = sts.assume_role_with_web_identity(RoleArn=srv.role_arn("gha"), RoleSessionName="past-the-flood",
+                                                WebIdentityToken=iss.gha_token())
+        took = time.monotonic() - started
+        assert out["Credentials"]["AccessKeyId"].startswith("ASIA"), out
+        assert took < 45, f"the SDK call waited {took:.1f} s behind the flood"
+        # Every half-sent head was cut off unanswered, none got credentials.
+        for s in attackers[:50]:
+            assert _closed_within(s, 30) == b"", "a half-sent head is closed without an answer"
+        assert (srv.issued_total() or 0.0) == before + 1
+        metrics = srv.metrics()
+        timeouts = [line for line in metrics.splitlines() if line.startswith("keyless_http_header_timeouts_total ")]
+        assert timeouts and float(timeouts[0].split()[1]) >= 256, timeouts
+    finally:
+        for s in attackers:
+            s.close()
+        _stop(srv.proc)
+        _stop(iss.proc)
+
+
+def test_a_body_that_stops_halfway_is_request_timeout_and_nothing_is_issued(workdir: Path, issuer: Issuer) -> None:
+    srv = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data") + FAST)
+    try:
+        before = srv.issued_total()
+        form = urllib.parse.urlencode({
+            "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": srv.role_arn("gha"),
+            "RoleSessionName": "slow-body", "WebIdentityToken": issuer.gha_token()}).encode()
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: keyless\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      + f"Content-Length: {len(form)}\r\n\r\n".encode() + form[: len(form) // 2])
+            answer = _closed_within(s, 30)
+        assert answer is not None, "the connection is closed after the answer"
+        head, _, body = answer.decode().partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 408"), head
+        assert "connection: close" in head.lower(), head
+        res = StsResult.parse(408, body)
+        assert res.code == "RequestTimeout", body
+        assert "within 2 seconds" in body, body
+        assert_no_credentials(res)
+        assert srv.issued_total() == before
+        # The whole request, sent promptly, is served.
+        ok = srv.awiwi(issuer.gha_token(), session="prompt")
+        assert ok.status == 200 and ok.credentials, ok
+    finally:
+        _stop(srv.proc)
