@@ -45,6 +45,11 @@ use crate::metrics::HttpMetrics;
 /// session token needs under 8 KiB.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+/// The longest a shutdown waits for connections still open (a half-sent head, a slow body);
+/// the requests in flight of a healthy server finish in milliseconds. At most the request
+/// timeout, when that is shorter.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Descriptors kept free for everything that is not a client connection: the store, the audit
 /// files, the key ring, JWKS fetches.
 const RESERVED_FDS: u64 = 256;
@@ -228,8 +233,9 @@ fn timed_out(path: &str, limit: Duration) -> Response {
 }
 
 /// Serves `app` on `listener` within `settings` until `shutdown` completes, then stops
-/// accepting, lets the requests in flight finish (each within its request timeout), and
-/// returns.
+/// accepting, closes idle connections, lets the requests in flight finish, and returns: at once
+/// when they have, otherwise after [`SHUTDOWN_GRACE`] (connections still open then are left to
+/// end with the process).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -327,7 +333,17 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let grace = SHUTDOWN_GRACE.min(request_timeout);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            open = metrics.connections.get(),
+            "connections still open {} s after the shutdown began (slow or stalled clients); stopping without them",
+            grace.as_secs()
+        );
+    }
 }
 
 #[cfg(test)]
@@ -554,6 +570,39 @@ mod tests {
         let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
         assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
         server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_waits_for_a_stalled_client_only_for_the_grace() {
+        let server = start(small(100, 100, 30, 2)).await;
+        let mut s = connect(server.addr);
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.metrics.connections.get() < 1 {
+            assert!(Instant::now() < deadline, "the connection is accepted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let started = Instant::now();
+        server.stop().await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+            "stopped after {took:?}"
+        );
+        // An idle keep-alive connection does not hold a shutdown up at all.
+        let server = start(small(100, 100, 30, 2)).await;
+        let mut idle = connect(server.addr);
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 12];
+        idle.read_exact(&mut first).unwrap();
+        let started = Instant::now();
+        server.stop().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
