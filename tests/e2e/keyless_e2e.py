@@ -288,6 +288,13 @@ class Keyless:
     data_dir: Path
     config: Path | None
     stderr_path: Path
+    # The CA bundle that verifies its TLS certificate, when it serves HTTPS.
+    ca_bundle: Path | None = None
+
+    @property
+    def verify(self) -> str | bool:
+        """`verify=` for requests and boto3."""
+        return str(self.ca_bundle) if self.ca_bundle else True
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
@@ -300,9 +307,9 @@ class Keyless:
         """An unsigned STS query-protocol call; returns status and parsed XML."""
         params = {"Version": "2011-06-15", **{k: str(v) for k, v in params.items()}}
         if method == "GET":
-            r = requests.get(self.url + "/", params=params, timeout=30)
+            r = requests.get(self.url + "/", params=params, timeout=30, verify=self.verify)
         else:
-            r = requests.post(self.url + "/", data=params, timeout=30,
+            r = requests.post(self.url + "/", data=params, timeout=30, verify=self.verify,
                               headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
         return StsResult.parse(r.status_code, r.text)
 
@@ -311,7 +318,7 @@ class Keyless:
                              "RoleSessionName": session, "WebIdentityToken": token, **extra})
 
     def metrics(self) -> str:
-        r = requests.get(self.url + "/metrics", timeout=10)
+        r = requests.get(self.url + "/metrics", timeout=10, verify=self.verify)
         r.raise_for_status()
         return r.text
 
@@ -353,6 +360,10 @@ class Keyless:
             "AWS_MAX_ATTEMPTS": "1",
             "AWS_PAGER": "",
         })
+        if self.ca_bundle:
+            # The AWS CLI and boto3 read AWS_CA_BUNDLE; Node reads NODE_EXTRA_CA_CERTS at start.
+            env["AWS_CA_BUNDLE"] = str(self.ca_bundle)
+            env["NODE_EXTRA_CA_CERTS"] = str(self.ca_bundle)
         env.update(extra)
         return env
 
@@ -395,7 +406,7 @@ class Keyless:
                   "aws_session_token": creds["SessionToken"]}
         else:
             kw = {"aws_access_key_id": "unused", "aws_secret_access_key": "unused"}
-        return session.client("sts", endpoint_url=self.url, region_name=REGION,
+        return session.client("sts", endpoint_url=self.url, region_name=REGION, verify=self.verify,
                                config=botocore.config.Config(retries={"max_attempts": max_attempts, "mode": "standard"}),
                                **kw)
 
@@ -477,9 +488,11 @@ def encoded_auth_message(message: str) -> str:
 
 
 def start_keyless(workdir: Path, config_text: str | None = None, dev: bool = False,
-                  extra_args: tuple[str, ...] = (), open_files: int | None = None) -> Keyless:
+                  extra_args: tuple[str, ...] = (), open_files: int | None = None,
+                  ca_bundle: Path | None = None) -> Keyless:
     """Starts `keyless serve` on 127.0.0.1:0 and waits for the listening line and /readyz.
-    `open_files` sets the server's open-files limit (soft and hard, so it cannot raise it)."""
+    `open_files` sets the server's open-files limit (soft and hard, so it cannot raise it);
+    `ca_bundle` verifies its certificate when the config has a [tls] table."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     config = None
@@ -502,14 +515,15 @@ def start_keyless(workdir: Path, config_text: str | None = None, dev: bool = Fal
 
     proc = subprocess.Popen([str(binary), *args, *extra_args], stdout=out.open("wb"), stderr=err.open("wb"),
                             stdin=subprocess.DEVNULL, env=env, preexec_fn=limit_open_files)
-    m = _wait_for_line(out, re.compile(r"keyless listening on (http://127\.0\.0\.1:(\d+))"), proc,
+    m = _wait_for_line(out, re.compile(r"keyless listening on (https?://127\.0\.0\.1:(\d+))"), proc,
                        START_TIMEOUT, "keyless serve", err)
-    srv = Keyless(url=m.group(1), proc=proc, workdir=workdir, data_dir=data_dir, config=config, stderr_path=err)
+    srv = Keyless(url=m.group(1), proc=proc, workdir=workdir, data_dir=data_dir, config=config, stderr_path=err,
+                  ca_bundle=ca_bundle)
     deadline = time.monotonic() + START_TIMEOUT
     last = ""
     while time.monotonic() < deadline:
         try:
-            r = requests.get(srv.url + "/readyz", timeout=2)
+            r = requests.get(srv.url + "/readyz", timeout=2, verify=srv.verify)
             if r.status_code == 200:
                 return srv
             last = f"HTTP {r.status_code}: {r.text[:500]}"

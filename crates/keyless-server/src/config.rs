@@ -94,6 +94,8 @@ pub struct Config {
     pub audit: crate::audit::AuditSettings,
     /// The `[http]` table: connection limits and timeouts.
     pub http: crate::http_front::HttpSettings,
+    /// The `[tls]` table: serve HTTPS with this certificate (paths resolved, files checked).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// `[builtin_guardrails]`: guardrails keyless attaches at the root by itself.
@@ -152,6 +154,7 @@ struct RawConfig {
     iam: Option<IamConfig>,
     audit: Option<Spanned<crate::audit::AuditSettings>>,
     http: Option<Spanned<crate::http_front::HttpSettings>>,
+    tls: Option<Spanned<crate::tls::TlsSettings>>,
 }
 
 #[derive(Deserialize)]
@@ -599,6 +602,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         None => crate::http_front::HttpSettings::default(),
     };
 
+    // The files are read now, so a wrong path or a key that does not fit stops start-up here,
+    // pointing at the table.
+    let tls = match &raw.tls {
+        Some(t) => {
+            let settings = crate::tls::TlsSettings {
+                cert_file: cx.relative(&t.get_ref().cert_file),
+                key_file: cx.relative(&t.get_ref().key_file),
+            };
+            crate::tls::load(&settings).map_err(|m| cx.at_span(t, m))?;
+            Some(settings)
+        }
+        None => None,
+    };
+
     let database_url = match &raw.database_url {
         Some(u) => {
             Some(keyless_store::DatabaseUrl::parse(u.get_ref()).map_err(|m| cx.at_span(u, m))?)
@@ -622,6 +639,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         warnings,
         audit,
         http,
+        tls,
     })
 }
 
@@ -883,6 +901,54 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
             let e = p(&bad).unwrap_err();
             assert!(e.message.contains(says), "{line}: {e}");
             assert!(e.line > 20, "{line}: points into the file: {e}");
+        }
+    }
+
+    #[test]
+    fn the_tls_table_is_resolved_and_its_files_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keyless.toml");
+        let pki = crate::tls::tests::test_pki();
+        crate::tls::tests::write_pki(dir.path(), &pki);
+        let load = |extra: &str| {
+            std::fs::write(&config_path, format!("{}\n{extra}", base())).unwrap();
+            super::load(&config_path)
+        };
+        assert_eq!(load("").unwrap().tls, None);
+        let c = load("[tls]\ncert_file = \"tls.crt\"\nkey_file = \"tls.key\"\n").unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            tls.cert_file,
+            dir.path().join("tls.crt"),
+            "relative to the config file"
+        );
+        assert_eq!(tls.key_file, dir.path().join("tls.key"));
+        for (table, says) in [
+            (
+                "[tls]\ncert_file = \"absent.crt\"\nkey_file = \"tls.key\"\n",
+                "cannot read the TLS certificate file",
+            ),
+            (
+                "[tls]\ncert_file = \"tls.key\"\nkey_file = \"tls.key\"\n",
+                "has no CERTIFICATE block",
+            ),
+            (
+                "[tls]\ncert_file = \"tls.crt\"\n",
+                "missing field `key_file`",
+            ),
+            (
+                "[tls]\ncert_file = \"tls.crt\"\nkey_file = \"tls.key\"\nciphers = []\n",
+                "unknown field `ciphers`",
+            ),
+            (
+                "[tls]\ncert_file = 1\nkey_file = \"tls.key\"\n",
+                "invalid type",
+            ),
+        ] {
+            let e = load(table).unwrap_err();
+            assert!(e.message.contains(says), "{table}: {e}");
+            assert!(e.line > 20, "{table}: points into the file: {e}");
+            assert_eq!(e.file, config_path);
         }
     }
 

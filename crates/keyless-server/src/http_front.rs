@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,11 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::Service as _;
 use tracing::{debug, warn};
 
@@ -232,6 +233,60 @@ fn timed_out(path: &str, limit: Duration) -> Response {
     response
 }
 
+/// Whether a request arrived over TLS (`aws:SecureTransport`), as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    /// True for HTTPS.
+    pub secure: bool,
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection {
+    peer: SocketAddr,
+    app: Router,
+    http: http1::Builder,
+    watcher: Watcher,
+    request_timeout: Duration,
+    metrics: HttpMetrics,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `io` until the client or a timeout ends it, or a shutdown does.
+    async fn serve<I>(self, io: I, secure: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (peer, app, request_timeout) = (self.peer, self.app.clone(), self.request_timeout);
+        let request_timeouts = self.metrics.request_timeouts.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(Transport { secure });
+            let path_is_query_api = request.uri().path() == "/";
+            let answer = app.clone().call(request);
+            let request_timeouts = request_timeouts.clone();
+            async move {
+                match tokio::time::timeout(request_timeout, answer).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        request_timeouts.inc();
+                        let path = if path_is_query_api { "/" } else { "" };
+                        Ok::<_, Infallible>(timed_out(path, request_timeout))
+                    }
+                }
+            }
+        });
+        let connection = self
+            .watcher
+            .watch(self.http.serve_connection(TokioIo::new(io), service));
+        if let Err(e) = connection.await {
+            if e.is_timeout() {
+                self.metrics.header_timeouts.inc();
+            }
+            debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
 /// Serves `app` on `listener` within `settings` until `shutdown` completes, then stops
 /// accepting, closes idle connections, lets the requests in flight finish, and returns: at once
 /// when they have, otherwise after [`SHUTDOWN_GRACE`] (connections still open then are left to
@@ -240,6 +295,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     settings: HttpSettings,
+    tls: Option<Arc<crate::tls::Certificates>>,
     metrics: HttpMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -253,6 +309,7 @@ pub async fn serve(
         open: Mutex::new(HashMap::new()),
     });
     let request_timeout = Duration::from_secs(settings.request_timeout_seconds);
+    let handshake_timeout = Duration::from_secs(settings.header_read_timeout_seconds);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(settings.header_read_timeout_seconds))
@@ -298,36 +355,37 @@ pub async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
         }
-        let app = app.clone();
-        let request_timeouts = metrics.request_timeouts.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let path_is_query_api = request.uri().path() == "/";
-            let answer = app.clone().call(request);
-            let request_timeouts = request_timeouts.clone();
-            async move {
-                match tokio::time::timeout(request_timeout, answer).await {
-                    Ok(answer) => answer,
-                    Err(_) => {
-                        request_timeouts.inc();
-                        let path = if path_is_query_api { "/" } else { "" };
-                        Ok::<_, Infallible>(timed_out(path, request_timeout))
+        let connection = Connection {
+            peer,
+            app: app.clone(),
+            http: http.clone(),
+            watcher: graceful.watcher(),
+            request_timeout,
+            metrics: metrics.clone(),
+        };
+        let tls = tls.as_ref().map(|certs| TlsAcceptor::from(certs.current()));
+        let metrics = metrics.clone();
+        metrics.connections.inc();
+        tokio::spawn(async move {
+            match tls {
+                None => connection.serve(stream, false).await,
+                Some(acceptor) => {
+                    // The handshake is bounded like a request head: a client that opens a
+                    // connection and says nothing holds it no longer than that.
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.serve(stream, true).await,
+                        Ok(Err(e)) => {
+                            metrics.tls_handshake_failures.inc();
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            metrics.tls_handshake_failures.inc();
+                            debug!(%peer, "TLS handshake did not complete in time");
+                        }
                     }
                 }
             }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        let open = metrics.connections.clone();
-        let header_timeouts = metrics.header_timeouts.clone();
-        open.inc();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                if e.is_timeout() {
-                    header_timeouts.inc();
-                }
-                debug!(%peer, error = %e, "connection ended with an error");
-            }
-            open.dec();
+            metrics.connections.dec();
             drop(source);
             drop(permit);
         });
@@ -351,7 +409,7 @@ mod tests {
     use super::*;
     use axum::routing::{get, post};
     use std::io::{Read as _, Write as _};
-    use std::net::{SocketAddr, TcpStream};
+    use std::net::TcpStream;
 
     struct Running {
         addr: SocketAddr,
@@ -384,16 +442,36 @@ mod tests {
             )
             .route("/v1/echo", post(|body: bytes::Bytes| async move { body }))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/transport",
+                get(|t: Option<axum::Extension<Transport>>| async move {
+                    format!("secure={}", t.is_some_and(|t| t.secure))
+                }),
+            )
     }
 
     async fn start(settings: HttpSettings) -> Running {
+        start_with(settings, None).await
+    }
+
+    async fn start_with(
+        settings: HttpSettings,
+        tls: Option<Arc<crate::tls::Certificates>>,
+    ) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = HttpMetrics::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app(), settings, metrics.clone(), async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(serve(
+            listener,
+            app(),
+            settings,
+            tls,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Running {
             addr,
             metrics,
@@ -427,6 +505,16 @@ mod tests {
         .unwrap()
     }
 
+    /// Waits up to 10 s for `done`: a connection's counters move as its task ends, which may be
+    /// just after the client saw the close.
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     fn connect(addr: SocketAddr) -> TcpStream {
         TcpStream::connect(addr).unwrap()
     }
@@ -452,7 +540,10 @@ mod tests {
             waited >= Duration::from_millis(700) && waited < Duration::from_secs(10),
             "closed after {waited:?}"
         );
-        assert_eq!(server.metrics.header_timeouts.get(), 1);
+        eventually("the header timeout is counted", || {
+            server.metrics.header_timeouts.get() == 1
+        })
+        .await;
         assert!(get_healthz(server.addr).starts_with("HTTP/1.1 200"));
         server.stop().await;
     }
@@ -541,12 +632,10 @@ mod tests {
         assert!(waited < Duration::from_secs(5));
         assert_eq!(server.metrics.refused_per_source.get(), 1);
         drop(held);
-        // The slots come back when the connections close.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.metrics.connections.get() > 0 {
-            assert!(Instant::now() < deadline, "the held connections close");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("the slots come back when the connections close", || {
+            server.metrics.connections.get() == 0
+        })
+        .await;
         assert!(get_healthz(server.addr).starts_with("HTTP/1.1 200"));
         server.stop().await;
     }
@@ -577,11 +666,10 @@ mod tests {
         let server = start(small(100, 100, 30, 2)).await;
         let mut s = connect(server.addr);
         s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while server.metrics.connections.get() < 1 {
-            assert!(Instant::now() < deadline, "the connection is accepted");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("the connection is accepted", || {
+            server.metrics.connections.get() == 1
+        })
+        .await;
         let started = Instant::now();
         server.stop().await;
         let took = started.elapsed();
@@ -603,6 +691,83 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    /// A TLS client trusting `ca_pem` only.
+    fn tls_client(ca_pem: &str) -> tokio_rustls::TlsConnector {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn https_is_served_and_says_secure_and_plain_http_to_it_is_refused() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::tls::tests::test_pki();
+        let certs =
+            crate::tls::Certificates::open(crate::tls::tests::write_pki(dir.path(), &pki)).unwrap();
+        let server = start_with(small(100, 100, 1, 30), Some(certs)).await;
+
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tls_client(&pki.ca_pem).connect(name, tcp).await.unwrap();
+        assert_eq!(
+            tls.get_ref().1.alpn_protocol(),
+            None,
+            "the client asked no ALPN"
+        );
+        tls.write_all(b"GET /transport HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let _ = tls.read_to_string(&mut answer).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(answer.ends_with("secure=true"), "{answer:?}");
+
+        // A client that does not trust the CA gets no connection.
+        let other = crate::tls::tests::test_pki();
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        assert!(tls_client(&other.ca_pem).connect(name, tcp).await.is_err());
+
+        // Plain HTTP to the TLS port is a failed handshake, not a request.
+        let mut plain = connect(server.addr);
+        plain
+            .write_all(b"GET /transport HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let (answer, _) = read_to_close(plain, Duration::from_secs(10)).await;
+        assert!(!answer.contains("secure="), "{answer:?}");
+        // Saying nothing at all ends with the handshake timeout.
+        let silent = connect(server.addr);
+        let (_, waited) = read_to_close(silent, Duration::from_secs(15)).await;
+        assert!(waited < Duration::from_secs(10), "closed after {waited:?}");
+        eventually("three failed handshakes are counted", || {
+            server.metrics.tls_handshake_failures.get() >= 3
+        })
+        .await;
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plain_http_says_not_secure() {
+        let server = start(small(100, 100, 30, 30)).await;
+        let mut s = connect(server.addr);
+        s.write_all(b"GET /transport HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
+        assert!(answer.ends_with("secure=false"), "{answer:?}");
+        server.stop().await;
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! [`serve`] loads the config (or builds the `--dev` world), opens the store (SQLite in the data
 //! dir, or Postgres at `database_url`, then with the audit table sink [`audit_table_sink`]),
-//! applies the config entities, loads the key ring, and serves:
+//! applies the config entities, loads the key ring, and serves HTTP, or HTTPS with a `[tls]`
+//! table, through [`http_front`] (connection limits and timeouts) and [`tls`]:
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
 //! - `POST`/`GET /v1/revocations`: revoke sessions, list revocations ([`revoke_api`]);
@@ -28,6 +29,7 @@ pub mod query_api;
 pub mod revoke_api;
 pub mod state;
 pub mod throttle;
+pub mod tls;
 pub mod xml;
 
 #[cfg(test)]
@@ -269,9 +271,29 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tokio::spawn(watch_keyring(Arc::clone(&state)));
     tokio::spawn(watch_revocations(Arc::clone(&state)));
 
+    let certificates = match &config.tls {
+        Some(settings) => {
+            if let Some(w) = tls::key_permissions_warning(&settings.key_file) {
+                warn!("{w}");
+            }
+            let certs = tls::Certificates::open(settings.clone()).map_err(ServeError::Startup)?;
+            tokio::spawn(Arc::clone(&certs).watch());
+            Some(certs)
+        }
+        None => {
+            if !addr.ip().is_loopback() {
+                warn!(
+                    "serving plain HTTP on {addr}: secret keys and session tokens cross the network in clear text; configure [tls], or terminate TLS in front of keyless"
+                );
+            }
+            None
+        }
+    };
+
     let app = router(Arc::clone(&state));
     print_banner(
         addr,
+        certificates.is_some(),
         &state,
         &config.data_dir,
         dev_authorize_token.as_deref(),
@@ -280,6 +302,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         listener,
         app,
         config.http,
+        certificates,
         state.metrics.http.clone(),
         shutdown_signal(),
     )
@@ -334,6 +357,7 @@ fn dev_config() -> Config {
         warnings: vec![],
         audit: Default::default(),
         http: Default::default(),
+        tls: None,
     }
 }
 
@@ -543,12 +567,14 @@ async fn shutdown_signal() {
 
 fn print_banner(
     addr: SocketAddr,
+    https: bool,
     state: &AppState,
     data_dir: &Path,
     authorize_token: Option<&str>,
 ) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "keyless listening on http://{addr}");
+    let scheme = if https { "https" } else { "http" };
+    let _ = writeln!(out, "keyless listening on {scheme}://{addr}");
     if let Some(d) = &state.dev {
         let role = format!("arn:aws:iam::{}:role/{}", dev::DEMO_ACCOUNT, dev::DEMO_ROLE);
         // The program as it was started, so the commands paste as they are (cargo run included).

@@ -46,6 +46,8 @@ pub struct HttpMetrics {
     pub header_timeouts: Counter,
     /// Requests answered 408 because they did not complete in time.
     pub request_timeouts: Counter,
+    /// TLS handshakes that failed or did not complete within the header timeout.
+    pub tls_handshake_failures: Counter,
 }
 
 /// Every metric keyless exports.
@@ -206,6 +208,11 @@ impl Metrics {
             "http_request_timeouts",
             "Requests answered 408 RequestTimeout after request_timeout_seconds",
             http.request_timeouts.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed, or did not complete within header_read_timeout_seconds",
+            http.tls_handshake_failures.clone(),
         );
         Metrics {
             registry,

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -20,6 +21,7 @@ use keyless_sigv4::HttpRequest;
 use tracing::{info, warn};
 
 use crate::audit::{self, CallFacts, CallerFacts, IssuedFacts, StsCall};
+use crate::http_front::Transport;
 use crate::state::AppState;
 use crate::xml::{self, STS_NS, Xml};
 
@@ -30,6 +32,7 @@ pub const MAX_BODY: usize = 256 * 1024;
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<Transport>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -39,7 +42,7 @@ pub async fn handle(
     let request_id = xml::request_id();
     let origin = Origin {
         source_ip: peer.ip(),
-        secure_transport: false,
+        secure_transport: transport.is_some_and(|Extension(t)| t.secure),
     };
     let signed_for_iam = crate::iam_api::is_iam_request(&uri, &headers);
     let params = collect_params(&method, &uri, &headers, &body);

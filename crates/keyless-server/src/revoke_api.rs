@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -36,6 +37,7 @@ use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::audit;
+use crate::http_front::Transport;
 use crate::state::{AppState, LiveRevocations, RevocationAudit};
 use crate::xml;
 use keyless_audit::event::SOURCE_KEYLESS;
@@ -80,6 +82,7 @@ fn error_response(e: &ApiError, request_id: &str) -> Response {
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<Transport>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -89,7 +92,7 @@ pub async fn handle(
     let request_id = xml::request_id();
     let origin = Origin {
         source_ip: peer.ip(),
-        secure_transport: false,
+        secure_transport: transport.is_some_and(|Extension(t)| t.secure),
     };
     let label = if method == Method::GET {
         "ListRevocations"

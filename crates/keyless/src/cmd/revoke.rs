@@ -546,6 +546,42 @@ fn revocation_of(v: &Value) -> Option<Revocation> {
     })
 }
 
+/// The certificates of `AWS_CA_BUNDLE`, trusted beside the system's, as the AWS CLI and SDKs
+/// trust them: how an endpoint with a private CA is reached.
+fn ca_bundle() -> Result<Vec<reqwest::Certificate>, Failure> {
+    let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let path = std::path::PathBuf::from(path);
+    let size = std::fs::metadata(&path)
+        .with_context(|| format!("AWS_CA_BUNDLE {}: cannot read it", path.display()))?
+        .len();
+    if size > keyless_server::tls::MAX_PEM_BYTES {
+        return Err(anyhow::anyhow!(
+            "AWS_CA_BUNDLE {}: larger than {} bytes; is it a PEM bundle?",
+            path.display(),
+            keyless_server::tls::MAX_PEM_BYTES
+        )
+        .into());
+    }
+    let pem = std::fs::read(&path)
+        .with_context(|| format!("AWS_CA_BUNDLE {}: cannot read it", path.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+        format!(
+            "AWS_CA_BUNDLE {}: not a PEM certificate bundle",
+            path.display()
+        )
+    })?;
+    if roots.is_empty() {
+        return Err(anyhow::anyhow!(
+            "AWS_CA_BUNDLE {}: no CERTIFICATE block in it",
+            path.display()
+        )
+        .into());
+    }
+    Ok(roots)
+}
+
 /// A signed call to `/v1/revocations`.
 async fn call(endpoint: &str, method: reqwest::Method, body: &[u8]) -> Result<Value, Failure> {
     let base = endpoint.trim_end_matches('/');
@@ -556,11 +592,13 @@ async fn call(endpoint: &str, method: reqwest::Method, body: &[u8]) -> Result<Va
         (Some(h), None) => h.to_owned(),
         _ => return Err(anyhow::anyhow!("--endpoint {endpoint}: no host").into()),
     };
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("HTTP client")?;
+        .redirect(reqwest::redirect::Policy::none());
+    for root in ca_bundle()? {
+        builder = builder.add_root_certificate(root);
+    }
+    let client = builder.build().context("HTTP client")?;
     let creds = credentials(&client, base).await?;
     let region = std::env::var("AWS_REGION")
         .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
