@@ -6,11 +6,14 @@
 //! loadgen http --url http://127.0.0.1:7707/ --method POST --body-file req.form \
 //!     --header 'content-type: application/x-www-form-urlencoded' \
 //!     --connections 32 --seconds 10 [--rate 5000] [--client spin|tokio]
+//! loadgen http --url https://127.0.0.1:7707/ --ca ca.pem --client tokio ...
 //! ```
 //!
 //! `--client spin` (the default) polls non-blocking sockets from one thread that never sleeps;
 //! `--client tokio [--threads N]` waits in `epoll_wait` instead (see `run_tokio` for why the
-//! default spins).
+//! default spins). An `https://` URL needs `--ca FILE` (the PEM that verifies the server's
+//! certificate, for the name `localhost`) and the Tokio client; connections are opened, and
+//! handshaken, before the clock starts.
 //!
 //! `http` keeps `--connections` keep-alive connections busy for `--seconds` (closed loop), or,
 //! with `--rate`, sends that many requests per second spread evenly over the connections (open
@@ -33,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -122,11 +125,59 @@ fn floor(seconds: f64) {
 struct Target {
     addr: String,
     request: Vec<u8>,
+    /// For an `https://` URL.
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+/// A client connection, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl Target {
+    async fn connect(&self) -> Box<dyn Io> {
+        let stream = TcpStream::connect(&self.addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        match &self.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                Box::new(tls.connect(name, stream).await.unwrap())
+            }
+        }
+    }
+}
+
+fn tls_connector(ca: &str) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("--ca") {
+        roots.add(cert.expect("--ca: a PEM certificate")).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 fn build(args: &[String]) -> Target {
     let url = arg(args, "--url").expect("--url");
-    let rest = url.strip_prefix("http://").expect("--url must be http://");
+    let (rest, tls) = match url.strip_prefix("https://") {
+        Some(rest) => (
+            rest,
+            Some(tls_connector(
+                &arg(args, "--ca").expect("https needs --ca FILE"),
+            )),
+        ),
+        None => (
+            url.strip_prefix("http://")
+                .expect("--url must be http:// or https://"),
+            None,
+        ),
+    };
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -149,6 +200,7 @@ fn build(args: &[String]) -> Target {
     Target {
         addr: hostport.to_owned(),
         request,
+        tls,
     }
 }
 
@@ -175,7 +227,10 @@ fn response_head(buf: &[u8]) -> Option<(u16, usize)> {
 }
 
 /// Reads one response; returns its status.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+async fn read_response(
+    stream: &mut (impl AsyncRead + Unpin + ?Sized),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u16> {
     buf.clear();
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -260,6 +315,7 @@ fn http(args: &[String]) {
     };
     let client = arg(args, "--client").unwrap_or_else(|| "spin".into());
     let (stats, elapsed) = match client.as_str() {
+        "spin" if plan.target.tls.is_some() => panic!("https needs --client tokio"),
         "spin" => run_spinning(&plan),
         "tokio" => run_tokio(
             &plan,
@@ -304,16 +360,19 @@ fn run_tokio(plan: &Plan, threads: usize) -> (Stats, Duration) {
         .build()
         .unwrap();
     runtime.block_on(async move {
+        // Connected (and handshaken) before the clock starts: the phases measure requests.
+        let mut streams = Vec::with_capacity(plan.connections);
+        for _ in 0..plan.connections {
+            streams.push(plan.target.connect().await);
+        }
         let start = Instant::now();
         let deadline = start + Duration::from_secs_f64(plan.seconds);
         let mut tasks = Vec::new();
-        for c in 0..plan.connections {
+        for (c, mut stream) in streams.into_iter().enumerate() {
             let target = Arc::clone(&plan.target);
             let schedule = plan.schedule(c);
             tasks.push(tokio::spawn(async move {
                 let mut stats = Stats::default();
-                let mut stream = TcpStream::connect(&target.addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
                 let mut buf = Vec::with_capacity(16 * 1024);
                 let mut next = start + schedule.map(|(_, offset)| offset).unwrap_or_default();
                 loop {
@@ -340,8 +399,7 @@ fn run_tokio(plan: &Plan, threads: usize) -> (Stats, Duration) {
                         Ok(status) => stats.answered(status, sent_at, start),
                         Err(_) => {
                             stats.io_errors += 1;
-                            stream = TcpStream::connect(&target.addr).await.unwrap();
-                            stream.set_nodelay(true).unwrap();
+                            stream = target.connect().await;
                         }
                     }
                 }
