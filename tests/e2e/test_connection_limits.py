@@ -1,6 +1,8 @@
 """Issue 3: slow or hostile clients cannot take the service down. Half-sent request heads and
 bodies that never arrive are cut off, and connections are capped under the open-files limit, so
-a legitimate SDK call still gets through ([http] in the config, crates/keyless-server/src/http_front.rs)."""
+a legitimate SDK call still gets through. Behind a trusted proxy, `aws:SourceIp`,
+`aws:SecureTransport` and the audit's source address come from its forwarding headers, and from
+nobody else's ([http] in the config, crates/keyless-server/src/http_front.rs)."""
 
 from __future__ import annotations
 
@@ -91,5 +93,69 @@ def test_a_body_that_stops_halfway_is_request_timeout_and_nothing_is_issued(work
         # The whole request, sent promptly, is served.
         ok = srv.awiwi(issuer.gha_token(), session="prompt")
         assert ok.status == 200 and ok.credentials, ok
+    finally:
+        _stop(srv.proc)
+
+
+def _source_ip_config(issuer: Issuer, data_dir: Path, trusted: bool) -> str:
+    from keyless_e2e import ACCOUNT, AUD, REPO, policy
+    trust = policy({
+        "Effect": "Allow",
+        "Principal": {"Federated": issuer.provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{issuer.host}:aud": AUD,
+                                       f"{issuer.host}:sub": f"repo:{REPO}:ref:refs/heads/main"},
+                      "IpAddress": {"aws:SourceIp": "203.0.113.0/24"},
+                      "Bool": {"aws:SecureTransport": "true"}},
+    })
+    text = default_config(issuer, data_dir) + (
+        f'\n[[roles]]\naccount = "{ACCOUNT}"\nname = "from-runners"\nmax_session_duration = 3600\n'
+        f"trust_policy = '''{trust}'''\n")
+    if trusted:
+        text += '\n[http]\ntrusted_proxies = ["127.0.0.1"]\n'
+    return text
+
+
+def _awiwi_via_proxy(srv, token: str, headers: dict[str, str]) -> StsResult:
+    import requests
+    r = requests.post(srv.url + "/", timeout=30, headers=headers, data={
+        "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": srv.role_arn("from-runners"),
+        "RoleSessionName": "via-proxy", "WebIdentityToken": token})
+    return StsResult.parse(r.status_code, r.text)
+
+
+def test_behind_a_trusted_proxy_source_ip_and_transport_come_from_its_headers(workdir: Path, issuer: Issuer) -> None:
+    import json
+    import subprocess
+    from keyless_e2e import assert_error, keyless_bin
+    # The client wrote the first address itself; the proxy appended what it saw, and says it
+    # took the request over TLS.
+    via_proxy = {"X-Forwarded-For": "198.51.100.66, 203.0.113.7", "X-Forwarded-Proto": "https"}
+    srv = start_keyless(workdir / "trusting", _source_ip_config(issuer, workdir / "trusting" / "data", True))
+    try:
+        ok = _awiwi_via_proxy(srv, issuer.gha_token(), via_proxy)
+        assert ok.status == 200 and ok.credentials, ok
+        # Straight from the proxy's own address, or a forged client address further left: denied.
+        for headers in ({}, {"X-Forwarded-For": "203.0.113.7, 198.51.100.66", "X-Forwarded-Proto": "https"},
+                        {"X-Forwarded-For": "203.0.113.7"}):
+            denied = _awiwi_via_proxy(srv, issuer.gha_token(), headers)
+            assert_error(denied, "AccessDenied", 403)
+            assert_no_credentials(denied)
+        cp = subprocess.run([str(keyless_bin()), "audit", "query", "--config", str(srv.config), "--format", "json",
+                             "--event-name", "AssumeRoleWithWebIdentity"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, cp.stderr
+        sources = [json.loads(line)["sourceIPAddress"] for line in cp.stdout.splitlines() if line.strip()]
+        assert sources[:2] == ["203.0.113.7", "127.0.0.1"], sources
+    finally:
+        _stop(srv.proc)
+    # A server that trusts no proxy ignores the headers: nobody can claim an address.
+    srv = start_keyless(workdir / "plain", _source_ip_config(issuer, workdir / "plain" / "data", False))
+    try:
+        before = srv.issued_total()
+        denied = _awiwi_via_proxy(srv, issuer.gha_token(), via_proxy)
+        assert_error(denied, "AccessDenied", 403)
+        assert_no_credentials(denied)
+        assert srv.issued_total() == before
     finally:
         _stop(srv.proc)

@@ -597,7 +597,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     let http = match &raw.http {
         Some(h) => {
             h.get_ref().check().map_err(|m| cx.at_span(h, m))?;
-            *h.get_ref()
+            h.get_ref().clone()
         }
         None => crate::http_front::HttpSettings::default(),
     };

@@ -33,6 +33,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use ipnet::IpNet;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -56,7 +57,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const RESERVED_FDS: u64 = 256;
 
 /// The `[http]` table of the config file (every key optional).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Connections open at once; more wait in the listen backlog (default 10000, 1-1000000).
@@ -74,6 +75,11 @@ pub struct HttpSettings {
     /// 1-3600).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` and `X-Forwarded-Proto`
+    /// headers are believed, and to which `max_connections_per_source` does not apply (default:
+    /// none; every request's source is its TCP peer).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_max_connections() -> u32 {
@@ -96,8 +102,90 @@ impl Default for HttpSettings {
             max_connections_per_source: default_max_connections_per_source(),
             header_read_timeout_seconds: default_header_read_timeout(),
             request_timeout_seconds: default_request_timeout(),
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// Most `trusted_proxies` entries accepted.
+const MAX_TRUSTED_PROXIES: usize = 1000;
+
+/// Hops of `X-Forwarded-For` looked at, from the right; past them the last one looked at is
+/// taken (a longer chain of trusted proxies is a misconfiguration, or an attack).
+const MAX_FORWARDED_HOPS: usize = 32;
+
+/// Parses a `trusted_proxies` entry: a CIDR block, or one address.
+fn parse_proxy(entry: &str) -> Result<IpNet, String> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            format!("[http] trusted_proxies: {entry:?} is neither an IP address nor a CIDR block like \"10.0.0.0/8\"")
+        })
+}
+
+/// Who sent a request: the client's address, and whether it reached the first proxy over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The client's address.
+    pub client: IpAddr,
+    /// `X-Forwarded-Proto: https` from a trusted proxy.
+    pub https: bool,
+}
+
+/// The client of a request that came from `peer`. When `peer` is one of `trusted`, the client is
+/// the rightmost `X-Forwarded-For` address that is not itself trusted: each proxy appends the
+/// address it received from, so everything left of the last untrusted hop is whatever the client
+/// wrote. A value that is not an address ends the walk at the hop to its right. From any other
+/// peer the headers are ignored.
+pub fn forwarded(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpNet]) -> Forwarded {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Forwarded {
+            client: peer,
+            https: false,
+        };
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .flat_map(|v| v.to_str().unwrap_or("").rsplit(','))
+        .take(MAX_FORWARDED_HOPS);
+    for hop in hops {
+        let Some(ip) = hop_address(hop) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    let https = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    Forwarded { client, https }
+}
+
+/// One `X-Forwarded-For` entry: `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]`, or either with a port.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })
+        .map(|ip: IpAddr| ip.to_canonical())
 }
 
 impl HttpSettings {
@@ -115,7 +203,20 @@ impl HttpSettings {
         if !(1..=3600).contains(&self.request_timeout_seconds) {
             return Err("[http] request_timeout_seconds must be 1-3600".into());
         }
-        Ok(())
+        if self.trusted_proxies.len() > MAX_TRUSTED_PROXIES {
+            return Err(format!(
+                "[http] trusted_proxies has more than {MAX_TRUSTED_PROXIES} entries"
+            ));
+        }
+        self.proxies().map(|_| ())
+    }
+
+    /// The parsed `trusted_proxies`.
+    pub fn proxies(&self) -> Result<Vec<IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|e| parse_proxy(e))
+            .collect()
     }
 }
 
@@ -243,6 +344,8 @@ pub struct Transport {
 /// One accepted connection and what serving it needs.
 struct Connection {
     peer: SocketAddr,
+    /// The trusted proxies, when `peer` is one (its requests' forwarding headers are read).
+    proxies: Option<Arc<[IpNet]>>,
     app: Router,
     http: http1::Builder,
     watcher: Watcher,
@@ -257,9 +360,23 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (peer, app, request_timeout) = (self.peer, self.app.clone(), self.request_timeout);
+        let proxies = self.proxies.clone();
         let request_timeouts = self.metrics.request_timeouts.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let (source, secure) = match &proxies {
+                None => (peer, secure),
+                Some(proxies) => {
+                    let f = forwarded(peer.ip(), request.headers(), proxies);
+                    // The client's port is not forwarded; 0 says so.
+                    let port = if f.client == peer.ip() {
+                        peer.port()
+                    } else {
+                        0
+                    };
+                    (SocketAddr::new(f.client, port), secure || f.https)
+                }
+            };
+            request.extensions_mut().insert(ConnectInfo(source));
             request.extensions_mut().insert(Transport { secure });
             let path_is_query_api = request.uri().path() == "/";
             let answer = app.clone().call(request);
@@ -308,6 +425,14 @@ pub async fn serve(
         max: settings.max_connections_per_source,
         open: Mutex::new(HashMap::new()),
     });
+    let proxies: Arc<[IpNet]> = match settings.proxies() {
+        Ok(proxies) => proxies.into(),
+        Err(e) => {
+            // Checked when the config was loaded; trusting nobody is the safe way to fail.
+            warn!("{e}; trusting no proxy");
+            Arc::from([])
+        }
+    };
     let request_timeout = Duration::from_secs(settings.request_timeout_seconds);
     let handshake_timeout = Duration::from_secs(settings.header_read_timeout_seconds);
     let mut http = http1::Builder::new();
@@ -345,10 +470,19 @@ pub async fn serve(
                 }
             },
         };
-        let Some(source) = sources.enter(peer.ip()) else {
-            metrics.refused_per_source.inc();
-            debug!(%peer, "closing a connection over max_connections_per_source");
-            continue;
+        // A trusted proxy carries many clients' connections: the per-source cap is not for it.
+        let trusted = proxies.iter().any(|net| net.contains(&peer.ip()));
+        let source = if trusted {
+            None
+        } else {
+            match sources.enter(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.refused_per_source.inc();
+                    debug!(%peer, "closing a connection over max_connections_per_source");
+                    continue;
+                }
+            }
         };
         // Answers go out as soon as they are written: an SDK waiting on a delayed ACK behind
         // Nagle's algorithm would add tens of milliseconds to a call.
@@ -357,6 +491,7 @@ pub async fn serve(
         }
         let connection = Connection {
             peer,
+            proxies: trusted.then(|| Arc::clone(&proxies)),
             app: app.clone(),
             http: http.clone(),
             watcher: graceful.watcher(),
@@ -443,6 +578,10 @@ mod tests {
             .route("/v1/echo", post(|body: bytes::Bytes| async move { body }))
             .route("/healthz", get(|| async { "ok\n" }))
             .route(
+                "/source",
+                get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            )
+            .route(
                 "/transport",
                 get(|t: Option<axum::Extension<Transport>>| async move {
                     format!("secure={}", t.is_some_and(|t| t.secure))
@@ -486,6 +625,7 @@ mod tests {
             max_connections_per_source: per_source,
             header_read_timeout_seconds: header,
             request_timeout_seconds: request,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -767,6 +907,147 @@ mod tests {
             .unwrap();
         let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
         assert!(answer.ends_with("secure=false"), "{answer:?}");
+        server.stop().await;
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address() {
+        let trusted: Vec<IpNet> = ["10.0.0.0/8", "127.0.0.1", "2001:db8::/32"]
+            .iter()
+            .map(|e| parse_proxy(e).unwrap())
+            .collect();
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let at = |h: &[(&'static str, &'static str)]| forwarded(proxy, &headers(h), &trusted);
+        // Whatever the client wrote left of the last untrusted hop is not believed.
+        let f = at(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.9.9.9")]);
+        assert_eq!(f.client, ip("203.0.113.7"));
+        assert!(!f.https);
+        // Several header lines are one list, in order.
+        let f = at(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.1"),
+        ]);
+        assert_eq!(f.client, ip("198.51.100.1"));
+        // Ports and brackets; IPv4-mapped IPv6 is the IPv4 address.
+        for (value, want) in [
+            ("198.51.100.1:4711", "198.51.100.1"),
+            ("[2001:db9::1]:443", "2001:db9::1"),
+            ("[2001:db9::2]", "2001:db9::2"),
+            ("::ffff:198.51.100.9", "198.51.100.9"),
+        ] {
+            let h = [("x-forwarded-for", value)];
+            assert_eq!(
+                forwarded(proxy, &headers(&h), &trusted).client,
+                ip(want),
+                "{value}"
+            );
+        }
+        // Every hop trusted: the leftmost one. No header: the proxy itself.
+        assert_eq!(
+            at(&[("x-forwarded-for", "10.0.0.1, 127.0.0.1")]).client,
+            ip("10.0.0.1")
+        );
+        assert_eq!(at(&[]).client, proxy);
+        // A value that is no address stops the walk at the hop to its right.
+        assert_eq!(
+            at(&[("x-forwarded-for", "203.0.113.7, unknown, 10.0.0.2")]).client,
+            ip("10.0.0.2")
+        );
+        assert_eq!(at(&[("x-forwarded-for", "")]).client, proxy);
+        // The scheme the first proxy saw.
+        assert!(at(&[("x-forwarded-proto", "https")]).https);
+        assert!(at(&[("x-forwarded-proto", "http, HTTPS")]).https);
+        assert!(!at(&[("x-forwarded-proto", "http")]).https);
+        // From a peer that is not trusted, the headers mean nothing.
+        let stranger: IpAddr = "203.0.113.50".parse().unwrap();
+        let spoof = headers(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            forwarded(stranger, &spoof, &trusted),
+            Forwarded {
+                client: stranger,
+                https: false
+            }
+        );
+        assert_eq!(forwarded(proxy, &spoof, &[]).client, proxy);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        assert_eq!(parse_proxy("10.0.0.7").unwrap().to_string(), "10.0.0.7/32");
+        assert_eq!(parse_proxy("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_proxy("::1").unwrap().to_string(), "::1/128");
+        for bad in ["10.0.0.0/33", "proxy.internal", "", "10.0.0.1/-1"] {
+            let e = parse_proxy(bad).unwrap_err();
+            assert!(
+                e.contains("trusted_proxies") && e.contains("CIDR"),
+                "{bad}: {e}"
+            );
+        }
+        let with = |trusted_proxies: Vec<String>| HttpSettings {
+            trusted_proxies,
+            ..HttpSettings::default()
+        };
+        let e = with(vec!["10.0.0.0/8".into(), "nope".into()]).check();
+        assert!(e.unwrap_err().contains("\"nope\""));
+        let e = with(vec!["10.0.0.1".into(); MAX_TRUSTED_PROXIES + 1]).check();
+        assert!(e.unwrap_err().contains("more than"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn behind_a_trusted_proxy_handlers_see_the_forwarded_client() {
+        let server = start(HttpSettings {
+            trusted_proxies: vec!["127.0.0.1".into()],
+            ..small(100, 1, 30, 30)
+        })
+        .await;
+        let ask = |extra: &str, path: &str| {
+            let mut s = connect(server.addr);
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s
+        };
+        let forwarded_for = "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\nX-Forwarded-Proto: https\r\n";
+        let (answer, _) =
+            read_to_close(ask(forwarded_for, "/source"), Duration::from_secs(10)).await;
+        assert!(answer.ends_with("203.0.113.7:0"), "{answer:?}");
+        let (answer, _) =
+            read_to_close(ask(forwarded_for, "/transport"), Duration::from_secs(10)).await;
+        assert!(answer.ends_with("secure=true"), "{answer:?}");
+        // The per-source cap (1 here) does not apply to the trusted proxy's connections.
+        let held = connect(server.addr);
+        let (answer, _) = read_to_close(ask("", "/source"), Duration::from_secs(10)).await;
+        assert!(answer.contains("127.0.0.1:"), "{answer:?}");
+        drop(held);
+        server.stop().await;
+
+        // Without trusted proxies the same headers change nothing.
+        let server = start(small(100, 100, 30, 30)).await;
+        let mut s = connect(server.addr);
+        s.write_all(
+            format!("GET /source HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{forwarded_for}\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
+        assert!(
+            answer.contains("127.0.0.1:") && !answer.contains("203.0.113.7"),
+            "{answer:?}"
+        );
         server.stop().await;
     }
 

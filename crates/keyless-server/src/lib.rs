@@ -301,7 +301,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     http_front::serve(
         listener,
         app,
-        config.http,
+        config.http.clone(),
         certificates,
         state.metrics.http.clone(),
         shutdown_signal(),
