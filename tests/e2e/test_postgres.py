@@ -23,7 +23,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from keyless_e2e import (REPO, Issuer, Keyless, _stop, default_config, free_port, keyless_bin, start_issuer,
+from keyless_e2e import (REPO, Issuer, Keyless, _stop, default_config, free_port, keyless_bin, make_pki, start_issuer,
                          start_keyless)
 
 
@@ -242,3 +242,46 @@ def test_unreachable_database_at_start_up_names_the_host_not_the_password(tmp_pa
     msg = cp.stderr + cp.stdout
     assert cp.returncode != 0 and "unsupported scheme \"mysql\"" in msg and ":2" in msg, msg
     assert secret not in msg, msg
+
+
+def server_ca() -> Path:
+    ca = os.environ.get("KEYLESS_TEST_DATABASE_CA", "").strip()
+    if not ca:
+        if os.environ.get("CI") == "true":
+            pytest.fail("KEYLESS_TEST_DATABASE_CA is not set and CI=true (scripts/test sets it with its server)")
+        pytest.skip("KEYLESS_TEST_DATABASE_CA is not set (scripts/test sets it)")
+    return Path(ca)
+
+
+def test_the_database_connection_is_tls_verified_against_sslrootcert(tmp_path: Path) -> None:
+    """Managed Postgres (RDS since 15, Cloud SQL, Azure) wants TLS: keyless verifies the server
+    with `sslmode=verify-full&sslrootcert=…`, and a server it cannot verify stops start-up."""
+    base = server_url()
+    name = f"keyless_tls_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    url = with_database(base, name)
+    issuer = start_issuer(tmp_path)
+    try:
+        verified = f"{url}?sslmode=verify-full&sslrootcert={urllib.parse.quote(str(server_ca()))}"
+        config = f'database_url = "{verified}"\n' + default_config(issuer, tmp_path / "keyless" / "data")
+        srv = start_keyless(tmp_path / "keyless", config)
+        try:
+            assert issue(issuer, srv, "over-tls")["AccessKeyId"].startswith("ASIA")
+            rows = psql(url, "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                             f"WHERE s.ssl AND a.datname = '{name}' AND a.pid <> pg_backend_pid()")
+            assert int(rows[0][0]) >= 1, "keyless's connections use TLS"
+        finally:
+            _stop(srv.proc)
+
+        other_ca, _, _ = make_pki(tmp_path / "other", "other")
+        wrong = f"{url}?sslmode=verify-full&sslrootcert={urllib.parse.quote(str(other_ca))}"
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f'database_url = "{wrong}"\n' + default_config(issuer, tmp_path / "bad-data"))
+        cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(bad), "--listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode != 0, cp.stdout
+        assert "cannot connect to Postgres at 127.0.0.1" in cp.stderr, cp.stderr
+        assert "certificate" in cp.stderr.lower(), cp.stderr
+        assert password_of(url) not in cp.stderr + cp.stdout
+    finally:
+        _stop(issuer.proc)

@@ -15,30 +15,7 @@ from pathlib import Path
 import pytest
 
 from keyless_e2e import (ACCOUNT, AUD, REPO, Issuer, Keyless, _stop, assert_error, assert_no_credentials,
-                         default_config, keyless_bin, policy, start_keyless)
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60,
-                   stdin=subprocess.DEVNULL)
-
-
-def make_pki(d: Path, name: str) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate it signed for localhost and 127.0.0.1: (ca.pem, cert, key)."""
-    d.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", f"{name}-ca.key", "-out", f"{name}-ca.pem", "-days", "2",
-             "-subj", f"/CN=keyless e2e {name} CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-    _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", "/CN=localhost", cwd=d)
-    (d / f"{name}.ext").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{name}-ca.pem", "-CAkey", f"{name}-ca.key",
-             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
-    (d / f"{name}.key").chmod(0o600)
-    return d / f"{name}-ca.pem", d / f"{name}.crt", d / f"{name}.key"
+                         default_config, keyless_bin, make_pki, policy, start_keyless)
 
 
 def tls_config(issuer: Issuer, data_dir: Path, cert: Path | None, key: Path | None) -> str:

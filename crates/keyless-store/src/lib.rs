@@ -58,6 +58,7 @@ impl DatabaseUrl {
                 )
             });
         }
+        check_tls_files(url)?;
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             // sqlx's message names the offending part (a bad port, an unknown parameter), not
             // the URL; strip anything after an '@' just in case.
@@ -89,6 +90,26 @@ impl DatabaseUrl {
     pub fn options(&self) -> &PgConnectOptions {
         &self.options
     }
+}
+
+/// The certificate and key files a URL names (`sslrootcert`, `sslcert`, `sslkey`) must be
+/// readable now: at connect time a missing one is only "No such file or directory", naming
+/// neither the parameter nor the path.
+fn check_tls_files(url: &str) -> Result<(), String> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(());
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if !matches!(key.as_ref(), "sslrootcert" | "sslcert" | "sslkey")
+            || value.starts_with("-----BEGIN")
+        {
+            continue;
+        }
+        if let Err(e) = std::fs::File::open(value.as_ref()) {
+            return Err(format!("database_url: {key} {value}: cannot read it: {e}"));
+        }
+    }
+    Ok(())
 }
 
 fn target_of(options: &PgConnectOptions) -> String {
@@ -202,6 +223,32 @@ mod tests {
         assert!(!shown.contains("s3cr3t-pw"), "{shown}");
         assert!(shown.contains("db.internal:5433"), "{shown}");
         assert!(DatabaseUrl::parse("postgresql://app@localhost/k").is_ok());
+    }
+
+    #[test]
+    fn tls_files_named_in_the_url_must_be_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let ok = format!(
+            "postgres://app:s3cr3t-pw@db/k?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
+        assert!(DatabaseUrl::parse(&ok).is_ok());
+        let missing = dir.path().join("absent.pem");
+        for key in ["sslrootcert", "sslcert", "sslkey"] {
+            let url = format!(
+                "postgres://app:s3cr3t-pw@db/k?sslmode=verify-full&{key}={}",
+                missing.display()
+            );
+            let e = DatabaseUrl::parse(&url).unwrap_err();
+            assert!(e.starts_with(&format!("database_url: {key} ")), "{e}");
+            assert!(
+                e.contains("absent.pem") && e.contains("cannot read it"),
+                "{e}"
+            );
+            assert!(!e.contains("s3cr3t-pw"), "{e}");
+        }
     }
 
     #[test]
