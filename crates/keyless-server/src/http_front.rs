@@ -298,13 +298,13 @@ impl Drop for SourceSlot {
 /// The answer to a request that ran out of time: the AWS query protocol's error XML on `/`
 /// (SDKs retry `RequestTimeout`), the JSON error of the `/v1` APIs elsewhere. The connection is
 /// closed after it, since the rest of the request body may still be on its way.
-fn timed_out(path: &str, limit: Duration) -> Response {
+fn timed_out(query_api: bool, limit: Duration) -> Response {
     let message = format!(
         "The request did not complete within {} seconds; send the whole request promptly.",
         limit.as_secs()
     );
     let request_id = crate::xml::request_id();
-    let mut response = if path == "/" {
+    let mut response = if query_api {
         let err = keyless_core::error::ApiError::new("RequestTimeout", 408, message);
         (
             StatusCode::REQUEST_TIMEOUT,
@@ -378,7 +378,7 @@ impl Connection {
             };
             request.extensions_mut().insert(ConnectInfo(source));
             request.extensions_mut().insert(Transport { secure });
-            let path_is_query_api = request.uri().path() == "/";
+            let query_api = request.uri().path() == "/";
             let answer = app.clone().call(request);
             let request_timeouts = request_timeouts.clone();
             async move {
@@ -386,8 +386,7 @@ impl Connection {
                     Ok(answer) => answer,
                     Err(_) => {
                         request_timeouts.inc();
-                        let path = if path_is_query_api { "/" } else { "" };
-                        Ok::<_, Infallible>(timed_out(path, request_timeout))
+                        Ok::<_, Infallible>(timed_out(query_api, request_timeout))
                     }
                 }
             }
