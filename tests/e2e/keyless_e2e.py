@@ -278,6 +278,22 @@ def default_config(issuer: Issuer, data_dir: Path, throttle: tuple[float, int] |
     return "\n".join(parts) + "\n"
 
 
+def config_with_role(issuer: Issuer, data_dir: Path, role: str, conditions: dict[str, Any]) -> str:
+    """The standard config plus `role`, trusting the main branch's tokens under `conditions`
+    as well (e.g. {"Bool": {"aws:SecureTransport": "true"}})."""
+    trust = policy({
+        "Effect": "Allow",
+        "Principal": {"Federated": issuer.provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{issuer.host}:aud": AUD,
+                                       f"{issuer.host}:sub": f"repo:{REPO}:ref:refs/heads/main"},
+                      **conditions},
+    })
+    return default_config(issuer, data_dir) + (
+        f'\n[[roles]]\naccount = "{ACCOUNT}"\nname = "{role}"\nmax_session_duration = 3600\n'
+        f"trust_policy = '''{trust}'''\n")
+
+
 @dataclass
 class Keyless:
     """A running `keyless serve`."""

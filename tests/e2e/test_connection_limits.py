@@ -11,7 +11,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from keyless_e2e import Issuer, StsResult, _stop, assert_no_credentials, default_config, start_issuer, start_keyless
+from keyless_e2e import (Issuer, StsResult, _stop, assert_no_credentials, config_with_role, default_config,
+                         start_issuer, start_keyless)
 
 FAST = "\n[http]\nheader_read_timeout_seconds = 2\nrequest_timeout_seconds = 2\n"
 
@@ -98,19 +99,8 @@ def test_a_body_that_stops_halfway_is_request_timeout_and_nothing_is_issued(work
 
 
 def _source_ip_config(issuer: Issuer, data_dir: Path, trusted: bool) -> str:
-    from keyless_e2e import ACCOUNT, AUD, REPO, policy
-    trust = policy({
-        "Effect": "Allow",
-        "Principal": {"Federated": issuer.provider_arn},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {f"{issuer.host}:aud": AUD,
-                                       f"{issuer.host}:sub": f"repo:{REPO}:ref:refs/heads/main"},
-                      "IpAddress": {"aws:SourceIp": "203.0.113.0/24"},
-                      "Bool": {"aws:SecureTransport": "true"}},
-    })
-    text = default_config(issuer, data_dir) + (
-        f'\n[[roles]]\naccount = "{ACCOUNT}"\nname = "from-runners"\nmax_session_duration = 3600\n'
-        f"trust_policy = '''{trust}'''\n")
+    text = config_with_role(issuer, data_dir, "from-runners", {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"},
+                                                                "Bool": {"aws:SecureTransport": "true"}})
     if trusted:
         text += '\n[http]\ntrusted_proxies = ["127.0.0.1"]\n'
     return text

@@ -14,23 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from keyless_e2e import (ACCOUNT, AUD, REPO, Issuer, Keyless, _stop, assert_error, assert_no_credentials,
-                         default_config, keyless_bin, make_pki, policy, start_keyless)
+from keyless_e2e import (ACCOUNT, Issuer, Keyless, _stop, assert_error, assert_no_credentials, config_with_role,
+                         keyless_bin, make_pki, start_keyless)
 
 
 def tls_config(issuer: Issuer, data_dir: Path, cert: Path | None, key: Path | None) -> str:
     """The standard config, a role whose trust policy requires TLS, and [tls] when given."""
-    trust = policy({
-        "Effect": "Allow",
-        "Principal": {"Federated": issuer.provider_arn},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {f"{issuer.host}:aud": AUD,
-                                       f"{issuer.host}:sub": f"repo:{REPO}:ref:refs/heads/main"},
-                      "Bool": {"aws:SecureTransport": "true"}},
-    })
-    text = default_config(issuer, data_dir) + (
-        f'\n[[roles]]\naccount = "{ACCOUNT}"\nname = "tls-only"\nmax_session_duration = 3600\n'
-        f"trust_policy = '''{trust}'''\n")
+    text = config_with_role(issuer, data_dir, "tls-only", {"Bool": {"aws:SecureTransport": "true"}})
     if cert is not None and key is not None:
         text += f'\n[tls]\ncert_file = "{cert}"\nkey_file = "{key}"\n'
     return text
@@ -177,6 +167,12 @@ def test_the_revoke_cli_reaches_an_https_endpoint_through_aws_ca_bundle(tls_keyl
     bad = subprocess.run(revoke, env={**env, "AWS_CA_BUNDLE": str(tls_keyless.workdir / "absent.pem")},
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert bad.returncode != 0 and "AWS_CA_BUNDLE" in bad.stderr and "absent.pem" in bad.stderr, bad.stderr
+    garbage = tls_keyless.workdir / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    bad = subprocess.run(revoke, env={**env, "AWS_CA_BUNDLE": str(garbage)},
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert bad.returncode != 0 and "AWS_CA_BUNDLE" in bad.stderr and "garbage.pem" in bad.stderr, bad.stderr
+    assert tls_keyless.boto3_client(creds).get_caller_identity()["Arn"].endswith("/self-revoke"), "nothing revoked"
     done = subprocess.run(revoke, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     deadline = time.monotonic() + 5
