@@ -1,7 +1,7 @@
 """Issue 3: keyless serves HTTPS itself ([tls] in the config). boto3, the AWS CLI and the AWS SDK
 for JavaScript get credentials over it with the operator's CA, `aws:SecureTransport` is true
 only there, a client that does not trust the certificate gets nothing, and a renewed certificate
-is served without a restart."""
+is served without a restart, with its expiry exported and an expiring one warned about."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from keyless_e2e import (ACCOUNT, Issuer, Keyless, _stop, assert_error, assert_no_credentials, config_with_role,
                          keyless_bin, make_pki, start_keyless)
@@ -40,14 +41,31 @@ def tls_keyless(workdir: Path, issuer: Issuer, pki: tuple[Path, Path, Path]):
     _stop(srv.proc)
 
 
-def presented_ca_subject(url: str, ca: Path) -> str:
-    """The issuer CN of the certificate the server presents, verified against `ca`."""
+def presented_cert(url: str, ca: Path) -> dict:
+    """The certificate the server presents, verified against `ca`, as `ssl` decodes it."""
     host, port = url.removeprefix("https://").split(":")
     context = ssl.create_default_context(cafile=str(ca))
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as s:
-            issuer = dict(x[0] for x in s.getpeercert()["issuer"])
-            return issuer["commonName"]
+            return s.getpeercert()
+
+
+def presented_ca_subject(url: str, ca: Path) -> str:
+    """The issuer CN of the certificate the server presents, verified against `ca`."""
+    return dict(x[0] for x in presented_cert(url, ca)["issuer"])["commonName"]
+
+
+def metric(srv: Keyless, name: str, ca: Path | None = None) -> float:
+    """A metric without labels, from `/metrics` (verified against `ca` after a renewal)."""
+    text = srv.metrics() if ca is None else requests.get(srv.url + "/metrics", timeout=10, verify=str(ca)).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not in /metrics")
+
+
+def served_expiry(srv: Keyless, ca: Path) -> int:
+    return int(ssl.cert_time_to_seconds(presented_cert(srv.url, ca)["notAfter"]))
 
 
 def test_boto3_cli_and_js_get_credentials_over_https(tls_keyless: Keyless, issuer: Issuer, workdir: Path) -> None:
@@ -114,6 +132,13 @@ def test_a_renewed_certificate_is_served_without_a_restart(tls_keyless: Keyless,
                                                            pki: tuple[Path, Path, Path]) -> None:
     ca, cert, key = pki
     assert presented_ca_subject(tls_keyless.url, ca) == "keyless e2e one CA"
+    # The served certificate's notAfter is exported; the test certificates live two days, which
+    # is soon enough to be warned about at start-up.
+    first_expiry = served_expiry(tls_keyless, ca)
+    assert metric(tls_keyless, "keyless_tls_certificate_expiry_timestamp_seconds") == first_expiry
+    assert f"the TLS certificate {cert} expires at" in tls_keyless.stderr()
+    assert "renew it" in tls_keyless.stderr()
+    time.sleep(1.1)  # so that the renewal's notAfter is a later second
     new_ca, new_cert, new_key = make_pki(workdir / "renewed", "two")
     # Written as a renewal tool would: the key first, then the certificate.
     key.write_bytes(new_key.read_bytes())
@@ -128,11 +153,18 @@ def test_a_renewed_certificate_is_served_without_a_restart(tls_keyless: Keyless,
         assert time.monotonic() < deadline, "the renewed certificate is served within 30 s"
         time.sleep(0.5)
     assert "TLS certificate reloaded" in tls_keyless.stderr()
-    # A broken renewal keeps the working certificate.
+    renewed_expiry = served_expiry(tls_keyless, new_ca)
+    assert renewed_expiry > first_expiry
+    assert metric(tls_keyless, "keyless_tls_certificate_expiry_timestamp_seconds", new_ca) == renewed_expiry
+    # (A check between the two writes above would have seen a key that does not fit: counted too.)
+    failures = metric(tls_keyless, "keyless_tls_certificate_reload_failures_total", new_ca)
+    # A broken renewal keeps the working certificate, and is counted.
     cert.write_text("not a certificate\n")
     time.sleep(7)
     assert presented_ca_subject(tls_keyless.url, new_ca) == "keyless e2e two CA"
     assert "TLS certificate not reloaded" in tls_keyless.stderr()
+    assert metric(tls_keyless, "keyless_tls_certificate_reload_failures_total", new_ca) == failures + 1
+    assert metric(tls_keyless, "keyless_tls_certificate_expiry_timestamp_seconds", new_ca) == renewed_expiry
 
 
 def test_a_key_that_does_not_fit_stops_start_up_naming_the_files(workdir: Path, issuer: Issuer,

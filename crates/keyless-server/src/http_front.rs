@@ -854,8 +854,12 @@ mod tests {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let dir = tempfile::tempdir().unwrap();
         let pki = crate::tls::tests::test_pki();
-        let certs =
-            crate::tls::Certificates::open(crate::tls::tests::write_pki(dir.path(), &pki)).unwrap();
+        let certs = crate::tls::Certificates::open(
+            crate::tls::tests::write_pki(dir.path(), &pki),
+            crate::tls::TlsMetrics::default(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
         let server = start_with(small(100, 100, 1, 30), Some(certs)).await;
 
         let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();

@@ -276,7 +276,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             if let Some(w) = tls::key_permissions_warning(&settings.key_file) {
                 warn!("{w}");
             }
-            let certs = tls::Certificates::open(settings.clone()).map_err(ServeError::Startup)?;
+            let certs = tls::Certificates::open(
+                settings.clone(),
+                state.metrics.http.tls.clone(),
+                state.clock.now(),
+            )
+            .map_err(ServeError::Startup)?;
             tokio::spawn(Arc::clone(&certs).watch());
             Some(certs)
         }

@@ -48,6 +48,8 @@ pub struct HttpMetrics {
     pub request_timeouts: Counter,
     /// TLS handshakes that failed or did not complete within the header timeout.
     pub tls_handshake_failures: Counter,
+    /// The served certificate's expiry and failed reloads.
+    pub tls: crate::tls::TlsMetrics,
 }
 
 /// Every metric keyless exports.
@@ -213,6 +215,16 @@ impl Metrics {
             "tls_handshake_failures",
             "TLS handshakes that failed, or did not complete within header_read_timeout_seconds",
             http.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the TLS certificate being served, in Unix seconds (0 without [tls])",
+            http.tls.expiry.clone(),
+        );
+        registry.register(
+            "tls_certificate_reload_failures",
+            "Changed certificate or key files not taken: unreadable, not matching, expired or not yet valid",
+            http.tls.reload_failures.clone(),
         );
         Metrics {
             registry,
