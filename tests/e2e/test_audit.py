@@ -6,6 +6,7 @@
 - kill -9 under concurrent AssumeRoleWithWebIdentity load loses no access key id a client received;
 - a log that cannot be written fails issuance closed (503 ServiceUnavailable) and /readyz says why;
 - rotation spans files; `sessions list`, `report credentials`, `/v1/authorize` decisions;
+- retention removes old files after a signed retention record, and the rest still verifies;
 - the benchmark switch cannot serve as a ready server.
 """
 
@@ -325,6 +326,64 @@ def test_rotation_tail_and_verify_across_files(stack) -> None:
     files[1].unlink()
     cp = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
     assert cp.returncode == 1 and f"{files[2]}:1: missing" in cp.stdout, cp.stdout
+
+
+def test_retention_removes_old_files_and_the_rest_still_verifies(stack) -> None:
+    issuer, srv = stack(extra="\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\nretention_days = 1\n")
+    token = issuer.gha_token()
+    old_keys = [srv.awiwi(token, role="gha", session=f"old{i}").credentials["AccessKeyId"] for i in range(8)]
+    audit_dir = srv.data_dir / "audit"
+    files = sorted(audit_dir.glob("audit-*.jsonl"))
+    assert len(files) >= 3, files
+    # Every file but the current one was last written two days ago, as far as the disk says.
+    two_days_ago = time.time() - 2 * 86400
+    for f in files[:-1]:
+        os.utime(f, (two_days_ago, two_days_ago))
+    # The next rotation prompts a retention pass.
+    new_keys: list[str] = []
+    deadline = time.monotonic() + 30
+    while files[0].exists():
+        assert time.monotonic() < deadline, "files past retention are removed after the next rotation"
+        new_keys.append(srv.awiwi(token, role="gha", session=f"new{len(new_keys)}").credentials["AccessKeyId"])
+    assert not any(f.exists() for f in files[:-1]) and files[-1].exists()
+    stop_clean(srv)
+
+    kept = sorted(audit_dir.glob("audit-*.jsonl"))
+    records = [json.loads(line) for f in kept for line in f.read_text().splitlines()]
+    retention = [r for r in records if r["recordType"] == "retention"]
+    assert len(retention) == 1, retention
+    assert retention[0]["removedFiles"] == [f.name for f in files[:-1]]
+    assert retention[0]["retainedFromSeq"] == records[0]["seq"] > 1
+    assert retention[0]["retainedFromPrevHash"] == records[0]["prevHash"]
+    after = records[records.index(retention[0]) + 1]
+    assert after["recordType"] == "digest" and after["lastSeq"] == retention[0]["seq"], after
+
+    cp = run_cli("audit", "verify", "--config", str(srv.config))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert f"seq {records[0]['seq']}.." in cp.stdout and "removed by retention" in cp.stderr, cp.stdout + cp.stderr
+    # What was kept is still queried; the removed files' credentials are gone from it.
+    found = [issued_key(r) for r in query(srv)]
+    assert found[-len(new_keys):] == new_keys
+    assert old_keys[0] not in found
+    # A file removed by hand is not something retention accounts for.
+    kept[0].unlink()
+    cp = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
+    assert cp.returncode == 1 and f"{kept[1]}:1: missing" in cp.stdout, cp.stdout
+    assert "no signed retention record" in cp.stdout, cp.stdout
+
+
+def test_retention_below_a_day_is_refused_at_start_up(workdir: Path) -> None:
+    iss = start_issuer(workdir)
+    try:
+        cfg = workdir / "short.toml"
+        cfg.write_text(default_config(iss, workdir / "data") + "\n[audit]\nretention_days = 0\n")
+        cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(cfg), "--listen", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode != 0
+        assert f"{cfg}:" in cp.stderr and "retention_days must be 1-36500" in cp.stderr, cp.stderr
+        assert not (workdir / "data" / "audit").exists()
+    finally:
+        _stop(iss.proc)
 
 
 def test_tail_follow_prints_new_records(stack) -> None:

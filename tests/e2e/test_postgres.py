@@ -2,7 +2,8 @@
 database of the test server (`KEYLESS_TEST_DATABASE_URL`, started by scripts/test), issues
 credentials to boto3 through AssumeRoleWithWebIdentity, copies every audit record into the
 `audit_events` table (the file stays the durable source, and a table outage neither blocks
-issuance nor loses rows), revokes through `keyless revoke --config` on Postgres, refuses an
+issuance nor loses rows; retention never removes a file the table has not copied), revokes
+through `keyless revoke --config` on Postgres, refuses an
 unreachable database at start-up naming the host, and never shows the password.
 
 Without KEYLESS_TEST_DATABASE_URL these tests are skipped locally and fail under CI=true."""
@@ -285,3 +286,83 @@ def test_the_database_connection_is_tls_verified_against_sslrootcert(tmp_path: P
         assert password_of(url) not in cp.stderr + cp.stdout
     finally:
         _stop(issuer.proc)
+
+
+def age(files: list[Path], days: float = 2) -> None:
+    """Sets the files' mtime `days` ago, as if they were last written then."""
+    then = time.time() - days * 86400
+    for f in files:
+        os.utime(f, (then, then))
+
+
+def test_retention_keeps_every_file_the_audit_table_has_not_copied(tmp_path: Path) -> None:
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    database = with_database(base, name)
+    issuer = start_issuer(tmp_path)
+    audit = "\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\nretention_days = 1\n"
+    keyless = start_keyless(tmp_path / "keyless", f'database_url = "{database}"\n'
+                            + default_config(issuer, tmp_path / "keyless" / "data") + audit)
+    audit_dir = keyless.data_dir / "audit"
+
+    def event_seqs() -> list[int]:
+        return [json.loads(line)["seq"] for f in sorted(audit_dir.glob("audit-*.jsonl"))
+                for line in f.read_text().splitlines() if '"recordType":"event"' in line[:120]]
+
+    def table_seqs() -> list[int]:
+        return [int(r[0]) for r in psql(database, "SELECT seq FROM audit_events ORDER BY seq")]
+
+    def issue_until_rotated(prefix: str) -> None:
+        """Issues until the current file is closed (the next retention pass follows a rotation)."""
+        current = max(audit_dir.glob("audit-*.jsonl"))
+        for i in range(40):
+            issue(issuer, keyless, f"{prefix}{i}")
+            if max(audit_dir.glob("audit-*.jsonl")) != current:
+                time.sleep(0.5)
+                return
+        raise AssertionError("no rotation after 40 issuances")
+
+    admin = server_url()
+    try:
+        for i in range(6):
+            issue(issuer, keyless, f"copied{i}")
+        deadline = time.monotonic() + 20
+        while table_seqs() != event_seqs():
+            assert time.monotonic() < deadline, "the table copies the first files"
+            time.sleep(0.1)
+        last_copied = max(table_seqs())
+        # The table goes away; the records written now are not in it.
+        psql(admin, f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        psql(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        for i in range(6):
+            issue(issuer, keyless, f"uncopied{i}")
+        before = sorted(audit_dir.glob("audit-*.jsonl"))
+        uncopied = [f for f in before if any(json.loads(line)["seq"] > last_copied and '"recordType":"event"' in line[:120]
+                                             for line in f.read_text().splitlines())]
+        assert uncopied and uncopied[0] != before[0], (before, last_copied)
+        age(before)
+        issue_until_rotated("rotate")
+        left = sorted(audit_dir.glob("audit-*.jsonl"))
+        # The oldest files went; none with a record the table does not hold did.
+        assert not before[0].exists(), (before, left)
+        assert all(f.exists() for f in uncopied), (uncopied, left)
+        # Back: the table catches up, and the next pass removes the rest of the aged files.
+        psql(admin, f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+        deadline = time.monotonic() + 40
+        while not set(event_seqs()) <= set(table_seqs()):
+            assert time.monotonic() < deadline, "the table catches up after the outage"
+            time.sleep(0.2)
+        aged = sorted(audit_dir.glob("audit-*.jsonl"))
+        age(aged)
+        issue_until_rotated("again")
+        assert not any(f.exists() for f in aged[:-1]), (aged, sorted(audit_dir.glob("audit-*.jsonl")))
+    finally:
+        psql(admin, f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+    cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--data-dir", str(keyless.data_dir)],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0 and "removed by retention" in cp.stderr, cp.stdout + cp.stderr
+    # The table holds every event ever written, the removed files' included.
+    assert table_seqs()[0] == 1

@@ -7,7 +7,15 @@
 //! {"seq":8,"prevHash":"<64 hex>","recordType":"digest","digestTime":"…","firstSeq":1,
 //!  "lastSeq":7,"keyVersion":1,"publicKey":"<base64>","publicKeyFingerprint":"SHA256:<hex>",
 //!  "signature":"<base64>","hash":"<64 hex>"}\n
+//! {"seq":9,"prevHash":"<64 hex>","recordType":"retention","retentionTime":"…",
+//!  "retainedFromSeq":5,"retainedFromPrevHash":"<64 hex>","removedFiles":["audit-….jsonl"],
+//!  "hash":"<64 hex>"}\n
 //! ```
+//!
+//! A `retention` record says that the files named were removed on purpose (`[audit]
+//! retention_days`) and that the log now starts at `retainedFromSeq`, whose record's `prevHash`
+//! is `retainedFromPrevHash`. The writer signs it with a digest before it removes anything, so
+//! only the signing key can account for a log that no longer starts at `seq` 1.
 //!
 //! The canonical bytes of a record are the bytes of its line before `,"hash":"`, exactly as
 //! written (the writer emits compact JSON in a fixed field order, so there is one form).
@@ -127,7 +135,7 @@ fn close_record(out: &mut Vec<u8>, start: usize, head: &mut ChainHead) -> u64 {
 ///
 /// `body` is the event's compact JSON object (`{…}`, from [`crate::AuditEvent::to_body`]).
 pub fn seal_event(head: &mut ChainHead, body: &[u8], out: &mut Vec<u8>) -> Result<u64, LineError> {
-    seal_with(head, out, |out| {
+    seal_with(head, out, "event", |out| {
         out.extend_from_slice(body);
         Ok(())
     })
@@ -141,8 +149,47 @@ pub fn seal_serialize<T: serde::Serialize + ?Sized>(
     event: &T,
     out: &mut Vec<u8>,
 ) -> Result<u64, LineError> {
-    seal_with(head, out, |out| {
+    seal_with(head, out, "event", |out| {
         serde_json::to_writer(&mut *out, event).map_err(|e| LineError::Malformed(e.to_string()))
+    })
+}
+
+/// What a `retention` record says: the log is kept from `from_seq` on, and the record there has
+/// `prevHash` `from_prev_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionFacts {
+    /// The first `seq` kept.
+    pub from_seq: u64,
+    /// The `prevHash` of that record: the hash of the last record removed.
+    pub from_prev_hash: [u8; 32],
+    /// The files removed.
+    pub removed_files: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionBody<'a> {
+    retention_time: String,
+    retained_from_seq: u64,
+    retained_from_prev_hash: String,
+    removed_files: &'a [String],
+}
+
+/// Appends a `retention` record for `facts` and advances `head`; returns its `seq`.
+pub fn seal_retention(
+    head: &mut ChainHead,
+    now: OffsetDateTime,
+    facts: &RetentionFacts,
+    out: &mut Vec<u8>,
+) -> Result<u64, LineError> {
+    let body = RetentionBody {
+        retention_time: event_time(now),
+        retained_from_seq: facts.from_seq,
+        retained_from_prev_hash: hex::encode(facts.from_prev_hash),
+        removed_files: &facts.removed_files,
+    };
+    seal_with(head, out, "retention", |out| {
+        serde_json::to_writer(&mut *out, &body).map_err(|e| LineError::Malformed(e.to_string()))
     })
 }
 
@@ -152,10 +199,11 @@ pub fn seal_serialize<T: serde::Serialize + ?Sized>(
 fn seal_with(
     head: &mut ChainHead,
     out: &mut Vec<u8>,
+    kind: &str,
     body: impl FnOnce(&mut Vec<u8>) -> Result<(), LineError>,
 ) -> Result<u64, LineError> {
     let start = out.len();
-    open_record(out, head, "event");
+    open_record(out, head, kind);
     let at = out.len();
     let result = body(out).and_then(|()| {
         let written = &out[at..];
@@ -286,6 +334,8 @@ pub struct CheckedLine {
     pub event_id: Option<String>,
     /// The digest's facts, for digests.
     pub digest: Option<DigestFacts>,
+    /// What a `retention` record says.
+    pub retention: Option<RetentionFacts>,
     /// The whole record.
     pub value: Value,
 }
@@ -349,6 +399,7 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
         hash,
         event_id: None,
         digest: None,
+        retention: None,
         value: Value::Null,
     };
     match kind {
@@ -392,6 +443,33 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned(),
+            });
+        }
+        "retention" => {
+            let from_seq = value
+                .get("retainedFromSeq")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("retention without retainedFromSeq"))?;
+            let from_prev_hash = value
+                .get("retainedFromPrevHash")
+                .and_then(Value::as_str)
+                .and_then(hex32)
+                .ok_or_else(|| bad("retention without retainedFromPrevHash"))?;
+            let removed_files = value
+                .get("removedFiles")
+                .and_then(Value::as_array)
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            checked.retention = Some(RetentionFacts {
+                from_seq,
+                from_prev_hash,
+                removed_files,
             });
         }
         other => return Err(bad(&format!("unknown recordType {other:?}"))),

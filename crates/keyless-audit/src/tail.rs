@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::chain::{CheckedLine, MAX_LINE_BYTES, check_line, peek_seq};
 use crate::writer::list_files;
@@ -40,16 +40,6 @@ pub struct Tail {
     after: u64,
     file: Option<PathBuf>,
     offset: u64,
-}
-
-/// The first `seq` of a log file, from its name.
-fn first_seq_of(path: &Path) -> Option<u64> {
-    path.file_name()?
-        .to_str()?
-        .strip_prefix("audit-")?
-        .strip_suffix(".jsonl")?
-        .parse()
-        .ok()
 }
 
 /// Most bytes read per poll (a few thousand records).
@@ -110,12 +100,12 @@ impl Tail {
         let chosen = files
             .iter()
             .rev()
-            .find(|p| first_seq_of(p).is_some_and(|s| s <= want))
+            .find(|p| crate::writer::first_seq_in_name(p).is_some_and(|s| s <= want))
             .or_else(|| files.first());
         let Some(chosen) = chosen else {
             return Ok(false);
         };
-        if let Some(first) = first_seq_of(chosen)
+        if let Some(first) = crate::writer::first_seq_in_name(chosen)
             && first > want
         {
             notes.gap = Some((want, first));
@@ -199,6 +189,7 @@ mod tests {
     use crate::chain::{ChainHead, seal_event};
     use crate::event::{AuditEvent, SOURCE_KEYLESS};
     use std::io::Write as _;
+    use std::path::Path;
     use time::OffsetDateTime;
 
     fn line(head: &mut ChainHead, name: &str) -> Vec<u8> {

@@ -8,6 +8,13 @@
 //! while a batch is being written. No client was acknowledged for it (acknowledgements follow the
 //! `fsync` of complete lines), so it is reported as a warning and ignored; the writer cuts it off
 //! when it next opens the log. Bytes without a final `\n` anywhere else are a problem.
+//!
+//! A log whose first record is not `seq` 1 had its oldest files removed. That is fine only when
+//! a `retention` record, covered by a digest whose signature verifies, says the log is kept from
+//! that `seq` or a later one (the writer removes files oldest first, after signing the record,
+//! so a crash in between can leave more than it says). The record must also name the `prevHash`
+//! of the record at that `seq`, which is checked. Anything else is reported as missing records
+//! at the first record present.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,6 +92,8 @@ pub struct Report {
     pub records: u64,
     /// Digests that verified.
     pub digests: u64,
+    /// The first verified `seq`: 1, or where retention left the log starting (0: no records).
+    pub first_seq: u64,
     /// The last verified `seq`.
     pub last_seq: u64,
     /// Verified records after the last digest (not yet covered by a signature).
@@ -120,6 +129,15 @@ pub struct Verifier {
     next_digest_first: u64,
     jump: Option<Jump>,
     unpinned_warned: bool,
+    /// The log's first record, when it is not `seq` 1: reported as missing records at the end
+    /// unless a signed retention record accounts for it.
+    start: Option<Problem>,
+    /// The first `seq` and `prevHash` of every file read (one entry per file).
+    file_starts: Vec<(u64, [u8; 32])>,
+    /// The latest start a retention record declared that no digest has signed yet.
+    retained_unsigned: Option<u64>,
+    /// The latest start a signed retention record declared (0: none).
+    retained_from: u64,
 }
 
 impl Verifier {
@@ -133,6 +151,10 @@ impl Verifier {
             next_digest_first: 1,
             jump: None,
             unpinned_warned: false,
+            start: None,
+            file_starts: Vec::new(),
+            retained_unsigned: None,
+            retained_from: 0,
         }
     }
 
@@ -209,6 +231,21 @@ impl Verifier {
                 return;
             }
         };
+        if checked.seq > 1 && self.expected_seq == 1 && self.report.records == 0 {
+            // The log's oldest files are gone: check from here, and account for the start at
+            // the end (see the module documentation).
+            self.start = Some(Problem {
+                kind: ProblemKind::Missing,
+                file: name.to_owned(),
+                line: line_no,
+                seq: Some(checked.seq),
+                event_id: checked.event_id.clone(),
+                message: String::new(),
+            });
+            self.expected_seq = checked.seq;
+            self.prev_hash = checked.prev_hash;
+            self.next_digest_first = checked.seq;
+        }
         if checked.seq != self.expected_seq {
             let problem = Problem {
                 kind: ProblemKind::Missing,
@@ -223,6 +260,22 @@ impl Verifier {
                     problem,
                     expected: self.expected_seq,
                     found_later: None,
+                });
+            } else if let Some(start) = self
+                .start
+                .clone()
+                .filter(|s| s.seq.is_some_and(|first| checked.seq < first))
+            {
+                // The log seemed to start later, but an earlier record comes after: the first
+                // record present is out of place, not the start of a retained log.
+                self.report.problem = Some(Problem {
+                    kind: ProblemKind::Reordered,
+                    message: format!(
+                        "seq {} stands where seq 1 belongs; seq {} is later, at {name}:{line_no}",
+                        start.seq.unwrap_or(1),
+                        checked.seq
+                    ),
+                    ..start
                 });
             } else {
                 self.report.problem = Some(Problem {
@@ -250,6 +303,22 @@ impl Verifier {
             });
             return;
         }
+        if let Some(r) = &checked.retention
+            && let Err(message) = self.retention(r, checked.seq)
+        {
+            self.report.problem = Some(Problem {
+                kind: ProblemKind::Broken,
+                file: name.to_owned(),
+                line: line_no,
+                seq: Some(checked.seq),
+                event_id: None,
+                message,
+            });
+            return;
+        }
+        if line_no == 1 {
+            self.file_starts.push((checked.seq, checked.prev_hash));
+        }
         if let Some(d) = &checked.digest {
             let located = |message: String| Problem {
                 kind: ProblemKind::BadSignature,
@@ -263,6 +332,17 @@ impl Verifier {
                 self.report.problem = Some(located(
                     "the digest signature does not verify under the key it names".into(),
                 ));
+                return;
+            }
+            let first_present = self.start.as_ref().and_then(|p| p.seq);
+            if self.report.digests == 0
+                && first_present.is_some_and(|first| d.first_seq < first)
+                && d.last_seq + 1 == checked.seq
+                && let Some(start) = self.start.take()
+            {
+                // The first digest covers records before the first one present: they were
+                // removed, and not at a file boundary as retention removes them.
+                self.report.problem = Some(missing_start(start));
                 return;
             }
             if d.first_seq != self.next_digest_first || d.last_seq + 1 != checked.seq {
@@ -309,15 +389,53 @@ impl Verifier {
                 }
             }
             self.report.digests += 1;
+            if let Some(from) = self.retained_unsigned.take() {
+                self.retained_from = self.retained_from.max(from);
+            }
             self.next_digest_first = checked.seq + 1;
             self.report.unsigned_tail = 0;
         } else {
             self.report.unsigned_tail += 1;
         }
+        if self.report.records == 0 {
+            self.report.first_seq = checked.seq;
+        }
         self.report.records += 1;
         self.report.last_seq = checked.seq;
         self.prev_hash = checked.hash;
         self.expected_seq += 1;
+    }
+
+    /// Checks what a retention record (at `seq`) says against the files read so far.
+    fn retention(&mut self, r: &crate::chain::RetentionFacts, seq: u64) -> Result<(), String> {
+        let from = r.from_seq;
+        if from > seq {
+            return Err(format!(
+                "the retention record says the log is kept from seq {from}, after the record itself"
+            ));
+        }
+        let start = self.start.as_ref().and_then(|p| p.seq).unwrap_or(1);
+        if from < start {
+            // An earlier removal's record; a later one accounts for where the log starts now.
+            return Ok(());
+        }
+        match self.file_starts.iter().find(|(s, _)| *s == from) {
+            Some((_, prev)) if *prev == r.from_prev_hash => {}
+            Some(_) => {
+                return Err(format!(
+                    "the record at seq {from} does not have the prevHash this retention record \
+                     gives: the log kept after the removal was rebuilt"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the retention record says the log is kept from seq {from}, but no file \
+                     starts there"
+                ));
+            }
+        }
+        self.retained_unsigned = Some(self.retained_unsigned.map_or(from, |u| u.max(from)));
+        Ok(())
     }
 
     /// The report.
@@ -348,6 +466,18 @@ impl Verifier {
                 }
             });
         }
+        if let Some(start) = self.start.take().filter(|_| self.report.problem.is_none()) {
+            let first = start.seq.unwrap_or(1);
+            if first <= self.retained_from {
+                self.report.warnings.push(format!(
+                    "the log starts at seq {first}: seq 1..{} were removed by retention, as a \
+                     signed retention record says",
+                    first - 1
+                ));
+            } else {
+                self.report.problem = Some(missing_start(start));
+            }
+        }
         if self.report.problem.is_none() && self.report.unsigned_tail > 0 {
             self.report.warnings.push(format!(
                 "{} record(s) after the last digest are chained but not yet signed (a digest is \
@@ -359,10 +489,30 @@ impl Verifier {
     }
 }
 
+/// The problem of a log whose first record present, `start`, is not `seq` 1 and that no signed
+/// retention record accounts for.
+fn missing_start(start: Problem) -> Problem {
+    let first = start.seq.unwrap_or(1);
+    let missing = if first == 2 {
+        "seq 1".to_owned()
+    } else {
+        format!("seq 1..{}", first - 1)
+    };
+    Problem {
+        message: format!(
+            "{missing} missing before this record (deleted, or an earlier file is gone); no \
+             signed retention record accounts for them"
+        ),
+        ..start
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::{ChainHead, DigestSigner, seal_digest, seal_event};
+    use crate::chain::{
+        ChainHead, DigestSigner, RetentionFacts, seal_digest, seal_event, seal_retention,
+    };
     use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
     use time::OffsetDateTime;
 
@@ -457,6 +607,112 @@ mod tests {
         assert_eq!(p.kind, ProblemKind::Reordered);
         assert_eq!((p.line, p.seq), (8, Some(9)));
         assert!(p.message.contains("f0:9"), "{}", p.message);
+    }
+
+    /// Three files: f0 = seq 1..6, f1 = seq 7..12 (five events and a digest each), and f2 =
+    /// an event, a retention record saying the log is kept from `from` with `prev`, a digest, an
+    /// event and a digest (without both digests when `sign` is false). `prev` None: the true
+    /// prevHash of seq `from`.
+    fn retained_log(from: u64, prev: Option<[u8; 32]>, sign: bool) -> Vec<Vec<String>> {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut head = ChainHead::genesis();
+        let mut files = Vec::new();
+        let mut starts = Vec::new();
+        let mut first = 1;
+        for f in 0..2 {
+            let mut out = Vec::new();
+            starts.push((head.next_seq, head.prev_hash));
+            for i in 0..5 {
+                let body = format!("{{\"eventID\":\"ev{f}{i}\"}}");
+                seal_event(&mut head, body.as_bytes(), &mut out).unwrap();
+            }
+            first = seal_digest(&mut head, &signer(), now, first, &mut out) + 1;
+            files.push(out);
+        }
+        let mut out = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"ev20\"}", &mut out).unwrap();
+        let true_prev = starts.iter().find(|(s, _)| *s == from).map(|(_, p)| *p);
+        let facts = RetentionFacts {
+            from_seq: from,
+            from_prev_hash: prev.or(true_prev).unwrap_or([7; 32]),
+            removed_files: vec!["f0".into()],
+        };
+        seal_retention(&mut head, now, &facts, &mut out).unwrap();
+        if sign {
+            first = seal_digest(&mut head, &signer(), now, first, &mut out) + 1;
+        }
+        seal_event(&mut head, b"{\"eventID\":\"ev21\"}", &mut out).unwrap();
+        if sign {
+            let _ = seal_digest(&mut head, &signer(), now, first, &mut out);
+        }
+        files.push(out);
+        files
+            .into_iter()
+            .map(|b| {
+                String::from_utf8(b)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_start_removed_by_signed_retention_verifies() {
+        let files = retained_log(7, None, true);
+        // Not removed yet (a crash between the record and the removal): all of it verifies.
+        let r = run(&files, "");
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!((r.first_seq, r.last_seq, r.digests), (1, 17, 4));
+        // Removed as the record says.
+        let r = run(&files[1..], "");
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!((r.first_seq, r.last_seq, r.records), (7, 17, 11));
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("starts at seq 7") && w.contains("removed by retention")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn a_start_that_retention_does_not_account_for_is_missing() {
+        // One file more than the record says was removed.
+        let files = retained_log(7, None, true);
+        let p = run(&files[2..], "").problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::Missing);
+        assert_eq!((p.file.as_str(), p.line, p.seq), ("f0", 1, Some(13)));
+        assert!(
+            p.message.contains("seq 1..12") && p.message.contains("no signed retention record"),
+            "{}",
+            p.message
+        );
+        // A retention record no digest signed (anyone can chain one) accounts for nothing.
+        let files = retained_log(7, None, false);
+        let p = run(&files[1..], "").problem.unwrap();
+        assert_eq!((p.kind, p.seq), (ProblemKind::Missing, Some(7)));
+    }
+
+    #[test]
+    fn a_retention_record_that_does_not_fit_the_kept_log_is_broken() {
+        let files = retained_log(7, Some([1; 32]), true);
+        let p = run(&files[1..], "").problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::Broken);
+        assert_eq!((p.file.as_str(), p.line, p.seq), ("f1", 2, Some(14)));
+        assert!(p.message.contains("prevHash"), "{}", p.message);
+        let files = retained_log(8, None, true);
+        let p = run(&files[1..], "").problem.unwrap();
+        assert!(p.message.contains("no file starts there"), "{}", p.message);
+        let files = retained_log(40, None, true);
+        let p = run(&files, "").problem.unwrap();
+        assert!(
+            p.message.contains("after the record itself"),
+            "{}",
+            p.message
+        );
     }
 
     #[test]

@@ -43,6 +43,15 @@
 //! a digest closes every file, so each rotated file ends signed. On open, a final line without
 //! `\n` (a write cut short by `kill -9`; never acknowledged) is cut off and the chain continues
 //! from the last complete record, whose hash is checked first.
+//!
+//! Retention (`retention`, `[audit] retention_days`): after a rotation (and at most hourly
+//! otherwise) the writer looks for the oldest closed files last written longer ago than that.
+//! Before it removes any, it chains a `retention` record naming them and the `seq` and
+//! `prevHash` the log will start with, signs it with a digest at once and syncs both; only then
+//! are the files removed, oldest first, and the directory synced. So `keyless audit verify`
+//! tells a start removed on purpose from files someone deleted. Never the current file, and
+//! never a file with records a follower (`retention_floor`: the Postgres audit table sink) has
+//! not copied yet.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -56,10 +65,20 @@ use keyless_types::Clock;
 use tokio::sync::SetOnce;
 use tracing::{error, info, warn};
 
-use crate::chain::{ChainHead, DigestSigner, check_line, peek_seq, seal_digest, seal_serialize};
+use crate::chain::{
+    ChainHead, DigestSigner, MAX_LINE_BYTES, RetentionFacts, check_line, peek_seq, seal_digest,
+    seal_retention, seal_serialize,
+};
 
 /// A write and sync slower than this is logged.
 const SLOW_COMMIT: Duration = Duration::from_millis(20);
+
+/// How often the writer looks for files past retention when no rotation prompts it.
+const RETENTION_CHECK: Duration = Duration::from_secs(3600);
+
+/// The shortest retention accepted: every session that can still be live (12 hours at most)
+/// must stay in the log, for `keyless sessions list` and the credential report.
+pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Settings of the writer (the `[audit]` config table).
 #[derive(Debug, Clone)]
@@ -99,6 +118,12 @@ pub struct WriterConfig {
     /// The issuing side's park hooks. With them, a gathering wait ends as soon as a request
     /// worker has nothing left to run: waiting longer would idle the CPU, not free it.
     pub parked: Option<Arc<ParkedWorkers>>,
+    /// Remove closed files last written longer ago than this (at least [`MIN_RETENTION`]);
+    /// `None` keeps every file.
+    pub retention: Option<Duration>,
+    /// The highest `seq` a follower of the files has copied (the Postgres audit table sink):
+    /// a file holding a later record is kept whatever its age. `None`: no follower.
+    pub retention_floor: Option<Arc<AtomicU64>>,
 }
 
 /// How busy the side that appends records is (the server's request workers), so the writer can
@@ -194,6 +219,8 @@ impl WriterConfig {
             lock_wait: Duration::from_secs(5),
             load: None,
             parked: None,
+            retention: None,
+            retention_floor: None,
         }
     }
 }
@@ -410,6 +437,67 @@ fn file_name_for(first_seq: u64) -> String {
     format!("audit-{first_seq:020}.jsonl")
 }
 
+/// The first `seq` of a log file, from its name.
+pub fn first_seq_in_name(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("audit-")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
+}
+
+/// Which of `files` (oldest first) retention removes at `now`: the longest run of the oldest
+/// files, each before `current`, last modified at least `max_age` ago and holding no record
+/// after `floor` (a file's last `seq` is one before the next file's first). Returns them with
+/// the file the log will then start with, or `None` when there is nothing to remove.
+pub fn past_retention(
+    files: &[PathBuf],
+    current: &Path,
+    max_age: Duration,
+    floor: u64,
+    now: std::time::SystemTime,
+) -> Option<(Vec<PathBuf>, PathBuf)> {
+    let mut remove = Vec::new();
+    let mut kept = None;
+    for pair in files.windows(2) {
+        let [file, next] = pair else { break };
+        if file.as_path() == current {
+            break;
+        }
+        let Some(next_first) = first_seq_in_name(next) else {
+            break;
+        };
+        let old = std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| now.duration_since(at).is_ok_and(|age| age >= max_age));
+        if !old || next_first.saturating_sub(1) > floor {
+            break;
+        }
+        remove.push(file.clone());
+        kept = Some(next.clone());
+    }
+    kept.map(|k| (remove, k))
+}
+
+/// The first line of a file (without its `\n`), at most [`MAX_LINE_BYTES`] long.
+fn first_line(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    match memchr::memchr(b'\n', &bytes) {
+        Some(end) => {
+            bytes.truncate(end);
+            Ok(bytes)
+        }
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no complete first line",
+        )),
+    }
+}
+
 struct Tail {
     head: ChainHead,
     digest_first: u64,
@@ -620,6 +708,8 @@ impl AuditLog {
             unsynced_since: None,
             last_sync_started: None,
             saturation: Saturation::new(Instant::now()),
+            next_retention_check: Instant::now(),
+            removal: None,
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
@@ -773,6 +863,11 @@ struct WriterState {
     /// When the last sync started (for `min_sync_interval`).
     last_sync_started: Option<Instant>,
     saturation: Saturation,
+    /// When to look for files past retention next.
+    next_retention_check: Instant,
+    /// Files to remove once the records up to this `seq` (their retention record and the
+    /// digest signing it) are durable.
+    removal: Option<(Vec<PathBuf>, u64)>,
     /// Held (never read) for the writer's life: one process per log.
     _lock: File,
 }
@@ -832,6 +927,8 @@ struct Take {
     batch: Arc<Batch>,
     /// Offsets in `bytes` where a new file starts, with its first `seq`.
     rotations: Vec<(usize, u64)>,
+    /// The last `seq` in `bytes` (or before).
+    through: u64,
     shutdown: bool,
 }
 
@@ -860,15 +957,34 @@ fn wait_until<'q>(
 fn run(mut st: WriterState) {
     let shared = Arc::clone(&st.shared);
     loop {
+        if st.config.retention.is_some()
+            && st.removal.is_none()
+            && Instant::now() >= st.next_retention_check
+        {
+            st.next_retention_check = Instant::now() + RETENTION_CHECK;
+            st.plan_removal(&shared);
+        }
         let take = st.take(&shared);
         let Take {
             bytes,
             sync,
             batch,
             rotations,
+            through,
             shutdown,
         } = take;
         let ok = st.commit(&bytes, &rotations, sync);
+        if ok && !rotations.is_empty() {
+            // A file was just closed: it may be the one past retention.
+            st.next_retention_check = Instant::now();
+        }
+        if ok
+            && sync
+            && st.removal.as_ref().is_some_and(|(_, seq)| through >= *seq)
+            && let Some((files, _)) = st.removal.take()
+        {
+            st.remove(&files);
+        }
         {
             // Hand the buffer back for reuse.
             let mut q = shared.lock();
@@ -1015,8 +1131,108 @@ impl WriterState {
             sync,
             batch,
             rotations,
+            through: q.head.next_seq - 1,
             shutdown,
         }
+    }
+
+    /// Finds the oldest closed files past retention and, if there are any, chains and signs the
+    /// retention record that names them; they are removed once it is durable.
+    fn plan_removal(&mut self, shared: &Shared) {
+        let Some(max_age) = self.config.retention else {
+            return;
+        };
+        let files = match list_files(&self.config.dir) {
+            Ok(files) => files,
+            Err(e) => {
+                warn!(
+                    "audit retention: cannot list {}: {e}",
+                    self.config.dir.display()
+                );
+                return;
+            }
+        };
+        let floor = self
+            .config
+            .retention_floor
+            .as_ref()
+            .map_or(u64::MAX, |f| f.load(Ordering::Acquire));
+        let plan = past_retention(
+            &files,
+            &self.path,
+            max_age,
+            floor,
+            std::time::SystemTime::now(),
+        );
+        let Some((remove, kept)) = plan else {
+            return;
+        };
+        // The record the log will start with: its `seq` and `prevHash` go into the retention
+        // record, and it must verify, or nothing is removed.
+        let start = match first_line(&kept).map(|line| check_line(&line)) {
+            Ok(Ok(checked)) => checked,
+            Ok(Err(e)) => {
+                warn!(file = %kept.display(), "audit retention: nothing removed, the first record of the file to keep does not verify: {e}");
+                return;
+            }
+            Err(e) => {
+                warn!(file = %kept.display(), "audit retention: nothing removed, cannot read the file to keep: {e}");
+                return;
+            }
+        };
+        let facts = RetentionFacts {
+            from_seq: start.seq,
+            from_prev_hash: start.prev_hash,
+            removed_files: remove
+                .iter()
+                .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+                .collect(),
+        };
+        let mut guard = shared.lock();
+        let q = &mut *guard;
+        if q.failure.is_some() || q.shutdown || q.signer.is_none() {
+            return;
+        }
+        let now = shared.clock.now();
+        let before = q.buf.len();
+        if let Err(e) = seal_retention(&mut q.head, now, &facts, &mut q.buf) {
+            warn!("audit retention: cannot write the retention record: {e}");
+            return;
+        }
+        // Signed at once: an unsigned retention record accounts for nothing.
+        q.seal_digest(now);
+        q.file_bytes += (q.buf.len() - before) as u64;
+        q.awaited = true;
+        self.removal = Some((remove, q.head.next_seq - 1));
+        info!(
+            files = facts.removed_files.len(),
+            kept_from_seq = facts.from_seq,
+            "audit retention: files past retention will be removed once their retention record is durable"
+        );
+    }
+
+    /// Removes `files`, oldest first, and syncs the directory. A file that cannot be removed
+    /// stops the pass (the ones after it stay, so the log stays contiguous) and is retried at
+    /// the next check.
+    fn remove(&mut self, files: &[PathBuf]) {
+        let mut removed = 0;
+        for f in files {
+            if let Err(e) = std::fs::remove_file(f) {
+                warn!(file = %f.display(), "audit retention: cannot remove: {e}");
+                break;
+            }
+            removed += 1;
+        }
+        if let Err(e) = File::open(&self.config.dir).and_then(|d| d.sync_all()) {
+            warn!(
+                "audit retention: cannot sync {}: {e}",
+                self.config.dir.display()
+            );
+        }
+        info!(
+            files = removed,
+            "audit retention: removed files past retention"
+        );
     }
 
     /// Whether the issuing side is saturated (always, without a gauge).
@@ -1602,6 +1818,108 @@ mod tests {
         let r = verify_dir(&cfg.dir);
         assert!(r.is_ok(), "{:?}", r.problem);
         assert_eq!(r.files, files.len());
+    }
+
+    /// A log of several files, all but the newest `keep_new` last written three days ago.
+    async fn aged_log(cfg: &WriterConfig, keep_new: usize) -> Vec<PathBuf> {
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        for i in 0..30 {
+            log.record_durable(&event(i)).await.unwrap();
+        }
+        log.shutdown().await;
+        let files = list_files(&cfg.dir).unwrap();
+        assert!(files.len() >= keep_new + 3, "{files:?}");
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
+        for f in &files[..files.len() - keep_new] {
+            File::options()
+                .append(true)
+                .open(f)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        files
+    }
+
+    fn retention_config(dir: &Path) -> WriterConfig {
+        let mut cfg = WriterConfig::new(dir.join("audit"));
+        cfg.max_file_bytes = 2000;
+        cfg.max_batch_wait = Duration::ZERO;
+        cfg
+    }
+
+    #[tokio::test]
+    async fn files_past_retention_are_removed_after_a_signed_retention_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = retention_config(dir.path());
+        let files = aged_log(&cfg, 2).await;
+        cfg.retention = Some(Duration::from_secs(2 * 24 * 3600));
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        log.record_durable(&event(100)).await.unwrap();
+        log.shutdown().await;
+
+        // The aged files are gone; the two newest (the last one was current) stay.
+        let left = list_files(&cfg.dir).unwrap();
+        let kept_from = files.len() - 2;
+        assert_eq!(left[..2], files[kept_from..], "{left:?}");
+        let text = std::fs::read_to_string(left.last().unwrap()).unwrap();
+        let retention = text
+            .lines()
+            .find(|l| l.contains("\"recordType\":\"retention\""))
+            .expect("a retention record");
+        let first_kept = first_seq_in_name(&files[kept_from]).unwrap();
+        assert!(
+            retention.contains(&format!("\"retainedFromSeq\":{first_kept},")),
+            "{retention}"
+        );
+        for f in &files[..kept_from] {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            assert!(retention.contains(name), "{name} in {retention}");
+        }
+        // The kept log verifies, saying where it starts and why.
+        let r = verify_dir(&cfg.dir);
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!(r.first_seq, first_kept);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("removed by retention")),
+            "{:?}",
+            r.warnings
+        );
+        // One file more removed by hand is found.
+        std::fs::remove_file(&left[0]).unwrap();
+        let p = verify_dir(&cfg.dir).problem.unwrap();
+        assert_eq!(p.kind, crate::verify::ProblemKind::Missing);
+        assert!(
+            p.message.contains("no signed retention record"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_young_files_and_what_a_follower_has_not_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = retention_config(dir.path());
+        let files = aged_log(&cfg, 2).await;
+        // Retention longer than the files' age: nothing goes.
+        cfg.retention = Some(Duration::from_secs(4 * 24 * 3600));
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        log.record_durable(&event(100)).await.unwrap();
+        log.shutdown().await;
+        assert_eq!(list_files(&cfg.dir).unwrap()[..files.len()], files[..]);
+
+        // A follower that has copied only the first file's records holds back the rest.
+        cfg.retention = Some(Duration::from_secs(2 * 24 * 3600));
+        let copied = first_seq_in_name(&files[1]).unwrap() - 1;
+        cfg.retention_floor = Some(Arc::new(AtomicU64::new(copied)));
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        log.record_durable(&event(101)).await.unwrap();
+        log.shutdown().await;
+        let left = list_files(&cfg.dir).unwrap();
+        assert_eq!(left[0], files[1], "only the copied file went: {left:?}");
+        assert!(verify_dir(&cfg.dir).is_ok());
     }
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use keyless_audit::record::{
     SessionIssuerRef, UserIdentityRef, WebIdRef,
 };
 use keyless_audit::writer::OpenReport;
-use keyless_audit::writer::{Load, ParkedWorkers};
+use keyless_audit::writer::{Load, MIN_RETENTION, ParkedWorkers};
 use keyless_audit::{AuditEvent, AuditLog, WriterConfig};
 use keyless_core::caller::Caller;
 use keyless_core::error::ApiError;
@@ -75,6 +75,11 @@ pub struct AuditSettings {
     /// Share of allowed `/v1/authorize` decisions recorded (0.0-1.0); denies are always recorded.
     #[serde(default = "default_sample_rate")]
     pub authorize_allow_sample_rate: f64,
+    /// Remove log files last written more than this many days ago (at least 1; absent: keep
+    /// every file). A signed retention record accounts for them, so `keyless audit verify`
+    /// still passes; with Postgres, files the audit table has not copied yet are kept.
+    #[serde(default)]
+    pub retention_days: Option<u64>,
 }
 
 fn default_max_file_bytes() -> u64 {
@@ -124,6 +129,7 @@ impl Default for AuditSettings {
             busy_batch_wait_micros: default_busy_batch_wait(),
             min_sync_interval_micros: default_min_sync_interval(),
             authorize_allow_sample_rate: default_sample_rate(),
+            retention_days: None,
         }
     }
 }
@@ -155,6 +161,15 @@ impl AuditSettings {
         if !(0.0..=1.0).contains(&self.authorize_allow_sample_rate) {
             return Err("[audit] authorize_allow_sample_rate must be between 0.0 and 1.0".into());
         }
+        if self
+            .retention_days
+            .is_some_and(|d| !(1..=36_500).contains(&d))
+        {
+            return Err(
+                "[audit] retention_days must be 1-36500 (a live session must stay in the log); leave it out to keep every file"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -169,6 +184,9 @@ impl AuditSettings {
             busy_batch_wait: Duration::from_micros(self.busy_batch_wait_micros),
             min_sync_interval: Duration::from_micros(self.min_sync_interval_micros),
             stdout: self.stdout,
+            retention: self
+                .retention_days
+                .map(|d| Duration::from_secs(d.saturating_mul(86_400)).max(MIN_RETENTION)),
             ..WriterConfig::new(dir)
         }
     }
@@ -225,8 +243,10 @@ impl Audit {
         clock: Arc<dyn Clock>,
         ring: &KeyRing,
         parked: Option<Arc<ParkedWorkers>>,
+        retention_floor: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<(Audit, OpenReport), String> {
         let mut config = settings.writer_config(dir);
+        config.retention_floor = retention_floor;
         // Loaded batches are gathered only while the request workers are saturated, and no
         // longer than until one of them runs out of work.
         config.load = tokio::runtime::Handle::try_current()
@@ -1116,6 +1136,14 @@ mod tests {
             },
             AuditSettings {
                 authorize_allow_sample_rate: f64::NAN,
+                ..ok.clone()
+            },
+            AuditSettings {
+                retention_days: Some(0),
+                ..ok.clone()
+            },
+            AuditSettings {
+                retention_days: Some(36_501),
                 ..ok.clone()
             },
         ] {

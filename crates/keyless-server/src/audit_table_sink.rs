@@ -55,7 +55,8 @@ pub struct SinkMetrics {
 /// What `/readyz` shows about the sink.
 #[derive(Debug, Default)]
 pub struct SinkStatus {
-    through: AtomicU64,
+    /// The highest `seq` copied; shared with the writer, whose retention keeps later files.
+    through: Arc<AtomicU64>,
     behind: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
@@ -160,8 +161,12 @@ impl AuditTableSink {
         log_id: String,
         dir: PathBuf,
         metrics: SinkMetrics,
+        through: Arc<AtomicU64>,
     ) -> AuditTableSink {
-        let status = Arc::new(SinkStatus::default());
+        let status = Arc::new(SinkStatus {
+            through,
+            ..SinkStatus::default()
+        });
         let stop = Arc::new(Notify::new());
         let stopping = Arc::new(AtomicBool::new(false));
         let worker = Worker {

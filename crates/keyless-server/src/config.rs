@@ -864,6 +864,35 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
     }
 
     #[test]
+    fn retention_is_in_whole_days_of_at_least_one() {
+        assert_eq!(p(&base()).unwrap().audit.retention_days, None);
+        let kept = format!("{}\n[audit]\nretention_days = 90\n", base());
+        let c = p(&kept).unwrap();
+        assert_eq!(c.audit.retention_days, Some(90));
+        let w = c.audit.writer_config("/x".into());
+        assert_eq!(
+            w.retention,
+            Some(std::time::Duration::from_secs(90 * 86_400))
+        );
+        for bad in ["0", "36501"] {
+            let text = format!("{}\n[audit]\nretention_days = {bad}\n", base());
+            let e = p(&text).unwrap_err();
+            assert!(
+                e.message.contains("retention_days must be 1-36500"),
+                "{bad}: {e}"
+            );
+            assert!(e.line > 20, "{bad}: {e}");
+        }
+        // Wrong types are refused at the value itself.
+        for bad in ["-1", "1.5", "\"30d\""] {
+            let text = format!("{}\n[audit]\nretention_days = {bad}\n", base());
+            let line = text.lines().count();
+            let e = p(&text).unwrap_err();
+            assert_eq!(e.line, line, "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn the_http_table_is_read_and_bounded() {
         assert_eq!(
             p(&base()).unwrap().http,

@@ -185,7 +185,13 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
 
     let keyring_path = keyring_file::path_in(&config.data_dir);
     let ring = keyring_file::load_or_create(&keyring_path, now)?;
-    let audit = open_audit(&opts, &config, &clock, &ring)?;
+    // With an audit table, retention keeps every file the table has not copied yet: the sink
+    // moves this mark as it copies.
+    let table_through = opened
+        .audit_table
+        .as_ref()
+        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    let audit = open_audit(&opts, &config, &clock, &ring, table_through.clone())?;
     let keys = keys_of(ring)?;
     let metrics = Metrics::new();
     let audit_table = match (&opened.audit_table, audit.enabled()) {
@@ -196,6 +202,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 log_id,
                 config.data_dir.join("audit"),
                 metrics.audit_table.clone(),
+                table_through.unwrap_or_default(),
             ))
         }
         _ => None,
@@ -372,6 +379,7 @@ fn open_audit(
     config: &Config,
     clock: &Arc<dyn Clock>,
     ring: &KeyRing,
+    retention_floor: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<audit::Audit, ServeError> {
     if opts.unsafe_disable_audit_for_benchmark {
         if !config.listen.ip().is_loopback() {
@@ -394,6 +402,7 @@ fn open_audit(
         Arc::clone(clock),
         ring,
         opts.parked_workers.clone(),
+        retention_floor,
     )
     .map_err(ServeError::Startup)?;
     if report.truncated_bytes > 0 {

@@ -283,8 +283,8 @@ fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
     match &report.problem {
         None => {
             println!(
-                "audit log OK: {} records ({} signed digests) in {} file(s), last seq {}",
-                report.records, report.digests, report.files, report.last_seq
+                "audit log OK: {} records ({} signed digests) in {} file(s), seq {}..{}",
+                report.records, report.digests, report.files, report.first_seq, report.last_seq
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -338,6 +338,8 @@ async fn audit_operator_revocation(
     loop {
         let mut config = settings.writer_config(audit_dir.clone());
         config.lock_wait = Duration::ZERO;
+        // Retention is the server's: it knows what the Postgres audit table has copied.
+        config.retention = None;
         let signer = keyless_server::audit::signer_of(ring).map_err(anyhow::Error::msg)?;
         let clock: Arc<dyn keyless_types::Clock> = Arc::new(keyless_types::SystemClock);
         match AuditLog::open(config, clock, signer) {
