@@ -366,3 +366,38 @@ def test_retention_keeps_every_file_the_audit_table_has_not_copied(tmp_path: Pat
     assert cp.returncode == 0 and "removed by retention" in cp.stderr, cp.stdout + cp.stderr
     # The table holds every event ever written, the removed files' included.
     assert table_seqs()[0] == 1
+
+
+def test_records_cut_from_the_end_are_found_against_the_audit_table(stack) -> None:
+    issuer, keyless, database = stack
+    for i in range(3):
+        issue(issuer, keyless, f"anchor{i}")
+    audit_dir = keyless.data_dir / "audit"
+    newest_event = max(json.loads(line)["seq"] for f in audit_dir.glob("audit-*.jsonl")
+                       for line in f.read_text().splitlines() if '"recordType":"event"' in line[:120])
+    log_id = (keyless.data_dir / "audit-log-id").read_text().strip()
+    deadline = time.monotonic() + 20
+    while psql(database, f"SELECT max(seq) FROM audit_events WHERE log_id = '{log_id}'") != [[str(newest_event)]]:
+        assert time.monotonic() < deadline, "the table copies the newest record"
+        time.sleep(0.1)
+    # A copy of the data dir whose newest file lost its last records: a shorter chain that
+    # verifies on its own, but not against the table.
+    copy = keyless.workdir / "cut"
+    shutil.copytree(keyless.data_dir, copy / "data")
+    newest = max((copy / "data" / "audit").glob("audit-*.jsonl"))
+    lines = newest.read_text().splitlines(keepends=True)
+    cut_at = next(i for i, line in enumerate(lines) if f'"seq":{newest_event},' in line[:40])
+    newest.write_text("".join(lines[:cut_at]))
+    config = copy / "keyless.toml"
+    config.write_text(keyless.config.read_text().replace(str(keyless.data_dir), str(copy / "data")))
+    alone = subprocess.run([str(keyless_bin()), "audit", "verify", "--data-dir", str(copy / "data")],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(config)],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert f"but the Postgres audit table holds seq {newest_event}: records were cut from the end" in cp.stdout, cp.stdout
+    # The intact log holds the table's newest record.
+    cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0 and f"it holds seq {newest_event}" in cp.stdout, cp.stdout + cp.stderr

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::event::AuditEvent;
-use crate::verify::{KeyPins, Report, Verifier};
+use crate::verify::{Anchor, KeyPins, Report, Verifier};
 pub use crate::writer::list_files;
 
 /// The files to read for `path`: a single log file, a log directory, or a data directory with
@@ -23,7 +23,19 @@ pub fn resolve(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Verifies `files` in order (see [`crate::verify`]).
 pub fn verify_files(files: &[PathBuf], pins: KeyPins) -> std::io::Result<Report> {
+    verify_files_anchored(files, pins, None)
+}
+
+/// [`verify_files`], also checking that the log holds `anchor` (see [`Verifier::anchor`]).
+pub fn verify_files_anchored(
+    files: &[PathBuf],
+    pins: KeyPins,
+    anchor: Option<Anchor>,
+) -> std::io::Result<Report> {
     let mut v = Verifier::new(pins);
+    if let Some(a) = anchor {
+        v.anchor(a);
+    }
     for (i, f) in files.iter().enumerate() {
         let bytes = std::fs::read(f)?;
         v.feed_file(&f.display().to_string(), &bytes, i + 1 == files.len());

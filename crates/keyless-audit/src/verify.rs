@@ -15,6 +15,11 @@
 //! so a crash in between can leave more than it says). The record must also name the `prevHash`
 //! of the record at that `seq`, which is checked. Anything else is reported as missing records
 //! at the first record present.
+//!
+//! Records cut from the end leave a shorter chain that verifies: nothing inside the log can
+//! tell. An *anchor* from outside it can: [`Verifier::anchor`] takes a `seq` and hash known to
+//! be in the log (the newest row of the Postgres audit table, which copies records within a
+//! second), and a log that ends before it, or holds another record there, fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -138,6 +143,35 @@ pub struct Verifier {
     retained_unsigned: Option<u64>,
     /// The latest start a signed retention record declared (0: none).
     retained_from: u64,
+    /// A record known to be in the log, from outside it, and whether it was seen.
+    anchor: Option<Anchor>,
+    /// Where the last verified record is.
+    last_file: String,
+    last_line: usize,
+}
+
+/// A record known, from outside the log, to be in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its `hash`.
+    pub hash: [u8; 32],
+    /// Where the anchor comes from, for messages (e.g. `the audit table`).
+    pub source: String,
+    seen: bool,
+}
+
+impl Anchor {
+    /// The record `seq` with `hash`, known from `source`.
+    pub fn new(seq: u64, hash: [u8; 32], source: impl Into<String>) -> Anchor {
+        Anchor {
+            seq,
+            hash,
+            source: source.into(),
+            seen: false,
+        }
+    }
 }
 
 impl Verifier {
@@ -155,7 +189,16 @@ impl Verifier {
             file_starts: Vec::new(),
             retained_unsigned: None,
             retained_from: 0,
+            anchor: None,
+            last_file: String::new(),
+            last_line: 0,
         }
+    }
+
+    /// Also checks that the log holds `anchor`: a log that ends before its `seq` had records cut
+    /// from the end, and another record at that `seq` means the log was rewritten.
+    pub fn anchor(&mut self, anchor: Anchor) {
+        self.anchor = Some(anchor);
     }
 
     fn fail(&mut self, kind: ProblemKind, file: &str, line: usize, raw: &[u8], message: String) {
@@ -397,11 +440,31 @@ impl Verifier {
         } else {
             self.report.unsigned_tail += 1;
         }
+        if let Some(a) = self.anchor.as_mut().filter(|a| a.seq == checked.seq) {
+            a.seen = true;
+            if a.hash != checked.hash {
+                let source = a.source.clone();
+                self.report.problem = Some(Problem {
+                    kind: ProblemKind::Broken,
+                    file: name.to_owned(),
+                    line: line_no,
+                    seq: Some(checked.seq),
+                    event_id: checked.event_id,
+                    message: format!(
+                        "this record differs from the copy in {source}: the log was rewritten \
+                         after it was copied"
+                    ),
+                });
+                return;
+            }
+        }
         if self.report.records == 0 {
             self.report.first_seq = checked.seq;
         }
         self.report.records += 1;
         self.report.last_seq = checked.seq;
+        self.last_file = name.to_owned();
+        self.last_line = line_no;
         self.prev_hash = checked.hash;
         self.expected_seq += 1;
     }
@@ -476,6 +539,29 @@ impl Verifier {
                 ));
             } else {
                 self.report.problem = Some(missing_start(start));
+            }
+        }
+        if let Some(a) = self.anchor.take().filter(|_| self.report.problem.is_none())
+            && !a.seen
+        {
+            if a.seq > self.report.last_seq {
+                self.report.problem = Some(Problem {
+                    kind: ProblemKind::Missing,
+                    file: self.last_file.clone(),
+                    line: self.last_line,
+                    seq: Some(self.report.last_seq),
+                    event_id: None,
+                    message: format!(
+                        "the log ends at seq {}, but {} holds seq {}: records were cut from the end",
+                        self.report.last_seq, a.source, a.seq
+                    ),
+                });
+            } else {
+                self.report.warnings.push(format!(
+                    "seq {}, the newest record in {}, is older than the log kept here (it starts at \
+                     seq {}), so it could not be compared",
+                    a.seq, a.source, self.report.first_seq
+                ));
             }
         }
         if self.report.problem.is_none() && self.report.unsigned_tail > 0 {
@@ -712,6 +798,50 @@ mod tests {
             p.message.contains("after the record itself"),
             "{}",
             p.message
+        );
+    }
+
+    #[test]
+    fn an_anchor_from_outside_finds_records_cut_from_the_end() {
+        let lines = log();
+        let hash_of = |line: &str| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(v["hash"].as_str().unwrap(), &mut h).unwrap();
+            h
+        };
+        let anchored = |lines: &[String], seq: u64, hash: [u8; 32]| {
+            let mut v = Verifier::new(pins());
+            v.anchor(Anchor::new(seq, hash, "the audit table"));
+            let mut text = lines.join("\n");
+            text.push('\n');
+            v.feed_file("f0", text.as_bytes(), true);
+            v.finish()
+        };
+        // seq 10 is the tenth line: an event.
+        let tenth = hash_of(&lines[9]);
+        assert!(anchored(&lines, 10, tenth).is_ok());
+        // Cut after seq 8: a shorter chain that verifies on its own, but not against the anchor.
+        let cut = &lines[..8];
+        assert!(
+            run(&[cut.to_vec()], "").is_ok(),
+            "undetectable without an anchor"
+        );
+        let p = anchored(cut, 10, tenth).problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::Missing);
+        assert_eq!((p.file.as_str(), p.line, p.seq), ("f0", 8, Some(8)));
+        assert!(
+            p.message
+                .contains("ends at seq 8, but the audit table holds seq 10"),
+            "{}",
+            p.message
+        );
+        // Another record where the anchor is: rewritten.
+        let p = anchored(&lines, 10, [3; 32]).problem.unwrap();
+        assert_eq!((p.kind, p.line), (ProblemKind::Broken, 10));
+        assert!(
+            p.message
+                .contains("differs from the copy in the audit table")
         );
     }
 

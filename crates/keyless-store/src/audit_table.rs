@@ -149,6 +149,23 @@ impl AuditTable {
         Ok(u64::try_from(row.get::<i64, _>(0)).unwrap_or(0))
     }
 
+    /// The newest row of `log_id`: its `seq` and chain hash (hex), or `None` when there is none.
+    pub async fn head(&self, log_id: &str) -> Result<Option<(u64, String)>, InsertError> {
+        let row = sqlx::query(
+            "SELECT seq, hash FROM audit_events WHERE log_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(log_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(row.map(|r| {
+            (
+                u64::try_from(r.get::<i64, _>(0)).unwrap_or(0),
+                r.get::<String, _>(1),
+            )
+        }))
+    }
+
     /// Inserts `rows` of `log_id` in one statement; rows already there are left alone. Returns
     /// how many were new.
     pub async fn insert(&self, log_id: &str, rows: &[AuditRow]) -> Result<u64, InsertError> {

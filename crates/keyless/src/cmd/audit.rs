@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use keyless_audit::files::{for_each_event, parse_event_line, resolve, verify_files};
+use keyless_audit::files::{for_each_event, parse_event_line, resolve, verify_files_anchored};
 use keyless_audit::query::{Filter, text_line};
-use keyless_audit::verify::KeyPins;
+use keyless_audit::verify::{Anchor, KeyPins};
 use keyless_audit::{AuditEvent, Decision};
 
 /// Arguments of `keyless audit`.
@@ -232,6 +232,49 @@ fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
+/// With Postgres, the newest record the audit table copied for this data dir's log: records cut
+/// from the end of the files since then are found against it. Any trouble reaching it is a
+/// warning (the files are still verified on their own).
+fn table_anchor(config: &Path, data_dir: &Path) -> Option<Anchor> {
+    let url = keyless_server::config::load(config).ok()?.database_url?;
+    let id_file = data_dir.join(keyless_server::audit_table_sink::LOG_ID_FILE);
+    let log_id = std::fs::read_to_string(&id_file).ok()?.trim().to_owned();
+    let head = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let opened = keyless_store::open(Some(&url), data_dir).await?;
+                let table = opened
+                    .audit_table
+                    .context("a Postgres store without the audit table")?;
+                table.head(&log_id).await.map_err(anyhow::Error::msg)
+            })
+        });
+    match head {
+        Ok(Some((seq, hex_hash))) => {
+            let mut hash = [0u8; 32];
+            match hex::decode_to_slice(&hex_hash, &mut hash) {
+                Ok(()) => Some(Anchor::new(seq, hash, "the Postgres audit table")),
+                Err(_) => {
+                    eprintln!(
+                        "warning: the audit table's newest row has a malformed hash; not compared"
+                    );
+                    None
+                }
+            }
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!(
+                "warning: could not read the Postgres audit table, so records cut from the end of the files would go unnoticed: {e:#}"
+            );
+            None
+        }
+    }
+}
+
 /// The key ring next to the log, for pinning digest keys.
 fn pins_for(data_dir: Option<&Path>) -> anyhow::Result<KeyPins> {
     let Some(dir) = data_dir else {
@@ -276,7 +319,12 @@ fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let pins = pins_for(data_dir.as_deref())?;
-    let report = verify_files(&files, pins)?;
+    let anchor = match (&place.config, &data_dir) {
+        (Some(config), Some(dir)) => table_anchor(config, dir),
+        _ => None,
+    };
+    let anchored = anchor.as_ref().map(|a| a.seq);
+    let report = verify_files_anchored(&files, pins, anchor)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -286,6 +334,9 @@ fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
                 "audit log OK: {} records ({} signed digests) in {} file(s), seq {}..{}",
                 report.records, report.digests, report.files, report.first_seq, report.last_seq
             );
+            if let Some(seq) = anchored {
+                println!("it holds seq {seq}, the newest record the Postgres audit table copied");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(p) => {
