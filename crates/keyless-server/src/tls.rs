@@ -423,6 +423,18 @@ pub(crate) mod tests {
             "{e}"
         );
 
+        // A PEM block whose contents are not a certificate.
+        std::fs::write(
+            &settings.cert_file,
+            "-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = load(&settings).unwrap_err();
+        assert!(
+            e.contains("does not start with a valid X.509 certificate") && e.contains("tls.crt"),
+            "{e}"
+        );
+
         std::fs::write(&settings.cert_file, &pki.cert_pem).unwrap();
         std::fs::write(&settings.key_file, &pki.cert_pem).unwrap();
         let e = load(&settings).unwrap_err();
