@@ -44,13 +44,18 @@ pub fn verify_files_anchored(
 }
 
 /// Calls `each` with every event of `files`, in log order (digests, torn and unreadable lines
-/// are skipped: `keyless audit verify` is the place that reports them).
+/// are skipped: `keyless audit verify` is the place that reports them). A file that is gone by
+/// the time it is read (removed by retention since it was listed) is skipped.
 pub fn for_each_event(
     files: &[PathBuf],
     mut each: impl FnMut(&AuditEvent, &[u8]),
 ) -> std::io::Result<()> {
     for f in files {
-        let bytes = std::fs::read(f)?;
+        let bytes = match std::fs::read(f) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         for line in bytes.split_inclusive(|b| *b == b'\n') {
             let Some(line) = line.strip_suffix(b"\n") else {
                 continue;

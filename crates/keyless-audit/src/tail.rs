@@ -70,7 +70,19 @@ impl Tail {
             return Ok((out, notes));
         }
         loop {
-            let read_all = self.read_current(max, &mut out, &mut notes)?;
+            let read_all = match self.read_current(max, &mut out, &mut notes) {
+                Ok(read_all) => read_all,
+                // Removed by retention (or by hand) under us: go on from the file that now
+                // holds the next record.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.file = None;
+                    if !self.pick_file(&mut notes)? {
+                        return Ok((out, notes));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if out.len() >= max || !read_all {
                 return Ok((out, notes));
             }
@@ -246,6 +258,15 @@ mod tests {
         assert_eq!(seqs(&resumed.poll(10).unwrap().0), vec![5]);
         let mut from_start = Tail::new(dir.path(), 0);
         assert_eq!(seqs(&from_start.poll(10).unwrap().0), vec![1, 2, 3, 4, 5]);
+
+        // The file a tail is in is removed (retention): it goes on in the next one, saying
+        // what it could not read.
+        let mut behind = Tail::new(dir.path(), 2);
+        assert_eq!(seqs(&behind.poll(1).unwrap().0), vec![3]);
+        std::fs::remove_file(&first).unwrap();
+        let (got, notes) = behind.poll(10).unwrap();
+        assert_eq!(seqs(&got), vec![5]);
+        assert_eq!(notes.gap, Some((4, 5)));
     }
 
     #[test]
