@@ -270,8 +270,17 @@ def test_oversized_body_rejected(keyless: Keyless, issuer: Issuer, no_issue: Non
         + keyless.role_arn("gha") + "&WebIdentityToken=" + issuer.gha_token() + "&Junk=" + "x" * (2 * 1024 * 1024)
     r = requests.post(keyless.url + "/", data=body, timeout=30,
                       headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
-    assert_no_credentials(StsResult.parse(r.status_code, r.text))
+    res = StsResult.parse(r.status_code, r.text)
+    assert_error(res, "RequestEntityTooLarge", 413)
+    assert "262144 bytes" in (res.message or ""), res
+    assert_no_credentials(res)
+    # A body of exactly 256 KiB is read, and judged on its parameters; one byte more is not.
+    prefix = "Action=GetCallerIdentity&Version=2011-06-15&Junk="
+    for size, code, status in [(256 * 1024, "MissingAuthenticationToken", 403),
+                               (256 * 1024 + 1, "RequestEntityTooLarge", 413)]:
+        r = requests.post(keyless.url + "/", data=prefix + "x" * (size - len(prefix)), timeout=30,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert_error(StsResult.parse(r.status_code, r.text), code, status)
 
 
 def test_binary_garbage_body(keyless: Keyless, no_issue: None) -> None:

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use keyless_core::caller::{Caller, SignedHttp, authenticate};
@@ -28,18 +27,44 @@ use crate::xml::{self, STS_NS, Xml};
 /// Largest query-protocol body accepted.
 pub const MAX_BODY: usize = 256 * 1024;
 
-/// The handler for `/`.
+/// The handler for `/`. It takes the request whole and reads the body itself: the method, URI
+/// and header extractors would each copy their part out of it, and an oversized body gets an
+/// AWS error document instead of a plain-text rejection.
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     transport: Option<Extension<Transport>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
     let started = Instant::now();
     let request_id = xml::request_id();
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let error = if too_large {
+                ApiError::new(
+                    "RequestEntityTooLarge",
+                    413,
+                    format!("The request body is larger than {MAX_BODY} bytes."),
+                )
+            } else {
+                ApiError::new(
+                    "IncompleteBody",
+                    400,
+                    "The request body could not be read to its end.",
+                )
+            };
+            state
+                .metrics
+                .request("unknown", error.code, started.elapsed().as_secs_f64());
+            info!(request_id, source = %peer.ip(), code = error.code, "refused");
+            return render_error(&error, &request_id);
+        }
+    };
     let origin = Origin {
         source_ip: peer.ip(),
         secure_transport: transport.is_some_and(|Extension(t)| t.secure),
