@@ -4,11 +4,14 @@ guardrail denials decoded with `aws sts decode-authorization-message`, the one-h
 from __future__ import annotations
 
 import json
+import signal
+import time
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from keyless_e2e import ACCOUNT, Issuer, Keyless, encoded_auth_message
+from keyless_e2e import ACCOUNT, Issuer, Keyless, _stop, default_config, encoded_auth_message, start_keyless
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +122,32 @@ def test_decode_forbidden_without_permission(keyless: Keyless, gha_creds: dict[s
                      env=creds_env(keyless, narrowed["Credentials"]), check=False)
     assert cp.returncode != 0
     assert "AccessDenied" in cp.stderr, cp.stderr
+
+
+def test_a_message_decodes_after_a_restart_and_a_key_ring_rotation(workdir: Path, issuer: Issuer) -> None:
+    srv = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data"))
+    try:
+        creds = srv.awiwi(issuer.gha_token(), session="restart-src").credentials
+        assert creds
+        encoded = encoded_auth_message(locked_denial_message(srv, creds))
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(timeout=20)
+        srv = start_keyless(workdir / "keyless", srv.config.read_text())
+        # The message was sealed with a key derived from the ring, not one of the old process.
+        decoded = json.loads(srv.boto3_client(creds).decode_authorization_message(
+            EncodedMessage=encoded)["DecodedMessage"])
+        assert decoded["allowed"] is False and "locked" in decoded["context"]["resource"], decoded
+        # After a rotation the new version seals, and the old version's message still opens.
+        assert srv.rotate_keyring().returncode == 0
+        time.sleep(1.5)  # the server reloads the ring within a second
+        newer = encoded_auth_message(locked_denial_message(srv, creds))
+        for message in (encoded, newer):
+            out = srv.boto3_client(creds).decode_authorization_message(EncodedMessage=message)
+            assert json.loads(out["DecodedMessage"])["allowed"] is False
+        # A message whose bytes were altered is refused.
+        tampered = encoded[:-3] + ("A" if encoded[-3] != "A" else "B") + encoded[-2:]
+        with pytest.raises(ClientError) as ei:
+            srv.boto3_client(creds).decode_authorization_message(EncodedMessage=tampered)
+        assert ei.value.response["Error"]["Code"] == "InvalidAuthorizationMessageException"
+    finally:
+        _stop(srv.proc)

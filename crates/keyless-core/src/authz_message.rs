@@ -1,8 +1,14 @@
 //! Encoded authorization messages: every `AccessDenied` carries one, and
 //! `sts:DecodeAuthorizationMessage` turns it back into the engine's explanation.
 //!
-//! The message is AES-256-GCM sealed under a key derived from the key ring, so only keyless can
-//! read it and a caller learns nothing about policies it may not see.
+//! The message is AES-256-GCM sealed under a key derived from the key ring
+//! (`KeyRing::authorization_message_keys`), so only keyless can read it and a caller learns
+//! nothing about policies it may not see. The newest ring version seals and names itself in the
+//! message; every version in the ring opens, so a message still decodes after a restart, on
+//! another replica, and after a rotation, until its version is retired.
+//!
+//! Layout: `K` + base64url(`0x02` | key version (u32, big-endian) | nonce | ciphertext + tag),
+//! with the first five bytes as additional data.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -14,12 +20,15 @@ use crate::error::ApiError;
 
 /// Largest encoded message we accept back (AWS: 1-10240 characters).
 pub const MAX_ENCODED_LEN: usize = 10240;
-const AAD: &[u8] = b"keyless authorization message v1";
+const AAD: &[u8] = b"keyless authorization message v2";
 const PREFIX: char = 'K';
+const FORMAT: u8 = 2;
+const HEADER_LEN: usize = 1 + 4;
 
 /// Seals and opens authorization messages.
 pub struct MessageSealer {
-    key: LessSafeKey,
+    /// Oldest first; the last one seals.
+    keys: Vec<(u32, LessSafeKey)>,
 }
 
 impl std::fmt::Debug for MessageSealer {
@@ -29,27 +38,50 @@ impl std::fmt::Debug for MessageSealer {
 }
 
 impl MessageSealer {
-    /// A sealer from a 32-byte key.
+    /// A sealer with one 32-byte key, as version 0 (tests and benchmarks).
     pub fn new(key: &SecretBytes) -> Result<Self, ApiError> {
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, key.expose()).map_err(|_| ApiError::internal())?;
-        Ok(MessageSealer {
-            key: LessSafeKey::new(unbound),
-        })
+        Self::versioned(&[(0, key)])
+    }
+
+    /// A sealer from the key ring's message keys, oldest first
+    /// (`KeyRing::authorization_message_keys`): the last one seals.
+    pub fn versioned(keys: &[(u32, &SecretBytes)]) -> Result<Self, ApiError> {
+        let keys = keys
+            .iter()
+            .map(|(id, key)| {
+                UnboundKey::new(&AES_256_GCM, key.expose())
+                    .map(|k| (*id, LessSafeKey::new(k)))
+                    .map_err(|_| ApiError::internal())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(ApiError::internal());
+        }
+        Ok(MessageSealer { keys })
+    }
+
+    fn aad(header: &[u8]) -> Vec<u8> {
+        let mut aad = AAD.to_vec();
+        aad.extend_from_slice(header);
+        aad
     }
 
     /// Seals the JSON text of a decision.
     pub fn seal(&self, json: &str) -> Result<String, ApiError> {
+        let (id, key) = self.keys.last().ok_or_else(ApiError::internal)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + json.len() + 16);
+        out.push(FORMAT);
+        out.extend_from_slice(&id.to_be_bytes());
+        let aad = Self::aad(&out);
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let mut buf = json.as_bytes().to_vec();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(AAD),
-                &mut buf,
-            )
-            .map_err(|_| ApiError::internal())?;
-        let mut out = nonce_bytes.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce_bytes),
+            Aad::from(&aad),
+            &mut buf,
+        )
+        .map_err(|_| ApiError::internal())?;
+        out.extend_from_slice(&nonce_bytes);
         out.extend_from_slice(&buf);
         // A fixed first letter: base64url may start with `-`, which command lines take for an
         // option (`aws sts decode-authorization-message --encoded-message -…` fails).
@@ -70,17 +102,63 @@ impl MessageSealer {
         }
         let body = encoded.trim().strip_prefix(PREFIX).ok_or_else(invalid)?;
         let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| invalid())?;
-        if raw.len() < NONCE_LEN + 16 {
+        if raw.len() < HEADER_LEN + NONCE_LEN + 16 {
             return Err(invalid());
         }
-        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let (header, rest) = raw.split_at(HEADER_LEN);
+        let [format, k0, k1, k2, k3] = *header else {
+            return Err(invalid());
+        };
+        if format != FORMAT {
+            return Err(invalid());
+        }
+        let id = u32::from_be_bytes([k0, k1, k2, k3]);
+        // A version retired from the ring no longer opens its messages.
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(k, _)| *k == id)
+            .ok_or_else(invalid)?;
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
         let mut buf = sealed.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(AAD), &mut buf)
+        let plain = key
+            .open_in_place(nonce, Aad::from(&Self::aad(header)), &mut buf)
             .map_err(|_| invalid())?;
         String::from_utf8(plain.to_vec()).map_err(|_| invalid())
+    }
+}
+
+/// The fuzz target's entry point (`fuzz/fuzz_targets/authz_message.rs`): opens `data` as an
+/// encoded message under a two-version sealer, and checks that what opens is what was sealed
+/// when `data` is one of its own messages with a byte changed. Panics only on a wrong outcome.
+#[doc(hidden)]
+pub fn fuzz_open(data: &[u8]) {
+    let (k1, k2) = (SecretBytes::new(vec![1; 32]), SecretBytes::new(vec![2; 32]));
+    let Ok(sealer) = MessageSealer::versioned(&[(1, &k1), (2, &k2)]) else {
+        return;
+    };
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Err(e) = sealer.open(text)
+    {
+        assert_eq!(e.code, "InvalidAuthorizationMessageException");
+    }
+    // One of its own messages with one byte replaced never opens.
+    let Ok(sealed) = sealer.seal("{\"allowed\":false}") else {
+        return;
+    };
+    if let Some((&at, &byte)) = data.first().zip(data.get(1)) {
+        let mut bytes = sealed.clone().into_bytes();
+        let i = usize::from(at) % bytes.len();
+        if bytes[i] != byte && byte.is_ascii_alphanumeric() {
+            bytes[i] = byte;
+            if let Ok(text) = String::from_utf8(bytes) {
+                // A change in base64 padding bits can leave the bytes as they were.
+                if let Ok(plain) = sealer.open(&text) {
+                    assert_eq!(plain, "{\"allowed\":false}");
+                }
+            }
+        }
     }
 }
 
@@ -175,5 +253,29 @@ mod tests {
         }
         let other = MessageSealer::new(&SecretBytes::new(vec![8; 32])).unwrap();
         assert!(other.open(&s.seal("{}").unwrap()).is_err());
+    }
+
+    #[test]
+    fn the_newest_version_seals_and_every_version_present_opens() {
+        let (k1, k2) = (SecretBytes::new(vec![1; 32]), SecretBytes::new(vec![2; 32]));
+        let before = MessageSealer::versioned(&[(1, &k1)]).unwrap();
+        let old = before.seal("{\"v\":1}").unwrap();
+        // Rotated: version 2 seals, and version 1's messages still open.
+        let after = MessageSealer::versioned(&[(1, &k1), (2, &k2)]).unwrap();
+        assert_eq!(after.open(&old).unwrap(), "{\"v\":1}");
+        let new = after.seal("{\"v\":2}").unwrap();
+        assert_eq!(after.open(&new).unwrap(), "{\"v\":2}");
+        assert!(
+            before.open(&new).is_err(),
+            "version 2 is unknown before the rotation"
+        );
+        // Version 1 retired: its messages no longer open.
+        let retired = MessageSealer::versioned(&[(2, &k2)]).unwrap();
+        assert!(retired.open(&old).is_err());
+        assert_eq!(retired.open(&new).unwrap(), "{\"v\":2}");
+        // A message naming version 2 but sealed under another key of that number is refused.
+        let impostor = MessageSealer::versioned(&[(2, &k1)]).unwrap();
+        assert!(after.open(&impostor.seal("{}").unwrap()).is_err());
+        assert!(MessageSealer::versioned(&[]).is_err());
     }
 }

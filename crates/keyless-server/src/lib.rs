@@ -426,11 +426,18 @@ async fn load_directory(store: &dyn Store) -> Result<Directory, ServeError> {
 
 /// The ring plus what is derived from it.
 fn keys_of(ring: KeyRing) -> Result<Keys, ServeError> {
-    // Authorization messages are sealed with a key of this process; they decode until restart.
-    let key: [u8; 32] = rand::random();
-    let sealer = MessageSealer::new(&SecretBytes::new(key.to_vec()))
-        .map_err(|e| ServeError::Startup(e.to_string()))?;
+    let sealer = message_sealer(&ring).map_err(ServeError::Startup)?;
     Ok(Keys::new(ring, Arc::new(sealer)))
+}
+
+/// The sealer of encoded authorization messages, from the ring: messages decode after a
+/// restart, on every replica holding the ring, and across rotations.
+fn message_sealer(ring: &KeyRing) -> Result<MessageSealer, String> {
+    let keys = ring
+        .authorization_message_keys()
+        .map_err(|e| format!("key ring: {e}"))?;
+    let borrowed: Vec<(u32, &SecretBytes)> = keys.iter().map(|(id, k)| (*id, k)).collect();
+    MessageSealer::versioned(&borrowed).map_err(|e| e.to_string())
 }
 
 /// Reloads the key ring when `keyless keys rotate` rewrites it.
@@ -444,14 +451,17 @@ async fn watch_keyring(state: Arc<AppState>) {
         }
         last = now;
         match keyring_file::load(&state.keyring_path) {
-            Ok(ring) => {
-                state.audit.rotate_signer(&ring);
-                let versions = ring.versions().len();
-                let current = state.keys.load();
-                let reloaded = Keys::new(ring, Arc::clone(&current.sealer));
-                state.keys.store(Arc::new(reloaded));
-                info!(versions, "key ring reloaded");
-            }
+            Ok(ring) => match message_sealer(&ring) {
+                Ok(sealer) => {
+                    state.audit.rotate_signer(&ring);
+                    let versions = ring.versions().len();
+                    state
+                        .keys
+                        .store(Arc::new(Keys::new(ring, Arc::new(sealer))));
+                    info!(versions, "key ring reloaded");
+                }
+                Err(e) => error!("key ring not reloaded, keeping the previous one: {e}"),
+            },
             Err(e) => error!("key ring not reloaded, keeping the previous one: {e}"),
         }
     }

@@ -15,7 +15,9 @@
 //! - purpose keys: HKDF-SHA256(salt "keyless key ring v1", root secret, info = label) with
 //!   [`LABEL_SECRET_KEY`], [`LABEL_TOKEN_SEAL`]; the 32-byte output under [`LABEL_AUDIT_SIGN`]
 //!   is the Ed25519 seed of the audit-digest signing key of that version
-//!   ([`KeyRing::audit_signing_key`], [`KeyRing::audit_public_key`]).
+//!   ([`KeyRing::audit_signing_key`], [`KeyRing::audit_public_key`]), and the one under
+//!   [`LABEL_AUTHZ_MESSAGE`] the AES-256-GCM key of its encoded authorization messages
+//!   ([`KeyRing::authorization_message_keys`]).
 //!
 //! ```
 //! use keyless_token::{KeyRing, SessionClaims, account_from_access_key_id, mint, open};
@@ -56,7 +58,10 @@ mod session;
 
 pub use akid::{ACCESS_KEY_ID_LEN, PREFIX, account_from_access_key_id, new_access_key_id};
 pub use error::{AccessKeyIdError, KeyRingError, MintError, OpenError};
-pub use ring::{KeyRing, LABEL_AUDIT_SIGN, LABEL_SECRET_KEY, LABEL_TOKEN_SEAL, ROOT_SECRET_LEN};
+pub use ring::{
+    KeyRing, LABEL_AUDIT_SIGN, LABEL_AUTHZ_MESSAGE, LABEL_SECRET_KEY, LABEL_TOKEN_SEAL,
+    ROOT_SECRET_LEN,
+};
 pub use session::{
     Credentials, ENVELOPE_VERSION, FederatedFacts, MAX_CLOCK_SKEW, MAX_SESSION_TOKEN_BYTES,
     MfaFacts, OpenedSession, SessionClaims, check_live, fuzz_open_sealed, mint, open,

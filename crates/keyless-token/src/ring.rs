@@ -25,6 +25,8 @@ pub const LABEL_SECRET_KEY: &[u8] = b"keyless/v1/secret-access-key";
 pub const LABEL_TOKEN_SEAL: &[u8] = b"keyless/v1/session-token-seal";
 /// HKDF info of the Ed25519 seed that signs audit-log digests (one keypair per ring version).
 pub const LABEL_AUDIT_SIGN: &[u8] = b"keyless/v1/audit-signing";
+/// HKDF info of the AES-256-GCM key that seals encoded authorization messages.
+pub const LABEL_AUTHZ_MESSAGE: &[u8] = b"keyless/v1/authorization-message";
 
 struct Len32;
 impl KeyType for Len32 {
@@ -220,6 +222,16 @@ impl KeyRing {
         }
         out.copy_from_slice(public);
         Ok(Some(out))
+    }
+
+    /// The key that seals encoded authorization messages, per version, oldest first: the newest
+    /// seals, and every version present opens, so a message decodes after a restart, on another
+    /// replica holding the ring, and across a rotation until its version is retired.
+    pub fn authorization_message_keys(&self) -> Result<Vec<(u32, SecretBytes)>, KeyRingError> {
+        self.versions
+            .iter()
+            .map(|v| Ok((v.id, derive(v.root.expose(), LABEL_AUTHZ_MESSAGE)?)))
+            .collect()
     }
 
     pub(crate) fn current(&self) -> Option<&KeyVersion> {

@@ -439,6 +439,25 @@ fn purpose_keys_are_distinct_and_deterministic() {
     );
     assert_ne!(LABEL_SECRET_KEY, LABEL_TOKEN_SEAL);
     assert_ne!(LABEL_AUDIT_SIGN, LABEL_TOKEN_SEAL);
+    for label in [LABEL_SECRET_KEY, LABEL_TOKEN_SEAL, LABEL_AUDIT_SIGN] {
+        assert_ne!(LABEL_AUTHZ_MESSAGE, label);
+    }
+    // The authorization-message key: one per version, the same in every process holding the
+    // ring, and different for another root.
+    let keys = |r: &KeyRing| r.authorization_message_keys().unwrap();
+    let (ka, kb, ko) = (keys(&a), keys(&b), keys(&other));
+    assert_eq!(ka.len(), 1);
+    assert_eq!(ka[0].0, 1);
+    assert!(ka[0].1.ct_eq(kb[0].1.expose()));
+    assert!(!ka[0].1.ct_eq(ko[0].1.expose()));
+    let two = KeyRing::from_versions(vec![
+        (1, t0(), root()),
+        (2, t0(), SecretBytes::new(vec![3u8; 32])),
+    ])
+    .unwrap();
+    let k2 = keys(&two);
+    assert_eq!(k2.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(k2[0].1.ct_eq(ka[0].1.expose()) && !k2[1].1.ct_eq(ka[0].1.expose()));
 }
 
 mod props {
