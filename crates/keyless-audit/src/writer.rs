@@ -76,6 +76,11 @@ const SLOW_COMMIT: Duration = Duration::from_millis(20);
 /// How often the writer looks for files past retention when no rotation prompts it.
 const RETENTION_CHECK: Duration = Duration::from_secs(3600);
 
+/// Most files one retention pass removes: the retention record names them all, and a record
+/// must stay far below [`MAX_LINE_BYTES`]. A backlog (retention just turned on) goes over the
+/// next passes, one after each rotation.
+pub const MAX_REMOVED_PER_PASS: usize = 1000;
+
 /// The shortest retention accepted: every session that can still be live (12 hours at most)
 /// must stay in the log, for `keyless sessions list` and the credential report.
 pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -449,8 +454,9 @@ pub fn first_seq_in_name(path: &Path) -> Option<u64> {
 
 /// Which of `files` (oldest first) retention removes at `now`: the longest run of the oldest
 /// files, each before `current`, last modified at least `max_age` ago and holding no record
-/// after `floor` (a file's last `seq` is one before the next file's first). Returns them with
-/// the file the log will then start with, or `None` when there is nothing to remove.
+/// after `floor` (a file's last `seq` is one before the next file's first), at most
+/// [`MAX_REMOVED_PER_PASS`]. Returns them with the file the log will then start with, or `None`
+/// when there is nothing to remove.
 pub fn past_retention(
     files: &[PathBuf],
     current: &Path,
@@ -460,7 +466,7 @@ pub fn past_retention(
 ) -> Option<(Vec<PathBuf>, PathBuf)> {
     let mut remove = Vec::new();
     let mut kept = None;
-    for pair in files.windows(2) {
+    for pair in files.windows(2).take(MAX_REMOVED_PER_PASS) {
         let [file, next] = pair else { break };
         if file.as_path() == current {
             break;
@@ -1895,6 +1901,38 @@ mod tests {
             p.message.contains("no signed retention record"),
             "{}",
             p.message
+        );
+    }
+
+    #[test]
+    fn one_retention_pass_removes_a_bounded_run_of_the_oldest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
+        let files: Vec<PathBuf> = (0..MAX_REMOVED_PER_PASS as u64 + 3)
+            .map(|i| {
+                let path = dir.path().join(file_name_for(i * 10 + 1));
+                File::create(&path).unwrap().set_modified(long_ago).unwrap();
+                path
+            })
+            .collect();
+        let current = files.last().unwrap();
+        let day = Duration::from_secs(24 * 3600);
+        let now = std::time::SystemTime::now();
+        let (removed, kept) = past_retention(&files, current, day, u64::MAX, now).unwrap();
+        assert_eq!(removed[..], files[..MAX_REMOVED_PER_PASS]);
+        assert_eq!(kept, files[MAX_REMOVED_PER_PASS]);
+        // Nothing past the floor: the first file holds seq 1..10.
+        let (removed, kept) = past_retention(&files, current, day, 10, now).unwrap();
+        assert_eq!((removed.len(), &kept), (1, &files[1]));
+        assert_eq!(past_retention(&files, current, day, 9, now), None);
+        // Nothing younger than the retention, and never the current file.
+        assert_eq!(
+            past_retention(&files, current, 4 * day, u64::MAX, now),
+            None
+        );
+        assert_eq!(
+            past_retention(&files[..1], &files[0], day, u64::MAX, now),
+            None
         );
     }
 
