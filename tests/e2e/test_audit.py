@@ -346,6 +346,9 @@ def test_retention_removes_old_files_and_the_rest_still_verifies(stack) -> None:
         assert time.monotonic() < deadline, "files past retention are removed after the next rotation"
         new_keys.append(srv.awiwi(token, role="gha", session=f"new{len(new_keys)}").credentials["AccessKeyId"])
     assert not any(f.exists() for f in files[:-1]) and files[-1].exists()
+    removed = [line for line in srv.metrics().splitlines()
+               if line.startswith("keyless_audit_retention_removed_files_total ")]
+    assert removed == [f"keyless_audit_retention_removed_files_total {len(files) - 1}"], removed
     stop_clean(srv)
 
     kept = sorted(audit_dir.glob("audit-*.jsonl"))

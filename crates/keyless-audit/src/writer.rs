@@ -352,6 +352,7 @@ struct Shared {
     records: AtomicU64,
     gathered: AtomicU64,
     paced: AtomicU64,
+    removed_files: AtomicU64,
 }
 
 impl Shared {
@@ -402,6 +403,8 @@ pub struct WriterStats {
     pub gathered: u64,
     /// Commits held back by `min_sync_interval` (the previous sync had started too recently).
     pub paced: u64,
+    /// Files removed by retention.
+    pub removed_files: u64,
 }
 
 /// The audit log handle (cheap to share behind an `Arc`).
@@ -702,6 +705,7 @@ impl AuditLog {
             records: AtomicU64::new(0),
             gathered: AtomicU64::new(0),
             paced: AtomicU64::new(0),
+            removed_files: AtomicU64::new(0),
         });
         if let Some(parked) = &config.parked {
             *parked.writer.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&shared);
@@ -835,6 +839,7 @@ impl AuditLog {
             records: self.shared.records.load(Ordering::Relaxed),
             gathered: self.shared.gathered.load(Ordering::Relaxed),
             paced: self.shared.paced.load(Ordering::Relaxed),
+            removed_files: self.shared.removed_files.load(Ordering::Relaxed),
         }
     }
 
@@ -1228,6 +1233,7 @@ impl WriterState {
                 break;
             }
             removed += 1;
+            self.shared.removed_files.fetch_add(1, Ordering::Relaxed);
         }
         if let Err(e) = File::open(&self.config.dir).and_then(|d| d.sync_all()) {
             warn!(

@@ -562,6 +562,9 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     m.audit_paced_commits
         .inner()
         .store(audit.paced, std::sync::atomic::Ordering::Relaxed);
+    m.audit_removed_files
+        .inner()
+        .store(audit.removed_files, std::sync::atomic::Ordering::Relaxed);
     (
         [(
             axum::http::header::CONTENT_TYPE,

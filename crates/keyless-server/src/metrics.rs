@@ -79,6 +79,8 @@ pub struct Metrics {
     pub audit_gathered_commits: Counter,
     /// Audit commits held back by `min_sync_interval_micros` (mirrored at scrape time).
     pub audit_paced_commits: Counter,
+    /// Audit files removed by `retention_days` (mirrored at scrape time).
+    pub audit_removed_files: Counter,
     /// The audit table sink (Postgres only; zero otherwise).
     pub audit_table: crate::audit_table_sink::SinkMetrics,
     /// Client connections and their limits.
@@ -169,6 +171,12 @@ impl Metrics {
             "Audit commits held back by min_sync_interval_micros because the previous fdatasync had started too recently",
             audit_paced_commits.clone(),
         );
+        let audit_removed_files = Counter::default();
+        registry.register(
+            "audit_retention_removed_files",
+            "Audit log files removed by retention_days, after a signed retention record named them",
+            audit_removed_files.clone(),
+        );
         let audit_table = crate::audit_table_sink::SinkMetrics::default();
         registry.register(
             "audit_table_rows",
@@ -239,6 +247,7 @@ impl Metrics {
             audit_commits,
             audit_gathered_commits,
             audit_paced_commits,
+            audit_removed_files,
             audit_table,
             http,
         }
@@ -294,6 +303,7 @@ mod tests {
             "keyless_audit_commits_total 0",
             "keyless_audit_gathered_commits_total 0",
             "keyless_audit_paced_commits_total 0",
+            "keyless_audit_retention_removed_files_total 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
