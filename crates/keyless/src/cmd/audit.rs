@@ -319,8 +319,9 @@ fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let pins = pins_for(data_dir.as_deref())?;
-    let anchor = match (&place.config, &data_dir) {
-        (Some(config), Some(dir)) => table_anchor(config, dir),
+    // Only for the config's own log: files given by path may be a copy or another log.
+    let anchor = match (path, &place.config, &data_dir) {
+        (None, Some(config), Some(dir)) => table_anchor(config, dir),
         _ => None,
     };
     let anchored = anchor.as_ref().map(|a| a.seq);
