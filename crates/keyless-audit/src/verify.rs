@@ -274,30 +274,25 @@ impl Verifier {
                 return;
             }
         };
+        // A problem at this line.
+        let here = |kind: ProblemKind, message: String| Problem {
+            kind,
+            file: name.to_owned(),
+            line: line_no,
+            seq: Some(checked.seq),
+            event_id: checked.event_id.clone(),
+            message,
+        };
         if checked.seq > 1 && self.expected_seq == 1 && self.report.records == 0 {
             // The log's oldest files are gone: check from here, and account for the start at
             // the end (see the module documentation).
-            self.start = Some(Problem {
-                kind: ProblemKind::Missing,
-                file: name.to_owned(),
-                line: line_no,
-                seq: Some(checked.seq),
-                event_id: checked.event_id.clone(),
-                message: String::new(),
-            });
+            self.start = Some(here(ProblemKind::Missing, String::new()));
             self.expected_seq = checked.seq;
             self.prev_hash = checked.prev_hash;
             self.next_digest_first = checked.seq;
         }
         if checked.seq != self.expected_seq {
-            let problem = Problem {
-                kind: ProblemKind::Missing,
-                file: name.to_owned(),
-                line: line_no,
-                seq: Some(checked.seq),
-                event_id: checked.event_id.clone(),
-                message: String::new(),
-            };
+            let problem = here(ProblemKind::Missing, String::new());
             if checked.seq > self.expected_seq {
                 self.jump = Some(Jump {
                     problem,
@@ -334,43 +329,25 @@ impl Verifier {
             return;
         }
         if checked.prev_hash != self.prev_hash {
-            self.report.problem = Some(Problem {
-                kind: ProblemKind::Broken,
-                file: name.to_owned(),
-                line: line_no,
-                seq: Some(checked.seq),
-                event_id: checked.event_id,
-                message: "prevHash does not match the previous record's hash: a record was \
-                          replaced or the chain was rebuilt"
+            self.report.problem = Some(here(
+                ProblemKind::Broken,
+                "prevHash does not match the previous record's hash: a record was replaced or \
+                 the chain was rebuilt"
                     .into(),
-            });
+            ));
             return;
         }
         if let Some(r) = &checked.retention
             && let Err(message) = self.retention(r, checked.seq)
         {
-            self.report.problem = Some(Problem {
-                kind: ProblemKind::Broken,
-                file: name.to_owned(),
-                line: line_no,
-                seq: Some(checked.seq),
-                event_id: None,
-                message,
-            });
+            self.report.problem = Some(here(ProblemKind::Broken, message));
             return;
         }
         if line_no == 1 {
             self.file_starts.push((checked.seq, checked.prev_hash));
         }
         if let Some(d) = &checked.digest {
-            let located = |message: String| Problem {
-                kind: ProblemKind::BadSignature,
-                file: name.to_owned(),
-                line: line_no,
-                seq: Some(checked.seq),
-                event_id: None,
-                message,
-            };
+            let located = |message: String| here(ProblemKind::BadSignature, message);
             if !d.signature_valid {
                 self.report.problem = Some(located(
                     "the digest signature does not verify under the key it names".into(),
@@ -444,17 +421,13 @@ impl Verifier {
             a.seen = true;
             if a.hash != checked.hash {
                 let source = a.source.clone();
-                self.report.problem = Some(Problem {
-                    kind: ProblemKind::Broken,
-                    file: name.to_owned(),
-                    line: line_no,
-                    seq: Some(checked.seq),
-                    event_id: checked.event_id,
-                    message: format!(
+                self.report.problem = Some(here(
+                    ProblemKind::Broken,
+                    format!(
                         "this record differs from the copy in {source}: the log was rewritten \
                          after it was copied"
                     ),
-                });
+                ));
                 return;
             }
         }
