@@ -1575,16 +1575,18 @@ mod tests {
         // idle ext4 on virtio took 50-80 µs; a stream 200 µs apart found the writer idle at
         // every record there, and nothing was gathered).
         let gap = Duration::from_micros(20);
-        let gathered = issuers_every(gap, 300, Duration::from_millis(40), None).await;
-        // 300 records over about 6 ms: the first record's own sync, the rest in one or two
-        // gathered batches, and the shutdown digest's.
+        // 1000 records over about 20 ms: longer than a slow sync (a busy test machine's took
+        // over 6 ms), so without the wait the stream still takes many syncs.
+        let gathered = issuers_every(gap, 1000, Duration::from_millis(40), None).await;
+        // The first record's own sync, the rest in one or two gathered batches, and the
+        // shutdown digest's.
         assert!(
             gathered.commits <= 12,
             "{} syncs with a 40 ms gathering wait",
             gathered.commits
         );
         assert!(gathered.gathered > 0);
-        let prompt = issuers_every(gap, 300, Duration::ZERO, None).await;
+        let prompt = issuers_every(gap, 1000, Duration::ZERO, None).await;
         assert!(
             prompt.commits > gathered.commits,
             "{} syncs without the wait, {} with it",
