@@ -380,15 +380,10 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
     let value: Value =
         serde_json::from_slice(line).map_err(|e| LineError::Malformed(e.to_string()))?;
     let bad = |m: &str| LineError::Malformed(m.to_owned());
-    let seq = value
-        .get("seq")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| bad("no seq"))?;
-    let prev_hash = value
-        .get("prevHash")
-        .and_then(Value::as_str)
-        .and_then(hex32)
-        .ok_or_else(|| bad("no prevHash"))?;
+    let num = |k: &str| value.get(k).and_then(Value::as_u64);
+    let hash_at = |k: &str| value.get(k).and_then(Value::as_str).and_then(hex32);
+    let seq = num("seq").ok_or_else(|| bad("no seq"))?;
+    let prev_hash = hash_at("prevHash").ok_or_else(|| bad("no prevHash"))?;
     let kind = value
         .get("recordType")
         .and_then(Value::as_str)
@@ -413,7 +408,6 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
             let sig_at = memchr::memmem::rfind(canonical, SIGNATURE_KEY)
                 .ok_or_else(|| bad("digest without signature"))?;
             let signed = &canonical[..sig_at];
-            let num = |k: &str| value.get(k).and_then(Value::as_u64);
             let public_key = value
                 .get("publicKey")
                 .and_then(Value::as_str)
@@ -446,14 +440,9 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
             });
         }
         "retention" => {
-            let from_seq = value
-                .get("retainedFromSeq")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| bad("retention without retainedFromSeq"))?;
-            let from_prev_hash = value
-                .get("retainedFromPrevHash")
-                .and_then(Value::as_str)
-                .and_then(hex32)
+            let from_seq =
+                num("retainedFromSeq").ok_or_else(|| bad("retention without retainedFromSeq"))?;
+            let from_prev_hash = hash_at("retainedFromPrevHash")
                 .ok_or_else(|| bad("retention without retainedFromPrevHash"))?;
             let removed_files = value
                 .get("removedFiles")
