@@ -1912,6 +1912,26 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn nothing_is_removed_when_the_first_kept_record_does_not_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = retention_config(dir.path());
+        let files = aged_log(&cfg, 2).await;
+        // The file the log would start with has an altered first record: its seq and
+        // prevHash cannot be vouched for, so retention leaves everything as it is.
+        let kept = &files[files.len() - 2];
+        let text = std::fs::read_to_string(kept).unwrap();
+        std::fs::write(kept, text.replacen("ev-", "ex-", 1)).unwrap();
+        cfg.retention = Some(Duration::from_secs(2 * 24 * 3600));
+        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+        log.record_durable(&event(100)).await.unwrap();
+        log.shutdown().await;
+        assert_eq!(list_files(&cfg.dir).unwrap()[..files.len()], files[..]);
+        assert_eq!(log.stats().removed_files, 0);
+        let all = std::fs::read_to_string(list_files(&cfg.dir).unwrap().last().unwrap()).unwrap();
+        assert!(!all.contains("\"recordType\":\"retention\""));
+    }
+
     #[test]
     fn one_retention_pass_removes_a_bounded_run_of_the_oldest_files() {
         let dir = tempfile::tempdir().unwrap();
