@@ -219,9 +219,12 @@ pub fn complete<R: CryptoRng + ?Sized>(
 
     let prefix = provider.key_prefix();
     let provider_arn = provider.arn();
-    // The base keys, a GitHub token's dozen or so claims and this request's keys fit in 28 (the
-    // most 32 buckets hold) without rehashing on the way.
-    let mut context = Context::with_capacity(28);
+    // Sized for every key added below, so the table never rehashes on the way: the four base
+    // keys, at most five named token keys and one per scalar claim (a GitHub token has 31,
+    // which outgrew the fixed 28 this once was), this request's keys and its tags.
+    let mut context = Context::with_capacity(
+        4 + 5 + token.scalar_claims().len() + 4 + 2 * session_tags.len() + 1,
+    );
     add_base_context(&mut context, env.now, &env.origin);
     add_token_keys(&mut context, &token, prefix);
     context.insert_single("sts:RoleSessionName", input.session_name.clone());
