@@ -62,6 +62,22 @@ def test_sub_claim_collision_within_sub_denied(keyless: Keyless, issuer: Issuer,
     assert_error(res, "AccessDenied", 403)
 
 
+def test_a_claim_named_sub_in_another_case_does_not_replace_sub(keyless: Keyless, issuer: Issuer,
+                                                                no_issue: None) -> None:
+    """Condition key names are case-insensitive: a `SUB` claim saying main must not stand in for
+    the `sub` of a feature branch (an IdP that lets users add claims would let them pick it)."""
+    claims = {**gha_claims(ref="refs/heads/feature"), "SUB": f"repo:{REPO}:ref:refs/heads/main"}
+    res = keyless.awiwi(issuer.token(**claims), session="case")
+    assert_error(res, "AccessDenied", 403)
+
+
+def test_a_claim_named_sub_in_another_case_leaves_an_allowed_sub_alone(keyless: Keyless, issuer: Issuer) -> None:
+    claims = {**gha_claims(), "SUB": "repo:attacker/x:ref:refs/heads/main"}
+    res = keyless.awiwi(issuer.token(**claims), session="case-ok")
+    assert res.status == 200, res
+    assert res.values["SubjectFromWebIdentityToken"] == f"repo:{REPO}:ref:refs/heads/main"
+
+
 def test_unknown_role_denied(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:
     res = keyless.awiwi(issuer.gha_token(), role="does-not-exist")
     assert_error(res, "AccessDenied", 403)

@@ -45,7 +45,7 @@ pub use jwks::{Alg, Jwk, Jwks, KeyType, MAX_JWKS_BYTES, MAX_KEYS_PER_FAMILY};
 pub use signer::Signer;
 pub use token::{
     ClaimValue, DEFAULT_LEEWAY, KeyValue, MAX_HEADER_BYTES, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES,
-    Peeked, UnverifiedToken, Validation, VerifiedToken, peek, verify,
+    OwnedKeyValue, Peeked, UnverifiedToken, Validation, VerifiedToken, peek, verify,
 };
 
 /// Fuzzing entry point: parses `data` as a token (and peeks it) and as a JWKS document. Never

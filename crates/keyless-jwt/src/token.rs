@@ -416,6 +416,35 @@ pub enum KeyValue<'a> {
     Many(&'a [String]),
 }
 
+/// The value of one token condition key, owned, as [`VerifiedToken::into_condition_keys`]
+/// gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedKeyValue {
+    /// A single value.
+    One(String),
+    /// A multivalued key (`amr`, `oaud`).
+    Many(Vec<String>),
+}
+
+/// The keys the token sets by name (`sub`, `aud`, `oaud`, `azp`, `amr`). A scalar claim whose
+/// name equals one of them ignoring case is not a key of its own: it would replace the named
+/// key, since key names are case-insensitive, and a claim `SUB` an identity provider let a
+/// user choose must not stand in for `sub`.
+fn is_named_key(name: &str) -> bool {
+    const NAMED: [&str; 5] = ["sub", "aud", "azp", "amr", "oaud"];
+    if name.is_ascii() {
+        NAMED.iter().any(|n| n.eq_ignore_ascii_case(name))
+    } else {
+        let lower = name.to_lowercase();
+        NAMED.contains(&lower.as_str())
+    }
+}
+
+/// Whether a scalar claim becomes a condition key `<prefix>:<name>`.
+fn is_claim_key(name: &str) -> bool {
+    !is_named_key(name) && !name.starts_with("https://aws.amazon.com/")
+}
+
 /// A token whose signature, issuer, audience and times were verified. Only [`verify`] and
 /// [`UnverifiedToken::verify`] construct it.
 #[derive(Debug, Clone)]
@@ -566,12 +595,37 @@ impl VerifiedToken {
             visit(key(&mut buf, prefix, "amr"), KeyValue::Many(&self.amr));
         }
         for (name, value) in &self.claims {
-            if matches!(name.as_str(), "sub" | "aud" | "azp" | "amr" | "oaud")
-                || name.starts_with("https://aws.amazon.com/")
-            {
-                continue;
+            if is_claim_key(name) {
+                visit(key(&mut buf, prefix, name), KeyValue::One(value.text()));
             }
-            visit(key(&mut buf, prefix, name), KeyValue::One(value.text()));
         }
+    }
+
+    /// The keys of [`Self::visit_condition_keys`] as (name after `<prefix>:`, value), in the
+    /// same order, moving the claims out of the token instead of copying them: the request path
+    /// hands them to the policy context whole.
+    pub fn into_condition_keys(self) -> Vec<(String, OwnedKeyValue)> {
+        let mut out = Vec::with_capacity(5 + self.claims.len());
+        out.push(("sub".to_owned(), OwnedKeyValue::One(self.subject)));
+        out.push(("aud".to_owned(), OwnedKeyValue::One(self.audience)));
+        if !self.other_audiences.is_empty() {
+            out.push(("oaud".to_owned(), OwnedKeyValue::Many(self.other_audiences)));
+        }
+        if let Some(azp) = self.azp {
+            out.push(("azp".to_owned(), OwnedKeyValue::One(azp)));
+        }
+        if !self.amr.is_empty() {
+            out.push(("amr".to_owned(), OwnedKeyValue::Many(self.amr)));
+        }
+        for (name, value) in self.claims {
+            if is_claim_key(&name) {
+                let text = match value {
+                    ClaimValue::String(s) => s,
+                    other => other.text().into_owned(),
+                };
+                out.push((name, OwnedKeyValue::One(text)));
+            }
+        }
+        out
     }
 }

@@ -689,6 +689,59 @@ fn condition_keys_of_a_github_token() {
 }
 
 #[test]
+fn claims_named_like_the_named_keys_in_another_case_are_not_keys() {
+    // Key names are case-insensitive, so a claim `SUB` would have replaced `<prefix>:sub`. An
+    // identity provider that lets users add claims must not let them choose their subject.
+    let (s, jwks) = setup(Alg::RS256);
+    let claims = with(
+        github_claims(),
+        "SUB",
+        json!("repo:attacker/x:ref:refs/heads/main"),
+    );
+    let claims = with(claims, "Aud", json!("sts.amazonaws.com.evil"));
+    let claims = with(claims, "AMR", json!("mfa"));
+    let claims = with(claims, "Repository_Owner", json!("octo-org"));
+    let t = s.sign(&claims).unwrap();
+    let vt = verify(&t, &jwks, &validation(), now()).unwrap();
+    let keys = vt.condition_keys("p");
+    assert!(
+        keys.iter()
+            .all(|(k, _)| !matches!(k.as_str(), "p:SUB" | "p:Aud" | "p:AMR")),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&("p:Repository_Owner".into(), vec!["octo-org".into()])));
+    // The owned form carries the same keys, in the same order.
+    let owned: Vec<(String, Vec<String>)> = vt
+        .clone()
+        .into_condition_keys()
+        .into_iter()
+        .map(|(name, value)| {
+            let values = match value {
+                OwnedKeyValue::One(one) => vec![one],
+                OwnedKeyValue::Many(many) => many,
+            };
+            (format!("p:{name}"), values)
+        })
+        .collect();
+    let mut visited = Vec::new();
+    vt.visit_condition_keys("p", |key, value| {
+        let values = match value {
+            KeyValue::One(one) => vec![one.into_owned()],
+            KeyValue::Many(many) => many.to_vec(),
+        };
+        visited.push((key.to_owned(), values));
+    });
+    assert_eq!(owned, visited);
+    assert_eq!(
+        owned
+            .iter()
+            .find(|(k, _)| k == "p:sub")
+            .map(|(_, v)| v.clone()),
+        Some(vec!["repo:octo-org/demo:ref:refs/heads/main".into()])
+    );
+}
+
+#[test]
 fn session_tags_and_source_identity_claims() {
     let (s, jwks) = setup(Alg::ES256);
     let tags = json!({"principal_tags":{"team":["web"],"Cost Center":["42"]},"transitive_tag_keys":["team"]});

@@ -1,5 +1,6 @@
 //! Request context: condition keys with single or multiple values.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
@@ -75,6 +76,18 @@ impl std::ops::Deref for KeyName {
     }
 }
 
+/// `name` lowercased, borrowed when it already is.
+fn lowercase_cow(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(name)
+    } else {
+        Cow::Owned(name.to_lowercase())
+    }
+}
+
 fn key_hash(lower: &str) -> u64 {
     let mut h = WordHash::default();
     h.write(lower.as_bytes());
@@ -125,6 +138,58 @@ impl Slot {
     }
 }
 
+/// Keys that share one prefix, kept as a list and searched when looked up instead of hashed
+/// when set. A web-identity token brings thirty-odd claims under its provider's prefix, and a
+/// trust policy reads two or three of them: building a table key (prefix, lowercasing,
+/// allocation, hash) for every claim was most of what a claim cost a request.
+#[derive(Debug, Clone)]
+struct Prefixed {
+    /// Lowercase, ending in `:`.
+    prefix: String,
+    /// Names as given, in any case; of two names equal ignoring case, the later one counts.
+    entries: Vec<(String, ContextValue)>,
+}
+
+impl Prefixed {
+    /// The value of the lowercase key `lower`, when it is under the prefix.
+    fn get(&self, lower: &str) -> Option<&ContextValue> {
+        let name = lower.strip_prefix(self.prefix.as_str())?;
+        self.entries
+            .iter()
+            .rev()
+            .find(|(given, _)| lowercases_to(given, name))
+            .map(|(_, v)| v)
+    }
+
+    /// Each visible entry as (full lowercase key, value), the later of two same names only.
+    fn iter(&self) -> impl Iterator<Item = (String, &ContextValue)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (name, v))| {
+                let lower = name.to_lowercase();
+                let superseded = self.entries[i + 1..]
+                    .iter()
+                    .any(|(later, _)| lowercases_to(later, &lower));
+                (!superseded).then(|| (format!("{}{lower}", self.prefix), v))
+            })
+    }
+}
+
+/// Whether `name` lowercased is `lower`, without building it when `name` is ASCII (which
+/// claim names nearly always are).
+fn lowercases_to(name: &str, lower: &str) -> bool {
+    if name.is_ascii() {
+        name.len() == lower.len()
+            && name
+                .bytes()
+                .zip(lower.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b)
+    } else {
+        name.to_lowercase() == lower
+    }
+}
+
 /// The request context. Key names are case-insensitive; values keep their case.
 ///
 /// A context can sit on a shared `base` ([`Context::over`]): the keys that describe a session's
@@ -134,14 +199,16 @@ impl Slot {
 pub struct Context {
     /// Keyed by the hash of the lowercased name.
     map: HashMap<u64, Slot, BuildHasherDefault<Precomputed>>,
-    /// Keys visible, counting the base's keys not hidden by `map`.
+    /// Keys set with [`Context::insert_prefixed`]; a key in `map` hides one here.
+    prefixed: Option<Prefixed>,
+    /// Keys visible, counting the prefixed entries and the base's keys that nothing hides.
     len: usize,
     base: Option<Arc<Context>>,
 }
 
 impl PartialEq for Context {
     fn eq(&self, other: &Context) -> bool {
-        self.len == other.len && self.iter().all(|(k, v)| other.get_lower(k) == Some(v))
+        self.len == other.len && self.iter().all(|(k, v)| other.get_lower(&k) == Some(v))
     }
 }
 
@@ -177,6 +244,7 @@ impl Context {
             // Seven is the most that eight buckets hold; sixteen would make the table a large
             // allocation (over 1 KiB), which glibc serves only after consolidating its free lists.
             map: HashMap::with_capacity_and_hasher(7, BuildHasherDefault::default()),
+            prefixed: None,
             len: base.len,
             base: Some(base),
         }
@@ -189,10 +257,17 @@ impl Context {
             .is_some_and(|b| b.get_hashed(hash, lower).is_some())
     }
 
+    /// Whether a prefixed entry (if any) has `lower`, which a key set by name then hides.
+    fn prefixed_has(&self, lower: &str) -> bool {
+        self.prefixed
+            .as_ref()
+            .is_some_and(|p| p.get(lower).is_some())
+    }
+
     fn insert(&mut self, lower: String, v: ContextValue) {
         use std::collections::hash_map::Entry;
         let hash = key_hash(&lower);
-        let new_key = !self.base_has(hash, &lower);
+        let new_key = !self.base_has(hash, &lower) && !self.prefixed_has(&lower);
         match self.map.entry(hash) {
             Entry::Vacant(e) => {
                 e.insert(Slot::One(lower, v));
@@ -237,13 +312,71 @@ impl Context {
         self.insert(key.to_lowercase(), ContextValue::Multi(vs));
     }
 
+    /// Sets `<prefix>:<name>` for every entry at once, without building a table key for each;
+    /// lookups search the entries (see [`Prefixed`]). Of two names equal ignoring case the
+    /// later counts, as if each had been set in turn. A key set by name with
+    /// [`Context::insert_single`] or [`Context::insert_multi`], before or after, hides the
+    /// entry of the same key: a token's claims can never stand in for `aws:` keys, even under
+    /// a provider whose prefix is `aws`.
+    pub fn insert_prefixed(&mut self, prefix: &str, entries: Vec<(String, ContextValue)>) {
+        // One group per context: an earlier one goes into the table first.
+        self.materialize_prefixed();
+        let group = Prefixed {
+            prefix: format!("{}:", prefix.to_lowercase()),
+            entries,
+        };
+        let under_prefix = |k: &str| k.starts_with(group.prefix.as_str());
+        let others_under_prefix = self.own_map_iter().any(|(k, _)| under_prefix(k))
+            || self
+                .base
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|(k, _)| under_prefix(&k)));
+        let visible = if others_under_prefix {
+            group
+                .iter()
+                .filter(|(k, _)| self.get_lower(k).is_none())
+                .count()
+        } else {
+            // Nothing else under the prefix: only names equal ignoring case collapse.
+            let mut names: Vec<Cow<'_, str>> = group
+                .entries
+                .iter()
+                .map(|(n, _)| lowercase_cow(n))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names.len()
+        };
+        self.len += visible;
+        self.prefixed = Some(group);
+    }
+
+    /// Moves the prefixed entries (if any) into the table, where `remove` and flattening work
+    /// on them as on any other key.
+    fn materialize_prefixed(&mut self) {
+        let Some(group) = self.prefixed.take() else {
+            return;
+        };
+        let visible: Vec<(String, ContextValue)> = group
+            .iter()
+            .filter(|(k, _)| self.get_by_name(key_hash(k), k).is_none())
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        // They were counted when set, and `insert` counts each again.
+        self.len -= visible.len();
+        for (k, v) in visible {
+            self.insert(k, v);
+        }
+    }
+
     /// Copies the base's keys that are not hidden into this context and drops the base.
     fn flatten(&mut self) {
+        self.materialize_prefixed();
         let Some(base) = self.base.take() else { return };
         let visible: Vec<(String, ContextValue)> = base
             .own_iter()
             .filter(|(k, _)| self.map.get(&key_hash(k)).and_then(|s| s.get(k)).is_none())
-            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .map(|(k, v)| (k.into_owned(), v.clone()))
             .collect();
         self.len -= visible.len();
         for (k, v) in visible {
@@ -297,12 +430,23 @@ impl Context {
     }
 
     fn get_hashed(&self, hash: u64, lower: &str) -> Option<&ContextValue> {
-        let own = if self.map.is_empty() {
+        self.get_by_name(hash, lower)
+            .or_else(|| self.prefixed.as_ref()?.get(lower))
+    }
+
+    /// A key set by name, on this context or its base (not the prefixed entries).
+    fn get_by_name(&self, hash: u64, lower: &str) -> Option<&ContextValue> {
+        self.get_own_by_name(hash, lower)
+            .or_else(|| self.base.as_ref()?.get_hashed(hash, lower))
+    }
+
+    /// A key set by name on this context itself.
+    fn get_own_by_name(&self, hash: u64, lower: &str) -> Option<&ContextValue> {
+        if self.map.is_empty() {
             None
         } else {
             self.map.get(&hash).and_then(|s| s.get(lower))
-        };
-        own.or_else(|| self.base.as_ref()?.get_hashed(hash, lower))
+        }
     }
 
     /// Number of keys.
@@ -315,17 +459,29 @@ impl Context {
         self.len == 0
     }
 
-    /// The keys set on this context itself, without the base's.
-    fn own_iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+    /// The keys set by name on this context itself.
+    fn own_map_iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
         self.map.values().flat_map(Slot::iter)
     }
 
+    /// The keys set on this context itself, without the base's: by name, then the prefixed
+    /// entries that no key set by name (here or on the base) hides.
+    fn own_iter(&self) -> impl Iterator<Item = (Cow<'_, str>, &ContextValue)> {
+        let by_name = self.own_map_iter().map(|(k, v)| (Cow::Borrowed(k), v));
+        let prefixed = self.prefixed.iter().flat_map(|p| {
+            p.iter()
+                .filter(|(k, _)| self.get_by_name(key_hash(k), k).is_none())
+                .map(|(k, v)| (Cow::Owned(k), v))
+        });
+        by_name.chain(prefixed)
+    }
+
     /// Iterates over (lowercased key, value), the keys set on top first, then the base's.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, &ContextValue)> {
         let own = self.own_iter();
         let base = self.base.iter().flat_map(|b| {
             b.own_iter()
-                .filter(|(k, _)| self.map.get(&key_hash(k)).and_then(|s| s.get(k)).is_none())
+                .filter(|(k, _)| self.get_own_by_name(key_hash(k), k).is_none())
         });
         own.chain(base)
     }
@@ -334,6 +490,181 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// What the context should hold, kept the plain way: keys set by name in a map, the
+    /// prefixed group as a list searched from its end.
+    #[derive(Default)]
+    struct Model {
+        by_name: BTreeMap<String, ContextValue>,
+        group: Option<(String, Vec<(String, ContextValue)>)>,
+    }
+
+    impl Model {
+        fn get(&self, key: &str) -> Option<&ContextValue> {
+            let lower = key.to_lowercase();
+            self.by_name.get(&lower).or_else(|| {
+                let (prefix, entries) = self.group.as_ref()?;
+                let name = lower.strip_prefix(prefix.as_str())?;
+                entries
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n.to_lowercase() == name)
+                    .map(|(_, v)| v)
+            })
+        }
+        fn materialize(&mut self) {
+            if let Some((prefix, entries)) = self.group.take() {
+                let mut visible = BTreeMap::new();
+                for (n, v) in entries {
+                    let key = format!("{prefix}{}", n.to_lowercase());
+                    if !self.by_name.contains_key(&key) {
+                        visible.insert(key, v);
+                    }
+                }
+                self.by_name.extend(visible);
+            }
+        }
+        fn all(&self) -> BTreeMap<String, ContextValue> {
+            let mut out = BTreeMap::new();
+            if let Some((prefix, entries)) = &self.group {
+                for (n, v) in entries {
+                    out.insert(format!("{prefix}{}", n.to_lowercase()), v.clone());
+                }
+            }
+            out.extend(self.by_name.clone());
+            out
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Single(String, String),
+        Group(String, Vec<(String, String)>),
+        Remove(String),
+    }
+
+    /// Names from a few letters in either case, so that keys collide across the two kinds.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[aAbB]{1,2}",
+            Just("sub".to_owned()),
+            Just("SUB".to_owned()),
+            Just("\u{212a}".to_owned()),
+            Just("k".to_owned())
+        ]
+    }
+    fn prefix() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("tok".to_owned()),
+            Just("TOK".to_owned()),
+            Just("aws".to_owned())
+        ]
+    }
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (prefix(), name(), "[xyz]").prop_map(|(p, n, v)| Op::Single(format!("{p}:{n}"), v)),
+            (prefix(), prop::collection::vec((name(), "[xyz]"), 0..6))
+                .prop_map(|(p, es)| Op::Group(p, es)),
+            (prefix(), name()).prop_map(|(p, n)| Op::Remove(format!("{p}:{n}"))),
+        ]
+    }
+
+    proptest! {
+        /// A context given keys by name and by prefixed group, in any order, answers every
+        /// lookup, its length and its iteration as the plain model does; so does one on a base.
+        #[test]
+        fn prefixed_keys_behave_like_the_model(ops in prop::collection::vec(op(), 0..8),
+                                               probes in prop::collection::vec((prefix(), name()), 0..12),
+                                               over_base in any::<bool>()) {
+            let mut c = if over_base {
+                let mut base = Context::new();
+                base.insert_single("aws:a", "base");
+                Context::over(Arc::new(base))
+            } else {
+                Context::new()
+            };
+            let mut m = Model::default();
+            if over_base {
+                m.by_name.insert("aws:a".into(), ContextValue::Single("base".into()));
+            }
+            for op in &ops {
+                match op {
+                    Op::Single(k, v) => {
+                        c.insert_single(k, v.clone());
+                        m.by_name.insert(k.to_lowercase(), ContextValue::Single(v.clone()));
+                    }
+                    Op::Group(p, es) => {
+                        let es: Vec<(String, ContextValue)> =
+                            es.iter().map(|(n, v)| (n.clone(), ContextValue::Single(v.clone()))).collect();
+                        c.insert_prefixed(p, es.clone());
+                        m.materialize();
+                        m.group = Some((format!("{}:", p.to_lowercase()), es));
+                    }
+                    Op::Remove(k) => {
+                        let want = m.get(k).cloned();
+                        m.materialize();
+                        m.by_name.remove(&k.to_lowercase());
+                        prop_assert_eq!(c.remove(k), want);
+                    }
+                }
+            }
+            for (p, n) in &probes {
+                let key = format!("{p}:{n}");
+                prop_assert_eq!(c.get(&key), m.get(&key), "{}", key);
+            }
+            let all = m.all();
+            prop_assert_eq!(c.len(), all.len());
+            let mut seen: Vec<(String, ContextValue)> =
+                c.iter().map(|(k, v)| (k.into_owned(), v.clone())).collect();
+            seen.sort_by(|a, b| a.0.cmp(&b.0));
+            let want: Vec<(String, ContextValue)> = all.into_iter().collect();
+            prop_assert_eq!(seen, want);
+            // The same keys set one by one compare equal.
+            let mut flat = Context::new();
+            for (k, v) in c.iter() {
+                if let ContextValue::Single(s) = v {
+                    flat.insert_single(&k, s.clone());
+                }
+            }
+            prop_assert_eq!(&flat, &c);
+        }
+    }
+
+    #[test]
+    fn keys_set_by_name_hide_prefixed_ones_before_and_after() {
+        let mut c = Context::new();
+        c.insert_single("aws:SourceIp", "10.0.0.1");
+        c.insert_prefixed(
+            "aws",
+            vec![
+                ("SourceIp".into(), ContextValue::Single("6.6.6.6".into())),
+                ("sub".into(), ContextValue::Single("a".into())),
+                ("Sub".into(), ContextValue::Single("b".into())),
+            ],
+        );
+        c.insert_single("AWS:sub", "named");
+        assert_eq!(
+            c.get("aws:sourceip"),
+            Some(&ContextValue::Single("10.0.0.1".into()))
+        );
+        assert_eq!(
+            c.get("aws:SUB"),
+            Some(&ContextValue::Single("named".into()))
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c.remove("aws:sub"),
+            Some(ContextValue::Single("named".into()))
+        );
+        assert_eq!(
+            c.get("aws:sub"),
+            None,
+            "the hidden entry does not come back"
+        );
+        assert_eq!(c.len(), 1);
+    }
 
     #[test]
     fn keys_sharing_a_hash_stay_apart() {

@@ -4,8 +4,8 @@
 //! the provider (via [`Directory::provider`]) and fetches its keys, then [`complete`] verifies the
 //! token, evaluates the trust policy with the guardrails and mints.
 
-use keyless_jwt::{Jwks, JwtError, KeyValue, UnverifiedToken, Validation, VerifiedToken};
-use keyless_policy::{Context, Policy, PolicySet, PolicyType, Request};
+use keyless_jwt::{Jwks, JwtError, OwnedKeyValue, UnverifiedToken, Validation, VerifiedToken};
+use keyless_policy::{Context, ContextValue, Policy, PolicySet, PolicyType, Request};
 use keyless_token::{FederatedFacts, SessionClaims, mint};
 use keyless_types::{OffsetDateTime, SecretString};
 use rand::CryptoRng;
@@ -219,14 +219,15 @@ pub fn complete<R: CryptoRng + ?Sized>(
 
     let prefix = provider.key_prefix();
     let provider_arn = provider.arn();
-    // Sized for every key added below, so the table never rehashes on the way: the four base
-    // keys, at most five named token keys and one per scalar claim (a GitHub token has 31,
-    // which outgrew the fixed 28 this once was), this request's keys and its tags.
-    let mut context = Context::with_capacity(
-        4 + 5 + token.scalar_claims().len() + 4 + 2 * session_tags.len() + 1,
-    );
+    // What the rest of the request reads of the token; its claims then move into the context.
+    let subject = token.subject().to_owned();
+    let audience = token.audience().to_owned();
+    let token_attributes = audited_claims(&token);
+    // Sized for the keys set by name below (the token's go in as one group): the four base
+    // keys, this request's four and its tags.
+    let mut context = Context::with_capacity(4 + 4 + 2 * session_tags.len() + 1);
     add_base_context(&mut context, env.now, &env.origin);
-    add_token_keys(&mut context, &token, prefix);
+    add_token_keys(&mut context, token, prefix);
     context.insert_single("sts:RoleSessionName", input.session_name.clone());
     context.insert_single("sts:DurationSeconds", duration.to_string());
     context.insert_single("aws:FederatedProvider", provider_arn.clone());
@@ -254,7 +255,7 @@ pub fn complete<R: CryptoRng + ?Sized>(
     };
     let asker = Asker {
         arn: &provider_arn,
-        id: token.subject(),
+        id: &subject,
     };
     let account = role.role.account.to_string();
     let check = |action: &str| -> Result<(), ApiError> {
@@ -292,8 +293,8 @@ pub fn complete<R: CryptoRng + ?Sized>(
         mfa: None,
         federated: Some(FederatedFacts {
             issuer: provider.url.clone(),
-            subject: token.subject().to_owned(),
-            audience: token.audience().to_owned(),
+            subject: subject.clone(),
+            audience: audience.clone(),
             provider_arn,
         }),
         chain_depth: 0,
@@ -309,13 +310,13 @@ pub fn complete<R: CryptoRng + ?Sized>(
         packed_policy_size: packed,
         source_identity,
         web_identity: Some(WebIdentityFacts {
-            subject: token.subject().to_owned(),
-            audience: token.audience().to_owned(),
+            subject,
+            audience,
             provider: provider.url.clone(),
         }),
         credentials,
         claims,
-        token_attributes: audited_claims(&token),
+        token_attributes,
     })
 }
 
@@ -335,18 +336,20 @@ fn audited_claims(token: &VerifiedToken) -> Vec<(String, String)> {
 }
 
 /// The token-derived condition keys: `<prefix>:sub`, `:aud`, `:oaud`, `:azp`, `:amr` and the other
-/// scalar claims.
-fn add_token_keys(context: &mut Context, token: &VerifiedToken, prefix: &str) {
-    token.visit_condition_keys(prefix, |key, value| {
-        match value {
-            // `amr` and `oaud` are multivalued keys even when they hold one value.
-            KeyValue::One(one) if !(key.ends_with(":amr") || key.ends_with(":oaud")) => {
-                context.insert_single(key, one.into_owned());
-            }
-            KeyValue::One(one) => context.insert_multi(key, vec![one.into_owned()]),
-            KeyValue::Many(values) => context.insert_multi(key, values.to_vec()),
-        }
-    });
+/// scalar claims, moved into the context as one group (a trust policy reads few of them).
+fn add_token_keys(context: &mut Context, token: VerifiedToken, prefix: &str) {
+    let entries = token
+        .into_condition_keys()
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                OwnedKeyValue::One(one) => ContextValue::Single(one),
+                OwnedKeyValue::Many(values) => ContextValue::Multi(values),
+            };
+            (name, value)
+        })
+        .collect();
+    context.insert_prefixed(prefix, entries);
 }
 
 #[cfg(test)]
