@@ -76,18 +76,6 @@ impl std::ops::Deref for KeyName {
     }
 }
 
-/// `name` lowercased, borrowed when it already is.
-fn lowercase_cow(name: &str) -> Cow<'_, str> {
-    if name
-        .bytes()
-        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-    {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(name.to_lowercase())
-    }
-}
-
 fn key_hash(lower: &str) -> u64 {
     let mut h = WordHash::default();
     h.write(lower.as_bytes());
@@ -176,18 +164,19 @@ impl Prefixed {
     }
 }
 
-/// Whether `name` lowercased is `lower`, without building it when `name` is ASCII (which
-/// claim names nearly always are).
+/// Whether `name` lowercased is `lower` (itself lowercase), without building it unless `name`
+/// has non-ASCII letters: a byte-for-byte match after ASCII lowercasing settles it, and an
+/// ASCII name of another length or other letters cannot match.
 fn lowercases_to(name: &str, lower: &str) -> bool {
-    if name.is_ascii() {
-        name.len() == lower.len()
-            && name
-                .bytes()
-                .zip(lower.bytes())
-                .all(|(a, b)| a.to_ascii_lowercase() == b)
-    } else {
-        name.to_lowercase() == lower
+    if name.len() == lower.len()
+        && name
+            .bytes()
+            .zip(lower.bytes())
+            .all(|(a, b)| a.to_ascii_lowercase() == b)
+    {
+        return true;
     }
+    !name.is_ascii() && name.to_lowercase() == lower
 }
 
 /// The request context. Key names are case-insensitive; values keep their case.
@@ -199,16 +188,18 @@ fn lowercases_to(name: &str, lower: &str) -> bool {
 pub struct Context {
     /// Keyed by the hash of the lowercased name.
     map: HashMap<u64, Slot, BuildHasherDefault<Precomputed>>,
-    /// Keys set with [`Context::insert_prefixed`]; a key in `map` hides one here.
+    /// Keys set with [`Context::insert_prefixed`]; a key set by name hides one here.
     prefixed: Option<Prefixed>,
-    /// Keys visible, counting the prefixed entries and the base's keys that nothing hides.
+    /// Keys set by name that are visible: this context's and the base's it does not hide. The
+    /// prefixed entries are counted when asked ([`Context::len`]), which only tests and the
+    /// authorize API's bound do, so that the request path never pays for it.
     len: usize,
     base: Option<Arc<Context>>,
 }
 
 impl PartialEq for Context {
     fn eq(&self, other: &Context) -> bool {
-        self.len == other.len && self.iter().all(|(k, v)| other.get_lower(&k) == Some(v))
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get_lower(&k) == Some(v))
     }
 }
 
@@ -257,17 +248,10 @@ impl Context {
             .is_some_and(|b| b.get_hashed(hash, lower).is_some())
     }
 
-    /// Whether a prefixed entry (if any) has `lower`, which a key set by name then hides.
-    fn prefixed_has(&self, lower: &str) -> bool {
-        self.prefixed
-            .as_ref()
-            .is_some_and(|p| p.get(lower).is_some())
-    }
-
     fn insert(&mut self, lower: String, v: ContextValue) {
         use std::collections::hash_map::Entry;
         let hash = key_hash(&lower);
-        let new_key = !self.base_has(hash, &lower) && !self.prefixed_has(&lower);
+        let new_key = !self.base_has(hash, &lower);
         match self.map.entry(hash) {
             Entry::Vacant(e) => {
                 e.insert(Slot::One(lower, v));
@@ -321,34 +305,10 @@ impl Context {
     pub fn insert_prefixed(&mut self, prefix: &str, entries: Vec<(String, ContextValue)>) {
         // One group per context: an earlier one goes into the table first.
         self.materialize_prefixed();
-        let group = Prefixed {
+        self.prefixed = Some(Prefixed {
             prefix: format!("{}:", prefix.to_lowercase()),
             entries,
-        };
-        let under_prefix = |k: &str| k.starts_with(group.prefix.as_str());
-        let others_under_prefix = self.own_map_iter().any(|(k, _)| under_prefix(k))
-            || self
-                .base
-                .as_ref()
-                .is_some_and(|b| b.iter().any(|(k, _)| under_prefix(&k)));
-        let visible = if others_under_prefix {
-            group
-                .iter()
-                .filter(|(k, _)| self.get_lower(k).is_none())
-                .count()
-        } else {
-            // Nothing else under the prefix: only names equal ignoring case collapse.
-            let mut names: Vec<Cow<'_, str>> = group
-                .entries
-                .iter()
-                .map(|(n, _)| lowercase_cow(n))
-                .collect();
-            names.sort_unstable();
-            names.dedup();
-            names.len()
-        };
-        self.len += visible;
-        self.prefixed = Some(group);
+        });
     }
 
     /// Moves the prefixed entries (if any) into the table, where `remove` and flattening work
@@ -362,8 +322,6 @@ impl Context {
             .filter(|(k, _)| self.get_by_name(key_hash(k), k).is_none())
             .map(|(k, v)| (k, v.clone()))
             .collect();
-        // They were counted when set, and `insert` counts each again.
-        self.len -= visible.len();
         for (k, v) in visible {
             self.insert(k, v);
         }
@@ -451,12 +409,21 @@ impl Context {
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.prefixed_visible()
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// The prefixed entries no key set by name hides, two names equal ignoring case once.
+    fn prefixed_visible(&self) -> usize {
+        self.prefixed.as_ref().map_or(0, |p| {
+            p.iter()
+                .filter(|(k, _)| self.get_by_name(key_hash(k), k).is_none())
+                .count()
+        })
     }
 
     /// The keys set by name on this context itself.
