@@ -62,20 +62,28 @@ def test_sub_claim_collision_within_sub_denied(keyless: Keyless, issuer: Issuer,
     assert_error(res, "AccessDenied", 403)
 
 
-def test_a_claim_named_sub_in_another_case_does_not_replace_sub(keyless: Keyless, issuer: Issuer,
-                                                                no_issue: None) -> None:
-    """Condition key names are case-insensitive: a `SUB` claim saying main must not stand in for
-    the `sub` of a feature branch (an IdP that lets users add claims would let them pick it)."""
-    claims = {**gha_claims(ref="refs/heads/feature"), "SUB": f"repo:{REPO}:ref:refs/heads/main"}
+@pytest.mark.parametrize("name,value", [
+    ("SUB", f"repo:{REPO}:ref:refs/heads/main"),   # would have replaced the feature branch's sub
+    ("Repository", REPO),
+], ids=["SUB", "Repository"])
+def test_claim_names_that_differ_only_in_case_are_refused(keyless: Keyless, issuer: Issuer, no_issue: None,
+                                                          name: str, value: str) -> None:
+    """Condition key names are case-insensitive, so `SUB` beside `sub` would name one key, and an
+    IdP that lets users add claims would let them pick the subject a trust policy sees. Before
+    the fix, the `SUB` claim replaced a feature branch's `sub` and the main-only role allowed it."""
+    claims = {**gha_claims(ref="refs/heads/feature"), name: value}
     res = keyless.awiwi(issuer.token(**claims), session="case")
-    assert_error(res, "AccessDenied", 403)
+    assert_error(res, "InvalidIdentityToken", 400)
+    assert "differ only in case" in (res.message or ""), res
 
 
-def test_a_claim_named_sub_in_another_case_leaves_an_allowed_sub_alone(keyless: Keyless, issuer: Issuer) -> None:
-    claims = {**gha_claims(), "SUB": "repo:attacker/x:ref:refs/heads/main"}
-    res = keyless.awiwi(issuer.token(**claims), session="case-ok")
+def test_a_claim_named_aud_in_another_case_is_not_the_audience_key(keyless: Keyless, issuer: Issuer) -> None:
+    """With `azp` deciding the audience and no `aud`, an `AUD` claim clashes with no name but
+    must still not become `<issuer>:aud` (the trust policy requires the real audience)."""
+    claims = {**gha_claims(), "azp": AUD, "AUD": "sts.amazonaws.com.evil", "omit": "aud"}
+    res = keyless.awiwi(issuer.token(**claims), session="azp")
     assert res.status == 200, res
-    assert res.values["SubjectFromWebIdentityToken"] == f"repo:{REPO}:ref:refs/heads/main"
+    assert res.values["Audience"] == AUD
 
 
 def test_unknown_role_denied(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:

@@ -3,6 +3,7 @@
 //! `serde_json` keeps the last of two duplicate keys silently; for a token that decides who may
 //! assume a role, `{"sub":"a","sub":"b"}` must be an error, not a guess.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -127,39 +128,86 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 }
 
-/// Whether two members share a name. Sorting borrowed names keeps a hostile token with
+/// Two top-level members whose names are the same, exactly or ignoring case.
+#[derive(Debug, PartialEq, Eq)]
+enum Clash {
+    Exact,
+    Case,
+}
+
+/// Names as [`clash`] compares them. Sorting borrowed names keeps a hostile token with
 /// thousands of members at O(n log n). Each name is sorted under a packed integer of its
 /// length and outer bytes first: a GitHub token's thirty-odd claims share long prefixes
 /// (`repository_…`, `job_workflow_…`), and the integer settles nearly every comparison that a
 /// string compare would settle only after a call to `memcmp`.
-fn has_duplicate(members: &[(String, Value)]) -> bool {
-    fn packed(name: &str) -> u64 {
-        let b = name.as_bytes();
-        let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
-        let last = |i: usize| {
-            u64::from(
-                b.len()
-                    .checked_sub(i)
-                    .and_then(|j| b.get(j))
-                    .copied()
-                    .unwrap_or(0),
-            )
-        };
-        let len = u64::try_from(b.len()).unwrap_or(u64::MAX).min(0xffff);
-        len << 48 | at(0) << 40 | at(1) << 32 | last(3) << 24 | last(2) << 16 | last(1) << 8 | at(2)
+fn packed(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+    let last = |i: usize| {
+        u64::from(
+            b.len()
+                .checked_sub(i)
+                .and_then(|j| b.get(j))
+                .copied()
+                .unwrap_or(0),
+        )
+    };
+    let len = u64::try_from(b.len()).unwrap_or(u64::MAX).min(0xffff);
+    len << 48 | at(0) << 40 | at(1) << 32 | last(3) << 24 | last(2) << 16 | last(1) << 8 | at(2)
+}
+
+/// `name` as compared when case is ignored: lowercased, without allocating for the usual
+/// all-lowercase ASCII name.
+fn folded(name: &str) -> Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        Cow::Owned(name.to_lowercase())
+    } else {
+        Cow::Borrowed(name)
     }
-    let mut names: Vec<(u64, &str)> = members
+}
+
+/// Whether two members share a name (exactly, or with `ignore_case` also ignoring case; an
+/// exact repeat is reported as such even among names that differ only in case).
+fn clash(members: &[(String, Value)], ignore_case: bool) -> Option<Clash> {
+    let mut names: Vec<(u64, Cow<'_, str>, &str)> = members
         .iter()
-        .map(|(k, _)| (packed(k), k.as_str()))
+        .map(|(k, _)| {
+            let key = if ignore_case {
+                folded(k)
+            } else {
+                Cow::Borrowed(k.as_str())
+            };
+            (packed(&key), key, k.as_str())
+        })
         .collect();
     names.sort_unstable();
-    names.windows(2).any(|w| w[0].1 == w[1].1)
+    if names.windows(2).any(|w| w[0].2 == w[1].2) {
+        return Some(Clash::Exact);
+    }
+    names
+        .windows(2)
+        .any(|w| w[0].1 == w[1].1)
+        .then_some(Clash::Case)
 }
 
 /// Parses `bytes` as a JSON object into its members in document order, rejecting duplicate
 /// keys (at any depth), nesting deeper than [`MAX_DEPTH`], trailing data and non-object top
 /// levels.
 pub fn parse_members(bytes: &[u8]) -> Result<Members, &'static str> {
+    parse_top(bytes, false)
+}
+
+/// [`parse_members`] for a token's claims, which also refuses two top-level names that differ
+/// only in case. Condition keys ignore case, so `repository` and `Repository` would name one
+/// key, and which claim it held would be a guess.
+pub fn parse_claims(bytes: &[u8]) -> Result<Members, &'static str> {
+    parse_top(bytes, true)
+}
+
+fn parse_top(bytes: &[u8], ignore_case: bool) -> Result<Members, &'static str> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let members = de.deserialize_any(TopLevel).map_err(|e| {
         if e.to_string().contains("duplicate key") {
@@ -168,8 +216,10 @@ pub fn parse_members(bytes: &[u8]) -> Result<Members, &'static str> {
             "invalid JSON"
         }
     })?;
-    if members.as_deref().is_some_and(has_duplicate) {
-        return Err("duplicate JSON key");
+    match members.as_deref().and_then(|m| clash(m, ignore_case)) {
+        Some(Clash::Exact) => return Err("duplicate JSON key"),
+        Some(Clash::Case) => return Err("two claim names differ only in case"),
+        None => {}
     }
     de.end().map_err(|_| "trailing data after JSON")?;
     members.ok_or("JSON is not an object")
@@ -208,6 +258,29 @@ mod tests {
         assert_eq!(parse_members(alike).map(|m| m.len()), Ok(4));
         let twice = br#"{"job_workflow_ref":1,"job_xorkflow_ref":2,"job_workflow_ref":3}"#;
         assert_eq!(parse_members(twice), Err("duplicate JSON key"));
+    }
+
+    #[test]
+    fn claims_refuse_names_that_differ_only_in_case() {
+        let case = Err("two claim names differ only in case");
+        assert_eq!(
+            parse_claims(br#"{"repository":"a","Repository":"b"}"#),
+            case
+        );
+        assert_eq!(parse_claims(br#"{"sub":"a","SUB":"b"}"#), case);
+        // Unicode lowercasing: the Kelvin sign lowercases to `k`.
+        assert_eq!(
+            parse_claims("{\"kid\":1,\"\u{212a}id\":2}".as_bytes()),
+            case
+        );
+        // An exact repeat is named as one even among case variants.
+        assert_eq!(
+            parse_claims(br#"{"a":1,"A":2,"a":3}"#),
+            Err("duplicate JSON key")
+        );
+        // Only the top level, and only for claims: a header or JWKS keeps exact names.
+        assert!(parse_claims(br#"{"x":{"k":1,"K":2},"y":1}"#).is_ok());
+        assert!(parse_members(br#"{"kid":"a","KID":"b"}"#).is_ok());
     }
 
     #[test]
@@ -278,6 +351,36 @@ mod tests {
                 let got = parse_members(text.as_bytes());
                 if names.len() < members.len() {
                     prop_assert_eq!(got, Err("duplicate JSON key"));
+                } else {
+                    prop_assert_eq!(got, Ok(members));
+                }
+            }
+
+            /// As claims, names that are the same ignoring case are refused too: exact repeats
+            /// as duplicates, the others as differing only in case.
+            #[test]
+            fn claims_refuse_case_variants(
+                members in proptest::collection::vec(("[a-bA-B]{1,2}", leaf()), 0..6)
+            ) {
+                let text = format!(
+                    "{{{}}}",
+                    members
+                        .iter()
+                        .map(|(k, v)| format!("{}:{v}", Value::String(k.clone())))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                let distinct = |fold: fn(&str) -> String| {
+                    let mut names: Vec<String> = members.iter().map(|(k, _)| fold(k)).collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    names.len() == members.len()
+                };
+                let got = parse_claims(text.as_bytes());
+                if !distinct(str::to_owned) {
+                    prop_assert_eq!(got, Err("duplicate JSON key"));
+                } else if !distinct(str::to_lowercase) {
+                    prop_assert_eq!(got, Err("two claim names differ only in case"));
                 } else {
                     prop_assert_eq!(got, Ok(members));
                 }

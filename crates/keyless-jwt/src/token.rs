@@ -124,7 +124,7 @@ impl<'a> UnverifiedToken<'a> {
         if member("crit").is_some() {
             return Err(JwtError::CriticalHeader);
         }
-        let payload = crate::json::parse_members(&b64(p)?).map_err(JwtError::Malformed)?;
+        let payload = crate::json::parse_claims(&b64(p)?).map_err(JwtError::Malformed)?;
         let signature = b64(s)?;
         let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
         Ok(UnverifiedToken {

@@ -689,27 +689,45 @@ fn condition_keys_of_a_github_token() {
 }
 
 #[test]
-fn claims_named_like_the_named_keys_in_another_case_are_not_keys() {
-    // Key names are case-insensitive, so a claim `SUB` would have replaced `<prefix>:sub`. An
-    // identity provider that lets users add claims must not let them choose their subject.
+fn claim_names_that_differ_only_in_case_are_refused() {
+    // Key names are case-insensitive, so `SUB` next to `sub` (or `Repository` next to
+    // `repository`) would name one condition key, and an identity provider that lets users add
+    // claims would let them choose what a trust policy sees. Such a token is malformed.
     let (s, jwks) = setup(Alg::RS256);
-    let claims = with(
-        github_claims(),
-        "SUB",
-        json!("repo:attacker/x:ref:refs/heads/main"),
-    );
-    let claims = with(claims, "Aud", json!("sts.amazonaws.com.evil"));
+    for (name, value) in [
+        ("SUB", "repo:attacker/x:ref:refs/heads/main"),
+        ("Repository", "attacker/x"),
+    ] {
+        let t = s.sign(&with(github_claims(), name, json!(value))).unwrap();
+        let e = verify(&t, &jwks, &validation(), now()).unwrap_err();
+        assert_eq!(
+            e,
+            JwtError::Malformed("two claim names differ only in case"),
+            "{name}"
+        );
+        assert_eq!(e.aws_code(), AwsCode::InvalidIdentityToken);
+    }
+}
+
+#[test]
+fn claims_named_like_the_named_keys_in_another_case_are_not_keys() {
+    // With `azp` deciding the audience and no `aud` claim, a claim `AUD` clashes with no other
+    // name, but it must still not become `<prefix>:aud`; likewise `AMR` is not `<prefix>:amr`.
+    let (s, jwks) = setup(Alg::RS256);
+    let claims = with(without(github_claims(), "aud"), "azp", json!(AUD));
+    let claims = with(claims, "AUD", json!("sts.amazonaws.com.evil"));
     let claims = with(claims, "AMR", json!("mfa"));
-    let claims = with(claims, "Repository_Owner", json!("octo-org"));
+    let claims = with(claims, "Workflow_Name", json!("deploy"));
     let t = s.sign(&claims).unwrap();
     let vt = verify(&t, &jwks, &validation(), now()).unwrap();
     let keys = vt.condition_keys("p");
     assert!(
         keys.iter()
-            .all(|(k, _)| !matches!(k.as_str(), "p:SUB" | "p:Aud" | "p:AMR")),
+            .all(|(k, _)| !matches!(k.as_str(), "p:AUD" | "p:AMR")),
         "{keys:?}"
     );
-    assert!(keys.contains(&("p:Repository_Owner".into(), vec!["octo-org".into()])));
+    assert!(keys.contains(&("p:aud".into(), vec![AUD.into()])));
+    assert!(keys.contains(&("p:Workflow_Name".into(), vec!["deploy".into()])));
     // The owned form carries the same keys, in the same order.
     let owned: Vec<(String, Vec<String>)> = vt
         .clone()
