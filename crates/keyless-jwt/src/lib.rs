@@ -48,11 +48,17 @@ pub use token::{
     OwnedKeyValue, Peeked, UnverifiedToken, Validation, VerifiedToken, peek, verify,
 };
 
-/// Fuzzing entry point: parses `data` as a token (and peeks it) and as a JWKS document. Never
-/// panics; returns whether each parse succeeded.
+/// Fuzzing entry point: parses `data` as a token (and peeks it), as a JWKS document and as a
+/// token payload. Panics only if the claims parser accepts what the plain JSON parser reads
+/// differently; returns whether the token and JWKS parses succeeded.
 pub fn fuzz_parse(data: &[u8]) -> (bool, bool) {
     let token_ok = std::str::from_utf8(data)
         .is_ok_and(|s| UnverifiedToken::parse(s).is_ok() && peek(s).is_ok());
     let jwks_ok = Jwks::from_json(data).is_ok();
+    // As a token payload: the claims parser accepts a subset of what the plain one accepts,
+    // member for member.
+    if let Ok(claims) = json::parse_claims(data) {
+        assert_eq!(json::parse_members(data), Ok(claims));
+    }
     (token_ok, jwks_ok)
 }
