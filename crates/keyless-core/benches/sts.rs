@@ -432,6 +432,7 @@ fn benches(c: &mut Criterion) {
         context: &[],
         origin,
         region: None,
+        service: None,
     };
     match authorize(&verifier, &input, now).unwrap() {
         keyless_core::authorize::AuthorizeOutcome::Decided { decision, .. } => {

@@ -56,6 +56,12 @@ pub struct AuthorizeInput<'a> {
     pub origin: Origin,
     /// The region the service is in; a signature scoped to another region is refused.
     pub region: Option<&'a str>,
+    /// The service's signing name (the service of the credential scope, e.g. `s3`); `None`
+    /// means the service prefix of `action`. A signature scoped to another service is refused,
+    /// as AWS refuses it: otherwise a request signed for one service (a presigned STS
+    /// `GetCallerIdentity` URL handed out as proof of identity, say) would act for its signer at
+    /// another.
+    pub service: Option<&'a str>,
 }
 
 /// The body as the gateway passes it.
@@ -154,6 +160,25 @@ pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiEr
     Ok(())
 }
 
+/// The signing name a request for `input` must be scoped to: the one given, else the action's
+/// service prefix in lower case (IAM action prefixes ignore case; signing names are lower case).
+fn expected_service(input: &AuthorizeInput<'_>) -> Result<String, ApiError> {
+    if let Some(service) = input.service {
+        return Ok(service.to_owned());
+    }
+    match input.action.split_once(':') {
+        Some((prefix, _)) if !prefix.is_empty() => Ok(prefix.to_ascii_lowercase()),
+        _ => Err(ApiError::new(
+            "InvalidParameterValue",
+            400,
+            format!(
+                "The action {:.64} has no service prefix: give it as service:Action (e.g. s3:GetObject), or name the signing service in service.",
+                input.action
+            ),
+        )),
+    }
+}
+
 /// Authenticates and authorizes.
 pub fn authorize(
     verifier: &Verifier<'_>,
@@ -161,11 +186,12 @@ pub fn authorize(
     now: OffsetDateTime,
 ) -> Result<AuthorizeOutcome, ApiError> {
     check_extra_context(input.context)?;
+    let service = expected_service(input)?;
     let signed = match keyless_sigv4::parse(&input.request, ServiceRules::FromScope) {
         Ok(s) => s,
         Err(e) => {
             return Ok(AuthorizeOutcome::Unauthenticated {
-                error: crate::caller::sigv4_error(&e, "sts"),
+                error: crate::caller::sigv4_error(&e, &service),
             });
         }
     };
@@ -185,7 +211,7 @@ pub fn authorize(
         (GatewayBody::NotGiven, false) => declared.map_or(Body::Streaming, Body::Sha256Hex),
     };
     let expect = Expect {
-        service: None,
+        service: Some(&service),
         region: input.region,
     };
     let (caller, auth) = match authenticate_parsed(verifier, &signed, body, expect, now) {

@@ -295,7 +295,9 @@ pub fn authenticate_parsed<'r>(
     expect: Expect<'_>,
     now: OffsetDateTime,
 ) -> Result<(Caller, SigV4Auth<'r>), ApiError> {
-    let service = &*signed.scope().service;
+    // Errors are written for the service the endpoint serves: a client scoped its signature to
+    // another one by mistake and expects this service's error.
+    let service = expect.service.unwrap_or(&signed.scope().service);
     let invalid = || {
         ApiError::new(
             "InvalidClientTokenId",

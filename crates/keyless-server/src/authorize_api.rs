@@ -59,6 +59,7 @@ struct AuthorizeRequest {
     #[serde(default)]
     secure_transport: bool,
     region: Option<String>,
+    service: Option<String>,
 }
 
 fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -305,9 +306,13 @@ fn decide(
         || req.method.len() > 16
         || req.path.len() > 16 * 1024
         || req.query.len() > 64 * 1024
+        || req
+            .service
+            .as_ref()
+            .is_some_and(|s| s.is_empty() || s.len() > 64)
     {
         return Err(bad(
-            "the request is too large: at most 200 headers, a 16 KiB path and a 64 KiB query"
+            "the request is too large: at most 200 headers, a 16 KiB path, a 64 KiB query and a service of 1-64 characters"
                 .into(),
         ));
     }
@@ -373,6 +378,7 @@ fn decide(
             secure_transport: req.secure_transport,
         },
         region: req.region.as_deref(),
+        service: req.service.as_deref(),
     };
     let directory = state.directory.load();
     let keys = state.keys.load();
