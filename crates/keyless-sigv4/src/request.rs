@@ -700,7 +700,7 @@ fn parse_presigned<'a>(
         parse_credential(cred, algorithm).map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?;
     let access_key_id = Cow::Owned(access_key_id.to_owned());
     let scope = scope.into_owned();
-    let signed_headers = parse_signed_headers(sh)
+    let signed_headers: Vec<Cow<'a, str>> = parse_signed_headers(sh)
         .map_err(|e| SigV4Error::QueryMalformed(e.to_string()))?
         .into_iter()
         .map(|h| Cow::Owned(h.into_owned()))
@@ -734,6 +734,10 @@ fn parse_presigned<'a>(
         Some(t) => Some(Cow::Owned(t.to_owned())),
         None => token_from_header(req)?,
     };
+    // A token in the query is covered by the canonical query string (when the signature was
+    // made with it); one sent in a header only if that header is signed.
+    let token_in_signed_headers = get("X-Amz-Security-Token")?.is_some()
+        || signed_headers.iter().any(|h| h == "x-amz-security-token");
     let payload = match get("X-Amz-Content-Sha256")? {
         Some(v) => Some(PayloadMode::parse(v)?),
         None => payload_from_header(req)?,
@@ -755,7 +759,7 @@ fn parse_presigned<'a>(
         signed_headers,
         signature,
         security_token,
-        token_in_signed_headers: true,
+        token_in_signed_headers,
         presign_expires: Some(expires),
         payload,
         double_encode,

@@ -505,7 +505,7 @@ pub fn verify_with_key<'a>(
     };
     let security_token_signed = signed.security_token.is_some()
         && if signed.presign_expires.is_some() {
-            with_token
+            with_token && signed.token_in_signed_headers
         } else {
             signed.token_in_signed_headers
         };
@@ -587,7 +587,7 @@ pub fn verify_sigv4a<'a>(
         security_token: signed.security_token.clone(),
         security_token_signed: signed.security_token.is_some()
             && if signed.presign_expires.is_some() {
-                with_token
+                with_token && signed.token_in_signed_headers
             } else {
                 signed.token_in_signed_headers
             },

@@ -962,3 +962,57 @@ fn raw_http_errors() {
     );
     assert_eq!(ok.headers[1], ("X".to_owned(), b"a b".to_vec()));
 }
+
+/// A presigned URL signed without a session token, sent with the token in an
+/// `X-Amz-Security-Token` header the signature does not cover: the token is still found (it is
+/// bound to the key id by the caller), but it must not be reported as signed.
+#[test]
+fn a_header_token_beside_a_presigned_url_is_not_reported_signed() {
+    let s = secret();
+    let headers: Vec<(&str, &[u8])> = vec![("host", b"bkt.example")];
+    let out = sign(
+        &HttpRequest {
+            method: "GET",
+            path: "/bkt/k",
+            query: "",
+            headers: &headers,
+        },
+        &Credentials {
+            access_key_id: "AKIDEXAMPLE",
+            secret: &s,
+            session_token: None,
+        },
+        &SigningParams {
+            region: "us-east-1",
+            service: "s3",
+            time: t0(),
+            rules: ServiceRules::FromScope,
+            location: SignatureLocation::Query { expires_secs: 60 },
+            payload: SignPayload::Unsigned,
+            content_sha256_header: false,
+        },
+    )
+    .unwrap();
+    let with_token: Vec<(&str, &[u8])> =
+        vec![("host", b"bkt.example"), ("x-amz-security-token", b"tok")];
+    let req = HttpRequest {
+        method: "GET",
+        path: "/bkt/k",
+        query: &out.query,
+        headers: &with_token,
+    };
+    let signed = parse(&req, ServiceRules::FromScope).unwrap();
+    assert_eq!(signed.security_token(), Some("tok"));
+    let v = verify(
+        &signed,
+        Body::Streaming,
+        &s,
+        t0(),
+        &VerifyOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        !v.security_token_signed,
+        "the header token is not covered by the presigned signature"
+    );
+}
