@@ -418,7 +418,7 @@ def test_authorize_decisions_are_recorded(stack) -> None:
     def signed(action: str, resource: str) -> dict[str, Any]:
         req = AWSRequest(method="GET", url="https://gw.example/bucket/key", headers={"host": "gw.example"})
         SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]),
-                  "s3", "us-east-1").add_auth(req)
+                  action.split(":")[0], "us-east-1").add_auth(req)
         return {"method": "GET", "path": "/bucket/key", "query": "", "headers": [[k, v] for k, v in req.headers.items()],
                 "action": action, "resource": resource, "body_sha256": hashlib.sha256(b"").hexdigest()}
 

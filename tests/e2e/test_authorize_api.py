@@ -172,6 +172,31 @@ def test_presigned_url(stack, creds) -> None:
     assert body["authenticated"] and body["allowed"], body
 
 
+def test_a_signature_for_another_service_is_refused(stack, creds) -> None:
+    """A presigned STS GetCallerIdentity URL is handed out as proof of identity (Vault's and
+    Kubernetes' AWS authenticators take one). Replayed to a gateway for S3, it must not act for
+    its signer there: AWS refuses a credential scoped to another service."""
+    _, keyless = stack
+    sts = boto3.client("sts", endpoint_url="https://sts.example", region_name="us-east-2",
+                       aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"])
+    url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=300, HttpMethod="GET")
+    assert "X-Amz-Credential=" in url and "%2Fsts%2Faws4_request" in url
+    sent = {"method": "GET", "url": url, "headers": {"host": "sts.example"}, "body": b""}
+    replayed = authorize(keyless, as_authorize(sent, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/k")).json()
+    assert replayed["authenticated"] is False and replayed["allowed"] is False, replayed
+    assert replayed["error"]["code"] == "AuthorizationHeaderMalformed", replayed
+    assert "'s3'" in replayed["error"]["message"] and "'sts'" in replayed["error"]["message"], replayed
+    # The gateway names its signing service when it differs from the action's prefix; a gateway
+    # for S3 that says so is refused the same way.
+    named = authorize(keyless, as_authorize(sent, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/k", service="s3")).json()
+    assert named["authenticated"] is False and named["error"]["code"] == "AuthorizationHeaderMalformed", named
+    # The same URL at the service it was signed for authenticates its signer.
+    own = authorize(keyless, as_authorize(sent, "sts:GetCallerIdentity", "*",
+                                          body_sha256=hashlib.sha256(b"").hexdigest())).json()
+    assert own["authenticated"] is True, own
+
+
 def test_presigned_expired(stack, creds, monkeypatch) -> None:
     _, keyless = stack
     past = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(minutes=10)
@@ -238,6 +263,10 @@ def test_bad_authorize_requests(stack, creds) -> None:
         (dict(good, context={"s3:prefix": 3}), "InvalidParameterValue"),
         (dict(good, action=""), "InvalidParameterValue"),
         (dict(good, body_base64="!!!"), "InvalidParameterValue"),
+        (dict(good, action="GetObject"), "InvalidParameterValue"),
+        (dict(good, service=""), "InvalidParameterValue"),
+        (dict(good, service="s" * 65), "InvalidParameterValue"),
+        (dict(good, service=3), "MalformedRequest"),
         (dict(good, bogus=1), "MalformedRequest"),
         ({k: v for k, v in good.items() if k != "headers"}, "MalformedRequest"),
     ]

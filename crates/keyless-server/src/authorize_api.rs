@@ -306,13 +306,17 @@ fn decide(
         || req.method.len() > 16
         || req.path.len() > 16 * 1024
         || req.query.len() > 64 * 1024
-        || req
-            .service
-            .as_ref()
-            .is_some_and(|s| s.is_empty() || s.len() > 64)
     {
         return Err(bad(
-            "the request is too large: at most 200 headers, a 16 KiB path, a 64 KiB query and a service of 1-64 characters"
+            "the request is too large: at most 200 headers, a 16 KiB path and a 64 KiB query"
+                .into(),
+        ));
+    }
+    if let Some(service) = &req.service
+        && (service.is_empty() || service.len() > 64)
+    {
+        return Err(bad(
+            "service is the signing name of the service authorized (e.g. s3): 1 to 64 characters"
                 .into(),
         ));
     }
