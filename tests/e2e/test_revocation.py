@@ -45,7 +45,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
     reader = policy({"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
     chain = policy({"Sid": "Chain", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                     "Resource": "*"})
-    from_chainer = policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/chainer"},
+    from_chainer = policy({"Effect": "Allow",
+                           "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/chainer",
+                                                 f"arn:aws:iam::{ACCOUNT}:role/relay"]},
                            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]})
     config = default_config(issuer, work / "keyless" / "data") + "\n".join([
         "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "revoker"', f"trust_policy = '''{trust}'''",
@@ -58,6 +60,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
         f"policies = {{ chain = '''{chain}''' }}",
         "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "chained"', f"trust_policy = '''{from_chainer}'''",
         f"policies = {{ read = '''{reader}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "relay"', f"trust_policy = '''{from_chainer}'''",
+        f"policies = {{ chain = '''{chain}''' }}",
         "", "[[authorize_clients]]", 'name = "gw"',
         f'token_sha256 = "{hashlib.sha256(GATEWAY_TOKEN.encode()).hexdigest()}"', "",
     ])
@@ -225,6 +229,60 @@ def test_revoke_source_identity_reaches_chained_sessions(stack) -> None:
     wait_revoked(keyless, base)
     wait_revoked(keyless, c)
     assert caller_ok(keyless, bystander)
+
+
+def chain_of_three(stack) -> list[dict[str, str]]:
+    """A web-identity session, a session chained from it, and one chained from that."""
+    _, keyless = stack
+    out = [session(stack, role="chainer")]
+    for role in ("relay", "chained"):
+        r = keyless.boto3_client(out[-1]).assume_role(RoleArn=keyless.role_arn(role), RoleSessionName=role)
+        out.append({k: r["Credentials"][k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")})
+    assert all(caller_ok(keyless, c) for c in out)
+    return out
+
+
+def test_revoking_a_session_ends_the_sessions_chained_from_it(stack) -> None:
+    """A leaked session's holder may already have chained to other roles; revoking the leaked
+    key ends those sessions too, however far down the chain, and nothing above or beside it."""
+    _, keyless = stack
+    base, relay, leaf = chain_of_three(stack)
+    other_base, other_relay, other_leaf = chain_of_three(stack)
+    cp = cli("session", base["AccessKeyId"], *store_args(keyless), "--reason", "leaked")
+    assert cp.returncode == 0, cp.stderr
+    for c in (base, relay, leaf):
+        took = wait_revoked(keyless, c)
+        assert took <= 1.0, f"revocation took {took:.2f}s"
+    assert all(caller_ok(keyless, c) for c in (other_base, other_relay, other_leaf))
+    # Revoking the middle of a chain ends what hangs below it, not what is above it.
+    cp = cli("session", other_relay["AccessKeyId"], *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    wait_revoked(keyless, other_relay)
+    wait_revoked(keyless, other_leaf)
+    assert caller_ok(keyless, other_base)
+    # The inventory rebuilt from the audit log says the same.
+    time.sleep(0.3)
+    listed = sessions_list(keyless, "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    status = {s["accessKeyId"]: s["status"] for s in map(json.loads, listed.stdout.splitlines())}
+    got = [status[c["AccessKeyId"]] for c in (base, relay, leaf, other_base, other_relay, other_leaf)]
+    assert got == ["revoked", "revoked", "revoked", "active", "revoked", "revoked"], status
+
+
+def test_a_chain_is_at_most_32_role_assumptions_long(stack) -> None:
+    """Each chained session carries the key ids of the sessions above it, so that revoking one
+    reaches down; the chain is bounded so that the token stays within its 4096 bytes."""
+    _, keyless = stack
+    creds = session(stack, role="chainer")
+    for hop in range(32):
+        r = keyless.boto3_client(creds).assume_role(RoleArn=keyless.role_arn("relay"), RoleSessionName=f"hop{hop}")
+        creds = {k: r["Credentials"][k] for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
+    assert len(creds["SessionToken"]) < 4096 and caller_ok(keyless, creds)
+    with pytest.raises(ClientError) as ei:
+        keyless.boto3_client(creds).assume_role(RoleArn=keyless.role_arn("relay"), RoleSessionName="hop32")
+    err = ei.value.response
+    assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("ValidationError", 400), err
+    assert "chain of 32" in err["Error"]["Message"] and "Credentials" not in err
 
 
 def test_revoke_key_version_after_rotation(tmp_path: Path) -> None:

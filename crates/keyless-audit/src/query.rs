@@ -178,7 +178,13 @@ pub struct Session {
     /// (`sessionContext.attributes.creationDate`, else the event time cut to the second): what
     /// revocation instants are compared with.
     pub issued_at: OffsetDateTime,
+    /// The access key ids of the sessions it was chained from, the first first, as far as the
+    /// log shows them (a parent issued before the log's oldest record is the last one known).
+    pub chained_from: Vec<String>,
 }
+
+/// The longest ancestry [`Session::chained_from`] keeps.
+const MAX_CHAIN: usize = 32;
 
 /// Builds the sessions from events in log order.
 #[derive(Debug, Default)]
@@ -228,6 +234,25 @@ impl SessionInventory {
                     .get(e.user_identity.access_key_id.as_deref()?)?;
                 parent.issuer.clone()
             });
+        // A chained session's caller is its parent, whose own ancestry the log gave earlier.
+        let chained_from = e
+            .user_identity
+            .access_key_id
+            .as_deref()
+            .map(|parent| {
+                let mut chain = self
+                    .sessions
+                    .get(parent)
+                    .map(|p| p.chained_from.clone())
+                    .unwrap_or_default();
+                chain.push(parent.to_owned());
+                // A real chain is at most 32 long (keyless-token's MAX_CHAINED_FROM); an edited
+                // log's could be any length, and the nearest ancestors matter most.
+                let excess = chain.len().saturating_sub(MAX_CHAIN);
+                chain.drain(..excess);
+                chain
+            })
+            .unwrap_or_default();
         let issued_at = e
             .user_identity
             .session_context
@@ -270,6 +295,7 @@ impl SessionInventory {
                 key_version,
                 issuer,
                 issued_at,
+                chained_from,
             },
         );
     }

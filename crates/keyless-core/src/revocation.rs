@@ -545,6 +545,8 @@ pub struct SessionFacts<'a> {
     pub subject: Option<&'a str>,
     /// The source identity.
     pub source_identity: Option<&'a str>,
+    /// The sessions it was chained from, as far as known.
+    pub chained_from: &'a [String],
 }
 
 /// Why a session or token is refused: the revocation that matched.
@@ -618,6 +620,19 @@ impl RevocationSet {
             })
     }
 
+    /// A session revocation of this session or of one it was chained from: a chain's sessions
+    /// were all issued before the revocation (a revoked session cannot chain), and chained
+    /// sessions last at most an hour, so the revocation outlives them all.
+    fn session_or_ancestor(&self, access_key_id: &str, chained_from: &[String]) -> Option<Revoked> {
+        if self.sessions.is_empty() {
+            return None;
+        }
+        std::iter::once(access_key_id)
+            .chain(chained_from.iter().map(String::as_str))
+            .find_map(|k| self.sessions.get(k))
+            .map(|id| Revoked { id: *id })
+    }
+
     /// Whether the session with this key id, claims and key version is revoked.
     pub fn check_session(
         &self,
@@ -628,8 +643,8 @@ impl RevocationSet {
         if self.is_empty() {
             return None;
         }
-        if let Some(id) = self.sessions.get(access_key_id) {
-            return Some(Revoked { id: *id });
+        if let Some(r) = self.session_or_ancestor(access_key_id, &claims.chained_from) {
+            return Some(r);
         }
         let (account, at) = (claims.account, claims.issued_at);
         let si = claims.source_identity.as_deref();
@@ -651,8 +666,8 @@ impl RevocationSet {
         if self.is_empty() {
             return None;
         }
-        if let Some(id) = self.sessions.get(f.access_key_id) {
-            return Some(Revoked { id: *id });
+        if let Some(r) = self.session_or_ancestor(f.access_key_id, f.chained_from) {
+            return Some(r);
         }
         let (account, at) = (f.account, f.issued_at);
         self.roles
@@ -803,6 +818,7 @@ mod tests {
                 provider_arn: "arn:aws:iam::123456789012:oidc-provider/issuer.example".into(),
             }),
             chain_depth: 0,
+            chained_from: vec![],
         }
     }
 
@@ -902,6 +918,42 @@ mod tests {
     }
 
     #[test]
+    fn a_session_revocation_ends_the_sessions_chained_from_it() {
+        let (root, middle, other) = (
+            "ASIAROOTROOTROOTROOT".to_owned(),
+            "ASIAMIDDLEMIDDLEMIDD".to_owned(),
+            "ASIAOTHEROTHEROTHERO".to_owned(),
+        );
+        let mut child = claims(10);
+        child.chained_from = vec![root.clone(), middle.clone()];
+        let mut sibling = claims(10);
+        sibling.chained_from = vec![other.clone()];
+        for revoked in [&root, &middle] {
+            let set = RevocationSet::build(&[make(&req("session", revoked), None, t(100))], t(100));
+            assert!(set.check_session(&akid(), &child, 1).is_some(), "{revoked}");
+            assert!(
+                set.check_session(&akid(), &sibling, 1).is_none(),
+                "{revoked}"
+            );
+            let facts = SessionFacts {
+                access_key_id: &akid(),
+                account: child.account,
+                role_arn: &child.role_arn,
+                issued_at: child.issued_at,
+                key_version: None,
+                issuer: None,
+                subject: None,
+                source_identity: None,
+                chained_from: &child.chained_from,
+            };
+            assert!(set.check_facts(&facts).is_some(), "{revoked}");
+        }
+        // A session's revocation does not reach the session it was chained from.
+        let set = RevocationSet::build(&[make(&req("session", &akid()), None, t(100))], t(100));
+        assert!(set.check_session(&root, &claims(10), 1).is_none());
+    }
+
+    #[test]
     fn key_version_revocation_ends_every_session_of_that_version() {
         let set = RevocationSet::build(&[make(&req("key-version", "3"), None, t(100))], t(100));
         assert!(set.check_session(&akid(), &claims(200), 3).is_some());
@@ -922,6 +974,7 @@ mod tests {
             issuer: Some(&f.issuer),
             subject: Some(&f.subject),
             source_identity: c.source_identity.as_deref(),
+            chained_from: &[],
         };
         let mut subject = req("subject", "repo:o/r:ref:refs/heads/main");
         subject.issuer = Some("https://issuer.example".into());

@@ -259,6 +259,7 @@ mod tests {
             mfa: None,
             federated: None,
             chain_depth: 0,
+            chained_from: vec![],
         }
     }
 

@@ -125,6 +125,7 @@ impl Server {
             mfa: None,
             federated: None,
             chain_depth: 0,
+            chained_from: vec![],
         };
         mint(&self.ring, &claims, &mut rand::rng()).unwrap()
     }

@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
                 "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com".into(),
         }),
         chain_depth: 0,
+        chained_from: vec![],
     };
     let Ok(creds) = mint(&ring, &claims, &mut rng) else {
         return;

@@ -42,6 +42,7 @@
 //!     mfa: None,
 //!     federated: None,
 //!     chain_depth: 0,
+//!     chained_from: vec![],
 //! };
 //! let creds = mint(&ring, &claims, &mut rng).unwrap();
 //! assert_eq!(account_from_access_key_id(&creds.access_key_id).unwrap(), claims.account);
@@ -63,8 +64,9 @@ pub use ring::{
     ROOT_SECRET_LEN,
 };
 pub use session::{
-    Credentials, ENVELOPE_VERSION, FederatedFacts, MAX_CLOCK_SKEW, MAX_SESSION_TOKEN_BYTES,
-    MfaFacts, OpenedSession, SessionClaims, check_live, fuzz_open_sealed, mint, open,
+    Credentials, ENVELOPE_VERSION, FederatedFacts, MAX_CHAINED_FROM, MAX_CLOCK_SKEW,
+    MAX_SESSION_TOKEN_BYTES, MfaFacts, OpenedSession, SessionClaims, check_live, fuzz_open_sealed,
+    mint, open,
 };
 
 /// Fuzzing entry point: tries to open arbitrary bytes as a session token (with a fixed key id)

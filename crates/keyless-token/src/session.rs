@@ -95,7 +95,17 @@ pub struct SessionClaims {
     /// 0 = minted from a web identity (or first hop); > 0 = role chaining depth.
     #[serde(rename = "d", default)]
     pub chain_depth: u8,
+    /// The access key ids of the sessions this one was chained from, the first session first
+    /// and its caller last: revoking any of them ends this one too, since a leaked session's
+    /// holder would otherwise keep the sessions it had already chained to. At most
+    /// [`MAX_CHAINED_FROM`].
+    #[serde(rename = "c", default, skip_serializing_if = "Vec::is_empty")]
+    pub chained_from: Vec<String>,
 }
+
+/// How many sessions a chained session may descend from: 32 hops of at most an hour each.
+/// Each ancestor adds about 30 bytes to the session token.
+pub const MAX_CHAINED_FROM: usize = 32;
 
 /// Freshly minted temporary credentials.
 #[derive(Debug, Clone)]

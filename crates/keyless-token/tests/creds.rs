@@ -41,6 +41,7 @@ fn claims() -> SessionClaims {
             provider_arn: "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com".into(),
         }),
         chain_depth: 0,
+        chained_from: vec![],
     }
 }
 

@@ -120,6 +120,7 @@ impl World {
             mfa: None,
             federated: None,
             chain_depth: 0,
+            chained_from: vec![],
         };
         let creds = mint(&self.ring, &claims, &mut rand::rng()).unwrap();
         let mut all = vec![("Action".to_owned(), action.to_owned())];

@@ -344,6 +344,13 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     )?;
 
     // Duration limits are checked after authorization, as AWS does.
+    let parent = caller.claims();
+    if parent.chained_from.len() >= keyless_token::MAX_CHAINED_FROM {
+        return Err(ApiError::validation(&[format!(
+            "This session is the end of a chain of {} role assumptions, the most keyless allows, so that revoking any session in a chain can end the sessions chained from it. Assume the role again from the identity provider's token.",
+            keyless_token::MAX_CHAINED_FROM
+        )]));
+    }
     if duration > CHAINED_MAX {
         return Err(ApiError::validation(&[
             "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_owned(),
@@ -374,7 +381,13 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         policy_arns: input.policy_arns.clone(),
         mfa: caller.claims().mfa.clone(),
         federated: caller.claims().federated.clone(),
-        chain_depth: caller.claims().chain_depth.saturating_add(1),
+        chain_depth: parent.chain_depth.saturating_add(1),
+        chained_from: parent
+            .chained_from
+            .iter()
+            .cloned()
+            .chain([caller.access_key_id().to_owned()])
+            .collect(),
     };
     let _ = session_policy;
     let credentials = mint(env.ring, &claims, rng)

@@ -298,6 +298,7 @@ pub fn complete<R: CryptoRng + ?Sized>(
             provider_arn,
         }),
         chain_depth: 0,
+        chained_from: vec![],
     };
     let _ = session_policy;
     let credentials = mint(env.ring, &claims, rng)

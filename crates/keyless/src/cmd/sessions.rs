@@ -82,6 +82,7 @@ fn revoked_by<'a>(
         issuer: s.issuer.as_deref(),
         subject: s.subject.as_deref(),
         source_identity: s.source_identity.as_deref(),
+        chained_from: &s.chained_from,
     })?;
     list.iter().find(|r| r.id == hit.id)
 }
