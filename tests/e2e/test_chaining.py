@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from keyless_e2e import ACCOUNT, Issuer, Keyless, _stop, default_config, encoded_auth_message, start_keyless
+from keyless_e2e import ACCOUNT, AUD, Issuer, Keyless, _stop, default_config, encoded_auth_message, start_keyless
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,43 @@ def test_decode_forbidden_without_permission(keyless: Keyless, gha_creds: dict[s
                      env=creds_env(keyless, narrowed["Credentials"]), check=False)
     assert cp.returncode != 0
     assert "AccessDenied" in cp.stderr, cp.stderr
+
+
+def test_a_message_does_not_decode_in_another_account(workdir: Path, issuer: Issuer) -> None:
+    """Encoded messages land in CI logs, often public ones, and one server serves many accounts:
+    a principal allowed sts:DecodeAuthorizationMessage in another account must not read this
+    account's policies and request context."""
+    other = "210987654321"
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": f"arn:aws:iam::{other}:oidc-provider/{issuer.host}"},
+        "Action": "sts:AssumeRoleWithWebIdentity"}]})
+    decoder = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:DecodeAuthorizationMessage", "Resource": "*"}]})
+    extra = "\n".join([
+        "", "[[accounts]]", f'id = "{other}"', 'name = "elsewhere"',
+        "", "[[providers]]", f'account = "{other}"', f'url = "{issuer.url}"', f'client_ids = ["{AUD}"]',
+        "allow_http = true",
+        "", "[[roles]]", f'account = "{other}"', 'name = "decoder"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ decode = '''{decoder}''' }}", ""])
+    srv = start_keyless(workdir / "cross", default_config(issuer, workdir / "cross" / "data") + extra)
+    try:
+        creds = srv.awiwi(issuer.gha_token(), session="cross-src").credentials
+        assert creds
+        encoded = encoded_auth_message(locked_denial_message(srv, creds))
+        theirs = srv.awiwi(issuer.gha_token(), RoleArn=f"arn:aws:iam::{other}:role/decoder",
+                           session="cross").credentials
+        assert theirs
+        with pytest.raises(ClientError) as ei:
+            srv.boto3_client(theirs).decode_authorization_message(EncodedMessage=encoded)
+        err = ei.value.response
+        assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == \
+            ("InvalidAuthorizationMessageException", 400), err
+        assert "DecodedMessage" not in err
+        # In its own account it decodes.
+        mine = srv.boto3_client(creds).decode_authorization_message(EncodedMessage=encoded)
+        assert json.loads(mine["DecodedMessage"])["allowed"] is False
+    finally:
+        _stop(srv.proc)
 
 
 def test_a_message_decodes_after_a_restart_and_a_key_ring_rotation(workdir: Path, issuer: Issuer) -> None:

@@ -7,8 +7,14 @@
 //! message; every version in the ring opens, so a message still decodes after a restart, on
 //! another replica, and after a rotation, until its version is retired.
 //!
-//! Layout: `K` + base64url(`0x02` | key version (u32, big-endian) | nonce | ciphertext + tag),
-//! with the first five bytes as additional data.
+//! A message opens only for a caller in the account of the principal that was denied: the
+//! account is part of the additional data. Messages end up in CI logs, which are often public,
+//! and one keyless server serves many accounts; a principal allowed
+//! `sts:DecodeAuthorizationMessage` in one account must not read another account's policies and
+//! request context.
+//!
+//! Layout: `K` + base64url(`0x03` | key version (u32, big-endian) | nonce | ciphertext + tag),
+//! with the first five bytes and the account as additional data.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
@@ -20,9 +26,9 @@ use crate::error::ApiError;
 
 /// Largest encoded message we accept back (AWS: 1-10240 characters).
 pub const MAX_ENCODED_LEN: usize = 10240;
-const AAD: &[u8] = b"keyless authorization message v2";
+const AAD: &[u8] = b"keyless authorization message v3";
 const PREFIX: char = 'K';
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 const HEADER_LEN: usize = 1 + 4;
 
 /// Seals and opens authorization messages.
@@ -60,19 +66,21 @@ impl MessageSealer {
         Ok(MessageSealer { keys })
     }
 
-    fn aad(header: &[u8]) -> Vec<u8> {
+    fn aad(header: &[u8], account: &str) -> Vec<u8> {
         let mut aad = AAD.to_vec();
         aad.extend_from_slice(header);
+        aad.extend_from_slice(account.as_bytes());
         aad
     }
 
     /// Seals the JSON text of a decision.
-    pub fn seal(&self, json: &str) -> Result<String, ApiError> {
+    /// `account` is the denied principal's, the only one whose callers may open it.
+    pub fn seal(&self, json: &str, account: &str) -> Result<String, ApiError> {
         let (id, key) = self.keys.last().ok_or_else(ApiError::internal)?;
         let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + json.len() + 16);
         out.push(FORMAT);
         out.extend_from_slice(&id.to_be_bytes());
-        let aad = Self::aad(&out);
+        let aad = Self::aad(&out, account);
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let mut buf = json.as_bytes().to_vec();
         key.seal_in_place_append_tag(
@@ -88,8 +96,9 @@ impl MessageSealer {
         Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
-    /// Opens an encoded message; any tampering is `InvalidAuthorizationMessageException`.
-    pub fn open(&self, encoded: &str) -> Result<String, ApiError> {
+    /// Opens an encoded message for a caller in `account`; tampering, or a message about a
+    /// principal in another account, is `InvalidAuthorizationMessageException`.
+    pub fn open(&self, encoded: &str, account: &str) -> Result<String, ApiError> {
         let invalid = || {
             ApiError::new(
                 "InvalidAuthorizationMessageException",
@@ -123,7 +132,7 @@ impl MessageSealer {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
         let mut buf = sealed.to_vec();
         let plain = key
-            .open_in_place(nonce, Aad::from(&Self::aad(header)), &mut buf)
+            .open_in_place(nonce, Aad::from(&Self::aad(header, account)), &mut buf)
             .map_err(|_| invalid())?;
         String::from_utf8(plain.to_vec()).map_err(|_| invalid())
     }
@@ -134,17 +143,18 @@ impl MessageSealer {
 /// when `data` is one of its own messages with a byte changed. Panics only on a wrong outcome.
 #[doc(hidden)]
 pub fn fuzz_open(data: &[u8]) {
+    const ACCOUNT: &str = "123456789012";
     let (k1, k2) = (SecretBytes::new(vec![1; 32]), SecretBytes::new(vec![2; 32]));
     let Ok(sealer) = MessageSealer::versioned(&[(1, &k1), (2, &k2)]) else {
         return;
     };
     if let Ok(text) = std::str::from_utf8(data)
-        && let Err(e) = sealer.open(text)
+        && let Err(e) = sealer.open(text, ACCOUNT)
     {
         assert_eq!(e.code, "InvalidAuthorizationMessageException");
     }
     // One of its own messages with one byte replaced never opens.
-    let Ok(sealed) = sealer.seal("{\"allowed\":false}") else {
+    let Ok(sealed) = sealer.seal("{\"allowed\":false}", ACCOUNT) else {
         return;
     };
     if let Some((&at, &byte)) = data.first().zip(data.get(1)) {
@@ -154,7 +164,7 @@ pub fn fuzz_open(data: &[u8]) {
             bytes[i] = byte;
             if let Ok(text) = String::from_utf8(bytes) {
                 // A change in base64 padding bits can leave the bytes as they were.
-                if let Ok(plain) = sealer.open(&text) {
+                if let Ok(plain) = sealer.open(&text, ACCOUNT) {
                     assert_eq!(plain, "{\"allowed\":false}");
                 }
             }
@@ -212,6 +222,8 @@ pub fn describe(
 mod tests {
     use super::*;
 
+    const A: &str = "123456789012";
+
     fn sealer() -> MessageSealer {
         MessageSealer::new(&SecretBytes::new(vec![7; 32])).unwrap()
     }
@@ -219,22 +231,22 @@ mod tests {
     #[test]
     fn round_trip() {
         let s = sealer();
-        let sealed = s.seal("{\"allowed\":false}").unwrap();
-        assert_eq!(s.open(&sealed).unwrap(), "{\"allowed\":false}");
+        let sealed = s.seal("{\"allowed\":false}", A).unwrap();
+        assert_eq!(s.open(&sealed, A).unwrap(), "{\"allowed\":false}");
     }
 
     #[test]
     fn messages_never_start_with_a_dash() {
         let s = sealer();
         for _ in 0..256 {
-            assert!(s.seal("{}").unwrap().starts_with('K'));
+            assert!(s.seal("{}", A).unwrap().starts_with('K'));
         }
     }
 
     #[test]
     fn tampered_or_foreign_messages_are_refused() {
         let s = sealer();
-        let mut sealed = s.seal("{}").unwrap().into_bytes();
+        let mut sealed = s.seal("{}", A).unwrap().into_bytes();
         let last = sealed.len() - 2;
         sealed[last] = if sealed[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(sealed).unwrap();
@@ -246,36 +258,43 @@ mod tests {
             &"A".repeat(MAX_ENCODED_LEN + 1),
         ] {
             assert_eq!(
-                s.open(bad).unwrap_err().code,
+                s.open(bad, A).unwrap_err().code,
                 "InvalidAuthorizationMessageException",
                 "{bad:.20}"
             );
         }
         let other = MessageSealer::new(&SecretBytes::new(vec![8; 32])).unwrap();
-        assert!(other.open(&s.seal("{}").unwrap()).is_err());
+        assert!(other.open(&s.seal("{}", A).unwrap(), A).is_err());
+        // A message about a principal in one account does not open for a caller in another.
+        let theirs = s.seal("{}", "210987654321").unwrap();
+        assert_eq!(
+            s.open(&theirs, A).unwrap_err().code,
+            "InvalidAuthorizationMessageException"
+        );
+        assert_eq!(s.open(&theirs, "210987654321").unwrap(), "{}");
     }
 
     #[test]
     fn the_newest_version_seals_and_every_version_present_opens() {
         let (k1, k2) = (SecretBytes::new(vec![1; 32]), SecretBytes::new(vec![2; 32]));
         let before = MessageSealer::versioned(&[(1, &k1)]).unwrap();
-        let old = before.seal("{\"v\":1}").unwrap();
+        let old = before.seal("{\"v\":1}", A).unwrap();
         // Rotated: version 2 seals, and version 1's messages still open.
         let after = MessageSealer::versioned(&[(1, &k1), (2, &k2)]).unwrap();
-        assert_eq!(after.open(&old).unwrap(), "{\"v\":1}");
-        let new = after.seal("{\"v\":2}").unwrap();
-        assert_eq!(after.open(&new).unwrap(), "{\"v\":2}");
+        assert_eq!(after.open(&old, A).unwrap(), "{\"v\":1}");
+        let new = after.seal("{\"v\":2}", A).unwrap();
+        assert_eq!(after.open(&new, A).unwrap(), "{\"v\":2}");
         assert!(
-            before.open(&new).is_err(),
+            before.open(&new, A).is_err(),
             "version 2 is unknown before the rotation"
         );
         // Version 1 retired: its messages no longer open.
         let retired = MessageSealer::versioned(&[(2, &k2)]).unwrap();
-        assert!(retired.open(&old).is_err());
-        assert_eq!(retired.open(&new).unwrap(), "{\"v\":2}");
+        assert!(retired.open(&old, A).is_err());
+        assert_eq!(retired.open(&new, A).unwrap(), "{\"v\":2}");
         // A message naming version 2 but sealed under another key of that number is refused.
         let impostor = MessageSealer::versioned(&[(2, &k1)]).unwrap();
-        assert!(after.open(&impostor.seal("{}").unwrap()).is_err());
+        assert!(after.open(&impostor.seal("{}", A).unwrap(), A).is_err());
         assert!(MessageSealer::versioned(&[]).is_err());
     }
 }

@@ -410,7 +410,7 @@ fn guardrail_denies_long_term_keys_to_the_admin_with_an_explained_message() {
         );
         assert!(!e.message.contains("hunter2"));
         let encoded = e.message.rsplit(' ').next().unwrap();
-        let decoded = w.sealer.open(encoded).unwrap();
+        let decoded = w.sealer.open(encoded, ACCT).unwrap();
         assert!(decoded.contains("no-long-term-keys"), "{decoded}");
     }
 }

@@ -104,5 +104,7 @@ pub fn decode_authorization_message(
     }
     problems.finish()?;
     require_own(env, caller, "sts:DecodeAuthorizationMessage")?;
-    env.authorizer.sealer.open(msg.unwrap_or_default())
+    env.authorizer
+        .sealer
+        .open(msg.unwrap_or_default(), &caller.account().to_string())
 }

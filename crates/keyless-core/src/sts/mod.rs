@@ -190,7 +190,9 @@ impl Authorizer<'_> {
             request.resource,
             request.context,
         );
-        match self.sealer.seal(&doc) {
+        // The denied principal's account (the fifth field of its ARN) may decode it.
+        let account = asker.arn.split(':').nth(4).unwrap_or_default();
+        match self.sealer.seal(&doc, account) {
             Ok(encoded) => ApiError::access_denied(format!(
                 "{message} Encoded authorization failure message: {encoded}"
             )),
