@@ -4,6 +4,7 @@
 //! answer is AWS's XML; every error goes through [`render_error`], the one place that maps a
 //! domain error to HTTP.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -269,6 +270,14 @@ fn collect_params(
 ) -> Result<Params, ApiError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     if let Some(q) = uri.query() {
+        // SigV4 reads a `+` in the query as a plus, not a space, so the signature covers
+        // `a+b` and `a%2Bb` alike. A signed request's values are read the same way, so that
+        // whoever holds a signed URL cannot turn a plus into a space under the signature.
+        let q: Cow<'_, str> = if is_signed(uri, headers) && q.contains('+') {
+            Cow::Owned(q.replace('+', "%2B"))
+        } else {
+            Cow::Borrowed(q)
+        };
         pairs.extend(
             keyless_core::sts::form::pairs(q.as_bytes())
                 .into_iter()
@@ -632,4 +641,25 @@ fn issued_xml(action: &str, i: &Issued, request_id: &str) -> String {
     }
     x.opt("SourceIdentity", i.source_identity.as_deref());
     x.finish(action, request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session_name(uri: &str) -> String {
+        let uri: Uri = uri.parse().unwrap();
+        let params = collect_params(&Method::GET, &uri, &HeaderMap::new(), b"").unwrap();
+        params.get("RoleSessionName").unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_plus_in_a_signed_query_is_a_plus_as_the_signature_read_it() {
+        let signed = "/?Action=AssumeRole&RoleSessionName=a+b&X-Amz-Signature=00";
+        assert_eq!(session_name(signed), "a+b");
+        assert_eq!(session_name(&signed.replace('+', "%2B")), "a+b");
+        assert_eq!(session_name(&signed.replace('+', "%20")), "a b");
+        // An unsigned form (AssumeRoleWithWebIdentity by GET) keeps the form rule.
+        assert_eq!(session_name("/?Action=X&RoleSessionName=a+b"), "a b");
+    }
 }
