@@ -573,7 +573,17 @@ fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<
         None => Some(Grant::Direct),
         Some((false, pr)) => principal_grant(pr, w),
         Some((true, pr)) => {
-            if principal_grant(pr, w).is_none() || (has_boundary && st.effect == Effect::Deny) {
+            // Only a principal named exactly (or `*`) is spared: AWS checks the account, the
+            // role and the session separately, so naming the account does not spare its users
+            // and sessions, nor naming a role its sessions (NotPrincipal page: "all principals
+            // except the assumed-role user ... are explicitly denied" with the role and the
+            // account listed too). The account root is the account itself.
+            let spared = match principal_grant(pr, w) {
+                Some(Grant::Direct | Grant::Wildcard) => true,
+                Some(Grant::Account) => w.kind == Kind::Root,
+                Some(Grant::Role) | None => false,
+            };
+            if !spared || (has_boundary && st.effect == Effect::Deny) {
                 Some(Grant::Wildcard)
             } else {
                 None
