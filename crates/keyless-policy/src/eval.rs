@@ -387,7 +387,11 @@ fn principal_grant(pr: &Principals, w: &Who<'_>) -> Option<Grant> {
                 || (a
                     .strip_prefix("arn:")
                     .and_then(|r| r.split_once(":iam::"))
-                    .is_some_and(|(_, r)| r.strip_suffix(":root") == Some(w.account))))
+                    .is_some_and(|(part, r)| {
+                        // The root of the same account ID in another partition is another
+                        // account.
+                        part == w.partition && r.strip_suffix(":root") == Some(w.account)
+                    })))
         {
             up(Grant::Account);
         } else if w.kind == Kind::Session {
