@@ -135,7 +135,9 @@ pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiEr
         ));
     }
     for (k, v) in context {
-        let lower = k.to_ascii_lowercase();
+        // Lowercased as the context lowercases keys (Unicode, not ASCII only): a key whose
+        // letters fold to a reserved name is that name once inserted.
+        let lower = k.to_lowercase();
         if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
             return Err(ApiError::new(
                 "InvalidParameterValue",
@@ -266,6 +268,26 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reserved_key_spelled_with_a_letter_that_lowercases_to_ascii_is_refused() {
+        // U+212A KELVIN SIGN lowercases to `k`, so the context stores this key as
+        // `aws:tokenissuetime` and it would replace the session's own issue time (and escape
+        // a revocation's `DateLessThan aws:TokenIssueTime` deny).
+        let k = "aws:To\u{212A}enIssueTime";
+        let mut c = keyless_policy::Context::new();
+        c.insert_single(k, "x");
+        assert!(
+            c.get("aws:TokenIssueTime").is_some(),
+            "the context folds the key to ASCII"
+        );
+        let e = check_extra_context(&[(
+            k.to_owned(),
+            ExtraValue::Single("2099-01-01T00:00:00Z".into()),
+        )])
+        .unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue");
+    }
 
     #[test]
     fn principal_keys_cannot_be_injected() {

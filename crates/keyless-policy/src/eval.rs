@@ -387,7 +387,11 @@ fn principal_grant(pr: &Principals, w: &Who<'_>) -> Option<Grant> {
                 || (a
                     .strip_prefix("arn:")
                     .and_then(|r| r.split_once(":iam::"))
-                    .is_some_and(|(_, r)| r.strip_suffix(":root") == Some(w.account))))
+                    .is_some_and(|(part, r)| {
+                        // The root of the same account ID in another partition is another
+                        // account.
+                        part == w.partition && r.strip_suffix(":root") == Some(w.account)
+                    })))
         {
             up(Grant::Account);
         } else if w.kind == Kind::Session {
@@ -573,7 +577,17 @@ fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<
         None => Some(Grant::Direct),
         Some((false, pr)) => principal_grant(pr, w),
         Some((true, pr)) => {
-            if principal_grant(pr, w).is_none() || (has_boundary && st.effect == Effect::Deny) {
+            // Only a principal named exactly (or `*`) is spared: AWS checks the account, the
+            // role and the session separately, so naming the account does not spare its users
+            // and sessions, nor naming a role its sessions (NotPrincipal page: "all principals
+            // except the assumed-role user ... are explicitly denied" with the role and the
+            // account listed too). The account root is the account itself.
+            let spared = match principal_grant(pr, w) {
+                Some(Grant::Direct | Grant::Wildcard) => true,
+                Some(Grant::Account) => w.kind == Kind::Root,
+                Some(Grant::Role) | None => false,
+            };
+            if !spared || (has_boundary && st.effect == Effect::Deny) {
                 Some(Grant::Wildcard)
             } else {
                 None

@@ -52,7 +52,9 @@
 //! negated operator is true); a substituted variable's `*`/`?` are literal; a guardrail level
 //! without an Allow gives `ImplicitlyDenied`; a `Principal: "*"` grant in the same account does
 //! not need an identity policy but is still limited by boundary and session policy; a
-//! `NotPrincipal` Deny always applies to a principal that has a permissions boundary; a
+//! `NotPrincipal` Deny always applies to a principal that has a permissions boundary, and
+//! spares only a principal it names exactly (naming the account spares neither its users nor
+//! its sessions, naming a role spares none of its sessions, as AWS checks each separately); a
 //! federated-user (`GetFederationToken`) session without a session policy has no permissions;
 //! a multivalued key present with an empty list counts as present for `Null`; `NotIpAddress`
 //! with an address of the other IP family is true (the address is outside every range).

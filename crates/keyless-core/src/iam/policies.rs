@@ -83,13 +83,25 @@ fn version_param(c: &mut Check, p: &Params) -> String {
     v
 }
 
-/// Authorizes `action` on the policy ARN, then finds the policy.
+/// The ARN of the caller's managed policy that `arn` names, as it is stored; `arn` itself when
+/// it names none. A policy is found by name ignoring case, whatever the partition says, so a
+/// policy must be authorized (as resource or as `iam:PolicyARN`/`iam:PermissionsBoundary`)
+/// under this ARN: a Deny on `policy/Guard*` must not be stepped around with `policy/guard`.
+pub(super) fn canonical_policy_arn(cx: &Cx<'_>, arn: &str) -> String {
+    cx.directory()
+        .managed_policy_by_arn(arn)
+        .filter(|m| m.policy.account == cx.account())
+        .map_or_else(|| arn.to_owned(), |m| m.arn.clone())
+}
+
+/// Authorizes `action` on the policy (under its stored ARN when it exists, as roles are), then
+/// finds it.
 fn authorized_policy(
     cx: &Cx<'_>,
     action: &str,
     arn: &str,
 ) -> Result<Arc<CompiledManagedPolicy>, ApiError> {
-    cx.authorize(action, arn, |_| {})?;
+    cx.authorize(action, &canonical_policy_arn(cx, arn), |_| {})?;
     cx.directory()
         .managed_policy_by_arn(arn)
         .filter(|m| m.policy.account == cx.account())

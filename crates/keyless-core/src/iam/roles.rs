@@ -190,7 +190,10 @@ pub(super) fn create<R: Rng + ?Sized>(
     cx.authorize("CreateRole", &arn, |ctx| {
         request_tags(ctx, &tags);
         if let Some(b) = &boundary {
-            ctx.insert_single("iam:PermissionsBoundary", b.clone());
+            ctx.insert_single(
+                "iam:PermissionsBoundary",
+                super::policies::canonical_policy_arn(cx, b),
+            );
         }
     })?;
     if cx.directory().role(cx.account(), &name).is_some() {
@@ -466,8 +469,9 @@ pub(super) fn attach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
+    let stored = super::policies::canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "AttachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", arn.clone());
+        ctx.insert_single("iam:PolicyARN", stored);
     })?;
     let mut role = writable(&r)?;
     let policy = cx
@@ -494,8 +498,9 @@ pub(super) fn detach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
+    let stored = super::policies::canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "DetachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", arn.clone());
+        ctx.insert_single("iam:PolicyARN", stored);
     })?;
     let mut role = writable(&r)?;
     let before = role.attached_policies.len();
@@ -540,8 +545,9 @@ pub(super) fn put_boundary(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErr
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PermissionsBoundary", "permissionsBoundary");
     c.finish()?;
+    let stored = super::policies::canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "PutRolePermissionsBoundary", &name, |ctx| {
-        ctx.insert_single("iam:PermissionsBoundary", arn.clone());
+        ctx.insert_single("iam:PermissionsBoundary", stored);
     })?;
     let mut role = writable(&r)?;
     role.permissions_boundary_arn = Some(boundary_policy(cx, &arn)?);

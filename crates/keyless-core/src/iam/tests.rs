@@ -736,3 +736,77 @@ fn rebuilding_reuses_unchanged_roles_only() {
     ));
     assert!(same(&changed, "ci").managed[0].1.label().contains("(v2)"));
 }
+
+#[test]
+fn a_policy_arn_spelled_another_way_is_authorized_as_the_policy_it_names() {
+    // The managed policy is found by name ignoring case (and whatever the partition says), so
+    // it must be authorized, and its `iam:PolicyARN` tested, as the policy found: otherwise a
+    // Deny on `policy/Guard*` is stepped around with `policy/guard` or `arn:aws-cn:...`.
+    let mut w = World::new();
+    w.entities.roles.push(config_role(
+        "delegate",
+        r#"{"Effect":"Allow","Action":"iam:*","Resource":"*"},
+           {"Effect":"Deny","Action":["iam:CreatePolicyVersion","iam:DeletePolicy"],"Resource":"arn:aws:iam::123456789012:policy/Guard*"},
+           {"Effect":"Deny","Action":"iam:AttachRolePolicy","Resource":"*","Condition":{"ArnLike":{"iam:PolicyARN":"arn:aws:iam::123456789012:policy/Guard*"}}}"#,
+    ));
+    let allow = doc(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "Guard"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    for arn in [
+        "arn:aws:iam::123456789012:policy/Guard",
+        "arn:aws:iam::123456789012:policy/guard",
+        "arn:aws:iam::123456789012:policy/GUARD",
+        "arn:aws-cn:iam::123456789012:policy/Guard",
+    ] {
+        assert_eq!(
+            w.code(
+                "delegate",
+                "CreatePolicyVersion",
+                &[("PolicyArn", arn), ("PolicyDocument", &allow)]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+        assert_eq!(
+            w.code("delegate", "DeletePolicy", &[("PolicyArn", arn)]),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+        assert_eq!(
+            w.code(
+                "delegate",
+                "AttachRolePolicy",
+                &[("RoleName", "ci"), ("PolicyArn", arn)]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+    }
+    // A policy that does not exist is still authorized before it is looked up.
+    assert_eq!(
+        w.code(
+            "delegate",
+            "DeletePolicy",
+            &[("PolicyArn", "arn:aws:iam::123456789012:policy/Guardian")]
+        ),
+        ("AccessDenied", 403)
+    );
+    assert_eq!(
+        w.code(
+            "delegate",
+            "DeletePolicy",
+            &[("PolicyArn", "arn:aws:iam::123456789012:policy/nothing")]
+        ),
+        ("NoSuchEntity", 404)
+    );
+}
