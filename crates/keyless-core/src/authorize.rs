@@ -27,6 +27,7 @@ const RESERVED_PREFIXES: &[&str] = &[
     "aws:epochtime",
     "aws:sourceip",
     "aws:securetransport",
+    "aws:viaawsservice",
     "sts:sourceidentity",
 ];
 

@@ -181,6 +181,12 @@ fn principal_context(role_arn: &str, claims: &SessionClaims) -> Context {
         format!("{}:{}", claims.role_id, claims.session_name),
     );
     c.insert_single("aws:TokenIssueTime", iso8601(claims.issued_at));
+    // AWS puts these in every signed request's context. No AWS service calls through keyless,
+    // so both are false; without them the documented guard `Deny … NotIpAddress aws:SourceIp`
+    // with `Bool aws:ViaAWSService false` would never match. They never change within a
+    // session, so they live here, built once per session, rather than per request.
+    c.insert_single("aws:PrincipalIsAWSService", "false");
+    c.insert_single("aws:ViaAWSService", "false");
     let mfa = claims.mfa.as_ref().is_some_and(|m| m.present);
     c.insert_single(
         "aws:MultiFactorAuthPresent",

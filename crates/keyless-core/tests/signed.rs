@@ -301,3 +301,43 @@ fn a_signature_scoped_to_another_service_is_refused() {
         other => panic!("a request signed for sts was accepted by execute-api: {other:?}"),
     }
 }
+
+/// AWS's documented guard against credentials used from outside a network: deny when the
+/// source address is elsewhere and the call is not made by an AWS service on the caller's
+/// behalf. It only works if `aws:ViaAWSService` is in the context, as AWS always puts it.
+#[test]
+fn the_source_ip_guard_with_via_aws_service_denies_from_elsewhere() {
+    let mut entities = world();
+    let nobody = json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":"sts:AssumeRole"}]});
+    let guarded = json!({"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:*","Resource":"*"},
+        {"Effect":"Deny","Action":"*","Resource":"*","Condition":{
+            "NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"},
+            "Bool":{"aws:ViaAWSService":"false","aws:PrincipalIsAWSService":"false"}}}]});
+    entities
+        .roles
+        .push(role("guarded", "AROAGUARDEDEXAMPLE001", nobody, guarded));
+    let server = Server::new(&entities);
+    let creds = server.session("guarded", "AROAGUARDEDEXAMPLE001");
+    let wire = signed(
+        &creds,
+        "GET",
+        "/artifacts/k",
+        "",
+        "s3",
+        SignatureLocation::Headers,
+    );
+    match authorize_as(
+        &server,
+        &wire,
+        "s3:GetObject",
+        "arn:aws:s3:::artifacts/k",
+        None,
+    ) {
+        AuthorizeOutcome::Decided { decision, .. } => {
+            assert_eq!(decision, DecisionKind::ExplicitlyDenied);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -224,9 +224,11 @@ pub fn complete<R: CryptoRng + ?Sized>(
     let audience = token.audience().to_owned();
     let token_attributes = audited_claims(&token);
     // Sized for the keys set by name below (the token's go in as one group): the four base
-    // keys, this request's four and its tags.
-    let mut context = Context::with_capacity(4 + 4 + 2 * session_tags.len() + 1);
+    // keys, `aws:ViaAWSService`, this request's four and its tags.
+    let mut context = Context::with_capacity(4 + 1 + 4 + 2 * session_tags.len() + 1);
     add_base_context(&mut context, env.now, &env.origin);
+    // In every request's context at AWS; no AWS service calls through keyless.
+    context.insert_single("aws:ViaAWSService", "false");
     add_token_keys(&mut context, token, prefix);
     context.insert_single("sts:RoleSessionName", input.session_name.clone());
     context.insert_single("sts:DurationSeconds", duration.to_string());
