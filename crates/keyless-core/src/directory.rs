@@ -343,19 +343,18 @@ impl Directory {
 
     /// The guardrail levels that bind principals in `account`, root first: `/`, each OU on the
     /// account's path, then the account itself. Like AWS Organizations, where `FullAWSAccess` is
-    /// attached everywhere by default, every level implicitly allows everything, so a guardrail
-    /// restricts by denying; levels without guardrails are left out.
+    /// attached everywhere by default, a level whose guardrails only deny implicitly allows
+    /// everything, so they restrict by denying. A level with an `Allow` statement among its
+    /// guardrails is an allow-list, as when `FullAWSAccess` is detached in AWS: what none of
+    /// them allows is denied there. Levels without guardrails are left out.
     pub fn guardrail_levels(&self, account: AccountId) -> Vec<Vec<&Policy>> {
         let level = |target: &String| -> Vec<&Policy> {
+            let attached = self.guardrails.get(target).map_or(&[][..], Vec::as_slice);
+            let allow_list = attached.iter().any(|g| g.policy.has_allow_statement());
             self.full_access
                 .iter()
-                .chain(
-                    self.guardrails
-                        .get(target)
-                        .into_iter()
-                        .flatten()
-                        .map(|g| &g.policy),
-                )
+                .filter(|_| !allow_list)
+                .chain(attached.iter().map(|g| &g.policy))
                 .collect()
         };
         match self.level_targets.get(&account) {

@@ -15,7 +15,7 @@ use keyless_core::authorize::{AuthorizeInput, AuthorizeOutcome, GatewayBody, aut
 use keyless_core::authz_message::MessageSealer;
 use keyless_core::caller::Verifier;
 use keyless_core::directory::Directory;
-use keyless_core::model::{Account, Entities, InlinePolicy, Origin as Src, Role};
+use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, Origin as Src, Role};
 use keyless_core::revocation::RevocationSet;
 use keyless_core::session_cache::SessionCache;
 use keyless_core::sts::Origin;
@@ -340,4 +340,65 @@ fn the_source_ip_guard_with_via_aws_service_denies_from_elsewhere() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A level whose guardrails only deny keeps the implicit allow-all (AWS's `FullAWSAccess`,
+/// attached by default); a level with an `Allow` among its guardrails is an allow-list, as when
+/// `FullAWSAccess` is detached: what none of its guardrails allows is denied.
+#[test]
+fn a_guardrail_with_an_allow_statement_is_an_allow_list_for_its_level() {
+    let decide = |guardrails: Vec<(&str, serde_json::Value)>, action: &str| {
+        let mut entities = world();
+        entities.guardrails = guardrails
+            .into_iter()
+            .enumerate()
+            .map(|(i, (target, doc))| Guardrail {
+                target: target.into(),
+                name: format!("g{i}"),
+                document: doc.to_string(),
+                origin: Src::Config,
+            })
+            .collect();
+        let server = Server::new(&entities);
+        let creds = server.session("src", "AROASRCEXAMPLE0000001");
+        let wire = signed(
+            &creds,
+            "GET",
+            "/artifacts/k",
+            "",
+            "s3",
+            SignatureLocation::Headers,
+        );
+        match authorize_as(&server, &wire, action, "arn:aws:s3:::artifacts/k", None) {
+            AuthorizeOutcome::Decided { decision, .. } => decision,
+            other => panic!("{other:?}"),
+        }
+    };
+    let deny_delete = json!({"Version":"2012-10-17","Statement":[
+        {"Effect":"Deny","Action":"s3:DeleteObject","Resource":"*"}]});
+    let only_reads = json!({"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:Get*","Resource":"*"}]});
+    // Deny-only at the root: everything else stays allowed.
+    let deny_only = || vec![("/", deny_delete.clone())];
+    assert_eq!(decide(deny_only(), "s3:PutObject"), DecisionKind::Allowed);
+    assert_eq!(
+        decide(deny_only(), "s3:DeleteObject"),
+        DecisionKind::ExplicitlyDenied
+    );
+    // An allow-list on the account's OU, beside the root's deny.
+    let listed = || {
+        vec![
+            ("/", deny_delete.clone()),
+            ("/workloads", only_reads.clone()),
+        ]
+    };
+    assert_eq!(decide(listed(), "s3:GetObject"), DecisionKind::Allowed);
+    assert_eq!(
+        decide(listed(), "s3:PutObject"),
+        DecisionKind::ImplicitlyDenied
+    );
+    assert_eq!(
+        decide(listed(), "s3:DeleteObject"),
+        DecisionKind::ExplicitlyDenied
+    );
 }

@@ -396,6 +396,12 @@ impl Policy {
         self.id.as_deref()
     }
 
+    /// Whether any statement allows (rather than denies): a guardrail with one is an
+    /// allow-list.
+    pub fn has_allow_statement(&self) -> bool {
+        self.statements.iter().any(|s| s.effect == Effect::Allow)
+    }
+
     /// Number of statements.
     pub fn statement_count(&self) -> usize {
         self.statements.len()
