@@ -163,23 +163,38 @@ pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiEr
     Ok(())
 }
 
-/// The signing name a request for `input` must be scoped to: the one given, else the action's
-/// service prefix in lower case (IAM action prefixes ignore case; signing names are lower case).
-fn expected_service(input: &AuthorizeInput<'_>) -> Result<String, ApiError> {
-    if let Some(service) = input.service {
-        return Ok(service.to_owned());
-    }
-    match input.action.split_once(':') {
-        Some((prefix, _)) if !prefix.is_empty() => Ok(prefix.to_ascii_lowercase()),
+/// An action as a request names it: `service:Name` in ASCII letters, digits, `-`, `_` and `.`.
+/// Policies match actions with wildcards and ASCII case folding, so a request action holding
+/// `*` or `?` (`s3:*` matches an `Allow s3:*` but no `Deny s3:DeleteObject`), or a letter that
+/// folds to ASCII only under Unicode rules (the Kelvin sign for `k`), could slip past a Deny.
+fn check_action(action: &str) -> Result<(), ApiError> {
+    let word = |s: &str, extra: &[u8]| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || extra.contains(&b))
+    };
+    match action.split_once(':') {
+        Some((prefix, name)) if word(prefix, b"") && word(name, b"_.") => Ok(()),
         _ => Err(ApiError::new(
             "InvalidParameterValue",
             400,
             format!(
-                "The action {:.64} has no service prefix: give it as service:Action (e.g. s3:GetObject), or name the signing service in service.",
-                input.action
+                "The action {:?} is not service:Action (e.g. s3:GetObject): ASCII letters, digits, '-', '_' and '.', no wildcards.",
+                action.chars().take(64).collect::<String>()
             ),
         )),
     }
+}
+
+/// The signing name a request for `input` must be scoped to: the one given, else the action's
+/// service prefix in lower case (IAM action prefixes ignore case; signing names are lower case).
+fn expected_service(input: &AuthorizeInput<'_>) -> Result<String, ApiError> {
+    check_action(input.action)?;
+    if let Some(service) = input.service {
+        return Ok(service.to_owned());
+    }
+    let prefix = input.action.split_once(':').map_or("", |(p, _)| p);
+    Ok(prefix.to_ascii_lowercase())
 }
 
 /// Authenticates and authorizes.
@@ -269,6 +284,34 @@ pub fn authorize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actions_with_wildcards_or_letters_outside_ascii_are_refused() {
+        for ok in [
+            "s3:GetObject",
+            "execute-api:Invoke",
+            "keyless:RevokeOwnSession",
+            "x:a_b.c",
+        ] {
+            assert!(check_action(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "s3:*",
+            "s3:Get*",
+            "s3:GetObjec?",
+            "*",
+            "GetObject",
+            ":GetObject",
+            "s3:",
+            "s3:DeleteObjec\u{212A}",
+            "s\u{017F}3:GetObject",
+            "s3:Get Object",
+            "s3:a:b",
+        ] {
+            let e = check_action(bad).unwrap_err();
+            assert_eq!((e.code, e.status), ("InvalidParameterValue", 400), "{bad}");
+        }
+    }
 
     #[test]
     fn a_reserved_key_spelled_with_a_letter_that_lowercases_to_ascii_is_refused() {
