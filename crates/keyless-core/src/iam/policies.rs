@@ -89,11 +89,16 @@ fn authorized_policy(
     action: &str,
     arn: &str,
 ) -> Result<Arc<CompiledManagedPolicy>, ApiError> {
-    cx.authorize(action, arn, |_| {})?;
-    cx.directory()
+    let found = cx
+        .directory()
         .managed_policy_by_arn(arn)
-        .filter(|m| m.policy.account == cx.account())
-        .ok_or_else(|| no_such_entity(format!("Policy {arn} was not found.")))
+        .filter(|m| m.policy.account == cx.account());
+    // The lookup ignores the name's case but ARNs in policies match case-sensitively: authorize
+    // on the policy's own ARN, or `…:policy/protected` would slip past a Deny on
+    // `…:policy/Protected`.
+    let resource = found.as_ref().map_or(arn, |m| m.arn.as_str());
+    cx.authorize(action, resource, |_| {})?;
+    found.ok_or_else(|| no_such_entity(format!("Policy {arn} was not found.")))
 }
 
 fn writable(m: &CompiledManagedPolicy) -> Result<ManagedPolicy, ApiError> {

@@ -143,6 +143,16 @@ fn request_tags(c: &mut keyless_policy::Context, tags: &[(String, String)]) {
     c.insert_multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
 }
 
+/// The ARN of the caller's account's managed policy that `arn` names, as the policy writes it
+/// (lookups ignore the name's case; condition keys such as `iam:PolicyARN` must not), or `arn`
+/// itself when there is none.
+fn canonical_policy_arn(cx: &Cx<'_>, arn: &str) -> String {
+    cx.directory()
+        .managed_policy_by_arn(arn)
+        .filter(|p| p.policy.account == cx.account())
+        .map_or_else(|| arn.to_owned(), |p| p.arn.clone())
+}
+
 /// A boundary ARN must name a managed policy of the caller's account.
 fn boundary_policy(cx: &Cx<'_>, arn: &str) -> Result<String, ApiError> {
     let p = cx
@@ -190,7 +200,7 @@ pub(super) fn create<R: Rng + ?Sized>(
     cx.authorize("CreateRole", &arn, |ctx| {
         request_tags(ctx, &tags);
         if let Some(b) = &boundary {
-            ctx.insert_single("iam:PermissionsBoundary", b.clone());
+            ctx.insert_single("iam:PermissionsBoundary", canonical_policy_arn(cx, b));
         }
     })?;
     if cx.directory().role(cx.account(), &name).is_some() {
@@ -467,7 +477,7 @@ pub(super) fn attach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
     let r = authorized_role(cx, "AttachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", arn.clone());
+        ctx.insert_single("iam:PolicyARN", canonical_policy_arn(cx, &arn));
     })?;
     let mut role = writable(&r)?;
     let policy = cx
@@ -495,7 +505,7 @@ pub(super) fn detach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
     let r = authorized_role(cx, "DetachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", arn.clone());
+        ctx.insert_single("iam:PolicyARN", canonical_policy_arn(cx, &arn));
     })?;
     let mut role = writable(&r)?;
     let before = role.attached_policies.len();
@@ -541,7 +551,7 @@ pub(super) fn put_boundary(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErr
     let arn = policy_arn_param(&mut c, p, "PermissionsBoundary", "permissionsBoundary");
     c.finish()?;
     let r = authorized_role(cx, "PutRolePermissionsBoundary", &name, |ctx| {
-        ctx.insert_single("iam:PermissionsBoundary", arn.clone());
+        ctx.insert_single("iam:PermissionsBoundary", canonical_policy_arn(cx, &arn));
     })?;
     let mut role = writable(&r)?;
     role.permissions_boundary_arn = Some(boundary_policy(cx, &arn)?);

@@ -736,3 +736,78 @@ fn rebuilding_reuses_unchanged_roles_only() {
     ));
     assert!(same(&changed, "ci").managed[0].1.label().contains("(v2)"));
 }
+
+/// Adds a guardrail at the organization root (as the config file would).
+fn guard(w: &mut World, name: &str, statements: &str) {
+    w.entities.guardrails.push(crate::model::Guardrail {
+        target: "/".into(),
+        name: name.into(),
+        document: doc(statements),
+        origin: EntityOrigin::Config,
+    });
+}
+
+#[test]
+fn a_guardrail_naming_a_policy_binds_in_whatever_case_the_caller_writes_its_arn() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let widen = doc(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "Protected"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    guard(
+        &mut w,
+        "protect",
+        r#"{"Effect":"Deny","Action":["iam:CreatePolicyVersion","iam:SetDefaultPolicyVersion","iam:DeletePolicy"],"Resource":"arn:aws:iam::123456789012:policy/Protected"},
+           {"Effect":"Deny","Action":"iam:AttachRolePolicy","Resource":"*","Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::123456789012:policy/Protected"}}}"#,
+    );
+    for arn in [
+        "arn:aws:iam::123456789012:policy/Protected",
+        "arn:aws:iam::123456789012:policy/protected",
+        "arn:aws:iam::123456789012:policy/PROTECTED",
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "CreatePolicyVersion",
+                &[
+                    ("PolicyArn", arn),
+                    ("PolicyDocument", &widen),
+                    ("SetAsDefault", "true")
+                ]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+        assert_eq!(
+            w.code("admin", "DeletePolicy", &[("PolicyArn", arn)]),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+        assert_eq!(
+            w.code(
+                "admin",
+                "AttachRolePolicy",
+                &[("RoleName", "ci"), ("PolicyArn", arn)]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+    }
+    let p = w
+        .entities
+        .policies
+        .iter()
+        .find(|p| p.name == "Protected")
+        .unwrap();
+    assert_eq!((p.versions.len(), p.default_version.as_str()), (1, "v1"));
+}
