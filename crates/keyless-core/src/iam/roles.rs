@@ -6,7 +6,9 @@ use std::sync::Arc;
 use keyless_policy::{PolicyType, Severity, validate};
 use rand::Rng;
 
-use super::params::{Check, check_tag_rules, merge_tags, parse_policy, remove_tags};
+use super::params::{
+    Check, check_tag_rules, merge_tags, parse_policy, remove_tags, request_tags, resource_tags,
+};
 use super::{
     ACKNOWLEDGE_RISK_TAG, AcknowledgedRisk, Cx, IamOutcome, Node, already_exists, delete_conflict,
     limit_exceeded, malformed, no_such_entity, unique_id, unmodifiable,
@@ -111,9 +113,7 @@ fn authorized_role(
         .map_or_else(|| role_arn(cx, "/", name), |r| r.arn.clone());
     cx.authorize(action, &arn, |c| {
         if let Some(r) = &found {
-            for (k, v) in &r.role.tags {
-                c.insert_single(&format!("aws:ResourceTag/{k}"), v.clone());
-            }
+            resource_tags(c, &r.role.tags);
         }
         extra(c);
     })?;
@@ -131,16 +131,6 @@ fn role_name(c: &mut Check, p: &Params) -> String {
     c.required_with(p, "RoleName", "roleName", |c, v| {
         c.name(v, "roleName", 64);
     })
-}
-
-fn request_tags(c: &mut keyless_policy::Context, tags: &[(String, String)]) {
-    if tags.is_empty() {
-        return;
-    }
-    for (k, v) in tags {
-        c.insert_single(&format!("aws:RequestTag/{k}"), v.clone());
-    }
-    c.insert_multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
 }
 
 /// The ARN of the caller's account's managed policy that `arn` names, as the policy writes it

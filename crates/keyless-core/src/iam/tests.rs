@@ -811,3 +811,107 @@ fn a_guardrail_naming_a_policy_binds_in_whatever_case_the_caller_writes_its_arn(
         .unwrap();
     assert_eq!((p.versions.len(), p.default_version.as_str()), (1, "v1"));
 }
+
+#[test]
+fn guardrails_see_the_tags_of_policies_and_providers_and_of_tagging_requests() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let widen = doc(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#);
+    let owned = [
+        ("Tags.member.1.Key", "owner"),
+        ("Tags.member.1.Value", "platform"),
+    ];
+    let mut pairs = vec![("PolicyName", "deploy"), ("PolicyDocument", allow.as_str())];
+    pairs.extend(owned);
+    w.call("admin", "CreatePolicy", &pairs).unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "other"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let url = "https://token.actions.githubusercontent.com";
+    let mut pairs = vec![("Url", url), ("ClientIDList.member.1", "sts.amazonaws.com")];
+    pairs.extend(owned);
+    w.call("admin", "CreateOpenIDConnectProvider", &pairs)
+        .unwrap();
+    guard(
+        &mut w,
+        "platform-owned",
+        r#"{"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/owner":"platform"}}},
+           {"Effect":"Deny","Action":["iam:Tag*","iam:Untag*","iam:Create*"],"Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"owner"}}}"#,
+    );
+    let deploy = "arn:aws:iam::123456789012:policy/deploy";
+    let other = "arn:aws:iam::123456789012:policy/other";
+    let provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+    let denied: [(&str, Vec<(&str, &str)>); 9] = [
+        (
+            "CreatePolicyVersion",
+            vec![
+                ("PolicyArn", deploy),
+                ("PolicyDocument", &widen),
+                ("SetAsDefault", "true"),
+            ],
+        ),
+        (
+            "UntagPolicy",
+            vec![("PolicyArn", deploy), ("TagKeys.member.1", "x")],
+        ),
+        (
+            "UntagPolicy",
+            vec![("PolicyArn", other), ("TagKeys.member.1", "owner")],
+        ),
+        ("TagPolicy", vec![("PolicyArn", other), owned[0], owned[1]]),
+        (
+            "AddClientIDToOpenIDConnectProvider",
+            vec![("OpenIDConnectProviderArn", provider), ("ClientID", "evil")],
+        ),
+        (
+            "UntagOpenIDConnectProvider",
+            vec![
+                ("OpenIDConnectProviderArn", provider),
+                ("TagKeys.member.1", "owner"),
+            ],
+        ),
+        (
+            "TagOpenIDConnectProvider",
+            vec![
+                ("OpenIDConnectProviderArn", provider),
+                ("Tags.member.1.Key", "x"),
+                ("Tags.member.1.Value", "y"),
+            ],
+        ),
+        (
+            "DeleteOpenIDConnectProvider",
+            vec![("OpenIDConnectProviderArn", provider)],
+        ),
+        (
+            "CreateOpenIDConnectProvider",
+            vec![("Url", "https://gitlab.com"), owned[0], owned[1]],
+        ),
+    ];
+    for (action, pairs) in &denied {
+        assert_eq!(
+            w.code("admin", action, pairs),
+            ("AccessDenied", 403),
+            "{action} {pairs:?}"
+        );
+    }
+    // What the guardrail does not cover still works.
+    w.call(
+        "admin",
+        "CreatePolicyVersion",
+        &[("PolicyArn", other), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "TagPolicy",
+        &[
+            ("PolicyArn", other),
+            ("Tags.member.1.Key", "team"),
+            ("Tags.member.1.Value", "web"),
+        ],
+    )
+    .unwrap();
+}
