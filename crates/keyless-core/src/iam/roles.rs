@@ -99,6 +99,18 @@ fn acknowledged_codes<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) 
         .collect()
 }
 
+/// The calls on an existing role whose `iam:PermissionsBoundary` is the role's current boundary,
+/// as on AWS (CreateRole and PutRolePermissionsBoundary set it to the requested one). Guardrails
+/// keeping an organization's boundary in place, and delegated administrators limited to the
+/// roles under a boundary, read it.
+const BOUNDARY_KEYED: &[&str] = &[
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "DeleteRolePermissionsBoundary",
+];
+
 /// Finds the role named by `RoleName` after authorizing `action` on it (AWS authorizes before
 /// saying whether the role exists).
 fn authorized_role(
@@ -114,6 +126,11 @@ fn authorized_role(
     cx.authorize(action, &arn, |c| {
         if let Some(r) = &found {
             resource_tags(c, &r.role.tags);
+            if let Some(b) = &r.role.permissions_boundary_arn
+                && BOUNDARY_KEYED.contains(&action)
+            {
+                c.insert_single("iam:PermissionsBoundary", b.clone());
+            }
         }
         extra(c);
     })?;

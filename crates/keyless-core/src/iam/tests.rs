@@ -915,3 +915,83 @@ fn guardrails_see_the_tags_of_policies_and_providers_and_of_tagging_requests() {
     )
     .unwrap();
 }
+
+#[test]
+fn calls_on_a_role_carry_its_permissions_boundary_as_aws_does() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let boundary = "arn:aws:iam::123456789012:policy/OrgBoundary";
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "OrgBoundary"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let read = "arn:aws:iam::123456789012:policy/read";
+    for (name, bounded) in [("bounded", true), ("free", false)] {
+        let mut pairs = vec![("RoleName", name), ("AssumeRolePolicyDocument", TRUST)];
+        if bounded {
+            pairs.push(("PermissionsBoundary", boundary));
+        }
+        w.call("admin", "CreateRole", &pairs).unwrap();
+    }
+    // The delegated-administrator pattern of AWS's permissions-boundary guide.
+    w.entities.roles.push(config_role(
+        "delegate",
+        r#"{"Effect":"Allow","Action":["iam:PutRolePolicy","iam:DeleteRolePolicy","iam:AttachRolePolicy","iam:DetachRolePolicy"],"Resource":"*","Condition":{"StringEquals":{"iam:PermissionsBoundary":"arn:aws:iam::123456789012:policy/OrgBoundary"}}}"#,
+    ));
+    guard(
+        &mut w,
+        "keep-org-boundary",
+        r#"{"Effect":"Deny","Action":"iam:DeleteRolePermissionsBoundary","Resource":"*","Condition":{"StringEquals":{"iam:PermissionsBoundary":"arn:aws:iam::123456789012:policy/OrgBoundary"}}}"#,
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "DeleteRolePermissionsBoundary",
+            &[("RoleName", "bounded")]
+        ),
+        ("AccessDenied", 403)
+    );
+    let inline = [("PolicyName", "p"), ("PolicyDocument", allow.as_str())];
+    let attach = [("PolicyArn", read)];
+    for (action, extra) in [
+        ("PutRolePolicy", &inline[..]),
+        ("AttachRolePolicy", &attach[..]),
+    ] {
+        let mut pairs = vec![("RoleName", "free")];
+        pairs.extend_from_slice(extra);
+        assert_eq!(
+            w.code("delegate", action, &pairs),
+            ("AccessDenied", 403),
+            "{action} on a role without the boundary"
+        );
+        pairs[0].1 = "bounded";
+        w.call("delegate", action, &pairs).unwrap();
+    }
+    w.call(
+        "delegate",
+        "DetachRolePolicy",
+        &[("RoleName", "bounded"), ("PolicyArn", read)],
+    )
+    .unwrap();
+    w.call(
+        "delegate",
+        "DeleteRolePolicy",
+        &[("RoleName", "bounded"), ("PolicyName", "p")],
+    )
+    .unwrap();
+    let role = w
+        .entities
+        .roles
+        .iter()
+        .find(|r| r.name == "bounded")
+        .unwrap();
+    assert_eq!(role.permissions_boundary_arn.as_deref(), Some(boundary));
+}
