@@ -995,3 +995,36 @@ fn calls_on_a_role_carry_its_permissions_boundary_as_aws_does() {
         .unwrap();
     assert_eq!(role.permissions_boundary_arn.as_deref(), Some(boundary));
 }
+
+#[test]
+fn arns_of_another_partition_name_nothing() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let d = w.directory();
+    assert!(
+        d.role_by_arn("arn:aws:iam::123456789012:role/ADMIN")
+            .is_some()
+    );
+    assert!(
+        d.managed_policy_by_arn("arn:aws:iam::123456789012:policy/read")
+            .is_some()
+    );
+    for partition in ["aws-cn", "aws-us-gov", "x", "AWS"] {
+        assert!(
+            d.role_by_arn(&format!("arn:{partition}:iam::123456789012:role/admin"))
+                .is_none(),
+            "{partition}"
+        );
+        assert!(
+            d.managed_policy_by_arn(&format!("arn:{partition}:iam::123456789012:policy/read"))
+                .is_none(),
+            "{partition}"
+        );
+    }
+}
