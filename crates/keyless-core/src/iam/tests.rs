@@ -810,6 +810,29 @@ fn a_guardrail_naming_a_policy_binds_in_whatever_case_the_caller_writes_its_arn(
         .find(|p| p.name == "Protected")
         .unwrap();
     assert_eq!((p.versions.len(), p.default_version.as_str()), (1, "v1"));
+    // Roles are looked up the same way: a simulation of a protected role, whatever the case.
+    guard(
+        &mut w,
+        "no-peeking",
+        r#"{"Effect":"Deny","Action":"iam:SimulatePrincipalPolicy","Resource":"arn:aws:iam::123456789012:role/ci"}"#,
+    );
+    for arn in [
+        "arn:aws:iam::123456789012:role/ci",
+        "arn:aws:iam::123456789012:role/CI",
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "SimulatePrincipalPolicy",
+                &[
+                    ("PolicySourceArn", arn),
+                    ("ActionNames.member.1", "s3:GetObject")
+                ]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+    }
 }
 
 #[test]
