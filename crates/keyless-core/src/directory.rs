@@ -282,7 +282,8 @@ impl Directory {
             return Some(Arc::clone(role));
         }
         let parsed = Arn::parse(arn).ok()?;
-        if parsed.service != "iam" || !parsed.region.is_empty() {
+        // keyless's entities live in the `aws` partition only (every ARN it writes says so).
+        if parsed.partition != "aws" || parsed.service != "iam" || !parsed.region.is_empty() {
             return None;
         }
         let account = AccountId::parse(&parsed.account).ok()?;
@@ -313,7 +314,7 @@ impl Directory {
     /// A managed policy by ARN: same account, path and name (name ignoring case).
     pub fn managed_policy_by_arn(&self, arn: &str) -> Option<Arc<CompiledManagedPolicy>> {
         let parsed = Arn::parse(arn).ok()?;
-        if parsed.service != "iam" || !parsed.region.is_empty() {
+        if parsed.partition != "aws" || parsed.service != "iam" || !parsed.region.is_empty() {
             return None;
         }
         let account = AccountId::parse(&parsed.account).ok()?;

@@ -1437,10 +1437,20 @@ impl B<'_> {
             };
             let github = host == "token.actions.githubusercontent.com";
             let sub = positive("sub");
+            // A repository claim matched with a wildcard in the repository does not restrict
+            // the repository: `StringLike repository "*"` is no condition at all.
+            let naming = |suffix: &'static str| {
+                positive(suffix).filter(|c| {
+                    !(c.op == Op::StrLike
+                        && matches!(&c.vals, Vals::Str(vs) if vs.iter().any(|v| {
+                            v.pat.resolve(&ctx).is_some_and(|t| github_repo_claim_is_broad(suffix, &t))
+                        })))
+                })
+            };
             let repo = if github {
-                positive("repository")
-                    .or_else(|| positive("repository_id"))
-                    .or_else(|| positive("job_workflow_ref"))
+                naming("repository")
+                    .or_else(|| naming("repository_id"))
+                    .or_else(|| naming("job_workflow_ref"))
             } else {
                 None
             };
@@ -1469,17 +1479,7 @@ impl B<'_> {
                         let Some(text) = v.pat.resolve(&ctx) else {
                             continue;
                         };
-                        let broad = if c.op == Op::StrLike {
-                            let repo_part = text
-                                .strip_prefix("repo:")
-                                .map(|r| r.split(':').next().unwrap_or(""));
-                            match repo_part {
-                                None => text.starts_with('*') || text.starts_with("repo*"),
-                                Some(r) => r.contains(['*', '?']),
-                            }
-                        } else {
-                            false
-                        };
+                        let broad = c.op == Op::StrLike && github_sub_is_broad(&text);
                         if broad {
                             self.find(
                                 Severity::SecurityWarning,
@@ -1501,6 +1501,40 @@ impl B<'_> {
                 }
             }
         }
+    }
+}
+
+/// The part of a `StringLike` pattern before its first wildcard.
+fn literal_head(pattern: &str) -> &str {
+    pattern.find(['*', '?']).map_or(pattern, |i| &pattern[..i])
+}
+
+/// Whether a `StringLike` pattern for a GitHub `sub` can match more than one repository: its
+/// literal part must hold `repo:ORG/REPO:` entirely. A head that stops short of it (`r*`,
+/// `rep?`, `repo:octo/app*`, which also matches `octo/app-fork`) matches other repositories.
+/// Customized subject templates (`repository_owner_id:…`) are not judged.
+fn github_sub_is_broad(pattern: &str) -> bool {
+    let head = literal_head(pattern);
+    if head.len() == pattern.len() {
+        return false;
+    }
+    match head.strip_prefix("repo:") {
+        Some(rest) => !rest.contains(':'),
+        None => "repo:".starts_with(head),
+    }
+}
+
+/// Whether a `StringLike` pattern for a GitHub repository claim leaves the repository open:
+/// any wildcard in `repository` or `repository_id`, one before `ORG/REPO/` in
+/// `job_workflow_ref`.
+fn github_repo_claim_is_broad(claim: &str, pattern: &str) -> bool {
+    let head = literal_head(pattern);
+    if head.len() == pattern.len() {
+        return false;
+    }
+    match claim {
+        "job_workflow_ref" => head.matches('/').count() < 2,
+        _ => true,
     }
 }
 

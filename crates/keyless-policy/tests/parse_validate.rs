@@ -612,3 +612,58 @@ fn policy_is_send_sync() {
     assert_send_sync::<Policy>();
     assert_send_sync::<keyless_policy::Decision>();
 }
+
+#[test]
+fn github_trust_patterns_that_match_every_repository_are_security_warnings() {
+    let k = "token.actions.githubusercontent.com";
+    // A subject pattern whose literal part stops before `repo:ORG/REPO:` is complete matches
+    // `repo:` followed by anything, whatever wildcard it uses.
+    for sub in ["r*", "re*", "rep*", "repo?*", "?epo:*", "repo?octo-org/*"] {
+        let doc = trust(&format!(r#"{{"StringLike":{{"{k}:sub":"{sub}"}}}}"#));
+        has(
+            &doc,
+            PolicyType::Trust,
+            Severity::SecurityWarning,
+            "OVERLY_BROAD_GITHUB_SUB",
+        );
+    }
+    // A wildcard in the repository claims is no repository condition at all.
+    for (key, value) in [
+        ("repository", "*"),
+        ("repository", "octo-org/*"),
+        ("repository", "octo-org/ap?"),
+        ("repository_id", "*"),
+        ("job_workflow_ref", "*"),
+        (
+            "job_workflow_ref",
+            "octo-org/*/.github/workflows/deploy.yml@refs/heads/main",
+        ),
+    ] {
+        let doc = trust(&format!(r#"{{"StringLike":{{"{k}:{key}":"{value}"}}}}"#));
+        has(
+            &doc,
+            PolicyType::Trust,
+            Severity::SecurityWarning,
+            "MISSING_GITHUB_REPO_CONDITION_KEY",
+        );
+    }
+    // Patterns that name the repository stay accepted.
+    for (key, value) in [
+        ("sub", "repo:octo-org/app:ref:refs/heads/*"),
+        ("sub", "repository_owner_id:42:repository_id:7:*"),
+        ("repository", "octo-org/app"),
+        (
+            "job_workflow_ref",
+            "octo-org/shared/.github/workflows/deploy.yml@*",
+        ),
+    ] {
+        let doc = trust(&format!(r#"{{"StringLike":{{"{k}:{key}":"{value}"}}}}"#));
+        assert!(
+            !codes(&doc, PolicyType::Trust)
+                .iter()
+                .any(|(s, _)| *s == Severity::SecurityWarning),
+            "{key}={value}: {:?}",
+            codes(&doc, PolicyType::Trust)
+        );
+    }
+}

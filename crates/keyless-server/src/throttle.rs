@@ -44,10 +44,14 @@ impl Throttle {
             let rate = self.config.rate_per_second;
             buckets.retain(|_, b| b.tokens + (now - b.at).as_seconds_f64() * rate < burst);
         }
-        let b = buckets.entry((role.to_owned(), source)).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-        });
+        // Role names are unique ignoring case and looked up so: `role/GHA` and `role/gha` are
+        // one role and draw from one bucket, or cycling the case of a name escapes the limit.
+        let b = buckets
+            .entry((role.to_ascii_lowercase(), source))
+            .or_insert(Bucket {
+                tokens: burst,
+                at: now,
+            });
         let elapsed = (now - b.at).as_seconds_f64().max(0.0);
         b.tokens = (b.tokens + elapsed * self.config.rate_per_second).min(burst);
         b.at = now;
@@ -82,5 +86,27 @@ mod tests {
         // Half a second refills one token at 2/s.
         assert!(t.allow("r", ip, t0 + time::Duration::milliseconds(500)));
         assert!(!t.allow("r", ip, t0 + time::Duration::milliseconds(500)));
+    }
+
+    #[test]
+    fn a_role_named_in_another_case_draws_from_the_same_bucket() {
+        let t = Throttle::new(ThrottleConfig {
+            rate_per_second: 1.0,
+            burst: 2,
+        });
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert!(t.allow("arn:aws:iam::123456789012:role/gha", ip, t0));
+        assert!(t.allow("arn:aws:iam::123456789012:role/GHA", ip, t0));
+        for spelling in ["gHa", "Gha", "ghA", "GhA"] {
+            assert!(
+                !t.allow(
+                    &format!("arn:aws:iam::123456789012:role/{spelling}"),
+                    ip,
+                    t0
+                ),
+                "{spelling} got a fresh bucket"
+            );
+        }
     }
 }

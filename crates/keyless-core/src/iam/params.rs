@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use keyless_policy::{Policy, PolicyType};
+use keyless_policy::{Context, Policy, PolicyType};
 
 use super::{invalid_input, malformed, out::Node};
 use crate::error::ApiError;
@@ -236,6 +236,24 @@ pub fn check_tag_rules(tags: &[(String, String)]) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Sets `aws:RequestTag/<key>` for each tag a request passes and `aws:TagKeys` to their keys.
+pub fn request_tags(c: &mut Context, tags: &[(String, String)]) {
+    if tags.is_empty() {
+        return;
+    }
+    for (k, v) in tags {
+        c.insert_single(&format!("aws:RequestTag/{k}"), v.clone());
+    }
+    c.insert_multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
+}
+
+/// Sets `aws:ResourceTag/<key>` for each tag of the entity a request acts on.
+pub fn resource_tags(c: &mut Context, tags: &BTreeMap<String, String>) {
+    for (k, v) in tags {
+        c.insert_single(&format!("aws:ResourceTag/{k}"), v.clone());
+    }
 }
 
 /// Adds tags to an entity's tags (a key given again in another case replaces it); more than

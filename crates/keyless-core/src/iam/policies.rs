@@ -5,7 +5,7 @@ use std::sync::Arc;
 use keyless_policy::PolicyType;
 use rand::Rng;
 
-use super::params::{Check, check_tag_rules, parse_policy};
+use super::params::{Check, check_tag_rules, parse_policy, request_tags, resource_tags};
 use super::{
     Cx, IamOutcome, Node, already_exists, delete_conflict, limit_exceeded, no_such_entity,
     unique_id, unmodifiable,
@@ -100,12 +100,23 @@ fn authorized_policy(
     cx: &Cx<'_>,
     action: &str,
     arn: &str,
+    extra: impl FnOnce(&mut keyless_policy::Context),
 ) -> Result<Arc<CompiledManagedPolicy>, ApiError> {
-    cx.authorize(action, &canonical_policy_arn(cx, arn), |_| {})?;
-    cx.directory()
+    let found = cx
+        .directory()
         .managed_policy_by_arn(arn)
-        .filter(|m| m.policy.account == cx.account())
-        .ok_or_else(|| no_such_entity(format!("Policy {arn} was not found.")))
+        .filter(|m| m.policy.account == cx.account());
+    // The lookup ignores the name's case but ARNs in policies match case-sensitively: authorize
+    // on the policy's own ARN, or `…:policy/protected` would slip past a Deny on
+    // `…:policy/Protected`.
+    let resource = found.as_ref().map_or(arn, |m| m.arn.as_str());
+    cx.authorize(action, resource, |c| {
+        if let Some(m) = &found {
+            resource_tags(c, &m.policy.tags);
+        }
+        extra(c);
+    })?;
+    found.ok_or_else(|| no_such_entity(format!("Policy {arn} was not found.")))
 }
 
 fn writable(m: &CompiledManagedPolicy) -> Result<ManagedPolicy, ApiError> {
@@ -135,14 +146,7 @@ pub(super) fn create<R: Rng + ?Sized>(
     c.finish()?;
     check_tag_rules(&tags)?;
     let arn = format!("arn:aws:iam::{}:policy{path}{name}", cx.account());
-    cx.authorize("CreatePolicy", &arn, |ctx| {
-        for (k, v) in &tags {
-            ctx.insert_single(&format!("aws:RequestTag/{k}"), v.clone());
-        }
-        if !tags.is_empty() {
-            ctx.insert_multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
-        }
-    })?;
+    cx.authorize("CreatePolicy", &arn, |ctx| request_tags(ctx, &tags))?;
     if cx.directory().managed_policy(cx.account(), &name).is_some() {
         return Err(already_exists(format!(
             "A policy called {name} already exists. Duplicate names are not allowed."
@@ -185,7 +189,7 @@ pub(super) fn get(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let arn = arn_param(&mut c, p);
     c.finish()?;
-    let m = authorized_policy(cx, "GetPolicy", &arn)?;
+    let m = authorized_policy(cx, "GetPolicy", &arn, |_| {})?;
     Ok(IamOutcome::result(vec![Node::Group(
         "Policy",
         policy_nodes(&m.policy, (m.attachment_count, m.boundary_count), true),
@@ -246,7 +250,7 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let arn = arn_param(&mut c, p);
     c.finish()?;
-    let m = authorized_policy(cx, "DeletePolicy", &arn)?;
+    let m = authorized_policy(cx, "DeletePolicy", &arn, |_| {})?;
     let policy = writable(&m)?;
     if m.attachment_count > 0 || m.boundary_count > 0 {
         return Err(delete_conflict(
@@ -279,7 +283,7 @@ pub(super) fn create_version(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiE
         }
     };
     c.finish()?;
-    let m = authorized_policy(cx, "CreatePolicyVersion", &arn)?;
+    let m = authorized_policy(cx, "CreatePolicyVersion", &arn, |_| {})?;
     let mut policy = writable(&m)?;
     if policy.versions.len() >= MAX_VERSIONS {
         return Err(limit_exceeded(
@@ -325,7 +329,7 @@ pub(super) fn get_version(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErro
     let arn = arn_param(&mut c, p);
     let version = version_param(&mut c, p);
     c.finish()?;
-    let m = authorized_policy(cx, "GetPolicyVersion", &arn)?;
+    let m = authorized_policy(cx, "GetPolicyVersion", &arn, |_| {})?;
     let v = find_version(&m.policy, &arn, &version)?;
     Ok(IamOutcome::result(vec![Node::Group(
         "PolicyVersion",
@@ -338,7 +342,7 @@ pub(super) fn list_versions(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiEr
     let arn = arn_param(&mut c, p);
     let page = c.page(p);
     c.finish()?;
-    let m = authorized_policy(cx, "ListPolicyVersions", &arn)?;
+    let m = authorized_policy(cx, "ListPolicyVersions", &arn, |_| {})?;
     // Newest first, as AWS lists them.
     let versions: Vec<&PolicyVersion> = m.policy.versions.iter().collect();
     let (items, mut tail) = page.apply(versions, |v| {
@@ -365,7 +369,7 @@ pub(super) fn delete_version(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiE
     let arn = arn_param(&mut c, p);
     let version = version_param(&mut c, p);
     c.finish()?;
-    let m = authorized_policy(cx, "DeletePolicyVersion", &arn)?;
+    let m = authorized_policy(cx, "DeletePolicyVersion", &arn, |_| {})?;
     let mut policy = writable(&m)?;
     find_version(&policy, &arn, &version)?;
     if policy.default_version == version {
@@ -382,7 +386,7 @@ pub(super) fn set_default(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErro
     let arn = arn_param(&mut c, p);
     let version = version_param(&mut c, p);
     c.finish()?;
-    let m = authorized_policy(cx, "SetDefaultPolicyVersion", &arn)?;
+    let m = authorized_policy(cx, "SetDefaultPolicyVersion", &arn, |_| {})?;
     let mut policy = writable(&m)?;
     find_version(&policy, &arn, &version)?;
     policy.default_version = version;
@@ -398,7 +402,7 @@ pub(super) fn tag(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         c.push("null", "tags", "Member must not be null");
     }
     c.finish()?;
-    let m = authorized_policy(cx, "TagPolicy", &arn)?;
+    let m = authorized_policy(cx, "TagPolicy", &arn, |c| request_tags(c, &tags))?;
     let mut policy = writable(&m)?;
     policy.tags = super::params::merge_tags(&policy.tags, &tags)?;
     Ok(IamOutcome::write(Change::PutPolicy(policy)))
@@ -409,7 +413,9 @@ pub(super) fn untag(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let arn = arn_param(&mut c, p);
     let keys = c.tag_keys(p);
     c.finish()?;
-    let m = authorized_policy(cx, "UntagPolicy", &arn)?;
+    let m = authorized_policy(cx, "UntagPolicy", &arn, |c| {
+        c.insert_multi("aws:TagKeys", keys.clone());
+    })?;
     let mut policy = writable(&m)?;
     policy.tags = super::params::remove_tags(&policy.tags, &keys);
     Ok(IamOutcome::write(Change::PutPolicy(policy)))
@@ -420,7 +426,7 @@ pub(super) fn list_tags(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError>
     let arn = arn_param(&mut c, p);
     let page = c.page(p);
     c.finish()?;
-    let m = authorized_policy(cx, "ListPolicyTags", &arn)?;
+    let m = authorized_policy(cx, "ListPolicyTags", &arn, |_| {})?;
     let tags: Vec<(String, String)> = m
         .policy
         .tags

@@ -1,6 +1,6 @@
 //! OIDC identity providers: the issuers whose tokens roles of the account may trust.
 
-use super::params::{Check, check_tag_rules, merge_tags, remove_tags};
+use super::params::{Check, check_tag_rules, merge_tags, remove_tags, request_tags, resource_tags};
 use super::{
     Cx, IamOutcome, Node, already_exists, invalid_input, limit_exceeded, no_such_entity,
     unmodifiable,
@@ -83,13 +83,24 @@ fn arn_param(c: &mut Check, p: &Params) -> String {
 }
 
 /// Authorizes `action` on the provider ARN, then finds the provider of the caller's account.
-fn authorized_provider(cx: &Cx<'_>, action: &str, arn: &str) -> Result<OidcProvider, ApiError> {
-    cx.authorize(action, arn, |_| {})?;
-    cx.directory()
+fn authorized_provider(
+    cx: &Cx<'_>,
+    action: &str,
+    arn: &str,
+    extra: impl FnOnce(&mut keyless_policy::Context),
+) -> Result<OidcProvider, ApiError> {
+    let found = cx
+        .directory()
         .providers()
         .find(|p| p.account == cx.account() && p.arn() == arn)
-        .cloned()
-        .ok_or_else(|| no_such_entity(format!("OpenIDConnect Provider not found for arn {arn}")))
+        .cloned();
+    cx.authorize(action, arn, |c| {
+        if let Some(p) = &found {
+            resource_tags(c, &p.tags);
+        }
+        extra(c);
+    })?;
+    found.ok_or_else(|| no_such_entity(format!("OpenIDConnect Provider not found for arn {arn}")))
 }
 
 fn writable(p: OidcProvider) -> Result<OidcProvider, ApiError> {
@@ -123,9 +134,7 @@ pub(super) fn create(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     check_url(&url, cx.env.allow_loopback_http_providers)?;
     let arn = provider_arn(cx, &url);
     cx.authorize("CreateOpenIDConnectProvider", &arn, |ctx| {
-        for (k, v) in &tags {
-            ctx.insert_single(&format!("aws:RequestTag/{k}"), v.clone());
-        }
+        request_tags(ctx, &tags);
     })?;
     let mine: Vec<&OidcProvider> = cx
         .directory()
@@ -175,7 +184,7 @@ pub(super) fn get(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let arn = arn_param(&mut c, p);
     c.finish()?;
-    let provider = authorized_provider(cx, "GetOpenIDConnectProvider", &arn)?;
+    let provider = authorized_provider(cx, "GetOpenIDConnectProvider", &arn, |_| {})?;
     let mut nodes = vec![
         Node::leaf("Url", issuer_key_prefix(&provider.url).to_owned()),
         Node::strings("ClientIDList", provider.client_ids.iter()),
@@ -213,6 +222,7 @@ pub(super) fn delete(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         cx,
         "DeleteOpenIDConnectProvider",
         &arn,
+        |_| {},
     )?)?;
     Ok(IamOutcome::write(Change::DeleteProvider {
         account: provider.account,
@@ -235,6 +245,7 @@ pub(super) fn add_client_id(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiEr
         cx,
         "AddClientIDToOpenIDConnectProvider",
         &arn,
+        |_| {},
     )?)?;
     if provider.client_ids.contains(&id) {
         return Ok(IamOutcome::default());
@@ -257,6 +268,7 @@ pub(super) fn remove_client_id(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, Ap
         cx,
         "RemoveClientIDFromOpenIDConnectProvider",
         &arn,
+        |_| {},
     )?)?;
     if !provider.client_ids.contains(&id) {
         return Ok(IamOutcome::default());
@@ -278,6 +290,7 @@ pub(super) fn update_thumbprint(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, A
         cx,
         "UpdateOpenIDConnectProviderThumbprint",
         &arn,
+        |_| {},
     )?)?;
     provider.thumbprints = thumbprints
         .into_iter()
@@ -294,7 +307,14 @@ pub(super) fn tag(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         c.push("null", "tags", "Member must not be null");
     }
     c.finish()?;
-    let mut provider = writable(authorized_provider(cx, "TagOpenIDConnectProvider", &arn)?)?;
+    let mut provider = writable(authorized_provider(
+        cx,
+        "TagOpenIDConnectProvider",
+        &arn,
+        |c| {
+            request_tags(c, &tags);
+        },
+    )?)?;
     provider.tags = merge_tags(&provider.tags, &tags)?;
     Ok(IamOutcome::write(Change::PutProvider(provider)))
 }
@@ -304,7 +324,14 @@ pub(super) fn untag(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let arn = arn_param(&mut c, p);
     let keys = c.tag_keys(p);
     c.finish()?;
-    let mut provider = writable(authorized_provider(cx, "UntagOpenIDConnectProvider", &arn)?)?;
+    let mut provider = writable(authorized_provider(
+        cx,
+        "UntagOpenIDConnectProvider",
+        &arn,
+        |c| {
+            c.insert_multi("aws:TagKeys", keys.clone());
+        },
+    )?)?;
     provider.tags = remove_tags(&provider.tags, &keys);
     Ok(IamOutcome::write(Change::PutProvider(provider)))
 }
@@ -314,7 +341,7 @@ pub(super) fn list_tags(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError>
     let arn = arn_param(&mut c, p);
     let page = c.page(p);
     c.finish()?;
-    let provider = authorized_provider(cx, "ListOpenIDConnectProviderTags", &arn)?;
+    let provider = authorized_provider(cx, "ListOpenIDConnectProviderTags", &arn, |_| {})?;
     let tags: Vec<(String, String)> = provider.tags.into_iter().collect();
     let (items, mut tail) = page.apply(tags, |(k, _)| k.clone())?;
     let mut nodes = vec![Node::tags(&items.into_iter().collect())];

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use keyless_policy::{PolicyType, Severity, validate};
 use rand::Rng;
 
-use super::params::{Check, check_tag_rules, merge_tags, parse_policy, remove_tags};
+use super::params::{
+    Check, check_tag_rules, merge_tags, parse_policy, remove_tags, request_tags, resource_tags,
+};
+use super::policies::canonical_policy_arn;
 use super::{
     ACKNOWLEDGE_RISK_TAG, AcknowledgedRisk, Cx, IamOutcome, Node, already_exists, delete_conflict,
     limit_exceeded, malformed, no_such_entity, unique_id, unmodifiable,
@@ -97,6 +100,18 @@ fn acknowledged_codes<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) 
         .collect()
 }
 
+/// The calls on an existing role whose `iam:PermissionsBoundary` is the role's current boundary,
+/// as on AWS (CreateRole and PutRolePermissionsBoundary set it to the requested one). Guardrails
+/// keeping an organization's boundary in place, and delegated administrators limited to the
+/// roles under a boundary, read it.
+const BOUNDARY_KEYED: &[&str] = &[
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "DeleteRolePermissionsBoundary",
+];
+
 /// Finds the role named by `RoleName` after authorizing `action` on it (AWS authorizes before
 /// saying whether the role exists).
 fn authorized_role(
@@ -111,8 +126,11 @@ fn authorized_role(
         .map_or_else(|| role_arn(cx, "/", name), |r| r.arn.clone());
     cx.authorize(action, &arn, |c| {
         if let Some(r) = &found {
-            for (k, v) in &r.role.tags {
-                c.insert_single(&format!("aws:ResourceTag/{k}"), v.clone());
+            resource_tags(c, &r.role.tags);
+            if let Some(b) = &r.role.permissions_boundary_arn
+                && BOUNDARY_KEYED.contains(&action)
+            {
+                c.insert_single("iam:PermissionsBoundary", b.clone());
             }
         }
         extra(c);
@@ -131,16 +149,6 @@ fn role_name(c: &mut Check, p: &Params) -> String {
     c.required_with(p, "RoleName", "roleName", |c, v| {
         c.name(v, "roleName", 64);
     })
-}
-
-fn request_tags(c: &mut keyless_policy::Context, tags: &[(String, String)]) {
-    if tags.is_empty() {
-        return;
-    }
-    for (k, v) in tags {
-        c.insert_single(&format!("aws:RequestTag/{k}"), v.clone());
-    }
-    c.insert_multi("aws:TagKeys", tags.iter().map(|(k, _)| k.clone()).collect());
 }
 
 /// A boundary ARN must name a managed policy of the caller's account.
@@ -190,10 +198,7 @@ pub(super) fn create<R: Rng + ?Sized>(
     cx.authorize("CreateRole", &arn, |ctx| {
         request_tags(ctx, &tags);
         if let Some(b) = &boundary {
-            ctx.insert_single(
-                "iam:PermissionsBoundary",
-                super::policies::canonical_policy_arn(cx, b),
-            );
+            ctx.insert_single("iam:PermissionsBoundary", canonical_policy_arn(cx, b));
         }
     })?;
     if cx.directory().role(cx.account(), &name).is_some() {
@@ -469,9 +474,8 @@ pub(super) fn attach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
-    let stored = super::policies::canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "AttachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", stored);
+        ctx.insert_single("iam:PolicyARN", canonical_policy_arn(cx, &arn));
     })?;
     let mut role = writable(&r)?;
     let policy = cx
@@ -498,9 +502,8 @@ pub(super) fn detach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
-    let stored = super::policies::canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "DetachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", stored);
+        ctx.insert_single("iam:PolicyARN", canonical_policy_arn(cx, &arn));
     })?;
     let mut role = writable(&r)?;
     let before = role.attached_policies.len();
@@ -545,9 +548,8 @@ pub(super) fn put_boundary(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErr
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PermissionsBoundary", "permissionsBoundary");
     c.finish()?;
-    let stored = super::policies::canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "PutRolePermissionsBoundary", &name, |ctx| {
-        ctx.insert_single("iam:PermissionsBoundary", stored);
+        ctx.insert_single("iam:PermissionsBoundary", canonical_policy_arn(cx, &arn));
     })?;
     let mut role = writable(&r)?;
     role.permissions_boundary_arn = Some(boundary_policy(cx, &arn)?);

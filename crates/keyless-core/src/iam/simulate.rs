@@ -228,16 +228,20 @@ pub(super) fn principal(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError>
     }
     c.finish()?;
     let input = inputs(p, false)?;
-    cx.authorize("SimulatePrincipalPolicy", &source, |_| {})?;
+    let found = cx
+        .directory()
+        .role_by_arn(&source)
+        .filter(|r| r.role.account == cx.account());
+    // The lookup ignores the name's case; authorize on the role's own ARN, as for every other
+    // call on a role.
+    let resource = found.as_ref().map_or(source.as_str(), |r| r.arn.as_str());
+    cx.authorize("SimulatePrincipalPolicy", resource, |_| {})?;
     if !source.contains(":role/") {
         return Err(invalid_input(
             "PolicySourceArn must be a role ARN: keyless has no IAM users or groups.",
         ));
     }
-    let role = cx
-        .directory()
-        .role_by_arn(&source)
-        .filter(|r| r.role.account == cx.account())
+    let role = found
         .ok_or_else(|| no_such_entity(format!("The role with ARN {source} cannot be found.")))?;
     let levels = cx.directory().guardrail_levels(role.role.account);
     let mut identity = role.identity_policies();

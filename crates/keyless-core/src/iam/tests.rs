@@ -766,7 +766,6 @@ fn a_policy_arn_spelled_another_way_is_authorized_as_the_policy_it_names() {
         "arn:aws:iam::123456789012:policy/Guard",
         "arn:aws:iam::123456789012:policy/guard",
         "arn:aws:iam::123456789012:policy/GUARD",
-        "arn:aws-cn:iam::123456789012:policy/Guard",
     ] {
         assert_eq!(
             w.code(
@@ -792,6 +791,18 @@ fn a_policy_arn_spelled_another_way_is_authorized_as_the_policy_it_names() {
             "{arn}"
         );
     }
+    // Another partition names no policy of this server, so nothing is changed through it.
+    assert_eq!(
+        w.code(
+            "delegate",
+            "CreatePolicyVersion",
+            &[
+                ("PolicyArn", "arn:aws-cn:iam::123456789012:policy/Guard"),
+                ("PolicyDocument", &allow)
+            ]
+        ),
+        ("NoSuchEntity", 404)
+    );
     // A policy that does not exist is still authorized before it is looked up.
     assert_eq!(
         w.code(
@@ -809,4 +820,319 @@ fn a_policy_arn_spelled_another_way_is_authorized_as_the_policy_it_names() {
         ),
         ("NoSuchEntity", 404)
     );
+}
+
+/// Adds a guardrail at the organization root (as the config file would).
+fn guard(w: &mut World, name: &str, statements: &str) {
+    w.entities.guardrails.push(crate::model::Guardrail {
+        target: "/".into(),
+        name: name.into(),
+        document: doc(statements),
+        origin: EntityOrigin::Config,
+    });
+}
+
+#[test]
+fn a_guardrail_naming_a_policy_binds_in_whatever_case_the_caller_writes_its_arn() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let widen = doc(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "Protected"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    guard(
+        &mut w,
+        "protect",
+        r#"{"Effect":"Deny","Action":["iam:CreatePolicyVersion","iam:SetDefaultPolicyVersion","iam:DeletePolicy"],"Resource":"arn:aws:iam::123456789012:policy/Protected"},
+           {"Effect":"Deny","Action":"iam:AttachRolePolicy","Resource":"*","Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::123456789012:policy/Protected"}}}"#,
+    );
+    for arn in [
+        "arn:aws:iam::123456789012:policy/Protected",
+        "arn:aws:iam::123456789012:policy/protected",
+        "arn:aws:iam::123456789012:policy/PROTECTED",
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "CreatePolicyVersion",
+                &[
+                    ("PolicyArn", arn),
+                    ("PolicyDocument", &widen),
+                    ("SetAsDefault", "true")
+                ]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+        assert_eq!(
+            w.code("admin", "DeletePolicy", &[("PolicyArn", arn)]),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+        assert_eq!(
+            w.code(
+                "admin",
+                "AttachRolePolicy",
+                &[("RoleName", "ci"), ("PolicyArn", arn)]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+    }
+    let p = w
+        .entities
+        .policies
+        .iter()
+        .find(|p| p.name == "Protected")
+        .unwrap();
+    assert_eq!((p.versions.len(), p.default_version.as_str()), (1, "v1"));
+    // Roles are looked up the same way: a simulation of a protected role, whatever the case.
+    guard(
+        &mut w,
+        "no-peeking",
+        r#"{"Effect":"Deny","Action":"iam:SimulatePrincipalPolicy","Resource":"arn:aws:iam::123456789012:role/ci"}"#,
+    );
+    for arn in [
+        "arn:aws:iam::123456789012:role/ci",
+        "arn:aws:iam::123456789012:role/CI",
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "SimulatePrincipalPolicy",
+                &[
+                    ("PolicySourceArn", arn),
+                    ("ActionNames.member.1", "s3:GetObject")
+                ]
+            ),
+            ("AccessDenied", 403),
+            "{arn}"
+        );
+    }
+}
+
+#[test]
+fn arns_of_another_partition_name_nothing() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let d = w.directory();
+    assert!(
+        d.role_by_arn("arn:aws:iam::123456789012:role/ADMIN")
+            .is_some()
+    );
+    assert!(
+        d.managed_policy_by_arn("arn:aws:iam::123456789012:policy/read")
+            .is_some()
+    );
+    for partition in ["aws-cn", "aws-us-gov", "x", "AWS"] {
+        assert!(
+            d.role_by_arn(&format!("arn:{partition}:iam::123456789012:role/admin"))
+                .is_none(),
+            "{partition}"
+        );
+        assert!(
+            d.managed_policy_by_arn(&format!("arn:{partition}:iam::123456789012:policy/read"))
+                .is_none(),
+            "{partition}"
+        );
+    }
+}
+
+#[test]
+fn calls_on_a_role_carry_its_permissions_boundary_as_aws_does() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let boundary = "arn:aws:iam::123456789012:policy/OrgBoundary";
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "OrgBoundary"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "read"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let read = "arn:aws:iam::123456789012:policy/read";
+    for (name, bounded) in [("bounded", true), ("free", false)] {
+        let mut pairs = vec![("RoleName", name), ("AssumeRolePolicyDocument", TRUST)];
+        if bounded {
+            pairs.push(("PermissionsBoundary", boundary));
+        }
+        w.call("admin", "CreateRole", &pairs).unwrap();
+    }
+    // The delegated-administrator pattern of AWS's permissions-boundary guide.
+    w.entities.roles.push(config_role(
+        "delegate",
+        r#"{"Effect":"Allow","Action":["iam:PutRolePolicy","iam:DeleteRolePolicy","iam:AttachRolePolicy","iam:DetachRolePolicy"],"Resource":"*","Condition":{"StringEquals":{"iam:PermissionsBoundary":"arn:aws:iam::123456789012:policy/OrgBoundary"}}}"#,
+    ));
+    guard(
+        &mut w,
+        "keep-org-boundary",
+        r#"{"Effect":"Deny","Action":"iam:DeleteRolePermissionsBoundary","Resource":"*","Condition":{"StringEquals":{"iam:PermissionsBoundary":"arn:aws:iam::123456789012:policy/OrgBoundary"}}}"#,
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "DeleteRolePermissionsBoundary",
+            &[("RoleName", "bounded")]
+        ),
+        ("AccessDenied", 403)
+    );
+    let inline = [("PolicyName", "p"), ("PolicyDocument", allow.as_str())];
+    let attach = [("PolicyArn", read)];
+    for (action, extra) in [
+        ("PutRolePolicy", &inline[..]),
+        ("AttachRolePolicy", &attach[..]),
+    ] {
+        let mut pairs = vec![("RoleName", "free")];
+        pairs.extend_from_slice(extra);
+        assert_eq!(
+            w.code("delegate", action, &pairs),
+            ("AccessDenied", 403),
+            "{action} on a role without the boundary"
+        );
+        pairs[0].1 = "bounded";
+        w.call("delegate", action, &pairs).unwrap();
+    }
+    w.call(
+        "delegate",
+        "DetachRolePolicy",
+        &[("RoleName", "bounded"), ("PolicyArn", read)],
+    )
+    .unwrap();
+    w.call(
+        "delegate",
+        "DeleteRolePolicy",
+        &[("RoleName", "bounded"), ("PolicyName", "p")],
+    )
+    .unwrap();
+    let role = w
+        .entities
+        .roles
+        .iter()
+        .find(|r| r.name == "bounded")
+        .unwrap();
+    assert_eq!(role.permissions_boundary_arn.as_deref(), Some(boundary));
+}
+
+#[test]
+fn guardrails_see_the_tags_of_policies_and_providers_and_of_tagging_requests() {
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let widen = doc(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#);
+    let owned = [
+        ("Tags.member.1.Key", "owner"),
+        ("Tags.member.1.Value", "platform"),
+    ];
+    let mut pairs = vec![("PolicyName", "deploy"), ("PolicyDocument", allow.as_str())];
+    pairs.extend(owned);
+    w.call("admin", "CreatePolicy", &pairs).unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "other"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    let url = "https://token.actions.githubusercontent.com";
+    let mut pairs = vec![("Url", url), ("ClientIDList.member.1", "sts.amazonaws.com")];
+    pairs.extend(owned);
+    w.call("admin", "CreateOpenIDConnectProvider", &pairs)
+        .unwrap();
+    guard(
+        &mut w,
+        "platform-owned",
+        r#"{"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/owner":"platform"}}},
+           {"Effect":"Deny","Action":["iam:Tag*","iam:Untag*","iam:Create*"],"Resource":"*","Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":"owner"}}}"#,
+    );
+    let deploy = "arn:aws:iam::123456789012:policy/deploy";
+    let other = "arn:aws:iam::123456789012:policy/other";
+    let provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+    let denied: [(&str, Vec<(&str, &str)>); 9] = [
+        (
+            "CreatePolicyVersion",
+            vec![
+                ("PolicyArn", deploy),
+                ("PolicyDocument", &widen),
+                ("SetAsDefault", "true"),
+            ],
+        ),
+        (
+            "UntagPolicy",
+            vec![("PolicyArn", deploy), ("TagKeys.member.1", "x")],
+        ),
+        (
+            "UntagPolicy",
+            vec![("PolicyArn", other), ("TagKeys.member.1", "owner")],
+        ),
+        ("TagPolicy", vec![("PolicyArn", other), owned[0], owned[1]]),
+        (
+            "AddClientIDToOpenIDConnectProvider",
+            vec![("OpenIDConnectProviderArn", provider), ("ClientID", "evil")],
+        ),
+        (
+            "UntagOpenIDConnectProvider",
+            vec![
+                ("OpenIDConnectProviderArn", provider),
+                ("TagKeys.member.1", "owner"),
+            ],
+        ),
+        (
+            "TagOpenIDConnectProvider",
+            vec![
+                ("OpenIDConnectProviderArn", provider),
+                ("Tags.member.1.Key", "x"),
+                ("Tags.member.1.Value", "y"),
+            ],
+        ),
+        (
+            "DeleteOpenIDConnectProvider",
+            vec![("OpenIDConnectProviderArn", provider)],
+        ),
+        (
+            "CreateOpenIDConnectProvider",
+            vec![("Url", "https://gitlab.com"), owned[0], owned[1]],
+        ),
+    ];
+    for (action, pairs) in &denied {
+        assert_eq!(
+            w.code("admin", action, pairs),
+            ("AccessDenied", 403),
+            "{action} {pairs:?}"
+        );
+    }
+    // What the guardrail does not cover still works.
+    w.call(
+        "admin",
+        "CreatePolicyVersion",
+        &[("PolicyArn", other), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "TagPolicy",
+        &[
+            ("PolicyArn", other),
+            ("Tags.member.1.Key", "team"),
+            ("Tags.member.1.Value", "web"),
+        ],
+    )
+    .unwrap();
 }
