@@ -94,8 +94,11 @@ pub(super) fn check_trust(
     Ok(out)
 }
 
+/// The codes the acknowledgement tag names. Only the exact key counts: tag keys are unique
+/// ignoring case, but a guardrail denying the key with `StringEquals aws:TagKeys` compares
+/// case-sensitively, and `Keyless:Acknowledge-Risk` must not acknowledge what it cannot deny.
 fn acknowledged_codes<'a>(tags: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<&'a str> {
-    tags.filter(|(k, _)| k.eq_ignore_ascii_case(ACKNOWLEDGE_RISK_TAG))
+    tags.filter(|(k, _)| k.as_str() == ACKNOWLEDGE_RISK_TAG)
         .flat_map(|(_, v)| v.split_whitespace())
         .collect()
 }

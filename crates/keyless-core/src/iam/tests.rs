@@ -349,6 +349,20 @@ fn security_warnings_need_the_acknowledgement_tag() {
         "{}",
         e.message
     );
+    // The acknowledgement is the exact key only: a guardrail denying that key compares case.
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "open"),
+                ("AssumeRolePolicyDocument", OPEN_TRUST),
+                ("Tags.member.1.Key", "Keyless:Acknowledge-Risk"),
+                ("Tags.member.1.Value", "MISSING_GITHUB_REPO_CONDITION_KEY"),
+            ]
+        ),
+        ("MalformedPolicyDocument", 400)
+    );
     let out = w
         .call(
             "admin",
