@@ -4,6 +4,7 @@
 //!
 //! The same code answers `POST /v1/authorize` and can be embedded in a Rust service.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use keyless_policy::{DecisionKind, Policy, Request};
@@ -188,13 +189,17 @@ fn check_action(action: &str) -> Result<(), ApiError> {
 
 /// The signing name a request for `input` must be scoped to: the one given, else the action's
 /// service prefix in lower case (IAM action prefixes ignore case; signing names are lower case).
-fn expected_service(input: &AuthorizeInput<'_>) -> Result<String, ApiError> {
+fn expected_service<'a>(input: &AuthorizeInput<'a>) -> Result<Cow<'a, str>, ApiError> {
     check_action(input.action)?;
     if let Some(service) = input.service {
-        return Ok(service.to_owned());
+        return Ok(Cow::Borrowed(service));
     }
     let prefix = input.action.split_once(':').map_or("", |(p, _)| p);
-    Ok(prefix.to_ascii_lowercase())
+    Ok(if prefix.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(prefix.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(prefix)
+    })
 }
 
 /// Authenticates and authorizes.

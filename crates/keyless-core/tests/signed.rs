@@ -234,28 +234,30 @@ fn authorize_as(
     authorize(&server.verifier(), &input, now()).unwrap()
 }
 
-#[test]
-fn a_request_signed_for_the_service_of_the_action_is_authorized() {
-    let server = Server::new(&world());
-    let creds = server.session("src", "AROASRCEXAMPLE0000001");
+/// The decision for `action` on an S3 object, asked with a header-signed `GET` of `creds`.
+fn s3_decision(server: &Server, creds: &keyless_token::Credentials, action: &str) -> DecisionKind {
     let wire = signed(
-        &creds,
+        creds,
         "GET",
         "/artifacts/k",
         "",
         "s3",
         SignatureLocation::Headers,
     );
-    match authorize_as(
-        &server,
-        &wire,
-        "s3:GetObject",
-        "arn:aws:s3:::artifacts/k",
-        None,
-    ) {
-        AuthorizeOutcome::Decided { decision, .. } => assert_eq!(decision, DecisionKind::Allowed),
+    match authorize_as(server, &wire, action, "arn:aws:s3:::artifacts/k", None) {
+        AuthorizeOutcome::Decided { decision, .. } => decision,
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_request_signed_for_the_service_of_the_action_is_authorized() {
+    let server = Server::new(&world());
+    let creds = server.session("src", "AROASRCEXAMPLE0000001");
+    assert_eq!(
+        s3_decision(&server, &creds, "s3:GetObject"),
+        DecisionKind::Allowed
+    );
 }
 
 /// A presigned `sts:GetCallerIdentity` URL is handed to third parties as proof of identity
@@ -320,26 +322,10 @@ fn the_source_ip_guard_with_via_aws_service_denies_from_elsewhere() {
         .push(role("guarded", "AROAGUARDEDEXAMPLE001", nobody, guarded));
     let server = Server::new(&entities);
     let creds = server.session("guarded", "AROAGUARDEDEXAMPLE001");
-    let wire = signed(
-        &creds,
-        "GET",
-        "/artifacts/k",
-        "",
-        "s3",
-        SignatureLocation::Headers,
+    assert_eq!(
+        s3_decision(&server, &creds, "s3:GetObject"),
+        DecisionKind::ExplicitlyDenied
     );
-    match authorize_as(
-        &server,
-        &wire,
-        "s3:GetObject",
-        "arn:aws:s3:::artifacts/k",
-        None,
-    ) {
-        AuthorizeOutcome::Decided { decision, .. } => {
-            assert_eq!(decision, DecisionKind::ExplicitlyDenied);
-        }
-        other => panic!("{other:?}"),
-    }
 }
 
 /// A level whose guardrails only deny keeps the implicit allow-all (AWS's `FullAWSAccess`,
@@ -361,18 +347,7 @@ fn a_guardrail_with_an_allow_statement_is_an_allow_list_for_its_level() {
             .collect();
         let server = Server::new(&entities);
         let creds = server.session("src", "AROASRCEXAMPLE0000001");
-        let wire = signed(
-            &creds,
-            "GET",
-            "/artifacts/k",
-            "",
-            "s3",
-            SignatureLocation::Headers,
-        );
-        match authorize_as(&server, &wire, action, "arn:aws:s3:::artifacts/k", None) {
-            AuthorizeOutcome::Decided { decision, .. } => decision,
-            other => panic!("{other:?}"),
-        }
+        s3_decision(&server, &creds, action)
     };
     let deny_delete = json!({"Version":"2012-10-17","Statement":[
         {"Effect":"Deny","Action":"s3:DeleteObject","Resource":"*"}]});

@@ -273,7 +273,7 @@ fn collect_params(
         // SigV4 reads a `+` in the query as a plus, not a space, so the signature covers
         // `a+b` and `a%2Bb` alike. A signed request's values are read the same way, so that
         // whoever holds a signed URL cannot turn a plus into a space under the signature.
-        let q: Cow<'_, str> = if is_signed(uri, headers) && q.contains('+') {
+        let q: Cow<'_, str> = if q.contains('+') && is_signed(uri, headers) {
             Cow::Owned(q.replace('+', "%2B"))
         } else {
             Cow::Borrowed(q)
