@@ -264,6 +264,8 @@ def test_bad_authorize_requests(stack, creds) -> None:
         (dict(good, action=""), "InvalidParameterValue"),
         (dict(good, body_base64="!!!"), "InvalidParameterValue"),
         (dict(good, action="GetObject"), "InvalidParameterValue"),
+        (dict(good, action="s3:*"), "InvalidParameterValue"),
+        (dict(good, action="s3:DeleteObjec\u212a"), "InvalidParameterValue"),
         (dict(good, service=""), "InvalidParameterValue"),
         (dict(good, service="s" * 65), "InvalidParameterValue"),
         (dict(good, service=3), "MalformedRequest"),
