@@ -162,6 +162,45 @@ def test_six_versions_and_eleven_attachments_are_limits(iam) -> None:
         iam.delete_policy(PolicyArn=a)
 
 
+def statements_policy(prefix: str, count: int) -> str:
+    return policy(*[{"Sid": f"{prefix}{i}", "Effect": "Allow", "Action": "s3:GetObject",
+                     "Resource": f"arn:aws:s3:::{prefix}-bucket-{i:04d}/*"} for i in range(count)])
+
+
+def iam_size(doc: str) -> int:
+    return sum(1 for c in doc if not c.isspace())
+
+
+def test_inline_policies_share_one_quota_per_role(iam) -> None:
+    # One inline policy may be larger than a managed policy's 6,144 characters: a role's
+    # inline policies share 10,240.
+    large = statements_policy("large", 95)
+    assert 6_144 < iam_size(large) < 10_240
+    expect_error(iam, "create_policy", {"PolicyName": "too-large", "PolicyDocument": large}, "LimitExceeded", 409)
+    iam.put_role_policy(RoleName="empty", PolicyName="large", PolicyDocument=large)
+    # boto3 URL-decodes and parses the document.
+    assert iam.get_role_policy(RoleName="empty", PolicyName="large")["PolicyDocument"] == json.loads(large)
+    # The role stays usable: its last statement decides a simulation.
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/empty"
+    sim = iam.simulate_principal_policy(PolicySourceArn=role_arn, ActionNames=["s3:GetObject"],
+                                        ResourceArns=["arn:aws:s3:::large-bucket-0094/key"])
+    assert sim["EvaluationResults"][0]["EvalDecision"] == "allowed"
+
+    second = statements_policy("second", 30)
+    assert iam_size(large) + iam_size(second) > 10_240
+    e = expect_error(iam, "put_role_policy", {"RoleName": "empty", "PolicyName": "second", "PolicyDocument": second}, "LimitExceeded", 409)
+    assert e.response["Error"]["Message"] == "Maximum policy size of 10240 bytes exceeded for role empty"
+    # A single document above the shared quota gets the same answer.
+    e = expect_error(iam, "put_role_policy", {"RoleName": "empty", "PolicyName": "huge", "PolicyDocument": statements_policy("huge", 140)}, "LimitExceeded", 409)
+    assert e.response["Error"]["Message"] == "Maximum policy size of 10240 bytes exceeded for role empty"
+    # Replacing a policy counts its new text only.
+    iam.put_role_policy(RoleName="empty", PolicyName="large", PolicyDocument=statements_policy("large", 60))
+    iam.put_role_policy(RoleName="empty", PolicyName="second", PolicyDocument=second)
+    assert sorted(iam.list_role_policies(RoleName="empty")["PolicyNames"]) == ["large", "second"]
+    for name in ("large", "second"):
+        iam.delete_role_policy(RoleName="empty", PolicyName=name)
+
+
 def test_fifty_tags_is_the_limit(iam) -> None:
     iam.tag_role(RoleName="empty", Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
     expect_error(iam, "tag_role", {"RoleName": "empty", "Tags": [{"Key": "one-more", "Value": "v"}]}, "LimitExceeded", 409)

@@ -395,9 +395,13 @@ fn compile_role(
         .with_label(format!("trust policy of role {}", r.name));
     let mut inline = Vec::with_capacity(r.inline_policies.len());
     for p in &r.inline_policies {
-        let policy = Policy::parse(&p.document, PolicyType::Identity)
-            .map_err(|e| format!("inline policy {}: {e}", p.name))?
-            .with_label(format!("inline policy {} of role {}", p.name, r.name));
+        let policy = Policy::parse_within(
+            &p.document,
+            PolicyType::Identity,
+            keyless_policy::ROLE_INLINE_POLICIES_MAX_SIZE,
+        )
+        .map_err(|e| format!("inline policy {}: {e}", p.name))?
+        .with_label(format!("inline policy {} of role {}", p.name, r.name));
         inline.push((p.name.clone(), policy));
     }
     let mut attached = Vec::with_capacity(r.attached_policies.len());

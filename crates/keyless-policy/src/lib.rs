@@ -80,7 +80,8 @@ pub use eval::{
     Decision, DecisionKind, Failure, Missing, Nearest, PolicySet, Request, StatementRef, evaluate,
 };
 pub use policy::{
-    Finding, ParseError, ParseErrorKind, Policy, PolicyType, Severity, UnknownPolicyType, validate,
+    Finding, ParseError, ParseErrorKind, Policy, PolicyType, ROLE_INLINE_POLICIES_MAX_SIZE,
+    Severity, UnknownPolicyType, policy_size, validate, validate_within,
 };
 
 /// Parses any input as a policy of every type and validates it; never panics. The fuzz

@@ -67,6 +67,15 @@ impl fmt::Display for PolicyType {
     }
 }
 
+/// The quota that all inline policies of one role share, in characters with whitespace not
+/// counted (IAM: "role policy size", 10,240). One inline policy may use all of it.
+pub const ROLE_INLINE_POLICIES_MAX_SIZE: usize = 10_240;
+
+/// A document's size as IAM's quotas count it: characters, whitespace not counted.
+pub fn policy_size(src: &str) -> usize {
+    src.chars().filter(|c| !c.is_whitespace()).count()
+}
+
 /// Error for an unknown policy type name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown policy type `{0}`; use identity, resource, trust, guardrail or session")]
@@ -358,7 +367,18 @@ impl Policy {
     /// Parses and compiles a policy document of the given type, enforcing the JSON syntax,
     /// duplicate keys, the character set, the size limit of the type and IAM's grammar.
     pub fn parse(json: &str, policy_type: PolicyType) -> Result<Policy, ParseError> {
-        let b = build(json, policy_type);
+        Self::parse_within(json, policy_type, policy_type.max_size())
+    }
+
+    /// [`Policy::parse`] with another size limit than the type's: a role's inline policies
+    /// share one quota ([`ROLE_INLINE_POLICIES_MAX_SIZE`]) instead of each having the managed
+    /// policy's 6,144 characters, so one of them alone may be larger.
+    pub fn parse_within(
+        json: &str,
+        policy_type: PolicyType,
+        max_size: usize,
+    ) -> Result<Policy, ParseError> {
+        let b = build(json, policy_type, max_size);
         if let Some(e) = b.fatal {
             return Err(e);
         }
@@ -1539,7 +1559,7 @@ fn github_repo_claim_is_broad(claim: &str, pattern: &str) -> bool {
 }
 
 /// Parses and compiles, collecting every finding.
-pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
+pub(crate) fn build(src: &str, ty: PolicyType, max_size: usize) -> Built {
     let mut b = B {
         src,
         ty,
@@ -1567,13 +1587,13 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
         );
         return done(b, None);
     }
-    let size = src.chars().filter(|c| !c.is_whitespace()).count();
-    if size > ty.max_size() {
+    let size = policy_size(src);
+    if size > max_size {
         b.fatal_kind(
             ParseErrorKind::TooLarge,
             "POLICY_SIZE_EXCEEDS_QUOTA",
-            format!("the policy has {size} characters (whitespace not counted) but a {ty} policy may have at most {}; split it or remove statements", ty.max_size()),
-            &format!("Cannot exceed quota for PolicySize: {}", ty.max_size()),
+            format!("the policy has {size} characters (whitespace not counted) but a {ty} policy may have at most {max_size}; split it or remove statements"),
+            &format!("Cannot exceed quota for PolicySize: {max_size}"),
             "$",
             0,
         );
@@ -1727,7 +1747,12 @@ pub(crate) fn build(src: &str, ty: PolicyType) -> Built {
 /// Validates a policy document, returning Access-Analyzer-style findings sorted by position.
 /// Grammar errors that [`Policy::parse`] rejects appear as `ERROR` findings.
 pub fn validate(json: &str, policy_type: PolicyType) -> Vec<Finding> {
-    let mut f = build(json, policy_type).findings;
+    validate_within(json, policy_type, policy_type.max_size())
+}
+
+/// [`validate`] with another size limit than the type's (see [`Policy::parse_within`]).
+pub fn validate_within(json: &str, policy_type: PolicyType, max_size: usize) -> Vec<Finding> {
+    let mut f = build(json, policy_type, max_size).findings;
     f.sort_by(|a, b| {
         (a.line, a.column)
             .cmp(&(b.line, b.column))

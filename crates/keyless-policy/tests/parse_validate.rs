@@ -8,7 +8,10 @@
     reason = "test helpers outside #[test] functions"
 )]
 
-use keyless_policy::{Finding, ParseErrorKind, Policy, PolicyType, Severity, validate};
+use keyless_policy::{
+    Finding, ParseErrorKind, Policy, PolicyType, ROLE_INLINE_POLICIES_MAX_SIZE, Severity,
+    policy_size, validate, validate_within,
+};
 
 fn err(doc: &str, ty: PolicyType) -> keyless_policy::ParseError {
     Policy::parse(doc, ty).expect_err("must be rejected")
@@ -126,6 +129,25 @@ fn size_limits_per_type_ignore_whitespace() {
         err(&doc(70), PolicyType::Identity).kind(),
         ParseErrorKind::TooLarge
     );
+    // A role's inline policy may use the whole shared quota.
+    let inline = doc(70); // about 6,600 characters
+    assert!(
+        Policy::parse_within(&inline, PolicyType::Identity, ROLE_INLINE_POLICIES_MAX_SIZE).is_ok()
+    );
+    let e = Policy::parse_within(
+        &doc(110),
+        PolicyType::Identity,
+        ROLE_INLINE_POLICIES_MAX_SIZE,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ParseErrorKind::TooLarge);
+    assert_eq!(e.aws_message(), "Cannot exceed quota for PolicySize: 10240");
+    assert!(
+        validate_within(&inline, PolicyType::Identity, ROLE_INLINE_POLICIES_MAX_SIZE)
+            .iter()
+            .all(|f| f.severity != Severity::Error)
+    );
+    assert_eq!(policy_size(&spaced), policy_size(&big));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin, Role};
-use keyless_policy::{PolicyType, Severity};
+use keyless_policy::{PolicyType, ROLE_INLINE_POLICIES_MAX_SIZE, Severity, policy_size};
 use keyless_types::{AccountId, OffsetDateTime};
 use serde::Deserialize;
 use toml::Spanned;
@@ -473,10 +473,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                     ),
                 ));
             }
-            check_policy(
+            check_policy_within(
                 &cx,
                 doc,
                 PolicyType::Identity,
+                ROLE_INLINE_POLICIES_MAX_SIZE,
                 &format!("inline policy {pname} of role {name}"),
                 &mut warnings,
             )?;
@@ -484,6 +485,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 name: pname.clone(),
                 document: doc.get_ref().clone(),
             });
+        }
+        let inline_size: usize = inline_policies
+            .iter()
+            .map(|p| policy_size(&p.document))
+            .sum();
+        if inline_size > ROLE_INLINE_POLICIES_MAX_SIZE {
+            return Err(cx.at_span(
+                &r.name,
+                format!(
+                    "the inline policies of role {name} have {inline_size} characters together \
+                     (whitespace not counted), but a role's inline policies may have at most \
+                     {ROLE_INLINE_POLICIES_MAX_SIZE}; move some statements into a managed policy"
+                ),
+            ));
         }
         let permissions_boundary = match &r.permissions_boundary {
             Some(doc) => {
@@ -651,6 +666,18 @@ fn check_policy(
     what: &str,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
+    check_policy_within(cx, doc, kind, kind.max_size(), what, warnings)
+}
+
+/// [`check_policy`] with another size limit than the type's (a role's inline policies).
+fn check_policy_within(
+    cx: &Ctx<'_>,
+    doc: &Spanned<String>,
+    kind: PolicyType,
+    max_size: usize,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
     // The policy text starts after the opening quotes (and the newline a ''' string may skip).
     let start = doc.span().start;
     let raw = cx.text.get(start..).unwrap_or("");
@@ -670,7 +697,7 @@ fn check_policy(
             (base_line + line - 1, column as usize)
         }
     };
-    for f in keyless_policy::validate(doc.get_ref(), kind) {
+    for f in keyless_policy::validate_within(doc.get_ref(), kind, max_size) {
         let (line, column) = locate(f.line, f.column);
         match f.severity {
             Severity::Error => {
@@ -841,6 +868,50 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         assert_eq!(c.entities.roles[0].max_session_duration, 7200);
         assert_eq!(c.entities.roles[0].inline_policies[0].name, "read");
         assert_eq!(c.entities.accounts[0].ou_path, "/workloads/dev");
+    }
+
+    /// An inline policy of `count` statements, about 85 characters each.
+    fn statements(prefix: &str, count: usize) -> String {
+        let st: Vec<String> = (0..count)
+            .map(|i| {
+                format!(
+                    r#"{{"Sid":"{prefix}{i}","Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::{prefix}-{i:04}/*"}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+            st.join(",")
+        )
+    }
+
+    #[test]
+    fn a_roles_inline_policies_share_one_quota() {
+        let with = |extra: &str| {
+            base().replace("policies = { read", &format!("policies = {{ {extra}, read"))
+        };
+        let large = statements("large", 95);
+        let size = keyless_policy::policy_size(&large);
+        assert!((6_145..10_240).contains(&size), "{size}");
+        let c = p(&with(&format!("large = '''{large}'''"))).unwrap();
+        assert_eq!(c.entities.roles[0].inline_policies.len(), 2);
+
+        let second = statements("second", 30);
+        let e = p(&with(&format!(
+            "large = '''{large}''', second = '''{second}'''"
+        )))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("the inline policies of role deploy have")
+                && e.message.contains("at most 10240"),
+            "{e}"
+        );
+        assert!(e.line > 15, "points at the role: {e}");
+
+        let huge = statements("huge", 140);
+        let e = p(&with(&format!("huge = '''{huge}'''"))).unwrap_err();
+        assert!(e.message.contains("may have at most 10240"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use keyless_policy::{PolicyType, Severity, validate};
+use keyless_policy::{ParseErrorKind, Policy, PolicyType, Severity, policy_size, validate};
 use rand::Rng;
 
 use super::params::{
@@ -25,7 +25,7 @@ pub const MAX_ROLES: usize = 5_000;
 /// Managed policies attached to one role (AWS default quota).
 pub const MAX_ATTACHED: usize = 10;
 /// Total size of a role's inline policies, whitespace not counted.
-pub const MAX_INLINE_TOTAL: usize = 10_240;
+pub const MAX_INLINE_TOTAL: usize = keyless_policy::ROLE_INLINE_POLICIES_MAX_SIZE;
 
 fn role_arn(cx: &Cx<'_>, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{}:role{path}{name}", cx.account())
@@ -371,10 +371,6 @@ fn policy_name(c: &mut Check, p: &Params) -> String {
     })
 }
 
-fn non_whitespace_len(s: &str) -> usize {
-    s.chars().filter(|c| !c.is_whitespace()).count()
-}
-
 pub(super) fn put_inline(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let mut c = Check::default();
     let name = role_name(&mut c, p);
@@ -385,7 +381,19 @@ pub(super) fn put_inline(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError
     c.finish()?;
     let r = authorized_role(cx, "PutRolePolicy", &name, |_| {})?;
     let mut role = writable(&r)?;
-    parse_policy(&doc, PolicyType::Identity)?;
+    let too_large = |role: &Role| {
+        limit_exceeded(format!(
+            "Maximum policy size of {MAX_INLINE_TOTAL} bytes exceeded for role {}",
+            role.name
+        ))
+    };
+    // The role's inline policies share one quota, so one of them alone may pass the managed
+    // policy's 6,144 characters.
+    match Policy::parse_within(&doc, PolicyType::Identity, MAX_INLINE_TOTAL) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ParseErrorKind::TooLarge => return Err(too_large(&role)),
+        Err(e) => return Err(malformed(e.aws_message().to_owned())),
+    }
     role.inline_policies.retain(|i| i.name != policy);
     role.inline_policies.push(InlinePolicy {
         name: policy,
@@ -395,13 +403,10 @@ pub(super) fn put_inline(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError
     let total: usize = role
         .inline_policies
         .iter()
-        .map(|i| non_whitespace_len(&i.document))
+        .map(|i| policy_size(&i.document))
         .sum();
     if total > MAX_INLINE_TOTAL {
-        return Err(limit_exceeded(format!(
-            "Maximum policy size of {MAX_INLINE_TOTAL} bytes exceeded for role {}",
-            role.name
-        )));
+        return Err(too_large(&role));
     }
     Ok(IamOutcome::write(Change::PutRole(role)))
 }
