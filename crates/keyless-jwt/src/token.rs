@@ -440,9 +440,12 @@ fn is_named_key(name: &str) -> bool {
     }
 }
 
-/// Whether a scalar claim becomes a condition key `<prefix>:<name>`.
+/// Whether a scalar claim becomes a condition key `<prefix>:<name>`. A name with a colon never
+/// does: the provider prefix ends at a colon, so a claim `8443:sub` from `a.example` would be
+/// `a.example:8443:sub`, the `sub` key of the provider `a.example:8443`. That also leaves out
+/// the `https://aws.amazon.com/` claims and other URL-named (namespaced) claims.
 fn is_claim_key(name: &str) -> bool {
-    !is_named_key(name) && !name.starts_with("https://aws.amazon.com/")
+    !is_named_key(name) && !name.contains(':')
 }
 
 /// A token whose signature, issuer, audience and times were verified. Only [`verify`] and

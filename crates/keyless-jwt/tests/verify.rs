@@ -710,6 +710,30 @@ fn claim_names_that_differ_only_in_case_are_refused() {
 }
 
 #[test]
+fn claims_with_a_colon_in_their_name_are_not_keys() {
+    // A provider URL may hold a port, so `8443:sub` from `a.example` would spell
+    // `a.example:8443:sub`: the subject key of another provider.
+    let (s, jwks) = setup(Alg::RS256);
+    let claims = with(
+        github_claims(),
+        "8443:sub",
+        json!("repo:victim/app:ref:refs/heads/main"),
+    );
+    let claims = with(claims, "https://example.com/roles", json!("admin"));
+    let claims = with(claims, "plain", json!("kept"));
+    let t = s.sign(&claims).unwrap();
+    let vt = verify(&t, &jwks, &validation(), now()).unwrap();
+    let keys = vt.condition_keys("a.example");
+    assert!(
+        keys.iter().all(|(k, _)| k.matches(':').count() == 1),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&("a.example:plain".into(), vec!["kept".into()])));
+    let owned = vt.into_condition_keys();
+    assert!(owned.iter().all(|(k, _)| !k.contains(':')), "{owned:?}");
+}
+
+#[test]
 fn claims_named_like_the_named_keys_in_another_case_are_not_keys() {
     // With `azp` deciding the audience and no `aud` claim, a claim `AUD` clashes with no other
     // name, but it must still not become `<prefix>:aud`; likewise `AMR` is not `<prefix>:amr`.
