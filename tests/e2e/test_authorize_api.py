@@ -261,6 +261,10 @@ def test_bad_authorize_requests(stack, creds) -> None:
     cases = [
         (dict(good, context={"aws:PrincipalArn": "arn:aws:iam::123456789012:role/admin"}), "InvalidParameterValue"),
         (dict(good, context={"s3:prefix": 3}), "InvalidParameterValue"),
+        # Keys another service or the token would hold: never in an S3 request in AWS.
+        (dict(good, context={"token.actions.githubusercontent.com:sub": "repo:octo-org/app:ref:refs/heads/main"}), "InvalidParameterValue"),
+        (dict(good, context={"sts:ExternalId": "x"}), "InvalidParameterValue"),
+        (dict(good, context={"prefix": "x"}), "InvalidParameterValue"),
         (dict(good, action=""), "InvalidParameterValue"),
         (dict(good, body_base64="!!!"), "InvalidParameterValue"),
         (dict(good, action="GetObject"), "InvalidParameterValue"),
@@ -275,5 +279,8 @@ def test_bad_authorize_requests(stack, creds) -> None:
     for req, code in cases:
         r = authorize(keyless, req)
         assert r.status_code == 400 and r.json()["error"]["code"] == code, (req.keys(), r.text)
+    # The service's own keys and global ones are the gateway's to pass.
+    r = authorize(keyless, dict(good, context={"s3:prefix": "home/", "aws:ResourceTag/team": "blue"}))
+    assert r.status_code == 200 and "decision" in r.json(), r.text
     r = requests.post(keyless.url + "/v1/authorize", data=b"{not json", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert r.status_code == 400

@@ -127,8 +127,15 @@ pub enum AuthorizeOutcome {
     },
 }
 
-/// Rejects gateway-supplied context that would impersonate principal facts.
-pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiError> {
+/// Rejects gateway-supplied context that would impersonate principal facts, or that lies outside
+/// what the gateway's service can know: its own keys (`<action prefix>:…`) and the global
+/// `aws:` keys that keyless does not set. A token's keys (`<issuer>:sub`) or `sts:`/`iam:`
+/// keys never reach a request to another service in AWS, so a policy condition on them must not
+/// become satisfiable by whatever a gateway forwards.
+pub fn check_extra_context(
+    context: &[(String, ExtraValue)],
+    action_prefix: &str,
+) -> Result<(), ApiError> {
     if context.len() > 100 {
         return Err(ApiError::new(
             "InvalidParameterValue",
@@ -140,6 +147,22 @@ pub fn check_extra_context(context: &[(String, ExtraValue)]) -> Result<(), ApiEr
         // Lowercased as the context lowercases keys (Unicode, not ASCII only): a key whose
         // letters fold to a reserved name is that name once inserted.
         let lower = k.to_lowercase();
+        let in_namespace = match lower.split_once(':') {
+            Some((ns, name)) if !name.is_empty() => {
+                ns == "aws" || ns.eq_ignore_ascii_case(action_prefix)
+            }
+            _ => false,
+        };
+        if !in_namespace {
+            return Err(ApiError::new(
+                "InvalidParameterValue",
+                400,
+                format!(
+                    "Context key {k:.64} is not the action's: a gateway may pass {}:… keys and aws: keys, nothing else; remove it.",
+                    action_prefix.to_ascii_lowercase()
+                ),
+            ));
+        }
         if RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p)) {
             return Err(ApiError::new(
                 "InvalidParameterValue",
@@ -208,8 +231,9 @@ pub fn authorize(
     input: &AuthorizeInput<'_>,
     now: OffsetDateTime,
 ) -> Result<AuthorizeOutcome, ApiError> {
-    check_extra_context(input.context)?;
     let service = expected_service(input)?;
+    let action_prefix = input.action.split_once(':').map_or("", |(p, _)| p);
+    check_extra_context(input.context, action_prefix)?;
     let signed = match keyless_sigv4::parse(&input.request, ServiceRules::FromScope) {
         Ok(s) => s,
         Err(e) => {
@@ -330,10 +354,13 @@ mod tests {
             c.get("aws:TokenIssueTime").is_some(),
             "the context folds the key to ASCII"
         );
-        let e = check_extra_context(&[(
-            k.to_owned(),
-            ExtraValue::Single("2099-01-01T00:00:00Z".into()),
-        )])
+        let e = check_extra_context(
+            &[(
+                k.to_owned(),
+                ExtraValue::Single("2099-01-01T00:00:00Z".into()),
+            )],
+            "s3",
+        )
         .unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue");
     }
@@ -347,17 +374,58 @@ mod tests {
             "sts:SourceIdentity",
             "aws:PrincipalTag/team",
         ] {
-            let e =
-                check_extra_context(&[(k.to_owned(), ExtraValue::Single("x".into()))]).unwrap_err();
+            let e = check_extra_context(&[(k.to_owned(), ExtraValue::Single("x".into()))], "s3")
+                .unwrap_err();
             assert_eq!(e.code, "InvalidParameterValue", "{k}");
         }
         assert!(
-            check_extra_context(&[("s3:prefix".to_owned(), ExtraValue::Single("home/".into()))])
-                .is_ok()
+            check_extra_context(
+                &[("s3:prefix".to_owned(), ExtraValue::Single("home/".into()))],
+                "s3"
+            )
+            .is_ok()
         );
         assert!(
-            check_extra_context(&[("s3:x".to_owned(), ExtraValue::Single("v".repeat(5000)))])
-                .is_err()
+            check_extra_context(
+                &[("s3:x".to_owned(), ExtraValue::Single("v".repeat(5000)))],
+                "s3"
+            )
+            .is_err()
         );
+    }
+
+    #[test]
+    fn a_gateway_passes_only_its_services_keys_and_global_ones() {
+        let one = |k: &str, prefix: &str| {
+            check_extra_context(&[(k.to_owned(), ExtraValue::Single("x".into()))], prefix)
+        };
+        for (k, prefix) in [
+            ("s3:prefix", "s3"),
+            ("S3:Prefix", "s3"),
+            ("s3:x-amz-acl", "S3"),
+            ("aws:ResourceTag/team", "s3"),
+            ("aws:RequestTag/team", "execute-api"),
+            ("aws:TagKeys", "s3"),
+            ("execute-api:Stage", "execute-api"),
+        ] {
+            assert!(one(k, prefix).is_ok(), "{k} for {prefix}");
+        }
+        for (k, prefix) in [
+            // A token's keys are only in the AssumeRoleWithWebIdentity request.
+            ("token.actions.githubusercontent.com:sub", "s3"),
+            ("accounts.google.com:aud", "s3"),
+            // Other services' keys, including keyless's own STS and IAM ones.
+            ("sts:ExternalId", "s3"),
+            ("iam:PermissionsBoundary", "s3"),
+            ("kms:ViaService", "s3"),
+            ("s3:prefix", "execute-api"),
+            // No namespace, or nothing after it.
+            ("prefix", "s3"),
+            ("s3:", "s3"),
+            (":x", "s3"),
+        ] {
+            let e = one(k, prefix).unwrap_err();
+            assert_eq!((e.code, e.status), ("InvalidParameterValue", 400), "{k}");
+        }
     }
 }
