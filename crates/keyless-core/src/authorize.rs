@@ -310,9 +310,88 @@ pub fn authorize(
     })
 }
 
+/// The fuzz target's entry point (`fuzz/fuzz_targets/authorize.rs`). `data` is split at
+/// newlines: the action, the resource, the query, then header lines (`name: value`), context
+/// lines (`=key=value`) and the body (a line starting `>`). With an empty directory and a ring
+/// of its own, nothing the fuzzer writes can authenticate, so the answer must be an error or
+/// `Unauthenticated`, never a decision.
+#[doc(hidden)]
+pub fn fuzz_authorize(data: &[u8]) {
+    static RING: std::sync::OnceLock<Option<keyless_token::KeyRing>> = std::sync::OnceLock::new();
+    let now =
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let Some(ring) =
+        RING.get_or_init(|| keyless_token::KeyRing::generate(now, &mut rand::rng()).ok())
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let action = lines.next().unwrap_or_default();
+    let resource = lines.next().unwrap_or_default();
+    let query = lines.next().unwrap_or_default();
+    let mut headers: Vec<(&str, &[u8])> = Vec::new();
+    let mut context = Vec::new();
+    let mut body = GatewayBody::NotGiven;
+    for line in lines {
+        if let Some(pair) = line.strip_prefix('=') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            context.push((k.to_owned(), ExtraValue::Single(v.to_owned())));
+        } else if let Some(b) = line.strip_prefix('>') {
+            body = GatewayBody::Bytes(b.as_bytes());
+        } else if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim(), v.trim().as_bytes()));
+        }
+    }
+    let directory = crate::directory::Directory::default();
+    let revocations = crate::revocation::RevocationSet::default();
+    let sessions = crate::session_cache::SessionCache::default();
+    let verifier = Verifier {
+        directory: &directory,
+        ring,
+        revocations: &revocations,
+        sessions: &sessions,
+    };
+    let input = AuthorizeInput {
+        request: HttpRequest {
+            method: "GET",
+            path: "/bucket/key",
+            query,
+            headers: &headers,
+        },
+        body,
+        action,
+        resource,
+        context: &context,
+        origin: Origin {
+            source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            secure_transport: false,
+        },
+        region: None,
+        service: None,
+    };
+    let outcome = authorize(&verifier, &input, now);
+    assert!(
+        !matches!(outcome, Ok(AuthorizeOutcome::Decided { .. })),
+        "a decision without a session keyless issued"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fuzz_entry_point_never_decides_for_a_forged_request() {
+        for input in [
+            "",
+            "s3:GetObject\n*\n\nhost: h\nauthorization: AWS4-HMAC-SHA256 Credential=ASIAAAAAAAAAAAAAAAAA/20270115/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\nx-amz-date: 20270115T080000Z\n=s3:prefix=a\n>body",
+            "s3:*\n*\n",
+            "s3:GetObject\n*\nX-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=A%2F1%2F2%2Fs3%2Faws4_request\n=aws:SourceIp=1.2.3.4",
+        ] {
+            fuzz_authorize(input.as_bytes());
+        }
+    }
 
     #[test]
     fn actions_with_wildcards_or_letters_outside_ascii_are_refused() {
