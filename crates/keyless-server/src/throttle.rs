@@ -2,6 +2,7 @@
 //! `Throttling` answer, which every SDK backs off from and retries.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -9,8 +10,12 @@ use keyless_types::OffsetDateTime;
 
 use crate::config::ThrottleConfig;
 
-/// Buckets kept at most; beyond it the fullest (idle) buckets are dropped first.
+/// Buckets kept at most. When they are all in use, the full (idle) ones go first, then the
+/// fullest and least recently used, down to [`KEPT_AFTER_EVICTION`].
 const MAX_BUCKETS: usize = 100_000;
+/// Buckets left after an eviction that had to drop partly drained ones: a tenth is left free so
+/// that the next insertions do not scan the map again.
+const KEPT_AFTER_EVICTION: usize = MAX_BUCKETS / 10 * 9;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -22,7 +27,12 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
-    buckets: Mutex<HashMap<(String, IpAddr), Bucket>>,
+    /// Keyed by a keyed hash of the role ARN (lowercased), not the ARN itself: the parameter is
+    /// checked before the role is looked up, so anyone can name up to 2 KiB of ARN per request,
+    /// and a map of such strings would hold 200 MiB at capacity. A collision, which a caller
+    /// cannot aim for without the random key, only shares a bucket.
+    buckets: Mutex<HashMap<(u64, IpAddr), Bucket>>,
+    role_hasher: RandomState,
 }
 
 impl Throttle {
@@ -31,27 +41,34 @@ impl Throttle {
         Throttle {
             config,
             buckets: Mutex::new(HashMap::new()),
+            role_hasher: RandomState::new(),
         }
+    }
+
+    /// Role names are unique ignoring case and looked up so: `role/GHA` and `role/gha` are one
+    /// role and draw from one bucket, or cycling the case of a name escapes the limit.
+    fn role_key(&self, role: &str) -> u64 {
+        let mut h = self.role_hasher.build_hasher();
+        for b in role.bytes() {
+            h.write_u8(b.to_ascii_lowercase());
+        }
+        h.finish()
     }
 
     /// Takes one token for `(role, source)`; false means "answer Throttling".
     pub fn allow(&self, role: &str, source: IpAddr, now: OffsetDateTime) -> bool {
+        let key = (self.role_key(role), source);
         let Ok(mut buckets) = self.buckets.lock() else {
             return false;
         };
         let burst = f64::from(self.config.burst);
-        if buckets.len() >= MAX_BUCKETS {
-            let rate = self.config.rate_per_second;
-            buckets.retain(|_, b| b.tokens + (now - b.at).as_seconds_f64() * rate < burst);
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
+            self.evict(&mut buckets, now);
         }
-        // Role names are unique ignoring case and looked up so: `role/GHA` and `role/gha` are
-        // one role and draw from one bucket, or cycling the case of a name escapes the limit.
-        let b = buckets
-            .entry((role.to_ascii_lowercase(), source))
-            .or_insert(Bucket {
-                tokens: burst,
-                at: now,
-            });
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
         let elapsed = (now - b.at).as_seconds_f64().max(0.0);
         b.tokens = (b.tokens + elapsed * self.config.rate_per_second).min(burst);
         b.at = now;
@@ -60,6 +77,29 @@ impl Throttle {
             true
         } else {
             false
+        }
+    }
+
+    /// Makes room. Full buckets carry no state, so they go first. If a flood of distinct
+    /// (role, source) pairs at a low rate left none full, the fullest (then least recently used)
+    /// go next: forgetting a bucket hands its pair the tokens it lacked, so the emptiest ones,
+    /// those being throttled, are forgotten last, and a flood buys at most one early burst per
+    /// tenth of the bound. The map never grows past its bound.
+    fn evict(&self, buckets: &mut HashMap<(u64, IpAddr), Bucket>, now: OffsetDateTime) {
+        let rate = self.config.rate_per_second;
+        let burst = f64::from(self.config.burst);
+        let level =
+            |b: &Bucket| (b.tokens + (now - b.at).as_seconds_f64().max(0.0) * rate).min(burst);
+        buckets.retain(|_, b| level(b) < burst);
+        if buckets.len() < MAX_BUCKETS {
+            return;
+        }
+        let mut order: Vec<(f64, OffsetDateTime, (u64, IpAddr))> =
+            buckets.iter().map(|(k, b)| (level(b), b.at, *k)).collect();
+        // Emptiest and most recent first: those are kept.
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+        for (_, _, k) in order.drain(KEPT_AFTER_EVICTION..) {
+            buckets.remove(&k);
         }
     }
 }
@@ -86,6 +126,41 @@ mod tests {
         // Half a second refills one token at 2/s.
         assert!(t.allow("r", ip, t0 + time::Duration::milliseconds(500)));
         assert!(!t.allow("r", ip, t0 + time::Duration::milliseconds(500)));
+    }
+
+    #[test]
+    fn a_flood_of_distinct_pairs_at_a_low_rate_stays_bounded_and_keeps_the_drained_bucket() {
+        // At 1 token a minute no drained bucket is full again for a minute, so "drop the full
+        // ones" frees nothing; before, every request past the bound scanned the whole map and
+        // the map grew without limit.
+        let t = Throttle::new(ThrottleConfig {
+            rate_per_second: 1.0 / 60.0,
+            burst: 2,
+        });
+        let victim: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let role = "arn:aws:iam::123456789012:role/gha";
+        // The victim pair is drained; each flooding pair uses one of its two tokens, so none
+        // is full and all are fuller than the victim's.
+        assert!(t.allow(role, victim, t0));
+        assert!(t.allow(role, victim, t0));
+        for i in 0..MAX_BUCKETS + 5_000 {
+            let source = IpAddr::from(std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | i as u128));
+            assert!(t.allow(&format!("{role}-{i}"), source, t0));
+            // The victim's client keeps trying, and stays throttled.
+            if i % 10_000 == 0 {
+                assert!(
+                    !t.allow(role, victim, t0),
+                    "{i}: the drained bucket was forgotten"
+                );
+            }
+        }
+        let held = t.buckets.lock().unwrap().len();
+        assert!(held <= MAX_BUCKETS, "{held} buckets");
+        assert!(
+            !t.allow(role, victim, t0),
+            "the drained bucket was forgotten"
+        );
     }
 
     #[test]
