@@ -131,6 +131,15 @@ def test_dev_mode_quick_start(workdir: Path) -> None:
         denied = srv.awiwi(cp.stdout.strip(), role="keyless-demo")
         assert denied.code == "AccessDenied" and denied.status == 403, denied
         assert "<Credentials>" not in denied.body
+        # A web page in the developer's browser can post to the loopback port too: a form post
+        # (no CORS preflight) and a name rebound to 127.0.0.1 get no token.
+        claims = '{"sub": "repo:octo-org/demo:ref:refs/heads/main"}'
+        for headers in ({"Content-Type": "text/plain"},
+                        {"Content-Type": "application/json", "Host": "evil.example:80"}):
+            r = requests.post(srv.url + "/dev/oidc/token", data=claims, headers=headers, timeout=5)
+            assert r.status_code == 403 and "token" not in r.json(), (headers, r.text)
+        r = requests.post(srv.url + "/dev/oidc/token", data=claims, headers={"Content-Type": "application/json"}, timeout=5)
+        assert r.status_code == 200 and r.json()["token"].count(".") == 2, r.text
     finally:
         _stop(srv.proc)
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyless_core::model::{Account, Entities, InlinePolicy, OidcProvider, Origin, Role};
 use keyless_jwt::{Alg, Jwks, Signer};
@@ -187,6 +187,50 @@ fn dev_only(state: &AppState, peer: SocketAddr) -> Result<&DevIssuer, StatusCode
     }
 }
 
+/// Whether a token request comes from a tool on this machine rather than a web page open in
+/// the developer's browser, which can post to a loopback port too. A JSON body is sent cross-
+/// origin only after a CORS preflight, which this server never grants; a loopback `Host` keeps
+/// out a page whose own name was rebound to 127.0.0.1 (DNS rebinding), which could read the
+/// answer.
+fn from_a_local_tool(headers: &HeaderMap) -> Result<(), &'static str> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err("send the token request as Content-Type: application/json");
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let port_ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((name, "")) => name,
+            Some((name, after)) if after.strip_prefix(':').is_some_and(port_ok) => name,
+            _ => "",
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port_ok(port) => name,
+            Some(_) => "",
+            None => host,
+        },
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(
+            "the dev issuer answers only requests addressed to a loopback name (Host: 127.0.0.1:PORT or localhost:PORT)",
+        )
+    }
+}
+
 /// `GET /dev/oidc/.well-known/openid-configuration`.
 pub async fn discovery(
     State(state): State<Arc<AppState>>,
@@ -225,12 +269,16 @@ pub async fn jwks(
 pub async fn token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let d = match dev_only(&state, peer) {
         Ok(d) => d,
         Err(r) => return r.into_response(),
     };
+    if let Err(why) = from_a_local_tool(&headers) {
+        return (StatusCode::FORBIDDEN, Json(json!({ "error": why }))).into_response();
+    }
     let req: TokenRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -248,5 +296,52 @@ pub async fn token(
             Json(json!({ "error": e.to_string() })),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn only_json_addressed_to_a_loopback_name_gets_a_token() {
+        for host in [
+            "127.0.0.1:7000",
+            "localhost:7000",
+            "LOCALHOST",
+            "[::1]:7000",
+            "127.1.2.3",
+        ] {
+            let h = headers(&[("host", host), ("content-type", "application/json")]);
+            assert!(from_a_local_tool(&h).is_ok(), "{host}");
+        }
+        let h = headers(&[
+            ("host", "127.0.0.1:7000"),
+            ("content-type", "Application/JSON; charset=utf-8"),
+        ]);
+        assert!(from_a_local_tool(&h).is_ok());
+        // A cross-origin form post (no preflight) from a web page, and a rebound name.
+        for (host, ty) in [
+            ("127.0.0.1:7000", "text/plain"),
+            ("127.0.0.1:7000", "application/x-www-form-urlencoded"),
+            ("evil.example:7000", "application/json"),
+            ("127.0.0.1.evil.example", "application/json"),
+            ("[::1].evil.example", "application/json"),
+            ("[::1]:7000x", "application/json"),
+            ("localhost:", "application/json"),
+            ("", "application/json"),
+        ] {
+            let h = headers(&[("host", host), ("content-type", ty)]);
+            assert!(from_a_local_tool(&h).is_err(), "{host} {ty}");
+        }
+        assert!(from_a_local_tool(&headers(&[("host", "127.0.0.1:7000")])).is_err());
     }
 }
