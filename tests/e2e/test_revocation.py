@@ -797,3 +797,88 @@ def test_an_api_revocation_left_unmarked_by_another_process_is_recorded_after_th
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+# --------------------------------------------------------------------------------------------
+# Review of revocation, the key ring and the token format.
+
+
+def serve_or_exit(keyless: Keyless, timeout: float = 20) -> tuple[subprocess.Popen, str | None]:
+    """Starts `keyless serve` on the same config; returns the process and its URL, or no URL if it
+    exited before listening."""
+    out, err = keyless.workdir / "restart.out", keyless.workdir / "restart.err"
+    proc = subprocess.Popen([str(keyless_bin()), "serve", "--config", str(keyless.config), "--listen",
+                             "127.0.0.1:0"], stdout=out.open("wb"), stderr=err.open("wb"),
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"keyless listening on (http://127\.0\.0\.1:\d+)", out.read_text(errors="replace"))
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            return proc, None
+        time.sleep(0.05)
+    _stop(proc)
+    pytest.fail("keyless serve neither listened nor exited")
+
+
+def test_a_server_that_cannot_read_its_revocations_refuses_to_start(tmp_path: Path) -> None:
+    """Revocations are in force before the first request: a store whose revocations cannot be
+    read (a row this version does not understand, written by a newer replica or by hand) stops
+    start-up instead of serving with none, which accepted every revoked session."""
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    proc = keyless.proc
+    try:
+        victim = keyless.awiwi(issuer.gha_token(), role="gha", session="victim").credentials
+        assert victim
+        cp = cli("session", victim["AccessKeyId"], *store_args(keyless), "--reason", "leaked")
+        assert cp.returncode == 0, cp.stderr
+        wait_revoked(keyless, victim)
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('everything', 'x', NULL, NULL, ?, ?, ?, 'r', 'operator')",
+                (int(now * 1000), int(now * 1000), int(now) + 43_500))
+        proc, url = serve_or_exit(keyless)
+        if url is not None:
+            accepted = caller_ok(Keyless(url=url, proc=proc, workdir=keyless.workdir, data_dir=keyless.data_dir,
+                                         config=keyless.config, stderr_path=keyless.workdir / "restart.err"),
+                                 victim)
+            pytest.fail(f"the server started without its revocations (revoked session accepted: {accepted})")
+        assert proc.returncode != 0
+        err = (keyless.workdir / "restart.err").read_text(errors="replace")
+        assert "revocations" in err and "everything" in err, err
+    finally:
+        _stop(proc)
+        _stop(issuer.proc)
+
+
+def test_a_revocation_row_that_cannot_be_read_makes_the_server_unready(tmp_path: Path) -> None:
+    """Once serving, a reload that fails keeps the revocations in force, but revocations made
+    since are not applied: /readyz says so (503) instead of answering ready."""
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        ready = requests.get(keyless.url + "/readyz", timeout=5)
+        assert ready.status_code == 200 and "revocations: in force" in ready.text, ready.text
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('everything', 'x', NULL, NULL, ?, ?, ?, 'r', 'operator')",
+                (int(now * 1000), int(now * 1000), int(now) + 43_500))
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            ready = requests.get(keyless.url + "/readyz", timeout=5)
+            if ready.status_code != 200:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 503, ready.text
+        assert "revocations: not reloaded" in ready.text, ready.text
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
