@@ -42,6 +42,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
     })
     revoker = policy({"Sid": "Revoke", "Effect": "Allow",
                       "Action": ["keyless:RevokeSessions", "keyless:ListRevocations"], "Resource": "*"})
+    # May revoke anything but the sessions of role Spelled.
+    limited = policy({"Effect": "Allow", "Action": ["keyless:RevokeSessions", "keyless:ListRevocations"],
+                      "Resource": "*"},
+                     {"Effect": "Deny", "Action": "keyless:RevokeSessions",
+                      "Resource": f"arn:aws:iam::{ACCOUNT}:role/Spelled"})
     reader = policy({"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
     chain = policy({"Sid": "Chain", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                     "Resource": "*"})
@@ -62,6 +67,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
         f"policies = {{ read = '''{reader}''' }}",
         "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "relay"', f"trust_policy = '''{from_chainer}'''",
         f"policies = {{ chain = '''{chain}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "Spelled"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ read = '''{reader}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "limited"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ revoke = '''{limited}''' }}",
         "", "[[authorize_clients]]", 'name = "gw"',
         f'token_sha256 = "{hashlib.sha256(GATEWAY_TOKEN.encode()).hexdigest()}"', "",
     ])
@@ -882,3 +891,62 @@ def test_a_revocation_row_that_cannot_be_read_makes_the_server_unready(tmp_path:
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_a_role_revocation_ends_the_sessions_of_the_role_however_its_name_is_cased(stack) -> None:
+    """Role names ignore case, so `role/spelled` names role Spelled; its sessions carry the stored
+    ARN, and a revocation under another spelling used to be accepted and end nothing."""
+    _, keyless = stack
+    victim = session(stack, role="Spelled")
+    cp = cli("role", f"arn:aws:iam::{ACCOUNT}:role/spelled", *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["target"] == {"type": "role", "roleArn": keyless.role_arn("Spelled")}
+    wait_revoked(keyless, victim)
+    next_second()
+    victim = session(stack, role="Spelled")
+    admin = session(stack, role="revoker")
+    r = signed_call(keyless, admin, json.dumps({"type": "role",
+                                                "value": f"arn:aws:iam::{ACCOUNT}:role/SPELLED"}).encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["revocation"]["target"]["roleArn"] == keyless.role_arn("Spelled")
+    assert not caller_ok(keyless, victim)
+
+
+def test_a_role_revocation_is_authorized_on_the_stored_role_arn(stack) -> None:
+    """A Deny on role/Spelled is not dodged by spelling the role role/SPELLED."""
+    _, keyless = stack
+    next_second()
+    victim = session(stack, role="Spelled")
+    limited = session(stack, role="limited")
+    before = live_revocations(keyless)
+    for name in ("Spelled", "SPELLED", "spelled"):
+        r = signed_call(keyless, limited, json.dumps({"type": "role",
+                                                      "value": f"arn:aws:iam::{ACCOUNT}:role/{name}"}).encode())
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "AccessDenied"), (name, r.text)
+    assert live_revocations(keyless) == before
+    assert caller_ok(keyless, victim)
+
+
+def test_a_revocation_of_a_role_that_does_not_exist_is_no_such_entity(stack) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    before = live_revocations(keyless)
+    for value in (f"arn:aws:iam::{ACCOUNT}:role/nosuch", f"arn:aws:iam::{ACCOUNT}:role/ci/worker"):
+        r = signed_call(keyless, admin, json.dumps({"type": "role", "value": value}).encode())
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "NoSuchEntity"), r.text
+        cp = cli("role", value, *store_args(keyless))
+        assert cp.returncode == 1 and "NoSuchEntity" in cp.stderr, cp.stderr
+    assert live_revocations(keyless) == before
+
+
+def test_a_subject_revocation_names_its_provider_with_or_without_a_trailing_slash(stack) -> None:
+    """Tokens carry the provider's URL exactly; a revocation naming it with a trailing slash
+    used to be accepted and end nothing."""
+    issuer, keyless = stack
+    repo = "octo-org/slashed"
+    victim = session(stack, sub_repo=repo)
+    sub = f"repo:{repo}:ref:refs/heads/main"
+    cp = cli("subject", sub, "--provider", issuer.url + "/", *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["target"] == {"type": "subject", "issuer": issuer.url, "subject": sub}
+    wait_revoked(keyless, victim)

@@ -487,6 +487,68 @@ impl RevocationRequest {
     }
 }
 
+impl NewRevocation {
+    /// Names the target as sessions carry it, from `directory`: a role by its stored ARN (role
+    /// names ignore case, so `role/Deploy` and `role/deploy` are one role, but sessions carry
+    /// the stored spelling and are matched exactly), and an issuer by the URL of the provider it
+    /// names (host case and a trailing `/` aside), in the revocation's account or, without one,
+    /// in any. Without this a revocation spelled differently from the stored name was accepted
+    /// and ended nothing. An unknown role is `NoSuchEntity` (its sessions are already refused);
+    /// an issuer no provider has is kept as given (sessions of a deleted provider live on).
+    /// Call it before authorizing, so the caller is authorized on the stored name.
+    pub fn resolve(&mut self, directory: &Directory) -> Result<(), ApiError> {
+        match &mut self.target {
+            Target::Role { role_arn } => {
+                let role = directory.role_by_arn(role_arn).ok_or_else(|| {
+                    let name = role_arn.rsplit('/').next().unwrap_or("");
+                    ApiError::new(
+                        "NoSuchEntity",
+                        404,
+                        format!("The role with name {name} cannot be found."),
+                    )
+                })?;
+                role.arn.clone_into(role_arn);
+            }
+            Target::Subject { issuer, .. } | Target::Issuer { issuer } => {
+                let account = self.account;
+                let mut urls: Vec<&str> = directory
+                    .providers()
+                    .filter(|p| account.is_none_or(|a| a == p.account))
+                    .map(|p| p.url.as_str())
+                    .filter(|url| same_issuer(url, issuer))
+                    .collect();
+                urls.sort_unstable();
+                urls.dedup();
+                match urls.as_slice() {
+                    [] => {}
+                    [one] => (*one).clone_into(issuer),
+                    several if several.contains(&issuer.as_str()) => {}
+                    several => {
+                        return Err(invalid(format!(
+                            "Several providers match {issuer}: {}; give the URL exactly as tokens carry it in iss.",
+                            several.join(", ")
+                        )));
+                    }
+                }
+            }
+            Target::Session { .. } | Target::SourceIdentity { .. } | Target::KeyVersion { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether two issuer URLs name the same provider: the same host ignoring ASCII case, and the
+/// same path ignoring one trailing `/` (the scheme aside, as provider ARNs and keys drop it).
+fn same_issuer(a: &str, b: &str) -> bool {
+    fn host_and_path(url: &str) -> (&str, &str) {
+        let rest = crate::model::issuer_key_prefix(url);
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        rest.split_at(rest.find('/').unwrap_or(rest.len()))
+    }
+    let ((host_a, path_a), (host_b, path_b)) = (host_and_path(a), host_and_path(b));
+    host_a.eq_ignore_ascii_case(host_b) && path_a == path_b
+}
+
 /// The live revocations, indexed for the request path: every lookup borrows the session's
 /// own strings, so checking allocates nothing.
 #[derive(Debug, Default)]
@@ -1080,6 +1142,127 @@ mod tests {
             .validate(Some(other), "t", 9, t(0))
             .unwrap_err();
         assert_eq!(e.code, "AccessDenied");
+    }
+
+    fn directory() -> Directory {
+        use crate::model::{Account, Entities, OidcProvider, Origin, Role};
+        let other = AccountId::parse("210987654321").unwrap();
+        let provider = |account, url: &str| OidcProvider {
+            account,
+            url: url.into(),
+            client_ids: vec!["sts.amazonaws.com".into()],
+            thumbprints: vec![],
+            allow_http: false,
+            tags: Default::default(),
+            origin: Origin::Config,
+            created: t(0),
+        };
+        let account = |id| Account {
+            id,
+            name: "a".into(),
+            ou_path: "/".into(),
+            origin: Origin::Config,
+        };
+        let d = Directory::build(&Entities {
+            accounts: vec![account(acct()), account(other)],
+            providers: vec![
+                provider(acct(), "https://Issuer.Example/tenant/"),
+                provider(other, "https://issuer.example/tenant"),
+                provider(other, "https://solo.example"),
+            ],
+            roles: vec![Role {
+                account: acct(),
+                name: "Deploy".into(),
+                path: "/ci/".into(),
+                role_id: "AROAEXAMPLEEXAMPLE123".into(),
+                trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#.into(),
+                inline_policies: vec![],
+                permissions_boundary: None,
+                permissions_boundary_arn: None,
+                attached_policies: vec![],
+                max_session_duration: 3600,
+                description: String::new(),
+                tags: Default::default(),
+                origin: Origin::Config,
+                created: t(0),
+            }],
+            ..Entities::default()
+        });
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        d
+    }
+
+    fn resolved(r: &RevocationRequest, account: Option<AccountId>) -> Result<Target, ApiError> {
+        let mut spec = r.validate(account, "t", 9, t(100)).unwrap();
+        spec.resolve(&directory())?;
+        Ok(spec.target)
+    }
+
+    #[test]
+    fn a_role_is_revoked_under_its_stored_arn_however_it_is_cased() {
+        let stored = "arn:aws:iam::123456789012:role/ci/Deploy";
+        for spelled in [
+            stored,
+            "arn:aws:iam::123456789012:role/ci/deploy",
+            "arn:aws:iam::123456789012:role/ci/DEPLOY",
+        ] {
+            let target = resolved(&req("role", spelled), Some(acct())).unwrap();
+            assert_eq!(
+                target,
+                Target::Role {
+                    role_arn: stored.into()
+                },
+                "{spelled}"
+            );
+        }
+        // Another path, or no such role: nothing to revoke.
+        for missing in [
+            "arn:aws:iam::123456789012:role/Deploy",
+            "arn:aws:iam::123456789012:role/ci/nosuch",
+        ] {
+            let e = resolved(&req("role", missing), None).unwrap_err();
+            assert_eq!((e.code, e.status), ("NoSuchEntity", 404), "{missing}");
+        }
+    }
+
+    #[test]
+    fn an_issuer_is_revoked_under_its_providers_url() {
+        let issuer = |v: &str| req("issuer", v);
+        let url = |t: Target| match t {
+            Target::Issuer { issuer } | Target::Subject { issuer, .. } => issuer,
+            other => panic!("{other:?}"),
+        };
+        for spelled in [
+            "https://issuer.example/tenant",
+            "https://ISSUER.example/tenant/",
+            "http://issuer.example/tenant",
+        ] {
+            let got = url(resolved(&issuer(spelled), Some(acct())).unwrap());
+            assert_eq!(got, "https://Issuer.Example/tenant/", "{spelled}");
+            let mut subject = req("subject", "repo:o/r");
+            subject.issuer = Some(spelled.into());
+            let got = url(resolved(&subject, Some(acct())).unwrap());
+            assert_eq!(got, "https://Issuer.Example/tenant/", "{spelled}");
+        }
+        // The path is compared exactly; an issuer no provider has is kept as given.
+        let got = url(resolved(&issuer("https://issuer.example/Tenant"), Some(acct())).unwrap());
+        assert_eq!(got, "https://issuer.example/Tenant");
+        // Another account's provider is not looked at.
+        let got = url(resolved(&issuer("https://SOLO.example"), Some(acct())).unwrap());
+        assert_eq!(got, "https://SOLO.example");
+        let got = url(resolved(&issuer("https://SOLO.example/"), None).unwrap());
+        assert_eq!(got, "https://solo.example");
+        // Across accounts, two spellings of one issuer: only an exact one is taken.
+        let e = resolved(&issuer("https://issuer.example/tenant/"), None).unwrap_err();
+        assert_eq!(e.code, "ValidationError");
+        assert!(
+            e.message
+                .contains("https://Issuer.Example/tenant/, https://issuer.example/tenant"),
+            "{}",
+            e.message
+        );
+        let got = url(resolved(&issuer("https://issuer.example/tenant"), None).unwrap());
+        assert_eq!(got, "https://issuer.example/tenant");
     }
 
     #[test]

@@ -208,15 +208,18 @@ async fn revoke<'a>(
     };
     let now = state.clock.now();
     let keys = state.keys.load();
-    let spec = request.validate(
+    let mut spec = request.validate(
         Some(caller.account()),
         caller.arn(),
         keys.ring.current_id(),
         now,
     )?;
+    // Authorized on the stored name when there is one, and before saying there is none.
+    let resolved = spec.resolve(&state.directory.load());
     let action = with_env(state, origin, |env| {
         authorize_revocation(env, caller, &spec)
     })?;
+    resolved?;
     if state.revocations.load().set.len() >= keyless_core::revocation::MAX_LIVE_REVOCATIONS {
         return Err(ApiError::new(
             "LimitExceeded",
