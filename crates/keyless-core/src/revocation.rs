@@ -365,7 +365,7 @@ pub fn parse_instant(v: Option<&str>, now: OffsetDateTime) -> Result<OffsetDateT
 impl RevocationRequest {
     /// Validates into a revocation made at `now` by `created_by` for `account` (`None`: every
     /// account). `current_key_version` is the version new sessions are sealed with, which cannot
-    /// be revoked (rotate first).
+    /// be revoked (rotate first), and the newest: a later one does not exist yet.
     pub fn validate(
         &self,
         account: Option<AccountId>,
@@ -430,6 +430,12 @@ impl RevocationRequest {
                 if version == current_key_version {
                     return Err(invalid(format!(
                         "Key version {version} is the one new sessions are sealed with; run keyless keys rotate first, then revoke it."
+                    )));
+                }
+                // It would end every session sealed after the next rotation.
+                if version > current_key_version {
+                    return Err(invalid(format!(
+                        "Key version {version} does not exist: the newest is {current_key_version} (see keyless keys list)."
                     )));
                 }
                 Target::KeyVersion { version }
@@ -1078,6 +1084,23 @@ mod tests {
             ..facts
         };
         assert!(set.check_facts(&no_issuer).is_none());
+    }
+
+    #[test]
+    fn a_key_version_newer_than_the_current_one_cannot_be_revoked() {
+        // Revoking version 10 while 9 mints would end every session of the next rotation.
+        for v in ["10", "11", "4294967295"] {
+            let e = req("key-version", v)
+                .validate(Some(acct()), "t", 9, t(100))
+                .unwrap_err();
+            assert_eq!((e.code, e.status), ("ValidationError", 400), "{v}");
+            assert!(e.message.contains("newest"), "{}", e.message);
+        }
+        assert!(
+            req("key-version", "8")
+                .validate(None, "t", 9, t(100))
+                .is_ok()
+        );
     }
 
     #[test]
