@@ -255,6 +255,16 @@ fn iso8601_millis(t: OffsetDateTime) -> String {
     )
 }
 
+/// `t` rounded up to a whole millisecond, as the store keeps instants.
+fn ceil_millisecond(t: OffsetDateTime) -> OffsetDateTime {
+    let below = i64::from(t.nanosecond() % 1_000_000);
+    if below == 0 {
+        t
+    } else {
+        t + time::Duration::nanoseconds(1_000_000 - below)
+    }
+}
+
 /// Limits of the request fields.
 const MAX_SUBJECT_LEN: usize = 1024;
 const MAX_ISSUER_LEN: usize = 255;
@@ -463,6 +473,9 @@ impl RevocationRequest {
             }
             _ => parse_instant(self.issued_before.as_deref(), now)?,
         };
+        // The store keeps whole milliseconds: rounded down, a session issued in the instant's
+        // millisecond but before it would survive, since tokens carry whole seconds.
+        let issued_before = ceil_millisecond(issued_before);
         if let (Some(scope), Some(own)) = (account, target.own_account())
             && scope != own
         {
@@ -944,6 +957,40 @@ mod tests {
             )],
             now,
         );
+        assert!(set.check_session(&akid(), &claims(50), 1).is_some());
+        assert!(set.check_session(&akid(), &claims(51), 1).is_none());
+    }
+
+    #[test]
+    fn an_instant_within_a_second_survives_the_stores_milliseconds() {
+        // The store keeps instants in whole milliseconds. `now` 50.0004 stored as 50.000 spared
+        // a session issued at 50.0001 (its token says 50, and 50 < 50.000 is false).
+        let now = t(50) + time::Duration::microseconds(400);
+        for r in [
+            req("role", "arn:aws:iam::123456789012:role/deploy"),
+            RevocationRequest {
+                issued_before: Some("2027-01-15T08:00:00.0000004Z".into()),
+                ..req("source-identity", "alice")
+            },
+        ] {
+            let spec = r.validate(None, "t", 9, now).unwrap();
+            assert_eq!(
+                spec.issued_before.nanosecond() % 1_000_000,
+                0,
+                "{r:?}: {}",
+                spec.issued_before
+            );
+        }
+        let spec = req("role", "arn:aws:iam::123456789012:role/deploy")
+            .validate(None, "t", 9, now)
+            .unwrap();
+        assert_eq!(spec.issued_before, t(50) + time::Duration::milliseconds(1));
+        let rev = Revocation {
+            id: 1,
+            spec,
+            audited_seq: None,
+        };
+        let set = RevocationSet::build(&[rev], now);
         assert!(set.check_session(&akid(), &claims(50), 1).is_some());
         assert!(set.check_session(&akid(), &claims(51), 1).is_none());
     }
