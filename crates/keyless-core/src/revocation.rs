@@ -20,7 +20,9 @@
 //!
 //! Revocations made through the API are scoped to the caller's account; the operator CLI on
 //! the server's store may revoke across accounts. A revocation is kept until every session it
-//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected.
+//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected;
+//! a key-version revocation is kept for good ([`KEPT_FOR_GOOD`]), since the holder of a stolen
+//! root secret seals sessions of any lifetime.
 //!
 //! Checking is a few hash lookups against a [`RevocationSet`] snapshot the edge keeps in
 //! memory and rebuilds on change; the request path never reads the store.
@@ -38,6 +40,10 @@ use crate::sts::{Authorizer, Origin, iso8601};
 /// The longest a session can live (`MaxSessionDuration` tops out at 12 hours), plus the clock
 /// skew tokens are accepted with. A revocation older than this past its instant matches nothing.
 pub const MAX_SESSION_LIFETIME: time::Duration = time::Duration::seconds(43_200 + 300);
+
+/// The expiry of revocations that are never garbage-collected (key versions): the last second
+/// of year 9999.
+pub const KEPT_FOR_GOOD: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
 
 /// Most live revocations at once; more are refused with `LimitExceeded`.
 pub const MAX_LIVE_REVOCATIONS: usize = 100_000;
@@ -490,10 +496,17 @@ impl RevocationRequest {
                 "The reason must be at most {MAX_REASON_LEN} characters of text."
             )));
         }
-        // Whole seconds, rounded up, as the store keeps expiry.
-        let expires_at = issued_before.max(now) + MAX_SESSION_LIFETIME;
-        let expires_at =
-            expires_at.replace_nanosecond(0).unwrap_or(expires_at) + time::Duration::SECOND;
+        let expires_at = match target {
+            // A version is revoked when its root secret may be out: its holder seals sessions
+            // with any issue time and expiry, for as long as the version is in the ring (and
+            // nothing retires versions), so no session lifetime bounds what it can match.
+            Target::KeyVersion { .. } => KEPT_FOR_GOOD,
+            _ => {
+                // Whole seconds, rounded up, as the store keeps expiry.
+                let at = issued_before.max(now) + MAX_SESSION_LIFETIME;
+                at.replace_nanosecond(0).unwrap_or(at) + time::Duration::SECOND
+            }
+        };
         Ok(NewRevocation {
             target,
             account,
@@ -1148,6 +1161,21 @@ mod tests {
                 .validate(None, "t", 9, t(100))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_key_version_revocation_outlives_any_session_a_stolen_key_can_seal() {
+        // Whoever holds a revoked version's root secret seals tokens with any issue time and
+        // expiry, at any time: the version stays in the ring, so the revocation must too.
+        let r = make(&req("key-version", "3"), None, t(100));
+        let years_later = t(100) + time::Duration::days(3650);
+        assert!(r.spec.expires_at > years_later, "{}", r.spec.expires_at);
+        let set = RevocationSet::build(&[r], years_later);
+        let mut forged = claims(0);
+        forged.issued_at = years_later;
+        forged.expires_at = years_later + time::Duration::hours(1);
+        assert!(set.check_session(&akid(), &forged, 3).is_some());
+        assert!(set.check_session(&akid(), &forged, 4).is_none());
     }
 
     #[test]
