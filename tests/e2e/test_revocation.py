@@ -950,3 +950,29 @@ def test_a_subject_revocation_names_its_provider_with_or_without_a_trailing_slas
     assert cp.returncode == 0, cp.stderr
     assert json.loads(cp.stdout)["target"] == {"type": "subject", "issuer": issuer.url, "subject": sub}
     wait_revoked(keyless, victim)
+
+
+def access_key_id_of(account: str) -> str:
+    """An ASIA key id that encodes `account`, as keyless mints them."""
+    v = (int(account) << 40) | secrets.randbits(40)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "ASIA" + "".join(alphabet[(v >> (5 * i)) & 31] for i in range(15, -1, -1))
+
+
+def test_listing_shows_no_revocation_of_another_accounts_session_or_role(stack) -> None:
+    """An operator revocation made for every account is listed to each account's callers, but
+    one that names another account's session is that account's business (its key id, reason)."""
+    _, keyless = stack
+    foreign = access_key_id_of("210987654321")
+    cp = cli("session", foreign, *store_args(keyless), "--reason", "tenant B incident", "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    foreign_id = json.loads(cp.stdout)["id"]
+    mine = session(stack)
+    cp = cli("session", mine["AccessKeyId"], *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    mine_id = json.loads(cp.stdout)["id"]
+    admin = session(stack, role="revoker")
+    r = signed_call(keyless, admin, b"", method="GET")
+    assert r.status_code == 200, r.text
+    ids = [x["id"] for x in r.json()["revocations"]]
+    assert mine_id in ids and foreign_id not in ids, ids

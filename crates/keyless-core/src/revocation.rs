@@ -520,6 +520,16 @@ impl RevocationRequest {
 }
 
 impl NewRevocation {
+    /// Whether the revocation concerns `account`, for listing: one scoped to it, or one for
+    /// every account whose target does not name another account (a session key id or role
+    /// ARN of another account is that account's business).
+    pub fn concerns(&self, account: AccountId) -> bool {
+        match self.account {
+            Some(scope) => scope == account,
+            None => self.target.own_account().is_none_or(|own| own == account),
+        }
+    }
+
     /// Names the target as sessions carry it, from `directory`: a role by its stored ARN (role
     /// names ignore case, so `role/Deploy` and `role/deploy` are one role, but sessions carry
     /// the stored spelling and are matched exactly), and an issuer by the URL of the provider it
@@ -1361,6 +1371,23 @@ mod tests {
         );
         let got = url(resolved(&issuer("https://issuer.example/tenant"), None).unwrap());
         assert_eq!(got, "https://issuer.example/tenant");
+    }
+
+    #[test]
+    fn a_revocation_concerns_its_account_or_every_account_its_target_allows() {
+        let other = AccountId::parse("210987654321").unwrap();
+        let mut foreign_key = req("session", "x");
+        foreign_key.value = keyless_token::new_access_key_id(other, &mut rand::rng());
+        let spec = |r: &RevocationRequest, account| r.validate(account, "t", 9, t(0)).unwrap();
+        assert!(!spec(&foreign_key, None).concerns(acct()));
+        assert!(spec(&foreign_key, None).concerns(other));
+        let role = req("role", "arn:aws:iam::210987654321:role/x");
+        assert!(!spec(&role, None).concerns(acct()));
+        for everywhere in [req("source-identity", "alice"), req("key-version", "2")] {
+            assert!(spec(&everywhere, None).concerns(acct()));
+            assert!(spec(&everywhere, None).concerns(other));
+            assert!(!spec(&everywhere, Some(other)).concerns(acct()));
+        }
     }
 
     #[test]

@@ -249,7 +249,7 @@ fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiE
         .list
         .iter()
         .filter(|r| r.spec.expires_at > now)
-        .filter(|r| r.spec.account.is_none_or(|a| a == caller.account()))
+        .filter(|r| r.spec.concerns(caller.account()))
         .map(Revocation::to_json)
         .collect();
     Ok(json!({ "revocations": mine }))
