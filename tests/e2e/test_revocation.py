@@ -42,6 +42,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
     })
     revoker = policy({"Sid": "Revoke", "Effect": "Allow",
                       "Action": ["keyless:RevokeSessions", "keyless:ListRevocations"], "Resource": "*"})
+    # May revoke anything but the sessions of role Spelled.
+    limited = policy({"Effect": "Allow", "Action": ["keyless:RevokeSessions", "keyless:ListRevocations"],
+                      "Resource": "*"},
+                     {"Effect": "Deny", "Action": "keyless:RevokeSessions",
+                      "Resource": f"arn:aws:iam::{ACCOUNT}:role/Spelled"})
     reader = policy({"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
     chain = policy({"Sid": "Chain", "Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                     "Resource": "*"})
@@ -62,6 +67,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
         f"policies = {{ read = '''{reader}''' }}",
         "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "relay"', f"trust_policy = '''{from_chainer}'''",
         f"policies = {{ chain = '''{chain}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "Spelled"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ read = '''{reader}''' }}",
+        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "limited"', f"trust_policy = '''{trust}'''",
+        f"policies = {{ revoke = '''{limited}''' }}",
         "", "[[authorize_clients]]", 'name = "gw"',
         f'token_sha256 = "{hashlib.sha256(GATEWAY_TOKEN.encode()).hexdigest()}"', "",
     ])
@@ -797,3 +806,173 @@ def test_an_api_revocation_left_unmarked_by_another_process_is_recorded_after_th
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+# --------------------------------------------------------------------------------------------
+# Review of revocation, the key ring and the token format.
+
+
+def serve_or_exit(keyless: Keyless, timeout: float = 20) -> tuple[subprocess.Popen, str | None]:
+    """Starts `keyless serve` on the same config; returns the process and its URL, or no URL if it
+    exited before listening."""
+    out, err = keyless.workdir / "restart.out", keyless.workdir / "restart.err"
+    proc = subprocess.Popen([str(keyless_bin()), "serve", "--config", str(keyless.config), "--listen",
+                             "127.0.0.1:0"], stdout=out.open("wb"), stderr=err.open("wb"),
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"keyless listening on (http://127\.0\.0\.1:\d+)", out.read_text(errors="replace"))
+        if m:
+            return proc, m.group(1)
+        if proc.poll() is not None:
+            return proc, None
+        time.sleep(0.05)
+    _stop(proc)
+    pytest.fail("keyless serve neither listened nor exited")
+
+
+def test_a_server_that_cannot_read_its_revocations_refuses_to_start(tmp_path: Path) -> None:
+    """Revocations are in force before the first request: a store whose revocations cannot be
+    read (a row this version does not understand, written by a newer replica or by hand) stops
+    start-up instead of serving with none, which accepted every revoked session."""
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    proc = keyless.proc
+    try:
+        victim = keyless.awiwi(issuer.gha_token(), role="gha", session="victim").credentials
+        assert victim
+        cp = cli("session", victim["AccessKeyId"], *store_args(keyless), "--reason", "leaked")
+        assert cp.returncode == 0, cp.stderr
+        wait_revoked(keyless, victim)
+        keyless.proc.send_signal(signal.SIGTERM)
+        keyless.proc.wait(timeout=20)
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('everything', 'x', NULL, NULL, ?, ?, ?, 'r', 'operator')",
+                (int(now * 1000), int(now * 1000), int(now) + 43_500))
+        proc, url = serve_or_exit(keyless)
+        if url is not None:
+            accepted = caller_ok(Keyless(url=url, proc=proc, workdir=keyless.workdir, data_dir=keyless.data_dir,
+                                         config=keyless.config, stderr_path=keyless.workdir / "restart.err"),
+                                 victim)
+            pytest.fail(f"the server started without its revocations (revoked session accepted: {accepted})")
+        assert proc.returncode != 0
+        err = (keyless.workdir / "restart.err").read_text(errors="replace")
+        assert "revocations" in err and "everything" in err, err
+    finally:
+        _stop(proc)
+        _stop(issuer.proc)
+
+
+def test_a_revocation_row_that_cannot_be_read_makes_the_server_unready(tmp_path: Path) -> None:
+    """Once serving, a reload that fails keeps the revocations in force, but revocations made
+    since are not applied: /readyz says so (503) instead of answering ready."""
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "keyless", default_config(issuer, tmp_path / "keyless" / "data"))
+    try:
+        ready = requests.get(keyless.url + "/readyz", timeout=5)
+        assert ready.status_code == 200 and "revocations: in force" in ready.text, ready.text
+        now = time.time()
+        with sqlite3.connect(keyless.data_dir / "keyless.db") as db:
+            db.execute(
+                "INSERT INTO revocations (kind, value, issuer, account, issued_before_ms, created_at_ms, "
+                "expires_at, reason, created_by) VALUES ('everything', 'x', NULL, NULL, ?, ?, ?, 'r', 'operator')",
+                (int(now * 1000), int(now * 1000), int(now) + 43_500))
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            ready = requests.get(keyless.url + "/readyz", timeout=5)
+            if ready.status_code != 200:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 503, ready.text
+        assert "revocations: not reloaded" in ready.text, ready.text
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_a_role_revocation_ends_the_sessions_of_the_role_however_its_name_is_cased(stack) -> None:
+    """Role names ignore case, so `role/spelled` names role Spelled; its sessions carry the stored
+    ARN, and a revocation under another spelling used to be accepted and end nothing."""
+    _, keyless = stack
+    victim = session(stack, role="Spelled")
+    cp = cli("role", f"arn:aws:iam::{ACCOUNT}:role/spelled", *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["target"] == {"type": "role", "roleArn": keyless.role_arn("Spelled")}
+    wait_revoked(keyless, victim)
+    next_second()
+    victim = session(stack, role="Spelled")
+    admin = session(stack, role="revoker")
+    r = signed_call(keyless, admin, json.dumps({"type": "role",
+                                                "value": f"arn:aws:iam::{ACCOUNT}:role/SPELLED"}).encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["revocation"]["target"]["roleArn"] == keyless.role_arn("Spelled")
+    assert not caller_ok(keyless, victim)
+
+
+def test_a_role_revocation_is_authorized_on_the_stored_role_arn(stack) -> None:
+    """A Deny on role/Spelled is not dodged by spelling the role role/SPELLED."""
+    _, keyless = stack
+    next_second()
+    victim = session(stack, role="Spelled")
+    limited = session(stack, role="limited")
+    before = live_revocations(keyless)
+    for name in ("Spelled", "SPELLED", "spelled"):
+        r = signed_call(keyless, limited, json.dumps({"type": "role",
+                                                      "value": f"arn:aws:iam::{ACCOUNT}:role/{name}"}).encode())
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "AccessDenied"), (name, r.text)
+    assert live_revocations(keyless) == before
+    assert caller_ok(keyless, victim)
+
+
+def test_a_revocation_of_a_role_that_does_not_exist_is_no_such_entity(stack) -> None:
+    _, keyless = stack
+    admin = session(stack, role="revoker")
+    before = live_revocations(keyless)
+    for value in (f"arn:aws:iam::{ACCOUNT}:role/nosuch", f"arn:aws:iam::{ACCOUNT}:role/ci/worker"):
+        r = signed_call(keyless, admin, json.dumps({"type": "role", "value": value}).encode())
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "NoSuchEntity"), r.text
+        cp = cli("role", value, *store_args(keyless))
+        assert cp.returncode == 1 and "NoSuchEntity" in cp.stderr, cp.stderr
+    assert live_revocations(keyless) == before
+
+
+def test_a_subject_revocation_names_its_provider_with_or_without_a_trailing_slash(stack) -> None:
+    """Tokens carry the provider's URL exactly; a revocation naming it with a trailing slash
+    used to be accepted and end nothing."""
+    issuer, keyless = stack
+    repo = "octo-org/slashed"
+    victim = session(stack, sub_repo=repo)
+    sub = f"repo:{repo}:ref:refs/heads/main"
+    cp = cli("subject", sub, "--provider", issuer.url + "/", *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["target"] == {"type": "subject", "issuer": issuer.url, "subject": sub}
+    wait_revoked(keyless, victim)
+
+
+def access_key_id_of(account: str) -> str:
+    """An ASIA key id that encodes `account`, as keyless mints them."""
+    v = (int(account) << 40) | secrets.randbits(40)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    return "ASIA" + "".join(alphabet[(v >> (5 * i)) & 31] for i in range(15, -1, -1))
+
+
+def test_listing_shows_no_revocation_of_another_accounts_session_or_role(stack) -> None:
+    """An operator revocation made for every account is listed to each account's callers, but
+    one that names another account's session is that account's business (its key id, reason)."""
+    _, keyless = stack
+    foreign = access_key_id_of("210987654321")
+    cp = cli("session", foreign, *store_args(keyless), "--reason", "tenant B incident", "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    foreign_id = json.loads(cp.stdout)["id"]
+    mine = session(stack)
+    cp = cli("session", mine["AccessKeyId"], *store_args(keyless), "--format", "json")
+    assert cp.returncode == 0, cp.stderr
+    mine_id = json.loads(cp.stdout)["id"]
+    admin = session(stack, role="revoker")
+    r = signed_call(keyless, admin, b"", method="GET")
+    assert r.status_code == 200, r.text
+    ids = [x["id"] for x in r.json()["revocations"]]
+    assert mine_id in ids and foreign_id not in ids, ids

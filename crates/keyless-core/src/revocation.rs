@@ -20,7 +20,9 @@
 //!
 //! Revocations made through the API are scoped to the caller's account; the operator CLI on
 //! the server's store may revoke across accounts. A revocation is kept until every session it
-//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected.
+//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected;
+//! a key-version revocation is kept for good ([`KEPT_FOR_GOOD`]), since the holder of a stolen
+//! root secret seals sessions of any lifetime.
 //!
 //! Checking is a few hash lookups against a [`RevocationSet`] snapshot the edge keeps in
 //! memory and rebuilds on change; the request path never reads the store.
@@ -38,6 +40,10 @@ use crate::sts::{Authorizer, Origin, iso8601};
 /// The longest a session can live (`MaxSessionDuration` tops out at 12 hours), plus the clock
 /// skew tokens are accepted with. A revocation older than this past its instant matches nothing.
 pub const MAX_SESSION_LIFETIME: time::Duration = time::Duration::seconds(43_200 + 300);
+
+/// The expiry of revocations that are never garbage-collected (key versions): the last second
+/// of year 9999.
+pub const KEPT_FOR_GOOD: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
 
 /// Most live revocations at once; more are refused with `LimitExceeded`.
 pub const MAX_LIVE_REVOCATIONS: usize = 100_000;
@@ -255,6 +261,16 @@ fn iso8601_millis(t: OffsetDateTime) -> String {
     )
 }
 
+/// `t` rounded up to a whole millisecond, as the store keeps instants.
+fn ceil_millisecond(t: OffsetDateTime) -> OffsetDateTime {
+    let below = i64::from(t.nanosecond() % 1_000_000);
+    if below == 0 {
+        t
+    } else {
+        t + time::Duration::nanoseconds(1_000_000 - below)
+    }
+}
+
 /// Limits of the request fields.
 const MAX_SUBJECT_LEN: usize = 1024;
 const MAX_ISSUER_LEN: usize = 255;
@@ -365,7 +381,7 @@ pub fn parse_instant(v: Option<&str>, now: OffsetDateTime) -> Result<OffsetDateT
 impl RevocationRequest {
     /// Validates into a revocation made at `now` by `created_by` for `account` (`None`: every
     /// account). `current_key_version` is the version new sessions are sealed with, which cannot
-    /// be revoked (rotate first).
+    /// be revoked (rotate first), and the newest: a later one does not exist yet.
     pub fn validate(
         &self,
         account: Option<AccountId>,
@@ -432,6 +448,12 @@ impl RevocationRequest {
                         "Key version {version} is the one new sessions are sealed with; run keyless keys rotate first, then revoke it."
                     )));
                 }
+                // It would end every session sealed after the next rotation.
+                if version > current_key_version {
+                    return Err(invalid(format!(
+                        "Key version {version} does not exist: the newest is {current_key_version} (see keyless keys list)."
+                    )));
+                }
                 Target::KeyVersion { version }
             }
             other => {
@@ -457,6 +479,9 @@ impl RevocationRequest {
             }
             _ => parse_instant(self.issued_before.as_deref(), now)?,
         };
+        // The store keeps whole milliseconds: rounded down, a session issued in the instant's
+        // millisecond but before it would survive, since tokens carry whole seconds.
+        let issued_before = ceil_millisecond(issued_before);
         if let (Some(scope), Some(own)) = (account, target.own_account())
             && scope != own
         {
@@ -471,10 +496,17 @@ impl RevocationRequest {
                 "The reason must be at most {MAX_REASON_LEN} characters of text."
             )));
         }
-        // Whole seconds, rounded up, as the store keeps expiry.
-        let expires_at = issued_before.max(now) + MAX_SESSION_LIFETIME;
-        let expires_at =
-            expires_at.replace_nanosecond(0).unwrap_or(expires_at) + time::Duration::SECOND;
+        let expires_at = match target {
+            // A version is revoked when its root secret may be out: its holder seals sessions
+            // with any issue time and expiry, for as long as the version is in the ring (and
+            // nothing retires versions), so no session lifetime bounds what it can match.
+            Target::KeyVersion { .. } => KEPT_FOR_GOOD,
+            _ => {
+                // Whole seconds, rounded up, as the store keeps expiry.
+                let at = issued_before.max(now) + MAX_SESSION_LIFETIME;
+                at.replace_nanosecond(0).unwrap_or(at) + time::Duration::SECOND
+            }
+        };
         Ok(NewRevocation {
             target,
             account,
@@ -485,6 +517,78 @@ impl RevocationRequest {
             created_by: created_by.to_owned(),
         })
     }
+}
+
+impl NewRevocation {
+    /// Whether the revocation concerns `account`, for listing: one scoped to it, or one for
+    /// every account whose target does not name another account (a session key id or role
+    /// ARN of another account is that account's business).
+    pub fn concerns(&self, account: AccountId) -> bool {
+        match self.account {
+            Some(scope) => scope == account,
+            None => self.target.own_account().is_none_or(|own| own == account),
+        }
+    }
+
+    /// Names the target as sessions carry it, from `directory`: a role by its stored ARN (role
+    /// names ignore case, so `role/Deploy` and `role/deploy` are one role, but sessions carry
+    /// the stored spelling and are matched exactly), and an issuer by the URL of the provider it
+    /// names (host case and a trailing `/` aside), in the revocation's account or, without one,
+    /// in any. Without this a revocation spelled differently from the stored name was accepted
+    /// and ended nothing. An unknown role is `NoSuchEntity` (its sessions are already refused);
+    /// an issuer no provider has is kept as given (sessions of a deleted provider live on).
+    /// Call it before authorizing, so the caller is authorized on the stored name.
+    pub fn resolve(&mut self, directory: &Directory) -> Result<(), ApiError> {
+        match &mut self.target {
+            Target::Role { role_arn } => {
+                let role = directory.role_by_arn(role_arn).ok_or_else(|| {
+                    let name = role_arn.rsplit('/').next().unwrap_or("");
+                    ApiError::new(
+                        "NoSuchEntity",
+                        404,
+                        format!("The role with name {name} cannot be found."),
+                    )
+                })?;
+                role.arn.clone_into(role_arn);
+            }
+            Target::Subject { issuer, .. } | Target::Issuer { issuer } => {
+                let account = self.account;
+                let mut urls: Vec<&str> = directory
+                    .providers()
+                    .filter(|p| account.is_none_or(|a| a == p.account))
+                    .map(|p| p.url.as_str())
+                    .filter(|url| same_issuer(url, issuer))
+                    .collect();
+                urls.sort_unstable();
+                urls.dedup();
+                match urls.as_slice() {
+                    [] => {}
+                    [one] => (*one).clone_into(issuer),
+                    several if several.contains(&issuer.as_str()) => {}
+                    several => {
+                        return Err(invalid(format!(
+                            "Several providers match {issuer}: {}; give the URL exactly as tokens carry it in iss.",
+                            several.join(", ")
+                        )));
+                    }
+                }
+            }
+            Target::Session { .. } | Target::SourceIdentity { .. } | Target::KeyVersion { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether two issuer URLs name the same provider: the same host ignoring ASCII case, and the
+/// same path ignoring one trailing `/` (the scheme aside, as provider ARNs and keys drop it).
+fn same_issuer(a: &str, b: &str) -> bool {
+    fn host_and_path(url: &str) -> (&str, &str) {
+        let rest = crate::model::issuer_key_prefix(url);
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        rest.split_at(rest.find('/').unwrap_or(rest.len()))
+    }
+    let ((host_a, path_a), (host_b, path_b)) = (host_and_path(a), host_and_path(b));
+    host_a.eq_ignore_ascii_case(host_b) && path_a == path_b
 }
 
 /// The live revocations, indexed for the request path: every lookup borrows the session's
@@ -881,6 +985,40 @@ mod tests {
     }
 
     #[test]
+    fn an_instant_within_a_second_survives_the_stores_milliseconds() {
+        // The store keeps instants in whole milliseconds. `now` 50.0004 stored as 50.000 spared
+        // a session issued at 50.0001 (its token says 50, and 50 < 50.000 is false).
+        let now = t(50) + time::Duration::microseconds(400);
+        for r in [
+            req("role", "arn:aws:iam::123456789012:role/deploy"),
+            RevocationRequest {
+                issued_before: Some("2027-01-15T08:00:00.0000004Z".into()),
+                ..req("source-identity", "alice")
+            },
+        ] {
+            let spec = r.validate(None, "t", 9, now).unwrap();
+            assert_eq!(
+                spec.issued_before.nanosecond() % 1_000_000,
+                0,
+                "{r:?}: {}",
+                spec.issued_before
+            );
+        }
+        let spec = req("role", "arn:aws:iam::123456789012:role/deploy")
+            .validate(None, "t", 9, now)
+            .unwrap();
+        assert_eq!(spec.issued_before, t(50) + time::Duration::milliseconds(1));
+        let rev = Revocation {
+            id: 1,
+            spec,
+            audited_seq: None,
+        };
+        let set = RevocationSet::build(&[rev], now);
+        assert!(set.check_session(&akid(), &claims(50), 1).is_some());
+        assert!(set.check_session(&akid(), &claims(51), 1).is_none());
+    }
+
+    #[test]
     fn subject_issuer_and_source_identity_match_sessions_and_tokens() {
         let mut subject = req("subject", "repo:o/r:ref:refs/heads/main");
         subject.issuer = Some("https://issuer.example".into());
@@ -1019,6 +1157,38 @@ mod tests {
     }
 
     #[test]
+    fn a_key_version_newer_than_the_current_one_cannot_be_revoked() {
+        // Revoking version 10 while 9 mints would end every session of the next rotation.
+        for v in ["10", "11", "4294967295"] {
+            let e = req("key-version", v)
+                .validate(Some(acct()), "t", 9, t(100))
+                .unwrap_err();
+            assert_eq!((e.code, e.status), ("ValidationError", 400), "{v}");
+            assert!(e.message.contains("newest"), "{}", e.message);
+        }
+        assert!(
+            req("key-version", "8")
+                .validate(None, "t", 9, t(100))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_key_version_revocation_outlives_any_session_a_stolen_key_can_seal() {
+        // Whoever holds a revoked version's root secret seals tokens with any issue time and
+        // expiry, at any time: the version stays in the ring, so the revocation must too.
+        let r = make(&req("key-version", "3"), None, t(100));
+        let years_later = t(100) + time::Duration::days(3650);
+        assert!(r.spec.expires_at > years_later, "{}", r.spec.expires_at);
+        let set = RevocationSet::build(&[r], years_later);
+        let mut forged = claims(0);
+        forged.issued_at = years_later;
+        forged.expires_at = years_later + time::Duration::hours(1);
+        assert!(set.check_session(&akid(), &forged, 3).is_some());
+        assert!(set.check_session(&akid(), &forged, 4).is_none());
+    }
+
+    #[test]
     fn expired_revocations_are_dropped() {
         let r = make(&req("session", &akid()), None, t(0));
         let later = t(0) + MAX_SESSION_LIFETIME + time::Duration::seconds(1);
@@ -1080,6 +1250,144 @@ mod tests {
             .validate(Some(other), "t", 9, t(0))
             .unwrap_err();
         assert_eq!(e.code, "AccessDenied");
+    }
+
+    fn directory() -> Directory {
+        use crate::model::{Account, Entities, OidcProvider, Origin, Role};
+        let other = AccountId::parse("210987654321").unwrap();
+        let provider = |account, url: &str| OidcProvider {
+            account,
+            url: url.into(),
+            client_ids: vec!["sts.amazonaws.com".into()],
+            thumbprints: vec![],
+            allow_http: false,
+            tags: Default::default(),
+            origin: Origin::Config,
+            created: t(0),
+        };
+        let account = |id| Account {
+            id,
+            name: "a".into(),
+            ou_path: "/".into(),
+            origin: Origin::Config,
+        };
+        let d = Directory::build(&Entities {
+            accounts: vec![account(acct()), account(other)],
+            providers: vec![
+                provider(acct(), "https://Issuer.Example/tenant/"),
+                provider(other, "https://issuer.example/tenant"),
+                provider(other, "https://solo.example"),
+            ],
+            roles: vec![Role {
+                account: acct(),
+                name: "Deploy".into(),
+                path: "/ci/".into(),
+                role_id: "AROAEXAMPLEEXAMPLE123".into(),
+                trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#.into(),
+                inline_policies: vec![],
+                permissions_boundary: None,
+                permissions_boundary_arn: None,
+                attached_policies: vec![],
+                max_session_duration: 3600,
+                description: String::new(),
+                tags: Default::default(),
+                origin: Origin::Config,
+                created: t(0),
+            }],
+            ..Entities::default()
+        });
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        d
+    }
+
+    fn resolved(r: &RevocationRequest, account: Option<AccountId>) -> Result<Target, ApiError> {
+        let mut spec = r.validate(account, "t", 9, t(100)).unwrap();
+        spec.resolve(&directory())?;
+        Ok(spec.target)
+    }
+
+    #[test]
+    fn a_role_is_revoked_under_its_stored_arn_however_it_is_cased() {
+        let stored = "arn:aws:iam::123456789012:role/ci/Deploy";
+        for spelled in [
+            stored,
+            "arn:aws:iam::123456789012:role/ci/deploy",
+            "arn:aws:iam::123456789012:role/ci/DEPLOY",
+        ] {
+            let target = resolved(&req("role", spelled), Some(acct())).unwrap();
+            assert_eq!(
+                target,
+                Target::Role {
+                    role_arn: stored.into()
+                },
+                "{spelled}"
+            );
+        }
+        // Another path, or no such role: nothing to revoke.
+        for missing in [
+            "arn:aws:iam::123456789012:role/Deploy",
+            "arn:aws:iam::123456789012:role/ci/nosuch",
+        ] {
+            let e = resolved(&req("role", missing), None).unwrap_err();
+            assert_eq!((e.code, e.status), ("NoSuchEntity", 404), "{missing}");
+        }
+    }
+
+    #[test]
+    fn an_issuer_is_revoked_under_its_providers_url() {
+        let issuer = |v: &str| req("issuer", v);
+        let url = |t: Target| match t {
+            Target::Issuer { issuer } | Target::Subject { issuer, .. } => issuer,
+            other => panic!("{other:?}"),
+        };
+        for spelled in [
+            "https://issuer.example/tenant",
+            "https://ISSUER.example/tenant/",
+            "http://issuer.example/tenant",
+        ] {
+            let got = url(resolved(&issuer(spelled), Some(acct())).unwrap());
+            assert_eq!(got, "https://Issuer.Example/tenant/", "{spelled}");
+            let mut subject = req("subject", "repo:o/r");
+            subject.issuer = Some(spelled.into());
+            let got = url(resolved(&subject, Some(acct())).unwrap());
+            assert_eq!(got, "https://Issuer.Example/tenant/", "{spelled}");
+        }
+        // The path is compared exactly; an issuer no provider has is kept as given.
+        let got = url(resolved(&issuer("https://issuer.example/Tenant"), Some(acct())).unwrap());
+        assert_eq!(got, "https://issuer.example/Tenant");
+        // Another account's provider is not looked at.
+        let got = url(resolved(&issuer("https://SOLO.example"), Some(acct())).unwrap());
+        assert_eq!(got, "https://SOLO.example");
+        let got = url(resolved(&issuer("https://SOLO.example/"), None).unwrap());
+        assert_eq!(got, "https://solo.example");
+        // Across accounts, two spellings of one issuer: only an exact one is taken.
+        let e = resolved(&issuer("https://issuer.example/tenant/"), None).unwrap_err();
+        assert_eq!(e.code, "ValidationError");
+        assert!(
+            e.message
+                .contains("https://Issuer.Example/tenant/, https://issuer.example/tenant"),
+            "{}",
+            e.message
+        );
+        let got = url(resolved(&issuer("https://issuer.example/tenant"), None).unwrap());
+        assert_eq!(got, "https://issuer.example/tenant");
+    }
+
+    #[test]
+    fn a_revocation_concerns_its_account_or_every_account_its_target_allows() {
+        let other = AccountId::parse("210987654321").unwrap();
+        let mut foreign_key = req("session", "x");
+        foreign_key.value = keyless_token::new_access_key_id(other, &mut rand::rng());
+        let spec = |r: &RevocationRequest, account| r.validate(account, "t", 9, t(0)).unwrap();
+        assert!(!spec(&foreign_key, None).concerns(acct()));
+        assert!(spec(&foreign_key, None).concerns(other));
+        let role = req("role", "arn:aws:iam::210987654321:role/x");
+        assert!(!spec(&role, None).concerns(acct()));
+        for everywhere in [req("source-identity", "alice"), req("key-version", "2")] {
+            assert!(spec(&everywhere, None).concerns(acct()));
+            assert!(spec(&everywhere, None).concerns(other));
+            assert!(!spec(&everywhere, Some(other)).concerns(acct()));
+        }
     }
 
     #[test]

@@ -73,8 +73,26 @@ pub fn load(path: &Path) -> Result<KeyRing, KeyRingFileError> {
     })
 }
 
-/// Writes the ring atomically (temp file with mode 0600, then rename).
-pub fn save(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
+/// Takes the lock that serializes writers of the ring at `path` (a sidecar file, mode 0600),
+/// released when the returned file drops. Without it two `keyless keys rotate` at once shared
+/// one temp file: one renamed the other's half-written file into place (a truncated ring),
+/// and a rotation read before the other's save was lost with the version it added.
+fn lock(path: &Path) -> Result<fs::File, KeyRingFileError> {
+    let lock_path = path.with_extension("json.lock");
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    f.lock().map_err(io(&lock_path))?;
+    Ok(f)
+}
+
+/// Writes the ring atomically (temp file with mode 0600, then rename, then the directory
+/// synced so the rename survives a crash). Writers hold [`lock`].
+fn save_locked(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
     let text = ring
         .to_file_string()
         .map_err(|error| KeyRingFileError::Format {
@@ -92,7 +110,18 @@ pub fn save(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
     f.write_all(text.expose().as_bytes()).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+    }
     Ok(())
+}
+
+/// Writes the ring atomically, holding the writers' lock.
+pub fn save(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
+    let _lock = lock(path)?;
+    save_locked(path, ring)
 }
 
 /// Loads the ring, or creates a new one (first start).
@@ -103,17 +132,23 @@ pub fn load_or_create(path: &Path, now: OffsetDateTime) -> Result<KeyRing, KeyRi
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io(dir))?;
     }
+    let _lock = lock(path)?;
+    // Another process may have created it meanwhile.
+    if path.exists() {
+        return load(path);
+    }
     let ring =
         KeyRing::generate(now, &mut rand::rng()).map_err(|error| KeyRingFileError::Format {
             path: path.display().to_string(),
             error,
         })?;
-    save(path, &ring)?;
+    save_locked(path, &ring)?;
     Ok(ring)
 }
 
 /// Adds a version to the ring file; returns the new version id.
 pub fn rotate(path: &Path, now: OffsetDateTime) -> Result<u32, KeyRingFileError> {
+    let _lock = lock(path)?;
     let mut ring = load(path)?;
     let id = ring
         .rotate(now, &mut rand::rng())
@@ -121,7 +156,7 @@ pub fn rotate(path: &Path, now: OffsetDateTime) -> Result<u32, KeyRingFileError>
             path: path.display().to_string(),
             error,
         })?;
-    save(path, &ring)?;
+    save_locked(path, &ring)?;
     Ok(id)
 }
 
@@ -150,6 +185,33 @@ mod tests {
         assert_eq!(ring.current_id(), 1);
         assert_eq!(rotate(&path, now()).unwrap(), 2);
         assert_eq!(load(&path).unwrap().versions().len(), 2);
+    }
+
+    #[test]
+    fn concurrent_rotations_each_add_a_version_and_never_leave_a_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        load_or_create(&path, now()).unwrap();
+        let (threads, each) = (8, 10);
+        let failures: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..each)
+                            .filter_map(|_| rotate(&path, now()).err().map(|e| e.to_string()))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert!(failures.is_empty(), "{failures:?}");
+        let ring = load(&path).unwrap();
+        assert_eq!(ring.versions().len(), 1 + threads * each);
+        assert_eq!(ring.current_id() as usize, 1 + threads * each);
     }
 
     #[test]

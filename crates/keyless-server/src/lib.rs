@@ -255,6 +255,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         keys: ArcSwap::from_pointee(keys),
         revocations: ArcSwap::from_pointee(crate::state::LiveRevocations::default()),
         revocation_audit: tokio::sync::Mutex::default(),
+        revocations_stale: std::sync::atomic::AtomicBool::new(false),
         keyring_path: keyring_path.clone(),
         key_sources: KeySources::new(cache, fixed),
         store,
@@ -274,7 +275,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     });
     // In force before the first request; their audit records are the watcher's first job, so a
     // large outbox (rows stored before the audit marker existed) does not delay startup.
-    revoke_api::load_revocations(&state).await;
+    revoke_api::load_revocations(&state).await.map_err(|e| {
+        ServeError::Startup(format!(
+            "revocations not loaded, so revoked sessions would be accepted; not serving: {e}"
+        ))
+    })?;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
     tokio::spawn(watch_revocations(Arc::clone(&state)));
 
@@ -518,17 +523,25 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let store_ok = state.store.ping().await.is_ok();
     let keys_ok = state.key_sources.is_warm();
     let (audit_ok, audit_line) = state.audit.readiness();
+    let revocations_ok = !state
+        .revocations_stale
+        .load(std::sync::atomic::Ordering::Relaxed);
     let mut body = format!(
-        "store: {}\nissuer keys: {}\n{audit_line}\n",
+        "store: {}\nissuer keys: {}\n{audit_line}\nrevocations: {}\n",
         if store_ok { "ok" } else { "unreachable" },
-        if keys_ok { "warm" } else { "not yet fetched" }
+        if keys_ok { "warm" } else { "not yet fetched" },
+        if revocations_ok {
+            "in force"
+        } else {
+            "not reloaded (see the log): revocations made since are not in force here"
+        }
     );
     // Informational: the file is the durable record, so a lagging table never fails readiness.
     if let Some(table) = &state.audit_table {
         body.push_str(&table.line());
         body.push('\n');
     }
-    let status = if store_ok && keys_ok && audit_ok {
+    let status = if store_ok && keys_ok && audit_ok && revocations_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use keyless_core::caller::Caller;
 use keyless_core::error::ApiError;
+use keyless_core::ports::StoreError;
 use keyless_core::revocation::{
     Revocation, RevocationRequest, RevocationSet, RevokeEnv, authorize_list, authorize_revocation,
 };
@@ -207,15 +208,18 @@ async fn revoke<'a>(
     };
     let now = state.clock.now();
     let keys = state.keys.load();
-    let spec = request.validate(
+    let mut spec = request.validate(
         Some(caller.account()),
         caller.arn(),
         keys.ring.current_id(),
         now,
     )?;
+    // Authorized on the stored name when there is one, and before saying there is none.
+    let resolved = spec.resolve(&state.directory.load());
     let action = with_env(state, origin, |env| {
         authorize_revocation(env, caller, &spec)
     })?;
+    resolved?;
     if state.revocations.load().set.len() >= keyless_core::revocation::MAX_LIVE_REVOCATIONS {
         return Err(ApiError::new(
             "LimitExceeded",
@@ -245,7 +249,7 @@ fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiE
         .list
         .iter()
         .filter(|r| r.spec.expires_at > now)
-        .filter(|r| r.spec.account.is_none_or(|a| a == caller.account()))
+        .filter(|r| r.spec.concerns(caller.account()))
         .map(Revocation::to_json)
         .collect();
     Ok(json!({ "revocations": mine }))
@@ -426,27 +430,35 @@ pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin)
 }
 
 /// Reloads the revocations from the store into the in-memory set, then records the ones not
-/// audited yet ([`audit_unaudited`]).
+/// audited yet ([`audit_unaudited`]). If the store cannot be read the previous set stays in
+/// force and the next poll retries.
 pub async fn reload_revocations(state: &AppState) {
-    load_revocations(state).await;
+    if let Err(e) = load_revocations(state).await {
+        error!("revocations not reloaded: {e}");
+    }
     audit_unaudited(state).await;
 }
 
-/// Loads the revocations from the store into the in-memory set. If the store cannot be read
-/// the previous set stays in force and the next poll retries.
-pub async fn load_revocations(state: &AppState) {
-    match (
-        state.store.revocations_stamp().await,
-        state.store.revocations().await,
-    ) {
-        (Ok(stamp), Ok(list)) => {
-            let set = RevocationSet::build(&list, state.clock.now());
-            state
-                .revocations
-                .store(Arc::new(LiveRevocations { set, list, stamp }));
-        }
-        (Err(e), _) | (_, Err(e)) => error!("revocations not reloaded: {e}"),
-    }
+/// Loads the revocations from the store into the in-memory set; on an error the set is left
+/// as it was. Start-up stops on that error: serving with no revocations would accept every
+/// revoked session.
+pub async fn load_revocations(state: &AppState) -> Result<(), StoreError> {
+    let read = async {
+        // The stamp first: a revocation stored between the two reads changes the stamp the next
+        // poll sees, so it is loaded then.
+        let stamp = state.store.revocations_stamp().await?;
+        Ok::<_, StoreError>((stamp, state.store.revocations().await?))
+    };
+    let loaded = read.await;
+    state
+        .revocations_stale
+        .store(loaded.is_err(), std::sync::atomic::Ordering::Relaxed);
+    let (stamp, list) = loaded?;
+    let set = RevocationSet::build(&list, state.clock.now());
+    state
+        .revocations
+        .store(Arc::new(LiveRevocations { set, list, stamp }));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -88,6 +88,9 @@ pub struct AppState {
     pub revocations: ArcSwap<LiveRevocations>,
     /// Serializes recording revocations in the audit log and marking them in the store.
     pub revocation_audit: tokio::sync::Mutex<RevocationAudit>,
+    /// The last reload of the revocations failed: revocations made since are not in force
+    /// here, and `/readyz` says so.
+    pub revocations_stale: std::sync::atomic::AtomicBool,
     /// Where the key ring file is.
     pub keyring_path: PathBuf,
     /// Issuer keys.

@@ -290,15 +290,19 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
         .map(AccountId::parse)
         .transpose()
         .map_err(|e| Refused(format!("--account: {e}")))?;
-    let spec = request
+    let refused = |e: keyless_core::error::ApiError| Refused(format!("{}: {}", e.code, e.message));
+    let mut spec = request
         .validate(
             account,
             "operator",
             ring.current_id(),
             time::OffsetDateTime::now_utc(),
         )
-        .map_err(|e| Refused(format!("{}: {}", e.code, e.message)))?;
+        .map_err(refused)?;
     let store = open_store(&place).await?;
+    // The role and issuer as the server's sessions carry them.
+    let directory = keyless_core::directory::Directory::build(&store.load().await?);
+    spec.resolve(&directory).map_err(refused)?;
     let revocation = store.add_revocation(&spec).await?;
     let settings = match &common.config {
         Some(c) => keyless_server::config::load(c)?.audit,
