@@ -878,3 +878,106 @@ mod tests {
         assert!(r.warnings.iter().any(|w| w.contains("not yet signed")));
     }
 }
+
+#[cfg(test)]
+mod forgery_tests {
+    use super::*;
+    use crate::chain::{ChainHead, DigestSigner, HASH_DOMAIN, seal_digest, seal_event};
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    use time::OffsetDateTime;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn ring_signer() -> DigestSigner {
+        DigestSigner::new(2, Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap())
+    }
+
+    /// The ring holds version 2 only (version 1 was retired).
+    fn pins() -> KeyPins {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(ring_signer().public_key());
+        KeyPins {
+            ring: Some(BTreeMap::from([(2, k)])),
+        }
+    }
+
+    fn rehash(prefix: &str) -> String {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(HASH_DOMAIN);
+        ctx.update(prefix.as_bytes());
+        format!(
+            "{prefix},\"hash\":\"{}\"}}\n",
+            hex::encode(ctx.finish().as_ref())
+        )
+    }
+
+    fn hash_hex(line: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["hash"].as_str().unwrap().to_owned()
+    }
+
+    fn verify(bytes: &[u8]) -> Report {
+        let mut v = Verifier::new(pins());
+        v.feed_file("f", bytes, true);
+        v.finish()
+    }
+
+    #[test]
+    fn a_genuine_digest_cannot_be_moved_onto_a_forged_chain_by_repeating_its_fields() {
+        // The genuine log: two events and a digest signed by the ring's key.
+        let mut head = ChainHead::genesis();
+        let mut genuine = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"real1\"}", &mut genuine).unwrap();
+        seal_event(&mut head, b"{\"eventID\":\"real2\"}", &mut genuine).unwrap();
+        let start = genuine.len();
+        seal_digest(&mut head, &ring_signer(), now(), 1, &mut genuine);
+        let digest = String::from_utf8(genuine[start..genuine.len() - 1].to_vec()).unwrap();
+        // The forger chains events of their own, then takes the genuine digest and, after its
+        // signature (outside the signed bytes), repeats `seq` and `prevHash` with the values
+        // their chain needs.
+        let mut head = ChainHead::genesis();
+        let mut forged = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"fake1\"}", &mut forged).unwrap();
+        seal_event(&mut head, b"{\"eventID\":\"fake2\"}", &mut forged).unwrap();
+        let last = String::from_utf8(forged.clone()).unwrap();
+        let last = last.lines().last().unwrap();
+        let cut = digest.rfind(",\"hash\":\"").unwrap();
+        let moved = format!(
+            "{},\"seq\":3,\"prevHash\":\"{}\"",
+            &digest[..cut],
+            hash_hex(last)
+        );
+        forged.extend_from_slice(rehash(&moved).as_bytes());
+        assert!(verify(&genuine).is_ok());
+        let r = verify(&forged);
+        let p = r
+            .problem
+            .expect("a reused digest must not sign a forged chain");
+        assert_eq!((p.kind, p.line, p.seq), (ProblemKind::Broken, 3, Some(3)));
+        assert_eq!(
+            p.message,
+            "the record is not valid: the field \"seq\" appears twice at line 1 column 456"
+        );
+    }
+
+    #[test]
+    fn a_digest_with_fields_after_its_signature_is_broken() {
+        let mut head = ChainHead::genesis();
+        let mut out = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"a\"}", &mut out).unwrap();
+        let start = out.len();
+        seal_digest(&mut head, &ring_signer(), now(), 1, &mut out);
+        let digest = String::from_utf8(out[start..out.len() - 1].to_vec()).unwrap();
+        let cut = digest.rfind(",\"hash\":\"").unwrap();
+        out.truncate(start);
+        out.extend_from_slice(rehash(&format!("{},\"note\":\"x\"", &digest[..cut])).as_bytes());
+        let p = verify(&out).problem.unwrap();
+        assert_eq!((p.kind, p.line), (ProblemKind::Broken, 2));
+        assert_eq!(
+            p.message,
+            "the record is not valid: a digest's signature must be its last field"
+        );
+    }
+}
