@@ -475,3 +475,25 @@ def test_benchmark_switch_is_never_ready(workdir: Path) -> None:
                         capture_output=True, text=True, timeout=30)
     assert cp.returncode == 2, cp.stderr
     assert "--unsafe-disable-audit-for-benchmark is for local benchmarks only" in cp.stderr
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_text_output_escapes_control_characters_a_caller_chose(stack) -> None:
+    """A refused token's issuer is recorded as it claimed it: an unauthenticated caller must not
+    reach the operator's terminal through `audit tail` or `audit query`."""
+    _issuer, srv = stack()
+    now = int(time.time())
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k"}).encode())
+    claims = {"iss": "https://evil.example/\u001b]0;owned\u0007\u001b[2J", "sub": "x",
+              "aud": "sts.amazonaws.com", "iat": now, "exp": now + 300}
+    payload = _b64url(json.dumps(claims).encode())
+    res = srv.awiwi(f"{header}.{payload}.{_b64url(b'sig' * 30)}", role="gha", session="esc")
+    assert res.status == 400 and res.code == "InvalidIdentityToken", res
+    for cmd in ("tail", "query"):
+        out = run_cli("audit", cmd, "--data-dir", str(srv.data_dir), check=True).stdout
+        line = out.splitlines()[-1]
+        assert "\x1b" not in out and "\x07" not in out, repr(out)
+        assert "principal=https://evil.example/\\u{1b}]0;owned\\u{7}\\u{1b}[2J " in line, line

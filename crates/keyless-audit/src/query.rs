@@ -1,6 +1,7 @@
 //! Query filters over events, the text form of an event, and the live-session inventory
 //! reconstructed from the log. Pure: `now` is an argument.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -108,7 +109,34 @@ fn assumed_role_arn(e: &AuditEvent) -> Option<&str> {
         .as_str()
 }
 
-/// One line for humans: time, decision, source/name, principal, subject, key, error.
+/// `s` with control characters (C0, DEL, C1) and bidirectional formatting characters written
+/// as `\u{..}` escapes, for printing to a terminal: records hold strings that callers chose
+/// (an action name, a refused token's issuer, claims), and an escape sequence among them would
+/// otherwise reach the operator's terminal.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One line for humans: time, decision, source/name, principal, subject, key, error (control
+/// characters escaped, see [`terminal_safe`]).
 pub fn text_line(e: &AuditEvent) -> String {
     let mut out = format!(
         "{} {:<5} {}:{}",
@@ -139,7 +167,7 @@ pub fn text_line(e: &AuditEvent) -> String {
         out.push_str(&format!(" error={c}"));
     }
     out.push_str(&format!(" ip={} id={}", e.source_ip_address, e.event_id));
-    out
+    terminal_safe(&out).into_owned()
 }
 
 /// A session reconstructed from the log.
@@ -663,5 +691,24 @@ mod tests {
         ] {
             assert!(line.contains(part), "{part} not in {line}");
         }
+    }
+
+    #[test]
+    fn text_lines_escape_control_characters_from_the_request() {
+        // A refused token's issuer is whatever an unauthenticated caller put in it, and the
+        // action name is the caller's too.
+        let mut e = AuditEvent::new(at(0), SOURCE_STS, "Assume\u{1b}[2J", "r", "ev");
+        e.user_identity.kind = "WebIdentityUser".into();
+        e.user_identity.identity_provider =
+            Some("https://x\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}evil".into());
+        e.fail("InvalidIdentityToken", "no", 400);
+        let line = text_line(&e);
+        assert_eq!(
+            line,
+            "2027-01-15T08:00:00.000000Z deny  sts.amazonaws.com:Assume\\u{1b}[2J \
+             principal=https://x\\u{1b}]0;owned\\u{7}\\u{9b}31m\\u{202e}evil \
+             error=InvalidIdentityToken ip= id=ev"
+        );
+        assert_eq!(terminal_safe("plain text/é"), "plain text/é");
     }
 }
