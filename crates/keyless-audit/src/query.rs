@@ -224,7 +224,10 @@ impl SessionInventory {
     /// Takes one event into account.
     pub fn add(&mut self, e: &AuditEvent) {
         let t = e.time();
-        if let (Some(k), Some(t)) = (e.user_identity.access_key_id.as_deref(), t)
+        // Only a verified caller uses its key: a refused signed call's record keeps the key id
+        // it claimed (`userIdentity.type` `Unknown`), which anyone can write.
+        let verified = e.user_identity.kind == "AssumedRole";
+        if let (true, Some(k), Some(t)) = (verified, e.user_identity.access_key_id.as_deref(), t)
             && let Some(s) = self.sessions.get_mut(k)
             && s.last_used.is_none_or(|l| l < t)
         {
@@ -710,5 +713,26 @@ mod tests {
              error=InvalidIdentityToken ip= id=ev"
         );
         assert_eq!(terminal_safe("plain text/é"), "plain text/é");
+    }
+
+    #[test]
+    fn a_refused_call_claiming_a_key_is_not_a_use_of_it() {
+        let mut inv = SessionInventory::default();
+        inv.add(&issue(0, "ASIAONE", "octo/a", "s1", 3600));
+        // Anyone can sign a request with a made-up signature under someone's key id: the
+        // record keeps the key id it claimed, unverified.
+        let mut claimed = AuditEvent::new(at(50), SOURCE_STS, "GetCallerIdentity", "r", "c");
+        claimed.user_identity.access_key_id = Some("ASIAONE".into());
+        claimed.fail("SignatureDoesNotMatch", "no", 403);
+        inv.add(&claimed);
+        assert_eq!(inv.live(at(100), &Filter::default())[0].last_used, None);
+        // A verified call, even one that was denied, is a use.
+        let mut denied = use_key(60, "ASIAONE");
+        denied.fail("AccessDenied", "no", 403);
+        inv.add(&denied);
+        assert_eq!(
+            inv.live(at(100), &Filter::default())[0].last_used,
+            Some(at(60))
+        );
     }
 }
