@@ -497,3 +497,24 @@ def test_text_output_escapes_control_characters_a_caller_chose(stack) -> None:
         line = out.splitlines()[-1]
         assert "\x1b" not in out and "\x07" not in out, repr(out)
         assert "principal=https://evil.example/\\u{1b}]0;owned\\u{7}\\u{1b}[2J " in line, line
+
+
+def test_a_token_sent_with_the_iam_version_is_not_recorded(stack) -> None:
+    """A call with IAM's Version is recorded with IAM's parameters, before dispatch and whatever
+    the action: the STS secrets and an UploadServerCertificate private key must stay out."""
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    res = srv.sts_raw({"Version": "2010-05-08", "Action": "AssumeRoleWithWebIdentity",
+                       "RoleArn": srv.role_arn("gha"), "RoleSessionName": "v", "WebIdentityToken": token})
+    assert res.status >= 400 and res.credentials is None, res
+    key = "-----BEGIN PRIVATE KEY-----" + secrets.token_hex(16)
+    res = srv.sts_raw({"Version": "2010-05-08", "Action": "UploadServerCertificate",
+                       "ServerCertificateName": "web", "CertificateBody": "x", "PrivateKey": key})
+    assert res.status >= 400, res
+    raw = audit_bytes(srv)
+    assert token.encode() not in raw and token.split(".")[2].encode() not in raw
+    assert key.encode() not in raw
+    records = [json.loads(l) for l in raw.splitlines()]
+    params = [r["requestParameters"] for r in records if r.get("recordType") == "event"][-2:]
+    assert params[0]["webIdentityToken"] == "HIDDEN_DUE_TO_SECURITY_REASONS", params
+    assert params[1]["privateKey"] == "HIDDEN_DUE_TO_SECURITY_REASONS", params
