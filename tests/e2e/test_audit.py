@@ -294,11 +294,13 @@ def test_unwritable_log_fails_issuance_closed(stack) -> None:
     token = issuer.gha_token()
     assert srv.awiwi(token, role="gha", session="ok").credentials
     assert requests.get(srv.url + "/readyz", timeout=5).status_code == 200
-    # The next commit must rotate; put a plain file where the directory was (root cannot
-    # create files in it either).
+    # The next commit must rotate; put a directory where each possible next file would go
+    # (root cannot open those as files either). The file being written stays in place.
     audit_dir = srv.data_dir / "audit"
-    shutil.rmtree(audit_dir)
-    audit_dir.write_text("not a directory")
+    for seq in range(1, 200):
+        path = audit_dir / f"audit-{seq:020}.jsonl"
+        if not path.exists():
+            path.mkdir()
     res = srv.awiwi(token, role="gha", session="refused")
     assert res.status == 503 and res.code == "ServiceUnavailable", res
     assert "<Type>Receiver</Type>" in res.body and "AccessKeyId" not in res.body
@@ -308,6 +310,19 @@ def test_unwritable_log_fails_issuance_closed(stack) -> None:
     assert ready.status_code == 503
     assert "audit log: failed, issuance refused until restart" in ready.text
     assert "cannot create a new audit file" in ready.text
+
+
+def test_removing_the_file_being_written_fails_issuance_closed(stack) -> None:
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    assert srv.awiwi(token, role="gha", session="ok").credentials
+    (current,) = sorted((srv.data_dir / "audit").glob("audit-*.jsonl"))
+    current.unlink()
+    res = srv.awiwi(token, role="gha", session="unrecorded")
+    assert res.status == 503 and res.code == "ServiceUnavailable" and res.credentials is None, res
+    ready = requests.get(srv.url + "/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert f"{current} was removed or replaced while it was being written" in ready.text, ready.text
 
 
 def test_rotation_tail_and_verify_across_files(stack) -> None:
