@@ -372,8 +372,9 @@ impl SessionInventory {
 }
 
 fn csv_field(s: &str) -> String {
-    // Neutralise spreadsheet formulas and quote as RFC 4180 says.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // Neutralise spreadsheet formulas (a tab or carriage return before one counts too) and
+    // quote as RFC 4180 says.
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -678,6 +679,9 @@ mod tests {
     fn csv_fields_are_quoted_and_defused() {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        // Spreadsheets also start a formula after a leading tab or carriage return.
+        assert_eq!(csv_field("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_field("\r=cmd()"), "\"'\r=cmd()\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
