@@ -294,11 +294,13 @@ def test_unwritable_log_fails_issuance_closed(stack) -> None:
     token = issuer.gha_token()
     assert srv.awiwi(token, role="gha", session="ok").credentials
     assert requests.get(srv.url + "/readyz", timeout=5).status_code == 200
-    # The next commit must rotate; put a plain file where the directory was (root cannot
-    # create files in it either).
+    # The next commit must rotate; put a directory where each possible next file would go
+    # (root cannot open those as files either). The file being written stays in place.
     audit_dir = srv.data_dir / "audit"
-    shutil.rmtree(audit_dir)
-    audit_dir.write_text("not a directory")
+    for seq in range(1, 200):
+        path = audit_dir / f"audit-{seq:020}.jsonl"
+        if not path.exists():
+            path.mkdir()
     res = srv.awiwi(token, role="gha", session="refused")
     assert res.status == 503 and res.code == "ServiceUnavailable", res
     assert "<Type>Receiver</Type>" in res.body and "AccessKeyId" not in res.body
@@ -308,6 +310,19 @@ def test_unwritable_log_fails_issuance_closed(stack) -> None:
     assert ready.status_code == 503
     assert "audit log: failed, issuance refused until restart" in ready.text
     assert "cannot create a new audit file" in ready.text
+
+
+def test_removing_the_file_being_written_fails_issuance_closed(stack) -> None:
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    assert srv.awiwi(token, role="gha", session="ok").credentials
+    (current,) = sorted((srv.data_dir / "audit").glob("audit-*.jsonl"))
+    current.unlink()
+    res = srv.awiwi(token, role="gha", session="unrecorded")
+    assert res.status == 503 and res.code == "ServiceUnavailable" and res.credentials is None, res
+    ready = requests.get(srv.url + "/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert f"{current} was removed or replaced while it was being written" in ready.text, ready.text
 
 
 def test_rotation_tail_and_verify_across_files(stack) -> None:
@@ -475,3 +490,46 @@ def test_benchmark_switch_is_never_ready(workdir: Path) -> None:
                         capture_output=True, text=True, timeout=30)
     assert cp.returncode == 2, cp.stderr
     assert "--unsafe-disable-audit-for-benchmark is for local benchmarks only" in cp.stderr
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_text_output_escapes_control_characters_a_caller_chose(stack) -> None:
+    """A refused token's issuer is recorded as it claimed it: an unauthenticated caller must not
+    reach the operator's terminal through `audit tail` or `audit query`."""
+    _issuer, srv = stack()
+    now = int(time.time())
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k"}).encode())
+    claims = {"iss": "https://evil.example/\u001b]0;owned\u0007\u001b[2J", "sub": "x",
+              "aud": "sts.amazonaws.com", "iat": now, "exp": now + 300}
+    payload = _b64url(json.dumps(claims).encode())
+    res = srv.awiwi(f"{header}.{payload}.{_b64url(b'sig' * 30)}", role="gha", session="esc")
+    assert res.status == 400 and res.code == "InvalidIdentityToken", res
+    for cmd in ("tail", "query"):
+        out = run_cli("audit", cmd, "--data-dir", str(srv.data_dir), check=True).stdout
+        line = out.splitlines()[-1]
+        assert "\x1b" not in out and "\x07" not in out, repr(out)
+        assert "principal=https://evil.example/\\u{1b}]0;owned\\u{7}\\u{1b}[2J " in line, line
+
+
+def test_a_token_sent_with_the_iam_version_is_not_recorded(stack) -> None:
+    """A call with IAM's Version is recorded with IAM's parameters, before dispatch and whatever
+    the action: the STS secrets and an UploadServerCertificate private key must stay out."""
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    res = srv.sts_raw({"Version": "2010-05-08", "Action": "AssumeRoleWithWebIdentity",
+                       "RoleArn": srv.role_arn("gha"), "RoleSessionName": "v", "WebIdentityToken": token})
+    assert res.status >= 400 and res.credentials is None, res
+    key = "-----BEGIN PRIVATE KEY-----" + secrets.token_hex(16)
+    res = srv.sts_raw({"Version": "2010-05-08", "Action": "UploadServerCertificate",
+                       "ServerCertificateName": "web", "CertificateBody": "x", "PrivateKey": key})
+    assert res.status >= 400, res
+    raw = audit_bytes(srv)
+    assert token.encode() not in raw and token.split(".")[2].encode() not in raw
+    assert key.encode() not in raw
+    records = [json.loads(l) for l in raw.splitlines()]
+    params = [r["requestParameters"] for r in records if r.get("recordType") == "event"][-2:]
+    assert params[0]["webIdentityToken"] == "HIDDEN_DUE_TO_SECURITY_REASONS", params
+    assert params[1]["privateKey"] == "HIDDEN_DUE_TO_SECURITY_REASONS", params

@@ -346,6 +346,40 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A record's top-level object, refusing a field that appears twice. `serde_json` keeps the
+/// last of repeated keys, so without this a field repeated after a digest's signature (outside
+/// the signed bytes) would replace the `seq` or `prevHash` the signature covers.
+struct Record(Value);
+
+impl<'de> serde::Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Record, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Record;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Record, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the field {key:?} appears twice"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    out.insert(key, value);
+                }
+                Ok(Record(Value::Object(out)))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
 /// Reads only the `seq` of a line, without checking anything (for locating records).
 pub fn peek_seq(line: &[u8]) -> Option<u64> {
     let rest = line.strip_prefix(b"{\"seq\":")?;
@@ -377,8 +411,9 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
     if hash != claimed {
         return Err(LineError::HashMismatch);
     }
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| LineError::Malformed(e.to_string()))?;
+    let value = serde_json::from_slice::<Record>(line)
+        .map_err(|e| LineError::Malformed(e.to_string()))?
+        .0;
     let bad = |m: &str| LineError::Malformed(m.to_owned());
     let num = |k: &str| value.get(k).and_then(Value::as_u64);
     let hash_at = |k: &str| value.get(k).and_then(Value::as_str).and_then(hex32);
@@ -408,6 +443,14 @@ pub fn check_line(line: &[u8]) -> Result<CheckedLine, LineError> {
             let sig_at = memchr::memmem::rfind(canonical, SIGNATURE_KEY)
                 .ok_or_else(|| bad("digest without signature"))?;
             let signed = &canonical[..sig_at];
+            // The facts read below must be the ones the signature covers: nothing may follow
+            // the signature (the hash is outside the canonical bytes).
+            let last_field = canonical[sig_at + SIGNATURE_KEY.len()..]
+                .strip_suffix(b"\"")
+                .is_some_and(|b64| !b64.contains(&b'"'));
+            if !last_field {
+                return Err(bad("a digest's signature must be its last field"));
+            }
             let public_key = value
                 .get("publicKey")
                 .and_then(Value::as_str)

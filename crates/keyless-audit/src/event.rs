@@ -381,14 +381,28 @@ impl AuditEvent {
 
 /// Builds `requestParameters` for an IAM call: every parameter but `Action` and `Version`,
 /// camel-cased as CloudTrail writes them (`RoleName` -> `roleName`, list members kept under
-/// their wire names), with passwords hidden. IAM parameters carry no credential otherwise:
-/// policy documents and tags are what an auditor needs to see. Values are cut at
-/// [`MAX_VALUE_CHARS`], and at most 200 parameters are kept.
+/// their wire names), with secrets hidden: passwords, a server certificate's private key, and
+/// the STS secrets of a call sent with IAM's version by mistake. SigV4 parameters (`X-Amz-*`,
+/// in a body where they authenticate nothing) are left out. IAM parameters carry no credential
+/// otherwise: policy documents and tags are what an auditor needs to see. Every call is
+/// recorded, also actions keyless does not implement, so the list names the secrets of real
+/// IAM actions. Values are cut at [`MAX_VALUE_CHARS`], and at most 200 parameters are kept.
 pub fn iam_request_parameters<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
-    const SECRET: &[&str] = &["Password", "NewPassword", "OldPassword"];
+    const SECRET: &[&str] = &[
+        "Password",
+        "NewPassword",
+        "OldPassword",
+        "PrivateKey",
+        "WebIdentityToken",
+        "SAMLAssertion",
+        "TokenCode",
+    ];
     let mut out = Map::new();
     for (name, value) in pairs.into_iter().take(202) {
-        if name == "Action" || name == "Version" || name.len() > 128 {
+        let sigv4 = name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("X-Amz-"));
+        if name == "Action" || name == "Version" || name.len() > 128 || sigv4 {
             continue;
         }
         let mut camel: String = name.chars().take(1).flat_map(char::to_lowercase).collect();
@@ -582,5 +596,46 @@ mod tests {
         assert_eq!(e.decision, Decision::Deny);
         let back: AuditEvent = serde_json::from_slice(&e.to_body().unwrap()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn secrets_never_reach_iam_request_parameters() {
+        // Any IAM-versioned call is recorded before it is dispatched, including actions keyless
+        // does not implement (UploadServerCertificate carries a private key) and STS actions
+        // sent with IAM's version by mistake.
+        let v = iam_request_parameters([
+            ("Action", "UploadServerCertificate"),
+            ("ServerCertificateName", "web"),
+            ("PrivateKey", "-----BEGIN PRIVATE KEY-----MIIE"),
+            ("WebIdentityToken", "eyJsecret.token.value"),
+            ("SAMLAssertion", "PHNhbWw+"),
+            ("TokenCode", "975310"),
+            ("Password", "hunter2"),
+            ("X-Amz-Security-Token", "FwoGZXIvYXdzE"),
+            ("x-amz-signature", "abcdef"),
+        ]);
+        let text = v.to_string();
+        for secret in [
+            "MIIE",
+            "eyJsecret",
+            "PHNhbWw",
+            "975310",
+            "hunter2",
+            "FwoGZXIvYXdzE",
+            "abcdef",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "serverCertificateName": "web",
+                "privateKey": HIDDEN,
+                "webIdentityToken": HIDDEN,
+                "sAMLAssertion": HIDDEN,
+                "tokenCode": HIDDEN,
+                "password": HIDDEN,
+            })
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Query filters over events, the text form of an event, and the live-session inventory
 //! reconstructed from the log. Pure: `now` is an argument.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -108,7 +109,34 @@ fn assumed_role_arn(e: &AuditEvent) -> Option<&str> {
         .as_str()
 }
 
-/// One line for humans: time, decision, source/name, principal, subject, key, error.
+/// `s` with control characters (C0, DEL, C1) and bidirectional formatting characters written
+/// as `\u{..}` escapes, for printing to a terminal: records hold strings that callers chose
+/// (an action name, a refused token's issuer, claims), and an escape sequence among them would
+/// otherwise reach the operator's terminal.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One line for humans: time, decision, source/name, principal, subject, key, error (control
+/// characters escaped, see [`terminal_safe`]).
 pub fn text_line(e: &AuditEvent) -> String {
     let mut out = format!(
         "{} {:<5} {}:{}",
@@ -139,7 +167,7 @@ pub fn text_line(e: &AuditEvent) -> String {
         out.push_str(&format!(" error={c}"));
     }
     out.push_str(&format!(" ip={} id={}", e.source_ip_address, e.event_id));
-    out
+    terminal_safe(&out).into_owned()
 }
 
 /// A session reconstructed from the log.
@@ -196,7 +224,10 @@ impl SessionInventory {
     /// Takes one event into account.
     pub fn add(&mut self, e: &AuditEvent) {
         let t = e.time();
-        if let (Some(k), Some(t)) = (e.user_identity.access_key_id.as_deref(), t)
+        // Only a verified caller uses its key: a refused signed call's record keeps the key id
+        // it claimed (`userIdentity.type` `Unknown`), which anyone can write.
+        let verified = e.user_identity.kind == "AssumedRole";
+        if let (true, Some(k), Some(t)) = (verified, e.user_identity.access_key_id.as_deref(), t)
             && let Some(s) = self.sessions.get_mut(k)
             && s.last_used.is_none_or(|l| l < t)
         {
@@ -341,8 +372,9 @@ impl SessionInventory {
 }
 
 fn csv_field(s: &str) -> String {
-    // Neutralise spreadsheet formulas and quote as RFC 4180 says.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // Neutralise spreadsheet formulas (a tab or carriage return before one counts too) and
+    // quote as RFC 4180 says.
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -647,6 +679,9 @@ mod tests {
     fn csv_fields_are_quoted_and_defused() {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        // Spreadsheets also start a formula after a leading tab or carriage return.
+        assert_eq!(csv_field("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_field("\r=cmd()"), "\"'\r=cmd()\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
 
@@ -663,5 +698,45 @@ mod tests {
         ] {
             assert!(line.contains(part), "{part} not in {line}");
         }
+    }
+
+    #[test]
+    fn text_lines_escape_control_characters_from_the_request() {
+        // A refused token's issuer is whatever an unauthenticated caller put in it, and the
+        // action name is the caller's too.
+        let mut e = AuditEvent::new(at(0), SOURCE_STS, "Assume\u{1b}[2J", "r", "ev");
+        e.user_identity.kind = "WebIdentityUser".into();
+        e.user_identity.identity_provider =
+            Some("https://x\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}evil".into());
+        e.fail("InvalidIdentityToken", "no", 400);
+        let line = text_line(&e);
+        assert_eq!(
+            line,
+            "2027-01-15T08:00:00.000000Z deny  sts.amazonaws.com:Assume\\u{1b}[2J \
+             principal=https://x\\u{1b}]0;owned\\u{7}\\u{9b}31m\\u{202e}evil \
+             error=InvalidIdentityToken ip= id=ev"
+        );
+        assert_eq!(terminal_safe("plain text/é"), "plain text/é");
+    }
+
+    #[test]
+    fn a_refused_call_claiming_a_key_is_not_a_use_of_it() {
+        let mut inv = SessionInventory::default();
+        inv.add(&issue(0, "ASIAONE", "octo/a", "s1", 3600));
+        // Anyone can sign a request with a made-up signature under someone's key id: the
+        // record keeps the key id it claimed, unverified.
+        let mut claimed = AuditEvent::new(at(50), SOURCE_STS, "GetCallerIdentity", "r", "c");
+        claimed.user_identity.access_key_id = Some("ASIAONE".into());
+        claimed.fail("SignatureDoesNotMatch", "no", 403);
+        inv.add(&claimed);
+        assert_eq!(inv.live(at(100), &Filter::default())[0].last_used, None);
+        // A verified call, even one that was denied, is a use.
+        let mut denied = use_key(60, "ASIAONE");
+        denied.fail("AccessDenied", "no", 403);
+        inv.add(&denied);
+        assert_eq!(
+            inv.live(at(100), &Filter::default())[0].last_used,
+            Some(at(60))
+        );
     }
 }

@@ -16,6 +16,13 @@
 //! of the record at that `seq`, which is checked. Anything else is reported as missing records
 //! at the first record present.
 //!
+//! With the key ring (`KeyPins::ring`), a digest under a version the ring does not hold (one
+//! retired since, or anyone's key naming such a version) signs nothing on its own: what it
+//! covers counts as unsigned until a digest under a key of the ring follows, whose signature
+//! covers the chain up to it. Only the fields inside a digest's signed bytes are read, so a
+//! line repeating a field (`serde_json` would keep the last) or adding one after the signature
+//! is broken.
+//!
 //! Records cut from the end leave a shorter chain that verifies: nothing inside the log can
 //! tell. An *anchor* from outside it can: [`Verifier::anchor`] takes a `seq` and hash known to
 //! be in the log (the newest row of the Postgres audit table, which copies records within a
@@ -95,7 +102,8 @@ pub struct Report {
     pub files: usize,
     /// Records that verified (events and digests).
     pub records: u64,
-    /// Digests that verified.
+    /// Digests that verified, under a key of the ring (when pinned) or vouched for by a later
+    /// digest under one.
     pub digests: u64,
     /// The first verified `seq`: 1, or where retention left the log starting (0: no records).
     pub first_seq: u64,
@@ -143,6 +151,8 @@ pub struct Verifier {
     retained_unsigned: Option<u64>,
     /// The latest start a signed retention record declared (0: none).
     retained_from: u64,
+    /// Digests since the last one under a key of the ring whose keys the ring does not hold.
+    unvouched_digests: u64,
     /// A record known to be in the log, from outside it, and whether it was seen.
     anchor: Option<Anchor>,
     /// Where the last verified record is.
@@ -189,6 +199,7 @@ impl Verifier {
             file_starts: Vec::new(),
             retained_unsigned: None,
             retained_from: 0,
+            unvouched_digests: 0,
             anchor: None,
             last_file: String::new(),
             last_line: 0,
@@ -378,6 +389,7 @@ impl Verifier {
                 });
                 return;
             }
+            let mut vouches = true;
             match &self.pins.ring {
                 Some(ring) => match ring.get(&d.key_version) {
                     Some(pinned) if pinned.as_slice() == d.public_key.as_slice() => {}
@@ -389,12 +401,19 @@ impl Verifier {
                         )));
                         return;
                     }
-                    None => self.report.warnings.push(format!(
-                        "{name}:{line_no}: digest signed by key-ring version {}, which is no \
-                         longer in the key ring; its signature was checked against the key it \
-                         names only",
-                        d.key_version
-                    )),
+                    None => {
+                        // A retired version, or a key of anyone's naming a version the ring
+                        // lacks: only a later digest under a key of the ring, whose signature
+                        // covers the chain up to it, vouches for what this one covers.
+                        vouches = false;
+                        self.report.warnings.push(format!(
+                            "{name}:{line_no}: digest signed by key-ring version {}, which is not \
+                             in the key ring (retired, or someone else's key): the records it \
+                             covers count as unsigned until a digest under a key of the ring \
+                             follows",
+                            d.key_version
+                        ));
+                    }
                 },
                 None => {
                     if !self.unpinned_warned {
@@ -408,12 +427,17 @@ impl Verifier {
                     }
                 }
             }
-            self.report.digests += 1;
-            if let Some(from) = self.retained_unsigned.take() {
-                self.retained_from = self.retained_from.max(from);
-            }
             self.next_digest_first = checked.seq + 1;
-            self.report.unsigned_tail = 0;
+            if vouches {
+                self.report.digests += 1 + std::mem::take(&mut self.unvouched_digests);
+                if let Some(from) = self.retained_unsigned.take() {
+                    self.retained_from = self.retained_from.max(from);
+                }
+                self.report.unsigned_tail = 0;
+            } else {
+                self.unvouched_digests += 1;
+                self.report.unsigned_tail += 1;
+            }
         } else {
             self.report.unsigned_tail += 1;
         }
@@ -876,5 +900,196 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(r.unsigned_tail, 2);
         assert!(r.warnings.iter().any(|w| w.contains("not yet signed")));
+    }
+}
+
+#[cfg(test)]
+mod forgery_tests {
+    use super::*;
+    use crate::chain::{
+        ChainHead, DigestSigner, HASH_DOMAIN, RetentionFacts, seal_digest, seal_event,
+        seal_retention,
+    };
+    use aws_lc_rs::signature::Ed25519KeyPair;
+    use time::OffsetDateTime;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn ring_signer() -> DigestSigner {
+        DigestSigner::new(2, Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap())
+    }
+
+    /// The ring holds version 2 only (version 1 was retired).
+    fn pins() -> KeyPins {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(ring_signer().public_key());
+        KeyPins {
+            ring: Some(BTreeMap::from([(2, k)])),
+        }
+    }
+
+    fn rehash(prefix: &str) -> String {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(HASH_DOMAIN);
+        ctx.update(prefix.as_bytes());
+        format!(
+            "{prefix},\"hash\":\"{}\"}}\n",
+            hex::encode(ctx.finish().as_ref())
+        )
+    }
+
+    fn hash_hex(line: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["hash"].as_str().unwrap().to_owned()
+    }
+
+    fn verify(bytes: &[u8]) -> Report {
+        let mut v = Verifier::new(pins());
+        v.feed_file("f", bytes, true);
+        v.finish()
+    }
+
+    #[test]
+    fn a_genuine_digest_cannot_be_moved_onto_a_forged_chain_by_repeating_its_fields() {
+        // The genuine log: two events and a digest signed by the ring's key.
+        let mut head = ChainHead::genesis();
+        let mut genuine = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"real1\"}", &mut genuine).unwrap();
+        seal_event(&mut head, b"{\"eventID\":\"real2\"}", &mut genuine).unwrap();
+        let start = genuine.len();
+        seal_digest(&mut head, &ring_signer(), now(), 1, &mut genuine);
+        let digest = String::from_utf8(genuine[start..genuine.len() - 1].to_vec()).unwrap();
+        // The forger chains events of their own, then takes the genuine digest and, after its
+        // signature (outside the signed bytes), repeats `seq` and `prevHash` with the values
+        // their chain needs.
+        let mut head = ChainHead::genesis();
+        let mut forged = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"fake1\"}", &mut forged).unwrap();
+        seal_event(&mut head, b"{\"eventID\":\"fake2\"}", &mut forged).unwrap();
+        let last = String::from_utf8(forged.clone()).unwrap();
+        let last = last.lines().last().unwrap();
+        let cut = digest.rfind(",\"hash\":\"").unwrap();
+        let moved = format!(
+            "{},\"seq\":3,\"prevHash\":\"{}\"",
+            &digest[..cut],
+            hash_hex(last)
+        );
+        forged.extend_from_slice(rehash(&moved).as_bytes());
+        assert!(verify(&genuine).is_ok());
+        let r = verify(&forged);
+        let p = r
+            .problem
+            .expect("a reused digest must not sign a forged chain");
+        assert_eq!((p.kind, p.line, p.seq), (ProblemKind::Broken, 3, Some(3)));
+        assert_eq!(
+            p.message,
+            "the record is not valid: the field \"seq\" appears twice at line 1 column 456"
+        );
+    }
+
+    #[test]
+    fn a_digest_with_fields_after_its_signature_is_broken() {
+        let mut head = ChainHead::genesis();
+        let mut out = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"a\"}", &mut out).unwrap();
+        let start = out.len();
+        seal_digest(&mut head, &ring_signer(), now(), 1, &mut out);
+        let digest = String::from_utf8(out[start..out.len() - 1].to_vec()).unwrap();
+        let cut = digest.rfind(",\"hash\":\"").unwrap();
+        out.truncate(start);
+        out.extend_from_slice(rehash(&format!("{},\"note\":\"x\"", &digest[..cut])).as_bytes());
+        let p = verify(&out).problem.unwrap();
+        assert_eq!((p.kind, p.line), (ProblemKind::Broken, 2));
+        assert_eq!(
+            p.message,
+            "the record is not valid: a digest's signature must be its last field"
+        );
+    }
+
+    /// An insider removes the oldest file (seq 1..3) and appends a retention record accounting
+    /// for it, "signed" by a digest under a key of their own that names key-ring version 1.
+    fn retention_forged_under(forger_version: u32) -> (Vec<u8>, Vec<u8>) {
+        let mut head = ChainHead::genesis();
+        let mut old = Vec::new();
+        for i in 0..2 {
+            seal_event(
+                &mut head,
+                format!("{{\"eventID\":\"o{i}\"}}").as_bytes(),
+                &mut old,
+            )
+            .unwrap();
+        }
+        seal_digest(&mut head, &ring_signer(), now(), 1, &mut old);
+        let kept_from = (head.next_seq, head.prev_hash);
+        let mut kept = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"k0\"}", &mut kept).unwrap();
+        seal_digest(&mut head, &ring_signer(), now(), 4, &mut kept);
+        let facts = RetentionFacts {
+            from_seq: kept_from.0,
+            from_prev_hash: kept_from.1,
+            removed_files: vec!["audit-00000000000000000001.jsonl".into()],
+        };
+        let first = head.next_seq;
+        seal_retention(&mut head, now(), &facts, &mut kept).unwrap();
+        let forger = DigestSigner::new(
+            forger_version,
+            Ed25519KeyPair::from_seed_unchecked(&[1; 32]).unwrap(),
+        );
+        seal_digest(&mut head, &forger, now(), first, &mut kept);
+        (old, kept)
+    }
+
+    #[test]
+    fn a_digest_under_a_key_the_ring_does_not_hold_does_not_sign_a_retention_record() {
+        let (_old, kept) = retention_forged_under(1);
+        let r = verify(&kept);
+        let p = r
+            .problem
+            .expect("a foreign key must not account for removed files");
+        assert_eq!((p.kind, p.line, p.seq), (ProblemKind::Missing, 1, Some(4)));
+        assert!(
+            p.message
+                .starts_with("seq 1..3 missing before this record (deleted, or an earlier file is gone); no signed retention record"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn records_signed_only_under_a_key_the_ring_does_not_hold_count_as_unsigned() {
+        let (old, kept) = retention_forged_under(1);
+        let mut v = Verifier::new(pins());
+        v.feed_file("f0", &old, false);
+        v.feed_file("f1", &kept, true);
+        let r = v.finish();
+        assert!(r.is_ok(), "{:?}", r.problem);
+        // The retention record and the foreign digest after it are not covered by a digest
+        // under a key of the ring.
+        assert_eq!(r.unsigned_tail, 2);
+        assert_eq!(r.digests, 2);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("key-ring version 1")
+                && w.contains("not in the key ring")
+                && w.contains("until a digest under a key of the ring")),
+            "{:?}",
+            r.warnings
+        );
+    }
+
+    #[test]
+    fn a_digest_under_a_retired_version_is_vouched_for_by_a_later_pinned_digest() {
+        // A log whose first digest was signed by version 1 (since retired), then version 2.
+        let retired = DigestSigner::new(1, Ed25519KeyPair::from_seed_unchecked(&[5; 32]).unwrap());
+        let mut head = ChainHead::genesis();
+        let mut out = Vec::new();
+        seal_event(&mut head, b"{\"eventID\":\"a\"}", &mut out).unwrap();
+        let d = seal_digest(&mut head, &retired, now(), 1, &mut out);
+        seal_event(&mut head, b"{\"eventID\":\"b\"}", &mut out).unwrap();
+        seal_digest(&mut head, &ring_signer(), now(), d + 1, &mut out);
+        let r = verify(&out);
+        assert!(r.is_ok(), "{:?}", r.problem);
+        assert_eq!((r.digests, r.unsigned_tail), (2, 0));
     }
 }

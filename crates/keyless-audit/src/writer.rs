@@ -584,6 +584,28 @@ fn create_file(dir: &Path, first_seq: u64) -> std::io::Result<(File, PathBuf)> {
     Ok((file, path))
 }
 
+/// Whether `file` is still the file at `path`: a record synced to a file that was removed,
+/// renamed or replaced since it was opened is durable nowhere a reader of the log looks, so it
+/// must not be acknowledged. One `fstat` and one `stat` per sync.
+#[cfg(unix)]
+fn in_place(file: &File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let open = file.metadata()?;
+    if open.nlink() == 0 {
+        return Ok(false);
+    }
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn in_place(_file: &File, path: &Path) -> std::io::Result<bool> {
+    Ok(path.exists())
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     let mut f = OpenOptions::new().append(true).open(path)?;
     f.seek(SeekFrom::End(0))?;
@@ -1307,6 +1329,22 @@ impl WriterState {
         match result {
             Ok(()) => {
                 if sync {
+                    match in_place(&self.file, &self.path) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            self.shared.fail(format!(
+                                "{} was removed or replaced while it was being written: records \
+                                 written since are not in the log",
+                                self.path.display()
+                            ));
+                            return false;
+                        }
+                        Err(e) => {
+                            self.shared
+                                .fail(format!("checking {} failed: {e}", self.path.display()));
+                            return false;
+                        }
+                    }
                     self.unsynced_since = None;
                     self.shared.commits.fetch_add(1, Ordering::Relaxed);
                 } else if !bytes.is_empty() {
@@ -2038,10 +2076,11 @@ mod tests {
         cfg.max_file_bytes = 1;
         let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
         log.record_durable(&event(1)).await.unwrap();
-        // The next commit must rotate; make the directory impossible to create files in (a
-        // plain file in its place works even as root).
-        std::fs::remove_dir_all(&cfg.dir).unwrap();
-        std::fs::write(&cfg.dir, b"not a directory").unwrap();
+        // The next commit must rotate; make the next file impossible to create (a directory
+        // in its place works even as root). The file being written stays where it is.
+        for seq in 2..=20 {
+            let _ = std::fs::create_dir(cfg.dir.join(file_name_for(seq)));
+        }
         let err = log.record_durable(&event(2)).await.unwrap_err();
         assert!(matches!(err, AuditError::Unavailable(_)), "{err:?}");
         assert!(
@@ -2055,6 +2094,36 @@ mod tests {
             Err(AuditError::Unavailable(_))
         ));
         log.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_file_removed_or_moved_while_in_use_fails_closed() {
+        for moved in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = WriterConfig::new(dir.path().join("audit"));
+            let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
+            log.record_durable(&event(1)).await.unwrap();
+            // An insider removes the file being written (or moves it out of the log): records
+            // written to it after that are not in the log, so none may be acknowledged.
+            let current = list_files(&cfg.dir).unwrap().pop().unwrap();
+            if moved {
+                std::fs::rename(&current, dir.path().join("elsewhere")).unwrap();
+            } else {
+                std::fs::remove_file(&current).unwrap();
+            }
+            let err = log.record_durable(&event(2)).await.unwrap_err();
+            assert!(matches!(err, AuditError::Unavailable(_)), "{err:?}");
+            let reason = log.failure().unwrap();
+            assert_eq!(
+                reason,
+                format!(
+                    "{} was removed or replaced while it was being written: records written \
+                     since are not in the log",
+                    current.display()
+                )
+            );
+            log.shutdown().await;
+        }
     }
 
     #[tokio::test]

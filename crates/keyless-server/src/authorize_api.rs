@@ -113,7 +113,7 @@ pub async fn handle(
     let req: AuthorizeRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            let message = format!("invalid authorize request: {e}");
+            let message = malformed_message(&e);
             refused(
                 &state,
                 Some(&client.name),
@@ -296,6 +296,25 @@ async fn refused(
         .await;
 }
 
+/// The message of a request that did not parse: `serde_json` quotes the offending value
+/// (`invalid type: string "…"`), and a gateway's headers hold the client's session token and
+/// signature, so only the place is given for a wrong type or value. It is answered and recorded.
+fn malformed_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let names_a_field = ["unknown field", "missing field", "duplicate field"]
+        .iter()
+        .any(|p| text.starts_with(p));
+    if e.is_data() && !names_a_field {
+        format!(
+            "invalid authorize request: a field has the wrong type or value at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    } else {
+        format!("invalid authorize request: {text}")
+    }
+}
+
 fn decide(
     state: &AppState,
     req: &AuthorizeRequest,
@@ -404,6 +423,30 @@ mod tests {
     };
     use keyless_audit::record::to_json;
     use keyless_types::OffsetDateTime;
+
+    #[test]
+    fn a_malformed_request_s_values_stay_out_of_the_message() {
+        // A gateway that sends a header as one string: the message (answered and recorded)
+        // names the place, not the value, which may be the client's session token.
+        let body = br#"{"method":"GET","path":"/","headers":["x-amz-security-token: FQoGsecret"],"action":"s3:GetObject","resource":"r"}"#;
+        let e = serde_json::from_slice::<AuthorizeRequest>(body).unwrap_err();
+        assert!(e.to_string().contains("FQoGsecret"), "{e}");
+        assert_eq!(
+            malformed_message(&e),
+            "invalid authorize request: a field has the wrong type or value at line 1 column 72"
+        );
+        // Field names are kept (they are the gateway's, and what it needs to fix).
+        let e = serde_json::from_slice::<AuthorizeRequest>(br#"{"bogus":1}"#).unwrap_err();
+        assert!(
+            malformed_message(&e).starts_with("invalid authorize request: unknown field `bogus`"),
+            "{e}"
+        );
+        let e = serde_json::from_slice::<AuthorizeRequest>(b"{").unwrap_err();
+        assert_eq!(
+            malformed_message(&e),
+            "invalid authorize request: EOF while parsing an object at line 1 column 1"
+        );
+    }
 
     fn outcomes() -> Vec<AuthorizeOutcome> {
         let principal = |subject: Option<&str>, si: Option<&str>, tags: &[(&str, &str)]| {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use keyless_audit::event::event_time;
 use keyless_audit::files::for_each_event;
-use keyless_audit::query::{Session, SessionInventory};
+use keyless_audit::query::{Session, SessionInventory, terminal_safe};
 use keyless_core::ports::Store as _;
 use keyless_core::revocation::{Revocation, RevocationSet, SessionFacts};
 use keyless_types::AccountId;
@@ -156,9 +156,9 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                     event_time(s.issued),
                     event_time(s.expires),
                     s.last_used.map_or_else(|| "-".to_owned(), event_time),
-                    status,
-                    s.principal,
-                    s.subject.as_deref().unwrap_or("-"),
+                    terminal_safe(&status),
+                    terminal_safe(&s.principal),
+                    terminal_safe(s.subject.as_deref().unwrap_or("-")),
                 );
             }
             let revoked = sessions
