@@ -112,6 +112,21 @@ def test_expired_within_leeway_accepted(keyless: Keyless, issuer: Issuer) -> Non
     assert res.status == 200, res
 
 
+def test_a_token_older_than_a_day_is_refused_however_far_its_exp(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:
+    # A subject revocation refuses tokens issued before it only while it is kept (a day and an
+    # hour), so a token with a far exp must not mint for longer than that after its iat.
+    t = now()
+    res = keyless.awiwi(issuer.gha_token(iat=t - 86400 - 301, nbf=t - 86400 - 301, exp=t + 365 * 86400))
+    assert_error(res, "ExpiredTokenException", 400)
+    assert "Token too old" in res.message, res
+
+
+def test_a_token_almost_a_day_old_is_accepted(keyless: Keyless, issuer: Issuer) -> None:
+    t = now()
+    res = keyless.awiwi(issuer.gha_token(iat=t - 86400 + 60, nbf=t - 86400 + 60, exp=t + 3600))
+    assert res.status == 200, res
+
+
 def test_not_yet_valid_token(keyless: Keyless, issuer: Issuer, no_issue: None) -> None:
     t = now()
     tok = issuer.gha_token(iat=t, nbf=t + 3600, exp=t + 7200)

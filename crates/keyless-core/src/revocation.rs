@@ -20,9 +20,11 @@
 //!
 //! Revocations made through the API are scoped to the caller's account; the operator CLI on
 //! the server's store may revoke across accounts. A revocation is kept until every session it
-//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected;
-//! a key-version revocation is kept for good ([`KEPT_FOR_GOOD`]), since the holder of a stolen
-//! root secret seals sessions of any lifetime.
+//! can match has expired ([`MAX_SESSION_LIFETIME`] past its instant), then garbage-collected.
+//! Subject, issuer and source-identity revocations also refuse tokens, so they are kept until
+//! every token issued before the instant is too old to be accepted
+//! ([`TOKEN_REVOCATION_LIFETIME`]). A key-version revocation is kept for good
+//! ([`KEPT_FOR_GOOD`]), since the holder of a stolen root secret seals sessions of any lifetime.
 //!
 //! Checking is a few hash lookups against a [`RevocationSet`] snapshot the edge keeps in
 //! memory and rebuilds on change; the request path never reads the store.
@@ -40,6 +42,13 @@ use crate::sts::{Authorizer, Origin, iso8601};
 /// The longest a session can live (`MaxSessionDuration` tops out at 12 hours), plus the clock
 /// skew tokens are accepted with. A revocation older than this past its instant matches nothing.
 pub const MAX_SESSION_LIFETIME: time::Duration = time::Duration::seconds(43_200 + 300);
+
+/// How long a revocation that refuses tokens (subject, issuer, source identity) is kept past its
+/// instant: the oldest token accepted ([`keyless_jwt::MAX_TOKEN_AGE`]) plus the largest clock
+/// leeway a provider may be given (one hour). Longer than [`MAX_SESSION_LIFETIME`], so it covers
+/// the sessions those tokens minted too.
+pub const TOKEN_REVOCATION_LIFETIME: time::Duration =
+    keyless_jwt::MAX_TOKEN_AGE.saturating_add(time::Duration::hours(1));
 
 /// The expiry of revocations that are never garbage-collected (key versions): the last second
 /// of year 9999.
@@ -502,8 +511,14 @@ impl RevocationRequest {
             // nothing retires versions), so no session lifetime bounds what it can match.
             Target::KeyVersion { .. } => KEPT_FOR_GOOD,
             _ => {
+                let lifetime = match target {
+                    Target::Subject { .. }
+                    | Target::Issuer { .. }
+                    | Target::SourceIdentity { .. } => TOKEN_REVOCATION_LIFETIME,
+                    _ => MAX_SESSION_LIFETIME,
+                };
                 // Whole seconds, rounded up, as the store keeps expiry.
-                let at = issued_before.max(now) + MAX_SESSION_LIFETIME;
+                let at = issued_before.max(now) + lifetime;
                 at.replace_nanosecond(0).unwrap_or(at) + time::Duration::SECOND
             }
         };
@@ -1186,6 +1201,40 @@ mod tests {
         forged.expires_at = years_later + time::Duration::hours(1);
         assert!(set.check_session(&akid(), &forged, 3).is_some());
         assert!(set.check_session(&akid(), &forged, 4).is_none());
+    }
+
+    #[test]
+    fn a_revocation_that_refuses_tokens_is_kept_until_they_are_too_old() {
+        // A token issued just before the instant is accepted until MAX_TOKEN_AGE (plus leeway)
+        // after its iat, whatever its exp: the revocation must still be there a day later.
+        let mut subject = req("subject", "repo:o/r:ref:refs/heads/main");
+        subject.issuer = Some("https://issuer.example".into());
+        let a_day_later = t(100) + keyless_jwt::MAX_TOKEN_AGE + time::Duration::minutes(30);
+        for r in [
+            subject,
+            req("issuer", "https://issuer.example"),
+            req("source-identity", "alice"),
+        ] {
+            let rev = make(&r, Some(acct()), t(100));
+            assert!(rev.spec.expires_at > a_day_later, "{r:?}");
+            let set = RevocationSet::build(&[rev], a_day_later);
+            let token = set.check_token(
+                acct(),
+                "https://issuer.example",
+                "repo:o/r:ref:refs/heads/main",
+                Some("alice"),
+                t(99),
+            );
+            assert!(token.is_some(), "{r:?}");
+        }
+        // Sessions revoked by key id or role end with the longest session.
+        for r in [
+            req("session", &akid()),
+            req("role", "arn:aws:iam::123456789012:role/deploy"),
+        ] {
+            let rev = make(&r, None, t(100));
+            assert!(rev.spec.expires_at <= t(100) + MAX_SESSION_LIFETIME + time::Duration::SECOND);
+        }
     }
 
     #[test]

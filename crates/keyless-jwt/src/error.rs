@@ -89,6 +89,16 @@ pub enum JwtError {
         /// The token's `exp`, Unix seconds.
         exp: i64,
     },
+    /// `iat` is further in the past than [`crate::MAX_TOKEN_AGE`] (plus leeway) allows.
+    #[error(
+        "Token too old: issued {age} seconds ago, and identity tokens are accepted for {max} seconds after their iat. Get a new identity token from the identity provider and retry."
+    )]
+    TooOld {
+        /// Seconds since `iat`.
+        age: i64,
+        /// The most accepted, leeway included.
+        max: i64,
+    },
     /// `nbf` (minus leeway) is in the future.
     #[error(
         "The ID Token provided is not yet valid (nbf is in the future); check the clocks of the identity provider and keyless."
@@ -121,7 +131,7 @@ impl JwtError {
     /// The AWS error code this maps to (see the tests for the reasoning per case).
     pub fn aws_code(&self) -> AwsCode {
         match self {
-            JwtError::Expired { .. } => AwsCode::ExpiredTokenException,
+            JwtError::Expired { .. } | JwtError::TooOld { .. } => AwsCode::ExpiredTokenException,
             // AWS answers IDPRejectedClaim (403) when the claims are well-formed but the token
             // is not (yet) acceptable in time; a wrong audience is InvalidIdentityToken
             // "Incorrect token audience", as seen from configure-aws-credentials users.

@@ -44,8 +44,9 @@ pub use json::MAX_DEPTH;
 pub use jwks::{Alg, Jwk, Jwks, KeyType, MAX_JWKS_BYTES, MAX_KEYS_PER_FAMILY};
 pub use signer::Signer;
 pub use token::{
-    ClaimValue, DEFAULT_LEEWAY, KeyValue, MAX_HEADER_BYTES, MAX_TOKEN_BYTES, MIN_TOKEN_BYTES,
-    OwnedKeyValue, Peeked, UnverifiedToken, Validation, VerifiedToken, peek, verify,
+    ClaimValue, DEFAULT_LEEWAY, KeyValue, MAX_HEADER_BYTES, MAX_TOKEN_AGE, MAX_TOKEN_BYTES,
+    MIN_TOKEN_BYTES, OwnedKeyValue, Peeked, UnverifiedToken, Validation, VerifiedToken, peek,
+    verify,
 };
 
 /// Fuzzing entry point: parses `data` as a token (and peeks it), as a JWKS document and as a

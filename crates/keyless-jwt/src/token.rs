@@ -20,6 +20,13 @@ pub const MIN_TOKEN_BYTES: usize = 4;
 pub const MAX_HEADER_BYTES: usize = 4096;
 /// Default clock leeway for `exp`, `nbf` and `iat` (5 minutes, as AWS).
 pub const DEFAULT_LEEWAY: time::Duration = time::Duration::seconds(300);
+/// The oldest a token may be (`now - iat`, before leeway). A revocation of a subject, an issuer
+/// or a source identity refuses tokens issued before its instant, and it is kept only this long
+/// (plus the largest leeway) past that instant: without a bound, a token with a far `exp` (a
+/// Kubernetes service-account token may live a year) would mint again once the revocation is
+/// purged. A kubelet refreshes projected tokens before they are 24 hours old, and GitHub's and
+/// GitLab's live minutes.
+pub const MAX_TOKEN_AGE: time::Duration = time::Duration::hours(24);
 /// Largest timestamp accepted (9999-12-31T23:59:59Z).
 const MAX_TIMESTAMP: i64 = 253_402_300_799;
 
@@ -328,6 +335,11 @@ fn check_claims(
     }
     if iat > now_s.saturating_add(leeway) {
         return Err(JwtError::IssuedInFuture);
+    }
+    let max_age = MAX_TOKEN_AGE.whole_seconds().saturating_add(leeway);
+    let age = now_s.saturating_sub(iat);
+    if age > max_age {
+        return Err(JwtError::TooOld { age, max: max_age });
     }
 
     let aud = string_or_array(read.aud, "aud")?;

@@ -570,6 +570,25 @@ fn not_yet_valid_and_issued_in_future() {
     let e = verify(&t, &jwks, &validation(), now()).unwrap_err();
     assert_eq!(e, JwtError::IssuedInFuture);
     assert_eq!(e.aws_code(), AwsCode::IdpRejectedClaim);
+    // Older than a day (plus leeway) is too old, however far `exp` is.
+    let day = MAX_TOKEN_AGE.whole_seconds();
+    let old = |age: i64| {
+        let claims = with(github_claims(), "iat", json!(NOW - age));
+        let claims = with(claims, "nbf", json!(NOW - age));
+        let claims = with(claims, "exp", json!(NOW + 365 * 86_400));
+        verify(&s.sign(&claims).unwrap(), &jwks, &validation(), now())
+    };
+    let too_old = old(day + 301).unwrap_err();
+    assert_eq!(
+        too_old,
+        JwtError::TooOld {
+            age: day + 301,
+            max: day + 300
+        }
+    );
+    assert_eq!(too_old.aws_code(), AwsCode::ExpiredTokenException);
+    assert!(too_old.to_string().starts_with("Token too old"), "{too_old}");
+    assert!(old(day + 300).is_ok());
     let t = s
         .sign(&with(github_claims(), "iat", json!(NOW + 300)))
         .unwrap();
