@@ -12,6 +12,12 @@ use crate::revocation::{NewRevocation, Revocation};
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
+/// The revocations table's change stamp: the largest id, the row count and the sum of the ids.
+/// The sum is there for replicas sharing Postgres, where ids can commit out of order: a
+/// revocation with a lower id committing while a purge removes one row leaves the largest id
+/// and the count as they were, but not the sum.
+pub type RevocationStamp = (i64, i64, i64);
+
 /// Durable state: accounts, providers, roles, guardrails, revocations.
 ///
 /// The request path never calls the store: use cases read an in-memory [`crate::Directory`]
@@ -51,7 +57,7 @@ pub trait Store: Send + Sync + 'static {
     /// A value that changes whenever a revocation is added or purged, cheap enough to poll so
     /// that revocations written by another process (the CLI, another replica) reach every
     /// verifier within a second.
-    async fn revocations_stamp(&self) -> Result<(i64, i64), StoreError>;
+    async fn revocations_stamp(&self) -> Result<RevocationStamp, StoreError>;
 
     /// Deletes revocations that can no longer match a live session at `now`; returns how many.
     async fn purge_revocations(

@@ -587,7 +587,10 @@ fn not_yet_valid_and_issued_in_future() {
         }
     );
     assert_eq!(too_old.aws_code(), AwsCode::ExpiredTokenException);
-    assert!(too_old.to_string().starts_with("Token too old"), "{too_old}");
+    assert!(
+        too_old.to_string().starts_with("Token too old"),
+        "{too_old}"
+    );
     assert!(old(day + 300).is_ok());
     let t = s
         .sign(&with(github_claims(), "iat", json!(NOW + 300)))

@@ -63,7 +63,7 @@ pub struct LiveRevocations {
     /// As stored, for listing.
     pub list: Vec<Revocation>,
     /// The store's change stamp when loaded.
-    pub stamp: (i64, i64),
+    pub stamp: keyless_core::ports::RevocationStamp,
 }
 
 /// The audit outbox of revocations in this process; its mutex is held by whoever writes a

@@ -12,7 +12,7 @@ use keyless_core::model::{
     Account, Entities, Guardrail, InlinePolicy, ManagedPolicy, OidcProvider, Origin, PolicyVersion,
     Role,
 };
-use keyless_core::ports::{Change, Store, StoreError};
+use keyless_core::ports::{Change, RevocationStamp, Store, StoreError};
 use keyless_core::revocation::{NewRevocation, Revocation};
 use keyless_types::OffsetDateTime;
 use sqlx::postgres::PgPoolOptions;
@@ -508,12 +508,14 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn revocations_stamp(&self) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM revocations")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(err("revocation stamp"))?;
-        Ok((row.get(0), row.get(1)))
+    async fn revocations_stamp(&self) -> Result<RevocationStamp, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(id), 0), COUNT(*), COALESCE(SUM(id), 0)::BIGINT FROM revocations",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err("revocation stamp"))?;
+        Ok((row.get(0), row.get(1), row.get(2)))
     }
 
     async fn purge_revocations(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
