@@ -241,10 +241,6 @@ def default_config(issuer: Issuer, data_dir: Path, throttle: tuple[float, int] |
         "Resource": "arn:aws:iam::*:role/locked",
     })
 
-    def q(s: str) -> str:
-        assert "'''" not in s
-        return f"'''{s}'''"
-
     parts = [
         'listen = "127.0.0.1:0"',
         f'data_dir = "{data_dir}"',
@@ -268,14 +264,26 @@ def default_config(issuer: Issuer, data_dir: Path, throttle: tuple[float, int] |
         ("locked", 3600, trust_from_gha, {"deploy": deploy_perms}),
     ]
     for name, max_dur, trust, pols in roles:
-        parts += ["", "[[roles]]", f'account = "{ACCOUNT}"', f'name = "{name}"',
-                  f"max_session_duration = {max_dur}", f"trust_policy = {q(trust)}",
-                  "policies = { " + ", ".join(f"{k} = {q(v)}" for k, v in pols.items()) + " }"]
+        parts.append(role_toml(name, trust, pols, max_dur))
     parts += ["", "[[guardrails]]", 'target = "/"', 'name = "no-locked-role"',
-              f"document = {q(guardrail)}"]
+              f"document = {toml_literal(guardrail)}"]
     if throttle is not None:
         parts += ["", "[throttle]", f"rate_per_second = {throttle[0]}", f"burst = {throttle[1]}"]
     return "\n".join(parts) + "\n"
+
+
+def toml_literal(s: str) -> str:
+    """A policy as a TOML multi-line literal string."""
+    assert "'''" not in s
+    return f"'''{s}'''"
+
+
+def role_toml(name: str, trust: str, policies: dict[str, str], max_session_duration: int = 3600) -> str:
+    """A `[[roles]]` table of the test account, its inline policies given by name."""
+    inline = ", ".join(f"{k} = {toml_literal(v)}" for k, v in policies.items())
+    return "\n".join(["", "[[roles]]", f'account = "{ACCOUNT}"', f'name = "{name}"',
+                      f"max_session_duration = {max_session_duration}",
+                      f"trust_policy = {toml_literal(trust)}", f"policies = {{ {inline} }}"])
 
 
 def config_with_role(issuer: Issuer, data_dir: Path, role: str, conditions: dict[str, Any]) -> str:

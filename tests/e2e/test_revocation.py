@@ -24,7 +24,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from keyless_e2e import (ACCOUNT, AUD, REGION, REPO, Issuer, Keyless, _stop, default_config, keyless_bin,
-                         policy, start_issuer, start_keyless)
+                         policy, role_toml, start_issuer, start_keyless)
 
 GATEWAY_TOKEN = secrets.token_hex(24)
 
@@ -54,23 +54,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
                            "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/chainer",
                                                  f"arn:aws:iam::{ACCOUNT}:role/relay"]},
                            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]})
+    roles = [
+        ("revoker", trust, {"revoke": revoker}),
+        ("worker", trust, {"read": reader}),
+        ("other", trust, {"read": reader}),
+        ("chainer", trust, {"chain": chain}),
+        ("chained", from_chainer, {"read": reader}),
+        ("relay", from_chainer, {"chain": chain}),
+        ("Spelled", trust, {"read": reader}),
+        ("limited", trust, {"revoke": limited}),
+    ]
     config = default_config(issuer, work / "keyless" / "data") + "\n".join([
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "revoker"', f"trust_policy = '''{trust}'''",
-        f"policies = {{ revoke = '''{revoker}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "worker"', f"trust_policy = '''{trust}'''",
-        f"policies = {{ read = '''{reader}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "other"', f"trust_policy = '''{trust}'''",
-        f"policies = {{ read = '''{reader}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "chainer"', f"trust_policy = '''{trust}'''",
-        f"policies = {{ chain = '''{chain}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "chained"', f"trust_policy = '''{from_chainer}'''",
-        f"policies = {{ read = '''{reader}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "relay"', f"trust_policy = '''{from_chainer}'''",
-        f"policies = {{ chain = '''{chain}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "Spelled"', f"trust_policy = '''{trust}'''",
-        f"policies = {{ read = '''{reader}''' }}",
-        "", "[[roles]]", f'account = "{ACCOUNT}"', 'name = "limited"', f"trust_policy = '''{trust}'''",
-        f"policies = {{ revoke = '''{limited}''' }}",
+        *(role_toml(name, t, pols) for name, t, pols in roles),
         "", "[[authorize_clients]]", 'name = "gw"',
         f'token_sha256 = "{hashlib.sha256(GATEWAY_TOKEN.encode()).hexdigest()}"', "",
     ])
