@@ -90,6 +90,19 @@ def test_keyring_with_open_permissions_refused(workdir: Path, issuer: Issuer) ->
     assert "keyring" in (cp.stderr + cp.stdout).lower(), cp.stderr
 
 
+def test_keyring_in_a_directory_others_can_write_refused(workdir: Path, issuer: Issuer) -> None:
+    data = workdir / "k" / "data"
+    srv = start_keyless(workdir / "k", default_config(issuer, data))
+    _stop(srv.proc)
+    # keyless made the data dir owner-only; a group-writable one lets others swap the ring.
+    assert data.stat().st_mode & 0o777 == 0o700
+    os.chmod(data, 0o775)
+    cp = run_serve_expect_failure(srv.config)  # type: ignore[arg-type]
+    assert cp.returncode != 0
+    assert f"{data}: the directory holding the key ring is writable by group or others" in cp.stderr, cp.stderr
+    assert "chmod go-w" in cp.stderr
+
+
 def test_config_is_applied_idempotently_on_restart(workdir: Path, issuer: Issuer) -> None:
     cfg_text = default_config(issuer, workdir / "k" / "data")
     for i in range(2):

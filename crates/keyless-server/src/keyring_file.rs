@@ -1,9 +1,10 @@
 //! The key ring file: created on first start with mode 0600, refused if anyone but its owner
-//! can read it, and reloaded when `keyless keys rotate` changes it.
+//! can read it, if someone else owns it or if others may replace it, and reloaded when
+//! `keyless keys rotate` changes it.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -22,6 +23,30 @@ pub enum KeyRingFileError {
     )]
     Permissions {
         /// The file.
+        path: String,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// Someone other than this process's user (or root) owns it or its directory: they chose
+    /// the root secrets, or can swap them.
+    #[error(
+        "{path}: owned by uid {owner}, but keyless runs as uid {user}; the key ring and its directory must belong to the user keyless runs as (or root); run: chown {user} {path}"
+    )]
+    Owner {
+        /// The file or directory.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        user: u32,
+    },
+    /// Group or other may write the directory (without the sticky bit), so they can delete the
+    /// ring (a new one is made at the next start, ending every session) or rename it away.
+    #[error(
+        "{path}: the directory holding the key ring is writable by group or others (mode {mode:o}), who could replace or remove the ring; run: chmod go-w {path}"
+    )]
+    DirectoryWritable {
+        /// The directory.
         path: String,
         /// Its mode bits.
         mode: u32,
@@ -56,16 +81,82 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyRingFileError + '_ {
     }
 }
 
-/// Loads the ring, checking permissions first.
-pub fn load(path: &Path) -> Result<KeyRing, KeyRingFileError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
-    let mode = meta.permissions().mode() & 0o777;
+/// Who may own the ring and its directory: the user this process runs as, or root (who can
+/// read and replace anything anyway, and who owns the directory when an operator made it).
+/// Root itself (a root server, or an operator's `sudo keyless audit verify`) also trusts the
+/// directory's owner as the service's user, for the ring and the directory both: whoever owns
+/// the data dir holds its store and log already.
+fn may_own(owner: u32, user: u32, dir_owner: Option<u32>) -> bool {
+    owner == user || owner == 0 || (user == 0 && dir_owner == Some(owner))
+}
+
+/// What is wrong with the ring's ownership and modes, if anything (pure: the metadata is read
+/// by [`check_permissions`]). `dir` is the directory's (owner, mode).
+fn permission_problem(
+    path: &Path,
+    file: (u32, u32),
+    dir: Option<(&Path, u32, u32)>,
+    user: u32,
+) -> Option<KeyRingFileError> {
+    let (owner, mode) = file;
     if mode & 0o077 != 0 {
-        return Err(KeyRingFileError::Permissions {
+        return Some(KeyRingFileError::Permissions {
             path: path.display().to_string(),
-            mode,
+            mode: mode & 0o777,
         });
     }
+    if !may_own(owner, user, dir.map(|(_, o, _)| o)) {
+        return Some(KeyRingFileError::Owner {
+            path: path.display().to_string(),
+            owner,
+            user,
+        });
+    }
+    let (dir, dir_owner, dir_mode) = dir?;
+    if !may_own(dir_owner, user, Some(dir_owner)) {
+        return Some(KeyRingFileError::Owner {
+            path: dir.display().to_string(),
+            owner: dir_owner,
+            user,
+        });
+    }
+    // The sticky bit (as on /tmp) stops others from removing or renaming what they don't own.
+    if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
+        return Some(KeyRingFileError::DirectoryWritable {
+            path: dir.display().to_string(),
+            mode: dir_mode & 0o7777,
+        });
+    }
+    None
+}
+
+/// Refuses a ring that others can read, that someone else owns, or whose directory others can
+/// write.
+fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFileError> {
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    };
+    let dir_meta = match dir {
+        Some(d) => Some((d, fs::metadata(d).map_err(io(d))?)),
+        None => None,
+    };
+    let user = rustix::process::geteuid().as_raw();
+    match permission_problem(
+        path,
+        (meta.uid(), meta.permissions().mode()),
+        dir_meta.as_ref().map(|(d, m)| (*d, m.uid(), m.permissions().mode())),
+        user,
+    ) {
+        Some(problem) => Err(problem),
+        None => Ok(()),
+    }
+}
+
+/// Loads the ring, checking ownership and permissions first.
+pub fn load(path: &Path) -> Result<KeyRing, KeyRingFileError> {
+    let meta = fs::metadata(path).map_err(io(path))?;
+    check_permissions(path, &meta)?;
     let text = fs::read_to_string(path).map_err(io(path))?;
     KeyRing::from_file_str(&text).map_err(|error| KeyRingFileError::Format {
         path: path.display().to_string(),
@@ -223,6 +314,52 @@ mod tests {
         let e = load(&path).unwrap_err();
         assert!(e.to_string().contains("chmod 600"), "{e}");
         assert!(load_or_create(&path, now()).is_err());
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused_unless_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        load_or_create(&path, now()).unwrap();
+        for (mode, refused) in [(0o700, false), (0o755, false), (0o775, true), (0o777, true)] {
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+            let r = load(&path);
+            assert_eq!(r.is_err(), refused, "{mode:o}: {:?}", r.err());
+            if refused {
+                let e = load_or_create(&path, now()).unwrap_err().to_string();
+                assert!(e.contains("chmod go-w"), "{e}");
+            }
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(load(&path).is_ok());
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn owned_by_another_user_is_refused() {
+        let path = Path::new("/data/keyring.json");
+        let dir = Some((Path::new("/data"), 1000, 0o700));
+        let problem = |file, dir, user| permission_problem(path, file, dir, user);
+        assert!(problem((1000, 0o600), dir, 1000).is_none());
+        // Root may own either: an operator's directory, or a ring a root server made.
+        assert!(problem((0, 0o600), Some((Path::new("/data"), 0, 0o755)), 1000).is_none());
+        // Another user chose the secrets (a root server would read them happily).
+        let e = problem((1001, 0o600), dir, 0).unwrap().to_string();
+        assert!(e.contains("owned by uid 1001") && e.contains("chown 0"), "{e}");
+        assert!(problem((1001, 0o600), dir, 1000).is_some());
+        // Root reading the service user's data dir (`sudo keyless audit verify`).
+        assert!(problem((1000, 0o600), dir, 0).is_none());
+        // Another user owns the directory: they can chmod it and swap the ring.
+        let e = problem((1000, 0o600), Some((Path::new("/data"), 1001, 0o700)), 1000)
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("/data: owned by uid 1001"), "{e}");
+        // The mode is still checked first, and a missing parent (a bare name) is fine.
+        assert!(matches!(
+            problem((1000, 0o640), dir, 1000),
+            Some(KeyRingFileError::Permissions { mode: 0o640, .. })
+        ));
+        assert!(problem((1000, 0o600), None, 1000).is_none());
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod tests;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,12 +160,17 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .push(keyless_core::iam::no_long_term_keys_guardrail());
     }
 
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+    // Owner-only when we make it: the key ring refuses a directory others can write.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .map_err(|e| {
         ServeError::Startup(format!(
-            "cannot create data dir {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
     let opened = keyless_store::open(config.database_url.as_ref(), &config.data_dir).await?;
     info!(store = %opened.description, "store open");
     let store: SharedStore = opened.store;
