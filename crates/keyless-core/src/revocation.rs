@@ -54,8 +54,15 @@ pub const TOKEN_REVOCATION_LIFETIME: time::Duration =
 /// of year 9999.
 pub const KEPT_FOR_GOOD: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
 
-/// Most live revocations at once; more are refused with `LimitExceeded`.
-pub const MAX_LIVE_REVOCATIONS: usize = 100_000;
+/// Most live revocations a `keyless:RevokeSessions` caller may add to; more are refused with
+/// `LimitExceeded`. Counted over every revocation, so they leave room for this many beyond what
+/// sessions revoking themselves can take ([`MAX_LIVE_OWN_REVOCATIONS`]).
+pub const MAX_LIVE_REVOCATIONS: usize = 100_000 + MAX_LIVE_OWN_REVOCATIONS;
+
+/// Most live session revocations at which a session may still revoke itself. Any job that can
+/// get a session can revoke it, so without a budget of their own, many short jobs revoking
+/// themselves would fill the shared one and refuse the revocations of an incident.
+pub const MAX_LIVE_OWN_REVOCATIONS: usize = 100_000;
 
 /// The action that revokes sessions.
 pub const ACTION_REVOKE: &str = "keyless:RevokeSessions";
@@ -712,6 +719,16 @@ impl RevocationSet {
         self.len
     }
 
+    /// Whether a revocation authorized as `action` ([`ACTION_REVOKE`] or [`ACTION_REVOKE_OWN`])
+    /// fits in its budget.
+    pub fn has_room_for(&self, action: &str) -> bool {
+        if action == ACTION_REVOKE_OWN {
+            self.sessions.len() < MAX_LIVE_OWN_REVOCATIONS
+        } else {
+            self.len < MAX_LIVE_REVOCATIONS
+        }
+    }
+
     /// True when nothing is revoked.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -960,6 +977,39 @@ mod tests {
             spec: r.validate(account, "test", 9, now).unwrap(),
             audited_seq: None,
         }
+    }
+
+    #[test]
+    fn sessions_revoking_themselves_cannot_use_up_the_operators_budget() {
+        let template = make(&req("session", &akid()), None, t(100));
+        let own: Vec<Revocation> = (0..MAX_LIVE_OWN_REVOCATIONS)
+            .map(|i| {
+                let mut r = template.clone();
+                r.id = i as i64;
+                r.spec.target = Target::Session {
+                    access_key_id: format!("ASIA{i:016}"),
+                };
+                r
+            })
+            .collect();
+        let set = RevocationSet::build(&own, t(100));
+        assert!(!set.has_room_for(ACTION_REVOKE_OWN));
+        assert!(set.has_room_for(ACTION_REVOKE));
+        // The operator's budget holds as many again, session revocations included.
+        let mut all = own;
+        all.extend(all.clone().into_iter().map(|mut r| {
+            r.spec.target = Target::Role {
+                role_arn: format!("arn:aws:iam::123456789012:role/r{}", r.id),
+            };
+            r
+        }));
+        assert!(
+            !RevocationSet::build(&all[..MAX_LIVE_REVOCATIONS], t(100)).has_room_for(ACTION_REVOKE)
+        );
+        assert!(
+            RevocationSet::build(&all[..MAX_LIVE_REVOCATIONS - 1], t(100))
+                .has_room_for(ACTION_REVOKE)
+        );
     }
 
     #[test]

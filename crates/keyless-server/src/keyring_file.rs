@@ -145,7 +145,9 @@ fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFile
     match permission_problem(
         path,
         (meta.uid(), meta.permissions().mode()),
-        dir_meta.as_ref().map(|(d, m)| (*d, m.uid(), m.permissions().mode())),
+        dir_meta
+            .as_ref()
+            .map(|(d, m)| (*d, m.uid(), m.permissions().mode())),
         user,
     ) {
         Some(problem) => Err(problem),
@@ -345,7 +347,10 @@ mod tests {
         assert!(problem((0, 0o600), Some((Path::new("/data"), 0, 0o755)), 1000).is_none());
         // Another user chose the secrets (a root server would read them happily).
         let e = problem((1001, 0o600), dir, 0).unwrap().to_string();
-        assert!(e.contains("owned by uid 1001") && e.contains("chown 0"), "{e}");
+        assert!(
+            e.contains("owned by uid 1001") && e.contains("chown 0"),
+            "{e}"
+        );
         assert!(problem((1001, 0o600), dir, 1000).is_some());
         // Root reading the service user's data dir (`sudo keyless audit verify`).
         assert!(problem((1000, 0o600), dir, 0).is_none());

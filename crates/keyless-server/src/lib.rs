@@ -166,7 +166,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .mode(0o700)
         .create(&config.data_dir)
         .map_err(|e| {
-        ServeError::Startup(format!(
+            ServeError::Startup(format!(
                 "cannot create data dir {}: {e}",
                 config.data_dir.display()
             ))

@@ -220,12 +220,13 @@ async fn revoke<'a>(
         authorize_revocation(env, caller, &spec)
     })?;
     resolved?;
-    if state.revocations.load().set.len() >= keyless_core::revocation::MAX_LIVE_REVOCATIONS {
-        return Err(ApiError::new(
-            "LimitExceeded",
-            409,
-            "Too many live revocations; they expire 12 hours after their instant. Revoke by role or issuer instead of session by session.",
-        ));
+    if !state.revocations.load().set.has_room_for(action) {
+        let message = if action == keyless_core::revocation::ACTION_REVOKE_OWN {
+            "Too many live session revocations for a session to revoke itself now; it still expires on its own. An operator can revoke it with keyless:RevokeSessions."
+        } else {
+            "Too many live revocations; they expire 12 hours after their instant. Revoke by role or issuer instead of session by session."
+        };
+        return Err(ApiError::new("LimitExceeded", 409, message));
     }
     let outbox = state.revocation_audit.lock().await;
     let stored = state.store.add_revocation(&spec).await.map_err(|e| {
