@@ -24,7 +24,7 @@ use keyless_sigv4::HttpRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
-use tracing::info;
+use tracing::debug;
 
 use crate::audit;
 use crate::state::AppState;
@@ -181,7 +181,7 @@ pub async fn handle(
     state
         .metrics
         .request("Authorize", code, started.elapsed().as_secs_f64());
-    info!(
+    debug!(
         client = client.name,
         action = req.action,
         resource = req.resource,

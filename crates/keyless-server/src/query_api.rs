@@ -18,7 +18,9 @@ use keyless_core::error::ApiError;
 use keyless_core::sts::params::Params;
 use keyless_core::sts::{self, Authorizer, Issued, Origin, iso8601};
 use keyless_sigv4::HttpRequest;
-use tracing::{info, warn};
+// Per-request lines are `debug`: the audit trail records every call, and a line per request
+// at `info` cost a write to stderr each (two per issuance) in the default configuration.
+use tracing::{debug, warn};
 
 use crate::audit::{self, CallFacts, CallerFacts, IssuedFacts, StsCall};
 use crate::http_front::Transport;
@@ -62,7 +64,7 @@ pub async fn handle(
             state
                 .metrics
                 .request("unknown", error.code, started.elapsed().as_secs_f64());
-            info!(request_id, source = %peer.ip(), code = error.code, "refused");
+            debug!(request_id, source = %peer.ip(), code = error.code, "refused");
             return render_error(&error, &request_id);
         }
     };
@@ -152,7 +154,7 @@ pub async fn handle(
         .request(label, code, started.elapsed().as_secs_f64());
     match result {
         Ok(body) => {
-            info!(request_id, action = label, source = %peer.ip(), "ok");
+            debug!(request_id, action = label, source = %peer.ip(), "ok");
             (
                 [
                     (header::CONTENT_TYPE, "text/xml"),
@@ -169,7 +171,7 @@ pub async fn handle(
             if e.status >= 500 {
                 warn!(request_id, action = label, source = %peer.ip(), code = e.code, "failed");
             } else {
-                info!(request_id, action = label, source = %peer.ip(), code = e.code, "denied");
+                debug!(request_id, action = label, source = %peer.ip(), code = e.code, "denied");
             }
             if iam {
                 render_error_in(&e, &request_id, crate::xml::IAM_NS)
@@ -446,7 +448,7 @@ async fn web_identity(
                 .metrics
                 .token_size
                 .observe(issued.credentials.session_token_size as f64);
-            info!(
+            debug!(
                 access_key_id = issued.credentials.access_key_id,
                 role = issued.claims.role_arn,
                 subject = issued
@@ -568,7 +570,7 @@ fn signed_action(
                         .metrics
                         .token_size
                         .observe(issued.credentials.session_token_size as f64);
-                    info!(
+                    debug!(
                         access_key_id = issued.credentials.access_key_id,
                         role = issued.claims.role_arn,
                         caller = caller.access_key_id(),
