@@ -2,7 +2,10 @@
 
 - issued credentials are found by repository, access key id and subject; failures carry errorCode;
 - no secret access key, session token or WebIdentityToken appears in the log files;
-- tampering (flip a byte, delete a record, swap two) is detected and located by `keyless audit verify`;
+- tampering (flip a byte, delete a record, swap two) is detected and located by `keyless audit verify`,
+  and by the readers (`audit query`, `audit tail` with and without `--follow`, `sessions list`,
+  `report credentials`), which print what they read, warn on stderr and exit 1;
+- a line longer than any record (64 MiB without a newline) is a problem, read with bounded memory;
 - kill -9 under concurrent AssumeRoleWithWebIdentity load loses no access key id a client received;
 - a log that cannot be written fails issuance closed (503 ServiceUnavailable) and /readyz says why;
 - rotation spans files; `sessions list`, `report credentials`, `/v1/authorize` decisions;
@@ -229,6 +232,137 @@ def test_tampering_is_detected_and_located(stack, workdir: Path) -> None:
     ring.chmod(0o600)
     cp = run_cli("audit", "verify", str(f), "--data-dir", str(other))
     assert cp.returncode == 1 and "bad signature" in cp.stdout, cp.stdout
+
+
+READERS = (("audit", "query", "--format", "json"), ("audit", "tail", "-n", "3", "--format", "json"),
+           ("sessions", "list", "--format", "json"), ("report", "credentials"))
+
+
+def _readers(data_dir: Path) -> list[tuple[tuple[str, ...], subprocess.CompletedProcess]]:
+    return [(r, run_cli(*r, "--data-dir", str(data_dir))) for r in READERS]
+
+
+def _assert_readers_clean(data_dir: Path) -> None:
+    for reader, cp in _readers(data_dir):
+        assert cp.returncode == 0 and "warning" not in cp.stderr, (reader, cp.stdout, cp.stderr)
+        assert cp.stdout.strip(), (reader, "printed nothing")
+
+
+def _assert_readers_warn(data_dir: Path, located: str) -> None:
+    """Every reader prints what it read, names the first problem on stderr and exits 1."""
+    for reader, cp in _readers(data_dir):
+        assert cp.returncode == 1, (reader, cp.returncode, cp.stderr)
+        assert f"warning: the audit log does not verify: {located}" in cp.stderr, (reader, cp.stderr)
+        assert f"run `keyless audit verify --data-dir {data_dir}` for the full report" in cp.stderr, cp.stderr
+        assert cp.stdout.strip(), (reader, "printed nothing")
+
+
+def test_readers_verify_the_chain_as_they_read(stack, workdir: Path) -> None:
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    keys = [srv.awiwi(token, role="gha", session=f"s{i}").credentials["AccessKeyId"] for i in range(6)]
+    # The server is running and writing: nothing to warn about.
+    _assert_readers_clean(srv.data_dir)
+    stop_clean(srv)
+    _assert_readers_clean(srv.data_dir)
+    live = run_cli("audit", "tail", "-n", "1", "--data-dir", str(srv.data_dir), check=True)
+    assert f"issued={keys[-1]}" in live.stdout, live.stdout
+    lines = next((srv.data_dir / "audit").glob("audit-*.jsonl")).read_bytes().splitlines(keepends=True)
+    assert len(lines) == 7 and json.loads(lines[-1])["recordType"] == "digest"
+
+    def tampered(name: str, new_lines: list[bytes], tail: bytes = b"") -> tuple[Path, Path]:
+        data = workdir / name
+        shutil.copytree(srv.data_dir, data)
+        f = next((data / "audit").glob("audit-*.jsonl"))
+        f.write_bytes(b"".join(new_lines) + tail)
+        return data, f
+
+    # A record being written (a torn final line) is not tampering.
+    data, _ = tampered("torn", lines, lines[2][:40])
+    _assert_readers_clean(data)
+
+    # The issuance record of live session s3 deleted: sessions list no longer shows it, and says
+    # the log does not verify.
+    data, f = tampered("delete", lines[:3] + lines[4:])
+    _assert_readers_warn(data, f"{f}:4: missing (seq 5")
+    listed = run_cli("sessions", "list", "--data-dir", str(data), "--format", "json")
+    assert {json.loads(l)["accessKeyId"] for l in listed.stdout.splitlines()} == set(keys) - {keys[3]}
+
+    # One byte altered in record 3.
+    altered = bytearray(lines[2])
+    at = altered.index(b'"roleSessionName":"s2"') + len('"roleSessionName":"s')
+    altered[at] ^= 0x01
+    data, f = tampered("flip", lines[:2] + [bytes(altered)] + lines[3:])
+    _assert_readers_warn(data, f"{f}:3: broken (seq 3")
+
+    # Records 2 and 3 swapped.
+    data, f = tampered("swap", [lines[0], lines[2], lines[1]] + lines[3:])
+    _assert_readers_warn(data, f"{f}:2: reordered (seq 3")
+
+    # A forged record appended (a copy of an issuance, given the next seq and the last hash).
+    forged = json.loads(lines[1])
+    forged["seq"], forged["prevHash"] = 8, json.loads(lines[-1])["hash"]
+    data, f = tampered("forged", lines + [json.dumps(forged, separators=(",", ":")).encode() + b"\n"])
+    _assert_readers_warn(data, f"{f}:8: broken (seq 8")
+    report = run_cli("report", "credentials", "--data-dir", str(data))
+    assert "does not match its hash" in report.stderr, report.stderr
+
+
+def test_a_huge_line_is_a_problem_read_with_bounded_memory(stack, workdir: Path) -> None:
+    issuer, srv = stack()
+    assert srv.awiwi(issuer.gha_token(), role="gha", session="big").credentials
+    stop_clean(srv)
+    data = workdir / "huge"
+    shutil.copytree(srv.data_dir, data)
+    f = next((data / "audit").glob("audit-*.jsonl"))
+    with f.open("ab") as out:
+        for _ in range(64):
+            out.write(b"x" * (1 << 20))
+
+    def run(args: tuple[str, ...], data_dir: Path) -> tuple[int, str, int]:
+        out, err = workdir / "huge.out", workdir / "huge.err"
+        proc = subprocess.Popen([str(keyless_bin()), *args, "--data-dir", str(data_dir)], stdout=out.open("wb"),
+                                stderr=err.open("wb"), stdin=subprocess.DEVNULL)
+        # Reaped here, for the peak resident size of that process alone (KiB on Linux; it counts
+        # the forked interpreter too, hence the comparison with the same command on a small log).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        return proc.returncode, out.read_text() + err.read_text(), usage.ru_maxrss
+
+    for args in (("audit", "verify"), ("audit", "query")):
+        code, text, rss = run(args, data)
+        assert code == 1, text
+        assert f"{f}:3: broken" in text and "67108864 bytes without a newline end the newest file" in text, text
+        base_code, _, base_rss = run(args, srv.data_dir)
+        assert base_code == 0
+        assert rss - base_rss < 16 * 1024, f"{args}: peak RSS {rss} KiB against {base_rss} KiB on the intact log"
+
+
+def test_tail_follow_warns_the_moment_the_chain_breaks(stack) -> None:
+    issuer, srv = stack()
+    token = issuer.gha_token()
+    out, err = srv.workdir / "follow.out", srv.workdir / "follow.err"
+    proc = subprocess.Popen([str(keyless_bin()), "audit", "tail", "-f", "-n", "0", "--data-dir", str(srv.data_dir)],
+                            stdout=out.open("wb"), stderr=err.open("wb"), stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(1)  # past its first read: -n 0 prints only what comes after
+        first = srv.awiwi(token, role="gha", session="before").credentials["AccessKeyId"]
+        _wait_for_line(out, re.compile(f"issued={first}"), proc, 10, "keyless audit tail -f", err)
+        assert err.read_text() == ""
+        # An insider appends a forged line to the file being written.
+        f = sorted((srv.data_dir / "audit").glob("audit-*.jsonl"))[-1]
+        last = json.loads(f.read_bytes().splitlines()[-1])
+        forged = dict(last, seq=last["seq"] + 1, prevHash=last["hash"])
+        with f.open("ab") as w:
+            w.write(json.dumps(forged, separators=(",", ":")).encode() + b"\n")
+        _wait_for_line(err, re.compile(rf"does not verify: {re.escape(str(f))}:\d+: broken \(seq {forged['seq']}"),
+                       proc, 10, "keyless audit tail -f (stderr)", err)
+        # It goes on printing what is written.
+        after = srv.awiwi(token, role="gha", session="after").credentials["AccessKeyId"]
+        _wait_for_line(out, re.compile(f"issued={after}"), proc, 10, "keyless audit tail -f", err)
+        assert err.read_text().count("does not verify") == 1, err.read_text()
+    finally:
+        _stop(proc)
 
 
 def test_kill_9_under_load_loses_no_acknowledged_credential(stack) -> None:

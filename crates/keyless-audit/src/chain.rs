@@ -41,7 +41,8 @@ pub const GENESIS: [u8; 32] = [0u8; 32];
 pub const HASH_DOMAIN: &[u8] = b"keyless-audit-v1\n";
 /// Domain separation of digest signatures.
 pub const SIGNATURE_DOMAIN: &[u8] = b"keyless-audit-digest-v1\n";
-/// Longest line accepted when reading (a record is a few KiB; this bounds hostile files).
+/// Longest line (without its `\n`) written or accepted when reading: a record is a few KiB,
+/// the writer refuses to seal a longer one, and readers hold no more of a line than this.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 const HASH_KEY: &[u8] = b",\"hash\":\"";
@@ -223,6 +224,11 @@ fn seal_with(
         out.pop();
     } else {
         out[at] = b',';
+    }
+    // Readers refuse longer lines (and hold no more of one), so none is written.
+    if out.len() - start + HASH_KEY.len() + 64 + 2 > MAX_LINE_BYTES {
+        out.truncate(start);
+        return Err(LineError::TooLong);
     }
     Ok(close_record(out, start, head))
 }
@@ -520,6 +526,31 @@ mod tests {
 
     fn t0() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn no_line_is_sealed_longer_than_readers_accept() {
+        let mut head = ChainHead::genesis();
+        let mut out = b"kept".to_vec();
+        // The longest body that fits: the line is exactly MAX_LINE_BYTES long.
+        let fixed = {
+            let mut probe = Vec::new();
+            seal_event(&mut ChainHead::genesis(), b"{\"x\":\"\"}", &mut probe).unwrap();
+            probe.len() - 1
+        };
+        let fill = "a".repeat(MAX_LINE_BYTES - fixed);
+        let body = format!("{{\"x\":\"{fill}\"}}");
+        seal_event(&mut head, body.as_bytes(), &mut out).unwrap();
+        assert_eq!(out.len() - 4, MAX_LINE_BYTES + 1);
+        assert!(check_line(&out[4..out.len() - 1]).is_ok());
+        // One byte more is refused, leaving the buffer and the head as they were.
+        let before = (out.clone(), head);
+        let body = format!("{{\"x\":\"{fill}a\"}}");
+        assert_eq!(
+            seal_event(&mut head, body.as_bytes(), &mut out),
+            Err(LineError::TooLong)
+        );
+        assert_eq!((out, head), before);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Verification of a whole log, across rotated files: hashes, sequence, chain links, digest
-//! coverage and signatures. Pure: the caller feeds the files' bytes in order.
+//! coverage and signatures. Pure: the caller feeds the files' lines in order
+//! ([`Verifier::begin_file`], [`Verifier::line`], [`Verifier::end_file`]), so a reader holds one
+//! line at a time. A line longer than [`MAX_LINE_BYTES`] (the writer writes none) is broken; the
+//! reader hands over only its start and its length.
 //!
 //! The first problem stops the chain check and is located (file, line, `seq`, `eventID`). A
 //! sequence gap is told apart from a reordering by looking for the expected `seq` further on.
@@ -31,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::chain::{GENESIS, check_line, peek_seq};
+use crate::chain::{GENESIS, MAX_LINE_BYTES, check_line, peek_seq};
 
 /// The expected digest public key per key-ring version, when the key ring is available.
 #[derive(Debug, Clone, Default)]
@@ -125,7 +128,7 @@ impl Report {
 }
 
 /// A forward jump in `seq`, classified once the rest of the log was seen.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Jump {
     problem: Problem,
     expected: u64,
@@ -133,7 +136,7 @@ struct Jump {
 }
 
 /// Feeds files in order, then [`Verifier::finish`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Verifier {
     pins: KeyPins,
     report: Report,
@@ -158,6 +161,29 @@ pub struct Verifier {
     /// Where the last verified record is.
     last_file: String,
     last_line: usize,
+    /// The file being read and the number of its last line fed.
+    file: String,
+    line_no: usize,
+}
+
+/// One line of a file, as a reader with a bounded buffer hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct RawLine<'a> {
+    /// The line without its `\n`: all of it, or only its start when it is longer than
+    /// [`MAX_LINE_BYTES`] (a reader need not hold more).
+    pub bytes: &'a [u8],
+    /// Its whole length in the file, without the `\n`.
+    pub len: u64,
+}
+
+impl<'a> RawLine<'a> {
+    /// A line held whole.
+    pub fn whole(bytes: &'a [u8]) -> RawLine<'a> {
+        RawLine {
+            bytes,
+            len: bytes.len() as u64,
+        }
+    }
 }
 
 /// A record known, from outside the log, to be in it.
@@ -203,6 +229,8 @@ impl Verifier {
             anchor: None,
             last_file: String::new(),
             last_line: 0,
+            file: String::new(),
+            line_no: 0,
         }
     }
 
@@ -226,55 +254,116 @@ impl Verifier {
         });
     }
 
-    /// Feeds one file; `last` marks the newest file (where a torn final line is tolerated).
+    /// Feeds one whole file; `last` marks the newest file (where a torn final line is
+    /// tolerated). The same as [`Verifier::begin_file`], [`Verifier::line`] for every complete
+    /// line and [`Verifier::end_file`].
     pub fn feed_file(&mut self, name: &str, bytes: &[u8], last: bool) {
-        self.report.files += 1;
+        self.begin_file(name);
         let mut rest = bytes;
-        let mut line_no = 0usize;
-        while !rest.is_empty() {
-            line_no += 1;
-            let (line, complete) = match memchr::memchr(b'\n', rest) {
-                Some(i) => {
-                    let l = &rest[..i];
-                    rest = &rest[i + 1..];
-                    (l, true)
-                }
-                None => {
-                    let l = rest;
-                    rest = &[];
-                    (l, false)
-                }
-            };
-            if let Some(j) = &mut self.jump {
-                if j.found_later.is_none() && peek_seq(line) == Some(j.expected) {
-                    j.found_later = Some((name.to_owned(), line_no));
-                }
-                continue;
-            }
-            if self.report.problem.is_some() {
-                return;
-            }
-            if !complete {
-                if last {
-                    self.report.warnings.push(format!(
-                        "{name}:{line_no}: torn final line ({} bytes without a newline) ignored: \
-                         a write cut short by a crash, never acknowledged to a client; the server \
-                         removes it when it next opens the log",
-                        line.len()
-                    ));
-                } else {
-                    self.fail(
-                        ProblemKind::Broken,
-                        name,
-                        line_no,
-                        line,
-                        "a partial line ends a file that is not the newest".into(),
-                    );
-                }
-                return;
-            }
-            self.check(name, line_no, line);
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let (line, after) = rest.split_at(i);
+            self.line(RawLine::whole(line));
+            rest = after.get(1..).unwrap_or_default();
         }
+        self.end_file((!rest.is_empty()).then(|| RawLine::whole(rest)), last);
+    }
+
+    /// Starts the next file, named `name` in problems.
+    pub fn begin_file(&mut self, name: &str) {
+        self.report.files += 1;
+        self.file = name.to_owned();
+        self.line_no = 0;
+    }
+
+    /// Feeds the next complete line of the current file (without its `\n`).
+    pub fn line(&mut self, line: RawLine<'_>) {
+        self.line_no += 1;
+        if self.looked_ahead(line.bytes) || self.report.problem.is_some() {
+            return;
+        }
+        let name = std::mem::take(&mut self.file);
+        if line.len > MAX_LINE_BYTES as u64 {
+            self.fail(
+                ProblemKind::Broken,
+                &name,
+                self.line_no,
+                line.bytes,
+                format!(
+                    "the line is {} bytes long, longer than any record ({MAX_LINE_BYTES} bytes \
+                     at most): not read",
+                    line.len
+                ),
+            );
+        } else {
+            self.check(&name, self.line_no, line.bytes);
+        }
+        self.file = name;
+    }
+
+    /// Ends the current file: `partial` is what follows its last `\n`, if anything; `last`
+    /// marks the newest file, where a torn final line is tolerated.
+    pub fn end_file(&mut self, partial: Option<RawLine<'_>>, last: bool) {
+        let Some(partial) = partial else {
+            return;
+        };
+        self.line_no += 1;
+        if self.looked_ahead(partial.bytes) || self.report.problem.is_some() {
+            return;
+        }
+        let name = std::mem::take(&mut self.file);
+        if !last {
+            self.fail(
+                ProblemKind::Broken,
+                &name,
+                self.line_no,
+                partial.bytes,
+                "a partial line ends a file that is not the newest".into(),
+            );
+        } else if partial.len > MAX_LINE_BYTES as u64 {
+            self.fail(
+                ProblemKind::Broken,
+                &name,
+                self.line_no,
+                partial.bytes,
+                format!(
+                    "{} bytes without a newline end the newest file, more than any record \
+                     ({MAX_LINE_BYTES} bytes at most): not a write cut short",
+                    partial.len
+                ),
+            );
+        } else {
+            self.report.warnings.push(format!(
+                "{name}:{}: torn final line ({} bytes without a newline) ignored: a write cut \
+                 short by a crash, never acknowledged to a client; the server removes it when \
+                 it next opens the log",
+                self.line_no, partial.len
+            ));
+        }
+        self.file = name;
+    }
+
+    /// While a forward jump in `seq` waits to be classified, looks for the expected `seq` in
+    /// `line`; true when the line was consumed that way.
+    fn looked_ahead(&mut self, line: &[u8]) -> bool {
+        let Some(j) = &mut self.jump else {
+            return false;
+        };
+        if j.found_later.is_none() && peek_seq(line) == Some(j.expected) {
+            j.found_later = Some((self.file.clone(), self.line_no));
+        }
+        true
+    }
+
+    /// True once a problem was seen (the report may still classify it, see
+    /// [`Verifier::report_so_far`]).
+    pub fn broken(&self) -> bool {
+        self.report.problem.is_some() || self.jump.is_some()
+    }
+
+    /// The report as if the log ended here, leaving the verifier to go on (a reader following
+    /// the log checks each new record as it comes).
+    pub fn report_so_far(&self) -> Report {
+        self.clone().finish()
     }
 
     fn check(&mut self, name: &str, line_no: usize, line: &[u8]) {
@@ -891,6 +980,78 @@ mod tests {
         v.feed_file("b", lines.join("\n").as_bytes(), true);
         let p = v.finish().problem.unwrap();
         assert_eq!((p.kind, p.file.as_str()), (ProblemKind::Broken, "a"));
+    }
+
+    #[test]
+    fn bytes_without_a_newline_longer_than_any_record_are_not_a_torn_write() {
+        let lines = log();
+        let mut text = lines.join("\n");
+        text.push('\n');
+        let mut bytes = text.into_bytes();
+        bytes.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        let mut v = Verifier::new(pins());
+        v.feed_file("f0", &bytes, true);
+        let p = v.finish().problem.unwrap();
+        assert_eq!(
+            (p.kind, p.file.as_str(), p.line),
+            (ProblemKind::Broken, "f0", 13)
+        );
+        assert!(
+            p.message.contains("more than any record") && p.message.contains("1048577 bytes"),
+            "{}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn a_line_handed_over_cut_is_broken_by_its_length() {
+        // A reader holds only the start of a long line and gives its whole length.
+        let lines = log();
+        let mut v = Verifier::new(pins());
+        v.begin_file("f0");
+        v.line(RawLine::whole(lines[0].as_bytes()));
+        let start = format!("{{\"seq\":2,\"prevHash\":\"{}", "x".repeat(100));
+        v.line(RawLine {
+            bytes: start.as_bytes(),
+            len: 64 << 20,
+        });
+        v.end_file(None, true);
+        let p = v.finish().problem.unwrap();
+        assert_eq!((p.kind, p.line, p.seq), (ProblemKind::Broken, 2, Some(2)));
+        assert_eq!(
+            p.message,
+            "the line is 67108864 bytes long, longer than any record (1048576 bytes at most): not read"
+        );
+    }
+
+    #[test]
+    fn a_verifier_fed_line_by_line_tells_a_break_as_it_comes_and_goes_on() {
+        let mut lines = log();
+        lines.remove(2);
+        let mut v = Verifier::new(pins());
+        v.begin_file("f0");
+        for (i, l) in lines.iter().enumerate() {
+            v.line(RawLine::whole(l.as_bytes()));
+            // seq 3 is gone: the break shows at the line after seq 2.
+            assert_eq!(v.broken(), i >= 2, "line {}", i + 1);
+            if i == 2 {
+                let p = v.report_so_far().problem.unwrap();
+                assert_eq!((p.kind, p.line, p.seq), (ProblemKind::Missing, 3, Some(4)));
+            }
+        }
+        // The record put back later: the same verifier now calls it a reordering.
+        v.line(RawLine::whole(log()[2].as_bytes()));
+        let p = v.report_so_far().problem.unwrap();
+        assert_eq!((p.kind, p.line), (ProblemKind::Reordered, 3));
+        assert!(p.message.contains("f0:12"), "{}", p.message);
+        // Read so far and to the end alike, an intact log has nothing to say.
+        let mut v = Verifier::new(pins());
+        v.begin_file("f0");
+        for l in &log()[..7] {
+            v.line(RawLine::whole(l.as_bytes()));
+            assert!(!v.broken());
+        }
+        assert!(v.report_so_far().is_ok());
     }
 
     #[test]

@@ -69,6 +69,7 @@ use crate::chain::{
     ChainHead, DigestSigner, MAX_LINE_BYTES, RetentionFacts, check_line, peek_seq, seal_digest,
     seal_retention, seal_serialize,
 };
+use crate::files::BoundedLines;
 
 /// A write and sync slower than this is logged.
 const SLOW_COMMIT: Duration = Duration::from_millis(20);
@@ -513,49 +514,74 @@ struct Tail {
     truncated: u64,
 }
 
-/// Finds the chain head in the newest non-empty file, cutting a torn final line.
+/// Finds the chain head in the newest non-empty file, cutting a torn final line. The file is
+/// read a line at a time, holding at most a record's worth of any line.
 fn recover(path: &Path) -> Result<Option<Tail>, String> {
-    let mut file = OpenOptions::new()
+    let io_err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let truncated = (bytes.len() - complete) as u64;
-    if truncated > 0 {
-        warn!(
-            file = %path.display(),
-            bytes = truncated,
-            "cutting a torn final audit line (a write interrupted by a crash; never acknowledged)"
-        );
-        file.set_len(complete as u64)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("cannot cut the torn line of {}: {e}", path.display()))?;
-        bytes.truncate(complete);
-    }
-    let mut last: Option<&[u8]> = None;
+        .map_err(io_err)?;
+    let mut lines = BoundedLines::new(std::io::BufReader::with_capacity(64 * 1024, &file));
+    let mut complete = 0u64;
+    let mut truncated = 0u64;
+    let mut last: Vec<u8> = Vec::new();
+    let mut last_len = 0u64;
     let mut first_seq = None;
     let mut last_digest = None;
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let seq = peek_seq(line);
+    while let Some((line, ended)) = lines.next_line().map_err(io_err)? {
+        if !ended {
+            truncated = line.len;
+            break;
+        }
+        complete += line.len + 1;
+        if line.len == 0 {
+            continue;
+        }
+        let seq = peek_seq(line.bytes);
         if first_seq.is_none() {
             first_seq = seq;
         }
         if memchr::memmem::find(
-            line.get(..120).unwrap_or(line),
+            line.bytes.get(..120).unwrap_or(line.bytes),
             b"\"recordType\":\"digest\"",
         )
         .is_some()
         {
             last_digest = seq;
         }
-        last = Some(line);
+        last.clear();
+        last.extend_from_slice(line.bytes);
+        last_len = line.len;
     }
-    let Some(last) = last else { return Ok(None) };
-    let checked = check_line(last).map_err(|e| {
+    drop(lines);
+    if truncated > MAX_LINE_BYTES as u64 {
+        return Err(format!(
+            "{} ends with {truncated} bytes without a newline, more than any record: not a write \
+             cut short; run `keyless audit verify` and move the damaged file aside",
+            path.display()
+        ));
+    }
+    if truncated > 0 {
+        warn!(
+            file = %path.display(),
+            bytes = truncated,
+            "cutting a torn final audit line (a write interrupted by a crash; never acknowledged)"
+        );
+        file.set_len(complete)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot cut the torn line of {}: {e}", path.display()))?;
+    }
+    if last_len == 0 {
+        return Ok(None);
+    }
+    let checked = if last_len > MAX_LINE_BYTES as u64 {
+        Err(crate::chain::LineError::TooLong)
+    } else {
+        check_line(&last)
+    };
+    let checked = checked.map_err(|e| {
         format!(
             "the last record of {} does not verify ({e}); run `keyless audit verify` and move the damaged file aside",
             path.display()
@@ -2053,14 +2079,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_damaged_last_record_stops_the_open() {
+    /// A log of one record and its closing digest: the directory (kept alive), the config and
+    /// the file.
+    async fn one_record_log() -> (tempfile::TempDir, WriterConfig, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = WriterConfig::new(dir.path().join("audit"));
         let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
         log.record_durable(&event(1)).await.unwrap();
         log.shutdown().await;
         let file = list_files(&cfg.dir).unwrap().pop().unwrap();
+        (dir, cfg, file)
+    }
+
+    #[tokio::test]
+    async fn bytes_without_a_newline_longer_than_any_record_stop_the_open_uncut() {
+        let (_dir, cfg, file) = one_record_log().await;
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 1));
+        std::fs::write(&file, &bytes).unwrap();
+        let err = AuditLog::open(cfg, clock(), signer()).unwrap_err();
+        assert!(
+            err.to_string().contains("more than any record")
+                && err.to_string().contains("keyless audit verify"),
+            "{err}"
+        );
+        // Left for the operator to look at, not cut as a torn write.
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), bytes.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_last_record_stops_the_open() {
+        let (_dir, cfg, file) = one_record_log().await;
         let text = std::fs::read_to_string(&file)
             .unwrap()
             .replace("digest", "digesT");

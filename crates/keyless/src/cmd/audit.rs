@@ -1,16 +1,24 @@
 //! `keyless audit`: verify, tail and query the audit trail in `data_dir/audit/`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use keyless_audit::files::{for_each_event, parse_event_line, resolve, verify_files_anchored};
-use keyless_audit::query::{Filter, text_line};
-use keyless_audit::verify::{Anchor, KeyPins};
+use keyless_audit::chain::MAX_LINE_BYTES;
+use keyless_audit::files::{
+    feed_lines, for_each_event, list_files, parse_event_line, read_files, resolve, verify_files,
+};
+use keyless_audit::query::{Filter, terminal_safe, text_line};
+use keyless_audit::verify::{Anchor, KeyPins, Report, Verifier};
 use keyless_audit::{AuditEvent, Decision};
+
+/// The exit code of a failed `audit verify`, and of a reader (`audit query`, `audit tail`,
+/// `sessions list`, `report credentials`) that printed what it read from a log that does not
+/// verify. Errors (bad arguments, unreadable files) exit 2.
+pub const EXIT_NOT_VERIFIED: u8 = 1;
 
 /// Arguments of `keyless audit`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +30,8 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 enum AuditCommand {
     /// Check the hash chain and the digest signatures of the whole log (all rotated files).
-    /// Exits 1 at the first broken, missing or reordered record, naming file, line and record.
+    /// Exits 1 at the first broken, missing or reordered record, naming file, line and record
+    /// (2 on errors).
     Verify {
         /// A log file, the log directory or the data directory (default: from --config or
         /// --data-dir).
@@ -30,7 +39,10 @@ enum AuditCommand {
         #[command(flatten)]
         place: Where,
     },
-    /// Print the last records, and with --follow keep printing new ones.
+    /// Print the last records, and with --follow keep printing new ones. The whole log is read
+    /// and verified from its start as `audit verify` does; with --follow every new record is
+    /// checked against the chain as it arrives. A log that does not verify is printed anyway,
+    /// with a warning on stderr naming the first problem, and the exit code is 1.
     Tail {
         /// How many records to print first.
         #[arg(short = 'n', long, default_value_t = 20)]
@@ -46,7 +58,9 @@ enum AuditCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Print the records that match every filter given.
+    /// Print the records that match every filter given, verifying the whole log as it is read
+    /// (as `audit verify` does). A log that does not verify is printed anyway, with a warning on
+    /// stderr naming the first problem, and the exit code is 1.
     Query {
         #[command(flatten)]
         place: Where,
@@ -202,10 +216,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         } => {
             let filter = filter.to_filter()?;
             let files = place.files()?;
+            let mut v = reader_verifier(&place)?;
             let mut out = std::io::stdout().lock();
             let mut printed = 0usize;
             let mut result = Ok(());
-            for_each_event(&files, |e, raw| {
+            for_each_event(&files, &mut v, |e, raw| {
                 if result.is_err() || limit.is_some_and(|l| printed >= l) || !filter.matches(e) {
                     return;
                 }
@@ -213,7 +228,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 result = print_event(&mut out, e, raw, format);
             })?;
             ignore_broken_pipe(result)?;
-            Ok(ExitCode::SUCCESS)
+            ignore_broken_pipe(out.flush())?;
+            Ok(reader_verdict(&v.finish(), &place))
         }
         AuditCommand::Tail {
             lines,
@@ -294,6 +310,56 @@ fn pins_for(data_dir: Option<&Path>) -> anyhow::Result<KeyPins> {
     Ok(KeyPins { ring: Some(map) })
 }
 
+/// The verifier of a reader of the log at `place`, set up as `audit verify` sets up its own:
+/// digest keys pinned to the data dir's key ring (a warning when there is none) and, for the
+/// log of a config with Postgres, anchored to the newest row of the audit table.
+pub fn reader_verifier(place: &Where) -> anyhow::Result<Verifier> {
+    let dir = place.data_dir()?;
+    let pins = pins_for(dir.as_deref())?;
+    if pins.ring.is_none() {
+        eprintln!(
+            "warning: no key ring in the data dir: digest signatures are checked against the keys \
+             the digests name, not pinned to the ring"
+        );
+    }
+    let mut v = Verifier::new(pins);
+    if let (Some(config), Some(dir)) = (&place.config, &dir)
+        && let Some(anchor) = table_anchor(config, dir)
+    {
+        v.anchor(anchor);
+    }
+    Ok(v)
+}
+
+/// Says on stderr, after a reader printed what it read, whether the log verifies, and returns
+/// the exit code: 0, or [`EXIT_NOT_VERIFIED`] with the first problem named.
+pub fn reader_verdict(report: &Report, place: &Where) -> ExitCode {
+    match &report.problem {
+        None => ExitCode::SUCCESS,
+        Some(p) => {
+            warn_not_verified(&p.to_string(), place);
+            ExitCode::from(EXIT_NOT_VERIFIED)
+        }
+    }
+}
+
+/// The warning of a reader whose log does not verify: `problem` and where to look further.
+fn warn_not_verified(problem: &str, place: &Where) {
+    let flag = match (&place.config, &place.data_dir) {
+        (Some(c), _) => format!(" --config {}", c.display()),
+        (None, Some(d)) => format!(" --data-dir {}", d.display()),
+        (None, None) => String::new(),
+    };
+    eprintln!(
+        "warning: the audit log does not verify: {}",
+        terminal_safe(problem)
+    );
+    eprintln!(
+        "warning: the records shown are what the files hold, and may have been altered, removed \
+         or forged; run `keyless audit verify{flag}` for the full report"
+    );
+}
+
 fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
     let given_dir = place.data_dir()?;
     let (files, data_dir) = match path {
@@ -325,7 +391,11 @@ fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let anchored = anchor.as_ref().map(|a| a.seq);
-    let report = verify_files_anchored(&files, pins, anchor)?;
+    let mut v = Verifier::new(pins);
+    if let Some(a) = anchor {
+        v.anchor(a);
+    }
+    let report = verify_files(&files, v)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -342,10 +412,11 @@ fn verify(path: Option<&Path>, place: &Where) -> anyhow::Result<ExitCode> {
         }
         Some(p) => {
             println!(
-                "audit log verification FAILED after {} good records: {p}",
-                report.records
+                "audit log verification FAILED after {} good records: {}",
+                report.records,
+                terminal_safe(&p.to_string())
             );
-            Ok(ExitCode::from(1))
+            Ok(ExitCode::from(EXIT_NOT_VERIFIED))
         }
     }
 }
@@ -358,13 +429,15 @@ fn tail(
     format: Format,
 ) -> anyhow::Result<ExitCode> {
     let files = place.files()?;
+    let mut v = reader_verifier(place)?;
     let mut last: VecDeque<(AuditEvent, Vec<u8>)> = VecDeque::new();
-    for_each_event(&files, |e, raw| {
-        if filter.matches(e) {
-            if last.len() == lines {
+    // The newest file stays open in the verifier, to be followed.
+    let newest = read_files(&files, &mut v, false, |raw| {
+        if let Some(e) = parse_event_line(raw).filter(|e| filter.matches(e)) {
+            last.push_back((e, raw.to_vec()));
+            if last.len() > lines {
                 last.pop_front();
             }
-            last.push_back((e.clone(), raw.to_vec()));
         }
     })?;
     {
@@ -372,61 +445,126 @@ fn tail(
         for (e, raw) in &last {
             ignore_broken_pipe(print_event(&mut out, e, raw, format))?;
         }
-        out.flush()?;
+        ignore_broken_pipe(out.flush())?;
     }
+    // The verdict on the log as read, its newest file ended here (a torn final line is a write
+    // still in progress).
+    let mut so_far = v.clone();
+    if let Some((_, end)) = &newest {
+        so_far.end_file(end.partial_line(), true);
+    }
+    let report = so_far.finish();
+    let code = reader_verdict(&report, place);
     if !follow {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let Some(dir) = place.data_dir()?.map(|d| d.join("audit")) else {
         bail!("give --config FILE or --data-dir DIR");
     };
-    let mut current = files.last().cloned();
-    let mut offset = match &current {
-        Some(f) => std::fs::metadata(f)?.len(),
-        None => 0,
+    let mut follower = Follower {
+        v,
+        warned: report.problem.is_some(),
+        current: newest.as_ref().map(|(f, _)| f.clone()),
+        offset: newest.as_ref().map_or(0, |(_, end)| end.complete_bytes),
     };
-    let mut pending: Vec<u8> = Vec::new();
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        let now_files = keyless_audit::files::list_files(&dir).unwrap_or_default();
-        let Some(newest) = now_files.last().cloned() else {
-            continue;
-        };
-        // Read the rest of the current file, then move on to newer ones in order.
-        let mut queue: Vec<PathBuf> = match &current {
+        if !follower.poll(&dir, filter, format, place)? {
+            break;
+        }
+    }
+    Ok(ExitCode::from(if follower.warned {
+        EXIT_NOT_VERIFIED
+    } else {
+        0
+    }))
+}
+
+/// `audit tail --follow` after the first pass: reads what is written from where it stopped,
+/// prints the matching events and keeps verifying, warning once, at the first problem.
+struct Follower {
+    /// Inside the newest file read, which it has not ended.
+    v: Verifier,
+    warned: bool,
+    current: Option<PathBuf>,
+    /// Bytes of `current` read up to its last complete line.
+    offset: u64,
+}
+
+impl Follower {
+    /// One pass over what was written since the last; false when stdout is closed.
+    fn poll(
+        &mut self,
+        dir: &Path,
+        filter: &Filter,
+        format: Format,
+        place: &Where,
+    ) -> anyhow::Result<bool> {
+        let now_files = list_files(dir).unwrap_or_default();
+        // The rest of the current file, then the newer ones in order.
+        let queue: Vec<PathBuf> = match &self.current {
             Some(c) => now_files.iter().filter(|f| *f >= c).cloned().collect(),
-            None => now_files.clone(),
+            None => now_files,
         };
-        if queue.is_empty() {
-            queue.push(newest);
-        }
-        for f in queue {
-            if current.as_ref() != Some(&f) {
-                current = Some(f.clone());
-                offset = 0;
-                pending.clear();
+        let mut out = std::io::stdout().lock();
+        for (i, f) in queue.iter().enumerate() {
+            if self.current.as_ref() != Some(f) {
+                self.v.begin_file(&f.display().to_string());
+                self.current = Some(f.clone());
+                self.offset = 0;
             }
-            let mut file = std::fs::File::open(&f)?;
-            file.seek(SeekFrom::Start(offset))?;
-            let mut buf = Vec::new();
-            file.read_to_end(&mut buf)?;
-            offset += buf.len() as u64;
-            pending.extend_from_slice(&buf);
-            let mut out = std::io::stdout().lock();
-            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                let line = &line[..line.len() - 1];
-                let Some(e) = parse_event_line(line).filter(|e| filter.matches(e)) else {
-                    continue;
-                };
-                if let Err(err) = print_event(&mut out, &e, line, format) {
-                    if err.kind() == std::io::ErrorKind::BrokenPipe {
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    return Err(err.into());
+            let mut file = match std::fs::File::open(f) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let len = file.metadata()?.len();
+            if len < self.offset {
+                // Crash recovery cuts only a torn line, which was never read as a record.
+                let problem = format!(
+                    "{} is now {len} bytes long, shorter than the {} bytes already read: records \
+                     were cut from it",
+                    f.display(),
+                    self.offset
+                );
+                warn_not_verified(&problem, place);
+                self.warned = true;
+                self.offset = len;
+            }
+            file.seek(SeekFrom::Start(self.offset))?;
+            let mut result = Ok(());
+            let end = feed_lines(file, &mut self.v, &mut |raw| {
+                if result.is_err() {
+                    return;
                 }
+                if let Some(e) = parse_event_line(raw).filter(|e| filter.matches(e)) {
+                    result = print_event(&mut out, &e, raw, format);
+                }
+            })?;
+            match result.and_then(|()| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(false),
+                other => other?,
             }
-            out.flush()?;
+            self.offset += end.complete_bytes;
+            if i + 1 < queue.len() {
+                // A newer file exists, so this one is complete: the writer creates the next
+                // file only after its last write to this one.
+                self.v.end_file(end.partial_line(), false);
+            } else if let Some((_, partial_len)) = &end.partial
+                && *partial_len > MAX_LINE_BYTES as u64
+            {
+                // Longer than any record: it will not become one.
+                self.v.end_file(end.partial_line(), true);
+                self.offset += partial_len;
+            }
+            if !self.warned
+                && self.v.broken()
+                && let Some(p) = self.v.report_so_far().problem
+            {
+                warn_not_verified(&p.to_string(), place);
+                self.warned = true;
+            }
         }
+        Ok(true)
     }
 }

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 use keyless_audit::event::event_time;
 use keyless_audit::files::for_each_event;
 use keyless_audit::query::{Session, SessionInventory, terminal_safe};
+use keyless_audit::verify::Report;
 use keyless_core::ports::Store as _;
 use keyless_core::revocation::{Revocation, RevocationSet, SessionFacts};
 use keyless_types::AccountId;
 use serde_json::json;
 
-use super::audit::{FilterArgs, Format, Where};
+use super::audit::{FilterArgs, Format, Where, reader_verdict, reader_verifier};
 
 /// Arguments of `keyless sessions`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +25,9 @@ enum SessionsCommand {
     /// List live sessions: who, which role, issued, expires, last used (when a signed call or
     /// an authorize decision with the key was recorded), and whether a revocation in the
     /// server's store ends it (STATUS: active, revoked(#id kind value), or unknown when the
-    /// data dir has no store). --since/--until bound the issue time.
+    /// data dir has no store). --since/--until bound the issue time. The whole log is verified
+    /// as it is read: when it does not verify, the sessions are listed anyway, a warning on
+    /// stderr names the first problem, and the exit code is 1.
     List {
         #[command(flatten)]
         place: Where,
@@ -36,14 +39,17 @@ enum SessionsCommand {
     },
 }
 
-/// The live sessions of the log at `place`, filtered.
-pub fn live_sessions(place: &Where, filter: &FilterArgs) -> anyhow::Result<Vec<Session>> {
+/// The live sessions of the log at `place`, filtered, and the verification of the log they
+/// come from (for [`reader_verdict`]).
+pub fn live_sessions(place: &Where, filter: &FilterArgs) -> anyhow::Result<(Vec<Session>, Report)> {
     let filter = filter.to_filter()?;
     let files = place.files()?;
+    let mut v = reader_verifier(place)?;
     let mut inventory = SessionInventory::default();
-    for_each_event(&files, |e, _| inventory.add(e))?;
+    for_each_event(&files, &mut v, |e, _| inventory.add(e))?;
     let now = time::OffsetDateTime::now_utc();
-    Ok(inventory.live(now, &filter).into_iter().cloned().collect())
+    let live = inventory.live(now, &filter).into_iter().cloned().collect();
+    Ok((live, v.finish()))
 }
 
 /// The revocations in force, from the server's store in the data dir (`None` when there is no
@@ -104,7 +110,7 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         filter,
         format,
     } = args.command;
-    let sessions = live_sessions(&place, &filter)?;
+    let (sessions, report) = live_sessions(&place, &filter)?;
     let now = time::OffsetDateTime::now_utc();
     let list = revocations(&place)?;
     let set = list.as_deref().map(|l| RevocationSet::build(l, now));
@@ -174,5 +180,5 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(reader_verdict(&report, &place))
 }
