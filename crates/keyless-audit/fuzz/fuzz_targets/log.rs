@@ -3,8 +3,8 @@
 //! the text form, the filters and the session inventory.
 #![no_main]
 
-use keyless_audit::chain::{check_line, peek_seq};
-use keyless_audit::files::parse_event_line;
+use keyless_audit::chain::{MAX_LINE_BYTES, check_line, peek_seq};
+use keyless_audit::files::{feed_lines, parse_event_line};
 use keyless_audit::query::{Filter, SessionInventory, text_line};
 use keyless_audit::verify::{KeyPins, Verifier};
 
@@ -18,6 +18,21 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     verifier.feed_file("audit-1.jsonl", &log[..split], false);
     verifier.feed_file("audit-2.jsonl", &log[split..], true);
     let _ = verifier.finish().is_ok();
+
+    // Read as the readers read a file, the complete lines are exactly those between newlines,
+    // and the bytes after the last one come back as the partial line.
+    let mut verifier = Verifier::new(KeyPins::default());
+    verifier.begin_file("audit-1.jsonl");
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    if let Ok(end) = feed_lines(log, &mut verifier, &mut |l| lines.push(l.to_vec())) {
+        let mut expected: Vec<&[u8]> = log.split(|b| *b == b'\n').collect();
+        let tail = expected.pop().unwrap_or_default();
+        expected.retain(|l| l.len() <= MAX_LINE_BYTES);
+        assert_eq!(lines, expected);
+        assert_eq!(end.complete_bytes as usize, log.len() - tail.len());
+        let kept = &tail[..tail.len().min(MAX_LINE_BYTES)];
+        assert_eq!(end.partial.map(|(b, _)| b).unwrap_or_default(), kept);
+    }
 
     let mut inventory = SessionInventory::default();
     let filter = Filter {
