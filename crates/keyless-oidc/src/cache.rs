@@ -357,6 +357,16 @@ impl JwksCache {
         Ok(())
     }
 
+    /// Forgets an issuer: its keys are dropped and it is fetched no more (a fetch already
+    /// running finishes into the forgotten state). Returns whether it was configured.
+    pub fn remove_issuer(&self, url: &str) -> bool {
+        match self.inner.issuers.write() {
+            Ok(mut m) => m.remove(url),
+            Err(p) => p.into_inner().remove(url),
+        }
+        .is_some()
+    }
+
     /// The configured issuer URLs.
     pub fn issuers(&self) -> Vec<String> {
         let mut v: Vec<String> = read(&self.inner.issuers).keys().cloned().collect();

@@ -207,6 +207,28 @@ async fn unknown_issuer_is_never_fetched() {
 }
 
 #[tokio::test]
+async fn a_removed_issuer_is_fetched_no_more() {
+    let s = signer("k1");
+    let r = start(&s).await;
+    *r.srv.cache_control.lock().unwrap() = Some("max-age=0".into());
+    let c = cache_for(&r, fast());
+    let _refresher = c.spawn_refresher();
+    c.keys(&r.srv.base, None).await.unwrap();
+    assert!(c.remove_issuer(&r.srv.base));
+    assert!(!c.remove_issuer(&r.srv.base));
+    assert!(c.issuers().is_empty());
+    assert_eq!(
+        c.keys(&r.srv.base, None).await.unwrap_err(),
+        FetchError::UnknownIssuer
+    );
+    // The refresher would refetch every 0.27 s (0.9 of the 0.3 s minimum TTL).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = r.hits();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(r.hits(), seen);
+}
+
+#[tokio::test]
 async fn cache_control_max_age_is_honoured_and_refresh_happens_off_the_request_path() {
     let s = signer("k1");
     let r = start(&s).await;
