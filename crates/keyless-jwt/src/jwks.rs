@@ -196,8 +196,9 @@ pub struct Jwks {
 impl Jwks {
     /// Parses a JWKS document (`{"keys":[...]}`).
     ///
-    /// Keys whose `use` is not `sig`, whose `kty` is not RSA/EC/OKP, whose `alg` is outside the
-    /// allow-list or whose curve is unsupported are ignored (counted in [`Jwks::skipped`]).
+    /// Keys whose `use` is not `sig` or whose `key_ops` lack `verify`, whose `kty` is not
+    /// RSA/EC/OKP, whose `alg` is outside the allow-list or whose curve is unsupported are
+    /// ignored (counted in [`Jwks::skipped`]).
     /// A supported key that is malformed (bad base64, point not on the curve, RSA modulus outside
     /// 2048..=8192 bits or even, RSA exponent even or 1) or that carries private key material
     /// makes the whole document an error, so a broken provider is noticed.
@@ -226,6 +227,18 @@ impl Jwks {
                     continue;
                 }
                 Some(_) => return Err(invalid("use is not a string")),
+            }
+            // `key_ops` (RFC 7517 §4.3) limits a key as `use` does: one not for "verify" is
+            // an encryption or wrapping key here.
+            match key.get("key_ops") {
+                None => {}
+                Some(Value::Array(ops)) if ops.iter().all(Value::is_string) => {
+                    if !ops.iter().any(|op| op == "verify") {
+                        out.skipped += 1;
+                        continue;
+                    }
+                }
+                Some(_) => return Err(invalid("key_ops is not an array of strings")),
             }
             let kid = match key.get("kid") {
                 None => None,

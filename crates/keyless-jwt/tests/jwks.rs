@@ -51,6 +51,34 @@ fn ignores_non_signature_and_unsupported_keys() {
 }
 
 #[test]
+fn keys_whose_key_ops_exclude_verify_are_ignored() {
+    // `key_ops` says what a key is for, as `use` does: a key published for encryption or
+    // wrapping only must not verify signatures (one RSA key used both ways lets a decryption
+    // oracle forge signatures).
+    let with_ops = |ops: Value| {
+        let mut k = rsa_jwk();
+        k.as_object_mut().unwrap().remove("use");
+        k["key_ops"] = ops;
+        k
+    };
+    let jwks = parse(&json!({"keys":[
+        with_ops(json!(["encrypt", "wrapKey"])),
+        with_ops(json!([])),
+        with_ops(json!(["verify"])),
+        with_ops(json!(["sign", "verify"])),
+    ]}))
+    .unwrap();
+    assert_eq!((jwks.len(), jwks.skipped()), (2, 2));
+    assert_eq!(
+        parse(&json!({"keys":[with_ops(json!("verify"))]})).unwrap_err(),
+        JwksError::InvalidKey {
+            index: 0,
+            reason: "key_ops is not an array of strings"
+        }
+    );
+}
+
+#[test]
 fn structural_errors() {
     assert_eq!(
         Jwks::from_json(b"nope").unwrap_err(),
