@@ -232,12 +232,14 @@ impl Jwks {
             // an encryption or wrapping key here.
             match key.get("key_ops") {
                 None => {}
-                Some(Value::Array(ops)) if ops.iter().all(Value::is_string) => {
-                    if !ops.iter().any(|op| op == "verify") {
-                        out.skipped += 1;
-                        continue;
-                    }
+                Some(Value::Array(ops)) if !ops.iter().all(Value::is_string) => {
+                    return Err(invalid("key_ops is not an array of strings"));
                 }
+                Some(Value::Array(ops)) if !ops.iter().any(|op| op == "verify") => {
+                    out.skipped += 1;
+                    continue;
+                }
+                Some(Value::Array(_)) => {}
                 Some(_) => return Err(invalid("key_ops is not an array of strings")),
             }
             let kid = match key.get("kid") {

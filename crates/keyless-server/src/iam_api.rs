@@ -185,10 +185,8 @@ async fn apply(state: &AppState, change: &Change) -> Result<(), ApiError> {
         }
         // An issuer no account names any more is not fetched any more: otherwise creating and
         // deleting providers grew the cache without bound, each URL polled for ever.
-        Change::DeleteProvider { url, .. } => {
-            if !directory.providers().any(|p| &p.url == url) {
-                cache.remove_issuer(url);
-            }
+        Change::DeleteProvider { url, .. } if !directory.providers().any(|p| &p.url == url) => {
+            cache.remove_issuer(url);
         }
         _ => {}
     }
