@@ -10,13 +10,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import rsa
+from botocore.exceptions import ClientError
 
 from iam_support import admin_config, admin_creds, iam_client
 from keyless_e2e import (
-    AUD, Issuer, _stop, assert_error, b64url_encode, default_config, gha_claims, start_issuer,
-    start_keyless,
+    ACCOUNT, AUD, Issuer, _stop, assert_error, b64url_encode, default_config, gha_claims, policy,
+    role_toml, start_issuer, start_keyless,
 )
+
+TAGS_CLAIM = "https://aws.amazon.com/tags"
 
 
 def _int_b64(n: int) -> str:
@@ -196,5 +200,48 @@ def test_a_deleted_provider_is_no_longer_fetched(workdir: Path) -> None:
         assert listener.count == seen, f"the deleted provider was fetched {listener.count - seen} more times"
     finally:
         listener.stop()
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_a_transitive_tag_from_the_token_cannot_be_replaced_in_another_case(workdir: Path) -> None:
+    """Tag keys are case-insensitive in every script (the policy context lowercases them as
+    Unicode does), so a chained session must not pass `ÉQUIPE` beside the transitive `équipe`
+    the identity provider set: with ASCII-only comparisons it could, and its value stood for
+    `aws:PrincipalTag/équipe` in the new session."""
+    (workdir / "i").mkdir()
+    issuer = start_issuer(workdir / "i")
+    h = issuer.host
+    trust = policy({
+        "Effect": "Allow", "Principal": {"Federated": issuer.provider_arn},
+        "Action": ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"],
+        "Condition": {"StringEquals": {f"{h}:aud": AUD}},
+    })
+    chain = policy({"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"})
+    from_first = policy({
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/first"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+    })
+    config = (default_config(issuer, workdir / "keyless" / "data")
+              + role_toml("first", trust, {"chain": chain})
+              + role_toml("second", from_first, {"chain": chain}) + "\n")
+    keyless = start_keyless(workdir / "keyless", config)
+    try:
+        tags = {"principal_tags": {"équipe": ["rouge"]}, "transitive_tag_keys": ["équipe"]}
+        res = keyless.awiwi(issuer.gha_token(**{TAGS_CLAIM: tags}), role="first", session="first")
+        assert res.status == 200 and res.credentials, res
+        sts = keyless.boto3_client(res.credentials)
+        for key in ["ÉQUIPE", "Équipe", "équipe"]:
+            with pytest.raises(ClientError) as e:
+                sts.assume_role(RoleArn=keyless.role_arn("second"), RoleSessionName="second",
+                                Tags=[{"Key": key, "Value": "bleu"}])
+            err = e.value.response
+            assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == \
+                ("InvalidParameterValue", 400), (key, err)
+            assert "Credentials" not in err
+        # Without a clashing tag the chain works, and carries the transitive tag on.
+        out = sts.assume_role(RoleArn=keyless.role_arn("second"), RoleSessionName="second")
+        assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
+    finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
