@@ -245,3 +245,19 @@ def test_a_transitive_tag_from_the_token_cannot_be_replaced_in_another_case(work
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_a_subject_with_control_characters_is_refused(workdir: Path) -> None:
+    """`sub` comes back as SubjectFromWebIdentityToken, and XML 1.0 cannot carry control
+    characters: the answer, credentials inside, would not parse. The token is refused instead."""
+    (workdir / "i").mkdir()
+    issuer = start_issuer(workdir / "i")
+    keyless = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data"))
+    try:
+        claims = gha_claims()
+        claims["sub"] = "repo:octo-org/demo:\u0001x"
+        res = keyless.awiwi(issuer.token(**claims), role="gha-any-branch")
+        assert_error(res, "InvalidIdentityToken", 400)
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
