@@ -12,6 +12,9 @@ pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// At most this many RSA keys, and separately this many EC/OKP keys, per JWKS.
 pub const MAX_KEYS_PER_FAMILY: usize = 100;
 
+/// JWK members that hold private key material (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
 /// A signature algorithm of the allow-list. There is no `none` and no HMAC variant, so neither
 /// can ever be selected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,10 +196,12 @@ pub struct Jwks {
 impl Jwks {
     /// Parses a JWKS document (`{"keys":[...]}`).
     ///
-    /// Keys whose `use` is not `sig`, whose `kty` is not RSA/EC/OKP, whose `alg` is outside the
-    /// allow-list or whose curve is unsupported are ignored (counted in [`Jwks::skipped`]).
+    /// Keys whose `use` is not `sig` or whose `key_ops` lack `verify`, whose `kty` is not
+    /// RSA/EC/OKP, whose `alg` is outside the allow-list or whose curve is unsupported are
+    /// ignored (counted in [`Jwks::skipped`]).
     /// A supported key that is malformed (bad base64, point not on the curve, RSA modulus outside
-    /// 2048..=8192 bits) makes the whole document an error, so a broken provider is noticed.
+    /// 2048..=8192 bits or even, RSA exponent even or 1) or that carries private key material
+    /// makes the whole document an error, so a broken provider is noticed.
     pub fn from_json(bytes: &[u8]) -> Result<Jwks, JwksError> {
         if bytes.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge);
@@ -222,6 +227,20 @@ impl Jwks {
                     continue;
                 }
                 Some(_) => return Err(invalid("use is not a string")),
+            }
+            // `key_ops` (RFC 7517 §4.3) limits a key as `use` does: one not for "verify" is
+            // an encryption or wrapping key here.
+            match key.get("key_ops") {
+                None => {}
+                Some(Value::Array(ops)) if !ops.iter().all(Value::is_string) => {
+                    return Err(invalid("key_ops is not an array of strings"));
+                }
+                Some(Value::Array(ops)) if !ops.iter().any(|op| op == "verify") => {
+                    out.skipped += 1;
+                    continue;
+                }
+                Some(Value::Array(_)) => {}
+                Some(_) => return Err(invalid("key_ops is not an array of strings")),
             }
             let kid = match key.get("kid") {
                 None => None,
@@ -249,6 +268,11 @@ impl Jwks {
                 }
                 _ => return Err(invalid("kty is missing or not a string")),
             };
+            // A published private key lets anyone sign this provider's tokens (RFC 7517 §5:
+            // a public set holds none), so the provider is broken, not its one key.
+            if PRIVATE_MEMBERS.iter().any(|m| key.contains_key(*m)) {
+                return Err(invalid("the key publishes private key material"));
+            }
             let field = |name: &'static str| -> Result<Vec<u8>, JwksError> {
                 match key.get(name) {
                     Some(Value::String(s)) if s.len() <= 2048 => URL_SAFE_NO_PAD
@@ -279,6 +303,13 @@ impl Jwks {
                     }
                     if e.is_empty() || e.len() > 4 {
                         return Err(invalid("RSA exponent must be 1 to 4 bytes"));
+                    }
+                    // No signature verifies under these: say so at fetch time, not per token.
+                    if e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+                        return Err(invalid("RSA exponent must be odd and at least 3"));
+                    }
+                    if n.last().is_none_or(|b| b & 1 == 0) {
+                        return Err(invalid("RSA modulus must be odd"));
                     }
                     let comps = RsaPublicKeyComponents { n, e };
                     let mut parsed = Vec::new();

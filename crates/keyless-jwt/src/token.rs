@@ -321,7 +321,9 @@ fn check_claims(
         });
     }
     let subject = opt_string(read.sub, "sub")?.ok_or(JwtError::MissingClaim("sub"))?;
-    if subject.is_empty() || subject.len() > 255 {
+    // Echoed as SubjectFromWebIdentityToken: XML 1.0 cannot carry control characters, and an
+    // answer that does not parse would hold credentials nobody can read.
+    if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
         return Err(JwtError::InvalidClaim("sub"));
     }
     let exp = timestamp(read.exp.as_ref(), "exp")?.ok_or(JwtError::MissingClaim("exp"))?;

@@ -51,6 +51,34 @@ fn ignores_non_signature_and_unsupported_keys() {
 }
 
 #[test]
+fn keys_whose_key_ops_exclude_verify_are_ignored() {
+    // `key_ops` says what a key is for, as `use` does: a key published for encryption or
+    // wrapping only must not verify signatures (one RSA key used both ways lets a decryption
+    // oracle forge signatures).
+    let with_ops = |ops: Value| {
+        let mut k = rsa_jwk();
+        k.as_object_mut().unwrap().remove("use");
+        k["key_ops"] = ops;
+        k
+    };
+    let jwks = parse(&json!({"keys":[
+        with_ops(json!(["encrypt", "wrapKey"])),
+        with_ops(json!([])),
+        with_ops(json!(["verify"])),
+        with_ops(json!(["sign", "verify"])),
+    ]}))
+    .unwrap();
+    assert_eq!((jwks.len(), jwks.skipped()), (2, 2));
+    assert_eq!(
+        parse(&json!({"keys":[with_ops(json!("verify"))]})).unwrap_err(),
+        JwksError::InvalidKey {
+            index: 0,
+            reason: "key_ops is not an array of strings"
+        }
+    );
+}
+
+#[test]
 fn structural_errors() {
     assert_eq!(
         Jwks::from_json(b"nope").unwrap_err(),
@@ -164,6 +192,63 @@ fn malformed_keys_are_errors() {
     let mut k = ed;
     k["alg"] = json!("ES256");
     bad(k, "an OKP key's alg must be EdDSA");
+}
+
+#[test]
+fn private_key_material_is_an_error() {
+    // A provider that publishes a private key lets anyone sign its tokens: the whole document
+    // is refused (the provider is noticed, and tokens fail closed) rather than trusted.
+    let reason = "the key publishes private key material";
+    for (k, field) in [
+        (Signer::generate(Alg::ES256, "e").unwrap().public_jwk(), "d"),
+        (Signer::generate(Alg::EdDSA, "o").unwrap().public_jwk(), "d"),
+        (rsa_jwk(), "d"),
+        (rsa_jwk(), "p"),
+        (rsa_jwk(), "qi"),
+    ] {
+        let mut k = k;
+        k[field] = json!(base64_url(&[7u8; 32]));
+        let good = rsa_jwk();
+        assert_eq!(
+            parse(&json!({"keys":[good, k]})).unwrap_err(),
+            JwksError::InvalidKey { index: 1, reason },
+            "{field}"
+        );
+    }
+    // A private encryption key is not ours to judge: it is skipped like any encryption key.
+    let mut enc = rsa_jwk();
+    enc["use"] = json!("enc");
+    enc["d"] = json!(base64_url(&[7u8; 32]));
+    assert_eq!(parse(&json!({"keys":[enc]})).unwrap().skipped(), 1);
+}
+
+#[test]
+fn degenerate_rsa_keys_are_errors() {
+    // No signature verifies under these (e = 1 makes the signature its own message), so a
+    // provider publishing one is broken: say so when the keys are fetched, not per token.
+    let mut odd = vec![0xc5u8; 256];
+    odd[255] |= 1;
+    let mut even = odd.clone();
+    even[255] &= 0xfe;
+    for (n, e, reason) in [
+        (&odd, &[1u8][..], "RSA exponent must be odd and at least 3"),
+        (
+            &odd,
+            &[1, 0, 0][..],
+            "RSA exponent must be odd and at least 3",
+        ),
+        (&odd, &[0, 1][..], "RSA exponent must be odd and at least 3"),
+        (&even, &[1, 0, 1][..], "RSA modulus must be odd"),
+    ] {
+        let k = json!({"kty":"RSA","n":base64_url(n),"e":base64_url(e)});
+        assert_eq!(
+            parse(&json!({"keys":[k]})).unwrap_err(),
+            JwksError::InvalidKey { index: 0, reason },
+            "e={e:?}"
+        );
+    }
+    let k = json!({"kty":"RSA","n":base64_url(&odd),"e":base64_url(&[3])});
+    assert_eq!(parse(&json!({"keys":[k]})).unwrap().len(), 1);
 }
 
 fn base64_url(b: &[u8]) -> String {

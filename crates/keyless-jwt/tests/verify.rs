@@ -448,6 +448,19 @@ fn required_claims_and_types() {
         with(github_claims(), "sub", json!("x".repeat(256))),
         JwtError::InvalidClaim("sub"),
     );
+    // `sub` is echoed as SubjectFromWebIdentityToken, and XML 1.0 has no way to write most
+    // control characters: the answer would not parse, with the credentials issued inside it.
+    for sub in [
+        "repo:o/r:\u{1}x",
+        "repo:o/r\u{0}",
+        "a\u{1b}[31mb",
+        "a\u{85}b",
+    ] {
+        check(
+            with(github_claims(), "sub", json!(sub)),
+            JwtError::InvalidClaim("sub"),
+        );
+    }
     // Timestamps: numbers only (AWS: "timestamps integer"); strings, null, negative refused.
     check(
         with(github_claims(), "exp", json!("1800000300")),

@@ -25,7 +25,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest discovery or JWKS response (default 1 MiB).
     pub max_response_bytes: usize,
-    /// Most redirects followed per request (default 5); never to a non-https URL.
+    /// Most redirects followed per request (default 5); never to a non-https URL, nor off the
+    /// host and port first asked.
     pub max_redirects: usize,
     /// Cache-Control `max-age` is clamped to at least this (default 60 s).
     pub min_ttl: Duration,
@@ -197,9 +198,16 @@ fn url_is_allowed(url: &Url, allow_http: bool) -> bool {
 fn client(config: &Config, allow_loopback_http: bool) -> Result<Client, ConfigError> {
     let max = config.max_redirects;
     let policy = redirect::Policy::custom(move |attempt| {
+        // A redirect stays on the host (and port) first asked: `jwks_uri` must be on the
+        // issuer's host, and a redirect elsewhere (an open redirect on the issuer's site) would
+        // bring keys, or a discovery document, from a host nobody configured.
+        let same_host = attempt.previous().first().is_some_and(|first| {
+            first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
         if attempt.previous().len() > max {
             attempt.error("too many redirects")
-        } else if url_is_allowed(attempt.url(), allow_loopback_http) {
+        } else if same_host && url_is_allowed(attempt.url(), allow_loopback_http) {
             attempt.follow()
         } else {
             attempt.error("redirect to a refused URL")
@@ -347,6 +355,16 @@ impl JwksCache {
             Err(p) => p.into_inner().insert(issuer.url, state),
         };
         Ok(())
+    }
+
+    /// Forgets an issuer: its keys are dropped and it is fetched no more (a fetch already
+    /// running finishes into the forgotten state). Returns whether it was configured.
+    pub fn remove_issuer(&self, url: &str) -> bool {
+        match self.inner.issuers.write() {
+            Ok(mut m) => m.remove(url),
+            Err(p) => p.into_inner().remove(url),
+        }
+        .is_some()
     }
 
     /// The configured issuer URLs.

@@ -16,9 +16,10 @@
 //! ```
 //!
 //! Limits (see [`Config`]): connect 2 s, request 5 s, 1 MiB responses, at most 5 redirects (never
-//! to a non-https URL), Cache-Control `max-age` clamped to 60 s .. 24 h (default 1 h), unknown
-//! `kid` refetch at most every 30 s per issuer, stale keys served up to 24 h while an issuer is
-//! down. `allow_http` is accepted only for loopback issuers (local test issuers).
+//! off the host and port asked, never to a non-https URL), Cache-Control `max-age` clamped to
+//! 60 s .. 24 h (default 1 h), unknown `kid` refetch at most every 30 s per issuer, stale keys
+//! served up to 24 h while an issuer is down. `allow_http` is accepted only for loopback issuers
+//! (local test issuers).
 
 mod cache;
 mod error;

@@ -36,6 +36,8 @@ struct Srv {
     mode: Mutex<Mode>,
     jwks_uri: Mutex<Option<String>>,
     issuer_override: Mutex<Option<String>>,
+    /// Where `/r/away` redirects.
+    away: Mutex<Option<String>>,
 }
 
 struct Running {
@@ -100,6 +102,10 @@ async fn redirect(State(s): State<Arc<Srv>>, Path(n): Path<String>) -> Response 
     let target = match n.as_str() {
         "ftp" => "ftp://127.0.0.1/jwks".to_owned(),
         "external" => "http://example.com/jwks".to_owned(),
+        "away" => match s.away.lock().unwrap().clone() {
+            Some(to) => to,
+            None => return StatusCode::NOT_FOUND.into_response(),
+        },
         n => match n.parse::<u32>() {
             Ok(0) => format!("{}/jwks", s.base),
             Ok(k) => format!("{}/r/{}", s.base, k - 1),
@@ -121,6 +127,7 @@ async fn start(signer: &Signer) -> Running {
         mode: Mutex::new(Mode::Normal),
         jwks_uri: Mutex::new(None),
         issuer_override: Mutex::new(None),
+        away: Mutex::new(None),
     });
     let app = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
@@ -197,6 +204,28 @@ async fn unknown_issuer_is_never_fetched() {
     let e = c.keys(&other, None).await.unwrap_err();
     assert_eq!(e, FetchError::UnknownIssuer);
     assert_eq!(r.hits(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_removed_issuer_is_fetched_no_more() {
+    let s = signer("k1");
+    let r = start(&s).await;
+    *r.srv.cache_control.lock().unwrap() = Some("max-age=0".into());
+    let c = cache_for(&r, fast());
+    let _refresher = c.spawn_refresher();
+    c.keys(&r.srv.base, None).await.unwrap();
+    assert!(c.remove_issuer(&r.srv.base));
+    assert!(!c.remove_issuer(&r.srv.base));
+    assert!(c.issuers().is_empty());
+    assert_eq!(
+        c.keys(&r.srv.base, None).await.unwrap_err(),
+        FetchError::UnknownIssuer
+    );
+    // The refresher would refetch every 0.27 s (0.9 of the 0.3 s minimum TTL).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = r.hits();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(r.hits(), seen);
 }
 
 #[tokio::test]
@@ -485,6 +514,53 @@ async fn redirect_rules() {
             (got, want) => panic!("{path}: got {got:?}, want {want:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn redirects_never_leave_the_host_asked() {
+    // `jwks_uri` must be on the issuer's host; a redirect from there to another host (an open
+    // redirect on the issuer's site, say) must not bring keys from elsewhere.
+    let s = signer("k1");
+    let r = start(&s).await;
+    let attacker = signer("evil");
+    let other = start(&attacker).await;
+    let port = |base: &str| base.rsplit(':').next().unwrap().to_owned();
+    for target in [
+        format!("{}/jwks", other.srv.base),
+        // Same port, another name for the host: still another host.
+        format!("http://localhost:{}/jwks", port(&r.srv.base)),
+    ] {
+        *r.srv.away.lock().unwrap() = Some(target.clone());
+        *r.srv.jwks_uri.lock().unwrap() = Some(format!("{}/r/away", r.srv.base));
+        let c = cache_for(&r, fast());
+        assert_eq!(
+            c.keys(&r.srv.base, None).await.unwrap_err(),
+            FetchError::Redirect,
+            "{target}"
+        );
+    }
+    assert_eq!(other.hits(), (0, 0), "the other host was never asked");
+    // The discovery document is not fetched from elsewhere either.
+    *other.srv.issuer_override.lock().unwrap() = Some(r.srv.base.clone());
+    let c = JwksCache::new(fast()).unwrap();
+    let issuer = format!("{}/r/away", r.srv.base);
+    *r.srv.away.lock().unwrap() = Some(format!(
+        "{}/.well-known/openid-configuration",
+        other.srv.base
+    ));
+    c.add_issuer(IssuerConfig {
+        url: issuer.clone(),
+        allow_http: true,
+        allow_foreign_jwks_host: false,
+    })
+    .unwrap();
+    assert!(c.keys(&issuer, None).await.is_err());
+    assert_eq!(other.hits(), (0, 0));
+    // A redirect on the same host is still followed.
+    *r.srv.away.lock().unwrap() = Some(format!("{}/jwks", r.srv.base));
+    *r.srv.jwks_uri.lock().unwrap() = Some(format!("{}/r/away", r.srv.base));
+    let c = cache_for(&r, fast());
+    assert!(c.keys(&r.srv.base, None).await.unwrap().contains_kid("k1"));
 }
 
 #[tokio::test]

@@ -171,16 +171,24 @@ async fn apply(state: &AppState, change: &Change) -> Result<(), ApiError> {
     for p in &directory.problems {
         error!("{p}");
     }
-    if let Change::PutProvider(p) = change {
-        let cache = state.key_sources.cache();
-        if !cache.issuers().contains(&p.url)
-            && let Err(e) = cache.add_issuer(keyless_oidc::IssuerConfig {
-                allow_http: p.allow_http,
-                ..keyless_oidc::IssuerConfig::new(p.url.clone())
-            })
-        {
-            error!("provider {}: cannot fetch its keys: {e}", p.url);
+    let cache = state.key_sources.cache();
+    match change {
+        Change::PutProvider(p) => {
+            if !cache.issuers().contains(&p.url)
+                && let Err(e) = cache.add_issuer(keyless_oidc::IssuerConfig {
+                    allow_http: p.allow_http,
+                    ..keyless_oidc::IssuerConfig::new(p.url.clone())
+                })
+            {
+                error!("provider {}: cannot fetch its keys: {e}", p.url);
+            }
         }
+        // An issuer no account names any more is not fetched any more: otherwise creating and
+        // deleting providers grew the cache without bound, each URL polled for ever.
+        Change::DeleteProvider { url, .. } if !directory.providers().any(|p| &p.url == url) => {
+            cache.remove_issuer(url);
+        }
+        _ => {}
     }
     state.directory.store(Arc::new(directory));
     Ok(())

@@ -9,7 +9,7 @@ use super::params::{
     Params, Problems, check_chars, check_int, check_len, check_policy_chars, check_role_arn,
     check_session_name, check_source_identity, check_tag_key, check_tag_value,
 };
-use super::{Asker, Authorizer, Issued, Origin, assumed_role_arn, principal_tags};
+use super::{Asker, Authorizer, Issued, Origin, assumed_role_arn, principal_tags, same_tag_key};
 use crate::caller::Caller;
 use crate::directory::Directory;
 use crate::error::ApiError;
@@ -106,7 +106,7 @@ pub fn parse(p: &Params) -> Result<AssumeRoleInput, ApiError> {
     for (i, (k, _)) in input.tags.iter().enumerate() {
         if input.tags[..i]
             .iter()
-            .any(|(other, _)| other.eq_ignore_ascii_case(k))
+            .any(|(other, _)| same_tag_key(other, k))
         {
             problems.push(
                 k,
@@ -169,7 +169,7 @@ pub fn parse(p: &Params) -> Result<AssumeRoleInput, ApiError> {
     input.mfa_given = p.get("SerialNumber").is_some() || p.get("TokenCode").is_some();
     problems.finish()?;
     for k in &input.transitive_tag_keys {
-        if !input.tags.iter().any(|(t, _)| t.eq_ignore_ascii_case(k)) {
+        if !input.tags.iter().any(|(t, _)| same_tag_key(t, k)) {
             return Err(ApiError::new(
                 "InvalidParameterValue",
                 400,
@@ -243,12 +243,12 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
                 .claims()
                 .transitive_tag_keys
                 .iter()
-                .any(|t| t.eq_ignore_ascii_case(k))
+                .any(|t| same_tag_key(t, k))
         })
         .cloned()
         .collect();
     for (k, _) in &input.tags {
-        if inherited.iter().any(|(ik, _)| ik.eq_ignore_ascii_case(k)) {
+        if inherited.iter().any(|(ik, _)| same_tag_key(ik, k)) {
             return Err(ApiError::new(
                 "InvalidParameterValue",
                 400,

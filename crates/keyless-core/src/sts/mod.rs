@@ -201,6 +201,14 @@ impl Authorizer<'_> {
     }
 }
 
+/// Whether two tag keys are the same key: tag keys ignore case in every script, and the policy
+/// context lowercases `aws:PrincipalTag/…` names as Unicode does, so an ASCII-only comparison
+/// would let `ÉQUIPE` stand beside `équipe` and replace it in the context.
+pub fn same_tag_key(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+        || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
+}
+
 /// Tags of a new session: role tags, then session tags overriding them ignoring key case.
 pub fn principal_tags(
     role_tags: &std::collections::BTreeMap<String, String>,
@@ -208,7 +216,7 @@ pub fn principal_tags(
 ) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = role_tags
         .iter()
-        .filter(|(k, _)| !session.iter().any(|(sk, _)| sk.eq_ignore_ascii_case(k)))
+        .filter(|(k, _)| !session.iter().any(|(sk, _)| same_tag_key(sk, k)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     out.extend(session.iter().cloned());
@@ -263,6 +271,18 @@ mod tests {
             "2027-01-15T08:00:00Z",
             "always written in UTC"
         );
+    }
+
+    #[test]
+    fn tag_keys_ignore_case_beyond_ascii() {
+        assert!(same_tag_key("Team", "tEAM"));
+        assert!(same_tag_key("équipe", "ÉQUIPE"));
+        // The Kelvin sign lowercases to `k`, as the policy context lowercases it.
+        assert!(same_tag_key("\u{212a}ey", "key"));
+        assert!(!same_tag_key("équipe", "equipe"));
+        let role = std::collections::BTreeMap::from([("Équipe".to_owned(), "a".to_owned())]);
+        let tags = principal_tags(&role, &[("équipe".to_owned(), "b".to_owned())]);
+        assert_eq!(tags, vec![("équipe".to_owned(), "b".to_owned())]);
     }
 
     #[test]

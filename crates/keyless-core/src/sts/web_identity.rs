@@ -340,7 +340,16 @@ fn audited_claims(token: &VerifiedToken) -> Vec<(String, String)> {
 
 /// The token-derived condition keys: `<prefix>:sub`, `:aud`, `:oaud`, `:azp`, `:amr` and the other
 /// scalar claims, moved into the context as one group (a trust policy reads few of them).
+///
+/// None for a provider whose prefix is the `aws` or `sts` namespace itself (an issuer at host
+/// `aws`): its claims would be `aws:`/`sts:` keys, and those this request does not set by name
+/// (`aws:PrincipalOrgID`, `aws:RequestTag/…` without tags, `sts:SourceIdentity` without one) would
+/// take the token's word, in guardrails too.
 fn add_token_keys(context: &mut Context, token: VerifiedToken, prefix: &str) {
+    // Lowercased as the context lowercases key names; a longer prefix cannot lowercase to these.
+    if prefix.len() <= 12 && matches!(prefix.to_lowercase().as_str(), "aws" | "sts") {
+        return;
+    }
     let entries = token
         .into_condition_keys()
         .into_iter()

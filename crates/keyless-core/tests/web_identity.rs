@@ -1,0 +1,180 @@
+//! AssumeRoleWithWebIdentity in process: what a token's claims can and cannot stand in for.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns: a failure must panic"
+)]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use keyless_core::authz_message::MessageSealer;
+use keyless_core::directory::Directory;
+use keyless_core::model::{Account, Entities, Guardrail, OidcProvider, Origin as Src, Role};
+use keyless_core::revocation::RevocationSet;
+use keyless_core::sts::params::Params;
+use keyless_core::sts::web_identity::{WebIdentityEnv, complete, parse};
+use keyless_core::sts::{Authorizer, Origin};
+use keyless_jwt::{Alg, Jwks, Signer, UnverifiedToken};
+use keyless_token::KeyRing;
+use keyless_types::{AccountId, OffsetDateTime, SecretBytes};
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_800_000_000;
+
+fn account() -> AccountId {
+    AccountId::parse("123456789012").unwrap()
+}
+
+/// One account with a provider at `issuer`, a role `deploy` trusting it with no condition, and
+/// the operator's guardrail `guardrail` (a Deny on AssumeRoleWithWebIdentity).
+fn world(issuer: &str, guardrail: Value) -> Entities {
+    let provider = OidcProvider {
+        account: account(),
+        url: issuer.into(),
+        client_ids: vec!["sts.amazonaws.com".into()],
+        thumbprints: vec![],
+        allow_http: false,
+        tags: Default::default(),
+        origin: Src::Config,
+        created: OffsetDateTime::UNIX_EPOCH,
+    };
+    let trust = json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Principal":{"Federated": provider.arn()},"Action":"sts:AssumeRoleWithWebIdentity"}]});
+    Entities {
+        accounts: vec![Account {
+            id: account(),
+            name: "ci".into(),
+            ou_path: "/workloads".into(),
+            origin: Src::Config,
+        }],
+        providers: vec![provider],
+        roles: vec![Role {
+            account: account(),
+            name: "deploy".into(),
+            path: "/".into(),
+            role_id: "AROAEXAMPLEEXAMPLE123".into(),
+            trust_policy: trust.to_string(),
+            inline_policies: vec![],
+            permissions_boundary: None,
+            permissions_boundary_arn: None,
+            attached_policies: vec![],
+            max_session_duration: 3600,
+            description: String::new(),
+            tags: Default::default(),
+            origin: Src::Config,
+            created: OffsetDateTime::UNIX_EPOCH,
+        }],
+        guardrails: vec![Guardrail {
+            target: "/".into(),
+            name: "operator".into(),
+            document: json!({"Version":"2012-10-17","Statement":[guardrail]}).to_string(),
+            origin: Src::Config,
+        }],
+        policies: vec![],
+    }
+}
+
+/// The error code of AssumeRoleWithWebIdentity with a token carrying `claims` (on top of the
+/// required ones), or `None` when credentials were issued.
+fn assume(issuer: &str, guardrail: Value, claims: Value) -> Option<String> {
+    let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+    let directory = Directory::build(&world(issuer, guardrail));
+    assert!(directory.problems.is_empty(), "{:?}", directory.problems);
+    let ring = KeyRing::generate(now, &mut rand::rng()).unwrap();
+    let sealer = MessageSealer::new(&SecretBytes::new(vec![7; 32])).unwrap();
+    let revocations = RevocationSet::default();
+    let signer = Signer::generate(Alg::ES256, "k1").unwrap();
+    let jwks = Jwks::from_json(signer.jwks_json().as_bytes()).unwrap();
+    let mut all = json!({"iss": issuer, "sub": "alice", "aud": "sts.amazonaws.com",
+        "iat": NOW, "exp": NOW + 300});
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let token = signer.sign(&all).unwrap();
+    let params = Params::from_pairs(vec![
+        (
+            "RoleArn".into(),
+            "arn:aws:iam::123456789012:role/deploy".into(),
+        ),
+        ("RoleSessionName".into(), "s1".into()),
+        ("WebIdentityToken".into(), token),
+    ])
+    .unwrap();
+    let input = parse(&params).unwrap();
+    let role = directory
+        .role_by_arn("arn:aws:iam::123456789012:role/deploy")
+        .unwrap();
+    let provider = directory.provider(account(), issuer).unwrap().clone();
+    let env = WebIdentityEnv {
+        directory: &directory,
+        ring: &ring,
+        revocations: &revocations,
+        authorizer: Authorizer { sealer: &sealer },
+        leeway: time::Duration::minutes(5),
+        now,
+        origin: Origin {
+            source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            secure_transport: true,
+        },
+    };
+    let token = UnverifiedToken::parse(input.token.expose()).unwrap();
+    complete(
+        &env,
+        &input,
+        token,
+        &role,
+        &provider,
+        &jwks,
+        &mut rand::rng(),
+    )
+    .err()
+    .map(|e| e.code.to_owned())
+}
+
+#[test]
+fn claims_never_stand_in_for_aws_or_sts_keys_whatever_the_provider_host() {
+    // A provider's keys are `<host>:<claim>`, so a provider at host `aws` (or `sts`) would make
+    // every claim an `aws:` (`sts:`) key: a claim `PrincipalOrgID` would satisfy the operator's
+    // guardrail on `aws:PrincipalOrgID`, and `SourceIdentity` one on `sts:SourceIdentity`,
+    // which only a validated source identity may set.
+    let org = json!({"Effect":"Deny","Action":"sts:AssumeRoleWithWebIdentity","Resource":"*",
+        "Condition":{"StringNotEquals":{"aws:PrincipalOrgID":"o-trusted"}}});
+    let source = json!({"Effect":"Deny","Action":"sts:AssumeRoleWithWebIdentity","Resource":"*",
+        "Condition":{"StringNotEquals":{"sts:SourceIdentity":"approved"}}});
+    for (issuer, guardrail, claims) in [
+        ("https://aws", &org, json!({"PrincipalOrgID": "o-trusted"})),
+        ("https://AWS", &org, json!({"principalorgid": "o-trusted"})),
+        (
+            "https://sts",
+            &source,
+            json!({"SourceIdentity": "approved"}),
+        ),
+    ] {
+        assert_eq!(
+            assume(issuer, guardrail.clone(), claims).as_deref(),
+            Some("AccessDenied"),
+            "{issuer}"
+        );
+    }
+    // Elsewhere the claim is `idp.example:PrincipalOrgID`, and the guardrail denies alike.
+    assert_eq!(
+        assume(
+            "https://idp.example",
+            org.clone(),
+            json!({"PrincipalOrgID": "o-trusted"})
+        )
+        .as_deref(),
+        Some("AccessDenied")
+    );
+    // A claim still is a key under its provider's own prefix.
+    let repo = json!({"Effect":"Deny","Action":"sts:AssumeRoleWithWebIdentity","Resource":"*",
+        "Condition":{"StringNotEquals":{"idp.example:repository":"octo-org/app"}}});
+    assert_eq!(
+        assume(
+            "https://idp.example",
+            repo,
+            json!({"repository": "octo-org/app"})
+        ),
+        None
+    );
+}
