@@ -401,3 +401,46 @@ def test_records_cut_from_the_end_are_found_against_the_audit_table(stack) -> No
     cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--config", str(keyless.config)],
                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert cp.returncode == 0 and f"it holds seq {newest_event}" in cp.stdout, cp.stdout + cp.stderr
+
+
+def test_iam_changes_made_through_one_replica_reach_the_other(tmp_path: Path) -> None:
+    """Two servers on one database: a role created, then narrowed, through replica A's IAM API
+    is in force on replica B within a couple of seconds, with no restart."""
+    from iam_support import admin_config, admin_creds, gha_trust, iam_client
+
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    database = with_database(base, name)
+    issuer = start_issuer(tmp_path)
+    replicas: list[Keyless] = []
+    try:
+        for r in ("a", "b"):
+            config = f'database_url = "{database}"\n' + admin_config(issuer, tmp_path / r / "data")
+            replicas.append(start_keyless(tmp_path / r, config))
+        a, b = replicas
+        iam = iam_client(a, admin_creds(a, issuer))
+        token = issuer.gha_token()
+
+        def on_b_within(seconds: float, ok: bool) -> None:
+            deadline = time.monotonic() + seconds
+            while True:
+                res = b.awiwi(token, role="replicated")
+                if (res.status == 200) == ok:
+                    assert ok or res.credentials is None, res
+                    return
+                assert time.monotonic() < deadline, f"replica b still answers {res}\n{b.stderr()[-2000:]}"
+                time.sleep(0.1)
+
+        res = b.awiwi(token, role="replicated")
+        assert res.status != 200 and res.credentials is None, res
+        iam.create_role(RoleName="replicated", AssumeRolePolicyDocument=gha_trust(issuer, REPO))
+        on_b_within(3.0, ok=True)
+        iam.update_assume_role_policy(RoleName="replicated", PolicyDocument=gha_trust(issuer, "octo-org/other"))
+        on_b_within(3.0, ok=False)
+        assert b.awiwi(token, role="replicated").code == "AccessDenied"
+        assert "directory reloaded" in b.stderr()
+    finally:
+        for k in replicas:
+            _stop(k.proc)
+        _stop(issuer.proc)

@@ -54,6 +54,10 @@ pub trait Store: Send + Sync + 'static {
     /// if it was marked already or is gone (purged).
     async fn mark_revocation_audited(&self, id: i64, seq: u64) -> Result<bool, StoreError>;
 
+    /// A counter that every [`Store::write`] and [`Store::apply_config`] advances, cheap enough
+    /// to poll so that IAM changes made through another replica reach this one's directory.
+    async fn directory_generation(&self) -> Result<i64, StoreError>;
+
     /// A value that changes whenever a revocation is added or purged, cheap enough to poll so
     /// that revocations written by another process (the CLI, another replica) reach every
     /// verifier within a second.

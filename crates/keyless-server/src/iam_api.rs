@@ -159,38 +159,52 @@ pub fn record_acknowledged_risk(
 /// Writes the change, rebuilds the directory from the store and swaps it in; a new provider's
 /// issuer is registered with the key cache.
 async fn apply(state: &AppState, change: &Change) -> Result<(), ApiError> {
+    let _serialized = state.directory_reload.lock().await;
     state.store.write(change).await.map_err(|e| {
         error!("iam write failed: {e}");
         ApiError::internal()
     })?;
-    let entities = state.store.load().await.map_err(|e| {
+    reload_directory(state).await.map_err(|e| {
         error!("reloading the store after an iam write failed: {e}");
         ApiError::internal()
-    })?;
+    })
+}
+
+/// Rebuilds the directory from the store and swaps it in. Issuers a provider names now are
+/// added to the key cache, and those no provider names any more are removed: otherwise
+/// creating and deleting providers grew the cache without bound, each URL polled for ever.
+/// Callers hold `state.directory_reload`.
+pub(crate) async fn reload_directory(
+    state: &AppState,
+) -> Result<(), keyless_core::ports::StoreError> {
+    let generation = state.store.directory_generation().await?;
+    let entities = state.store.load().await?;
     let directory = Directory::build_reusing(&entities, Some(&state.directory.load()));
     for p in &directory.problems {
         error!("{p}");
     }
     let cache = state.key_sources.cache();
-    match change {
-        Change::PutProvider(p) => {
-            if !cache.issuers().contains(&p.url)
-                && let Err(e) = cache.add_issuer(keyless_oidc::IssuerConfig {
-                    allow_http: p.allow_http,
-                    ..keyless_oidc::IssuerConfig::new(p.url.clone())
-                })
-            {
-                error!("provider {}: cannot fetch its keys: {e}", p.url);
-            }
+    let cached = cache.issuers();
+    for p in directory.providers() {
+        if !cached.contains(&p.url)
+            && !state.key_sources.is_fixed(&p.url)
+            && let Err(e) = cache.add_issuer(keyless_oidc::IssuerConfig {
+                allow_http: p.allow_http,
+                ..keyless_oidc::IssuerConfig::new(p.url.clone())
+            })
+        {
+            error!("provider {}: cannot fetch its keys: {e}", p.url);
         }
-        // An issuer no account names any more is not fetched any more: otherwise creating and
-        // deleting providers grew the cache without bound, each URL polled for ever.
-        Change::DeleteProvider { url, .. } if !directory.providers().any(|p| &p.url == url) => {
-            cache.remove_issuer(url);
+    }
+    for url in cached {
+        if !directory.providers().any(|p| p.url == url) {
+            cache.remove_issuer(&url);
         }
-        _ => {}
     }
     state.directory.store(Arc::new(directory));
+    state
+        .directory_generation
+        .store(generation, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

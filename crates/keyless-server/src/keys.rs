@@ -28,6 +28,11 @@ impl KeySources {
         KeySources { cache, fixed }
     }
 
+    /// Whether `issuer`'s keys are fixed (the dev issuer), not fetched.
+    pub fn is_fixed(&self, issuer: &str) -> bool {
+        self.fixed.contains_key(issuer)
+    }
+
     /// The cache, for readiness and metrics.
     pub fn cache(&self) -> &JwksCache {
         &self.cache

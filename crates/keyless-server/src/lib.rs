@@ -187,6 +187,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         r.created = now;
     }
     store.apply_config(&entities).await?;
+    let directory_generation = store.directory_generation().await?;
     let directory = load_directory(store.as_ref()).await?;
 
     let keyring_path = keyring_file::path_in(&config.data_dir);
@@ -258,6 +259,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .collect();
     let state = Arc::new(AppState {
         directory: ArcSwap::from_pointee(directory),
+        directory_generation: std::sync::atomic::AtomicI64::new(directory_generation),
+        directory_reload: tokio::sync::Mutex::new(()),
         keys: ArcSwap::from_pointee(keys),
         revocations: ArcSwap::from_pointee(crate::state::LiveRevocations::default()),
         revocation_audit: tokio::sync::Mutex::default(),
@@ -288,6 +291,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     })?;
     tokio::spawn(watch_keyring(Arc::clone(&state)));
     tokio::spawn(watch_revocations(Arc::clone(&state)));
+    tokio::spawn(watch_directory(Arc::clone(&state)));
 
     let certificates = match &config.tls {
         Some(settings) => {
@@ -474,6 +478,33 @@ async fn watch_keyring(state: Arc<AppState>) {
                 Err(e) => error!("key ring not reloaded, keeping the previous one: {e}"),
             },
             Err(e) => error!("key ring not reloaded, keeping the previous one: {e}"),
+        }
+    }
+}
+
+/// How often the store is asked whether the directory changed: IAM changes made through another
+/// replica (roles, trust and permission policies, providers, guardrails) are in force here
+/// within this.
+const DIRECTORY_POLL: Duration = Duration::from_secs(1);
+
+/// Rebuilds the directory when another replica's IAM write advanced the store's generation.
+async fn watch_directory(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(DIRECTORY_POLL).await;
+        match state.store.directory_generation().await {
+            Ok(g)
+                if g != state
+                    .directory_generation
+                    .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                let _serialized = state.directory_reload.lock().await;
+                match iam_api::reload_directory(&state).await {
+                    Ok(()) => info!(generation = g, "directory reloaded: changed in the store"),
+                    Err(e) => warn!("directory not reloaded, keeping the previous one: {e}"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("directory changes not polled: {e}"),
         }
     }
 }

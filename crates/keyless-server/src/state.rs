@@ -82,6 +82,12 @@ pub struct RevocationAudit {
 pub struct AppState {
     /// The compiled directory.
     pub directory: ArcSwap<Directory>,
+    /// The store's directory generation the directory was built from (read before the load,
+    /// so a write between the two only causes one more reload).
+    pub directory_generation: std::sync::atomic::AtomicI64,
+    /// Serializes rebuilding the directory, so that a rebuild that read the store before a
+    /// write cannot swap its older directory in after the write's.
+    pub directory_reload: tokio::sync::Mutex<()>,
     /// The key ring.
     pub keys: ArcSwap<Keys>,
     /// The live revocations, checked on every verification.

@@ -284,6 +284,7 @@ impl Store for PgStore {
                 .map_err(err("delete policy"))?;
             }
         }
+        bump_generation(&mut tx).await?;
         tx.commit().await.map_err(err("commit"))
     }
 
@@ -433,6 +434,7 @@ impl Store for PgStore {
             .await
             .map_err(err("upsert guardrail"))?;
         }
+        bump_generation(&mut tx).await?;
         tx.commit().await.map_err(err("commit"))
     }
 
@@ -508,6 +510,14 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn directory_generation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM directory_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("directory generation"))?;
+        Ok(row.get(0))
+    }
+
     async fn revocations_stamp(&self) -> Result<RevocationStamp, StoreError> {
         let row = sqlx::query(
             "SELECT COALESCE(MAX(id), 0), COUNT(*), COALESCE(SUM(id), 0)::BIGINT FROM revocations",
@@ -529,6 +539,16 @@ impl Store for PgStore {
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+/// Advances the directory generation inside the write's transaction (see
+/// [`Store::directory_generation`]).
+async fn bump_generation(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE directory_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(err("directory generation"))?;
+    Ok(())
+}
 
 async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     let account = role.account.to_string();

@@ -257,6 +257,7 @@ impl Store for SqliteStore {
                 .map_err(err("delete policy"))?;
             }
         }
+        bump_generation(&mut tx).await?;
         tx.commit().await.map_err(err("commit"))
     }
 
@@ -406,6 +407,7 @@ impl Store for SqliteStore {
             .await
             .map_err(err("upsert guardrail"))?;
         }
+        bump_generation(&mut tx).await?;
         tx.commit().await.map_err(err("commit"))
     }
 
@@ -478,6 +480,14 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn directory_generation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM directory_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("directory generation"))?;
+        Ok(row.get(0))
+    }
+
     async fn revocations_stamp(&self) -> Result<RevocationStamp, StoreError> {
         let row = sqlx::query(
             "SELECT COALESCE(MAX(id), 0), COUNT(*), COALESCE(SUM(id), 0) FROM revocations",
@@ -499,6 +509,16 @@ impl Store for SqliteStore {
 }
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+/// Advances the directory generation inside the write's transaction (see
+/// [`Store::directory_generation`]).
+async fn bump_generation(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE directory_generation SET generation = generation + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map_err(err("directory generation"))?;
+    Ok(())
+}
 
 async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     let account = role.account.to_string();

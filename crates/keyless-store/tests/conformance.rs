@@ -114,6 +114,7 @@ both!(
     a_failed_apply_config_changes_nothing,
     revocations_round_trip_stamp_and_purge,
     revocations_are_marked_audited_once,
+    the_directory_generation_advances_with_every_committed_write,
     ping_answers,
 );
 
@@ -333,6 +334,31 @@ async fn a_failed_write_changes_nothing(store: &dyn Store) {
     clash.origin = Origin::Api;
     assert!(store.write(&Change::PutRole(clash)).await.is_err());
     assert_eq!(store.load().await.unwrap().roles, config().roles);
+}
+
+async fn the_directory_generation_advances_with_every_committed_write(store: &dyn Store) {
+    let start = store.directory_generation().await.unwrap();
+    store.apply_config(&config()).await.unwrap();
+    let after_config = store.directory_generation().await.unwrap();
+    assert!(after_config > start);
+    store.write(&Change::PutPolicy(api_policy())).await.unwrap();
+    let after_write = store.directory_generation().await.unwrap();
+    assert!(after_write > after_config);
+    // Reads, revocations and failed writes leave it alone: nothing for a replica to reload.
+    store.load().await.unwrap();
+    store
+        .add_revocation(&revocation(
+            Target::Role {
+                role_arn: "arn:aws:iam::123456789012:role/builder".into(),
+            },
+            1_900_000_000,
+        ))
+        .await
+        .unwrap();
+    let mut clash = role("other", "AROAAAAAAAAAAAAAAAAAA");
+    clash.origin = Origin::Api;
+    assert!(store.write(&Change::PutRole(clash)).await.is_err());
+    assert_eq!(store.directory_generation().await.unwrap(), after_write);
 }
 
 async fn a_failed_apply_config_changes_nothing(store: &dyn Store) {
