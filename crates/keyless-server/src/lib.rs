@@ -263,6 +263,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         directory_reload: tokio::sync::Mutex::new(()),
         keys: ArcSwap::from_pointee(keys),
         revocations: ArcSwap::from_pointee(crate::state::LiveRevocations::default()),
+        revocations_swap: tokio::sync::Mutex::new(()),
         revocation_audit: tokio::sync::Mutex::default(),
         revocations_stale: std::sync::atomic::AtomicBool::new(false),
         keyring_path: keyring_path.clone(),

@@ -133,7 +133,8 @@ pub async fn handle(
         }
         drop(outbox);
         // In force from the next request here, whether or not its record could be written.
-        reload_revocations(&state).await;
+        add_to_live(&state, &revocation).await;
+        audit_unaudited(&state).await;
     }
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state
@@ -430,6 +431,24 @@ pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin)
     );
 }
 
+/// Puts a revocation this process just stored in force here without reading every row back
+/// (with sessions revoking themselves at the end of each CI job, a reload per call read up to
+/// 200,000 rows each time). The set is rebuilt in memory from the list plus the row, and the
+/// store's stamp advanced as that row advanced it: if another process wrote meanwhile, the
+/// stamps differ and the next poll reloads from the store.
+async fn add_to_live(state: &AppState, stored: &Revocation) {
+    let _serialized = state.revocations_swap.lock().await;
+    let live = state.revocations.load();
+    let mut list = live.list.clone();
+    list.push(stored.clone());
+    let (max, count, sum) = live.stamp;
+    let stamp = (max.max(stored.id), count + 1, sum.wrapping_add(stored.id));
+    let set = RevocationSet::build(&list, state.clock.now());
+    state
+        .revocations
+        .store(Arc::new(LiveRevocations { set, list, stamp }));
+}
+
 /// Reloads the revocations from the store into the in-memory set, then records the ones not
 /// audited yet ([`audit_unaudited`]). If the store cannot be read the previous set stays in
 /// force and the next poll retries.
@@ -444,6 +463,7 @@ pub async fn reload_revocations(state: &AppState) {
 /// as it was. Start-up stops on that error: serving with no revocations would accept every
 /// revoked session.
 pub async fn load_revocations(state: &AppState) -> Result<(), StoreError> {
+    let _serialized = state.revocations_swap.lock().await;
     let read = async {
         // The stamp first: a revocation stored between the two reads changes the stamp the next
         // poll sees, so it is loaded then.

@@ -92,6 +92,9 @@ pub struct AppState {
     pub keys: ArcSwap<Keys>,
     /// The live revocations, checked on every verification.
     pub revocations: ArcSwap<LiveRevocations>,
+    /// Serializes replacing `revocations`, so that a load that read the store before a
+    /// revocation was added cannot swap in after it.
+    pub revocations_swap: tokio::sync::Mutex<()>,
     /// Serializes recording revocations in the audit log and marking them in the store.
     pub revocation_audit: tokio::sync::Mutex<RevocationAudit>,
     /// The last reload of the revocations failed: revocations made since are not in force
