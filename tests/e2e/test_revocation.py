@@ -33,6 +33,16 @@ GATEWAY_TOKEN = secrets.token_hex(24)
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Keyless]]:
     work = tmp_path_factory.mktemp("revocation")
     issuer = start_issuer(work)
+    keyless = start_keyless(work / "keyless", stack_config(issuer, work / "keyless" / "data"))
+    try:
+        yield issuer, keyless
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def stack_config(issuer: Issuer, data_dir: Path) -> str:
+    """The revocation suite's roles: revoker, worker, chainers, Spelled, limited."""
     h = issuer.host
     trust = policy({
         "Effect": "Allow",
@@ -64,17 +74,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
         ("Spelled", trust, {"read": reader}),
         ("limited", trust, {"revoke": limited}),
     ]
-    config = default_config(issuer, work / "keyless" / "data") + "\n".join([
+    return default_config(issuer, data_dir) + "\n".join([
         *(role_toml(name, t, pols) for name, t, pols in roles),
         "", "[[authorize_clients]]", 'name = "gw"',
         f'token_sha256 = "{hashlib.sha256(GATEWAY_TOKEN.encode()).hexdigest()}"', "",
     ])
-    keyless = start_keyless(work / "keyless", config)
-    try:
-        yield issuer, keyless
-    finally:
-        _stop(keyless.proc)
-        _stop(issuer.proc)
 
 
 def session(stack: tuple[Issuer, Keyless], role: str = "worker", sub_repo: str = REPO,
@@ -971,3 +975,34 @@ def test_listing_shows_no_revocation_of_another_accounts_session_or_role(stack) 
     assert r.status_code == 200, r.text
     ids = [x["id"] for x in r.json()["revocations"]]
     assert mine_id in ids and foreign_id not in ids, ids
+
+
+def test_sessions_revoking_themselves_cannot_use_up_an_operators_room(tmp_path: Path) -> None:
+    """100,000 live session revocations refuse a session revoking itself (LimitExceeded, 409,
+    nothing stored, the session still works) but not an operator's revocation."""
+    issuer = start_issuer(tmp_path)
+    config = stack_config(issuer, tmp_path / "k" / "data")
+    _stop(start_keyless(tmp_path / "k", config).proc)
+    db = tmp_path / "k" / "data" / "keyless.db"
+    now_ms, expires = int(time.time() * 1000), int(time.time()) + 40_000
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, expires_at, "
+                      "reason, created_by, audited_seq) VALUES ('session', ?, ?, ?, ?, ?, 'filler', 'operator', 1)",
+                      [(f"ASIA{i:016d}", ACCOUNT, now_ms, now_ms, expires) for i in range(100_000)])
+    keyless = start_keyless(tmp_path / "k", config)
+    try:
+        stack = (issuer, keyless)
+        me = session(stack)
+        r = signed_call(keyless, me, json.dumps({"type": "session", "value": me["AccessKeyId"]}).encode())
+        assert (r.status_code, r.json()["error"]["code"]) == (409, "LimitExceeded"), r.text
+        assert "revoke itself" in r.json()["error"]["message"]
+        assert caller_ok(keyless, me)
+        with sqlite3.connect(db) as c:
+            assert c.execute("SELECT COUNT(*) FROM revocations").fetchone() == (100_000,)
+        r = signed_call(keyless, session(stack, role="revoker"),
+                        json.dumps({"type": "session", "value": me["AccessKeyId"]}).encode())
+        assert r.status_code == 200, r.text
+        assert not caller_ok(keyless, me)
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
