@@ -111,6 +111,7 @@ BOTO_CASES = [
     ("create_open_id_connect_provider", {"Url": "ftp://issuer.example.com"}, "InvalidInput", 400),
     ("tag_role", {"RoleName": "base", "Tags": [{"Key": "aws:owner", "Value": "x"}]}, "InvalidInput", 400),
     ("tag_role", {"RoleName": "base", "Tags": [{"Key": "a", "Value": "1"}, {"Key": "A", "Value": "2"}]}, "InvalidInput", 400),
+    ("tag_role", {"RoleName": "base", "Tags": [{"Key": "équipe", "Value": "1"}, {"Key": "ÉQUIPE", "Value": "2"}]}, "InvalidInput", 400),
     ("create_role", {"RoleName": "tagged", "AssumeRolePolicyDocument": "{}", "Tags": [{"Key": "aws:x", "Value": "1"}]}, "InvalidInput", 400),
     ("simulate_principal_policy", {"PolicySourceArn": f"arn:aws:iam::{ACCOUNT}:user/alice", "ActionNames": ["s3:GetObject"]}, "InvalidInput", 400),
     # InvalidClientTokenId is tested below; AccessDenied with a weaker caller below.

@@ -823,7 +823,9 @@ fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    // The rules TagRole applies: no `aws:` prefix, keys unique ignoring case in every script.
+    let pairs: Vec<(String, String)> = tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    keyless_core::iam::params::check_tag_rules(&pairs).map_err(|e| e.message)
 }
 
 #[cfg(test)]
@@ -912,6 +914,26 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         let huge = statements("huge", 140);
         let e = p(&with(&format!("huge = '''{huge}'''"))).unwrap_err();
         assert!(e.message.contains("may have at most 10240"), "{e}");
+    }
+
+    #[test]
+    fn role_tags_follow_tag_roles_rules() {
+        let with = |tags: &str| {
+            base().replace(
+                "max_session_duration = 7200",
+                &format!("max_session_duration = 7200\ntags = {{ {tags} }}"),
+            )
+        };
+        assert!(p(&with(r#"team = "a""#)).is_ok());
+        let e = p(&with(r#""équipe" = "a", "ÉQUIPE" = "b""#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Duplicate tag keys") && e.contains("keyless.toml"),
+            "{e}"
+        );
+        let e = p(&with(r#""aws:owner" = "a""#)).unwrap_err().to_string();
+        assert!(e.contains("reserved"), "{e}");
     }
 
     #[test]

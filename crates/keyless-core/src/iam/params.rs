@@ -13,6 +13,7 @@ use crate::sts::params::{
     Params, Problems, check_chars, check_int, check_len, check_policy_chars, check_tag_key,
     check_tag_value,
 };
+use crate::sts::same_tag_key;
 
 /// Largest policy document parameter (IAM model: 131,072 characters).
 pub const MAX_DOCUMENT: usize = 131_072;
@@ -229,7 +230,7 @@ pub fn check_tag_rules(tags: &[(String, String)]) -> Result<(), ApiError> {
                 "Tag key {k} is reserved: keys beginning with aws: are for AWS use."
             )));
         }
-        if tags[..i].iter().any(|(o, _)| o.eq_ignore_ascii_case(k)) {
+        if tags[..i].iter().any(|(o, _)| same_tag_key(o, k)) {
             return Err(invalid_input(
                 "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
             ));
@@ -265,7 +266,7 @@ pub fn merge_tags(
     check_tag_rules(add)?;
     let mut out: BTreeMap<String, String> = current
         .iter()
-        .filter(|(k, _)| !add.iter().any(|(a, _)| a.eq_ignore_ascii_case(k)))
+        .filter(|(k, _)| !add.iter().any(|(a, _)| same_tag_key(a, k)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     out.extend(add.iter().cloned());
@@ -284,7 +285,7 @@ pub fn remove_tags(
 ) -> BTreeMap<String, String> {
     current
         .iter()
-        .filter(|(k, _)| !keys.iter().any(|r| r.eq_ignore_ascii_case(k)))
+        .filter(|(k, _)| !keys.iter().any(|r| same_tag_key(r, k)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -362,4 +363,30 @@ fn decode_marker(m: &str) -> Result<String, ApiError> {
         .ok_or_else(|| {
             invalid_input("Invalid Marker: pass the Marker value returned by the previous call.")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tag_keys_ignore_case_in_every_script() {
+        // Two role tags that the policy context folds to one `aws:PrincipalTag/équipe` key
+        // would leave which value a policy sees to chance.
+        assert!(check_tag_rules(&tags(&[("équipe", "1"), ("ÉQUIPE", "2")])).is_err());
+        assert!(check_tag_rules(&tags(&[("équipe", "1"), ("equipe", "2")])).is_ok());
+        let current: BTreeMap<String, String> = [("équipe".to_string(), "old".to_string())].into();
+        let merged = merge_tags(&current, &tags(&[("ÉQUIPE", "new")])).unwrap();
+        assert_eq!(
+            merged.into_iter().collect::<Vec<_>>(),
+            tags(&[("ÉQUIPE", "new")])
+        );
+    }
 }
