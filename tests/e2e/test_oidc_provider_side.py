@@ -148,6 +148,31 @@ def test_a_jwks_that_publishes_a_private_key_is_refused(workdir: Path) -> None:
         idp.stop()
 
 
+def test_a_trusted_key_whose_private_half_is_published_stops_working_at_once(workdir: Path) -> None:
+    """When the provider publishes the private half of the very key keyless holds, anyone who
+    read the set can sign with it. The refused set must not leave that key serving from the
+    cache (stale keys serve for a day while a provider is broken): the next refetch drops it,
+    and a token signed with it gets nothing."""
+    genuine = Key("genuine")
+    idp = FakeIssuer()
+    idp.keys = [genuine.jwk()]
+    keyless = start_against(idp, workdir)
+    try:
+        res = keyless.awiwi(idp.token(genuine))
+        assert res.status == 200 and res.credentials, res
+        # The provider's set now carries the private half, under another kid.
+        leaked = genuine.jwk(private=True) | {"kid": "rotated"}
+        idp.keys = [leaked]
+        # A token naming a kid keyless has not seen makes it refetch; the set is refused.
+        stranger = Key("stranger")
+        assert_error(keyless.awiwi(idp.token(stranger), session="probe"), "InvalidIdentityToken", 400)
+        # A token anyone could now sign with the published key: refused, nothing issued.
+        assert_error(keyless.awiwi(idp.token(genuine), session="forged"), "InvalidIdentityToken", 400)
+    finally:
+        _stop(keyless.proc)
+        idp.stop()
+
+
 class Listener:
     """A TCP port on 127.0.0.1 that counts connections and closes each at once."""
 

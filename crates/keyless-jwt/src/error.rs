@@ -161,6 +161,18 @@ pub enum JwksError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A signing key is published with its private half (`d`, `p`, `q`, ...): anyone who read
+    /// the set can sign tokens with it, so the set is refused and the key must never be
+    /// trusted again, not even from a later set that drops the private half.
+    #[error("JWKS key #{index} publishes its private key material, so anyone can sign with it")]
+    PrivateKeyPublished {
+        /// Position in the `keys` array.
+        index: usize,
+        /// The key's `kid`, if any.
+        kid: Option<String>,
+        /// The key's [`crate::jwks::KeyFingerprint`].
+        fingerprint: [u8; 32],
+    },
 }
 
 /// Why signing failed (development issuer and tests).

@@ -140,6 +140,29 @@ pub struct Jwk {
     alg: Option<Alg>,
     /// (algorithm, pre-parsed key): the key can verify exactly these algorithms.
     parsed: Vec<(Alg, ParsedPublicKey)>,
+    fingerprint: KeyFingerprint,
+}
+
+/// SHA-256 of a key's type and public material (leading zeros of RSA integers stripped), so
+/// the same key is recognised whatever `kid`, `alg` or `use` it is published under.
+pub type KeyFingerprint = [u8; 32];
+
+fn fingerprint_of(kty: KeyType, parts: &[&[u8]]) -> KeyFingerprint {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let tag: &[u8] = match kty {
+        KeyType::Rsa => b"keyless/v1/jwk/RSA",
+        KeyType::Ec => b"keyless/v1/jwk/EC",
+        KeyType::Okp => b"keyless/v1/jwk/OKP",
+    };
+    ctx.update(tag);
+    for part in parts {
+        // Length-prefixed, so (n, e) cannot be re-split into another key's parts.
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl std::fmt::Debug for Jwk {
@@ -164,6 +187,10 @@ impl Jwk {
     /// The JWK's `alg`, when present (then it is the only algorithm the key verifies).
     pub fn alg(&self) -> Option<Alg> {
         self.alg
+    }
+    /// What identifies the key itself ([`KeyFingerprint`]).
+    pub fn fingerprint(&self) -> &KeyFingerprint {
+        &self.fingerprint
     }
     /// Whether this key can verify tokens signed with `alg`.
     pub fn fits(&self, alg: Alg) -> bool {
@@ -269,10 +296,9 @@ impl Jwks {
                 _ => return Err(invalid("kty is missing or not a string")),
             };
             // A published private key lets anyone sign this provider's tokens (RFC 7517 §5:
-            // a public set holds none), so the provider is broken, not its one key.
-            if PRIVATE_MEMBERS.iter().any(|m| key.contains_key(*m)) {
-                return Err(invalid("the key publishes private key material"));
-            }
+            // a public set holds none), so the provider is broken, not its one key. Its public
+            // part is still read, so that a cache can stop trusting that very key.
+            let leaked = PRIVATE_MEMBERS.iter().any(|m| key.contains_key(*m));
             let field = |name: &'static str| -> Result<Vec<u8>, JwksError> {
                 match key.get(name) {
                     Some(Value::String(s)) if s.len() <= 2048 => URL_SAFE_NO_PAD
@@ -284,7 +310,7 @@ impl Jwks {
                     None => Err(invalid("a required key parameter is missing")),
                 }
             };
-            let parsed = match kty {
+            let (parsed, fingerprint) = match kty {
                 KeyType::Rsa => {
                     rsa += 1;
                     if rsa > MAX_KEYS_PER_FAMILY {
@@ -325,7 +351,7 @@ impl Jwks {
                             .map_err(|_| invalid("RSA key rejected by the crypto library"))?;
                         parsed.push((a, p));
                     }
-                    parsed
+                    (parsed, fingerprint_of(kty, &[n, e]))
                 }
                 KeyType::Ec => {
                     other += 1;
@@ -359,7 +385,7 @@ impl Jwks {
                     point.extend_from_slice(&y);
                     let p = ParsedPublicKey::new(curve.verify_alg(), &point)
                         .map_err(|_| invalid("EC point is not on the curve"))?;
-                    vec![(curve.alg(), p)]
+                    (vec![(curve.alg(), p)], fingerprint_of(kty, &[&point]))
                 }
                 KeyType::Okp => {
                     other += 1;
@@ -383,14 +409,22 @@ impl Jwks {
                     }
                     let p = ParsedPublicKey::new(&signature::ED25519, &x)
                         .map_err(|_| invalid("Ed25519 key rejected by the crypto library"))?;
-                    vec![(Alg::EdDSA, p)]
+                    (vec![(Alg::EdDSA, p)], fingerprint_of(kty, &[&x]))
                 }
             };
+            if leaked {
+                return Err(JwksError::PrivateKeyPublished {
+                    index,
+                    kid,
+                    fingerprint,
+                });
+            }
             out.keys.push(Jwk {
                 kid,
                 kty,
                 alg,
                 parsed,
+                fingerprint,
             });
         }
         Ok(out)
@@ -414,6 +448,22 @@ impl Jwks {
     /// How many keys were ignored (encryption keys, unsupported types, curves or algorithms).
     pub fn skipped(&self) -> usize {
         self.skipped
+    }
+
+    /// The set without the keys `untrusted` rejects, and whether any went.
+    pub fn without(&self, untrusted: impl Fn(&Jwk) -> bool) -> (Jwks, bool) {
+        let keys: Vec<Jwk> = self
+            .keys
+            .iter()
+            .filter(|k| !untrusted(k))
+            .cloned()
+            .collect();
+        let removed = keys.len() < self.keys.len();
+        let set = Jwks {
+            keys,
+            skipped: self.skipped,
+        };
+        (set, removed)
     }
 
     /// Whether a key with this `kid` is present.

@@ -41,7 +41,7 @@ pub use claims::{
 };
 pub use error::{AwsCode, JwksError, JwtError, SignError};
 pub use json::MAX_DEPTH;
-pub use jwks::{Alg, Jwk, Jwks, KeyType, MAX_JWKS_BYTES, MAX_KEYS_PER_FAMILY};
+pub use jwks::{Alg, Jwk, Jwks, KeyFingerprint, KeyType, MAX_JWKS_BYTES, MAX_KEYS_PER_FAMILY};
 pub use signer::Signer;
 pub use token::{
     ClaimValue, DEFAULT_LEEWAY, KeyValue, MAX_HEADER_BYTES, MAX_TOKEN_AGE, MAX_TOKEN_BYTES,

@@ -198,7 +198,6 @@ fn malformed_keys_are_errors() {
 fn private_key_material_is_an_error() {
     // A provider that publishes a private key lets anyone sign its tokens: the whole document
     // is refused (the provider is noticed, and tokens fail closed) rather than trusted.
-    let reason = "the key publishes private key material";
     for (k, field) in [
         (Signer::generate(Alg::ES256, "e").unwrap().public_jwk(), "d"),
         (Signer::generate(Alg::EdDSA, "o").unwrap().public_jwk(), "d"),
@@ -206,12 +205,18 @@ fn private_key_material_is_an_error() {
         (rsa_jwk(), "p"),
         (rsa_jwk(), "qi"),
     ] {
+        let public = parse(&json!({"keys":[k.clone()]})).unwrap();
         let mut k = k;
         k[field] = json!(base64_url(&[7u8; 32]));
         let good = rsa_jwk();
+        // The error names the key itself, so a cache can stop trusting it.
         assert_eq!(
-            parse(&json!({"keys":[good, k]})).unwrap_err(),
-            JwksError::InvalidKey { index: 1, reason },
+            parse(&json!({"keys":[good, k.clone()]})).unwrap_err(),
+            JwksError::PrivateKeyPublished {
+                index: 1,
+                kid: k["kid"].as_str().map(str::to_owned),
+                fingerprint: *public.keys()[0].fingerprint(),
+            },
             "{field}"
         );
     }
@@ -274,4 +279,31 @@ fn signer_round_trips_pkcs8_and_debug_is_redacted() {
             .unwrap_err(),
         SignError::Claims
     );
+}
+
+#[test]
+fn a_key_is_recognised_under_any_kid_or_alg() {
+    for alg in [Alg::RS256, Alg::ES384, Alg::EdDSA] {
+        let k = Signer::generate(alg, "one").unwrap().public_jwk();
+        let mut renamed = k.clone();
+        renamed["kid"] = json!("another");
+        renamed.as_object_mut().unwrap().remove("alg");
+        let other = Signer::generate(alg, "one").unwrap().public_jwk();
+        let set = parse(&json!({"keys":[k, renamed, other]})).unwrap();
+        let fp: Vec<_> = set.keys().iter().map(|k| *k.fingerprint()).collect();
+        assert_eq!(fp[0], fp[1], "{alg:?}: same key, another kid and no alg");
+        assert_ne!(fp[0], fp[2], "{alg:?}: another key");
+    }
+    // RSA integers with leading zero bytes are the same key.
+    let k = rsa_jwk();
+    let mut padded = k.clone();
+    let n = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(k["n"].as_str().unwrap())
+            .unwrap()
+    };
+    padded["n"] = json!(base64_url(&[&[0u8][..], &n].concat()));
+    let set = parse(&json!({"keys":[k, padded]})).unwrap();
+    assert_eq!(set.keys()[0].fingerprint(), set.keys()[1].fingerprint());
 }

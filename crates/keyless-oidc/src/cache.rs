@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use keyless_jwt::Jwks;
+use keyless_jwt::{Jwks, JwksError, KeyFingerprint};
 use reqwest::header::{ACCEPT, CACHE_CONTROL};
 use reqwest::{Client, StatusCode, Url, redirect};
 use serde_json::Value;
@@ -130,7 +130,14 @@ struct IssuerState {
     last_forced: Mutex<Option<Instant>>,
     in_flight: AtomicBool,
     done: watch::Sender<u64>,
+    /// Keys this issuer once published with their private half: never trusted again, even
+    /// from a later set that lists only the public half (at most [`MAX_COMPROMISED_KEYS`]).
+    compromised: Mutex<Vec<KeyFingerprint>>,
 }
+
+/// How many compromised keys an issuer's state remembers; past that the oldest is forgotten.
+/// Each refused fetch adds at most one, and a set holds at most 200 keys.
+const MAX_COMPROMISED_KEYS: usize = 1024;
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
     match l.read() {
@@ -349,6 +356,7 @@ impl JwksCache {
             last_forced: Mutex::new(None),
             in_flight: AtomicBool::new(false),
             done,
+            compromised: Mutex::new(Vec::new()),
         });
         match self.inner.issuers.write() {
             Ok(mut m) => m.insert(issuer.url, state),
@@ -399,6 +407,11 @@ impl JwksCache {
                     c.unknown_kid_refetches.fetch_add(1, Ordering::Relaxed);
                     if let Some(newer) = self.refresh_and_wait(&st, true).await {
                         return Ok(newer);
+                    }
+                    // The refetch failed, and may have dropped keys found compromised: answer
+                    // from the cache as it is now, not as it was before.
+                    if let Some(current) = read(&st.entry) {
+                        return Ok(current.jwks);
                     }
                 } else if now >= e.refresh_at {
                     Inner::trigger(&self.inner, &st, false);
@@ -508,6 +521,41 @@ impl JwksCache {
     }
 }
 
+/// Stops trusting a key the issuer published with its private half: it leaves the cached set
+/// at once (stale serving must not keep a key anyone can sign with) and is dropped from every
+/// later set. A cached key with the same `kid` goes too: which key that `kid` names is now
+/// the issuer's guess, not ours.
+fn distrust(st: &IssuerState, kid: Option<&str>, fingerprint: &KeyFingerprint) {
+    lock(&st.compromised, |bad| {
+        if !bad.contains(fingerprint) {
+            if bad.len() >= MAX_COMPROMISED_KEYS {
+                bad.remove(0);
+            }
+            bad.push(*fingerprint);
+        }
+    });
+    let Some(entry) = read(&st.entry) else {
+        return;
+    };
+    let (kept, removed) = entry
+        .jwks
+        .without(|k| k.fingerprint() == fingerprint || (kid.is_some() && k.kid() == kid));
+    if removed {
+        tracing::error!(
+            issuer = %st.key,
+            kid = kid.unwrap_or("(none)"),
+            "the identity provider published the private half of a signing key: that key is no longer trusted"
+        );
+        write(
+            &st.entry,
+            Some(Entry {
+                jwks: Arc::new(kept),
+                ..entry
+            }),
+        );
+    }
+}
+
 impl Inner {
     /// Spawns a fetch for `st` unless one is running or (when not forced) the issuer is backing
     /// off after a failure. Returns whether a fetch was started.
@@ -532,6 +580,9 @@ impl Inner {
             match result {
                 Ok((jwks, ttl)) => {
                     let refresh_after = ttl.mul_f64(0.9);
+                    let (jwks, _) = lock(&st.compromised, |bad| {
+                        jwks.without(|k| bad.contains(k.fingerprint()))
+                    });
                     write(
                         &st.entry,
                         Some(Entry {
@@ -547,6 +598,14 @@ impl Inner {
                 }
                 Err(e) => {
                     inner.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    if let FetchError::Jwks(JwksError::PrivateKeyPublished {
+                        kid,
+                        fingerprint,
+                        ..
+                    }) = &e
+                    {
+                        distrust(&st, kid.as_deref(), fingerprint);
+                    }
                     tracing::warn!(issuer = %st.key, error = %e, "JWKS fetch failed");
                     lock(&st.last_error, |le| *le = Some(e));
                     lock(&st.next_try, |t| {

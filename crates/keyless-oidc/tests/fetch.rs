@@ -297,6 +297,39 @@ async fn max_age_is_clamped() {
 }
 
 #[tokio::test]
+async fn a_key_published_with_its_private_half_is_dropped_and_never_trusted_again() {
+    let (k1, k2) = (signer("k1"), signer("k2"));
+    let r = start(&k1).await;
+    let c = cache_for(
+        &r,
+        Config {
+            unknown_kid_interval: Duration::from_millis(200),
+            ..fast()
+        },
+    );
+    assert!(c.keys(&r.srv.base, Some("k1")).await.unwrap().contains_kid("k1"));
+    // The issuer now publishes k1's private half (here a stand-in `d`; which bytes does not
+    // matter, only that the set claims to carry it) under another kid, beside a new key.
+    let mut leaked = k1.public_jwk();
+    leaked["kid"] = serde_json::json!("renamed");
+    leaked["d"] = serde_json::json!("AAAA");
+    let set = serde_json::json!({"keys":[k2.public_jwk(), leaked]}).to_string();
+    *r.srv.jwks.lock().unwrap() = set;
+    // A token naming an unknown kid makes the cache refetch; the set is refused and k1 leaves
+    // the cache at once, although its stale copy would otherwise serve for a day.
+    let e = c.keys(&r.srv.base, Some("k3")).await.unwrap();
+    assert!(!e.contains_kid("k1"), "{e:?}");
+    assert!(!c.keys(&r.srv.base, Some("k1")).await.unwrap().contains_kid("k1"));
+    // The issuer fixes its set but keeps publishing k1's public half: still not trusted.
+    let set = serde_json::json!({"keys":[k2.public_jwk(), k1.public_jwk()]}).to_string();
+    *r.srv.jwks.lock().unwrap() = set;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let j = c.keys(&r.srv.base, Some("k2")).await.unwrap();
+    assert!(j.contains_kid("k2") && !j.contains_kid("k1"), "{j:?}");
+    assert_eq!(j.len(), 1);
+}
+
+#[tokio::test]
 async fn unknown_kid_refetches_at_most_once_per_interval() {
     let s1 = signer("k1");
     let r = start(&s1).await;
