@@ -307,7 +307,12 @@ async fn a_key_published_with_its_private_half_is_dropped_and_never_trusted_agai
             ..fast()
         },
     );
-    assert!(c.keys(&r.srv.base, Some("k1")).await.unwrap().contains_kid("k1"));
+    assert!(
+        c.keys(&r.srv.base, Some("k1"))
+            .await
+            .unwrap()
+            .contains_kid("k1")
+    );
     // The issuer now publishes k1's private half (here a stand-in `d`; which bytes does not
     // matter, only that the set claims to carry it) under another kid, beside a new key.
     let mut leaked = k1.public_jwk();
@@ -319,7 +324,12 @@ async fn a_key_published_with_its_private_half_is_dropped_and_never_trusted_agai
     // the cache at once, although its stale copy would otherwise serve for a day.
     let e = c.keys(&r.srv.base, Some("k3")).await.unwrap();
     assert!(!e.contains_kid("k1"), "{e:?}");
-    assert!(!c.keys(&r.srv.base, Some("k1")).await.unwrap().contains_kid("k1"));
+    assert!(
+        !c.keys(&r.srv.base, Some("k1"))
+            .await
+            .unwrap()
+            .contains_kid("k1")
+    );
     // The issuer fixes its set but keeps publishing k1's public half: still not trusted.
     let set = serde_json::json!({"keys":[k2.public_jwk(), k1.public_jwk()]}).to_string();
     *r.srv.jwks.lock().unwrap() = set;
