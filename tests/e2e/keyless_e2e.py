@@ -411,6 +411,19 @@ class Keyless:
             raise AssertionError(f"sts-client.mjs {args} printed no JSON ({cp.returncode}):\n"
                                  f"{cp.stdout}\n{cp.stderr}") from exc
 
+    def rust_sdk(self, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        """Runs the AWS SDK for Rust test peer (tests/rust-sdk, built beside the keyless binary)
+        and returns its JSON output (errors included)."""
+        binary = keyless_bin().parent / "rust-sdk-client"
+        assert binary.exists(), f"{binary} is missing: cargo build -p keyless-rust-sdk-client"
+        cp = subprocess.run([str(binary), *args], env=env or self.client_env(), capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)
+        try:
+            return json.loads(cp.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError) as exc:
+            raise AssertionError(f"rust-sdk-client {args} printed no JSON ({cp.returncode}):\n"
+                                 f"{cp.stdout}\n{cp.stderr}") from exc
+
     def boto3_client(self, creds: dict[str, str] | None = None, max_attempts: int = 1):
         """A boto3 STS client pointed at keyless, built from an isolated botocore session."""
         import boto3
@@ -486,7 +499,8 @@ class StsResult:
 def assert_no_credentials(res: StsResult) -> None:
     """A denial must never carry credentials."""
     assert "<Credentials>" not in res.body and "Credentials" not in res.values, res
-    assert "SecretAccessKey" not in res.body and "SessionToken" not in res.body, res
+    # Elements, not words: a validation message may name `minimumSessionTokenSize`.
+    assert "<SecretAccessKey>" not in res.body and "<SessionToken>" not in res.body, res
     assert not re.search(r"ASIA[A-Z0-9]{12,}", res.body), res
 
 

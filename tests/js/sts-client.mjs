@@ -6,7 +6,7 @@
 //       GetCallerIdentity with the default credential chain.
 //   node sts-client.mjs web-identity-caller-identity
 //       fromTokenFile() (the web-identity provider, explicitly), then GetCallerIdentity.
-//   node sts-client.mjs assume-role-with-web-identity ROLE_ARN TOKEN_FILE [SESSION] [DURATION]
+//   node sts-client.mjs assume-role-with-web-identity ROLE_ARN TOKEN_FILE [SESSION] [DURATION] [MIN_TOKEN_SIZE]
 //   node sts-client.mjs assume-role ROLE_ARN SESSION [POLICY_JSON]
 //   node sts-client.mjs access-key-info ACCESS_KEY_ID
 // Prints one JSON line: the result, or {"error": {"name", "status", "message"}} with exit code 1.
@@ -45,13 +45,14 @@ async function run() {
       };
     }
     case 'assume-role-with-web-identity': {
-      const [roleArn, tokenFile, session = 'js-session', duration] = args;
+      const [roleArn, tokenFile, session = 'js-session', duration, minSize] = args;
       const out = await client({ accessKeyId: 'unused', secretAccessKey: 'unused' }).send(
         new AssumeRoleWithWebIdentityCommand({
           RoleArn: roleArn,
           RoleSessionName: session,
           WebIdentityToken: readFileSync(tokenFile, 'utf8').trim(),
           ...(duration ? { DurationSeconds: Number(duration) } : {}),
+          ...(minSize ? { MinimumSessionTokenSize: Number(minSize) } : {}),
         }),
       );
       return {
@@ -63,6 +64,9 @@ async function run() {
         SubjectFromWebIdentityToken: out.SubjectFromWebIdentityToken,
         Audience: out.Audience,
         Provider: out.Provider,
+        SessionTokenLength: out.Credentials?.SessionToken?.length,
+        SessionTokenSize: out.SessionTokenSize,
+        SessionTokenUtilization: out.SessionTokenUtilization,
       };
     }
     case 'assume-role': {

@@ -435,6 +435,10 @@ pub fn request_parameters<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
         ("Name", "name"),
     ];
     const HIDDEN_NAMES: &[(&str, &str)] = &[("TokenCode", "tokenCode")];
+    const INTEGERS: &[(&str, &str)] = &[
+        ("DurationSeconds", "durationSeconds"),
+        ("MinimumSessionTokenSize", "minimumSessionTokenSize"),
+    ];
     let mut out = Map::new();
     let mut tags: Vec<(u32, Option<String>, Option<String>)> = Vec::new();
     let mut transitive: Vec<(u32, String)> = Vec::new();
@@ -444,11 +448,11 @@ pub fn request_parameters<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
             out.insert((*camel).to_owned(), Value::String(bounded(value)));
         } else if let Some((_, camel)) = HIDDEN_NAMES.iter().find(|(n, _)| *n == name) {
             out.insert((*camel).to_owned(), Value::String(HIDDEN.to_owned()));
-        } else if name == "DurationSeconds" {
+        } else if let Some((_, camel)) = INTEGERS.iter().find(|(n, _)| *n == name) {
             let v = value
                 .parse::<u64>()
                 .map_or_else(|_| Value::String(bounded(value)), Value::from);
-            out.insert("durationSeconds".to_owned(), v);
+            out.insert((*camel).to_owned(), v);
         } else if let Some(rest) = name.strip_prefix("Tags.member.") {
             let mut it = rest.splitn(2, '.');
             if let (Some(Ok(i)), Some(field)) = (it.next().map(str::parse::<u32>), it.next()) {
@@ -552,6 +556,7 @@ mod tests {
             ("SAMLAssertion", "PHNhbWw+"),
             ("X-Amz-Security-Token", "FwoGZXIvYXdzE"),
             ("DurationSeconds", "900"),
+            ("MinimumSessionTokenSize", "3000"),
             ("Tags.member.2.Key", "b"),
             ("Tags.member.1.Key", "a"),
             ("Tags.member.1.Value", "x"),
@@ -566,6 +571,7 @@ mod tests {
         }
         assert_eq!(v["roleArn"], "arn:aws:iam::123456789012:role/gha");
         assert_eq!(v["durationSeconds"], 900);
+        assert_eq!(v["minimumSessionTokenSize"], 3000);
         assert_eq!(v["tokenCode"], HIDDEN);
         assert_eq!(v["tags"][0]["key"], "a");
         assert_eq!(v["tags"][0]["value"], "x");

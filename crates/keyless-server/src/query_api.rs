@@ -642,6 +642,15 @@ fn issued_xml(action: &str, i: &Issued, request_id: &str) -> String {
         x.leaf("PackedPolicySize", &p.to_string());
     }
     x.opt("SourceIdentity", i.source_identity.as_deref());
+    // Since 2026 (the one 4,096-byte token limit): how much of it this token uses, and its size.
+    x.leaf(
+        "SessionTokenUtilization",
+        &i.credentials.packed_policy_size.to_string(),
+    )
+    .leaf(
+        "SessionTokenSize",
+        &i.credentials.session_token_size.to_string(),
+    );
     x.finish(action, request_id)
 }
 

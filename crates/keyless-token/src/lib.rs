@@ -66,7 +66,7 @@ pub use ring::{
 pub use session::{
     Credentials, ENVELOPE_VERSION, FederatedFacts, MAX_CHAINED_FROM, MAX_CLOCK_SKEW,
     MAX_SESSION_TOKEN_BYTES, MfaFacts, OpenedSession, SessionClaims, check_live, fuzz_open_sealed,
-    mint, open,
+    mint, mint_at_least, open,
 };
 
 /// Fuzzing entry point: tries to open arbitrary bytes as a session token (with a fixed key id)

@@ -163,6 +163,15 @@ fn token_len(plaintext_len: usize) -> usize {
     (HEADER_LEN + NONCE_LEN + plaintext_len + TAG_LEN).div_ceil(3) * 4
 }
 
+/// The fewest padding bytes that make a token of `plaintext_len` bytes of claims at least
+/// `min_token_bytes` long (base64 grows in steps of 4 characters per 3 bytes, so the token may
+/// come out up to 3 bytes longer than asked, never longer than the limit).
+fn padding_for(plaintext_len: usize, min_token_bytes: usize) -> usize {
+    let overhead = HEADER_LEN + NONCE_LEN + TAG_LEN;
+    let raw_needed = (min_token_bytes.div_ceil(4) * 3).saturating_sub(overhead);
+    raw_needed.saturating_sub(plaintext_len)
+}
+
 /// Mints credentials for `claims` with the ring's newest version: a fresh `ASIA` key id for
 /// `claims.account`, its derived secret, and the sealed token
 /// `base64(version | key version | nonce | AES-256-GCM(claims, aad = version | key version | key id))`.
@@ -171,13 +180,31 @@ pub fn mint<R: CryptoRng + ?Sized>(
     claims: &SessionClaims,
     rng: &mut R,
 ) -> Result<Credentials, MintError> {
+    mint_at_least(ring, claims, 0, rng)
+}
+
+/// [`mint`], with the token padded to at least `min_token_bytes` (STS's
+/// `MinimumSessionTokenSize`, at most [`MAX_SESSION_TOKEN_BYTES`]), so that a caller can test
+/// that its systems carry tokens of that size. The padding is JSON whitespace after the sealed
+/// claims: it is encrypted and authenticated with them, and opening ignores it.
+pub fn mint_at_least<R: CryptoRng + ?Sized>(
+    ring: &KeyRing,
+    claims: &SessionClaims,
+    min_token_bytes: usize,
+    rng: &mut R,
+) -> Result<Credentials, MintError> {
     if claims.expires_at <= claims.issued_at {
         return Err(MintError::InvalidClaims(
             "expires_at must be after issued_at",
         ));
     }
+    if min_token_bytes > MAX_SESSION_TOKEN_BYTES {
+        return Err(MintError::InvalidClaims(
+            "the minimum token size is above the 4096-byte limit",
+        ));
+    }
     let version = ring.current().ok_or(MintError::Crypto)?;
-    let plaintext =
+    let mut plaintext =
         serde_json::to_vec(claims).map_err(|_| MintError::InvalidClaims("not serialisable"))?;
     let size = token_len(plaintext.len());
     if size > MAX_SESSION_TOKEN_BYTES {
@@ -186,6 +213,9 @@ pub fn mint<R: CryptoRng + ?Sized>(
             percent: percent(size),
         });
     }
+    let padding = padding_for(plaintext.len(), min_token_bytes);
+    plaintext.resize(plaintext.len() + padding, b' ');
+    let size = token_len(plaintext.len());
     let access_key_id = new_access_key_id(claims.account, rng);
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);

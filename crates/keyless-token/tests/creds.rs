@@ -555,3 +555,37 @@ fn audit_signing_keys_are_per_version_deterministic_and_verify() {
             .is_err()
     );
 }
+
+#[test]
+fn a_minimum_token_size_pads_the_token_and_it_still_opens() {
+    let mut r = rng();
+    let ring = KeyRing::generate(t0(), &mut r).unwrap();
+    let natural = mint(&ring, &claims(), &mut r).unwrap().session_token_size;
+    // Nothing asked, or less than the natural size: unchanged.
+    for min in [0, 1, natural - 3, natural] {
+        let c = mint_at_least(&ring, &claims(), min, &mut r).unwrap();
+        assert_eq!(c.session_token_size, natural, "min {min}");
+    }
+    // More: at least that, at most 3 bytes more (base64 grows 4 characters at a time), never
+    // past the limit; the utilization follows the padded size; the claims are unchanged.
+    for min in [natural + 1, 1000, 2047, 3001, 4095, 4096] {
+        let c = mint_at_least(&ring, &claims(), min, &mut r).unwrap();
+        let size = c.session_token_size;
+        assert!(
+            (min..min + 4).contains(&size) && size <= 4096,
+            "min {min}: {size}"
+        );
+        assert_eq!(c.session_token.expose().len(), size);
+        assert_eq!(
+            c.packed_policy_size,
+            u32::try_from(size * 100).unwrap().div_ceil(4096)
+        );
+        let opened = open(&ring, &c.access_key_id, c.session_token.expose(), t0()).unwrap();
+        assert_eq!(opened.claims, claims(), "min {min}");
+    }
+    // Above the limit is the caller's validation error, never a longer token.
+    assert!(matches!(
+        mint_at_least(&ring, &claims(), 4097, &mut r),
+        Err(MintError::InvalidClaims(_))
+    ));
+}

@@ -1,7 +1,7 @@
 //! AssumeRole: a signed caller (a keyless session) assumes another role (role chaining).
 
 use keyless_policy::{Policy, PolicySet, PolicyType, Request};
-use keyless_token::{SessionClaims, mint};
+use keyless_token::{SessionClaims, mint_at_least};
 use keyless_types::OffsetDateTime;
 use rand::CryptoRng;
 
@@ -37,6 +37,8 @@ pub struct AssumeRoleInput {
     pub source_identity: Option<String>,
     /// `SerialNumber` and `TokenCode` were given.
     pub mfa_given: bool,
+    /// `MinimumSessionTokenSize`: the token is padded to at least this many bytes.
+    pub minimum_token_size: Option<u32>,
 }
 
 const NOT_NULL: &str = "Member must not be null";
@@ -63,6 +65,7 @@ pub fn parse(p: &Params) -> Result<AssumeRoleInput, ApiError> {
         .get("DurationSeconds")
         .and_then(|v| check_int(&mut problems, v, "durationSeconds", 900, 43200))
         .and_then(|d| u32::try_from(d).ok());
+    input.minimum_token_size = super::params::minimum_token_size(&mut problems, p);
     if let Some(v) = p.get("Policy") {
         if check_len(&mut problems, v, "policy", 1, 100_000) {
             check_policy_chars(&mut problems, v, "policy");
@@ -390,7 +393,8 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
             .collect(),
     };
     let _ = session_policy;
-    let credentials = mint(env.ring, &claims, rng)
+    let min_size = input.minimum_token_size.map_or(0, |n| n as usize);
+    let credentials = mint_at_least(env.ring, &claims, min_size, rng)
         .map_err(|e| ApiError::new(e.aws_code(), e.http_status(), e.to_string()))?;
     let packed =
         (input.policy.is_some() || !input.policy_arns.is_empty() || !input.tags.is_empty())

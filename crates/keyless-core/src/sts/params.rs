@@ -187,6 +187,14 @@ pub fn check_policy_chars(p: &mut Problems, v: &str, field: &str) -> bool {
     }
 }
 
+/// `MinimumSessionTokenSize` (0 to 4096 bytes), as AssumeRole and AssumeRoleWithWebIdentity
+/// take it.
+pub fn minimum_token_size(problems: &mut Problems, p: &Params) -> Option<u32> {
+    p.get("MinimumSessionTokenSize")
+        .and_then(|v| check_int(problems, v, "minimumSessionTokenSize", 0, 4096))
+        .and_then(|n| u32::try_from(n).ok())
+}
+
 /// Parses an integer parameter within bounds.
 pub fn check_int(p: &mut Problems, v: &str, field: &str, min: i64, max: i64) -> Option<i64> {
     match v.parse::<i64>() {
@@ -373,6 +381,47 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn minimum_session_token_size_is_0_to_4096() {
+        let params = |v: &str| {
+            Params::from_pairs(vec![("MinimumSessionTokenSize".into(), v.into())]).unwrap()
+        };
+        for (v, want) in [("0", Some(0)), ("4096", Some(4096)), ("1500", Some(1500))] {
+            let mut p = Problems::default();
+            assert_eq!(minimum_token_size(&mut p, &params(v)), want, "{v}");
+            assert!(p.finish().is_ok(), "{v}");
+        }
+        for (v, shown, why) in [
+            (
+                "4097",
+                "4097",
+                "Member must have value less than or equal to 4096",
+            ),
+            (
+                "-1",
+                "-1",
+                "Member must have value greater than or equal to 0",
+            ),
+            ("1e3", "1e3", "Member must be an integer"),
+            ("", "", "Member must be an integer"),
+        ] {
+            let mut p = Problems::default();
+            assert_eq!(minimum_token_size(&mut p, &params(v)), None, "{v}");
+            let e = p.finish().unwrap_err();
+            assert_eq!((e.code, e.status), ("ValidationError", 400));
+            assert_eq!(
+                e.message,
+                format!(
+                    "1 validation error detected: Value '{shown}' at 'minimumSessionTokenSize' failed to satisfy constraint: {why}"
+                )
+            );
+        }
+        let mut p = Problems::default();
+        let none = Params::from_pairs(vec![]).unwrap();
+        assert_eq!(minimum_token_size(&mut p, &none), None);
+        assert!(p.finish().is_ok());
     }
 
     #[test]

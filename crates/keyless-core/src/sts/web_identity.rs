@@ -6,7 +6,7 @@
 
 use keyless_jwt::{Jwks, JwtError, OwnedKeyValue, UnverifiedToken, Validation, VerifiedToken};
 use keyless_policy::{Context, ContextValue, Policy, PolicySet, PolicyType, Request};
-use keyless_token::{FederatedFacts, SessionClaims, mint};
+use keyless_token::{FederatedFacts, SessionClaims, mint_at_least};
 use keyless_types::{OffsetDateTime, SecretString};
 use rand::CryptoRng;
 
@@ -35,6 +35,8 @@ pub struct WebIdentityInput {
     pub policy: Option<String>,
     /// `PolicyArns`.
     pub policy_arns: Vec<String>,
+    /// `MinimumSessionTokenSize`: the token is padded to at least this many bytes.
+    pub minimum_token_size: Option<u32>,
 }
 
 const NOT_NULL: &str = "Member must not be null";
@@ -68,6 +70,7 @@ pub fn parse(p: &Params) -> Result<WebIdentityInput, ApiError> {
     let duration = p
         .get("DurationSeconds")
         .and_then(|v| check_int(&mut problems, v, "durationSeconds", 900, 43200));
+    let minimum_token_size = super::params::minimum_token_size(&mut problems, p);
     if let Some(v) = p.get("Policy")
         && check_len(&mut problems, v, "policy", 1, 2048)
     {
@@ -115,6 +118,7 @@ pub fn parse(p: &Params) -> Result<WebIdentityInput, ApiError> {
         duration: duration.and_then(|d| u32::try_from(d).ok()),
         policy: p.get("Policy").map(str::to_owned),
         policy_arns: arns,
+        minimum_token_size,
     })
 }
 
@@ -303,7 +307,8 @@ pub fn complete<R: CryptoRng + ?Sized>(
         chained_from: vec![],
     };
     let _ = session_policy;
-    let credentials = mint(env.ring, &claims, rng)
+    let min_size = input.minimum_token_size.map_or(0, |n| n as usize);
+    let credentials = mint_at_least(env.ring, &claims, min_size, rng)
         .map_err(|e| ApiError::new(e.aws_code(), e.http_status(), e.to_string()))?;
     let packed = (input.policy.is_some() || !input.policy_arns.is_empty())
         .then_some(credentials.packed_policy_size);
