@@ -188,3 +188,21 @@ def test_a_message_decodes_after_a_restart_and_a_key_ring_rotation(workdir: Path
         assert ei.value.response["Error"]["Code"] == "InvalidAuthorizationMessageException"
     finally:
         _stop(srv.proc)
+
+
+def test_provided_contexts_are_refused_not_dropped(keyless: Keyless, gha_creds: dict[str, str]) -> None:
+    """A trusted context assertion is AWS-signed Identity Center state keyless cannot check:
+    AssumeRole with one is refused, not answered with a session that silently lacks it."""
+    before = keyless.issued_total()
+    with pytest.raises(ClientError) as ei:
+        keyless.boto3_client(gha_creds).assume_role(
+            RoleArn=keyless.role_arn("deploy"), RoleSessionName="ctx",
+            ProvidedContexts=[{"ProviderArn": "arn:aws:iam::aws:contextProvider/IdentityCenter",
+                               "ContextAssertion": "trusted-context-assertion"}])
+    err = ei.value.response
+    assert err["Error"]["Code"] == "InvalidParameterValue", err
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "ProvidedContexts" in err["Error"]["Message"]
+    assert "Credentials" not in err
+    if before is not None:
+        assert keyless.issued_total() == before

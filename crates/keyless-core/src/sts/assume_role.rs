@@ -171,6 +171,16 @@ pub fn parse(p: &Params) -> Result<AssumeRoleInput, ApiError> {
     }
     input.mfa_given = p.get("SerialNumber").is_some() || p.get("TokenCode").is_some();
     problems.finish()?;
+    // A trusted context assertion (Identity Center's trusted identity propagation) is signed by
+    // AWS STS for AWS; keyless cannot check one, and dropping it silently would give the caller
+    // a session without the identity context it asked for.
+    if p.names().any(|n| n.starts_with("ProvidedContexts.")) {
+        return Err(ApiError::new(
+            "InvalidParameterValue",
+            400,
+            "ProvidedContexts are not supported: keyless accepts no trusted context assertions. Call AssumeRole without them.",
+        ));
+    }
     for k in &input.transitive_tag_keys {
         if !input.tags.iter().any(|(t, _)| same_tag_key(t, k)) {
             return Err(ApiError::new(
