@@ -1650,14 +1650,23 @@ mod tests {
             gathered.commits
         );
         assert!(gathered.gathered > 0);
-        let prompt = issuers_every(gap, 1000, Duration::ZERO, None).await;
+        // Without the wait, more syncs. On a machine busy with other work the stream's records
+        // can reach the writer in bursts (its thread descheduled while they queue), which a
+        // prompt writer commits together too; so up to three streams get the chance to show it.
+        let mut prompt_commits = Vec::new();
+        for _ in 0..3 {
+            let prompt = issuers_every(gap, 1000, Duration::ZERO, None).await;
+            assert_eq!(prompt.gathered, 0);
+            prompt_commits.push(prompt.commits);
+            if prompt.commits > gathered.commits {
+                break;
+            }
+        }
         assert!(
-            prompt.commits > gathered.commits,
-            "{} syncs without the wait, {} with it",
-            prompt.commits,
+            prompt_commits.iter().any(|&c| c > gathered.commits),
+            "{prompt_commits:?} syncs without the wait, {} with it",
             gathered.commits
         );
-        assert_eq!(prompt.gathered, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
