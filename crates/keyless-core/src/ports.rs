@@ -45,6 +45,15 @@ pub trait Store: Send + Sync + 'static {
     /// Every stored revocation, oldest first (expired ones included until purged).
     async fn revocations(&self) -> Result<Vec<Revocation>, StoreError>;
 
+    /// At most `limit` stored revocations with an id greater than `after_id`, in id order: what
+    /// a poller that has read the table up to `after_id` has not seen yet (but see
+    /// [`RevocationStamp`]: with Postgres a lower id can still commit later).
+    async fn revocations_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Revocation>, StoreError>;
+
     /// The stored revocations whose audit record is not known to be durable yet
     /// ([`Revocation::audited_seq`] is `None`), oldest first: the outbox of the audit log.
     async fn unaudited_revocations(&self) -> Result<Vec<Revocation>, StoreError>;

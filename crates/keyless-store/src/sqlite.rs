@@ -454,6 +454,23 @@ impl Store for SqliteStore {
         rows.iter().map(revocation_of_row).collect()
     }
 
+    async fn revocations_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, kind, value, issuer, account, issued_before_ms, created_at_ms, expires_at, \
+             reason, created_by, audited_seq FROM revocations WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err("load new revocations"))?;
+        rows.iter().map(revocation_of_row).collect()
+    }
+
     async fn unaudited_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, kind, value, issuer, account, issued_before_ms, created_at_ms, expires_at, \

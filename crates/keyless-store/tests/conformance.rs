@@ -114,6 +114,7 @@ both!(
     a_failed_apply_config_changes_nothing,
     revocations_round_trip_stamp_and_purge,
     revocations_are_marked_audited_once,
+    revocations_after_an_id_come_in_id_order_and_bounded,
     the_directory_generation_advances_with_every_committed_write,
     ping_answers,
 );
@@ -425,6 +426,58 @@ async fn revocations_round_trip_stamp_and_purge(store: &dyn Store) {
     assert_ne!(store.revocations_stamp().await.unwrap(), two);
 }
 
+async fn revocations_after_an_id_come_in_id_order_and_bounded(store: &dyn Store) {
+    let session = |n: u32, expires: i64| {
+        revocation(
+            Target::Session {
+                access_key_id: format!("ASIAEXAMPLE{n:010}"),
+            },
+            expires,
+        )
+    };
+    assert_eq!(store.revocations_after(0, 10).await.unwrap(), vec![]);
+    let mut added = Vec::new();
+    for n in 0..5 {
+        added.push(
+            store
+                .add_revocation(&session(n, 1_700_003_600 + i64::from(n)))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(store.revocations_after(0, 10).await.unwrap(), added);
+    // Strictly after the id given, at most `limit` rows, lowest ids first.
+    assert_eq!(
+        store.revocations_after(added[1].id, 10).await.unwrap(),
+        added[2..].to_vec()
+    );
+    assert_eq!(
+        store.revocations_after(added[0].id, 2).await.unwrap(),
+        added[1..3].to_vec()
+    );
+    assert_eq!(
+        store.revocations_after(added[4].id, 10).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(store.revocations_after(0, 0).await.unwrap(), vec![]);
+    // Marks show; purged rows are gone.
+    assert!(
+        store
+            .mark_revocation_audited(added[3].id, 11)
+            .await
+            .unwrap()
+    );
+    let at = OffsetDateTime::from_unix_timestamp(1_700_003_601).unwrap();
+    assert_eq!(store.purge_revocations(at).await.unwrap(), 2);
+    let after = store.revocations_after(0, 10).await.unwrap();
+    assert_eq!(
+        after.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![added[2].id, added[3].id, added[4].id]
+    );
+    assert_eq!(after[1].audited_seq, Some(11));
+    assert_eq!(after, store.revocations().await.unwrap());
+}
+
 async fn revocations_are_marked_audited_once(store: &dyn Store) {
     let session = |n: u32| {
         revocation(
@@ -502,6 +555,55 @@ async fn postgres_reconnect_keeps_data_and_migrations_run_once() {
     drop(store);
     let store = PgStore::connect(&url).await.unwrap();
     assert_eq!(store.load().await.unwrap(), config());
+}
+
+/// What the revocation poller must catch: a Postgres id taken from the sequence commits after a
+/// higher one, so reading "after the last id seen" misses it, while the stamp's count and sum
+/// (not its max) show it.
+#[tokio::test]
+async fn postgres_a_lower_revocation_id_can_commit_after_a_higher_one() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    let mut slow = store.pool().begin().await.unwrap();
+    let (low,): (i64,) = sqlx::query_as(
+        "INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, expires_at, \
+         reason, created_by) VALUES ('session', 'ASIAEXAMPLE0000000001', NULL, 0, 0, 1700003600, 'slow', 'operator') \
+         RETURNING id",
+    )
+    .fetch_one(&mut *slow)
+    .await
+    .unwrap();
+    let high = store
+        .add_revocation(&revocation(
+            Target::Session {
+                access_key_id: "ASIAEXAMPLE0000000002".into(),
+            },
+            1_700_003_600,
+        ))
+        .await
+        .unwrap();
+    assert!(low < high.id);
+    assert_eq!(
+        store.revocations_after(0, 10).await.unwrap(),
+        vec![high.clone()]
+    );
+    assert_eq!(
+        store.revocations_stamp().await.unwrap(),
+        (high.id, 1, high.id)
+    );
+    slow.commit().await.unwrap();
+    assert_eq!(store.revocations_after(high.id, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        store.revocations_stamp().await.unwrap(),
+        (high.id, 2, low + high.id)
+    );
+    let late = store.revocations_after(0, 10).await.unwrap();
+    assert_eq!(
+        late.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![low, high.id]
+    );
 }
 
 #[tokio::test]
