@@ -14,6 +14,8 @@
 //! - [`authz_message`]: the encoded authorization messages carried by every `AccessDenied`.
 //! - [`revocation`]: revoking sessions by key id, role, subject, source identity, issuer or
 //!   key version, and the in-memory set every verification checks.
+//! - [`revocation_sync`]: merging the revocations another process stored into that set,
+//!   checked against the store's stamp.
 //! - [`error`]: [`error::ApiError`], an AWS wire code with its status and message.
 //!
 //! Nothing here does I/O or reads the clock: the edge passes `now`, the fetched JWKS and the
@@ -28,6 +30,7 @@ pub mod iam;
 pub mod model;
 pub mod ports;
 pub mod revocation;
+pub mod revocation_sync;
 pub mod session_cache;
 pub mod sts;
 

@@ -684,9 +684,12 @@ pub struct Revoked {
 
 impl RevocationSet {
     /// Indexes `revocations`, dropping those that can no longer match anything at `now`.
-    pub fn build(revocations: &[Revocation], now: OffsetDateTime) -> RevocationSet {
+    pub fn build<'a>(
+        revocations: impl IntoIterator<Item = &'a Revocation>,
+        now: OffsetDateTime,
+    ) -> RevocationSet {
         let mut set = RevocationSet::default();
-        for r in revocations.iter().filter(|r| r.spec.expires_at > now) {
+        for r in revocations.into_iter().filter(|r| r.spec.expires_at > now) {
             set.len += 1;
             match &r.spec.target {
                 Target::Session { access_key_id } => {

@@ -536,12 +536,12 @@ async fn watch_revocations(state: Arc<AppState>) {
                 Err(e) => warn!("expired revocations not purged: {e}"),
             }
             // Rebuild even if nothing was purged, so expired entries leave the set.
-            revoke_api::reload_revocations(&state).await;
+            revoke_api::reload_revocations(&state, revoke_api::Rebuild::Always).await;
             continue;
         }
         match state.store.revocations_stamp().await {
             Ok(stamp) if stamp != state.revocations.load().stamp => {
-                revoke_api::reload_revocations(&state).await;
+                revoke_api::reload_revocations(&state, revoke_api::Rebuild::IfChanged).await;
             }
             Ok(_) if last_audit.elapsed() >= REVOCATION_AUDIT_RETRY => {
                 last_audit = std::time::Instant::now();

@@ -31,6 +31,13 @@ pub struct DecisionLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a revocation reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `full` (every row read) or `incremental` (only the rows not seen yet).
+    pub kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
 }
@@ -85,6 +92,8 @@ pub struct Metrics {
     pub audit_table: crate::audit_table_sink::SinkMetrics,
     /// Client connections and their limits.
     pub http: HttpMetrics,
+    /// Times the in-memory revocations were brought in step with the store, by kind.
+    pub revocation_reloads: Family<ReloadLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -234,6 +243,16 @@ impl Metrics {
             "Changed certificate or key files not taken: unreadable, not matching, expired or not yet valid",
             http.tls.reload_failures.clone(),
         );
+        let revocation_reloads = Family::<ReloadLabels, Counter>::default();
+        for kind in ["full", "incremental"] {
+            // Both shown from the start, at 0.
+            drop(revocation_reloads.get_or_create(&ReloadLabels { kind }));
+        }
+        registry.register(
+            "revocation_reloads",
+            "Revocation changes made by another process taken into this one: full (every row reread) or incremental (only rows not seen yet)",
+            revocation_reloads.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -250,7 +269,15 @@ impl Metrics {
             audit_removed_files,
             audit_table,
             http,
+            revocation_reloads,
         }
+    }
+
+    /// Counts one revocation reload (`full` or `incremental`).
+    pub fn revocation_reload(&self, kind: &'static str) {
+        self.revocation_reloads
+            .get_or_create(&ReloadLabels { kind })
+            .inc();
     }
 
     /// Counts one request.
@@ -304,6 +331,8 @@ mod tests {
             "keyless_audit_gathered_commits_total 0",
             "keyless_audit_paced_commits_total 0",
             "keyless_audit_retention_removed_files_total 0",
+            "keyless_revocation_reloads_total{kind=\"full\"} 0",
+            "keyless_revocation_reloads_total{kind=\"incremental\"} 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -32,10 +32,11 @@ use keyless_core::ports::StoreError;
 use keyless_core::revocation::{
     Revocation, RevocationRequest, RevocationSet, RevokeEnv, authorize_list, authorize_revocation,
 };
+use keyless_core::revocation_sync::{self, Merged};
 use keyless_core::sts::{Authorizer, Origin};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::audit;
 use crate::http_front::Transport;
@@ -252,7 +253,7 @@ fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiE
         .iter()
         .filter(|r| r.spec.expires_at > now)
         .filter(|r| r.spec.concerns(caller.account()))
-        .map(Revocation::to_json)
+        .map(|r| r.to_json())
         .collect();
     Ok(json!({ "revocations": mine }))
 }
@@ -434,52 +435,132 @@ pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin)
 /// Puts a revocation this process just stored in force here without reading every row back
 /// (with sessions revoking themselves at the end of each CI job, a reload per call read up to
 /// 200,000 rows each time). The set is rebuilt in memory from the list plus the row, and the
-/// store's stamp advanced as that row advanced it: if another process wrote meanwhile, the
-/// stamps differ and the next poll reloads from the store.
+/// stamp becomes the list's own: if another process wrote meanwhile, it differs from the
+/// store's and the next poll reads what is missing.
 async fn add_to_live(state: &AppState, stored: &Revocation) {
     let _serialized = state.revocations_swap.lock().await;
-    let live = state.revocations.load();
+    let live = state.revocations.load_full();
+    // A poll may have read the row from the store first (the newest rows are at the end).
+    if live.list.iter().rev().any(|r| r.id == stored.id) {
+        return;
+    }
     let mut list = live.list.clone();
-    list.push(stored.clone());
-    let (max, count, sum) = live.stamp;
-    let stamp = (max.max(stored.id), count + 1, sum.wrapping_add(stored.id));
-    let set = RevocationSet::build(&list, state.clock.now());
-    state
-        .revocations
-        .store(Arc::new(LiveRevocations { set, list, stamp }));
+    list.push(Arc::new(stored.clone()));
+    put_in_force(state, list, live.read_through);
 }
 
-/// Reloads the revocations from the store into the in-memory set, then records the ones not
-/// audited yet ([`audit_unaudited`]). If the store cannot be read the previous set stays in
-/// force and the next poll retries.
-pub async fn reload_revocations(state: &AppState) {
-    if let Err(e) = load_revocations(state).await {
-        error!("revocations not reloaded: {e}");
+/// Replaces the live revocations with `list`, read from the store through `read_through`.
+fn put_in_force(state: &AppState, list: Vec<Arc<Revocation>>, read_through: i64) {
+    let set = RevocationSet::build(list.iter().map(Arc::as_ref), state.clock.now());
+    let stamp = revocation_sync::stamp_of(list.iter().map(Arc::as_ref));
+    state.revocations.store(Arc::new(LiveRevocations {
+        set,
+        list,
+        stamp,
+        read_through,
+    }));
+}
+
+/// Whether a reload that finds nothing new still rebuilds the set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// Only when something changed.
+    IfChanged,
+    /// Always, so that revocations that expired leave the set (after a purge).
+    Always,
+}
+
+/// Brings the in-memory set in step with the store ([`sync_revocations`]), then records the
+/// ones not audited yet ([`audit_unaudited`]). If the store cannot be read the previous set
+/// stays in force and the next poll retries.
+pub async fn reload_revocations(state: &AppState, rebuild: Rebuild) {
+    if let Err(e) = sync_revocations(state, rebuild).await {
+        error!("revocations not reloaded, keeping the previous ones: {e}");
     }
     audit_unaudited(state).await;
 }
 
-/// Loads the revocations from the store into the in-memory set; on an error the set is left
+/// Reads the revocations the store added or purged since the last read, reading only the rows
+/// after the last id seen when their stamp shows that is all that changed, and every row
+/// otherwise ([`revocation_sync::merge`]). On an error the set is left as it was and marked
+/// stale.
+pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), StoreError> {
+    let _serialized = state.revocations_swap.lock().await;
+    let live = state.revocations.load_full();
+    let after = revocation_sync::read_after(live.read_through);
+    let read = async {
+        // The stamp first: a row committed after it is either above its largest id (left for
+        // the next poll) or changes the stamp the next poll sees.
+        let stamp = state.store.revocations_stamp().await?;
+        let rows = state
+            .store
+            .revocations_after(after, revocation_sync::PAGE)
+            .await?;
+        Ok::<_, StoreError>((stamp, rows))
+    };
+    let (stamp, rows) = read.await.inspect_err(|_| mark_stale(state, true))?;
+    let poll = revocation_sync::Poll {
+        stamp,
+        rows,
+        after,
+        limit: revocation_sync::PAGE,
+    };
+    match revocation_sync::merge(&live.list, live.stamp, poll) {
+        Merged::Unchanged => {
+            mark_stale(state, false);
+            if rebuild == Rebuild::Always {
+                put_in_force(state, live.list.clone(), live.read_through);
+            }
+        }
+        Merged::Incremental {
+            list,
+            read_through,
+            added,
+            purged,
+        } => {
+            mark_stale(state, false);
+            put_in_force(state, list, read_through);
+            state.metrics.revocation_reload("incremental");
+            debug!(added, purged, "revocations reloaded incrementally");
+        }
+        Merged::NeedFullReload(why) => {
+            info!("revocations reloaded in full: {why}");
+            load_every_row(state).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads every revocation from the store into the in-memory set; on an error the set is left
 /// as it was. Start-up stops on that error: serving with no revocations would accept every
 /// revoked session.
 pub async fn load_revocations(state: &AppState) -> Result<(), StoreError> {
     let _serialized = state.revocations_swap.lock().await;
-    let read = async {
-        // The stamp first: a revocation stored between the two reads changes the stamp the next
-        // poll sees, so it is loaded then.
-        let stamp = state.store.revocations_stamp().await?;
-        Ok::<_, StoreError>((stamp, state.store.revocations().await?))
-    };
-    let loaded = read.await;
+    load_every_row(state).await
+}
+
+/// [`load_revocations`], for a caller holding `revocations_swap`.
+async fn load_every_row(state: &AppState) -> Result<(), StoreError> {
+    // One statement reads one snapshot of the table, so the rows' own stamp is the table's at
+    // that moment; any later commit changes the stamp the next poll sees.
+    let rows = state
+        .store
+        .revocations()
+        .await
+        .inspect_err(|_| mark_stale(state, true))?;
+    mark_stale(state, false);
+    let list: Vec<Arc<Revocation>> = rows.into_iter().map(Arc::new).collect();
+    let read_through = revocation_sync::stamp_of(list.iter().map(Arc::as_ref)).0;
+    put_in_force(state, list, read_through);
+    state.metrics.revocation_reload("full");
+    Ok(())
+}
+
+/// Records whether the last read of the revocations failed (`/readyz` reports it).
+fn mark_stale(state: &AppState, stale: bool) {
     state
         .revocations_stale
-        .store(loaded.is_err(), std::sync::atomic::Ordering::Relaxed);
-    let (stamp, list) = loaded?;
-    let set = RevocationSet::build(&list, state.clock.now());
-    state
-        .revocations
-        .store(Arc::new(LiveRevocations { set, list, stamp }));
-    Ok(())
+        .store(stale, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -55,15 +55,20 @@ impl Keys {
     }
 }
 
-/// The revocations as last loaded from the store.
+/// The revocations in force here: as last read from the store, plus those this process stored.
 #[derive(Debug, Default)]
 pub struct LiveRevocations {
     /// Indexed for the request path.
     pub set: RevocationSet,
-    /// As stored, for listing.
-    pub list: Vec<Revocation>,
-    /// The store's change stamp when loaded.
+    /// As stored, for listing and for merging what the store adds (shared, so that a merge
+    /// copies pointers rather than rows).
+    pub list: Vec<Arc<Revocation>>,
+    /// The list's own change stamp ([`keyless_core::revocation_sync::stamp_of`]): equal to the
+    /// store's when the list holds what the table does.
     pub stamp: keyless_core::ports::RevocationStamp,
+    /// Every stored row with an id up to this one has been read (the next poll reads after
+    /// it, less [`keyless_core::revocation_sync::LOOKBACK`]).
+    pub read_through: i64,
 }
 
 /// The audit outbox of revocations in this process; its mutex is held by whoever writes a
