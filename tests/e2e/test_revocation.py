@@ -1006,3 +1006,48 @@ def test_sessions_revoking_themselves_cannot_use_up_an_operators_room(tmp_path: 
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def revocation_reloads(keyless: Keyless) -> dict[str, float]:
+    """`keyless_revocation_reloads_total` by kind (full, incremental)."""
+    found = re.findall(r'^keyless_revocation_reloads_total\{kind="(\w+)"\} (\S+)$', keyless.metrics(), re.M)
+    return {kind: float(n) for kind, n in found}
+
+
+def seed_session_revocations(db: Path, count: int) -> None:
+    """`count` live session revocations of made-up keys, already audited, straight into the store."""
+    now_ms, expires = int(time.time() * 1000), int(time.time()) + 40_000
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, expires_at, "
+                      "reason, created_by, audited_seq) VALUES ('session', ?, ?, ?, ?, ?, 'filler', 'operator', 1)",
+                      [(f"ASIA{i:016d}", ACCOUNT, now_ms, now_ms, expires) for i in range(count)])
+
+
+def test_a_cli_revocation_among_99000_is_read_incrementally_and_in_force_within_a_second(tmp_path: Path) -> None:
+    """With 99,000 live revocations, each revocation the CLI writes to the store is in force on
+    the running server within a second, and the server reads only the new rows: its one full read
+    is the one at start-up."""
+    issuer = start_issuer(tmp_path)
+    config = stack_config(issuer, tmp_path / "k" / "data")
+    _stop(start_keyless(tmp_path / "k", config).proc)
+    seed_session_revocations(tmp_path / "k" / "data" / "keyless.db", 99_000)
+    keyless = start_keyless(tmp_path / "k", config)
+    try:
+        stack = (issuer, keyless)
+        assert revocation_reloads(keyless) == {"full": 1.0, "incremental": 0.0}
+        for n in range(3):
+            victim, bystander = session(stack), session(stack)
+            cp = cli("session", victim["AccessKeyId"], *store_args(keyless), "--format", "json")
+            assert cp.returncode == 0, cp.stderr
+            assert "audited by the running server" in cp.stderr, cp.stderr
+            took = wait_revoked(keyless, victim)
+            assert took <= 1.0, f"revocation {n} took {took:.2f}s to reach the server"
+            assert caller_ok(keyless, bystander), "another session was hit"
+        reloads = revocation_reloads(keyless)
+        assert reloads["full"] == 1.0 and reloads["incremental"] >= 3.0, reloads
+        assert "revocations reloaded in full" not in keyless.stderr()
+        r = requests.get(keyless.url + "/readyz", timeout=10)
+        assert r.status_code == 200 and "revocations: in force" in r.text, r.text
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
