@@ -444,3 +444,96 @@ def test_iam_changes_made_through_one_replica_reach_the_other(tmp_path: Path) ->
         for k in replicas:
             _stop(k.proc)
         _stop(issuer.proc)
+
+
+def reloads(keyless: Keyless) -> dict[str, float]:
+    """`keyless_revocation_reloads_total` by kind (full, incremental)."""
+    import re
+    found = re.findall(r'^keyless_revocation_reloads_total\{kind="(\w+)"\} (\S+)$', keyless.metrics(), re.M)
+    return {kind: float(n) for kind, n in found}
+
+
+def refused_within(keyless: Keyless, creds: dict[str, str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            keyless.boto3_client(creds).get_caller_identity()
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidClientTokenId", e.response
+            return
+        assert time.monotonic() < deadline, f"the revoked session still works\n{keyless.stderr()[-2000:]}"
+        time.sleep(0.05)
+
+
+def insert_revocation_sql(access_key_id: str, row_id: int | None = None) -> str:
+    now_ms, expires = int(time.time() * 1000), int(time.time()) + 40_000
+    cols, vals = "", ""
+    if row_id is not None:
+        cols, vals = "id, ", f"{int(row_id)}, "
+    return (f"INSERT INTO revocations ({cols}kind, value, account, issued_before_ms, created_at_ms, expires_at, "
+            f"reason, created_by) VALUES ({vals}'session', '{access_key_id}', NULL, {now_ms}, {now_ms}, {expires}, "
+            "'e2e', 'operator') RETURNING id")
+
+
+def test_revocations_from_another_process_reach_a_replica_incrementally_even_out_of_order(tmp_path: Path) -> None:
+    """Replica b, among 20,000 live revocations on a shared database, takes what the CLI and a
+    slower writer store by reading only new rows: a row whose id committed after a higher one
+    is still put in force within a second. A row committed far below what b has read (beyond
+    its lookback) makes b read every row instead, and is in force too."""
+    database = with_database(server_url(), f"keyless_e2e_{secrets.token_hex(6)}")
+    psql(server_url(), f"CREATE DATABASE {urllib.parse.urlsplit(database).path.lstrip('/')}")
+    issuer = start_issuer(tmp_path)
+    replicas: list[Keyless] = []
+    slow = None
+    try:
+        for r in ("a", "b"):
+            config = f'database_url = "{database}"\n' + default_config(issuer, tmp_path / r / "data")
+            replicas.append(start_keyless(tmp_path / r, config))
+            if r == "a":
+                psql(database, "INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, "
+                     "expires_at, reason, created_by, audited_seq) SELECT 'session', 'ASIA' || lpad(i::text, 16, '0'), "
+                     f"NULL, 0, 0, {int(time.time()) + 40_000}, 'filler', 'operator', 1 "
+                     "FROM generate_series(1, 20000) AS i")
+        a, b = replicas
+        assert reloads(b) == {"full": 1.0, "incremental": 0.0}
+        # Each replica has its own key ring: b's sessions are checked on b.
+        late, early = issue(issuer, b, "pg-late"), issue(issuer, b, "pg-early")
+        # A writer takes an id and commits after the CLI took and committed the next one.
+        slow = subprocess.Popen([psql_bin(), database, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert slow.stdin and slow.stdout
+        slow.stdin.write(f"BEGIN;\n{insert_revocation_sql(late['AccessKeyId'])};\n")
+        slow.stdin.flush()
+        late_id = int(slow.stdout.readline())
+        cp = subprocess.run([str(keyless_bin()), "revoke", "session", early["AccessKeyId"], "--config",
+                             str(a.config), "--format", "json"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, cp.stderr
+        assert json.loads(cp.stdout)["id"] > late_id
+        refused_within(b, early, 1.0)
+        b.boto3_client(late).get_caller_identity()
+        slow.stdin.write("COMMIT;\n")
+        slow.stdin.close()
+        assert slow.wait(30) == 0
+        refused_within(b, late, 1.0)
+        got = reloads(b)
+        assert got["full"] == 1.0 and got["incremental"] >= 2.0, got
+        # Far below: the sequence jumped ahead (ids 1,000 up are taken), then a row commits with
+        # an id under the highest b has read, by more than the lookback.
+        below = issue(issuer, b, "pg-below")
+        psql(database, "SELECT setval(pg_get_serial_sequence('revocations', 'id'), "
+                       "(SELECT MAX(id) FROM revocations) + 1000)")
+        ahead = issue(issuer, b, "pg-ahead")
+        psql(database, insert_revocation_sql(ahead["AccessKeyId"]))
+        refused_within(b, ahead, 1.0)
+        high = int(psql(database, "SELECT MAX(id) FROM revocations")[0][0])
+        psql(database, insert_revocation_sql(below["AccessKeyId"], row_id=high - 500))
+        refused_within(b, below, 1.0)
+        assert reloads(b)["full"] == 2.0
+        assert "revocations reloaded in full: the stored revocations differ" in b.stderr()
+    finally:
+        if slow is not None and slow.poll() is None:
+            slow.kill()
+        for k in replicas:
+            _stop(k.proc)
+        _stop(issuer.proc)
