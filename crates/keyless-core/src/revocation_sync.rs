@@ -55,7 +55,7 @@ pub enum Merged {
     Unchanged,
     /// The merged list matches the store's stamp.
     Incremental {
-        /// The new list.
+        /// The new list: when `purged` is 0, the old list followed by the `added` rows.
         list: Vec<Arc<Revocation>>,
         /// Every row with an id up to this was read ([`Poll::stamp`]'s largest id).
         read_through: i64,

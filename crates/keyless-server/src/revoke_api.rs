@@ -434,8 +434,8 @@ pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin)
 
 /// Puts a revocation this process just stored in force here without reading every row back
 /// (with sessions revoking themselves at the end of each CI job, a reload per call read up to
-/// 200,000 rows each time). The set is rebuilt in memory from the list plus the row, and the
-/// stamp becomes the list's own: if another process wrote meanwhile, it differs from the
+/// 200,000 rows each time). The row is added to a copy of the set in memory, and the stamp
+/// becomes the list's own: if another process wrote meanwhile, it differs from the
 /// store's and the next poll reads what is missing.
 async fn add_to_live(state: &AppState, stored: &Revocation) {
     let _serialized = state.revocations_swap.lock().await;
@@ -444,14 +444,25 @@ async fn add_to_live(state: &AppState, stored: &Revocation) {
     if live.list.iter().rev().any(|r| r.id == stored.id) {
         return;
     }
+    let set = live.set.with([stored], state.clock.now());
     let mut list = live.list.clone();
     list.push(Arc::new(stored.clone()));
-    put_in_force(state, list, live.read_through);
+    put_in_force(state, set, list, live.read_through);
 }
 
-/// Replaces the live revocations with `list`, read from the store through `read_through`.
-fn put_in_force(state: &AppState, list: Vec<Arc<Revocation>>, read_through: i64) {
-    let set = RevocationSet::build(list.iter().map(Arc::as_ref), state.clock.now());
+/// The set of `list`, built from every row (which also drops the expired ones).
+fn set_of(state: &AppState, list: &[Arc<Revocation>]) -> RevocationSet {
+    RevocationSet::build(list.iter().map(Arc::as_ref), state.clock.now())
+}
+
+/// Replaces the live revocations with `list` (indexed as `set`), read from the store through
+/// `read_through`.
+fn put_in_force(
+    state: &AppState,
+    set: RevocationSet,
+    list: Vec<Arc<Revocation>>,
+    read_through: i64,
+) {
     let stamp = revocation_sync::stamp_of(list.iter().map(Arc::as_ref));
     state.revocations.store(Arc::new(LiveRevocations {
         set,
@@ -509,7 +520,8 @@ pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), 
         Merged::Unchanged => {
             mark_stale(state, false);
             if rebuild == Rebuild::Always {
-                put_in_force(state, live.list.clone(), live.read_through);
+                let set = set_of(state, &live.list);
+                put_in_force(state, set, live.list.clone(), live.read_through);
             }
         }
         Merged::Incremental {
@@ -519,7 +531,15 @@ pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), 
             purged,
         } => {
             mark_stale(state, false);
-            put_in_force(state, list, read_through);
+            let set = if purged == 0 && rebuild == Rebuild::IfChanged {
+                // The merge appended the new rows to the list: only they are indexed anew.
+                let new_rows = &list[list.len().saturating_sub(added)..];
+                live.set
+                    .with(new_rows.iter().map(Arc::as_ref), state.clock.now())
+            } else {
+                set_of(state, &list)
+            };
+            put_in_force(state, set, list, read_through);
             state.metrics.revocation_reload("incremental");
             debug!(added, purged, "revocations reloaded incrementally");
         }
@@ -551,7 +571,7 @@ async fn load_every_row(state: &AppState) -> Result<(), StoreError> {
     mark_stale(state, false);
     let list: Vec<Arc<Revocation>> = rows.into_iter().map(Arc::new).collect();
     let read_through = revocation_sync::stamp_of(list.iter().map(Arc::as_ref)).0;
-    put_in_force(state, list, read_through);
+    put_in_force(state, set_of(state, &list), list, read_through);
     state.metrics.revocation_reload("full");
     Ok(())
 }
