@@ -1051,3 +1051,38 @@ def test_a_cli_revocation_among_99000_is_read_incrementally_and_in_force_within_
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_a_purge_by_another_process_is_followed_without_reading_every_row(tmp_path: Path) -> None:
+    """Another server's purge (expired rows deleted by its own clock) leaves fewer rows than this
+    server holds: it drops its earliest-expiring ones to match, reads no row again, and still
+    puts the next revocation in force within a second."""
+    issuer = start_issuer(tmp_path)
+    config = stack_config(issuer, tmp_path / "k" / "data")
+    _stop(start_keyless(tmp_path / "k", config).proc)
+    db = tmp_path / "k" / "data" / "keyless.db"
+    seed_session_revocations(db, 5_000)
+    now = int(time.time())
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, expires_at, "
+                      "reason, created_by, audited_seq) VALUES ('session', ?, NULL, 0, 0, ?, 'old', 'operator', 1)",
+                      [(f"ASIAOLD{i:013d}", now - 100 + i % 50) for i in range(1_000)])
+    keyless = start_keyless(tmp_path / "k", config)
+    try:
+        stack = (issuer, keyless)
+        assert revocation_reloads(keyless) == {"full": 1.0, "incremental": 0.0}
+        with sqlite3.connect(db) as c:
+            assert c.execute("DELETE FROM revocations WHERE expires_at <= ?", (int(time.time()),)).rowcount == 1_000
+        deadline = time.monotonic() + 2
+        while revocation_reloads(keyless)["incremental"] < 1:
+            assert time.monotonic() < deadline, revocation_reloads(keyless)
+            time.sleep(0.05)
+        victim = session(stack)
+        cp = cli("session", victim["AccessKeyId"], *store_args(keyless), "--format", "json")
+        assert cp.returncode == 0, cp.stderr
+        assert wait_revoked(keyless, victim) <= 1.0
+        reloads = revocation_reloads(keyless)
+        assert reloads["full"] == 1.0 and reloads["incremental"] >= 2.0, reloads
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
