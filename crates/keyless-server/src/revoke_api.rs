@@ -3,9 +3,10 @@
 //! (`keyless:RevokeSessions`, `keyless:RevokeOwnSession`, `keyless:ListRevocations`).
 //!
 //! `keyless revoke … --endpoint URL` is the client. A revocation is stored, recorded in the
-//! audit log, then the in-memory set is rebuilt before the answer, so this server refuses the
+//! audit log, then added to the in-memory set before the answer, so this server refuses the
 //! session from the next request; other processes pick it up from the store within a second
-//! ([`crate::watch_revocations`]).
+//! ([`crate::watch_revocations`], which reads only the rows it has not seen:
+//! [`sync_revocations`]).
 //!
 //! Every stored revocation ends up with at least one audit record, even if a process is killed
 //! between the store write and the record: the row is the outbox. Whoever durably records a
