@@ -7,7 +7,9 @@
 //! rows. Equal, the list holds what the table held when the stamp was read, and anything
 //! committed since changes the stamp the next poll sees. Not equal, [`merge`] says
 //! [`Merged::NeedFullReload`] and the caller reads every row, as it did before: a set that
-//! silently missed a committed revocation would let a revoked credential work.
+//! silently missed a committed revocation would let a revoked credential work. Rows read that
+//! the list lacks while the stamps agree also force a full read: the stamp is a checksum, and
+//! the rows show where it was fooled.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ pub fn stamp_of<'a>(rows: impl IntoIterator<Item = &'a Revocation>) -> Revocatio
 
 /// The id to pass to `revocations_after` when the store was read through `read_through`.
 pub fn read_after(read_through: i64) -> i64 {
-    read_through.saturating_sub(LOOKBACK).max(0)
+    read_through.saturating_sub(LOOKBACK)
 }
 
 /// What one poll read from the store, in this order.
@@ -78,30 +80,47 @@ pub enum Merged {
 /// the earliest expiry, as many as the counts differ, whatever the purging server's clock said
 /// (it may differ from ours); the stamp checks the guess.
 pub fn merge(list: &[Arc<Revocation>], list_stamp: RevocationStamp, poll: Poll) -> Merged {
-    if poll.stamp == list_stamp {
-        return Merged::Unchanged;
-    }
+    let stamp = poll.stamp;
     let page_full = poll.rows.len() >= poll.limit as usize;
     let last_read = poll.rows.last().map_or(poll.after, |r| r.id);
-    if page_full && last_read < poll.stamp.0 {
+    if page_full && last_read < stamp.0 {
         return Merged::NeedFullReload("more new revocations than one page");
     }
+    let new_rows = rows_not_in(list, poll);
+    if stamp == list_stamp {
+        return if new_rows.is_empty() {
+            Merged::Unchanged
+        } else {
+            // Equal stamps, yet the store has a row this list lacks: the stamp cannot be trusted.
+            Merged::NeedFullReload("the store's stamp matches, but it holds revocations not read")
+        };
+    }
+    let added = new_rows.len();
+    let mut merged = list.to_vec();
+    merged.extend(new_rows);
+    checked(merged, stamp, added)
+}
+
+/// The rows of `poll` up to its stamp's largest id that `list` lacks.
+fn rows_not_in(list: &[Arc<Revocation>], poll: Poll) -> Vec<Arc<Revocation>> {
+    // Only rows above `after` can have been read, and few of the list's are up there.
     let present: HashSet<i64> = list
         .iter()
         .filter(|r| r.id > poll.after)
         .map(|r| r.id)
         .collect();
-    let mut merged = list.to_vec();
-    let before = merged.len();
-    merged.extend(
-        poll.rows
-            .into_iter()
-            .filter(|r| r.id <= poll.stamp.0 && !present.contains(&r.id))
-            .map(Arc::new),
-    );
-    let added = merged.len() - before;
-    let read_through = poll.stamp.0;
-    if stamp_of(merged.iter().map(Arc::as_ref)) == poll.stamp {
+    poll.rows
+        .into_iter()
+        .filter(|r| r.id <= poll.stamp.0 && !present.contains(&r.id))
+        .map(Arc::new)
+        .collect()
+}
+
+/// `merged` (with `added` new rows) if its stamp is the store's `stamp`, or else without the
+/// rows a purge took if that is.
+fn checked(merged: Vec<Arc<Revocation>>, stamp: RevocationStamp, added: usize) -> Merged {
+    let read_through = stamp.0;
+    if stamp_of(merged.iter().map(Arc::as_ref)) == stamp {
         return Merged::Incremental {
             list: merged,
             read_through,
@@ -109,21 +128,16 @@ pub fn merge(list: &[Arc<Revocation>], list_stamp: RevocationStamp, poll: Poll) 
             purged: 0,
         };
     }
-    let Some(kept) = without_purged(&merged, poll.stamp.1) else {
-        return Merged::NeedFullReload(
-            "the stored revocations differ from those read: an id committed out of order, or a purge this process cannot tell apart",
-        );
-    };
-    if stamp_of(kept.iter().map(Arc::as_ref)) != poll.stamp {
-        return Merged::NeedFullReload(
-            "the stored revocations differ from those read after dropping the purged ones",
-        );
-    }
-    Merged::Incremental {
-        purged: merged.len() - kept.len(),
-        list: kept,
-        read_through,
-        added,
+    match without_purged(&merged, stamp.1) {
+        Some(kept) if stamp_of(kept.iter().map(Arc::as_ref)) == stamp => Merged::Incremental {
+            purged: merged.len() - kept.len(),
+            list: kept,
+            read_through,
+            added,
+        },
+        _ => Merged::NeedFullReload(
+            "the stored revocations differ from those read (an id committed out of order, or rows deleted otherwise than by a purge)",
+        ),
     }
 }
 
@@ -237,6 +251,19 @@ mod tests {
     fn a_list_matching_the_stamp_is_unchanged() {
         let mine = [row(1, 100), row(2, 100)];
         assert_eq!(merge_into(&mine, poll(&mine, 2)), Merged::Unchanged);
+    }
+
+    #[test]
+    fn a_stamp_that_matches_while_a_row_is_missing_forces_a_full_reload() {
+        // Rows 1 and 4 purged, 2 and 3 committed late: max, count and sum all agree (6, 3, 11),
+        // but the rows read show what the stamp hides.
+        let mine = [row(1, 100), row(4, 100), row(6, 100)];
+        let table = [row(2, 100), row(3, 100), row(6, 100)];
+        assert_eq!(stamp_of(&mine), stamp_of(&table));
+        assert_eq!(
+            merge_into(&mine, poll(&table, 6)),
+            Merged::NeedFullReload("the store's stamp matches, but it holds revocations not read")
+        );
     }
 
     #[test]
