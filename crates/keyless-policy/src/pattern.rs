@@ -111,8 +111,10 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
                         issues.push(VarIssue::Space);
                     }
                     has_var = true;
+                    // Folded as the context folds key names (Unicode, not ASCII only), or
+                    // `${aws:PrincipalTag/ÉQUIPE}` would miss the tag and take the default.
                     pieces.push(Piece::Var {
-                        key: KeyName::new(&key.trim().to_ascii_lowercase()),
+                        key: KeyName::new(&key.trim().to_lowercase()),
                         default: default.map(Into::into),
                     });
                 }
