@@ -34,6 +34,13 @@ fn allow_if(condition: &str) -> String {
     )
 }
 
+/// An identity policy allowing everything, except when `condition` holds.
+fn deny_if(condition: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}},{{"Effect":"Deny","Action":"*","Resource":"*","Condition":{condition}}}]}}"#
+    )
+}
+
 fn ctx(pairs: &[(&str, &str)]) -> Context {
     let mut c = Context::new();
     for (k, v) in pairs {
@@ -68,4 +75,53 @@ fn a_variable_default_is_not_used_when_the_key_is_present_in_another_case() {
         r#"{"StringEquals":{"aws:RequestTag/team":"${aws:PrincipalTag/ÉQUIPE, 'none'}"}}"#,
     );
     assert_eq!(decide(&policy, &c), DecisionKind::ImplicitlyDenied);
+}
+
+// A.5 set operators: ForAllValues is true, and ForAnyValue false, when the key is absent "or
+// the value set is empty ('null data set, such as an empty string')".
+
+#[test]
+fn for_any_value_on_an_empty_string_is_false() {
+    let c = ctx(&[("idp:groups", "")]);
+    let policy = allow_if(r#"{"ForAnyValue:StringLike":{"idp:groups":"*"}}"#);
+    assert_eq!(decide(&policy, &c), DecisionKind::ImplicitlyDenied);
+    let negated = allow_if(r#"{"ForAnyValue:StringNotEquals":{"idp:groups":"guest"}}"#);
+    assert_eq!(decide(&negated, &c), DecisionKind::ImplicitlyDenied);
+}
+
+#[test]
+fn for_all_values_on_an_empty_string_is_true() {
+    let c = ctx(&[("idp:groups", "")]);
+    let policy = deny_if(r#"{"ForAllValues:StringEquals":{"idp:groups":["guest"]}}"#);
+    assert_eq!(decide(&policy, &c), DecisionKind::ExplicitlyDenied);
+    // A non-empty value is tested as usual.
+    let c = ctx(&[("idp:groups", "admin")]);
+    assert_eq!(decide(&policy, &c), DecisionKind::Allowed);
+}
+
+// A.1: "NotPrincipal must be used with Deny. Using it with Allow is not supported" (current
+// NotPrincipal page). Failing closed, an Allow with NotPrincipal grants no one.
+
+#[test]
+fn an_allow_with_not_principal_grants_no_one() {
+    let rp = Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam::123456789012:user/bob"},"Action":"s3:*","Resource":"*"}]}"#,
+        PolicyType::Resource,
+    )
+    .unwrap();
+    let c = Context::new();
+    let d = evaluate(
+        &Request {
+            principal: "arn:aws:iam::123456789012:user/alice",
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::b/k",
+            resource_account: Some("123456789012"),
+            context: &c,
+        },
+        &PolicySet {
+            resource_policy: Some(&rp),
+            ..PolicySet::default()
+        },
+    );
+    assert_eq!(d.kind(), DecisionKind::ImplicitlyDenied);
 }
