@@ -1044,8 +1044,8 @@ impl B<'_> {
                             .map(|(s, off, p)| {
                                 let (pat, issues) = ArnPat::compile(s, v2012, false);
                                 self.var_issues(&issues, p, *off);
-                                if pat.segs.is_none() && s != "*" {
-                                    self.find(Severity::Warning, "INVALID_ARN_FORMAT", format!("`{s}` is not an ARN with six fields; {opname} compares ARNs field by field, so it only matches ARN values"), p, *off);
+                                if pat.segs.is_none() {
+                                    self.find(Severity::Warning, "INVALID_ARN_FORMAT", format!("`{s}` is not an ARN with six fields, and {opname} compares the six fields one by one, so it matches nothing (not even with `*`); write every field, e.g. arn:*:*:*:*:*, or use Null to test that the key is present"), p, *off);
                                 }
                                 pat
                             })

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-use keyless_policy::{Context, DecisionKind, Policy, PolicySet, PolicyType, Request, evaluate};
+use keyless_policy::{
+    Context, DecisionKind, Policy, PolicySet, PolicyType, Request, Severity, evaluate, validate,
+};
 
 /// The decision for `s3:GetObject` on `arn:aws:s3:::b/k` by user alice, under one identity
 /// policy.
@@ -124,4 +126,22 @@ fn an_allow_with_not_principal_grants_no_one() {
         },
     );
     assert_eq!(d.kind(), DecisionKind::ImplicitlyDenied);
+}
+
+// A.5 table: ArnLike compares the six colon-delimited parts separately, so a value that is not
+// a six-part ARN pattern, `*` included, matches nothing: a Deny on `ArnLike … "*"` never
+// applies. The validator must say so rather than let `*` pass silently.
+
+#[test]
+fn arn_like_star_matches_nothing_and_the_validator_says_so() {
+    let c = ctx(&[("aws:SourceArn", "arn:aws:sns:us-east-1:123456789012:t")]);
+    let policy = deny_if(r#"{"ArnLike":{"aws:SourceArn":"*"}}"#);
+    assert_eq!(decide(&policy, &c), DecisionKind::Allowed);
+    let findings = validate(&policy, PolicyType::Identity);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.code == "INVALID_ARN_FORMAT" && f.severity == Severity::Warning),
+        "{findings:?}"
+    );
 }
