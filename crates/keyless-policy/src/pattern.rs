@@ -292,6 +292,37 @@ impl Pat {
         }
     }
 
+    /// The literal text before the first wildcard or variable, and whether anything follows it
+    /// there (a wildcard, or a variable the request fills in). Escapes such as `${*}` are
+    /// literal text.
+    pub(crate) fn fixed_head(&self) -> (&str, bool) {
+        match self.pieces.as_slice() {
+            [] => ("", false),
+            [Piece::Lit(l)] => (l, false),
+            // Literals are merged when compiling, so a second piece is never one.
+            [Piece::Lit(l), ..] => (l, true),
+            [..] => ("", true),
+        }
+    }
+
+    /// The pattern as written, for messages: wildcards as `*`/`?`, variables as `${key}`.
+    pub(crate) fn describe(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::Star => out.push('*'),
+                Piece::One => out.push('?'),
+                Piece::Var { key, .. } => {
+                    out.push_str("${");
+                    out.push_str(key);
+                    out.push('}');
+                }
+            }
+        }
+        out
+    }
+
     /// Resolves to a plain string (variables substituted), if resolvable. Wildcards render as-is.
     pub(crate) fn resolve(&self, ctx: &Context) -> Option<String> {
         let mut out = String::new();

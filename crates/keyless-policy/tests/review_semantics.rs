@@ -145,3 +145,68 @@ fn arn_like_star_matches_nothing_and_the_validator_says_so() {
         "{findings:?}"
     );
 }
+
+// A.7 / design "any doubt denies": in a web-identity trust policy every policy variable is
+// filled from the request (the token's own claims, the session name the caller picks), so a
+// variable in the subject or repository condition lets the token decide what it must match.
+// `repo:${…:repository_owner}/*` accepts every repository on GitHub; it must be flagged like
+// `repo:*`, and a repository claim compared with a variable is no repository condition.
+
+const GH: &str = "token.actions.githubusercontent.com";
+
+fn github_trust(condition: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"arn:aws:iam::123456789012:oidc-provider/{GH}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{condition}}}]}}"#
+    )
+}
+
+fn security_warnings(doc: &str) -> Vec<String> {
+    validate(doc, PolicyType::Trust)
+        .into_iter()
+        .filter(|f| f.severity == Severity::SecurityWarning)
+        .map(|f| f.code)
+        .collect()
+}
+
+#[test]
+fn a_variable_in_a_github_subject_counts_as_a_wildcard() {
+    for (op, sub) in [
+        (
+            "StringEquals",
+            format!("repo:${{{GH}:repository_owner}}/app:ref:refs/heads/main"),
+        ),
+        ("StringLike", format!("repo:${{{GH}:repository}}:*")),
+        ("StringEquals", format!("${{{GH}:sub}}")),
+    ] {
+        let doc = github_trust(&format!(r#"{{"{op}":{{"{GH}:sub":"{sub}"}}}}"#));
+        assert_eq!(
+            security_warnings(&doc),
+            ["OVERLY_BROAD_GITHUB_SUB"],
+            "{op} {sub}"
+        );
+    }
+    // A variable after the repository is complete still names one repository.
+    let doc = github_trust(&format!(
+        r#"{{"StringLike":{{"{GH}:sub":"repo:octo-org/app:ref:refs/heads/${{{GH}:actor}}"}}}}"#
+    ));
+    assert_eq!(security_warnings(&doc), Vec::<String>::new());
+    // An escaped `${*}` is a literal star, not a wildcard.
+    let doc = github_trust(&format!(
+        r#"{{"StringLike":{{"{GH}:sub":"repo:octo-org/app${{*}}:ref:refs/heads/main"}}}}"#
+    ));
+    assert_eq!(security_warnings(&doc), Vec::<String>::new());
+}
+
+#[test]
+fn a_repository_claim_compared_with_a_variable_is_no_repository_condition() {
+    for key in ["repository", "repository_id", "job_workflow_ref"] {
+        let doc = github_trust(&format!(
+            r#"{{"StringEquals":{{"{GH}:{key}":"${{{GH}:{key}}}"}}}}"#
+        ));
+        assert_eq!(
+            security_warnings(&doc),
+            ["MISSING_GITHUB_REPO_CONDITION_KEY"],
+            "{key}"
+        );
+    }
+}
