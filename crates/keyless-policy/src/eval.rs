@@ -570,7 +570,7 @@ fn resource_matches(st: &Statement, e: &Eval<'_>) -> bool {
         Some((not, pats)) => {
             let any = pats
                 .iter()
-                .any(|p| p.matches_view(&e.resource, e.req.context, false));
+                .any(|p| p.matches_resource(&e.resource, e.req.context));
             any != *not
         }
     }

@@ -210,3 +210,108 @@ fn a_repository_claim_compared_with_a_variable_is_no_repository_condition() {
         );
     }
 }
+
+// IAM UG, Resource element ("Using wildcards in resource ARNs"): "If the * wildcard is the
+// last character of a resource ARN segment, it can expand to match beyond the colon
+// boundaries." The digest (A.4) is silent, and the documentation wins. Matched field by field
+// only, a Deny whose pattern lost a colon, or names fewer fields than the value has, did not
+// apply where AWS denies.
+
+/// The decision for `action` on `resource` under `policy`.
+fn decide_on(policy: &str, action: &str, resource: &str) -> DecisionKind {
+    let p = Policy::parse(policy, PolicyType::Identity).unwrap();
+    let ids = [&p];
+    let c = Context::new();
+    evaluate(
+        &Request {
+            principal: "arn:aws:iam::123456789012:user/alice",
+            action,
+            resource,
+            resource_account: None,
+            context: &c,
+        },
+        &PolicySet {
+            identity: &ids,
+            ..PolicySet::default()
+        },
+    )
+    .kind()
+}
+
+fn deny_resource(pattern: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"*"}},{{"Effect":"Deny","Action":"*","Resource":"{pattern}"}}]}}"#
+    )
+}
+
+fn allow_resource(pattern: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"*","Resource":"{pattern}"}}]}}"#
+    )
+}
+
+#[test]
+fn a_star_ending_a_resource_segment_spans_colons() {
+    // One colon short: the region's `*` spans `::` to the bucket.
+    let d = deny_resource("arn:aws:s3:*:secret-bucket/*");
+    assert_eq!(
+        decide_on(&d, "s3:GetObject", "arn:aws:s3:::secret-bucket/k"),
+        DecisionKind::ExplicitlyDenied
+    );
+    assert_eq!(
+        decide_on(&d, "s3:GetObject", "arn:aws:s3:::public/k"),
+        DecisionKind::Allowed
+    );
+    // The account left out: the region's `*` spans region and account.
+    let d = deny_resource("arn:aws:logs:*:log-group:prod-*");
+    assert_eq!(
+        decide_on(
+            &d,
+            "logs:PutLogEvents",
+            "arn:aws:logs:us-east-1:123456789012:log-group:prod-app"
+        ),
+        DecisionKind::ExplicitlyDenied
+    );
+    let a = allow_resource("arn:aws:logs:*:log-group:prod-*");
+    assert_eq!(
+        decide_on(
+            &a,
+            "logs:PutLogEvents",
+            "arn:aws:logs:us-east-1:123456789012:log-group:prod-app"
+        ),
+        DecisionKind::Allowed
+    );
+}
+
+#[test]
+fn a_star_inside_a_resource_segment_stays_in_it() {
+    // `us-*1` does not end its segment, so it cannot take `east-1:123456789012`.
+    let a = allow_resource("arn:aws:logs:us-*1:log-group:x");
+    assert_eq!(
+        decide_on(
+            &a,
+            "logs:PutLogEvents",
+            "arn:aws:logs:us-east-1:123456789012:log-group:x"
+        ),
+        DecisionKind::ImplicitlyDenied
+    );
+    // Nor does `?`, anywhere before the resource segment.
+    let a = allow_resource("arn:aws:s3:?:b/k");
+    assert_eq!(
+        decide_on(&a, "s3:GetObject", "arn:aws:s3:::b/k"),
+        DecisionKind::ImplicitlyDenied
+    );
+}
+
+#[test]
+fn arn_condition_operators_still_compare_field_by_field() {
+    // A.5 table: ArnLike `arn:aws:svc:*:111122223333:finance/*` does not match a value with
+    // extra colons before the resource, even though the region's `*` ends its segment.
+    let c = ctx(&[(
+        "aws:SourceArn",
+        "arn:aws:svc:us-east-1:extra:111122223333:finance/x",
+    )]);
+    let policy =
+        allow_if(r#"{"ArnLike":{"aws:SourceArn":"arn:aws:svc:*:111122223333:finance/*"}}"#);
+    assert_eq!(decide(&policy, &c), DecisionKind::ImplicitlyDenied);
+}
