@@ -438,6 +438,11 @@ pub(crate) fn cond_holds(c: &Cond, ctx: &Context) -> bool {
             Qual::ForAny => false,
             Qual::None => c.if_exists || c.negated,
         },
+        // For a set operator an empty string is "a null data set" like an absent key (IAM UG,
+        // multivalued context keys): ForAllValues holds, ForAnyValue does not.
+        Some(ContextValue::Single(v)) if v.is_empty() && c.qual != Qual::None => {
+            c.qual == Qual::ForAll
+        }
         Some(ContextValue::Single(v)) => test(v),
         Some(ContextValue::Multi(vs)) => match c.qual {
             Qual::None => false,
@@ -565,7 +570,7 @@ fn resource_matches(st: &Statement, e: &Eval<'_>) -> bool {
         Some((not, pats)) => {
             let any = pats
                 .iter()
-                .any(|p| p.matches_view(&e.resource, e.req.context, false));
+                .any(|p| p.matches_resource(&e.resource, e.req.context));
             any != *not
         }
     }
@@ -576,6 +581,8 @@ fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<
     match &st.principal {
         None => Some(Grant::Direct),
         Some((false, pr)) => principal_grant(pr, w),
+        // AWS does not support NotPrincipal with Allow (NotPrincipal page); it grants no one.
+        Some((true, _)) if st.effect == Effect::Allow => None,
         Some((true, pr)) => {
             // Only a principal named exactly (or `*`) is spared: AWS checks the account, the
             // role and the session separately, so naming the account does not spare its users

@@ -57,7 +57,10 @@
 //! its sessions, naming a role spares none of its sessions, as AWS checks each separately); a
 //! federated-user (`GetFederationToken`) session without a session policy has no permissions;
 //! a multivalued key present with an empty list counts as present for `Null`; `NotIpAddress`
-//! with an address of the other IP family is true (the address is outside every range).
+//! with an address of the other IP family is true (the address is outside every range); an
+//! `Allow` with `NotPrincipal`, which AWS does not support, grants no one; a multivalued key
+//! used as a variable takes the variable's default; an ARN operator's value that is not a
+//! six-field ARN (`*` included) matches nothing.
 //!
 //! Not modelled here (callers decide): resource control policies, the management-account and
 //! service-linked-role exemptions from guardrails, and `sts:GetCallerIdentity` needing no

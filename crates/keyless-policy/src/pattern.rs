@@ -111,8 +111,10 @@ pub(crate) fn compile(src: &str, wild: bool, vars: bool) -> (Pat, Vec<VarIssue>)
                         issues.push(VarIssue::Space);
                     }
                     has_var = true;
+                    // Folded as the context folds key names (Unicode, not ASCII only), or
+                    // `${aws:PrincipalTag/ÉQUIPE}` would miss the tag and take the default.
                     pieces.push(Piece::Var {
-                        key: KeyName::new(&key.trim().to_ascii_lowercase()),
+                        key: KeyName::new(&key.trim().to_lowercase()),
                         default: default.map(Into::into),
                     });
                 }
@@ -290,6 +292,37 @@ impl Pat {
         }
     }
 
+    /// The literal text before the first wildcard or variable, and whether anything follows it
+    /// there (a wildcard, or a variable the request fills in). Escapes such as `${*}` are
+    /// literal text.
+    pub(crate) fn fixed_head(&self) -> (&str, bool) {
+        match self.pieces.as_slice() {
+            [] => ("", false),
+            [Piece::Lit(l)] => (l, false),
+            // Literals are merged when compiling, so a second piece is never one.
+            [Piece::Lit(l), ..] => (l, true),
+            [..] => ("", true),
+        }
+    }
+
+    /// The pattern as written, for messages: wildcards as `*`/`?`, variables as `${key}`.
+    pub(crate) fn describe(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::Star => out.push('*'),
+                Piece::One => out.push('?'),
+                Piece::Var { key, .. } => {
+                    out.push_str("${");
+                    out.push_str(key);
+                    out.push('}');
+                }
+            }
+        }
+        out
+    }
+
     /// Resolves to a plain string (variables substituted), if resolvable. Wildcards render as-is.
     pub(crate) fn resolve(&self, ctx: &Context) -> Option<String> {
         let mut out = String::new();
@@ -310,6 +343,117 @@ impl Pat {
 pub(crate) struct ArnPat {
     pub(crate) whole: Pat,
     pub(crate) segs: Option<[Pat; 6]>,
+    /// Set when a `*` ends one of the first five segments: as a `Resource`, the pattern may
+    /// then also match across colons ([`ArnPat::matches_resource`]).
+    spans: Option<Spans>,
+}
+
+/// Which wildcards of a resource pattern may take colons, by piece of the whole pattern.
+#[derive(Debug, Clone, PartialEq)]
+struct Spans {
+    /// For each piece: whether it may take a colon (a `*` ending its segment; any wildcard of
+    /// the resource segment, which holds colons of its own).
+    takes_colons: Box<[bool]>,
+    /// Colons written in the pattern's literals; a value needs more to be matched across one.
+    literal_colons: usize,
+}
+
+impl Spans {
+    /// `None` unless a `*` ends one of the first five segments of `pat`.
+    fn of(pat: &Pat) -> Option<Spans> {
+        let mut colons = 0usize;
+        let mut takes_colons = Vec::with_capacity(pat.pieces.len());
+        let mut any_crossing = false;
+        for (i, p) in pat.pieces.iter().enumerate() {
+            let in_resource = colons >= 5;
+            let takes = match p {
+                Piece::Star => {
+                    let ends_segment = match pat.pieces.get(i + 1) {
+                        None => true,
+                        Some(Piece::Lit(next)) => next.starts_with(':'),
+                        Some(_) => false,
+                    };
+                    any_crossing |= ends_segment && !in_resource;
+                    ends_segment || in_resource
+                }
+                Piece::One => in_resource,
+                Piece::Lit(l) => {
+                    colons += l.bytes().filter(|&c| c == b':').count();
+                    false
+                }
+                Piece::Var { .. } => false,
+            };
+            takes_colons.push(takes);
+        }
+        any_crossing.then(|| Spans {
+            takes_colons: takes_colons.into_boxed_slice(),
+            literal_colons: colons,
+        })
+    }
+}
+
+/// Whether byte `i` of `s` starts a character (or is its end).
+fn at_char_start(s: &[u8], i: usize) -> bool {
+    s.get(i).is_none_or(|&c| (c & 0xC0) != 0x80)
+}
+
+/// Whole-string match of `pieces` against `s`, where only the wildcards `takes_colons` marks
+/// may take a `:`. Tracks every position the pieces so far can end at (pattern × value steps,
+/// no backtracking); false when a variable is unresolvable.
+fn matches_with_spans(pieces: &[Piece], spans: &Spans, s: &[u8], ctx: &Context) -> bool {
+    let n = s.len();
+    let mut cur = vec![false; n + 1];
+    let mut next = vec![false; n + 1];
+    if let Some(first) = cur.first_mut() {
+        *first = true;
+    }
+    for (p, &takes) in pieces.iter().zip(spans.takes_colons.iter()) {
+        next.fill(false);
+        match p {
+            Piece::Star => {
+                let mut open = false;
+                for (i, slot) in next.iter_mut().enumerate() {
+                    open |= cur.get(i).copied().unwrap_or(false);
+                    if open && at_char_start(s, i) {
+                        *slot = true;
+                    }
+                    if !takes && s.get(i) == Some(&b':') {
+                        open = false;
+                    }
+                }
+            }
+            Piece::One => {
+                for (i, _) in cur.iter().enumerate().filter(|(_, on)| **on) {
+                    match s.get(i) {
+                        Some(&c) if takes || c != b':' => {
+                            if let Some(slot) = next.get_mut(i + char_len(s, i)) {
+                                *slot = true;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            other => {
+                let Some(text) = piece_text(other, ctx) else {
+                    return false;
+                };
+                let text = text.as_bytes();
+                for (i, _) in cur.iter().enumerate().filter(|(_, on)| **on) {
+                    if s.get(i..).is_some_and(|rest| rest.starts_with(text))
+                        && let Some(slot) = next.get_mut(i + text.len())
+                    {
+                        *slot = true;
+                    }
+                }
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+        if !cur.contains(&true) {
+            return false;
+        }
+    }
+    cur.last().copied().unwrap_or(false)
 }
 
 /// Splits a pattern's pieces into ARN segments at the first five literal colons. Returns the
@@ -438,7 +582,28 @@ impl ArnPat {
             }
         }
         let segs: Option<[Pat; 6]> = segs.try_into().ok();
-        (ArnPat { whole, segs }, issues)
+        let spans = Spans::of(&whole);
+        (ArnPat { whole, segs, spans }, issues)
+    }
+
+    /// Matches a `Resource`/`NotResource` value: field by field, or across colons where a `*`
+    /// ends one of the first five segments, since such a `*` "can expand to match beyond the
+    /// colon boundaries" (IAM UG, Resource element). `arn:aws:s3:*:b/*`, one colon short,
+    /// matches `arn:aws:s3:::b/k` as AWS matches it.
+    pub(crate) fn matches_resource(&self, value: &ArnView<'_>, ctx: &Context) -> bool {
+        if self.matches_view(value, ctx, false) {
+            return true;
+        }
+        let Some(spans) = &self.spans else {
+            return false;
+        };
+        // Spanning a colon takes one more than the pattern writes, and the value must start
+        // with the pattern's leading text: most values fail one of these without the walk
+        // (and its allocation).
+        let colons = value.whole.bytes().filter(|&c| c == b':').count();
+        colons > spans.literal_colons
+            && value.whole.starts_with(self.whole.fixed_head().0)
+            && matches_with_spans(&self.whole.pieces, spans, value.whole.as_bytes(), ctx)
     }
 
     /// Matches `value` segment by segment. A pattern that is not a six-part ARN (e.g. `*`) is a
@@ -541,6 +706,57 @@ mod tests {
             let s = if ci { v.clone() } else { v.to_ascii_lowercase() };
             proptest::prop_assert_eq!(pat.matches(&s, ci, &ctx), pat.glob(s.as_bytes(), ci, &ctx));
         }
+    }
+
+    proptest::proptest! {
+        /// The colon-spanning walk agrees with a regex where only the marked wildcards may
+        /// take a colon.
+        #[test]
+        fn spanning_walk_agrees_with_regex(p in "[a:*?é]{0,9}", v in "[a:é]{0,9}") {
+            let pat = compile(&p, true, false).0;
+            let Some(spans) = Spans::of(&pat) else { return Ok(()) };
+            let mut re = String::from("^(?s)");
+            for (piece, takes) in pat.pieces.iter().zip(spans.takes_colons.iter()) {
+                re.push_str(&match (piece, takes) {
+                    (Piece::Lit(l), _) => regex::escape(l),
+                    (Piece::Star, true) => ".*".into(),
+                    (Piece::Star, false) => "[^:]*".into(),
+                    (Piece::One, true) => ".".into(),
+                    (Piece::One, false) => "[^:]".into(),
+                    (Piece::Var { .. }, _) => unreachable!("no variables compiled"),
+                });
+            }
+            re.push('$');
+            let want = regex::Regex::new(&re).unwrap().is_match(&v);
+            let got = matches_with_spans(&pat.pieces, &spans, v.as_bytes(), &Context::new());
+            proptest::prop_assert_eq!(got, want, "{} {}", p, v);
+        }
+    }
+
+    #[test]
+    fn resource_stars_ending_a_segment_span_colons() {
+        let c = Context::new();
+        let view = |s| ArnView::new(s);
+        let p = ArnPat::compile("arn:aws:s3:*:b/*", true, true).0;
+        assert!(p.matches_resource(&view("arn:aws:s3:::b/k"), &c));
+        assert!(!p.matches_resource(&view("arn:aws:s3:::c/k"), &c));
+        // Field by field as before when no colon needs spanning.
+        let p = ArnPat::compile("arn:aws:iam::*:role/x", true, false).0;
+        assert!(p.matches_resource(&view("arn:aws:iam::123456789012:role/x"), &c));
+        assert!(!p.matches_resource(&view("arn:aws:iam::123456789012:role/y"), &c));
+        // Nothing to span: no `*` ends a segment before the resource.
+        assert!(
+            ArnPat::compile("arn:aws:s3:::b/*", true, false)
+                .0
+                .spans
+                .is_none()
+        );
+        assert!(
+            ArnPat::compile("arn:aws:ec2:us-*1:1:i", true, false)
+                .0
+                .spans
+                .is_none()
+        );
     }
 
     #[test]

@@ -1044,8 +1044,8 @@ impl B<'_> {
                             .map(|(s, off, p)| {
                                 let (pat, issues) = ArnPat::compile(s, v2012, false);
                                 self.var_issues(&issues, p, *off);
-                                if pat.segs.is_none() && s != "*" {
-                                    self.find(Severity::Warning, "INVALID_ARN_FORMAT", format!("`{s}` is not an ARN with six fields; {opname} compares ARNs field by field, so it only matches ARN values"), p, *off);
+                                if pat.segs.is_none() {
+                                    self.find(Severity::Warning, "INVALID_ARN_FORMAT", format!("`{s}` is not an ARN with six fields, and {opname} compares the six fields one by one, so it matches nothing (not even with `*`); write every field, e.g. arn:*:*:*:*:*, or use Null to test that the key is present"), p, *off);
                                 }
                                 pat
                             })
@@ -1458,13 +1458,12 @@ impl B<'_> {
             let github = host == "token.actions.githubusercontent.com";
             let sub = positive("sub");
             // A repository claim matched with a wildcard in the repository does not restrict
-            // the repository: `StringLike repository "*"` is no condition at all.
+            // the repository: `StringLike repository "*"` is no condition at all, nor is one
+            // compared with a variable, which the token itself fills in.
             let naming = |suffix: &'static str| {
                 positive(suffix).filter(|c| {
-                    !(c.op == Op::StrLike
-                        && matches!(&c.vals, Vals::Str(vs) if vs.iter().any(|v| {
-                            v.pat.resolve(&ctx).is_some_and(|t| github_repo_claim_is_broad(suffix, &t))
-                        })))
+                    !matches!(&c.vals, Vals::Str(vs)
+                        if vs.iter().any(|v| github_repo_claim_is_broad(suffix, &v.pat)))
                 })
             };
             let repo = if github {
@@ -1496,19 +1495,21 @@ impl B<'_> {
             {
                 {
                     for v in vs {
-                        let Some(text) = v.pat.resolve(&ctx) else {
-                            continue;
-                        };
-                        let broad = c.op == Op::StrLike && github_sub_is_broad(&text);
-                        if broad {
+                        if github_sub_is_broad(&v.pat) {
+                            let text = v.pat.describe();
                             self.find(
                                 Severity::SecurityWarning,
                                 "OVERLY_BROAD_GITHUB_SUB",
-                                format!("`{text}` matches every repository of the organization (or all of GitHub); name the repository, e.g. repo:ORG/REPO:ref:refs/heads/main"),
+                                format!("`{text}` matches every repository of the organization (or all of GitHub): a wildcard or a policy variable (which the token fills in) stands where the repository should be; name the repository, e.g. repo:ORG/REPO:ref:refs/heads/main"),
                                 &child_key(&child_key(path, "Condition"), &c.op_name),
                                 off,
                             );
-                        } else if c.op == Op::StrLike && text.ends_with(":*") {
+                            continue;
+                        }
+                        let Some(text) = v.pat.resolve(&ctx) else {
+                            continue;
+                        };
+                        if c.op == Op::StrLike && text.ends_with(":*") {
                             self.find(
                                 Severity::Warning,
                                 "SPECIFIC_GITHUB_REPO_AND_BRANCH_RECOMMENDED",
@@ -1524,18 +1525,14 @@ impl B<'_> {
     }
 }
 
-/// The part of a `StringLike` pattern before its first wildcard.
-fn literal_head(pattern: &str) -> &str {
-    pattern.find(['*', '?']).map_or(pattern, |i| &pattern[..i])
-}
-
-/// Whether a `StringLike` pattern for a GitHub `sub` can match more than one repository: its
-/// literal part must hold `repo:ORG/REPO:` entirely. A head that stops short of it (`r*`,
-/// `rep?`, `repo:octo/app*`, which also matches `octo/app-fork`) matches other repositories.
+/// Whether a GitHub `sub` pattern can match more than one repository: its fixed head (the
+/// text before the first wildcard or policy variable) must hold `repo:ORG/REPO:` entirely. A
+/// head that stops short of it (`r*`, `rep?`, `repo:octo/app*`, which also matches
+/// `octo/app-fork`, `repo:${…:repository_owner}/app`) matches other repositories.
 /// Customized subject templates (`repository_owner_id:…`) are not judged.
-fn github_sub_is_broad(pattern: &str) -> bool {
-    let head = literal_head(pattern);
-    if head.len() == pattern.len() {
+fn github_sub_is_broad(pattern: &Pat) -> bool {
+    let (head, open) = pattern.fixed_head();
+    if !open {
         return false;
     }
     match head.strip_prefix("repo:") {
@@ -1544,12 +1541,11 @@ fn github_sub_is_broad(pattern: &str) -> bool {
     }
 }
 
-/// Whether a `StringLike` pattern for a GitHub repository claim leaves the repository open:
-/// any wildcard in `repository` or `repository_id`, one before `ORG/REPO/` in
-/// `job_workflow_ref`.
-fn github_repo_claim_is_broad(claim: &str, pattern: &str) -> bool {
-    let head = literal_head(pattern);
-    if head.len() == pattern.len() {
+/// Whether a pattern for a GitHub repository claim leaves the repository open: any wildcard or
+/// variable in `repository` or `repository_id`, one before `ORG/REPO/` in `job_workflow_ref`.
+fn github_repo_claim_is_broad(claim: &str, pattern: &Pat) -> bool {
+    let (head, open) = pattern.fixed_head();
+    if !open {
         return false;
     }
     match claim {
