@@ -178,7 +178,7 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
                     permissions_boundary_arn, max_session_duration, description, tags, from_config,
-                    created_at
+                    created_at, trust_principal_ids
              FROM roles ORDER BY account, name_folded",
         )
         .fetch_all(&self.pool)
@@ -199,6 +199,7 @@ impl Store for PgStore {
                 path: r.get("path"),
                 role_id: r.get("role_id"),
                 trust_policy: r.get("trust_policy"),
+                trust_principal_ids: parse_map(r.get("trust_principal_ids"))?,
                 inline_policies,
                 permissions_boundary: r.get("permissions_boundary"),
                 permissions_boundary_arn: r.get("permissions_boundary_arn"),
@@ -377,12 +378,13 @@ impl Store for PgStore {
             let folded = role.name.to_lowercase();
             sqlx::query(
                 "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-                    max_session_duration, description, tags, from_config, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    max_session_duration, description, tags, from_config, created_at, trust_principal_ids)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                  ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
                     trust_policy = excluded.trust_policy, permissions_boundary = excluded.permissions_boundary,
                     max_session_duration = excluded.max_session_duration, description = excluded.description,
-                    tags = excluded.tags, from_config = excluded.from_config",
+                    tags = excluded.tags, from_config = excluded.from_config,
+                    trust_principal_ids = excluded.trust_principal_ids",
             )
             .bind(&account)
             .bind(&role.name)
@@ -396,6 +398,7 @@ impl Store for PgStore {
             .bind(json_map(&role.tags))
             .bind(cfg)
             .bind(role.created.unix_timestamp())
+            .bind(json_map(&role.trust_principal_ids))
             .execute(&mut *tx)
             .await
             .map_err(err("upsert role"))?;
@@ -572,14 +575,16 @@ async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     let folded = role.name.to_lowercase();
     sqlx::query(
         "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at,
+            trust_principal_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
             role_id = excluded.role_id, trust_policy = excluded.trust_policy,
             permissions_boundary = excluded.permissions_boundary,
             permissions_boundary_arn = excluded.permissions_boundary_arn,
             max_session_duration = excluded.max_session_duration, description = excluded.description,
-            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at",
+            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at,
+            trust_principal_ids = excluded.trust_principal_ids",
     )
     .bind(&account)
     .bind(&role.name)
@@ -594,6 +599,7 @@ async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     .bind(json_map(&role.tags))
     .bind(origin_flag(role.origin))
     .bind(role.created.unix_timestamp())
+    .bind(json_map(&role.trust_principal_ids))
     .execute(&mut **tx)
     .await
     .map_err(err("put role"))?;

@@ -151,7 +151,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
                     permissions_boundary_arn, max_session_duration, description, tags, from_config,
-                    created_at
+                    created_at, trust_principal_ids
              FROM roles ORDER BY account, name_folded",
         )
         .fetch_all(&self.pool)
@@ -172,6 +172,7 @@ impl Store for SqliteStore {
                 path: r.get("path"),
                 role_id: r.get("role_id"),
                 trust_policy: r.get("trust_policy"),
+                trust_principal_ids: parse_map(r.get("trust_principal_ids"))?,
                 inline_policies,
                 permissions_boundary: r.get("permissions_boundary"),
                 permissions_boundary_arn: r.get("permissions_boundary_arn"),
@@ -350,12 +351,13 @@ impl Store for SqliteStore {
             let folded = role.name.to_lowercase();
             sqlx::query(
                 "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-                    max_session_duration, description, tags, from_config, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    max_session_duration, description, tags, from_config, created_at, trust_principal_ids)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
                     trust_policy = excluded.trust_policy, permissions_boundary = excluded.permissions_boundary,
                     max_session_duration = excluded.max_session_duration, description = excluded.description,
-                    tags = excluded.tags, from_config = excluded.from_config",
+                    tags = excluded.tags, from_config = excluded.from_config,
+                    trust_principal_ids = excluded.trust_principal_ids",
             )
             .bind(&account)
             .bind(&role.name)
@@ -369,6 +371,7 @@ impl Store for SqliteStore {
             .bind(json_map(&role.tags))
             .bind(cfg)
             .bind(role.created.unix_timestamp())
+            .bind(json_map(&role.trust_principal_ids))
             .execute(&mut *tx)
             .await
             .map_err(err("upsert role"))?;
@@ -542,14 +545,16 @@ async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     let folded = role.name.to_lowercase();
     sqlx::query(
         "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at,
+            trust_principal_ids)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
             role_id = excluded.role_id, trust_policy = excluded.trust_policy,
             permissions_boundary = excluded.permissions_boundary,
             permissions_boundary_arn = excluded.permissions_boundary_arn,
             max_session_duration = excluded.max_session_duration, description = excluded.description,
-            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at",
+            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at,
+            trust_principal_ids = excluded.trust_principal_ids",
     )
     .bind(&account)
     .bind(&role.name)
@@ -564,6 +569,7 @@ async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     .bind(json_map(&role.tags))
     .bind(origin_flag(role.origin))
     .bind(role.created.unix_timestamp())
+    .bind(json_map(&role.trust_principal_ids))
     .execute(&mut **tx)
     .await
     .map_err(err("put role"))?;
