@@ -153,6 +153,48 @@ pub fn bind_config_roles(config: &mut [Role], stored: &Entities) -> Result<(), C
     Ok(())
 }
 
+/// The config roles whose bindings name an id that a config role proposed but the store did not
+/// keep, with those ids replaced by the kept ones: `(account, name lowercased, bindings)`.
+///
+/// Two replicas starting at once on an empty database each propose their own ids and bind
+/// against them; the store keeps the first apply's ids, so the second's bindings would name
+/// ids no role holds. `kept` gives the stored id of each config role by (account, name
+/// lowercased), read back inside the apply's transaction.
+pub fn rebind_to_kept_ids(
+    config: &[Role],
+    kept: &BTreeMap<(AccountId, String), String>,
+) -> Vec<(AccountId, String, BTreeMap<String, String>)> {
+    let replaced: BTreeMap<&str, &str> = config
+        .iter()
+        .filter_map(|r| {
+            let stored = kept.get(&(r.account, r.name.to_lowercase()))?;
+            (*stored != r.role_id).then_some((r.role_id.as_str(), stored.as_str()))
+        })
+        .collect();
+    if replaced.is_empty() {
+        return Vec::new();
+    }
+    config
+        .iter()
+        .filter(|r| {
+            r.trust_principal_ids
+                .values()
+                .any(|id| replaced.contains_key(id.as_str()))
+        })
+        .map(|r| {
+            let ids = r
+                .trust_principal_ids
+                .iter()
+                .map(|(arn, id)| {
+                    let id = replaced.get(id.as_str()).copied().unwrap_or(id);
+                    (arn.clone(), id.to_owned())
+                })
+                .collect();
+            (r.account, r.name.to_lowercase(), ids)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +276,28 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn bindings_follow_the_ids_the_store_kept() {
+        let mut a = role("a", "AROAPROPOSED", TRUST_ACCOUNT, Origin::Config);
+        let mut b = role("b", "AROAB", TRUST_A, Origin::Config);
+        b.trust_principal_ids = BTreeMap::from([(
+            "arn:aws:iam::123456789012:role/a".to_owned(),
+            "AROAPROPOSED".to_owned(),
+        )]);
+        let kept = BTreeMap::from([
+            ((a.account, "a".to_owned()), "AROAKEPT".to_owned()),
+            ((b.account, "b".to_owned()), "AROAB".to_owned()),
+        ]);
+        let out = rebind_to_kept_ids(&[a.clone(), b.clone()], &kept);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].1, "b");
+        assert_eq!(out[0].2.values().collect::<Vec<_>>(), ["AROAKEPT"]);
+        // Nothing to do when every proposal was kept.
+        a.role_id = "AROAKEPT".into();
+        b.trust_principal_ids.clear();
+        assert!(rebind_to_kept_ids(&[a, b], &kept).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use keyless_core::model::{
 };
 use keyless_core::ports::{Change, RevocationStamp, Store, StoreError};
 use keyless_core::revocation::{NewRevocation, Revocation};
+use keyless_core::trust_binding::rebind_to_kept_ids;
 use keyless_types::OffsetDateTime;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -393,6 +394,8 @@ impl Store for SqliteStore {
             }
         }
 
+        rebind_config_trust(&mut tx, config).await?;
+
         sqlx::query("DELETE FROM guardrails WHERE from_config = 1")
             .execute(&mut *tx)
             .await
@@ -537,6 +540,35 @@ async fn bump_generation(tx: &mut Tx<'_>) -> Result<(), StoreError> {
         .execute(&mut **tx)
         .await
         .map_err(err("directory generation"))?;
+    Ok(())
+}
+
+/// Re-points the config roles' trust bindings at the ids this store kept for config roles, in
+/// the apply's transaction (see [`keyless_core::trust_binding::rebind_to_kept_ids`]).
+async fn rebind_config_trust(tx: &mut Tx<'_>, config: &Entities) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT account, name_folded, role_id FROM roles WHERE from_config = 1")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(err("read config role ids"))?;
+    let mut kept = BTreeMap::new();
+    for r in rows {
+        let account: String = r.get("account");
+        kept.insert(
+            (account_id(&account)?, r.get("name_folded")),
+            r.get("role_id"),
+        );
+    }
+    for (account, folded, ids) in rebind_to_kept_ids(&config.roles, &kept) {
+        sqlx::query(
+            "UPDATE roles SET trust_principal_ids = ? WHERE account = ? AND name_folded = ?",
+        )
+        .bind(json_map(&ids))
+        .bind(account.to_string())
+        .bind(folded)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("rebind trust principals"))?;
+    }
     Ok(())
 }
 

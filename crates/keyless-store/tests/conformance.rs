@@ -117,6 +117,7 @@ both!(
     revocations_after_an_id_come_in_id_order_and_bounded,
     the_directory_generation_advances_with_every_committed_write,
     trust_principal_ids_round_trip_and_config_re_binds_them,
+    config_bindings_follow_the_role_ids_the_store_kept,
     ping_answers,
 );
 
@@ -325,6 +326,28 @@ async fn trust_principal_ids_round_trip_and_config_re_binds_them(store: &dyn Sto
         .await
         .unwrap();
     assert!(store.load().await.unwrap().roles.contains(&api_role));
+}
+
+async fn config_bindings_follow_the_role_ids_the_store_kept(store: &dyn Store) {
+    // Two replicas starting at once on an empty database: each proposes its own ids and binds
+    // against them; the second apply must not leave bindings to ids no role holds.
+    let ci = "arn:aws:iam::123456789012:role/ci".to_owned();
+    let first = |ci_id: &str| {
+        let mut cfg = config();
+        let mut trusted = role("ci", ci_id);
+        trusted.inline_policies.clear();
+        cfg.roles[0].trust_principal_ids = BTreeMap::from([(ci.clone(), ci_id.to_owned())]);
+        cfg.roles.push(trusted);
+        cfg
+    };
+    store.apply_config(&first("AROAFIRST")).await.unwrap();
+    store.apply_config(&first("AROASECOND")).await.unwrap();
+    let loaded = store.load().await.unwrap();
+    let deploy = loaded.roles.iter().find(|r| r.name == "deploy").unwrap();
+    assert_eq!(
+        deploy.trust_principal_ids,
+        BTreeMap::from([(ci, "AROAFIRST".to_owned())])
+    );
 }
 
 async fn api_deletes_never_touch_config_entities(store: &dyn Store) {
