@@ -446,6 +446,73 @@ def test_iam_changes_made_through_one_replica_reach_the_other(tmp_path: Path) ->
         _stop(issuer.proc)
 
 
+def test_a_trust_binding_made_on_one_replica_holds_on_the_other(tmp_path: Path) -> None:
+    """Replica A binds prod-admin's trust to ci-deployer's unique id, then ci-deployer is deleted
+    and recreated through A; on replica B the recreated role's session is refused, and trusted
+    once A saves the trust policy again: the binding travels with the directory through Postgres."""
+    from iam_support import admin_config, admin_creds, iam_client
+
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    database = with_database(base, name)
+    issuer = start_issuer(tmp_path)
+    replicas: list[Keyless] = []
+    account = "123456789012"
+    admin_arn = f"arn:aws:iam::{account}:role/admin"
+    deployer_arn = f"arn:aws:iam::{account}:role/ci-deployer"
+
+    def trusting(arn: str) -> str:
+        return json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": arn}, "Action": "sts:AssumeRole"}]})
+
+    def create_deployer(iam) -> str:
+        return iam.create_role(RoleName="ci-deployer", AssumeRolePolicyDocument=trusting(admin_arn))["Role"]["RoleId"]
+
+    def within(seconds: float, check) -> None:
+        deadline = time.monotonic() + seconds
+        while not check():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+    try:
+        for r in ("a", "b"):
+            config = f'database_url = "{database}"\n' + admin_config(issuer, tmp_path / r / "data")
+            replicas.append(start_keyless(tmp_path / r, config))
+        a, b = replicas
+        iam = iam_client(a, admin_creds(a, issuer))
+        b_admin = admin_creds(b, issuer)
+        iam_b = iam_client(b, b_admin)
+
+        def deployer_on_b_assumes_prod() -> str:
+            try:
+                c = b.boto3_client(b_admin).assume_role(RoleArn=deployer_arn, RoleSessionName="deploy")["Credentials"]
+                b.boto3_client(c).assume_role(RoleArn=b.role_arn("prod-admin"), RoleSessionName="prod")
+                return "allowed"
+            except ClientError as e:
+                return e.response["Error"]["Code"]
+
+        def deployer_id_on_b() -> str:
+            try:
+                return iam_b.get_role(RoleName="ci-deployer")["Role"]["RoleId"]
+            except ClientError as e:
+                return e.response["Error"]["Code"]
+
+        create_deployer(iam)
+        iam.create_role(RoleName="prod-admin", AssumeRolePolicyDocument=trusting(deployer_arn))
+        within(5.0, lambda: deployer_on_b_assumes_prod() == "allowed")
+        iam.delete_role(RoleName="ci-deployer")
+        new_id = create_deployer(iam)
+        within(5.0, lambda: deployer_id_on_b() == new_id)
+        assert deployer_on_b_assumes_prod() == "AccessDenied"
+        iam.update_assume_role_policy(RoleName="prod-admin", PolicyDocument=trusting(deployer_arn))
+        within(5.0, lambda: deployer_on_b_assumes_prod() == "allowed")
+    finally:
+        for k in replicas:
+            _stop(k.proc)
+        _stop(issuer.proc)
+
+
 def reloads(keyless: Keyless) -> dict[str, float]:
     """`keyless_revocation_reloads_total` by kind (full, incremental)."""
     import re

@@ -90,6 +90,7 @@ fn world() -> Entities {
             path: "/".into(),
             role_id: "AROAEXAMPLEEXAMPLE123".into(),
             trust_policy: trust.to_string(),
+            trust_principal_ids: Default::default(),
             inline_policies: vec![InlinePolicy {
                 name: "read".into(),
                 document: perms.to_string(),

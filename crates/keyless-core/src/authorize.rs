@@ -296,6 +296,7 @@ pub fn authorize(
     let arn = caller.arn();
     let request = Request {
         principal: arn,
+        principal_id: Some(&caller.claims().role_id),
         action: input.action,
         resource: input.resource,
         resource_account: None,

@@ -136,6 +136,7 @@ impl Caller {
         let id = self.user_id();
         let request = keyless_policy::Request {
             principal: arn,
+            principal_id: Some(&self.claims().role_id),
             action,
             resource,
             resource_account,

@@ -392,7 +392,12 @@ fn compile_role(
     let arn = r.arn();
     let trust = Policy::parse(&r.trust_policy, PolicyType::Trust)
         .map_err(|e| format!("trust policy: {e}"))?
-        .with_label(format!("trust policy of role {}", r.name));
+        .with_label(format!("trust policy of role {}", r.name))
+        .with_principal_ids(
+            r.trust_principal_ids
+                .iter()
+                .map(|(arn, id)| (arn.as_str(), id.as_str())),
+        );
     let mut inline = Vec::with_capacity(r.inline_policies.len());
     for p in &r.inline_policies {
         let policy = Policy::parse_within(

@@ -16,6 +16,8 @@
 //!   key version, and the in-memory set every verification checks.
 //! - [`revocation_sync`]: merging the revocations another process stored into that set,
 //!   checked against the store's stamp.
+//! - [`trust_binding`]: a trust policy's role principals bound to the roles' unique ids when it
+//!   is saved, so a role recreated under a trusted name is not trusted.
 //! - [`error`]: [`error::ApiError`], an AWS wire code with its status and message.
 //!
 //! Nothing here does I/O or reads the clock: the edge passes `now`, the fetched JWKS and the
@@ -33,6 +35,7 @@ pub mod revocation;
 pub mod revocation_sync;
 pub mod session_cache;
 pub mod sts;
+pub mod trust_binding;
 
 /// The maps every verification reads (revocations, roles by ARN, guardrail levels). Their keys
 /// come from the operator's configuration and revocations, not from requests, and lookups come

@@ -93,8 +93,14 @@ pub struct Role {
     pub path: String,
     /// `AROA…`, 21 characters.
     pub role_id: String,
-    /// The trust (assume-role) policy JSON.
+    /// The trust (assume-role) policy JSON, as written.
     pub trust_policy: String,
+    /// The role ARNs of the trust policy's `Principal.AWS` (as written) bound to the unique id
+    /// of the role each named when the policy was saved, as IAM binds them: a role recreated
+    /// under a bound name is not trusted. Empty for rows saved before bindings existed
+    /// (migration 0006/0007), whose principals still match by ARN until the policy is saved
+    /// again; config roles are re-bound at every start.
+    pub trust_principal_ids: BTreeMap<String, String>,
     /// Inline identity policies.
     pub inline_policies: Vec<InlinePolicy>,
     /// Permissions boundary policy JSON, if any (config-file roles).

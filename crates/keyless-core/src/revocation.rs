@@ -1492,6 +1492,7 @@ mod tests {
                 path: "/ci/".into(),
                 role_id: "AROAEXAMPLEEXAMPLE123".into(),
                 trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#.into(),
+                trust_principal_ids: Default::default(),
                 inline_policies: vec![],
                 permissions_boundary: None,
                 permissions_boundary_arn: None,

@@ -44,6 +44,7 @@ fn role(name: &str, id: &str, trust: serde_json::Value, perms: serde_json::Value
         path: "/".into(),
         role_id: id.into(),
         trust_policy: trust.to_string(),
+        trust_principal_ids: Default::default(),
         inline_policies: vec![InlinePolicy {
             name: "perms".into(),
             document: perms.to_string(),

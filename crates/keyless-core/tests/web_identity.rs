@@ -54,6 +54,7 @@ fn world(issuer: &str, guardrail: Value) -> Entities {
             path: "/".into(),
             role_id: "AROAEXAMPLEEXAMPLE123".into(),
             trust_policy: trust.to_string(),
+            trust_principal_ids: Default::default(),
             inline_policies: vec![],
             permissions_boundary: None,
             permissions_boundary_arn: None,

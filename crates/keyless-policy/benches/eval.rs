@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
         };
         let req = Request {
             principal: &case.principal,
+            principal_id: None,
             action: &case.action,
             resource: &case.resource,
             resource_account: Some(&case.resource_account),

@@ -63,6 +63,7 @@ impl Case {
         let scps: Vec<Vec<&Policy>> = self.scps.iter().map(|l| l.iter().collect()).collect();
         let req = Request {
             principal: &self.principal,
+            principal_id: None,
             action: &self.action,
             resource: &self.resource,
             resource_account: Some(&self.resource_account),

@@ -17,6 +17,10 @@ pub struct Request<'a> {
     /// Principal ARN (user, role, role session, federated user, OIDC/SAML provider) or a service
     /// principal name.
     pub principal: &'a str,
+    /// The unique id (`AROA…`) of the principal's role, when the principal is a role or one of
+    /// its sessions. A policy that bound a role ARN to an id ([`Policy::with_principal_ids`])
+    /// grants that ARN only to a request carrying the same id; `None` carries none.
+    pub principal_id: Option<&'a str>,
     /// Action, e.g. `s3:GetObject`.
     pub action: &'a str,
     /// Resource ARN or `*`.
@@ -312,6 +316,8 @@ enum Kind {
 
 struct Who<'a> {
     arn: &'a str,
+    /// The unique id of the principal's role, from [`Request::principal_id`].
+    id: Option<&'a str>,
     account: &'a str,
     kind: Kind,
     /// For a role session: the role name.
@@ -319,7 +325,7 @@ struct Who<'a> {
     partition: &'a str,
 }
 
-fn who(p: &str) -> Who<'_> {
+fn who<'a>(p: &'a str, id: Option<&'a str>) -> Who<'a> {
     let fields = match ArnView::new(p).fields() {
         Some(&["arn", part, svc, _, acct, res]) => Some((part, svc, acct, res)),
         _ => None,
@@ -327,6 +333,7 @@ fn who(p: &str) -> Who<'_> {
     let Some((part, svc, acct, res)) = fields else {
         return Who {
             arn: p,
+            id,
             account: "",
             kind: Kind::Other,
             role: "",
@@ -347,6 +354,7 @@ fn who(p: &str) -> Who<'_> {
     };
     Who {
         arn: p,
+        id,
         account: acct,
         kind,
         role,
@@ -367,14 +375,30 @@ enum Grant {
     Direct,
 }
 
-fn principal_grant(pr: &Principals, w: &Who<'_>) -> Option<Grant> {
+/// The role ARNs a policy bound to unique ids, consulted by the principal test of its Allow
+/// statements.
+#[derive(Clone, Copy)]
+struct Bound<'p>(Option<&'p Policy>);
+
+impl Bound<'_> {
+    /// Whether `a` may name `w`: an ARN bound to an id names only the role holding that id (a
+    /// role recreated under the same name holds another).
+    fn admits(self, a: &str, w: &Who<'_>) -> bool {
+        match self.0.and_then(|p| p.principal_id_of(a)) {
+            Some(id) => w.id == Some(id),
+            None => true,
+        }
+    }
+}
+
+fn principal_grant(pr: &Principals, w: &Who<'_>, bound: Bound<'_>) -> Option<Grant> {
     let mut best: Option<Grant> = None;
     let mut up = |g: Grant| best = Some(best.map_or(g, |b| b.max(g)));
     if pr.any {
         up(Grant::Wildcard);
     }
     for a in &pr.aws {
-        if a == "*" {
+        if a == "*" || !bound.admits(a, w) {
             continue;
         }
         if a == w.arn {
@@ -576,11 +600,14 @@ fn resource_matches(st: &Statement, e: &Eval<'_>) -> bool {
     }
 }
 
-/// Principal test; returns the grant (for Allow) or `None` if not matched.
-fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<Grant> {
+/// Principal test; returns the grant (for Allow) or `None` if not matched. Only an Allow's
+/// principals honour `p`'s bindings: a Deny naming a role by ARN keeps applying to any role of
+/// that name, which is stricter than IAM and never grants more.
+fn principal_matches(p: &Policy, st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<Grant> {
+    let bound = Bound((st.effect == Effect::Allow).then_some(p));
     match &st.principal {
         None => Some(Grant::Direct),
-        Some((false, pr)) => principal_grant(pr, w),
+        Some((false, pr)) => principal_grant(pr, w, bound),
         // AWS does not support NotPrincipal with Allow (NotPrincipal page); it grants no one.
         Some((true, _)) if st.effect == Effect::Allow => None,
         Some((true, pr)) => {
@@ -589,7 +616,7 @@ fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<
             // and sessions, nor naming a role its sessions (NotPrincipal page: "all principals
             // except the assumed-role user ... are explicitly denied" with the role and the
             // account listed too). The account root is the account itself.
-            let spared = match principal_grant(pr, w) {
+            let spared = match principal_grant(pr, w, Bound(None)) {
                 Some(Grant::Direct | Grant::Wildcard) => true,
                 Some(Grant::Account) => w.kind == Kind::Root,
                 Some(Grant::Role) | None => false,
@@ -603,10 +630,10 @@ fn principal_matches(st: &Statement, w: &Who<'_>, has_boundary: bool) -> Option<
     }
 }
 
-fn detail(st: &Statement, e: &Eval<'_>) -> Detail {
+fn detail(p: &Policy, st: &Statement, e: &Eval<'_>) -> Detail {
     let action = action_matches(st, e);
     let resource = resource_matches(st, e);
-    let principal = principal_matches(st, &e.who, e.has_boundary).is_some();
+    let principal = principal_matches(p, st, &e.who, e.has_boundary).is_some();
     let mut passed = 0;
     let mut failed_cond = None;
     for (i, c) in st.conditions.iter().enumerate() {
@@ -645,7 +672,7 @@ fn scan(p: &Policy, e: &Eval<'_>) -> Scan {
         if !action_matches(st, e) || !resource_matches(st, e) {
             continue;
         }
-        let Some(g) = principal_matches(st, &e.who, e.has_boundary) else {
+        let Some(g) = principal_matches(p, st, &e.who, e.has_boundary) else {
             continue;
         };
         if !st.conditions.iter().all(|c| cond_holds(c, e.req.context)) {
@@ -684,7 +711,7 @@ fn nearest(policies: &[&Policy], e: &Eval<'_>) -> Option<Nearest> {
             if st.effect != Effect::Allow {
                 continue;
             }
-            let d = detail(st, e);
+            let d = detail(p, st, e);
             let score = (d.action, d.resource, d.principal, d.passed);
             if best.as_ref().is_none_or(|(s, _, _, _)| score > *s) {
                 best = Some((score, p, i, d));
@@ -723,7 +750,7 @@ pub fn evaluate(request: &Request<'_>, policies: &PolicySet<'_>) -> Decision {
     let e = Eval {
         req: request,
         action_lower: lower_ascii(request.action, &mut action_buf),
-        who: who(request.principal),
+        who: who(request.principal, request.principal_id),
         resource: ArnView::new(request.resource),
         has_boundary: policies.boundary.is_some(),
     };

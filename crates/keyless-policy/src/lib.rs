@@ -34,6 +34,7 @@
 //! ctx.insert_single("token.actions.githubusercontent.com:sub", "repo:octo/app:ref:refs/heads/dev");
 //! let req = Request {
 //!     principal: "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+//!     principal_id: None,
 //!     action: "sts:AssumeRoleWithWebIdentity",
 //!     resource: "arn:aws:iam::123456789012:role/gha",
 //!     resource_account: None,
@@ -101,6 +102,7 @@ pub fn fuzz_parse(data: &str) {
             let ctx = Context::new();
             let req = Request {
                 principal: "arn:aws:iam::123456789012:user/a",
+                principal_id: None,
                 action: "s3:GetObject",
                 resource: "arn:aws:s3:::b/k",
                 resource_account: None,

@@ -361,6 +361,9 @@ pub struct Policy {
     pub(crate) version_2012: bool,
     pub(crate) id: Option<String>,
     pub(crate) statements: Vec<Statement>,
+    /// Role ARNs of `Principal.AWS`, as written, bound to the unique id of the role each named
+    /// when the policy was saved ([`Policy::with_principal_ids`]); sorted by ARN.
+    pub(crate) principal_ids: Vec<(String, String)>,
 }
 
 impl Policy {
@@ -399,6 +402,52 @@ impl Policy {
     pub fn with_label(mut self, label: impl Into<String>) -> Policy {
         self.label = Arc::from(label.into());
         self
+    }
+
+    /// Binds role ARNs of `Principal.AWS` (as written) to the unique ids of the roles they
+    /// named when the policy was saved, as IAM does: an Allow naming a bound ARN then matches
+    /// only a request whose [`crate::Request::principal_id`] is that id, so a role deleted and
+    /// recreated under the same name is not trusted. ARNs left out match by ARN as before.
+    #[must_use]
+    pub fn with_principal_ids<'b>(
+        mut self,
+        ids: impl IntoIterator<Item = (&'b str, &'b str)>,
+    ) -> Policy {
+        let mut ids: Vec<(String, String)> = ids
+            .into_iter()
+            .map(|(arn, id)| (arn.to_owned(), id.to_owned()))
+            .collect();
+        ids.sort();
+        ids.dedup_by(|a, b| a.0 == b.0);
+        self.principal_ids = ids;
+        self
+    }
+
+    /// The unique id `arn` was bound to, if it was.
+    pub(crate) fn principal_id_of(&self, arn: &str) -> Option<&str> {
+        self.principal_ids
+            .binary_search_by(|(a, _)| a.as_str().cmp(arn))
+            .ok()
+            .and_then(|i| self.principal_ids.get(i))
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// The `Principal.AWS` values (of `Principal`, not `NotPrincipal`) that name one IAM role
+    /// exactly, `arn:<partition>:iam::<account>:role/<path/name>`, each once, in order of
+    /// appearance: the principals IAM binds to a role's unique id when the policy is saved.
+    pub fn role_principal_arns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for st in &self.statements {
+            let Some((false, pr)) = &st.principal else {
+                continue;
+            };
+            for a in &pr.aws {
+                if is_role_arn(a) && !out.contains(&a.as_str()) {
+                    out.push(a);
+                }
+            }
+        }
+        out
     }
 
     /// The label used in explanations.
@@ -457,8 +506,22 @@ impl Policy {
             version_2012: policies.iter().all(|p| p.version_2012),
             id: None,
             statements,
+            principal_ids: Vec::new(),
         }
     }
+}
+
+/// Whether `a` names one IAM role exactly: `arn:<partition>:iam::<account>:role/<path/name>`
+/// without wildcards (the parser refuses those in principals anyway).
+fn is_role_arn(a: &str) -> bool {
+    matches!(
+        crate::pattern::ArnView::new(a).fields(),
+        Some(&["arn", part, "iam", "", acct, res])
+            if !part.is_empty()
+                && !acct.is_empty()
+                && res.strip_prefix("role/").is_some_and(|n| !n.is_empty() && !n.ends_with('/'))
+                && !a.contains(['*', '?'])
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1736,6 +1799,7 @@ pub(crate) fn build(src: &str, ty: PolicyType, max_size: usize) -> Built {
         version_2012: b.version_2012,
         id,
         statements,
+        principal_ids: Vec::new(),
     };
     done(b, Some(policy))
 }

@@ -25,6 +25,7 @@ fn decide(session: &Policy, resource: &str) -> DecisionKind {
     evaluate(
         &Request {
             principal: "arn:aws:sts::123456789012:assumed-role/r/s",
+            principal_id: None,
             action: "s3:GetObject",
             resource,
             resource_account: None,

@@ -29,6 +29,7 @@ fn decide(principal: &str, not_principals: &[&str]) -> DecisionKind {
     evaluate(
         &Request {
             principal,
+            principal_id: None,
             action: "s3:GetObject",
             resource: "arn:aws:s3:::b/k",
             resource_account: None,

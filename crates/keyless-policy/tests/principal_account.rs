@@ -23,6 +23,7 @@ fn assume(principal_in_trust: &str) -> DecisionKind {
     evaluate(
         &Request {
             principal: "arn:aws:sts::123456789012:assumed-role/ci/s",
+            principal_id: None,
             action: "sts:AssumeRole",
             resource: "arn:aws:iam::123456789012:role/deploy",
             resource_account: None,

@@ -35,6 +35,7 @@ fn one_with(cond: &str, ctx: &Context, action: &str, resource: &str) -> Decision
     let p = Policy::parse(&doc, PolicyType::Identity).unwrap();
     let req = Request {
         principal: "arn:aws:iam::123456789012:user/a",
+        principal_id: None,
         action,
         resource,
         resource_account: None,
@@ -75,7 +76,7 @@ proptest! {
         let p = Policy::parse(&doc, PolicyType::Identity).unwrap();
         let ctx = Context::new();
         let action = format!("s3:{val}");
-        let req = Request { principal: "arn:aws:iam::123456789012:user/a", action: &action, resource: "*", resource_account: None, context: &ctx };
+        let req = Request { principal: "arn:aws:iam::123456789012:user/a", principal_id: None, action: &action, resource: "*", resource_account: None, context: &ctx };
         let got = evaluate(&req, &PolicySet { identity: &[&p], ..PolicySet::default() }).kind() == DecisionKind::Allowed;
         prop_assert_eq!(got, glob_regex(&pat.to_lowercase()).is_match(&val.to_lowercase()));
     }
@@ -141,7 +142,7 @@ proptest! {
         let more = format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{allow_action}","Resource":"*"}},{{"Effect":"Deny","Action":"{deny_action}","Resource":"*"{deny_cond}}}]}}"#);
         let b = Policy::parse(&base, PolicyType::Identity).unwrap();
         let m = Policy::parse(&more, PolicyType::Identity).unwrap();
-        let req = Request { principal: "arn:aws:iam::123456789012:user/a", action: "s3:GetObject", resource: "arn:aws:s3:::b/k", resource_account: None, context: &ctx };
+        let req = Request { principal: "arn:aws:iam::123456789012:user/a", principal_id: None, action: "s3:GetObject", resource: "arn:aws:s3:::b/k", resource_account: None, context: &ctx };
         let before = evaluate(&req, &PolicySet { identity: &[&b], ..PolicySet::default() }).kind();
         let after = evaluate(&req, &PolicySet { identity: &[&m], ..PolicySet::default() }).kind();
         if before != DecisionKind::Allowed {

@@ -16,6 +16,7 @@ fn decide(policy: &str, ctx: &Context) -> DecisionKind {
     evaluate(
         &Request {
             principal: "arn:aws:iam::123456789012:user/alice",
+            principal_id: None,
             action: "s3:GetObject",
             resource: "arn:aws:s3:::b/k",
             resource_account: None,
@@ -115,6 +116,7 @@ fn an_allow_with_not_principal_grants_no_one() {
     let d = evaluate(
         &Request {
             principal: "arn:aws:iam::123456789012:user/alice",
+            principal_id: None,
             action: "s3:GetObject",
             resource: "arn:aws:s3:::b/k",
             resource_account: Some("123456789012"),
@@ -225,6 +227,7 @@ fn decide_on(policy: &str, action: &str, resource: &str) -> DecisionKind {
     evaluate(
         &Request {
             principal: "arn:aws:iam::123456789012:user/alice",
+            principal_id: None,
             action,
             resource,
             resource_account: None,

@@ -523,6 +523,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             path,
             role_id: String::new(), // assigned by the store on first apply
             trust_policy,
+            trust_principal_ids: Default::default(),
             inline_policies,
             permissions_boundary,
             permissions_boundary_arn: None,

@@ -111,6 +111,7 @@ impl DevIssuer {
                 path: "/".into(),
                 role_id: String::new(),
                 trust_policy: trust.to_string(),
+                trust_principal_ids: Default::default(),
                 inline_policies: vec![InlinePolicy {
                     name: "demo".into(),
                     document: permissions.to_string(),

@@ -186,6 +186,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     for r in &mut entities.roles {
         r.created = now;
     }
+    bind_config_trust(&mut entities, store.as_ref(), opts.config.as_deref()).await?;
     store.apply_config(&entities).await?;
     let directory_generation = store.directory_generation().await?;
     let directory = load_directory(store.as_ref()).await?;
@@ -429,6 +430,25 @@ fn open_audit(
         );
     }
     Ok(log)
+}
+
+/// Binds the config roles' trust principals to the unique ids of the roles they name once the
+/// config is applied, at every start (the config is the source of truth). A principal naming no
+/// role stops start-up, as IAM refuses to save such a policy.
+async fn bind_config_trust(
+    entities: &mut Entities,
+    store: &dyn Store,
+    config_file: Option<&Path>,
+) -> Result<(), ServeError> {
+    let stored = store.load().await?;
+    keyless_core::trust_binding::bind_config_roles(&mut entities.roles, &stored).map_err(|e| {
+        ServeError::Config(ConfigError {
+            file: config_file.map_or_else(|| "the --dev config".into(), Into::into),
+            line: 0,
+            column: 0,
+            message: format!("role {}: {}", e.role, e.message),
+        })
+    })
 }
 
 async fn load_directory(store: &dyn Store) -> Result<Directory, ServeError> {

@@ -14,6 +14,7 @@ use keyless_core::model::{
 };
 use keyless_core::ports::{Change, RevocationStamp, Store, StoreError};
 use keyless_core::revocation::{NewRevocation, Revocation};
+use keyless_core::trust_binding::rebind_to_kept_ids;
 use keyless_types::OffsetDateTime;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, PgConnection, PgPool, Row};
@@ -178,7 +179,7 @@ impl Store for PgStore {
         let rows = sqlx::query(
             "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
                     permissions_boundary_arn, max_session_duration, description, tags, from_config,
-                    created_at
+                    created_at, trust_principal_ids
              FROM roles ORDER BY account, name_folded",
         )
         .fetch_all(&self.pool)
@@ -199,6 +200,7 @@ impl Store for PgStore {
                 path: r.get("path"),
                 role_id: r.get("role_id"),
                 trust_policy: r.get("trust_policy"),
+                trust_principal_ids: parse_map(r.get("trust_principal_ids"))?,
                 inline_policies,
                 permissions_boundary: r.get("permissions_boundary"),
                 permissions_boundary_arn: r.get("permissions_boundary_arn"),
@@ -377,12 +379,13 @@ impl Store for PgStore {
             let folded = role.name.to_lowercase();
             sqlx::query(
                 "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-                    max_session_duration, description, tags, from_config, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    max_session_duration, description, tags, from_config, created_at, trust_principal_ids)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                  ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
                     trust_policy = excluded.trust_policy, permissions_boundary = excluded.permissions_boundary,
                     max_session_duration = excluded.max_session_duration, description = excluded.description,
-                    tags = excluded.tags, from_config = excluded.from_config",
+                    tags = excluded.tags, from_config = excluded.from_config,
+                    trust_principal_ids = excluded.trust_principal_ids",
             )
             .bind(&account)
             .bind(&role.name)
@@ -396,6 +399,7 @@ impl Store for PgStore {
             .bind(json_map(&role.tags))
             .bind(cfg)
             .bind(role.created.unix_timestamp())
+            .bind(json_map(&role.trust_principal_ids))
             .execute(&mut *tx)
             .await
             .map_err(err("upsert role"))?;
@@ -416,6 +420,8 @@ impl Store for PgStore {
                     .map_err(err("insert role policy"))?;
             }
         }
+
+        rebind_config_trust(&mut tx, config).await?;
 
         sqlx::query("DELETE FROM guardrails WHERE from_config")
             .execute(&mut *tx)
@@ -567,19 +573,50 @@ async fn bump_generation(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Re-points the config roles' trust bindings at the ids this store kept for config roles, in
+/// the apply's transaction (see [`keyless_core::trust_binding::rebind_to_kept_ids`]).
+async fn rebind_config_trust(tx: &mut Tx<'_>, config: &Entities) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT account, name_folded, role_id FROM roles WHERE from_config")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(err("read config role ids"))?;
+    let mut kept = BTreeMap::new();
+    for r in rows {
+        let account: String = r.get("account");
+        kept.insert(
+            (account_id(&account)?, r.get("name_folded")),
+            r.get("role_id"),
+        );
+    }
+    for (account, folded, ids) in rebind_to_kept_ids(&config.roles, &kept) {
+        sqlx::query(
+            "UPDATE roles SET trust_principal_ids = $1 WHERE account = $2 AND name_folded = $3",
+        )
+        .bind(json_map(&ids))
+        .bind(account.to_string())
+        .bind(folded)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("rebind trust principals"))?;
+    }
+    Ok(())
+}
+
 async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     let account = role.account.to_string();
     let folded = role.name.to_lowercase();
     sqlx::query(
         "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at,
+            trust_principal_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
             role_id = excluded.role_id, trust_policy = excluded.trust_policy,
             permissions_boundary = excluded.permissions_boundary,
             permissions_boundary_arn = excluded.permissions_boundary_arn,
             max_session_duration = excluded.max_session_duration, description = excluded.description,
-            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at",
+            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at,
+            trust_principal_ids = excluded.trust_principal_ids",
     )
     .bind(&account)
     .bind(&role.name)
@@ -594,6 +631,7 @@ async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     .bind(json_map(&role.tags))
     .bind(origin_flag(role.origin))
     .bind(role.created.unix_timestamp())
+    .bind(json_map(&role.trust_principal_ids))
     .execute(&mut **tx)
     .await
     .map_err(err("put role"))?;

@@ -10,6 +10,7 @@ use keyless_core::model::{
 };
 use keyless_core::ports::{Change, RevocationStamp, Store, StoreError};
 use keyless_core::revocation::{NewRevocation, Revocation};
+use keyless_core::trust_binding::rebind_to_kept_ids;
 use keyless_types::OffsetDateTime;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -151,7 +152,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
                     permissions_boundary_arn, max_session_duration, description, tags, from_config,
-                    created_at
+                    created_at, trust_principal_ids
              FROM roles ORDER BY account, name_folded",
         )
         .fetch_all(&self.pool)
@@ -172,6 +173,7 @@ impl Store for SqliteStore {
                 path: r.get("path"),
                 role_id: r.get("role_id"),
                 trust_policy: r.get("trust_policy"),
+                trust_principal_ids: parse_map(r.get("trust_principal_ids"))?,
                 inline_policies,
                 permissions_boundary: r.get("permissions_boundary"),
                 permissions_boundary_arn: r.get("permissions_boundary_arn"),
@@ -350,12 +352,13 @@ impl Store for SqliteStore {
             let folded = role.name.to_lowercase();
             sqlx::query(
                 "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-                    max_session_duration, description, tags, from_config, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    max_session_duration, description, tags, from_config, created_at, trust_principal_ids)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
                     trust_policy = excluded.trust_policy, permissions_boundary = excluded.permissions_boundary,
                     max_session_duration = excluded.max_session_duration, description = excluded.description,
-                    tags = excluded.tags, from_config = excluded.from_config",
+                    tags = excluded.tags, from_config = excluded.from_config,
+                    trust_principal_ids = excluded.trust_principal_ids",
             )
             .bind(&account)
             .bind(&role.name)
@@ -369,6 +372,7 @@ impl Store for SqliteStore {
             .bind(json_map(&role.tags))
             .bind(cfg)
             .bind(role.created.unix_timestamp())
+            .bind(json_map(&role.trust_principal_ids))
             .execute(&mut *tx)
             .await
             .map_err(err("upsert role"))?;
@@ -389,6 +393,8 @@ impl Store for SqliteStore {
                     .map_err(err("insert role policy"))?;
             }
         }
+
+        rebind_config_trust(&mut tx, config).await?;
 
         sqlx::query("DELETE FROM guardrails WHERE from_config = 1")
             .execute(&mut *tx)
@@ -537,19 +543,50 @@ async fn bump_generation(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Re-points the config roles' trust bindings at the ids this store kept for config roles, in
+/// the apply's transaction (see [`keyless_core::trust_binding::rebind_to_kept_ids`]).
+async fn rebind_config_trust(tx: &mut Tx<'_>, config: &Entities) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT account, name_folded, role_id FROM roles WHERE from_config = 1")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(err("read config role ids"))?;
+    let mut kept = BTreeMap::new();
+    for r in rows {
+        let account: String = r.get("account");
+        kept.insert(
+            (account_id(&account)?, r.get("name_folded")),
+            r.get("role_id"),
+        );
+    }
+    for (account, folded, ids) in rebind_to_kept_ids(&config.roles, &kept) {
+        sqlx::query(
+            "UPDATE roles SET trust_principal_ids = ? WHERE account = ? AND name_folded = ?",
+        )
+        .bind(json_map(&ids))
+        .bind(account.to_string())
+        .bind(folded)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("rebind trust principals"))?;
+    }
+    Ok(())
+}
+
 async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     let account = role.account.to_string();
     let folded = role.name.to_lowercase();
     sqlx::query(
         "INSERT INTO roles (account, name, name_folded, path, role_id, trust_policy, permissions_boundary,
-            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            permissions_boundary_arn, max_session_duration, description, tags, from_config, created_at,
+            trust_principal_ids)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (account, name_folded) DO UPDATE SET name = excluded.name, path = excluded.path,
             role_id = excluded.role_id, trust_policy = excluded.trust_policy,
             permissions_boundary = excluded.permissions_boundary,
             permissions_boundary_arn = excluded.permissions_boundary_arn,
             max_session_duration = excluded.max_session_duration, description = excluded.description,
-            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at",
+            tags = excluded.tags, from_config = excluded.from_config, created_at = excluded.created_at,
+            trust_principal_ids = excluded.trust_principal_ids",
     )
     .bind(&account)
     .bind(&role.name)
@@ -564,6 +601,7 @@ async fn put_role(tx: &mut Tx<'_>, role: &Role) -> Result<(), StoreError> {
     .bind(json_map(&role.tags))
     .bind(origin_flag(role.origin))
     .bind(role.created.unix_timestamp())
+    .bind(json_map(&role.trust_principal_ids))
     .execute(&mut **tx)
     .await
     .map_err(err("put role"))?;

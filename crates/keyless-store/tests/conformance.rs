@@ -116,6 +116,8 @@ both!(
     revocations_are_marked_audited_once,
     revocations_after_an_id_come_in_id_order_and_bounded,
     the_directory_generation_advances_with_every_committed_write,
+    trust_principal_ids_round_trip_and_config_re_binds_them,
+    config_bindings_follow_the_role_ids_the_store_kept,
     ping_answers,
 );
 
@@ -133,6 +135,7 @@ fn role(name: &str, id: &str) -> Role {
         path: "/".into(),
         role_id: id.into(),
         trust_policy: "{}".into(),
+        trust_principal_ids: Default::default(),
         inline_policies: vec![InlinePolicy {
             name: "p".into(),
             document: "{\"a\":1}".into(),
@@ -295,6 +298,56 @@ async fn api_writes_round_trip_and_survive_apply_config(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(store.load().await.unwrap(), config());
+}
+
+async fn trust_principal_ids_round_trip_and_config_re_binds_them(store: &dyn Store) {
+    let ci = "arn:aws:iam::123456789012:role/ci".to_owned();
+    let mut cfg = config();
+    cfg.roles[0].trust_principal_ids = BTreeMap::from([(ci.clone(), "AROAOLD".to_owned())]);
+    store.apply_config(&cfg).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), cfg);
+    // The config is the source of truth: the next apply's binding replaces the stored one.
+    cfg.roles[0].trust_principal_ids = BTreeMap::from([(ci.clone(), "AROANEW".to_owned())]);
+    store.apply_config(&cfg).await.unwrap();
+    assert_eq!(store.load().await.unwrap().roles, cfg.roles);
+
+    let mut api_role = role("builder", "AROACCCCCCCCCCCCCCCCC");
+    api_role.origin = Origin::Api;
+    api_role.trust_principal_ids = BTreeMap::from([(ci, "AROAAPI".to_owned())]);
+    store
+        .write(&Change::PutRole(api_role.clone()))
+        .await
+        .unwrap();
+    store.apply_config(&cfg).await.unwrap();
+    assert!(store.load().await.unwrap().roles.contains(&api_role));
+    api_role.trust_principal_ids.clear();
+    store
+        .write(&Change::PutRole(api_role.clone()))
+        .await
+        .unwrap();
+    assert!(store.load().await.unwrap().roles.contains(&api_role));
+}
+
+async fn config_bindings_follow_the_role_ids_the_store_kept(store: &dyn Store) {
+    // Two replicas starting at once on an empty database: each proposes its own ids and binds
+    // against them; the second apply must not leave bindings to ids no role holds.
+    let ci = "arn:aws:iam::123456789012:role/ci".to_owned();
+    let first = |ci_id: &str| {
+        let mut cfg = config();
+        let mut trusted = role("ci", ci_id);
+        trusted.inline_policies.clear();
+        cfg.roles[0].trust_principal_ids = BTreeMap::from([(ci.clone(), ci_id.to_owned())]);
+        cfg.roles.push(trusted);
+        cfg
+    };
+    store.apply_config(&first("AROAFIRST")).await.unwrap();
+    store.apply_config(&first("AROASECOND")).await.unwrap();
+    let loaded = store.load().await.unwrap();
+    let deploy = loaded.roles.iter().find(|r| r.name == "deploy").unwrap();
+    assert_eq!(
+        deploy.trust_principal_ids,
+        BTreeMap::from([(ci, "AROAFIRST".to_owned())])
+    );
 }
 
 async fn api_deletes_never_touch_config_entities(store: &dyn Store) {

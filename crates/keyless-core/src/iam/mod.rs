@@ -280,6 +280,7 @@ impl Cx<'_> {
         let arn = self.caller.arn();
         let request = Request {
             principal: arn,
+            principal_id: Some(&self.caller.claims().role_id),
             action: &full,
             resource,
             resource_account: None,

@@ -1,6 +1,7 @@
 //! Roles: create, read, update, delete; trust policies (validated), inline policies, attached
 //! managed policies, permissions boundaries and tags.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keyless_policy::{ParseErrorKind, Policy, PolicyType, Severity, policy_size, validate};
@@ -19,6 +20,7 @@ use crate::error::ApiError;
 use crate::model::{InlinePolicy, Origin, Role};
 use crate::ports::Change;
 use crate::sts::params::Params;
+use crate::trust_binding::bind_role_principals;
 
 /// Roles per account (AWS's default quota is 1,000, adjustable to 5,000).
 pub const MAX_ROLES: usize = 5_000;
@@ -92,6 +94,19 @@ pub(super) fn check_trust(
         });
     }
     Ok(out)
+}
+
+/// Binds the trust policy's role principals to the unique ids of the roles they name now, as
+/// IAM does when a trust policy is saved; a role principal that names no role is
+/// `MalformedPolicyDocument`, and nothing is saved.
+fn bind_trust(cx: &Cx<'_>, doc: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    let trust = parse_policy(doc, PolicyType::Trust)?;
+    bind_role_principals(&trust, |arn| {
+        cx.directory()
+            .role_by_arn(arn)
+            .map(|r| r.role.role_id.clone())
+    })
+    .map_err(|unknown| malformed(unknown.aws_message()))
 }
 
 /// The codes the acknowledgement tag names. Only the exact key counts: tag keys are unique
@@ -225,12 +240,14 @@ pub(super) fn create<R: Rng + ?Sized>(
         &acknowledged_codes(tags.iter().map(|(k, v)| (k, v))),
         &arn,
     )?;
+    let trust_principal_ids = bind_trust(cx, &trust)?;
     let role = Role {
         account: cx.account(),
         name,
         path,
         role_id: unique_id("AROA", rng),
         trust_policy: trust,
+        trust_principal_ids,
         inline_policies: Vec::new(),
         permissions_boundary: None,
         permissions_boundary_arn: boundary_arn,
@@ -359,6 +376,7 @@ pub(super) fn update_trust(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiErr
     let mut role = writable(&r)?;
     // UpdateAssumeRolePolicy has no Tags parameter: the acknowledgement is the role's tag.
     let acknowledged = check_trust(&doc, &acknowledged_codes(role.tags.iter()), &r.arn)?;
+    role.trust_principal_ids = bind_trust(cx, &doc)?;
     role.trust_policy = doc;
     let mut out = IamOutcome::write(Change::PutRole(role));
     out.acknowledged = acknowledged;

@@ -146,6 +146,7 @@ fn results(
     for (_, (action, resource)) in page {
         let request = Request {
             principal,
+            principal_id: None,
             action: &action,
             resource: &resource,
             resource_account: None,

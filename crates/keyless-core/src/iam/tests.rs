@@ -39,6 +39,7 @@ fn config_role(name: &str, perms: &str) -> Role {
         path: "/".into(),
         role_id: unique_id("AROA", &mut rand::rng()),
         trust_policy: TRUST.into(),
+        trust_principal_ids: Default::default(),
         inline_policies: vec![InlinePolicy {
             name: "perms".into(),
             document: doc(perms),
@@ -1149,4 +1150,137 @@ fn guardrails_see_the_tags_of_policies_and_providers_and_of_tagging_requests() {
         ],
     )
     .unwrap();
+}
+
+fn trusting_role(arn: &str) -> String {
+    doc(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{arn}"}},"Action":"sts:AssumeRole"}}"#
+    ))
+}
+
+fn role_id(w: &World, name: &str) -> String {
+    w.entities
+        .roles
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap()
+        .role_id
+        .clone()
+}
+
+/// Whether a session of `ci` holding `ci_id` passes the trust policy of `prod`.
+fn prod_trusts(w: &World, ci_id: &str) -> bool {
+    let d = w.directory();
+    let prod = d.role(acct(), "prod").unwrap();
+    let ctx = keyless_policy::Context::new();
+    let req = keyless_policy::Request {
+        principal: "arn:aws:sts::123456789012:assumed-role/ci/run",
+        principal_id: Some(ci_id),
+        action: "sts:AssumeRole",
+        resource: &prod.arn,
+        resource_account: None,
+        context: &ctx,
+    };
+    let set = keyless_policy::PolicySet {
+        resource_policy: Some(&prod.trust),
+        ..keyless_policy::PolicySet::default()
+    };
+    keyless_policy::evaluate(&req, &set).kind() == DecisionKind::Allowed
+}
+
+#[test]
+fn a_saved_trust_policy_trusts_the_role_it_named_not_one_recreated_under_its_name() {
+    const CI: &str = "arn:aws:iam::123456789012:role/ci";
+    let mut w = World::new();
+    let ci = [("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)];
+    w.call("admin", "CreateRole", &ci).unwrap();
+    let old_id = role_id(&w, "ci");
+    let prod_trust = trusting_role(CI);
+    let out = w
+        .call(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "prod"),
+                ("AssumeRolePolicyDocument", &prod_trust),
+            ],
+        )
+        .unwrap();
+    // The document reads back as written; the binding is kept beside it.
+    assert_eq!(
+        leaf(&out.result.unwrap(), "AssumeRolePolicyDocument"),
+        Some(prod_trust.as_str())
+    );
+    let prod = w.entities.roles.iter().find(|r| r.name == "prod").unwrap();
+    assert_eq!(
+        prod.trust_principal_ids,
+        BTreeMap::from([(CI.to_owned(), old_id.clone())])
+    );
+    assert!(prod_trusts(&w, &old_id));
+
+    w.call("admin", "DeleteRole", &[("RoleName", "ci")])
+        .unwrap();
+    w.call("admin", "CreateRole", &ci).unwrap();
+    let new_id = role_id(&w, "ci");
+    assert_ne!(new_id, old_id);
+    assert!(!prod_trusts(&w, &new_id), "a recreated ci is trusted");
+
+    // Saving the trust policy again binds the role that holds the name now.
+    w.call(
+        "admin",
+        "UpdateAssumeRolePolicy",
+        &[("RoleName", "prod"), ("PolicyDocument", &prod_trust)],
+    )
+    .unwrap();
+    assert!(prod_trusts(&w, &new_id));
+    assert!(!prod_trusts(&w, &old_id));
+}
+
+#[test]
+fn a_trust_policy_naming_a_role_that_does_not_exist_is_malformed_and_saves_nothing() {
+    let mut w = World::new();
+    let ghost = trusting_role("arn:aws:iam::123456789012:role/ghost");
+    let before = w.entities.clone();
+    let e = w
+        .call(
+            "admin",
+            "CreateRole",
+            &[("RoleName", "prod"), ("AssumeRolePolicyDocument", &ghost)],
+        )
+        .unwrap_err();
+    assert_eq!((e.code, e.status), ("MalformedPolicyDocument", 400));
+    assert_eq!(
+        e.message,
+        r#"Invalid principal in policy: "AWS":"arn:aws:iam::123456789012:role/ghost""#
+    );
+    assert_eq!(w.entities, before);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "prod"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    assert_eq!(
+        w.code(
+            "admin",
+            "UpdateAssumeRolePolicy",
+            &[("RoleName", "prod"), ("PolicyDocument", &ghost)]
+        ),
+        ("MalformedPolicyDocument", 400)
+    );
+    // A role of another path is another role.
+    assert_eq!(
+        w.code(
+            "admin",
+            "UpdateAssumeRolePolicy",
+            &[
+                ("RoleName", "prod"),
+                (
+                    "PolicyDocument",
+                    &trusting_role("arn:aws:iam::123456789012:role/team/admin")
+                )
+            ]
+        ),
+        ("MalformedPolicyDocument", 400)
+    );
 }

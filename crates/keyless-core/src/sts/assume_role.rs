@@ -315,6 +315,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         let policies = caller.identity_policies(&levels, &identity);
         let request = Request {
             principal: caller_arn,
+            principal_id: Some(&caller.claims().role_id),
             action: "sts:AssumeRole",
             resource: &input.role_arn,
             resource_account: None,
@@ -333,6 +334,7 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     let check = |action: &str| -> Result<(), ApiError> {
         let request = Request {
             principal: caller_arn,
+            principal_id: Some(&caller.claims().role_id),
             action,
             resource: &target.arn,
             resource_account: Some(&target_account),

@@ -267,6 +267,7 @@ pub fn complete<R: CryptoRng + ?Sized>(
     let check = |action: &str| -> Result<(), ApiError> {
         let request = Request {
             principal: &provider_arn,
+            principal_id: None,
             action,
             resource: &role.arn,
             resource_account: Some(&account),
