@@ -206,3 +206,48 @@ def test_provided_contexts_are_refused_not_dropped(keyless: Keyless, gha_creds: 
     assert "Credentials" not in err
     if before is not None:
         assert keyless.issued_total() == before
+
+
+def test_a_carried_source_identity_needs_set_source_identity_in_the_next_trust_policy(
+        workdir: Path, issuer: Issuer) -> None:
+    """In role chaining AWS requires sts:SetSourceIdentity of the target's trust policy when the
+    new session will bear a source identity, set now or carried from the caller: the target's
+    owner decides whether such sessions may enter. keyless checked it only when one was set now."""
+    from keyless_e2e import policy, role_toml
+
+    h, fed = issuer.host, issuer.provider_arn
+    gha = f"arn:aws:iam::{ACCOUNT}:role/src"
+    src_trust = policy({"Effect": "Allow", "Principal": {"Federated": fed},
+                        "Action": ["sts:AssumeRoleWithWebIdentity", "sts:SetSourceIdentity"],
+                        "Condition": {"StringEquals": {f"{h}:aud": AUD}}})
+    chain = {"chain": policy({"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                              "Resource": "*"}),
+             "inspect": policy({"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"})}
+    open_trust = policy({"Effect": "Allow", "Principal": {"AWS": gha}, "Action": "sts:AssumeRole"})
+    strict_trust = policy({"Effect": "Allow", "Principal": {"AWS": gha},
+                           "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]})
+    config = (default_config(issuer, workdir / "srcid" / "data") + role_toml("src", src_trust, chain)
+              + role_toml("open", open_trust, chain) + role_toml("strict", strict_trust, chain) + "\n")
+    srv = start_keyless(workdir / "srcid", config)
+    try:
+        with_identity = srv.awiwi(issuer.gha_token(**{"https://aws.amazon.com/source_identity": "octocat"}),
+                                  role="src", session="with-srcid").credentials
+        without = srv.awiwi(issuer.gha_token(), role="src", session="no-srcid").credentials
+        assert with_identity and without
+        # Carried into a role whose trust policy does not allow it: refused, nothing issued.
+        before = srv.issued_total()
+        with pytest.raises(ClientError) as ei:
+            srv.boto3_client(with_identity).assume_role(RoleArn=srv.role_arn("open"), RoleSessionName="carry")
+        err = ei.value.response
+        assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == ("AccessDenied", 403), err
+        assert "Credentials" not in err
+        if before is not None:
+            assert srv.issued_total() == before
+        # Allowed where the trust policy allows it, and the identity is carried.
+        out = srv.boto3_client(with_identity).assume_role(RoleArn=srv.role_arn("strict"), RoleSessionName="carry")
+        assert out["SourceIdentity"] == "octocat"
+        # A session without one chains into the open role as before.
+        out = srv.boto3_client(without).assume_role(RoleArn=srv.role_arn("open"), RoleSessionName="plain")
+        assert "SourceIdentity" not in out
+    finally:
+        _stop(srv.proc)

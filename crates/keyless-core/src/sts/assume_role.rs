@@ -348,7 +348,11 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     if !input.tags.is_empty() {
         check("sts:TagSession")?;
     }
-    if input.source_identity.is_some() && caller.claims().source_identity.is_none() {
+    // A source identity set now, or carried from the calling session: in role chaining AWS
+    // requires sts:SetSourceIdentity of the caller's policies and the target's trust policy
+    // either way (IAM User Guide, "Permissions required to set source identity"), so a role's
+    // owner decides whether sessions bearing one may enter it.
+    if source_identity.is_some() {
         check("sts:SetSourceIdentity")?;
     }
 
