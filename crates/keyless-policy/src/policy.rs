@@ -832,6 +832,20 @@ impl B<'_> {
                     off,
                 );
             }
+            // "You can't use a wildcard in the service segment that identifies the AWS product"
+            // (IAM User Guide, Resource element): such a pattern says nothing about which
+            // service's resources it means.
+            if let Some(service) = parts.get(2)
+                && service.contains(['*', '?'])
+            {
+                self.find(
+                    Severity::Warning,
+                    "WILDCARD_IN_SERVICE_SEGMENT",
+                    format!("resource `{r}` has a wildcard in its service segment, which IAM does not allow; name the service, e.g. arn:aws:s3:::bucket/*"),
+                    path,
+                    off,
+                );
+            }
             if parts.len() >= 2 && parts[1].is_empty() {
                 self.fatal(
                     "INVALID_PARTITION",

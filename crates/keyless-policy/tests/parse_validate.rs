@@ -689,3 +689,33 @@ fn github_trust_patterns_that_match_every_repository_are_security_warnings() {
         );
     }
 }
+
+#[test]
+fn a_wildcard_in_the_service_segment_is_flagged() {
+    // IAM User Guide, Resource element: no wildcard in the service segment.
+    for r in [
+        "arn:aws:*:::bucket/*",
+        "arn:aws:s?:::bucket",
+        "arn:*:*:*:*:*",
+    ] {
+        let doc = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"{r}"}}]}}"#
+        );
+        let f = validate(&doc, PolicyType::Identity);
+        assert!(
+            f.iter()
+                .any(|f| f.code == "WILDCARD_IN_SERVICE_SEGMENT" && f.severity == Severity::Warning),
+            "{r}: {f:?}"
+        );
+    }
+    for r in ["*", "arn:aws:s3:::bucket/*", "arn:aws:s3:*:*:*"] {
+        let doc = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"{r}"}}]}}"#
+        );
+        let f = validate(&doc, PolicyType::Identity);
+        assert!(
+            !f.iter().any(|f| f.code == "WILDCARD_IN_SERVICE_SEGMENT"),
+            "{r}: {f:?}"
+        );
+    }
+}
