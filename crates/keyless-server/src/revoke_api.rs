@@ -41,7 +41,7 @@ use tracing::{debug, error, info};
 
 use crate::audit;
 use crate::http_front::Transport;
-use crate::state::{AppState, LiveRevocations, RevocationAudit};
+use crate::state::{AppState, GENERATION_UNKNOWN, LiveRevocations, RevocationAudit};
 use crate::xml;
 use keyless_audit::event::SOURCE_KEYLESS;
 
@@ -548,6 +548,9 @@ pub enum Rebuild {
 pub async fn reload_revocations(state: &AppState, rebuild: Rebuild) {
     if let Err(e) = sync_revocations(state, rebuild).await {
         error!("revocations not reloaded, keeping the previous ones: {e}");
+        // Whatever moved the generation is not in force: the next poll must look again, not
+        // wait for the safety net.
+        store_generation(state, GENERATION_UNKNOWN);
     }
     audit_unaudited(state).await;
 }
