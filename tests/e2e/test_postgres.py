@@ -565,11 +565,13 @@ def test_revocations_from_another_process_reach_a_replica_incrementally_even_out
         assert reloads(b) == {"full": 1.0, "incremental": 0.0}
         # Each replica has its own key ring: b's sessions are checked on b.
         late, early = issue(issuer, b, "pg-late"), issue(issuer, b, "pg-early")
-        # A writer takes an id and commits after the CLI took and committed the next one.
+        # A writer takes an id and commits after the CLI took and committed the next one. (It
+        # takes the id before its insert: an insert holds the revocations generation's row lock
+        # until it commits, so the CLI's would wait for it.)
         slow = subprocess.Popen([psql_bin(), database, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert slow.stdin and slow.stdout
-        slow.stdin.write(f"BEGIN;\n{insert_revocation_sql(late['AccessKeyId'])};\n")
+        slow.stdin.write("BEGIN;\nSELECT nextval(pg_get_serial_sequence('revocations', 'id'));\n")
         slow.stdin.flush()
         late_id = int(slow.stdout.readline())
         cp = subprocess.run([str(keyless_bin()), "revoke", "session", early["AccessKeyId"], "--config",
@@ -579,7 +581,7 @@ def test_revocations_from_another_process_reach_a_replica_incrementally_even_out
         assert json.loads(cp.stdout)["id"] > late_id
         refused_within(b, early, 1.0)
         b.boto3_client(late).get_caller_identity()
-        slow.stdin.write("COMMIT;\n")
+        slow.stdin.write(f"{insert_revocation_sql(late['AccessKeyId'], row_id=late_id)};\nCOMMIT;\n")
         slow.stdin.close()
         assert slow.wait(30) == 0
         refused_within(b, late, 1.0)

@@ -1086,3 +1086,71 @@ def test_a_purge_by_another_process_is_followed_without_reading_every_row(tmp_pa
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def stamp_checks(keyless: Keyless) -> dict[str, float]:
+    """`keyless_revocation_stamp_checks_total` by cause (generation, safety_net)."""
+    found = re.findall(r'^keyless_revocation_stamp_checks_total\{cause="(\w+)"\} (\S+)$', keyless.metrics(), re.M)
+    return {cause: float(n) for cause, n in found}
+
+
+def test_an_idle_server_polls_the_generation_not_the_whole_table(tmp_path: Path) -> None:
+    """With 20,000 live revocations and nothing changing, the poll reads the store's revocations
+    generation (one row) and never the stamp (an aggregate over every row, 4 times a second
+    before); a revocation by the CLI moves the generation and is in force within a second. One
+    through this server's API moves it too: the next poll compares the stamp, finds the row in
+    force already, and reads nothing."""
+    issuer = start_issuer(tmp_path)
+    config = stack_config(issuer, tmp_path / "k" / "data")
+    _stop(start_keyless(tmp_path / "k", config).proc)
+    seed_session_revocations(tmp_path / "k" / "data" / "keyless.db", 20_000)
+    keyless = start_keyless(tmp_path / "k", config)
+    try:
+        stack = (issuer, keyless)
+        time.sleep(2)
+        assert stamp_checks(keyless) == {"generation": 0.0, "safety_net": 0.0}
+        victim = session(stack)
+        cp = cli("session", victim["AccessKeyId"], *store_args(keyless), "--format", "json")
+        assert cp.returncode == 0, cp.stderr
+        assert wait_revoked(keyless, victim) <= 1.0
+        checks = stamp_checks(keyless)["generation"]
+        assert checks >= 1.0
+        assert revocation_reloads(keyless) == {"full": 1.0, "incremental": 1.0}
+        mine = session(stack)
+        r = signed_call(keyless, session(stack, role="revoker"),
+                        json.dumps({"type": "session", "value": mine["AccessKeyId"]}).encode())
+        assert r.status_code == 200, r.text
+        assert not caller_ok(keyless, mine)
+        deadline = time.monotonic() + 2
+        while stamp_checks(keyless)["generation"] == checks:
+            assert time.monotonic() < deadline, stamp_checks(keyless)
+            time.sleep(0.05)
+        assert revocation_reloads(keyless) == {"full": 1.0, "incremental": 1.0}
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_a_write_that_bypasses_the_generation_is_caught_by_the_safety_net(tmp_path: Path) -> None:
+    """A revocation written with the store's triggers out of the way (as a restore with triggers
+    disabled would) leaves the generation where it was; the poll's periodic stamp check puts
+    it in force anyway, within its 10 seconds."""
+    issuer = start_issuer(tmp_path)
+    keyless = start_keyless(tmp_path / "k", stack_config(issuer, tmp_path / "k" / "data"))
+    try:
+        victim = session((issuer, keyless))
+        db = keyless.data_dir / "keyless.db"
+        with sqlite3.connect(db) as c:
+            (before,) = c.execute("SELECT generation FROM revocation_generation").fetchone()
+            trigger = c.execute("SELECT sql FROM sqlite_master WHERE name = 'revocation_added'").fetchone()[0]
+            c.execute("DROP TRIGGER revocation_added")
+        insert_unaudited_session_row(keyless, victim["AccessKeyId"], "behind the triggers' back")
+        with sqlite3.connect(db) as c:
+            c.execute(trigger)
+            assert c.execute("SELECT generation FROM revocation_generation").fetchone() == (before,)
+        took = wait_revoked(keyless, victim, within=11.0)
+        assert stamp_checks(keyless)["safety_net"] >= 1.0, (took, stamp_checks(keyless))
+        assert "revocations changed without their generation moving" in keyless.stderr()
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)

@@ -67,6 +67,13 @@ pub trait Store: Send + Sync + 'static {
     /// to poll so that IAM changes made through another replica reach this one's directory.
     async fn directory_generation(&self) -> Result<i64, StoreError>;
 
+    /// A counter that every statement adding or deleting revocations advances in its own
+    /// transaction (a trigger in the store, so every writer does, whichever binary), read from
+    /// one row. While it stands still the revocations are as they were, so a poller reads it
+    /// instead of [`Store::revocations_stamp`], an aggregate over the whole table. Audit marks
+    /// ([`Store::mark_revocation_audited`]) leave it alone: they change nothing that is in force.
+    async fn revocations_generation(&self) -> Result<i64, StoreError>;
+
     /// A value that changes whenever a revocation is added or purged, cheap enough to poll so
     /// that revocations written by another process (the CLI, another replica) reach every
     /// verifier within a second.

@@ -265,6 +265,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         keys: ArcSwap::from_pointee(keys),
         revocations: ArcSwap::from_pointee(crate::state::LiveRevocations::default()),
         revocations_swap: tokio::sync::Mutex::new(()),
+        revocations_generation: std::sync::atomic::AtomicI64::new(crate::state::GENERATION_UNKNOWN),
         revocation_audit: tokio::sync::Mutex::default(),
         revocations_stale: std::sync::atomic::AtomicBool::new(false),
         keyring_path: keyring_path.clone(),
@@ -534,6 +535,12 @@ async fn watch_directory(state: Arc<AppState>) {
 /// process (`keyless revoke --data-dir`, another replica) take effect within this.
 const REVOCATION_POLL: Duration = Duration::from_millis(250);
 
+/// How often the poll compares the store's stamp even though the revocations generation stood
+/// still: the store's triggers move it for every writer, so this only catches writes that
+/// bypassed them (Postgres with `session_replication_role = replica`, a restore with triggers
+/// disabled), which take up to this long to be in force.
+const REVOCATION_STAMP_SAFETY_NET: Duration = Duration::from_secs(10);
+
 /// How often expired revocations are purged from the store.
 const REVOCATION_PURGE: Duration = Duration::from_secs(60);
 
@@ -546,6 +553,7 @@ async fn watch_revocations(state: Arc<AppState>) {
     revoke_api::audit_unaudited(&state).await;
     let mut last_purge = std::time::Instant::now();
     let mut last_audit = std::time::Instant::now();
+    let mut last_stamp_check = std::time::Instant::now();
     loop {
         tokio::time::sleep(REVOCATION_POLL).await;
         if last_purge.elapsed() >= REVOCATION_PURGE {
@@ -555,25 +563,36 @@ async fn watch_revocations(state: Arc<AppState>) {
                 Ok(n) => info!(purged = n, "expired revocations purged"),
                 Err(e) => warn!("expired revocations not purged: {e}"),
             }
-            // Rebuild even if nothing was purged, so expired entries leave the set.
+            // Rebuild even if nothing was purged, so expired entries leave the set. This reads
+            // the stamp too, so it stands for the safety net's check.
             revoke_api::reload_revocations(&state, revoke_api::Rebuild::Always).await;
+            last_stamp_check = std::time::Instant::now();
             continue;
         }
-        match state.store.revocations_stamp().await {
-            Ok(stamp) if stamp != state.revocations.load().stamp => {
-                revoke_api::reload_revocations(&state, revoke_api::Rebuild::IfChanged).await;
-            }
-            Ok(_) if last_audit.elapsed() >= REVOCATION_AUDIT_RETRY => {
-                last_audit = std::time::Instant::now();
-                // The guard is dropped at the end of this statement: the pass takes the lock.
-                let pending = state.revocation_audit.lock().await.pending;
-                if pending {
-                    revoke_api::audit_unaudited(&state).await;
+        let safety_net = last_stamp_check.elapsed() >= REVOCATION_STAMP_SAFETY_NET;
+        match revoke_api::poll_revocations(&state, safety_net).await {
+            Ok(polled) => {
+                if polled != revoke_api::Polled::Quiet {
+                    last_stamp_check = std::time::Instant::now();
+                }
+                if polled != revoke_api::Polled::Reloaded
+                    && last_audit.elapsed() >= REVOCATION_AUDIT_RETRY
+                {
+                    last_audit = std::time::Instant::now();
+                    retry_pending_audit(&state).await;
                 }
             }
-            Ok(_) => {}
             Err(e) => warn!("revocations not polled: {e}"),
         }
+    }
+}
+
+/// Records the revocations a previous pass left unaudited, if it left any.
+async fn retry_pending_audit(state: &AppState) {
+    // The guard is dropped at the end of this statement: the pass takes the lock.
+    let pending = state.revocation_audit.lock().await.pending;
+    if pending {
+        revoke_api::audit_unaudited(state).await;
     }
 }
 

@@ -38,6 +38,14 @@ pub struct ReloadLabels {
     pub kind: &'static str,
 }
 
+/// Labels of a comparison of the store's revocation stamp by the poll.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StampCheckLabels {
+    /// `generation` (the store's revocations generation moved) or `safety_net` (it did not,
+    /// but the stamp is compared every few seconds anyway).
+    pub cause: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
 }
@@ -94,6 +102,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// Times the in-memory revocations were brought in step with the store, by kind.
     pub revocation_reloads: Family<ReloadLabels, Counter>,
+    /// Times the revocation poll read the store's stamp (an aggregate over every row), by cause.
+    pub revocation_stamp_checks: Family<StampCheckLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -253,6 +263,15 @@ impl Metrics {
             "Revocation changes made by another process taken into this one: full (every row reread) or incremental (only rows not seen yet)",
             revocation_reloads.clone(),
         );
+        let revocation_stamp_checks = Family::<StampCheckLabels, Counter>::default();
+        for cause in ["generation", "safety_net"] {
+            drop(revocation_stamp_checks.get_or_create(&StampCheckLabels { cause }));
+        }
+        registry.register(
+            "revocation_stamp_checks",
+            "Times the revocation poll compared the store's stamp, an aggregate over every row: generation (the store's revocations generation moved) or safety_net (the periodic check for writes that did not move it)",
+            revocation_stamp_checks.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -270,7 +289,15 @@ impl Metrics {
             audit_table,
             http,
             revocation_reloads,
+            revocation_stamp_checks,
         }
+    }
+
+    /// Counts one comparison of the store's revocation stamp (`generation` or `safety_net`).
+    pub fn revocation_stamp_check(&self, cause: &'static str) {
+        self.revocation_stamp_checks
+            .get_or_create(&StampCheckLabels { cause })
+            .inc();
     }
 
     /// Counts one revocation reload (`full` or `incremental`).
@@ -333,6 +360,8 @@ mod tests {
             "keyless_audit_retention_removed_files_total 0",
             "keyless_revocation_reloads_total{kind=\"full\"} 0",
             "keyless_revocation_reloads_total{kind=\"incremental\"} 0",
+            "keyless_revocation_stamp_checks_total{cause=\"generation\"} 0",
+            "keyless_revocation_stamp_checks_total{cause=\"safety_net\"} 0",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

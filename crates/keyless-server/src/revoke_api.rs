@@ -41,7 +41,7 @@ use tracing::{debug, error, info};
 
 use crate::audit;
 use crate::http_front::Transport;
-use crate::state::{AppState, LiveRevocations, RevocationAudit};
+use crate::state::{AppState, GENERATION_UNKNOWN, LiveRevocations, RevocationAudit};
 use crate::xml;
 use keyless_audit::event::SOURCE_KEYLESS;
 
@@ -437,7 +437,9 @@ pub fn record_revocation(revocation: &Revocation, action: &str, origin: &Origin)
 /// (with sessions revoking themselves at the end of each CI job, a reload per call read up to
 /// 200,000 rows each time). The row is added to a copy of the set in memory, and the stamp
 /// becomes the list's own: if another process wrote meanwhile, it differs from the
-/// store's and the next poll reads what is missing.
+/// store's and the next poll reads what is missing. The remembered generation is left as it
+/// was: the write moved the store's, so the next poll compares the stamp, as it must to see
+/// another process's write that committed meanwhile.
 async fn add_to_live(state: &AppState, stored: &Revocation) {
     let _serialized = state.revocations_swap.lock().await;
     let live = state.revocations.load_full();
@@ -473,6 +475,64 @@ fn put_in_force(
     }));
 }
 
+/// What one [`poll_revocations`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polled {
+    /// The store's revocations generation had not moved: the stamp was not read.
+    Quiet,
+    /// The stamp was read and matched the revocations in force.
+    Unchanged,
+    /// The stamp differed, and the revocations were brought in step ([`reload_revocations`]).
+    Reloaded,
+}
+
+/// One tick of the revocation poll. Reads the store's revocations generation, one row; only if
+/// it moved since the last read put in force here (or when `check_anyway`, the safety net for
+/// writes that bypassed the store's triggers) compares the stamp, an aggregate over every row,
+/// and reloads when that differs. The generation is read before the stamp, so a write that
+/// commits between them moves it past what is remembered, and the next tick looks again.
+pub async fn poll_revocations(state: &AppState, check_anyway: bool) -> Result<Polled, StoreError> {
+    let generation = state.store.revocations_generation().await?;
+    let moved = generation != remembered_generation(state);
+    if !moved && !check_anyway {
+        return Ok(Polled::Quiet);
+    }
+    state
+        .metrics
+        .revocation_stamp_check(if moved { "generation" } else { "safety_net" });
+    let stamp = state.store.revocations_stamp().await?;
+    if stamp == state.revocations.load().stamp {
+        remember_generation(state, generation).await;
+        return Ok(Polled::Unchanged);
+    }
+    if !moved {
+        info!(
+            "revocations changed without their generation moving (a write that bypassed the store's triggers?)"
+        );
+    }
+    reload_revocations(state, Rebuild::IfChanged).await;
+    Ok(Polled::Reloaded)
+}
+
+fn remembered_generation(state: &AppState) -> i64 {
+    state
+        .revocations_generation
+        .load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Remembers `generation` as read before a stamp that matched the revocations in force.
+async fn remember_generation(state: &AppState, generation: i64) {
+    let _serialized = state.revocations_swap.lock().await;
+    store_generation(state, generation);
+}
+
+/// [`remember_generation`], for a caller holding `revocations_swap` whose read is in force.
+fn store_generation(state: &AppState, generation: i64) {
+    state
+        .revocations_generation
+        .store(generation, std::sync::atomic::Ordering::Release);
+}
+
 /// Whether a reload that finds nothing new still rebuilds the set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rebuild {
@@ -488,6 +548,9 @@ pub enum Rebuild {
 pub async fn reload_revocations(state: &AppState, rebuild: Rebuild) {
     if let Err(e) = sync_revocations(state, rebuild).await {
         error!("revocations not reloaded, keeping the previous ones: {e}");
+        // Whatever moved the generation is not in force: the next poll must look again, not
+        // wait for the safety net.
+        store_generation(state, GENERATION_UNKNOWN);
     }
     audit_unaudited(state).await;
 }
@@ -501,16 +564,19 @@ pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), 
     let live = state.revocations.load_full();
     let after = revocation_sync::read_after(live.read_through);
     let read = async {
-        // The stamp first: a row committed after it is either above its largest id (left for
-        // the next poll) or changes the stamp the next poll sees.
+        // The generation first, then the stamp: a write committed after the generation was
+        // read moves it past what this read will remember.
+        let generation = state.store.revocations_generation().await?;
+        // The stamp before the rows: a row committed after it is either above its largest id
+        // (left for the next poll) or changes the stamp the next poll sees.
         let stamp = state.store.revocations_stamp().await?;
         let rows = state
             .store
             .revocations_after(after, revocation_sync::PAGE)
             .await?;
-        Ok::<_, StoreError>((stamp, rows))
+        Ok::<_, StoreError>((generation, stamp, rows))
     };
-    let (stamp, rows) = read.await.inspect_err(|_| mark_stale(state, true))?;
+    let (generation, stamp, rows) = read.await.inspect_err(|_| mark_stale(state, true))?;
     let poll = revocation_sync::Poll {
         stamp,
         rows,
@@ -524,6 +590,7 @@ pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), 
                 let set = set_of(state, &live.list);
                 put_in_force(state, set, live.list.clone(), live.read_through);
             }
+            store_generation(state, generation);
         }
         Merged::Incremental {
             list,
@@ -541,12 +608,13 @@ pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), 
                 set_of(state, &list)
             };
             put_in_force(state, set, list, read_through);
+            store_generation(state, generation);
             state.metrics.revocation_reload("incremental");
             debug!(added, purged, "revocations reloaded incrementally");
         }
         Merged::NeedFullReload(why) => {
             info!("revocations reloaded in full: {why}");
-            load_every_row(state).await?;
+            load_every_row(state, generation).await?;
         }
     }
     Ok(())
@@ -557,11 +625,18 @@ pub async fn sync_revocations(state: &AppState, rebuild: Rebuild) -> Result<(), 
 /// revoked session.
 pub async fn load_revocations(state: &AppState) -> Result<(), StoreError> {
     let _serialized = state.revocations_swap.lock().await;
-    load_every_row(state).await
+    // Read before the rows, like the poll's (see [`sync_revocations`]).
+    let generation = state
+        .store
+        .revocations_generation()
+        .await
+        .inspect_err(|_| mark_stale(state, true))?;
+    load_every_row(state, generation).await
 }
 
-/// [`load_revocations`], for a caller holding `revocations_swap`.
-async fn load_every_row(state: &AppState) -> Result<(), StoreError> {
+/// [`load_revocations`], for a caller holding `revocations_swap` who read the store's
+/// revocations `generation` before calling.
+async fn load_every_row(state: &AppState, generation: i64) -> Result<(), StoreError> {
     // One statement reads one snapshot of the table, so the rows' own stamp is the table's at
     // that moment; any later commit changes the stamp the next poll sees.
     let rows = state
@@ -573,6 +648,7 @@ async fn load_every_row(state: &AppState) -> Result<(), StoreError> {
     let list: Vec<Arc<Revocation>> = rows.into_iter().map(Arc::new).collect();
     let read_through = revocation_sync::stamp_of(list.iter().map(Arc::as_ref)).0;
     put_in_force(state, set_of(state, &list), list, read_through);
+    store_generation(state, generation);
     state.metrics.revocation_reload("full");
     Ok(())
 }

@@ -55,6 +55,9 @@ impl Keys {
     }
 }
 
+/// [`AppState::revocations_generation`] before anything was read (the store's starts at 0).
+pub const GENERATION_UNKNOWN: i64 = -1;
+
 /// The revocations in force here: as last read from the store, plus those this process stored.
 #[derive(Debug, Default)]
 pub struct LiveRevocations {
@@ -100,6 +103,11 @@ pub struct AppState {
     /// Serializes replacing `revocations`, so that a load that read the store before a
     /// revocation was added cannot swap in after it.
     pub revocations_swap: tokio::sync::Mutex<()>,
+    /// The store's revocations generation, read before the last read of the store that
+    /// `revocations` holds ([`GENERATION_UNKNOWN`] before the first). Written under
+    /// `revocations_swap` once that read is in force; the API's own writes leave it behind, so
+    /// the next poll still compares the stamp.
+    pub revocations_generation: std::sync::atomic::AtomicI64,
     /// Serializes recording revocations in the audit log and marking them in the store.
     pub revocation_audit: tokio::sync::Mutex<RevocationAudit>,
     /// The last reload of the revocations failed: revocations made since are not in force

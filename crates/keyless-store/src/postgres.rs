@@ -541,6 +541,14 @@ impl Store for PgStore {
         Ok(row.get(0))
     }
 
+    async fn revocations_generation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM revocation_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("revocations generation"))?;
+        Ok(row.get(0))
+    }
+
     async fn revocations_stamp(&self) -> Result<RevocationStamp, StoreError> {
         let row = sqlx::query(
             "SELECT COALESCE(MAX(id), 0), COUNT(*), COALESCE(SUM(id), 0)::BIGINT FROM revocations",

@@ -116,6 +116,7 @@ both!(
     revocations_are_marked_audited_once,
     revocations_after_an_id_come_in_id_order_and_bounded,
     the_directory_generation_advances_with_every_committed_write,
+    the_revocations_generation_advances_with_every_revocation_added_or_purged,
     trust_principal_ids_round_trip_and_config_re_binds_them,
     config_bindings_follow_the_role_ids_the_store_kept,
     ping_answers,
@@ -415,6 +416,45 @@ async fn the_directory_generation_advances_with_every_committed_write(store: &dy
     assert_eq!(store.directory_generation().await.unwrap(), after_write);
 }
 
+async fn the_revocations_generation_advances_with_every_revocation_added_or_purged(
+    store: &dyn Store,
+) {
+    let session = |n: u32, expires: i64| {
+        revocation(
+            Target::Session {
+                access_key_id: format!("ASIAEXAMPLE{n:010}"),
+            },
+            expires,
+        )
+    };
+    let start = store.revocations_generation().await.unwrap();
+    let a = store
+        .add_revocation(&session(1, 1_700_003_600))
+        .await
+        .unwrap();
+    let after_add = store.revocations_generation().await.unwrap();
+    assert!(after_add > start);
+    store
+        .add_revocation(&session(2, 1_700_007_200))
+        .await
+        .unwrap();
+    let after_second = store.revocations_generation().await.unwrap();
+    assert!(after_second > after_add);
+    // Nothing in force changes: reads, an audit mark, a purge with nothing to delete, IAM writes.
+    store.revocations().await.unwrap();
+    store.revocations_stamp().await.unwrap();
+    assert!(store.mark_revocation_audited(a.id, 3).await.unwrap());
+    let before = OffsetDateTime::from_unix_timestamp(1_700_003_599).unwrap();
+    assert_eq!(store.purge_revocations(before).await.unwrap(), 0);
+    store.apply_config(&config()).await.unwrap();
+    store.write(&Change::PutPolicy(api_policy())).await.unwrap();
+    assert_eq!(store.revocations_generation().await.unwrap(), after_second);
+    // A purge that deletes rows does.
+    let at = OffsetDateTime::from_unix_timestamp(1_700_003_600).unwrap();
+    assert_eq!(store.purge_revocations(at).await.unwrap(), 1);
+    assert!(store.revocations_generation().await.unwrap() > after_second);
+}
+
 async fn a_failed_apply_config_changes_nothing(store: &dyn Store) {
     let cfg = config();
     store.apply_config(&cfg).await.unwrap();
@@ -586,6 +626,94 @@ async fn ping_answers(store: &dyn Store) {
 // ---------------------------------------------------------------------------------------------
 // Backend-specific
 
+/// A rolled-back insert on `$conn` and an insert whose second row fails leave `$store`'s
+/// revocations generation at `$at`. (A macro: one body for both backends' connections.)
+macro_rules! assert_failed_writes_leave_the_generation {
+    ($conn:expr, $store:expr, $at:expr) => {{
+        let mut tx = sqlx::Connection::begin(&mut *$conn).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(insert_revocation_sql(7, "'rolled back'")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!($store.revocations_generation().await.unwrap(), $at);
+        let second_row_fails = insert_revocation_sql(8, "'first'").replace(
+            "'operator')",
+            "'operator'), ('session', 'ASIAEXAMPLE0000000009', NULL, 0, 0, 1700003600, NULL, 'operator')",
+        );
+        assert!(
+            sqlx::query(sqlx::AssertSqlSafe(second_row_fails))
+                .execute(&mut *$conn)
+                .await
+                .is_err()
+        );
+        assert_eq!($store.revocations_generation().await.unwrap(), $at);
+    }};
+}
+
+/// Another writer's own SQL on the same file (the CLI, an older binary, an operator) advances
+/// the revocations generation too, and only what it commits does.
+#[tokio::test]
+async fn sqlite_revocations_generation_follows_every_writer_and_only_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let start = store.revocations_generation().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(insert_revocation_sql(1, "'other'")))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let inserted = store.revocations_generation().await.unwrap();
+    assert!(inserted > start);
+    assert_failed_writes_leave_the_generation!(&mut other, store, inserted);
+    sqlx::query("DELETE FROM revocations")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert!(store.revocations_generation().await.unwrap() > inserted);
+}
+
+/// Postgres: the same, and a statement that deletes many rows advances it once.
+#[tokio::test]
+async fn postgres_revocations_generation_follows_every_writer_and_only_commits() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    let mut other = store.pool().acquire().await.unwrap();
+    let start = store.revocations_generation().await.unwrap();
+    for n in 1..=3 {
+        sqlx::query(sqlx::AssertSqlSafe(insert_revocation_sql(n, "'other'")))
+            .execute(&mut *other)
+            .await
+            .unwrap();
+    }
+    let inserted = store.revocations_generation().await.unwrap();
+    assert_eq!(inserted, start + 3);
+    assert_failed_writes_leave_the_generation!(&mut *other, store, inserted);
+    sqlx::query("DELETE FROM revocations")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(store.revocations_generation().await.unwrap(), inserted + 1);
+    sqlx::query("TRUNCATE revocations")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(store.revocations_generation().await.unwrap(), inserted + 2);
+}
+
+/// A plain-SQL insert of session revocation `n` with `reason` (an SQL expression).
+fn insert_revocation_sql(n: u32, reason: &str) -> String {
+    format!(
+        "INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, expires_at, \
+         reason, created_by) VALUES ('session', 'ASIAEXAMPLE{n:010}', NULL, 0, 0, 1700003600, {reason}, 'operator')"
+    )
+}
+
 #[tokio::test]
 async fn sqlite_file_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -612,7 +740,10 @@ async fn postgres_reconnect_keeps_data_and_migrations_run_once() {
 
 /// What the revocation poller must catch: a Postgres id taken from the sequence commits after a
 /// higher one, so reading "after the last id seen" misses it, while the stamp's count and sum
-/// (not its max) show it.
+/// (not its max) show it, and the revocations generation moves at its commit. (The slow writer
+/// takes its id before it inserts: an insert holds the generation's row lock to commit, so the
+/// other writer would wait for it. The window in which ids commit out of order is that between
+/// an insert taking its id and its trigger taking the lock.)
 #[tokio::test]
 async fn postgres_a_lower_revocation_id_can_commit_after_a_higher_one() {
     let Some(url) = fresh_database().await else {
@@ -620,14 +751,11 @@ async fn postgres_a_lower_revocation_id_can_commit_after_a_higher_one() {
     };
     let store = PgStore::connect(&url).await.unwrap();
     let mut slow = store.pool().begin().await.unwrap();
-    let (low,): (i64,) = sqlx::query_as(
-        "INSERT INTO revocations (kind, value, account, issued_before_ms, created_at_ms, expires_at, \
-         reason, created_by) VALUES ('session', 'ASIAEXAMPLE0000000001', NULL, 0, 0, 1700003600, 'slow', 'operator') \
-         RETURNING id",
-    )
-    .fetch_one(&mut *slow)
-    .await
-    .unwrap();
+    let (low,): (i64,) =
+        sqlx::query_as("SELECT nextval(pg_get_serial_sequence('revocations', 'id'))")
+            .fetch_one(&mut *slow)
+            .await
+            .unwrap();
     let high = store
         .add_revocation(&revocation(
             Target::Session {
@@ -646,7 +774,18 @@ async fn postgres_a_lower_revocation_id_can_commit_after_a_higher_one() {
         store.revocations_stamp().await.unwrap(),
         (high.id, 1, high.id)
     );
+    let before_commit = store.revocations_generation().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(
+        insert_revocation_sql(1, "'slow'")
+            .replace("(kind,", "(id, kind,")
+            .replace("VALUES (", &format!("VALUES ({low}, ")),
+    ))
+    .execute(&mut *slow)
+    .await
+    .unwrap();
+    assert_eq!(store.revocations_generation().await.unwrap(), before_commit);
     slow.commit().await.unwrap();
+    assert!(store.revocations_generation().await.unwrap() > before_commit);
     assert_eq!(store.revocations_after(high.id, 10).await.unwrap(), vec![]);
     assert_eq!(
         store.revocations_stamp().await.unwrap(),
