@@ -13,6 +13,7 @@ use keyless_types::{AccountId, Arn};
 
 use crate::FastMap;
 use crate::model::{Account, Entities, Guardrail, ManagedPolicy, OidcProvider, Role};
+use crate::trust_binding::RoleKey;
 
 /// A role with its policies compiled.
 #[derive(Debug)]
@@ -281,20 +282,9 @@ impl Directory {
         if let Some(role) = self.roles_by_arn.get(arn) {
             return Some(Arc::clone(role));
         }
-        let parsed = Arn::parse(arn).ok()?;
-        // keyless's entities live in the `aws` partition only (every ARN it writes says so).
-        if parsed.partition != "aws" || parsed.service != "iam" || !parsed.region.is_empty() {
-            return None;
-        }
-        let account = AccountId::parse(&parsed.account).ok()?;
-        let rest = parsed.resource.strip_prefix("role/")?;
-        let (path, name) = match rest.rfind('/') {
-            Some(i) => (&rest[..=i], &rest[i + 1..]),
-            None => ("", rest),
-        };
-        let role = self.roles.get(&(account, name.to_lowercase()))?;
-        let want_path = format!("/{path}");
-        (role.role.path == want_path).then(|| Arc::clone(role))
+        let key = RoleKey::parse(arn)?;
+        let role = self.roles.get(&(key.account, key.folded_name))?;
+        (role.role.path == key.path).then(|| Arc::clone(role))
     }
 
     /// Every role, in no particular order.
