@@ -391,6 +391,14 @@ class Keyless:
         env.update(extra)
         return env
 
+    def web_identity_env(self, token: str, session: str, role: str = "gha") -> dict[str, str]:
+        """A client environment for the SDKs' web-identity credential provider: `token` in a
+        file, `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_SESSION_NAME`."""
+        token_file = self.workdir / f"token-{session}"
+        token_file.write_text(token)
+        return self.client_env(AWS_ROLE_ARN=self.role_arn(role), AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
+                               AWS_ROLE_SESSION_NAME=session)
+
     def aws(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
         """Runs the AWS CLI v1 from the venv with `--output json`."""
         cp = subprocess.run([venv_bin("aws"), *args, "--output", "json"], env=env or self.client_env(),

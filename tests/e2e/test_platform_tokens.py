@@ -149,23 +149,18 @@ def test_gitlab_scalar_claims_are_condition_keys(platform: Keyless, issuer: Issu
 
 
 def test_gitlab_token_with_the_cli_web_identity_provider(platform: Keyless, issuer: Issuer) -> None:
-    token_file = platform.workdir / "gitlab-token"
-    token_file.write_text(issuer.token(**gitlab_claims()))
-    env = platform.client_env(AWS_ROLE_ARN=platform.role_arn("gitlab"), AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
-                              AWS_ROLE_SESSION_NAME="gl-cli")
+    env = platform.web_identity_env(issuer.token(**gitlab_claims()), "gl-cli", role="gitlab")
     out = json.loads(platform.aws("sts", "get-caller-identity", env=env).stdout)
     assert out["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/gitlab/gl-cli"
 
 
 def test_kubernetes_service_account_assumes_the_role(platform: Keyless, issuer: Issuer) -> None:
-    token_file = platform.workdir / "k8s-token"
-    token_file.write_text(issuer.token(**k8s_claims()))
+    token = issuer.token(**k8s_claims())
     # The way IRSA hands it to a pod: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE.
-    env = platform.client_env(AWS_ROLE_ARN=platform.role_arn("k8s"), AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
-                              AWS_ROLE_SESSION_NAME="pod")
+    env = platform.web_identity_env(token, "pod", role="k8s")
     out = json.loads(platform.aws("sts", "get-caller-identity", env=env).stdout)
     assert out["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/k8s/pod"
-    res = assumed(platform, "k8s", token_file.read_text(), "pod-boto3")
+    res = assumed(platform, "k8s", token, "pod-boto3")
     assert res["SubjectFromWebIdentityToken"] == "system:serviceaccount:payments:api"
     assert res["Audience"] == AUD
 

@@ -17,19 +17,12 @@ from keyless_e2e import ACCOUNT, AUD, REPO, Issuer, Keyless, assert_error, encod
 GHA_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/gha/"
 
 
-def web_identity_env(keyless: Keyless, token: str, session: str) -> dict[str, str]:
-    token_file = keyless.workdir / f"token-{session}"
-    token_file.write_text(token)
-    return keyless.client_env(AWS_ROLE_ARN=keyless.role_arn("gha"), AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
-                              AWS_ROLE_SESSION_NAME=session)
-
-
 def utilization(size: int) -> int:
     return math.ceil(size * 100 / 4096)
 
 
 def test_rust_sdk_web_identity_provider(keyless: Keyless, issuer: Issuer) -> None:
-    out = keyless.rust_sdk("caller-identity", env=web_identity_env(keyless, issuer.gha_token(), "rust-wi"))
+    out = keyless.rust_sdk("caller-identity", env=keyless.web_identity_env(issuer.gha_token(), "rust-wi"))
     assert "error" not in out, f"{out}\n--- keyless stderr ---\n{keyless.stderr()[-3000:]}"
     assert out["Arn"] == GHA_ARN + "rust-wi"
     assert out["Account"] == ACCOUNT
@@ -88,7 +81,7 @@ def test_rust_sdk_denied_branch_gets_access_denied(keyless: Keyless, issuer: Iss
 
 
 def test_rust_sdk_chained_assume_role_narrowed_and_decode(keyless: Keyless, issuer: Issuer) -> None:
-    env = web_identity_env(keyless, issuer.gha_token(), "rust-src")
+    env = keyless.web_identity_env(issuer.gha_token(), "rust-src")
     only_caller_identity = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]})
     out = keyless.rust_sdk("assume-role", keyless.role_arn("deploy"), "rust-chained", only_caller_identity, env=env)

@@ -15,17 +15,10 @@ from keyless_e2e import ACCOUNT, AUD, REPO, Issuer, Keyless, assert_no_credentia
 GHA_ARN = f"arn:aws:sts::{ACCOUNT}:assumed-role/gha/"
 
 
-def web_identity_env(keyless: Keyless, token: str, session: str) -> dict[str, str]:
-    token_file = keyless.workdir / f"token-{session}"
-    token_file.write_text(token)
-    return keyless.client_env(AWS_ROLE_ARN=keyless.role_arn("gha"), AWS_WEB_IDENTITY_TOKEN_FILE=str(token_file),
-                              AWS_ROLE_SESSION_NAME=session)
-
-
 def test_boto3_web_identity_provider(keyless: Keyless, issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
-    env = web_identity_env(keyless, issuer.gha_token(), "boto3-wi")
+    env = keyless.web_identity_env(issuer.gha_token(), "boto3-wi")
     for k in list(os.environ):
         if k.startswith("AWS_"):
             monkeypatch.delenv(k)
@@ -45,7 +38,7 @@ def test_boto3_web_identity_provider(keyless: Keyless, issuer: Issuer, monkeypat
 
 
 def test_aws_cli_web_identity_provider(keyless: Keyless, issuer: Issuer) -> None:
-    env = web_identity_env(keyless, issuer.gha_token(), "cli-wi")
+    env = keyless.web_identity_env(issuer.gha_token(), "cli-wi")
     out = json.loads(keyless.aws("sts", "get-caller-identity", env=env).stdout)
     assert out["Arn"] == GHA_ARN + "cli-wi"
     assert out["Account"] == ACCOUNT
@@ -54,7 +47,7 @@ def test_aws_cli_web_identity_provider(keyless: Keyless, issuer: Issuer) -> None
 @pytest.mark.parametrize("mode", ["caller-identity", "web-identity-caller-identity"])
 def test_js_sdk_web_identity_provider(keyless: Keyless, issuer: Issuer, mode: str) -> None:
     session = f"js-{mode[:3]}"
-    env = web_identity_env(keyless, issuer.gha_token(), session)
+    env = keyless.web_identity_env(issuer.gha_token(), session)
     out = keyless.node(mode, env=env)
     assert "error" not in out, f"{out}\n--- keyless stderr ---\n{keyless.stderr()[-3000:]}"
     assert out["Arn"] == GHA_ARN + session
