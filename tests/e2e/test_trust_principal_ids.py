@@ -67,6 +67,10 @@ def test_a_recreated_role_is_not_trusted_until_the_trust_policy_is_saved_again(s
     # Delete ci-deployer as IAM requires (its inline policy first) and create it again.
     iam.delete_role_policy(RoleName="ci-deployer", PolicyName="assume")
     iam.delete_role(RoleName="ci-deployer")
+    # As in IAM, the principal no longer maps back to an ARN: GetRole shows the id it is bound to.
+    def shown_principal() -> Any:
+        return iam.get_role(RoleName="prod-admin")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert shown_principal() == {"AWS": old_id}
     new_id = create_deployer(iam)
     assert new_id != old_id
     recreated = assume(keyless, admin, DEPLOYER_ARN, "deploy-2")
@@ -83,13 +87,16 @@ def test_a_recreated_role_is_not_trusted_until_the_trust_policy_is_saved_again(s
     decoded = json.loads(json.loads(cp.stdout)["DecodedMessage"])
     assert "failed on Principal" in decoded["explanation"], decoded
 
-    # GetRole shows the document as written.
-    got = iam.get_role(RoleName="prod-admin")["Role"]["AssumeRolePolicyDocument"]
-    assert got == json.loads(prod_trust)
+    # Nor does the recreated role make it read as the ARN again, in GetRole or ListRoles.
+    assert shown_principal() == {"AWS": old_id}
+    listed = [r for r in iam.list_roles()["Roles"] if r["RoleName"] == "prod-admin"]
+    assert listed[0]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"AWS": old_id}
 
     # An administrator saves the trust policy again: the role holding the name now is trusted.
     iam.update_assume_role_policy(RoleName="prod-admin", PolicyDocument=prod_trust)
     assert assume(keyless, recreated, prod["Arn"], "prod-2")["AccessKeyId"]
+    # Bound to the new role, the document shows as written.
+    assert iam.get_role(RoleName="prod-admin")["Role"]["AssumeRolePolicyDocument"] == json.loads(prod_trust)
 
 
 def test_a_trust_policy_naming_a_role_that_does_not_exist_is_refused(stack) -> None:

@@ -4,6 +4,7 @@
 //! save the policy." Without it, whoever may delete and recreate a trusted role (but not touch
 //! the trusting one) could recreate it, control its trust policy, and assume the trusting role.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use keyless_policy::Policy;
@@ -86,6 +87,51 @@ pub fn bind_role_principals(
                 })
         })
         .collect()
+}
+
+/// `role`'s trust policy as IAM shows it. A bound role principal whose role is gone, or was
+/// recreated under its name, reads as the unique id it stays bound to: IAM "can no longer map
+/// it back to an ARN", and showing the ARN would suggest that the role now under that name is
+/// trusted, which it is not. `current_id_of` gives the id of the role an ARN names now.
+pub fn displayed_trust_policy(
+    role: &Role,
+    current_id_of: impl Fn(&str) -> Option<String>,
+) -> Cow<'_, str> {
+    let stale: BTreeMap<&str, &str> = role
+        .trust_principal_ids
+        .iter()
+        .filter(|(arn, id)| current_id_of(arn).as_deref() != Some(id.as_str()))
+        .map(|(arn, id)| (arn.as_str(), id.as_str()))
+        .collect();
+    if stale.is_empty() {
+        return Cow::Borrowed(&role.trust_policy);
+    }
+    // The document was validated when saved; were it unreadable now, the text as saved is the
+    // honest answer.
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&role.trust_policy) else {
+        return Cow::Borrowed(&role.trust_policy);
+    };
+    let replace = |v: &mut serde_json::Value| {
+        if let Some(id) = v.as_str().and_then(|s| stale.get(s)) {
+            *v = serde_json::Value::String((*id).to_owned());
+        }
+    };
+    let statements = match doc.get_mut("Statement") {
+        Some(serde_json::Value::Array(list)) => list.iter_mut().collect(),
+        Some(one) => vec![one],
+        None => vec![],
+    };
+    // Only `Principal` binds (see `Policy::role_principal_arns`), so only it is rewritten.
+    for aws in statements
+        .into_iter()
+        .filter_map(|st| st.get_mut("Principal")?.get_mut("AWS"))
+    {
+        match aws {
+            serde_json::Value::Array(list) => list.iter_mut().for_each(&replace),
+            one => replace(one),
+        }
+    }
+    serde_json::to_string(&doc).map_or(Cow::Borrowed(&role.trust_policy), Cow::Owned)
 }
 
 /// A config role whose trust policy could not be bound.
@@ -220,6 +266,51 @@ mod tests {
             tags: BTreeMap::new(),
             origin,
             created: keyless_types::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_bound_principal_whose_role_is_gone_or_recreated_shows_as_its_unique_id() {
+        let trust = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:role/a","arn:aws:iam::123456789012:role/b"]},"Action":"sts:AssumeRole"},
+            {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::123456789012:role/a"},"NotPrincipal":{"AWS":"arn:aws:iam::123456789012:role/a"},"Action":"sts:TagSession"}]}"#;
+        let mut r = role("trusting", "AROATRUSTING", trust, Origin::Api);
+        r.trust_principal_ids = BTreeMap::from([
+            ("arn:aws:iam::123456789012:role/a".into(), "AROAOLDA".into()),
+            ("arn:aws:iam::123456789012:role/b".into(), "AROAB".into()),
+        ]);
+        let now = |a: &'static str| {
+            move |arn: &str| match arn.rsplit('/').next() {
+                Some("a") => Some(a.to_owned()),
+                Some("b") => Some("AROAB".to_owned()),
+                _ => None,
+            }
+        };
+        // Every bound role is the one that was bound: the text as saved, untouched.
+        assert!(matches!(
+            displayed_trust_policy(&r, now("AROAOLDA")),
+            Cow::Borrowed(t) if t == trust
+        ));
+        // `a` recreated (another id), then gone: its id shows wherever `Principal` named it.
+        let shown = |s: Cow<'_, str>| serde_json::from_str::<serde_json::Value>(&s).unwrap();
+        for current in [
+            displayed_trust_policy(&r, now("AROANEWA")),
+            displayed_trust_policy(&r, |arn: &str| {
+                arn.ends_with("/b").then(|| "AROAB".to_owned())
+            }),
+        ] {
+            let doc = shown(current);
+            assert_eq!(
+                doc["Statement"][0]["Principal"]["AWS"],
+                serde_json::json!(["AROAOLDA", "arn:aws:iam::123456789012:role/b"])
+            );
+            assert_eq!(doc["Statement"][1]["Principal"]["AWS"], "AROAOLDA");
+            // NotPrincipal never binds, so it reads as written.
+            assert_eq!(
+                doc["Statement"][1]["NotPrincipal"]["AWS"],
+                "arn:aws:iam::123456789012:role/a"
+            );
+            assert_eq!(doc["Statement"][1]["Action"], "sts:TagSession");
         }
     }
 

@@ -15,12 +15,12 @@ use super::{
     ACKNOWLEDGE_RISK_TAG, AcknowledgedRisk, Cx, IamOutcome, Node, already_exists, delete_conflict,
     limit_exceeded, malformed, no_such_entity, unique_id, unmodifiable,
 };
-use crate::directory::CompiledRole;
+use crate::directory::{CompiledRole, Directory};
 use crate::error::ApiError;
 use crate::model::{InlinePolicy, Origin, Role};
 use crate::ports::Change;
 use crate::sts::params::Params;
-use crate::trust_binding::bind_role_principals;
+use crate::trust_binding::{bind_role_principals, displayed_trust_policy};
 
 /// Roles per account (AWS's default quota is 1,000, adjustable to 5,000).
 pub const MAX_ROLES: usize = 5_000;
@@ -33,14 +33,19 @@ fn role_arn(cx: &Cx<'_>, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{}:role{path}{name}", cx.account())
 }
 
-pub(super) fn role_nodes(r: &Role, with_tags: bool) -> Vec<Node> {
+pub(super) fn role_nodes(r: &Role, with_tags: bool, directory: &Directory) -> Vec<Node> {
+    let trust = displayed_trust_policy(r, |arn| {
+        directory
+            .role_by_arn(arn)
+            .map(|now| now.role.role_id.clone())
+    });
     let mut n = vec![
         Node::leaf("Path", r.path.clone()),
         Node::leaf("RoleName", r.name.clone()),
         Node::leaf("RoleId", r.role_id.clone()),
         Node::leaf("Arn", r.arn()),
         Node::date("CreateDate", r.created),
-        Node::Document("AssumeRolePolicyDocument", r.trust_policy.clone()),
+        Node::Document("AssumeRolePolicyDocument", trust.into_owned()),
     ];
     if !r.description.is_empty() {
         n.push(Node::leaf("Description", r.description.clone()));
@@ -261,7 +266,7 @@ pub(super) fn create<R: Rng + ?Sized>(
         origin: Origin::Api,
         created: cx.now(),
     };
-    let nodes = vec![Node::Group("Role", role_nodes(&role, true))];
+    let nodes = vec![Node::Group("Role", role_nodes(&role, true, cx.directory()))];
     let mut out = IamOutcome::write_with(Change::PutRole(role), nodes);
     out.acknowledged = acknowledged;
     Ok(out)
@@ -272,7 +277,7 @@ pub(super) fn get(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let name = role_name(&mut c, p);
     c.finish()?;
     let r = authorized_role(cx, "GetRole", &name, |_| {})?;
-    let mut nodes = role_nodes(&r.role, true);
+    let mut nodes = role_nodes(&r.role, true, cx.directory());
     nodes.push(Node::Group("RoleLastUsed", vec![]));
     Ok(IamOutcome::result(vec![Node::Group("Role", nodes)]))
 }
@@ -293,7 +298,10 @@ pub(super) fn list(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let (items, mut tail) = page.apply(roles, |r| r.role.name.to_lowercase())?;
     let mut nodes = vec![Node::list(
         "Roles",
-        items.iter().map(|r| role_nodes(&r.role, false)).collect(),
+        items
+            .iter()
+            .map(|r| role_nodes(&r.role, false, cx.directory()))
+            .collect(),
     )];
     nodes.append(&mut tail);
     Ok(IamOutcome::result(nodes))
@@ -333,7 +341,7 @@ pub(super) fn update(
         role.max_session_duration = m;
     }
     if description_only {
-        let nodes = vec![Node::Group("Role", role_nodes(&role, true))];
+        let nodes = vec![Node::Group("Role", role_nodes(&role, true, cx.directory()))];
         return Ok(IamOutcome::write_with(Change::PutRole(role), nodes));
     }
     Ok(IamOutcome {
