@@ -71,6 +71,13 @@ def test_a_recreated_role_is_not_trusted_until_the_trust_policy_is_saved_again(s
     def shown_principal() -> Any:
         return iam.get_role(RoleName="prod-admin")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
     assert shown_principal() == {"AWS": old_id}
+    # Saving the document back as shown is refused, as in IAM, and changes nothing.
+    shown = iam.get_role(RoleName="prod-admin")["Role"]["AssumeRolePolicyDocument"]
+    with pytest.raises(ClientError) as e:
+        iam.update_assume_role_policy(RoleName="prod-admin", PolicyDocument=json.dumps(shown))
+    assert_iam_error(e.value, "MalformedPolicyDocument", 400)
+    assert e.value.response["Error"]["Message"] == f'Invalid principal in policy: "AWS":"{old_id}"'
+    assert shown_principal() == {"AWS": old_id}
     new_id = create_deployer(iam)
     assert new_id != old_id
     recreated = assume(keyless, admin, DEPLOYER_ARN, "deploy-2")

@@ -936,10 +936,22 @@ impl B<'_> {
                             && !(s.len() == 12 && s.bytes().all(|c| c.is_ascii_digit()))
                             && !s.starts_with("arn:")
                         {
+                            // A GetRole of a trust policy whose role was deleted shows this id;
+                            // saving the document back as it was shown lands here.
+                            let unique_id = (s.starts_with("AROA") || s.starts_with("AIDA"))
+                                && s.bytes()
+                                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+                            let hint = if unique_id {
+                                " (it is the unique id of a deleted role or user, shown where a \
+                                 trust policy names a principal that no longer exists: name a \
+                                 principal that exists by its ARN, or remove it)"
+                            } else {
+                                ""
+                            };
                             self.fatal(
                                 "INVALID_PRINCIPAL_FORMAT",
                                 format!(
-                                    "AWS principal `{s}` must be a 12-digit account ID or an ARN"
+                                    "AWS principal `{s}` must be a 12-digit account ID or an ARN{hint}"
                                 ),
                                 &format!("Invalid principal in policy: \"AWS\":\"{s}\""),
                                 &vp,

@@ -719,3 +719,30 @@ fn a_wildcard_in_the_service_segment_is_flagged() {
         );
     }
 }
+
+#[test]
+fn a_unique_id_saved_back_as_a_principal_says_where_it_came_from() {
+    let doc = |p: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{p}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    let f = has(
+        &doc("AROAOLDROLE1234567890"),
+        PolicyType::Trust,
+        Severity::Error,
+        "INVALID_PRINCIPAL_FORMAT",
+    );
+    assert!(
+        f.message.contains("unique id of a deleted role"),
+        "{}",
+        f.message
+    );
+    let f = has(
+        &doc("bob"),
+        PolicyType::Trust,
+        Severity::Error,
+        "INVALID_PRINCIPAL_FORMAT",
+    );
+    assert!(!f.message.contains("unique id"), "{}", f.message);
+}
