@@ -535,10 +535,11 @@ def encoded_auth_message(message: str) -> str:
 
 def start_keyless(workdir: Path, config_text: str | None = None, dev: bool = False,
                   extra_args: tuple[str, ...] = (), open_files: int | None = None,
-                  ca_bundle: Path | None = None) -> Keyless:
+                  ca_bundle: Path | None = None, env: dict[str, str] | None = None) -> Keyless:
     """Starts `keyless serve` on 127.0.0.1:0 and waits for the listening line and /readyz.
     `open_files` sets the server's open-files limit (soft and hard, so it cannot raise it);
-    `ca_bundle` verifies its certificate when the config has a [tls] table."""
+    `ca_bundle` verifies its certificate when the config has a [tls] table; `env` adds to the
+    server's environment."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     config = None
@@ -553,7 +554,7 @@ def start_keyless(workdir: Path, config_text: str | None = None, dev: bool = Fal
     if not binary.exists():
         pytest.fail(f"keyless binary {binary} not found (cargo build -p keyless)")
     out, err = workdir / "keyless.out", workdir / "keyless.err"
-    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info")}
+    env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), **(env or {})}
     def limit_open_files() -> None:
         if open_files is not None:
             import resource

@@ -39,6 +39,7 @@ pub mod event;
 pub mod files;
 pub mod query;
 pub mod record;
+pub mod retention;
 pub mod tail;
 pub mod verify;
 pub mod writer;

@@ -45,16 +45,19 @@
 //! from the last complete record, whose hash is checked first.
 //!
 //! Retention (`retention`, `[audit] retention_days`): after a rotation (and at most hourly
-//! otherwise) the writer looks for the oldest closed files last written longer ago than that.
-//! Before it removes any, it chains a `retention` record naming them and the `seq` and
+//! otherwise) a thread of its own looks for the oldest closed files whose closing digest was
+//! signed longer ago than that, reading each such file to check that its records chain into
+//! that digest ([`crate::retention`]: never the mtime, which anyone who can write the directory
+//! can set). Before the writer removes any, it chains a `retention` record naming them and the `seq` and
 //! `prevHash` the log will start with, signs it with a digest at once and syncs both; only then
 //! are the files removed, oldest first, and the directory synced. So `keyless audit verify`
 //! tells a start removed on purpose from files someone deleted. Never the current file, and
 //! never a file with records a follower (`retention_floor`: the Postgres audit table sink) has
 //! not copied yet.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
@@ -70,6 +73,7 @@ use crate::chain::{
     seal_retention, seal_serialize,
 };
 use crate::files::BoundedLines;
+use crate::retention::{self, Plan};
 
 /// A write and sync slower than this is logged.
 const SLOW_COMMIT: Duration = Duration::from_millis(20);
@@ -77,10 +81,7 @@ const SLOW_COMMIT: Duration = Duration::from_millis(20);
 /// How often the writer looks for files past retention when no rotation prompts it.
 const RETENTION_CHECK: Duration = Duration::from_secs(3600);
 
-/// Most files one retention pass removes: the retention record names them all, and a record
-/// must stay far below [`MAX_LINE_BYTES`]. A backlog (retention just turned on) goes over the
-/// next passes, one after each rotation.
-pub const MAX_REMOVED_PER_PASS: usize = 1000;
+pub use crate::retention::MAX_REMOVED_PER_PASS;
 
 /// The shortest retention accepted: every session that can still be live (12 hours at most)
 /// must stay in the log, for `keyless sessions list` and the credential report.
@@ -124,9 +125,12 @@ pub struct WriterConfig {
     /// The issuing side's park hooks. With them, a gathering wait ends as soon as a request
     /// worker has nothing left to run: waiting longer would idle the CPU, not free it.
     pub parked: Option<Arc<ParkedWorkers>>,
-    /// Remove closed files last written longer ago than this (at least [`MIN_RETENTION`]);
-    /// `None` keeps every file.
+    /// Remove closed files whose closing digest was signed longer ago than this (at least
+    /// [`MIN_RETENTION`]); `None` keeps every file. See [`crate::retention`].
     pub retention: Option<Duration>,
+    /// The audit public key of each key-ring version. Retention removes only files closed by a
+    /// digest under one of these (the writer's own signing key always counts).
+    pub retention_keys: BTreeMap<u32, [u8; 32]>,
     /// The highest `seq` a follower of the files has copied (the Postgres audit table sink):
     /// a file holding a later record is kept whatever its age. `None`: no follower.
     pub retention_floor: Option<Arc<AtomicU64>>,
@@ -226,6 +230,7 @@ impl WriterConfig {
             load: None,
             parked: None,
             retention: None,
+            retention_keys: BTreeMap::new(),
             retention_floor: None,
         }
     }
@@ -454,58 +459,6 @@ pub fn first_seq_in_name(path: &Path) -> Option<u64> {
         .strip_suffix(".jsonl")?
         .parse()
         .ok()
-}
-
-/// Which of `files` (oldest first) retention removes at `now`: the longest run of the oldest
-/// files, each before `current`, last modified at least `max_age` ago and holding no record
-/// after `floor` (a file's last `seq` is one before the next file's first), at most
-/// [`MAX_REMOVED_PER_PASS`]. Returns them with the file the log will then start with, or `None`
-/// when there is nothing to remove.
-pub fn past_retention(
-    files: &[PathBuf],
-    current: &Path,
-    max_age: Duration,
-    floor: u64,
-    now: std::time::SystemTime,
-) -> Option<(Vec<PathBuf>, PathBuf)> {
-    let mut remove = Vec::new();
-    let mut kept = None;
-    for pair in files.windows(2).take(MAX_REMOVED_PER_PASS) {
-        let [file, next] = pair else { break };
-        if file.as_path() == current {
-            break;
-        }
-        let Some(next_first) = first_seq_in_name(next) else {
-            break;
-        };
-        let old = std::fs::metadata(file)
-            .and_then(|m| m.modified())
-            .is_ok_and(|at| now.duration_since(at).is_ok_and(|age| age >= max_age));
-        if !old || next_first.saturating_sub(1) > floor {
-            break;
-        }
-        remove.push(file.clone());
-        kept = Some(next.clone());
-    }
-    kept.map(|k| (remove, k))
-}
-
-/// The first line of a file (without its `\n`), at most [`MAX_LINE_BYTES`] long.
-fn first_line(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)?
-        .take(MAX_LINE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    match memchr::memchr(b'\n', &bytes) {
-        Some(end) => {
-            bytes.truncate(end);
-            Ok(bytes)
-        }
-        None => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "no complete first line",
-        )),
-    }
 }
 
 struct Tail {
@@ -768,6 +721,7 @@ impl AuditLog {
             saturation: Saturation::new(Instant::now()),
             next_retention_check: Instant::now(),
             removal: None,
+            planning: None,
             _lock: lock,
         };
         let thread = std::thread::Builder::new()
@@ -927,6 +881,9 @@ struct WriterState {
     /// Files to remove once the records up to this `seq` (their retention record and the
     /// digest signing it) are durable.
     removal: Option<(Vec<PathBuf>, u64)>,
+    /// A look for files past retention, running on its own thread (it reads whole files, which
+    /// must not hold up commits).
+    planning: Option<std::sync::mpsc::Receiver<Plan>>,
     /// Held (never read) for the writer's life: one process per log.
     _lock: File,
 }
@@ -1018,11 +975,13 @@ fn run(mut st: WriterState) {
     loop {
         if st.config.retention.is_some()
             && st.removal.is_none()
+            && st.planning.is_none()
             && Instant::now() >= st.next_retention_check
         {
             st.next_retention_check = Instant::now() + RETENTION_CHECK;
-            st.plan_removal(&shared);
+            st.start_planning(&shared);
         }
+        st.take_plan(&shared);
         let take = st.take(&shared);
         let Take {
             bytes,
@@ -1195,9 +1154,8 @@ impl WriterState {
         }
     }
 
-    /// Finds the oldest closed files past retention and, if there are any, chains and signs the
-    /// retention record that names them; they are removed once it is durable.
-    fn plan_removal(&mut self, shared: &Shared) {
+    /// Starts a look for the oldest closed files past retention, on a thread of its own.
+    fn start_planning(&mut self, shared: &Shared) {
         let Some(max_age) = self.config.retention else {
             return;
         };
@@ -1216,33 +1174,56 @@ impl WriterState {
             .retention_floor
             .as_ref()
             .map_or(u64::MAX, |f| f.load(Ordering::Acquire));
-        let plan = past_retention(
-            &files,
-            &self.path,
-            max_age,
-            floor,
-            std::time::SystemTime::now(),
-        );
-        let Some((remove, kept)) = plan else {
+        let mut keys = self.config.retention_keys.clone();
+        if let Some(signer) = shared.lock().signer.as_ref() {
+            let mut own = [0u8; 32];
+            if signer.public_key().len() == own.len() {
+                own.copy_from_slice(signer.public_key());
+                keys.insert(signer.key_version(), own);
+            }
+        }
+        let current = self.path.clone();
+        let now = shared.clock.now();
+        let (send, receive) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("keyless-audit-retention".into())
+            .spawn(move || {
+                let _ = send.send(retention::plan(
+                    &files, &current, max_age, floor, now, &keys,
+                ));
+            });
+        match spawned {
+            Ok(_) => self.planning = Some(receive),
+            Err(e) => warn!("audit retention: cannot start the look for old files: {e}"),
+        }
+    }
+
+    /// Takes the look's outcome once it is there: if files may go, chains and signs the
+    /// retention record that names them; they are removed once it is durable.
+    fn take_plan(&mut self, shared: &Shared) {
+        let Some(receive) = &self.planning else {
             return;
         };
-        // The record the log will start with: its `seq` and `prevHash` go into the retention
-        // record, and it must verify, or nothing is removed.
-        let start = match first_line(&kept).map(|line| check_line(&line)) {
-            Ok(Ok(checked)) => checked,
-            Ok(Err(e)) => {
-                warn!(file = %kept.display(), "audit retention: nothing removed, the first record of the file to keep does not verify: {e}");
-                return;
-            }
-            Err(e) => {
-                warn!(file = %kept.display(), "audit retention: nothing removed, cannot read the file to keep: {e}");
+        let plan = match receive.try_recv() {
+            Ok(plan) => plan,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.planning = None;
                 return;
             }
         };
+        self.planning = None;
+        if let Some(why) = &plan.held_back {
+            warn!("audit retention: {why}");
+        }
+        let Some(removal) = plan.removal else {
+            return;
+        };
         let facts = RetentionFacts {
-            from_seq: start.seq,
-            from_prev_hash: start.prev_hash,
-            removed_files: remove
+            from_seq: removal.from_seq,
+            from_prev_hash: removal.from_prev_hash,
+            removed_files: removal
+                .files
                 .iter()
                 .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
                 .collect(),
@@ -1262,7 +1243,7 @@ impl WriterState {
         q.seal_digest(now);
         q.file_bytes += (q.buf.len() - before) as u64;
         q.awaited = true;
-        self.removal = Some((remove, q.head.next_seq - 1));
+        self.removal = Some((removal.files, q.head.next_seq - 1));
         info!(
             files = facts.removed_files.len(),
             kept_from_seq = facts.from_seq,
@@ -1907,24 +1888,24 @@ mod tests {
         assert_eq!(r.files, files.len());
     }
 
-    /// A log of several files, all but the newest `keep_new` last written three days ago.
-    async fn aged_log(cfg: &WriterConfig, keep_new: usize) -> Vec<PathBuf> {
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        for i in 0..30 {
+    const DAY: i64 = 24 * 3600;
+
+    fn clock_at(days: i64) -> Arc<dyn Clock> {
+        Arc::new(FixedClock::new(
+            OffsetDateTime::from_unix_timestamp(1_800_000_000 + days * DAY).unwrap(),
+        ))
+    }
+
+    /// Writes 30 records with the writer's clock `days` after the epoch of `clock()`, in
+    /// several small files; returns every file of the log.
+    async fn write_at(cfg: &WriterConfig, days: i64, first: usize) -> Vec<PathBuf> {
+        let (log, _) = AuditLog::open(cfg.clone(), clock_at(days), signer()).unwrap();
+        for i in first..first + 30 {
             log.record_durable(&event(i)).await.unwrap();
         }
         log.shutdown().await;
         let files = list_files(&cfg.dir).unwrap();
-        assert!(files.len() >= keep_new + 3, "{files:?}");
-        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
-        for f in &files[..files.len() - keep_new] {
-            File::options()
-                .append(true)
-                .open(f)
-                .unwrap()
-                .set_modified(long_ago)
-                .unwrap();
-        }
+        assert!(files.len() >= 3, "{files:?}");
         files
     }
 
@@ -1935,33 +1916,67 @@ mod tests {
         cfg
     }
 
+    /// Opens the log at `days` with `cfg`'s retention and writes until `done` holds for the
+    /// files left (the look runs on its own thread) or two seconds pass; returns the stats.
+    async fn run_retention(
+        cfg: &WriterConfig,
+        days: i64,
+        signer: DigestSigner,
+        done: impl Fn(&[PathBuf]) -> bool,
+    ) -> WriterStats {
+        let (log, _) = AuditLog::open(cfg.clone(), clock_at(days), signer).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut i = 1000;
+        loop {
+            log.record_durable(&event(i)).await.unwrap();
+            i += 1;
+            if done(&list_files(&cfg.dir).unwrap()) || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        log.shutdown().await;
+        log.stats()
+    }
+
+    fn retention_records(dir: &Path) -> Vec<String> {
+        list_files(dir)
+            .unwrap()
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| l.contains("\"recordType\":\"retention\""))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn files_past_retention_are_removed_after_a_signed_retention_record() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = retention_config(dir.path());
-        let files = aged_log(&cfg, 2).await;
-        cfg.retention = Some(Duration::from_secs(2 * 24 * 3600));
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        log.record_durable(&event(100)).await.unwrap();
-        log.shutdown().await;
+        let old = write_at(&cfg, 0, 0).await;
+        let files = write_at(&cfg, 2, 100).await;
+        // Closed three days ago: every file written at day 0 but the one still open then.
+        let aged = old.len() - 1;
+        cfg.retention = Some(Duration::from_secs(3 * 24 * 3600));
+        run_retention(&cfg, 3, signer(), |left| left[0] == files[aged]).await;
 
-        // The aged files are gone; the two newest (the last one was current) stay.
         let left = list_files(&cfg.dir).unwrap();
-        let kept_from = files.len() - 2;
-        assert_eq!(left[..2], files[kept_from..], "{left:?}");
-        let text = std::fs::read_to_string(left.last().unwrap()).unwrap();
-        let retention = text
-            .lines()
-            .find(|l| l.contains("\"recordType\":\"retention\""))
-            .expect("a retention record");
-        let first_kept = first_seq_in_name(&files[kept_from]).unwrap();
+        assert_eq!(left[..files.len() - aged], files[aged..], "{left:?}");
+        let retention = retention_records(&cfg.dir);
+        assert_eq!(retention.len(), 1, "{retention:?}");
+        let first_kept = first_seq_in_name(&files[aged]).unwrap();
         assert!(
-            retention.contains(&format!("\"retainedFromSeq\":{first_kept},")),
-            "{retention}"
+            retention[0].contains(&format!("\"retainedFromSeq\":{first_kept},")),
+            "{retention:?}"
         );
-        for f in &files[..kept_from] {
+        for f in &files[..aged] {
             let name = f.file_name().unwrap().to_str().unwrap();
-            assert!(retention.contains(name), "{name} in {retention}");
+            assert!(retention[0].contains(name), "{name} in {retention:?}");
         }
         // The kept log verifies, saying where it starts and why.
         let r = verify_dir(&cfg.dir);
@@ -1986,76 +2001,155 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nothing_is_removed_when_the_first_kept_record_does_not_verify() {
+    async fn a_backdated_mtime_removes_nothing() {
+        // Someone who may write the log's directory but not read the key ring sets every
+        // file's mtime to a year ago, hoping the server removes (and vouches for removing)
+        // records written an hour ago.
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = retention_config(dir.path());
-        let files = aged_log(&cfg, 2).await;
-        // The file the log would start with has an altered first record: its seq and
-        // prevHash cannot be vouched for, so retention leaves everything as it is.
-        let kept = &files[files.len() - 2];
-        let text = std::fs::read_to_string(kept).unwrap();
-        std::fs::write(kept, text.replacen("ev-", "ex-", 1)).unwrap();
+        let files = write_at(&cfg, 0, 0).await;
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(365 * 24 * 3600);
+        for f in &files {
+            File::options()
+                .append(true)
+                .open(f)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
         cfg.retention = Some(Duration::from_secs(2 * 24 * 3600));
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        log.record_durable(&event(100)).await.unwrap();
-        log.shutdown().await;
+        let stats = run_retention(&cfg, 1, signer(), |_| false).await;
+        assert_eq!(stats.removed_files, 0);
         assert_eq!(list_files(&cfg.dir).unwrap()[..files.len()], files[..]);
-        assert_eq!(log.stats().removed_files, 0);
-        let all = std::fs::read_to_string(list_files(&cfg.dir).unwrap().last().unwrap()).unwrap();
-        assert!(!all.contains("\"recordType\":\"retention\""));
+        assert!(retention_records(&cfg.dir).is_empty());
+        assert!(verify_dir(&cfg.dir).is_ok());
     }
 
-    #[test]
-    fn one_retention_pass_removes_a_bounded_run_of_the_oldest_files() {
+    /// The files of a day-0 log that a pass at day 3 would remove, after `tamper` edits the
+    /// text of file `index`: returns the files left and the stats.
+    async fn retention_after(
+        tamper: impl Fn(&str) -> String,
+        index: usize,
+    ) -> (Vec<PathBuf>, Vec<PathBuf>, WriterStats) {
         let dir = tempfile::tempdir().unwrap();
-        let long_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
-        let files: Vec<PathBuf> = (0..MAX_REMOVED_PER_PASS as u64 + 3)
-            .map(|i| {
-                let path = dir.path().join(file_name_for(i * 10 + 1));
-                File::create(&path).unwrap().set_modified(long_ago).unwrap();
-                path
-            })
-            .collect();
+        let mut cfg = retention_config(dir.path());
+        write_at(&cfg, 0, 0).await;
+        let files = write_at(&cfg, 2, 100).await;
+        let text = std::fs::read_to_string(&files[index]).unwrap();
+        let edited = tamper(&text);
+        assert_ne!(edited, text, "the edit must change something");
+        std::fs::write(&files[index], edited).unwrap();
+        cfg.retention = Some(Duration::from_secs(3 * 24 * 3600));
+        let stats = run_retention(&cfg, 3, signer(), |_| false).await;
+        let left = list_files(&cfg.dir).unwrap();
+        (files, left, stats)
+    }
+
+    #[tokio::test]
+    async fn a_file_that_does_not_verify_and_the_files_after_it_are_kept() {
+        // An edited record in the second file (not its first, which the log would start
+        // with): the first file goes, the rest stay.
+        let (files, left, stats) = retention_after(
+            |t| {
+                let second = t.find('\n').unwrap() + 1;
+                format!("{}{}", &t[..second], t[second..].replacen("ev-", "ex-", 1))
+            },
+            1,
+        )
+        .await;
+        assert_eq!(stats.removed_files, 1);
+        assert_eq!(left[..files.len() - 1], files[1..]);
+        // A forged closing digest time (to make a file look older) breaks its signature.
+        let (files, left, stats) = retention_after(
+            |t| {
+                let i = t.rfind("\"digestTime\":\"2027-").unwrap();
+                format!("{}\"digestTime\":\"2026-{}", &t[..i], &t[i + 19..])
+            },
+            0,
+        )
+        .await;
+        assert_eq!(stats.removed_files, 0);
+        assert_eq!(left[..files.len()], files[..]);
+        // A file that does not end with a digest cannot be dated.
+        let (files, left, stats) = retention_after(
+            |t| {
+                let body = t.trim_end_matches('\n');
+                format!("{}\n", &body[..body.rfind('\n').unwrap()])
+            },
+            0,
+        )
+        .await;
+        assert_eq!(stats.removed_files, 0);
+        assert_eq!(left[..files.len()], files[..]);
+    }
+
+    #[tokio::test]
+    async fn only_digests_under_a_key_ring_key_date_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = retention_config(dir.path());
+        let old = write_at(&cfg, 0, 0).await;
+        let files = write_at(&cfg, 2, 100).await;
+        cfg.retention = Some(Duration::from_secs(3 * 24 * 3600));
+        // The server now signs with version 2; version 1's key is not among those it trusts.
+        let v2 = || DigestSigner::new(2, Ed25519KeyPair::from_seed_unchecked(&[6; 32]).unwrap());
+        let stats = run_retention(&cfg, 3, v2(), |_| false).await;
+        assert_eq!(stats.removed_files, 0);
+        assert_eq!(list_files(&cfg.dir).unwrap()[..files.len()], files[..]);
+        // Given the key ring's version 1 key, they go.
+        let mut v1 = [0u8; 32];
+        v1.copy_from_slice(signer().public_key());
+        cfg.retention_keys = BTreeMap::from([(1, v1)]);
+        let aged = old.len() - 1;
+        run_retention(&cfg, 3, v2(), |left| left[0] == files[aged]).await;
+        assert_eq!(list_files(&cfg.dir).unwrap()[0], files[aged]);
+        assert!(verify_dir(&cfg.dir).is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_retention_pass_removes_a_bounded_run_of_the_oldest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = retention_config(dir.path());
+        let files = write_at(&cfg, 0, 0).await;
+        let mut keys = BTreeMap::new();
+        let mut k = [0u8; 32];
+        k.copy_from_slice(signer().public_key());
+        keys.insert(1, k);
         let current = files.last().unwrap();
         let day = Duration::from_secs(24 * 3600);
-        let now = std::time::SystemTime::now();
-        let (removed, kept) = past_retention(&files, current, day, u64::MAX, now).unwrap();
-        assert_eq!(removed[..], files[..MAX_REMOVED_PER_PASS]);
-        assert_eq!(kept, files[MAX_REMOVED_PER_PASS]);
-        // Nothing past the floor: the first file holds seq 1..10.
-        let (removed, kept) = past_retention(&files, current, day, 10, now).unwrap();
-        assert_eq!((removed.len(), &kept), (1, &files[1]));
-        assert_eq!(past_retention(&files, current, day, 9, now), None);
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000 + 2 * DAY).unwrap();
+        let plan = |files: &[PathBuf], current: &Path, age, floor, limit| {
+            retention::plan_at_most(files, current, age, floor, now, &keys, limit).removal
+        };
+        let r = plan(&files, current, day, u64::MAX, 2).unwrap();
+        assert_eq!((r.files.as_slice(), &r.kept), (&files[..2], &files[2]));
+        assert_eq!(r.from_seq, first_seq_in_name(&files[2]).unwrap());
+        // Nothing past the floor.
+        let first_end = first_seq_in_name(&files[1]).unwrap() - 1;
+        let r = plan(&files, current, day, first_end, 100).unwrap();
+        assert_eq!((r.files.len(), &r.kept), (1, &files[1]));
+        assert_eq!(plan(&files, current, day, first_end - 1, 100), None);
         // Nothing younger than the retention, and never the current file.
-        assert_eq!(
-            past_retention(&files, current, 4 * day, u64::MAX, now),
-            None
-        );
-        assert_eq!(
-            past_retention(&files[..1], &files[0], day, u64::MAX, now),
-            None
-        );
+        assert_eq!(plan(&files, current, 3 * day, u64::MAX, 100), None);
+        assert_eq!(plan(&files[..1], &files[0], day, u64::MAX, 100), None);
     }
 
     #[tokio::test]
     async fn retention_keeps_young_files_and_what_a_follower_has_not_copied() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = retention_config(dir.path());
-        let files = aged_log(&cfg, 2).await;
+        write_at(&cfg, 0, 0).await;
+        let files = write_at(&cfg, 2, 100).await;
         // Retention longer than the files' age: nothing goes.
         cfg.retention = Some(Duration::from_secs(4 * 24 * 3600));
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        log.record_durable(&event(100)).await.unwrap();
-        log.shutdown().await;
+        let stats = run_retention(&cfg, 3, signer(), |_| false).await;
+        assert_eq!(stats.removed_files, 0);
         assert_eq!(list_files(&cfg.dir).unwrap()[..files.len()], files[..]);
 
         // A follower that has copied only the first file's records holds back the rest.
         cfg.retention = Some(Duration::from_secs(2 * 24 * 3600));
         let copied = first_seq_in_name(&files[1]).unwrap() - 1;
         cfg.retention_floor = Some(Arc::new(AtomicU64::new(copied)));
-        let (log, _) = AuditLog::open(cfg.clone(), clock(), signer()).unwrap();
-        log.record_durable(&event(101)).await.unwrap();
-        log.shutdown().await;
+        run_retention(&cfg, 3, signer(), |left| left[0] == files[1]).await;
         let left = list_files(&cfg.dir).unwrap();
         assert_eq!(left[0], files[1], "only the copied file went: {left:?}");
         assert!(verify_dir(&cfg.dir).is_ok());

@@ -14,6 +14,7 @@
 //! [`AppState`]: crate::state::AppState
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,6 +228,60 @@ impl Load for RuntimeLoad {
     }
 }
 
+/// Debug builds only: the environment variable that moves the audit writer's clock (the time
+/// of digests and retention records, and the "now" retention judges age by) by this many
+/// seconds, so that end-to-end tests can age a log without waiting days. Release builds ignore
+/// it.
+pub const DEBUG_WRITER_CLOCK_OFFSET_ENV: &str = "KEYLESS_DEBUG_AUDIT_CLOCK_OFFSET_SECONDS";
+
+/// The clock the audit writer runs on: `clock`, or in a debug build with
+/// [`DEBUG_WRITER_CLOCK_OFFSET_ENV`] set, `clock` moved by that offset.
+pub fn writer_clock(clock: Arc<dyn Clock>) -> Arc<dyn Clock> {
+    #[cfg(debug_assertions)]
+    if let Some(offset) = std::env::var(DEBUG_WRITER_CLOCK_OFFSET_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        tracing::warn!(
+            offset_seconds = offset,
+            "{DEBUG_WRITER_CLOCK_OFFSET_ENV} moves the audit writer's clock (debug build, tests only)"
+        );
+        return Arc::new(OffsetClock {
+            inner: clock,
+            offset: time::Duration::seconds(offset),
+        });
+    }
+    clock
+}
+
+#[cfg(debug_assertions)]
+struct OffsetClock {
+    inner: Arc<dyn Clock>,
+    offset: time::Duration,
+}
+
+#[cfg(debug_assertions)]
+impl Clock for OffsetClock {
+    fn now(&self) -> time::OffsetDateTime {
+        self.inner.now().saturating_add(self.offset)
+    }
+}
+
+/// The audit public key of every key-ring version: the keys a digest may be signed under
+/// (pins for `keyless audit verify`, and what dates files for retention).
+pub fn audit_public_keys(ring: &KeyRing) -> Result<BTreeMap<u32, [u8; 32]>, String> {
+    let mut keys = BTreeMap::new();
+    for (version, _) in ring.versions() {
+        if let Some(key) = ring
+            .audit_public_key(version)
+            .map_err(|e| format!("audit key of key-ring version {version}: {e}"))?
+        {
+            keys.insert(version, key);
+        }
+    }
+    Ok(keys)
+}
+
 /// The digest signer of the ring's newest version.
 pub fn signer_of(ring: &KeyRing) -> Result<DigestSigner, String> {
     let (version, pair) = ring
@@ -247,6 +302,7 @@ impl Audit {
     ) -> Result<(Audit, OpenReport), String> {
         let mut config = settings.writer_config(dir);
         config.retention_floor = retention_floor;
+        config.retention_keys = audit_public_keys(ring)?;
         // Loaded batches are gathered only while the request workers are saturated, and no
         // longer than until one of them runs out of work.
         config.load = tokio::runtime::Handle::try_current()

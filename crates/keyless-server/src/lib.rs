@@ -417,7 +417,7 @@ fn open_audit(
     let (log, report) = audit::Audit::open(
         &config.audit,
         dir,
-        Arc::clone(clock),
+        audit::writer_clock(Arc::clone(clock)),
         ring,
         opts.parked_workers.clone(),
         retention_floor,

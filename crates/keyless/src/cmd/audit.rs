@@ -1,6 +1,6 @@
 //! `keyless audit`: verify, tail and query the audit trail in `data_dir/audit/`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -301,13 +301,8 @@ fn pins_for(data_dir: Option<&Path>) -> anyhow::Result<KeyPins> {
         return Ok(KeyPins::default());
     }
     let ring = keyless_server::keyring_file::load(&ring_path)?;
-    let mut map = BTreeMap::new();
-    for (id, _) in ring.versions() {
-        if let Some(k) = ring.audit_public_key(id)? {
-            map.insert(id, k);
-        }
-    }
-    Ok(KeyPins { ring: Some(map) })
+    let keys = keyless_server::audit::audit_public_keys(&ring).map_err(anyhow::Error::msg)?;
+    Ok(KeyPins { ring: Some(keys) })
 }
 
 /// The verifier of a reader of the log at `place`, set up as `audit verify` sets up its own:
