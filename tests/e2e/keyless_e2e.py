@@ -617,3 +617,25 @@ def b64url_encode(b: bytes) -> str:
 
 def quote(s: str) -> str:
     return urllib.parse.quote(s, safe="")
+
+
+AUDIT_CLOCK_ENV = "KEYLESS_DEBUG_AUDIT_CLOCK_OFFSET_FILE"
+
+
+class AuditClock:
+    """Moves a debug build's audit writer clock ahead (what dates files for retention), through
+    the file `KEYLESS_DEBUG_AUDIT_CLOCK_OFFSET_FILE` names; the server re-reads it every 100 ms."""
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.path = workdir / "audit-clock-offset"
+        self.offset = 0
+        self.path.write_text("0")
+
+    def env(self) -> dict[str, str]:
+        return {AUDIT_CLOCK_ENV: str(self.path)}
+
+    def advance(self, days: float) -> None:
+        self.offset += int(days * 86400)
+        self.path.write_text(str(self.offset))
+        time.sleep(0.3)

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import requests
 
-from keyless_e2e import (ACCOUNT, REPO, Issuer, Keyless, _stop, _wait_for_line, default_config, keyless_bin,
+from keyless_e2e import (ACCOUNT, REPO, AuditClock, Issuer, Keyless, _stop, _wait_for_line, default_config, keyless_bin,
                          start_issuer, start_keyless)
 
 
@@ -66,11 +66,12 @@ def stop_clean(srv: Keyless) -> None:
 def stack(workdir: Path):
     procs: list[subprocess.Popen] = []
 
-    def make(extra: str = "", throttle: tuple[float, int] | None = None, sub: str = "keyless") -> tuple[Issuer, Keyless]:
+    def make(extra: str = "", throttle: tuple[float, int] | None = None, sub: str = "keyless",
+             env: dict[str, str] | None = None) -> tuple[Issuer, Keyless]:
         iss = start_issuer(workdir)
         procs.append(iss.proc)
         cfg = default_config(iss, workdir / sub / "data", throttle) + extra
-        srv = start_keyless(workdir / sub, cfg)
+        srv = start_keyless(workdir / sub, cfg, env=env)
         procs.append(srv.proc)
         return iss, srv
 
@@ -477,8 +478,10 @@ def test_rotation_tail_and_verify_across_files(stack) -> None:
     assert cp.returncode == 1 and f"{files[2]}:1: missing" in cp.stdout, cp.stdout
 
 
-def test_retention_removes_old_files_and_the_rest_still_verifies(stack) -> None:
-    issuer, srv = stack(extra="\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\nretention_days = 1\n")
+def test_retention_removes_old_files_and_the_rest_still_verifies(stack, workdir: Path) -> None:
+    clock = AuditClock(workdir)
+    issuer, srv = stack(extra="\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\nretention_days = 1\n",
+                        env=clock.env())
     token = issuer.gha_token()
     old_keys = [srv.awiwi(token, role="gha", session=f"old{i}").credentials["AccessKeyId"] for i in range(8)]
     audit_dir = srv.data_dir / "audit"
@@ -497,39 +500,28 @@ def test_retention_removes_old_files_and_the_rest_still_verifies(stack) -> None:
     srv.awiwi(token, role="gha", session="mid-last")
     assert all(f.exists() for f in files), "a backdated mtime must not remove records"
     assert "keyless_audit_retention_removed_files_total 0" in srv.metrics()
-    stop_clean(srv)
+
+    # Two days later (the writer's clock moved by the debug-build test hook), every closed file
+    # is past retention, each dated by its signed closing digest.
     files = sorted(audit_dir.glob("audit-*.jsonl"))
-
-    # Two days later (the writer's clock moved by the debug-build test hook), every file of the
-    # stopped server, each closed by its signed digest, is past retention.
-    srv = start_keyless(srv.workdir, srv.config.read_text(),
-                        env={"KEYLESS_DEBUG_AUDIT_CLOCK_OFFSET_SECONDS": str(2 * 86400)})
-    try:
-        retained_after_restart(srv, files, token, old_keys)
-    finally:
-        _stop(srv.proc)
-
-
-def retained_after_restart(srv: Keyless, files: list[Path], token: str, old_keys: list[str]) -> None:
-    audit_dir = srv.data_dir / "audit"
+    clock.advance(2)
+    # The next rotation prompts a retention pass.
     new_keys: list[str] = []
     deadline = time.monotonic() + 30
     # One pass removes them oldest first, so wait for the last of them, not the first.
-    while any(f.exists() for f in files):
-        assert time.monotonic() < deadline, "files past retention are removed after a restart"
+    while any(f.exists() for f in files[:-1]):
+        assert time.monotonic() < deadline, "files past retention are removed after the next rotation"
         new_keys.append(srv.awiwi(token, role="gha", session=f"new{len(new_keys)}").credentials["AccessKeyId"])
     removed = [line for line in srv.metrics().splitlines()
                if line.startswith("keyless_audit_retention_removed_files_total ")]
-    assert removed == [f"keyless_audit_retention_removed_files_total {len(files)}"], removed
+    assert removed == [f"keyless_audit_retention_removed_files_total {len(files) - 1}"], removed
     stop_clean(srv)
 
     kept = sorted(audit_dir.glob("audit-*.jsonl"))
     records = [json.loads(line) for f in kept for line in f.read_text().splitlines()]
     retention = [r for r in records if r["recordType"] == "retention"]
-    # One pass at start-up; the file that was current then goes at the next, once it is closed
-    # (by a rotation without records of its own: its signed digest is still the old one).
-    assert 1 <= len(retention) <= 2, retention
-    assert [name for r in retention for name in r["removedFiles"]] == [f.name for f in files]
+    assert len(retention) == 1, retention
+    assert retention[0]["removedFiles"] == [f.name for f in files[:-1]]
     assert retention[-1]["retainedFromSeq"] == records[0]["seq"] > 1
     assert retention[-1]["retainedFromPrevHash"] == records[0]["prevHash"]
     for r in retention:

@@ -24,7 +24,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from keyless_e2e import (REPO, Issuer, Keyless, _stop, default_config, free_port, keyless_bin, make_pki, start_issuer,
+from keyless_e2e import (REPO, AuditClock, Issuer, Keyless, _stop, default_config, free_port, keyless_bin, make_pki, start_issuer,
                          start_keyless)
 
 
@@ -288,13 +288,6 @@ def test_the_database_connection_is_tls_verified_against_sslrootcert(tmp_path: P
         _stop(issuer.proc)
 
 
-def age(files: list[Path], days: float = 2) -> None:
-    """Sets the files' mtime `days` ago, as if they were last written then."""
-    then = time.time() - days * 86400
-    for f in files:
-        os.utime(f, (then, then))
-
-
 def test_retention_keeps_every_file_the_audit_table_has_not_copied(tmp_path: Path) -> None:
     base = server_url()
     name = f"keyless_e2e_{secrets.token_hex(6)}"
@@ -302,8 +295,11 @@ def test_retention_keeps_every_file_the_audit_table_has_not_copied(tmp_path: Pat
     database = with_database(base, name)
     issuer = start_issuer(tmp_path)
     audit = "\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\nretention_days = 1\n"
+    # Files are aged by moving the (debug build's) audit writer clock two days ahead: retention
+    # dates a file by its signed closing digest.
+    clock = AuditClock(tmp_path)
     keyless = start_keyless(tmp_path / "keyless", f'database_url = "{database}"\n'
-                            + default_config(issuer, tmp_path / "keyless" / "data") + audit)
+                            + default_config(issuer, tmp_path / "keyless" / "data") + audit, env=clock.env())
     audit_dir = keyless.data_dir / "audit"
 
     def event_seqs() -> list[int]:
@@ -341,7 +337,7 @@ def test_retention_keeps_every_file_the_audit_table_has_not_copied(tmp_path: Pat
         uncopied = [f for f in before if any(json.loads(line)["seq"] > last_copied and '"recordType":"event"' in line[:120]
                                              for line in f.read_text().splitlines())]
         assert uncopied and uncopied[0] != before[0], (before, last_copied)
-        age(before)
+        clock.advance(2)
         issue_until_rotated("rotate")
         left = sorted(audit_dir.glob("audit-*.jsonl"))
         # The oldest files went; none with a record the table does not hold did.
@@ -354,7 +350,7 @@ def test_retention_keeps_every_file_the_audit_table_has_not_copied(tmp_path: Pat
             assert time.monotonic() < deadline, "the table catches up after the outage"
             time.sleep(0.2)
         aged = sorted(audit_dir.glob("audit-*.jsonl"))
-        age(aged)
+        clock.advance(2)
         issue_until_rotated("again")
         assert not any(f.exists() for f in aged[:-1]), (aged, sorted(audit_dir.glob("audit-*.jsonl")))
     finally:

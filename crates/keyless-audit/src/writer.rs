@@ -269,6 +269,9 @@ type Batch = SetOnce<Result<(), AuditError>>;
 
 /// What callers and the writer share, under one lock.
 struct Queue {
+    /// Files past retention whose retention record is sealed, with its digest's `seq`: the
+    /// writer removes them once that is durable.
+    planned_removal: Option<(Vec<PathBuf>, u64)>,
     /// Sealed lines not yet taken by the writer.
     buf: Vec<u8>,
     /// The writer's previous buffer, handed back to keep its capacity.
@@ -459,6 +462,53 @@ pub fn first_seq_in_name(path: &Path) -> Option<u64> {
         .strip_suffix(".jsonl")?
         .parse()
         .ok()
+}
+
+/// What a look for old files found: if files may go, chains and signs the retention record
+/// that names them and hands them to the writer, which removes them once it is durable.
+fn seal_retention_plan(shared: &Shared, plan: Plan) {
+    if let Some(why) = &plan.held_back {
+        warn!("audit retention: {why}");
+    }
+    let Some(removal) = plan.removal else {
+        return;
+    };
+    let facts = RetentionFacts {
+        from_seq: removal.from_seq,
+        from_prev_hash: removal.from_prev_hash,
+        removed_files: removal
+            .files
+            .iter()
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect(),
+    };
+    let wake = {
+        let mut guard = shared.lock();
+        let q = &mut *guard;
+        if q.failure.is_some() || q.shutdown || q.signer.is_none() {
+            return;
+        }
+        let now = shared.clock.now();
+        let before = q.buf.len();
+        if let Err(e) = seal_retention(&mut q.head, now, &facts, &mut q.buf) {
+            warn!("audit retention: cannot write the retention record: {e}");
+            return;
+        }
+        // Signed at once: an unsigned retention record accounts for nothing.
+        q.seal_digest(now);
+        q.file_bytes += (q.buf.len() - before) as u64;
+        q.awaited = true;
+        q.planned_removal = Some((removal.files, q.head.next_seq - 1));
+        std::mem::take(&mut q.writer_idle)
+    };
+    if wake {
+        shared.wake.notify_one();
+    }
+    info!(
+        files = facts.removed_files.len(),
+        kept_from_seq = facts.from_seq,
+        "audit retention: files past retention will be removed once their retention record is durable"
+    );
 }
 
 struct Tail {
@@ -674,6 +724,7 @@ impl AuditLog {
         };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
+                planned_removal: None,
                 buf: Vec::with_capacity(1 << 20),
                 spare: Vec::with_capacity(1 << 20),
                 head,
@@ -881,9 +932,8 @@ struct WriterState {
     /// Files to remove once the records up to this `seq` (their retention record and the
     /// digest signing it) are durable.
     removal: Option<(Vec<PathBuf>, u64)>,
-    /// A look for files past retention, running on its own thread (it reads whole files, which
-    /// must not hold up commits).
-    planning: Option<std::sync::mpsc::Receiver<Plan>>,
+    /// The thread of the last look for files past retention.
+    planning: Option<JoinHandle<()>>,
     /// Held (never read) for the writer's life: one process per log.
     _lock: File,
 }
@@ -946,6 +996,8 @@ struct Take {
     /// The last `seq` in `bytes` (or before).
     through: u64,
     shutdown: bool,
+    /// Files a retention look chained a record for, and that record's digest `seq`.
+    planned_removal: Option<(Vec<PathBuf>, u64)>,
 }
 
 /// Waits on the queue's condvar while `waiting` holds, the log is not shutting down and the
@@ -975,13 +1027,14 @@ fn run(mut st: WriterState) {
     loop {
         if st.config.retention.is_some()
             && st.removal.is_none()
-            && st.planning.is_none()
+            && st.planning.as_ref().is_none_or(JoinHandle::is_finished)
             && Instant::now() >= st.next_retention_check
+            // A look's removal waiting in the queue is one look too many to start another.
+            && shared.lock().planned_removal.is_none()
         {
             st.next_retention_check = Instant::now() + RETENTION_CHECK;
             st.start_planning(&shared);
         }
-        st.take_plan(&shared);
         let take = st.take(&shared);
         let Take {
             bytes,
@@ -990,7 +1043,11 @@ fn run(mut st: WriterState) {
             rotations,
             through,
             shutdown,
+            planned_removal,
         } = take;
+        if planned_removal.is_some() {
+            st.removal = planned_removal;
+        }
         let ok = st.commit(&bytes, &rotations, sync);
         if ok && !rotations.is_empty() {
             // A file was just closed: it may be the one past retention.
@@ -1151,11 +1208,13 @@ impl WriterState {
             rotations,
             through: q.head.next_seq - 1,
             shutdown,
+            planned_removal: q.planned_removal.take(),
         }
     }
 
-    /// Starts a look for the oldest closed files past retention, on a thread of its own.
-    fn start_planning(&mut self, shared: &Shared) {
+    /// Starts a look for the oldest closed files past retention, on a thread of its own (it
+    /// reads each file it would remove, which must not hold up commits).
+    fn start_planning(&mut self, shared: &Arc<Shared>) {
         let Some(max_age) = self.config.retention else {
             return;
         };
@@ -1175,80 +1234,24 @@ impl WriterState {
             .as_ref()
             .map_or(u64::MAX, |f| f.load(Ordering::Acquire));
         let mut keys = self.config.retention_keys.clone();
-        if let Some(signer) = shared.lock().signer.as_ref() {
-            let mut own = [0u8; 32];
-            if signer.public_key().len() == own.len() {
-                own.copy_from_slice(signer.public_key());
-                keys.insert(signer.key_version(), own);
-            }
+        if let Some(signer) = shared.lock().signer.as_ref()
+            && let Ok(own) = <[u8; 32]>::try_from(signer.public_key())
+        {
+            keys.insert(signer.key_version(), own);
         }
         let current = self.path.clone();
         let now = shared.clock.now();
-        let (send, receive) = std::sync::mpsc::channel();
+        let shared = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
             .name("keyless-audit-retention".into())
             .spawn(move || {
-                let _ = send.send(retention::plan(
-                    &files, &current, max_age, floor, now, &keys,
-                ));
+                let plan = retention::plan(&files, &current, max_age, floor, now, &keys);
+                seal_retention_plan(&shared, plan);
             });
         match spawned {
-            Ok(_) => self.planning = Some(receive),
+            Ok(handle) => self.planning = Some(handle),
             Err(e) => warn!("audit retention: cannot start the look for old files: {e}"),
         }
-    }
-
-    /// Takes the look's outcome once it is there: if files may go, chains and signs the
-    /// retention record that names them; they are removed once it is durable.
-    fn take_plan(&mut self, shared: &Shared) {
-        let Some(receive) = &self.planning else {
-            return;
-        };
-        let plan = match receive.try_recv() {
-            Ok(plan) => plan,
-            Err(std::sync::mpsc::TryRecvError::Empty) => return,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                self.planning = None;
-                return;
-            }
-        };
-        self.planning = None;
-        if let Some(why) = &plan.held_back {
-            warn!("audit retention: {why}");
-        }
-        let Some(removal) = plan.removal else {
-            return;
-        };
-        let facts = RetentionFacts {
-            from_seq: removal.from_seq,
-            from_prev_hash: removal.from_prev_hash,
-            removed_files: removal
-                .files
-                .iter()
-                .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-                .collect(),
-        };
-        let mut guard = shared.lock();
-        let q = &mut *guard;
-        if q.failure.is_some() || q.shutdown || q.signer.is_none() {
-            return;
-        }
-        let now = shared.clock.now();
-        let before = q.buf.len();
-        if let Err(e) = seal_retention(&mut q.head, now, &facts, &mut q.buf) {
-            warn!("audit retention: cannot write the retention record: {e}");
-            return;
-        }
-        // Signed at once: an unsigned retention record accounts for nothing.
-        q.seal_digest(now);
-        q.file_bytes += (q.buf.len() - before) as u64;
-        q.awaited = true;
-        self.removal = Some((removal.files, q.head.next_seq - 1));
-        info!(
-            files = facts.removed_files.len(),
-            kept_from_seq = facts.from_seq,
-            "audit retention: files past retention will be removed once their retention record is durable"
-        );
     }
 
     /// Removes `files`, oldest first, and syncs the directory. A file that cannot be removed

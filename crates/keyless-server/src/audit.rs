@@ -228,27 +228,25 @@ impl Load for RuntimeLoad {
     }
 }
 
-/// Debug builds only: the environment variable that moves the audit writer's clock (the time
-/// of digests and retention records, and the "now" retention judges age by) by this many
-/// seconds, so that end-to-end tests can age a log without waiting days. Release builds ignore
-/// it.
-pub const DEBUG_WRITER_CLOCK_OFFSET_ENV: &str = "KEYLESS_DEBUG_AUDIT_CLOCK_OFFSET_SECONDS";
+/// Debug builds only: the environment variable naming a file that holds a number of seconds
+/// by which the audit writer's clock (the time of digests and retention records, and the "now"
+/// retention judges age by) runs ahead, re-read every 100 ms, so that end-to-end tests can age
+/// a log without waiting days. Release builds ignore it.
+pub const DEBUG_WRITER_CLOCK_OFFSET_FILE_ENV: &str = "KEYLESS_DEBUG_AUDIT_CLOCK_OFFSET_FILE";
 
 /// The clock the audit writer runs on: `clock`, or in a debug build with
-/// [`DEBUG_WRITER_CLOCK_OFFSET_ENV`] set, `clock` moved by that offset.
+/// [`DEBUG_WRITER_CLOCK_OFFSET_FILE_ENV`] set, `clock` moved by the file's offset.
 pub fn writer_clock(clock: Arc<dyn Clock>) -> Arc<dyn Clock> {
     #[cfg(debug_assertions)]
-    if let Some(offset) = std::env::var(DEBUG_WRITER_CLOCK_OFFSET_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
+    if let Some(file) = std::env::var_os(DEBUG_WRITER_CLOCK_OFFSET_FILE_ENV) {
         tracing::warn!(
-            offset_seconds = offset,
-            "{DEBUG_WRITER_CLOCK_OFFSET_ENV} moves the audit writer's clock (debug build, tests only)"
+            file = %std::path::Path::new(&file).display(),
+            "{DEBUG_WRITER_CLOCK_OFFSET_FILE_ENV} moves the audit writer's clock (debug build, tests only)"
         );
         return Arc::new(OffsetClock {
             inner: clock,
-            offset: time::Duration::seconds(offset),
+            file: file.into(),
+            offset: std::sync::Mutex::new(None),
         });
     }
     clock
@@ -257,13 +255,30 @@ pub fn writer_clock(clock: Arc<dyn Clock>) -> Arc<dyn Clock> {
 #[cfg(debug_assertions)]
 struct OffsetClock {
     inner: Arc<dyn Clock>,
-    offset: time::Duration,
+    file: std::path::PathBuf,
+    /// When the file was last read, and the offset it held.
+    offset: std::sync::Mutex<Option<(std::time::Instant, time::Duration)>>,
 }
 
 #[cfg(debug_assertions)]
 impl Clock for OffsetClock {
     fn now(&self) -> time::OffsetDateTime {
-        self.inner.now().saturating_add(self.offset)
+        let mut cached = self
+            .offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let offset = match *cached {
+            Some((read, offset)) if read.elapsed() < Duration::from_millis(100) => offset,
+            _ => {
+                let offset = std::fs::read_to_string(&self.file)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .map_or(time::Duration::ZERO, time::Duration::seconds);
+                *cached = Some((std::time::Instant::now(), offset));
+                offset
+            }
+        };
+        self.inner.now().saturating_add(offset)
     }
 }
 
