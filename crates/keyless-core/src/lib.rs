@@ -18,6 +18,7 @@
 //!   checked against the store's stamp.
 //! - [`trust_binding`]: a trust policy's role principals bound to the roles' unique ids when it
 //!   is saved, so a role recreated under a trusted name is not trusted.
+//! - [`role_usage`]: when each role last had a session issued (IAM's `RoleLastUsed`).
 //! - [`error`]: [`error::ApiError`], an AWS wire code with its status and message.
 //!
 //! Nothing here does I/O or reads the clock: the edge passes `now`, the fetched JWKS and the
@@ -33,6 +34,7 @@ pub mod model;
 pub mod ports;
 pub mod revocation;
 pub mod revocation_sync;
+pub mod role_usage;
 pub mod session_cache;
 pub mod sts;
 pub mod trust_binding;

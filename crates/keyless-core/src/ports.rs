@@ -79,6 +79,18 @@ pub trait Store: Send + Sync + 'static {
     /// verifier within a second.
     async fn revocations_stamp(&self) -> Result<RevocationStamp, StoreError>;
 
+    /// Records that sessions of these roles (by unique id) were issued at these instants,
+    /// keeping the latest per role, for IAM's `RoleLastUsed`.
+    async fn record_role_use(
+        &self,
+        uses: &[(String, keyless_types::OffsetDateTime)],
+    ) -> Result<(), StoreError>;
+
+    /// When each role (by unique id) last had a session issued, as every server recorded it.
+    async fn role_last_used(
+        &self,
+    ) -> Result<Vec<(String, keyless_types::OffsetDateTime)>, StoreError>;
+
     /// Deletes revocations that can no longer match a live session at `now`; returns how many.
     async fn purge_revocations(
         &self,

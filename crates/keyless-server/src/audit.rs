@@ -616,6 +616,11 @@ pub struct IssuedFacts {
 }
 
 impl IssuedFacts {
+    /// The issued role's unique id and the session's issue time (a use of the role).
+    pub fn role_use(&self) -> (String, OffsetDateTime) {
+        (self.role_id.clone(), self.issued_at)
+    }
+
     /// Keeps what the record needs, moved out of the answer once its XML is written; the
     /// secret and the session token are dropped (and zeroized) here.
     pub fn from_issued(i: Issued) -> IssuedFacts {

@@ -116,6 +116,7 @@ pub async fn handle(
         now: state.clock.now(),
         origin,
         allow_loopback_http_providers: state.iam.allow_loopback_http_providers,
+        role_usage: &state.role_usage,
     };
     let outcome = iam::execute(&env, &caller, action, params, &mut rand::rng())?;
     if let Some(change) = &outcome.change {

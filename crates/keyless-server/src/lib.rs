@@ -284,7 +284,12 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         audit_table: audit_table
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
+        role_usage: Default::default(),
     });
+    match state.store.role_last_used().await {
+        Ok(uses) => state.role_usage.merge_saved(uses),
+        Err(e) => warn!("roles' last use not read (GetRole shows it from the next flush): {e}"),
+    }
     // In force before the first request; their audit records are the watcher's first job, so a
     // large outbox (rows stored before the audit marker existed) does not delay startup.
     revoke_api::load_revocations(&state).await.map_err(|e| {
@@ -295,6 +300,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tokio::spawn(watch_keyring(Arc::clone(&state)));
     tokio::spawn(watch_revocations(Arc::clone(&state)));
     tokio::spawn(watch_directory(Arc::clone(&state)));
+    tokio::spawn(watch_role_usage(Arc::clone(&state)));
 
     let certificates = match &config.tls {
         Some(settings) => {
@@ -339,6 +345,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     .await;
     // Every request has been answered; sign the tail of the log and sync it.
     state.audit.shutdown().await;
+    flush_role_usage(&state).await;
     if let Some(sink) = &audit_table {
         sink.shutdown().await;
     }
@@ -528,6 +535,33 @@ async fn watch_directory(state: Arc<AppState>) {
             Ok(_) => {}
             Err(e) => warn!("directory changes not polled: {e}"),
         }
+    }
+}
+
+/// How often this server writes the roles it issued sessions for and reads back every
+/// server's: `GetRole` on another replica shows a use within this. IAM itself takes hours.
+const ROLE_USAGE_FLUSH: Duration = Duration::from_secs(30);
+
+async fn watch_role_usage(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(ROLE_USAGE_FLUSH).await;
+        flush_role_usage(&state).await;
+    }
+}
+
+/// Writes the role uses noted since the last flush and takes in every server's.
+pub async fn flush_role_usage(state: &AppState) {
+    let uses = state.role_usage.take_unsaved();
+    if !uses.is_empty()
+        && let Err(e) = state.store.record_role_use(&uses).await
+    {
+        warn!("roles' last use not written, retried at the next flush: {e}");
+        state.role_usage.unsaved_again(uses);
+        return;
+    }
+    match state.store.role_last_used().await {
+        Ok(stored) => state.role_usage.merge_saved(stored),
+        Err(e) => warn!("roles' last use not read: {e}"),
     }
 }
 

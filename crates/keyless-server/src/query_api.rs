@@ -199,7 +199,15 @@ async fn record(
     facts: CallFacts,
     result: Result<String, ApiError>,
 ) -> Result<String, ApiError> {
+    // A role is used once its session is issued, i.e. delivered: after the durable record.
+    let role_use = facts.issued.as_ref().map(IssuedFacts::role_use);
+    let mark_used = |result: &Result<String, ApiError>| {
+        if let (Ok(_), Some((role_id, at))) = (result, &role_use) {
+            state.role_usage.used(role_id, *at);
+        }
+    };
     if !state.audit.enabled() {
+        mark_used(&result);
         return result;
     }
     let user_agent = headers
@@ -218,7 +226,10 @@ async fn record(
     };
     let event = audit::sts_event(call, result.as_ref().err());
     match state.audit.record_durable(&event).await {
-        Ok(_) => result,
+        Ok(_) => {
+            mark_used(&result);
+            result
+        }
         Err(unavailable) => match result {
             Ok(_) => Err(unavailable),
             Err(original) => Err(original),

@@ -137,6 +137,9 @@ pub struct AppState {
     pub audit: crate::audit::Audit,
     /// How far the audit table sink is (Postgres only), for `/readyz`.
     pub audit_table: Option<Arc<crate::audit_table_sink::SinkStatus>>,
+    /// When each role last had a session issued (`GetRole`'s `RoleLastUsed`), written to the
+    /// store by [`crate::flush_role_usage`].
+    pub role_usage: keyless_core::role_usage::RoleUsage,
 }
 
 impl std::fmt::Debug for AppState {

@@ -21,7 +21,8 @@ use sqlx::{Connection as _, PgConnection, PgPool, Row};
 
 use crate::DatabaseUrl;
 use crate::codec::{
-    account_id, json_list, json_map, parse_list, parse_map, revocation_of_row, time_of, unix_millis,
+    account_id, json_list, json_map, parse_list, parse_map, revocation_of_row, time_of,
+    time_of_millis, unix_millis,
 };
 
 /// The Postgres store (a small connection pool).
@@ -539,6 +540,33 @@ impl Store for PgStore {
             .await
             .map_err(err("directory generation"))?;
         Ok(row.get(0))
+    }
+
+    async fn record_role_use(&self, uses: &[(String, OffsetDateTime)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("role use"))?;
+        for (role_id, at) in uses {
+            sqlx::query(
+                "INSERT INTO role_last_used (role_id, used_at_ms) VALUES ($1, $2)
+                 ON CONFLICT (role_id) DO UPDATE SET used_at_ms = GREATEST(role_last_used.used_at_ms, excluded.used_at_ms)",
+            )
+            .bind(role_id)
+            .bind(unix_millis(*at))
+            .execute(&mut *tx)
+            .await
+            .map_err(err("role use"))?;
+        }
+        tx.commit().await.map_err(err("role use"))
+    }
+
+    async fn role_last_used(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+        let rows = sqlx::query("SELECT role_id, used_at_ms FROM role_last_used")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("role last used"))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), time_of_millis(r.get(1))))
+            .collect())
     }
 
     async fn revocations_generation(&self) -> Result<i64, StoreError> {

@@ -119,6 +119,7 @@ both!(
     the_revocations_generation_advances_with_every_revocation_added_or_purged,
     trust_principal_ids_round_trip_and_config_re_binds_them,
     config_bindings_follow_the_role_ids_the_store_kept,
+    role_use_keeps_the_latest_per_role_and_moves_no_generation,
     ping_answers,
 );
 
@@ -414,6 +415,47 @@ async fn the_directory_generation_advances_with_every_committed_write(store: &dy
     clash.origin = Origin::Api;
     assert!(store.write(&Change::PutRole(clash)).await.is_err());
     assert_eq!(store.directory_generation().await.unwrap(), after_write);
+}
+
+async fn role_use_keeps_the_latest_per_role_and_moves_no_generation(store: &dyn Store) {
+    let at = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
+    assert!(store.role_last_used().await.unwrap().is_empty());
+    let generations = (
+        store.directory_generation().await.unwrap(),
+        store.revocations_generation().await.unwrap(),
+    );
+    store
+        .record_role_use(&[
+            ("AROAONE".into(), at(1_900_000_100)),
+            ("AROATWO".into(), at(1_900_000_050)),
+        ])
+        .await
+        .unwrap();
+    // Another server's older report does not move a role back; a newer one moves it on.
+    store
+        .record_role_use(&[
+            ("AROAONE".into(), at(1_900_000_000)),
+            ("AROATWO".into(), at(1_900_000_200)),
+        ])
+        .await
+        .unwrap();
+    store.record_role_use(&[]).await.unwrap();
+    let mut used = store.role_last_used().await.unwrap();
+    used.sort();
+    assert_eq!(
+        used,
+        vec![
+            ("AROAONE".into(), at(1_900_000_100)),
+            ("AROATWO".into(), at(1_900_000_200)),
+        ]
+    );
+    assert_eq!(
+        (
+            store.directory_generation().await.unwrap(),
+            store.revocations_generation().await.unwrap(),
+        ),
+        generations
+    );
 }
 
 async fn the_revocations_generation_advances_with_every_revocation_added_or_purged(

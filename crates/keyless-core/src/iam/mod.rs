@@ -79,6 +79,8 @@ pub struct IamEnv<'a> {
     pub origin: Origin,
     /// Accept `http://` provider URLs on loopback hosts (local test issuers only).
     pub allow_loopback_http_providers: bool,
+    /// When each role last had a session issued (`GetRole`'s `RoleLastUsed`).
+    pub role_usage: &'a crate::role_usage::RoleUsage,
 }
 
 /// A trust-policy SECURITY_WARNING the request acknowledged with [`ACKNOWLEDGE_RISK_TAG`].

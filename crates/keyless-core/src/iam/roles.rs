@@ -278,7 +278,18 @@ pub(super) fn get(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     c.finish()?;
     let r = authorized_role(cx, "GetRole", &name, |_| {})?;
     let mut nodes = role_nodes(&r.role, true, cx.directory());
-    nodes.push(Node::Group("RoleLastUsed", vec![]));
+    // Empty until a session of this role (this very role: by unique id) is issued, as in IAM.
+    let last_used = cx
+        .env
+        .role_usage
+        .last_used(&r.role.role_id)
+        .map_or_else(Vec::new, |at| {
+            vec![
+                Node::date("LastUsedDate", at),
+                Node::leaf("Region", crate::sts::REGION),
+            ]
+        });
+    nodes.push(Node::Group("RoleLastUsed", last_used));
     Ok(IamOutcome::result(vec![Node::Group("Role", nodes)]))
 }
 

@@ -60,6 +60,7 @@ struct World {
     entities: Entities,
     ring: KeyRing,
     sealer: MessageSealer,
+    role_usage: crate::role_usage::RoleUsage,
 }
 
 impl World {
@@ -88,6 +89,7 @@ impl World {
             entities,
             ring: KeyRing::generate(now(), &mut rand::rng()).unwrap(),
             sealer: MessageSealer::new(&SecretBytes::new(vec![9; 32])).unwrap(),
+            role_usage: Default::default(),
         }
     }
 
@@ -207,6 +209,7 @@ impl World {
                 secure_transport: true,
             },
             allow_loopback_http_providers: false,
+            role_usage: &self.role_usage,
         };
         let out = execute(&env, &caller, action, &params, &mut rand::rng())?;
         if let Some(change) = &out.change {

@@ -21,6 +21,10 @@ use time::format_description::well_known::Rfc3339;
 use crate::authz_message::{MessageSealer, describe};
 use crate::error::ApiError;
 
+/// The region keyless names wherever AWS names one (`RoleLastUsed`, audit records): it is one
+/// service, as IAM is global on AWS.
+pub const REGION: &str = "us-east-1";
+
 /// What an issuing call returns, ready for the XML writer.
 #[derive(Debug)]
 pub struct Issued {
