@@ -547,13 +547,16 @@ pub(super) fn detach(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     let name = role_name(&mut c, p);
     let arn = policy_arn_param(&mut c, p, "PolicyArn", "policyArn");
     c.finish()?;
+    // Remove exactly the attachment authorized as `iam:PolicyARN`: matching the ARN ignoring
+    // case removed `policy/Security/X` when asked for `policy/security/X`, an ARN a Deny on
+    // `policy/Security/*` does not match.
+    let attached = canonical_policy_arn(cx, &arn);
     let r = authorized_role(cx, "DetachRolePolicy", &name, |ctx| {
-        ctx.insert_single("iam:PolicyARN", canonical_policy_arn(cx, &arn));
+        ctx.insert_single("iam:PolicyARN", attached.clone());
     })?;
     let mut role = writable(&r)?;
     let before = role.attached_policies.len();
-    role.attached_policies
-        .retain(|a| !a.eq_ignore_ascii_case(&arn));
+    role.attached_policies.retain(|a| *a != attached);
     if role.attached_policies.len() == before {
         return Err(no_such_entity(format!("Policy {arn} was not found.")));
     }

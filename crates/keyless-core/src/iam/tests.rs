@@ -1287,3 +1287,66 @@ fn a_trust_policy_naming_a_role_that_does_not_exist_is_malformed_and_saves_nothi
         ("MalformedPolicyDocument", 400)
     );
 }
+
+#[test]
+fn a_detach_is_authorized_and_matched_as_the_attachment_it_removes() {
+    // DetachRolePolicy once removed any attachment equal to the given ARN ignoring ASCII case,
+    // while `iam:PolicyARN` was the ARN as written whenever its path's case differed from the
+    // stored one: `policy/security/Baseline` stepped around a guardrail on `policy/Security/*`.
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let arn = "arn:aws:iam::123456789012:policy/Security/Baseline";
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[
+            ("PolicyName", "Baseline"),
+            ("Path", "/Security/"),
+            ("PolicyDocument", &allow),
+        ],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "AttachRolePolicy",
+        &[("RoleName", "ci"), ("PolicyArn", arn)],
+    )
+    .unwrap();
+    guard(
+        &mut w,
+        "keep-security",
+        r#"{"Effect":"Deny","Action":"iam:DetachRolePolicy","Resource":"*","Condition":{"ArnLike":{"iam:PolicyARN":"arn:aws:iam::*:policy/Security/*"}}}"#,
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "DetachRolePolicy",
+            &[("RoleName", "ci"), ("PolicyArn", arn)]
+        ),
+        ("AccessDenied", 403)
+    );
+    for other in [
+        "arn:aws:iam::123456789012:policy/security/Baseline",
+        "arn:aws:iam::123456789012:policy/SECURITY/BASELINE",
+        "arn:AWS:IAM::123456789012:policy/Security/Baseline",
+        "ARN:aws:iam::123456789012:POLICY/security/baseline",
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "DetachRolePolicy",
+                &[("RoleName", "ci"), ("PolicyArn", other)]
+            ),
+            ("NoSuchEntity", 404),
+            "{other}"
+        );
+    }
+    let ci = w.entities.roles.iter().find(|r| r.name == "ci").unwrap();
+    assert_eq!(ci.attached_policies, vec![arn.to_owned()]);
+}
