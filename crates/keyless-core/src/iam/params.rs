@@ -257,6 +257,15 @@ pub fn resource_tags(c: &mut Context, tags: &BTreeMap<String, String>) {
     }
 }
 
+/// [`resource_tags`] for a role, which IAM also exposes as `iam:ResourceTag/<key>` (IAM's key
+/// for users and roles): a Deny written with it must bind here as it does on AWS.
+pub fn role_resource_tags(c: &mut Context, tags: &BTreeMap<String, String>) {
+    resource_tags(c, tags);
+    for (k, v) in tags {
+        c.insert_single(&format!("iam:ResourceTag/{k}"), v.clone());
+    }
+}
+
 /// Adds tags to an entity's tags (a key given again in another case replaces it); more than
 /// 50 in all is `LimitExceeded`.
 pub fn merge_tags(

@@ -8,7 +8,7 @@ use keyless_policy::{ParseErrorKind, Policy, PolicyType, Severity, policy_size, 
 use rand::Rng;
 
 use super::params::{
-    Check, check_tag_rules, merge_tags, parse_policy, remove_tags, request_tags, resource_tags,
+    Check, check_tag_rules, merge_tags, parse_policy, remove_tags, request_tags, role_resource_tags,
 };
 use super::policies::canonical_policy_arn;
 use super::{
@@ -149,7 +149,7 @@ fn authorized_role(
         .map_or_else(|| role_arn(cx, "/", name), |r| r.arn.clone());
     cx.authorize(action, &arn, |c| {
         if let Some(r) = &found {
-            resource_tags(c, &r.role.tags);
+            role_resource_tags(c, &r.role.tags);
             if let Some(b) = &r.role.permissions_boundary_arn
                 && BOUNDARY_KEYED.contains(&action)
             {

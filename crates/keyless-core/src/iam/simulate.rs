@@ -236,7 +236,11 @@ pub(super) fn principal(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError>
     // The lookup ignores the name's case; authorize on the role's own ARN, as for every other
     // call on a role.
     let resource = found.as_ref().map_or(source.as_str(), |r| r.arn.as_str());
-    cx.authorize("SimulatePrincipalPolicy", resource, |_| {})?;
+    cx.authorize("SimulatePrincipalPolicy", resource, |c| {
+        if let Some(r) = &found {
+            super::params::role_resource_tags(c, &r.role.tags);
+        }
+    })?;
     if !source.contains(":role/") {
         return Err(invalid_input(
             "PolicySourceArn must be a role ARN: keyless has no IAM users or groups.",

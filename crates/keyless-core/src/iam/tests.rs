@@ -1350,3 +1350,68 @@ fn a_detach_is_authorized_and_matched_as_the_attachment_it_removes() {
     let ci = w.entities.roles.iter().find(|r| r.name == "ci").unwrap();
     assert_eq!(ci.attached_policies, vec![arn.to_owned()]);
 }
+
+#[test]
+fn calls_on_a_role_carry_its_tags_as_iam_resource_tag_too() {
+    // IAM documents `iam:ResourceTag/<key>` beside `aws:ResourceTag/<key>` for users and roles
+    // (CDK's bootstrap policies use it). Without it a Deny keyed on it never matched.
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreateRole",
+        &[
+            ("RoleName", "prod"),
+            ("AssumeRolePolicyDocument", TRUST),
+            ("Tags.member.1.Key", "protected"),
+            ("Tags.member.1.Value", "true"),
+        ],
+    )
+    .unwrap();
+    guard(
+        &mut w,
+        "protected-roles",
+        r#"{"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"StringEquals":{"iam:ResourceTag/protected":"true"}}}"#,
+    );
+    for (action, pairs) in [
+        ("DeleteRole", vec![("RoleName", "prod")]),
+        (
+            "PutRolePolicy",
+            vec![
+                ("RoleName", "prod"),
+                ("PolicyName", "more"),
+                ("PolicyDocument", allow.as_str()),
+            ],
+        ),
+        (
+            "UpdateAssumeRolePolicy",
+            vec![("RoleName", "prod"), ("PolicyDocument", OPEN_TRUST)],
+        ),
+        (
+            "UntagRole",
+            vec![("RoleName", "prod"), ("TagKeys.member.1", "protected")],
+        ),
+        ("GetRole", vec![("RoleName", "PROD")]),
+    ] {
+        let before = w.entities.clone();
+        let e = w.call("admin", action, &pairs).unwrap_err();
+        assert_eq!((e.code, e.status), ("AccessDenied", 403), "{action}");
+        assert_eq!(w.entities, before, "{action}");
+    }
+    assert_eq!(
+        w.code(
+            "admin",
+            "SimulatePrincipalPolicy",
+            &[
+                ("PolicySourceArn", "arn:aws:iam::123456789012:role/prod"),
+                ("ActionNames.member.1", "s3:GetObject")
+            ]
+        ),
+        ("AccessDenied", 403)
+    );
+    // Both keys, the tag key matched ignoring case as for every tag key.
+    let mut c = keyless_policy::Context::new();
+    params::role_resource_tags(&mut c, &[("team".to_owned(), "a".to_owned())].into());
+    assert!(c.get("iam:ResourceTag/TEAM").is_some());
+    assert!(c.get("aws:ResourceTag/team").is_some());
+}
