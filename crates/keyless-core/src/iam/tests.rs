@@ -1415,3 +1415,56 @@ fn calls_on_a_role_carry_its_tags_as_iam_resource_tag_too() {
     assert!(c.get("iam:ResourceTag/TEAM").is_some());
     assert!(c.get("aws:ResourceTag/team").is_some());
 }
+
+#[test]
+fn tags_refuse_control_characters_as_the_iam_pattern_does() {
+    // `[\p{L}\p{Z}\p{N}_.:/=+\-@]`: `\p{Z}` is the separators (space, no-break space, U+2028…),
+    // not TAB, LF or CR. A tag with a CR would not even come back as written (XML turns it
+    // into LF).
+    let mut w = World::new();
+    for (key, value) in [
+        ("a\nb", "v"),
+        ("tab\tkey", "v"),
+        ("k", "line\r\nbreak"),
+        ("k", "nul\u{0}"),
+        ("k", "next\u{85}line"),
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "CreateRole",
+                &[
+                    ("RoleName", "tagged"),
+                    ("AssumeRolePolicyDocument", TRUST),
+                    ("Tags.member.1.Key", key),
+                    ("Tags.member.1.Value", value),
+                ]
+            ),
+            ("ValidationError", 400),
+            "{key:?}={value:?}"
+        );
+    }
+    w.call(
+        "admin",
+        "CreateRole",
+        &[
+            ("RoleName", "tagged"),
+            ("AssumeRolePolicyDocument", TRUST),
+            ("Tags.member.1.Key", "cost center"),
+            ("Tags.member.1.Value", "no\u{a0}break\u{2028}sep"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        w.code(
+            "admin",
+            "TagRole",
+            &[
+                ("RoleName", "tagged"),
+                ("Tags.member.1.Key", "k"),
+                ("Tags.member.1.Value", "a\tb"),
+            ]
+        ),
+        ("ValidationError", 400)
+    );
+}

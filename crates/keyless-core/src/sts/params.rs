@@ -260,13 +260,15 @@ pub fn check_source_identity(p: &mut Problems, v: &str) {
     }
 }
 
+/// A character of AWS's tag pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]`. `\p{Z}` is the separators
+/// only: Rust's `is_whitespace` also takes TAB, LF, CR and other controls, which AWS refuses.
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+}
+
 /// A session tag key: 1-128 of `[\p{L}\p{Z}\p{N}_.:/=+\-@]+`.
 pub fn check_tag_key(p: &mut Problems, v: &str, field: &str) {
-    if check_len(p, v, field, 1, 128)
-        && !v
-            .chars()
-            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
-    {
+    if check_len(p, v, field, 1, 128) && !v.chars().all(is_tag_char) {
         p.push(
             v,
             field,
@@ -277,11 +279,7 @@ pub fn check_tag_key(p: &mut Problems, v: &str, field: &str) {
 
 /// A session tag value: 0-256 of `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`.
 pub fn check_tag_value(p: &mut Problems, v: &str, field: &str) {
-    if check_len(p, v, field, 0, 256)
-        && !v
-            .chars()
-            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
-    {
+    if check_len(p, v, field, 0, 256) && !v.chars().all(is_tag_char) {
         p.push(
             v,
             field,
