@@ -119,6 +119,17 @@ fn authorized_policy(
     found.ok_or_else(|| no_such_entity(format!("Policy {arn} was not found.")))
 }
 
+/// Parses a managed policy document. IAM refuses one without `"Version": "2012-10-17"` (a
+/// missing Version means 2008-10-17, where `${…}` is literal text); inline policies may omit it.
+fn parse_managed(doc: &str) -> Result<(), ApiError> {
+    if !parse_policy(doc, PolicyType::Identity)?.supports_variables() {
+        return Err(super::malformed(
+            "Policy document must be version 2012-10-17 or greater.",
+        ));
+    }
+    Ok(())
+}
+
 fn writable(m: &CompiledManagedPolicy) -> Result<ManagedPolicy, ApiError> {
     if m.policy.origin == Origin::Config {
         return Err(unmodifiable("policy", &m.policy.name));
@@ -162,7 +173,7 @@ pub(super) fn create<R: Rng + ?Sized>(
             "Cannot exceed quota for PoliciesPerAccount: {MAX_POLICIES}"
         )));
     }
-    parse_policy(&doc, PolicyType::Identity)?;
+    parse_managed(&doc)?;
     let policy = ManagedPolicy {
         account: cx.account(),
         name,
@@ -290,7 +301,7 @@ pub(super) fn create_version(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiE
             "A managed policy can have up to 5 versions. Before you create a new version, you must delete an existing version.",
         ));
     }
-    parse_policy(&doc, PolicyType::Identity)?;
+    parse_managed(&doc)?;
     let version = PolicyVersion {
         version_id: format!("v{}", policy.next_version),
         document: doc,

@@ -1468,3 +1468,66 @@ fn tags_refuse_control_characters_as_the_iam_pattern_does() {
         ("ValidationError", 400)
     );
 }
+
+#[test]
+fn managed_policies_must_be_version_2012_10_17() {
+    // IAM refuses a managed policy (or a new version of one) without `"Version": "2012-10-17"`:
+    // "Policy document must be version 2012-10-17 or greater." Inline policies may omit it.
+    let mut w = World::new();
+    let stmt =
+        r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${aws:username}"}"#;
+    let none = format!(r#"{{"Statement":[{stmt}]}}"#);
+    let old = format!(r#"{{"Version":"2008-10-17","Statement":[{stmt}]}}"#);
+    for d in [&none, &old] {
+        let before = w.entities.clone();
+        let e = w
+            .call(
+                "admin",
+                "CreatePolicy",
+                &[("PolicyName", "legacy"), ("PolicyDocument", d)],
+            )
+            .unwrap_err();
+        assert_eq!((e.code, e.status), ("MalformedPolicyDocument", 400), "{d}");
+        assert_eq!(
+            e.message,
+            "Policy document must be version 2012-10-17 or greater."
+        );
+        assert_eq!(w.entities, before);
+    }
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "current"), ("PolicyDocument", &doc(stmt))],
+    )
+    .unwrap();
+    for d in [&none, &old] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "CreatePolicyVersion",
+                &[
+                    ("PolicyArn", "arn:aws:iam::123456789012:policy/current"),
+                    ("PolicyDocument", d),
+                    ("SetAsDefault", "true"),
+                ]
+            ),
+            ("MalformedPolicyDocument", 400)
+        );
+    }
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "PutRolePolicy",
+        &[
+            ("RoleName", "ci"),
+            ("PolicyName", "inline"),
+            ("PolicyDocument", &none),
+        ],
+    )
+    .unwrap();
+}
