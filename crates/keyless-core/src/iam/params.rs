@@ -98,6 +98,30 @@ impl Check {
         ok
     }
 
+    /// A managed policy's path or path prefix: `((/[A-Za-z0-9\.,\+@=_-]+)*)/`, at most 512. Stricter
+    /// than a role's: no `*`, `:` or empty segment can reach a policy ARN.
+    pub fn policy_path(&mut self, v: &str, field: &str) -> bool {
+        if !check_len(&mut self.problems, v, field, 1, 512) {
+            return false;
+        }
+        let segment_char = |b: u8| b.is_ascii_alphanumeric() || b".,+@=_-".contains(&b);
+        let ok = v.strip_suffix('/').is_some_and(|body| {
+            body.is_empty()
+                || body.strip_prefix('/').is_some_and(|rest| {
+                    rest.split('/')
+                        .all(|seg| !seg.is_empty() && seg.bytes().all(segment_char))
+                })
+        });
+        if !ok {
+            self.problems.push(
+                v,
+                field,
+                "Member must satisfy regular expression pattern: ((/[A-Za-z0-9\\.,\\+@=_-]+)*)/",
+            );
+        }
+        ok
+    }
+
     /// A description: at most 1000 of `[\t\n\r\u0020-\u007E\u00A1-\u00FF]`.
     pub fn description(&mut self, v: &str, field: &str) -> bool {
         if !check_len(&mut self.problems, v, field, 0, 1000) {

@@ -147,7 +147,7 @@ pub(super) fn create<R: Rng + ?Sized>(
         c.name(v, "policyName", 128);
     });
     let path = p.get("Path").unwrap_or("/").to_owned();
-    c.path(&path, "path");
+    c.policy_path(&path, "path");
     let doc = c.required_with(p, "PolicyDocument", "policyDocument", |c, v| {
         c.document(v, "policyDocument");
     });
@@ -228,7 +228,7 @@ pub(super) fn list(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
         );
     }
     let prefix = p.get("PathPrefix").unwrap_or("/").to_owned();
-    c.path_prefix(&prefix, "pathPrefix");
+    c.policy_path(&prefix, "pathPrefix");
     let page = c.page(p);
     c.finish()?;
     cx.authorize("ListPolicies", "*", |_| {})?;

@@ -567,7 +567,7 @@ pub(super) fn list_attached(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiEr
     let mut c = Check::default();
     let name = role_name(&mut c, p);
     let prefix = p.get("PathPrefix").unwrap_or("/").to_owned();
-    c.path_prefix(&prefix, "pathPrefix");
+    c.policy_path(&prefix, "pathPrefix");
     let page = c.page(p);
     c.finish()?;
     let r = authorized_role(cx, "ListAttachedRolePolicies", &name, |_| {})?;

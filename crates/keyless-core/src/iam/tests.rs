@@ -1531,3 +1531,72 @@ fn managed_policies_must_be_version_2012_10_17() {
     )
     .unwrap();
 }
+
+#[test]
+fn policy_paths_follow_the_stricter_policy_path_pattern() {
+    // CreatePolicy's Path and the PathPrefix of ListPolicies/ListAttachedRolePolicies are
+    // `((/[A-Za-z0-9\.,\+@=_-]+)*)/` in the IAM model, not the role path pattern: a `*` in a
+    // stored policy ARN would read as a wildcard wherever the ARN is written into a policy.
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    for path in ["/a*b/", "/a//b/", "/a:b/", "/a b/", "/é/", "/x", "x/"] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "CreatePolicy",
+                &[
+                    ("PolicyName", "p"),
+                    ("Path", path),
+                    ("PolicyDocument", &allow)
+                ]
+            ),
+            ("ValidationError", 400),
+            "{path}"
+        );
+    }
+    for path in ["/", "/team/", "/a.b,c+d@e=f_g-h/x/"] {
+        let name = format!("p{}", path.len());
+        w.call(
+            "admin",
+            "CreatePolicy",
+            &[
+                ("PolicyName", &name),
+                ("Path", path),
+                ("PolicyDocument", &allow),
+            ],
+        )
+        .unwrap();
+    }
+    w.call(
+        "admin",
+        "CreateRole",
+        &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)],
+    )
+    .unwrap();
+    for prefix in ["/te", "/a*/", "//"] {
+        assert_eq!(
+            w.code("admin", "ListPolicies", &[("PathPrefix", prefix)]),
+            ("ValidationError", 400),
+            "{prefix}"
+        );
+        assert_eq!(
+            w.code(
+                "admin",
+                "ListAttachedRolePolicies",
+                &[("RoleName", "ci"), ("PathPrefix", prefix)]
+            ),
+            ("ValidationError", 400),
+            "{prefix}"
+        );
+    }
+    let out = w
+        .call("admin", "ListPolicies", &[("PathPrefix", "/team/")])
+        .unwrap();
+    assert_eq!(
+        leaf(&out.result.unwrap(), "Arn"),
+        Some("arn:aws:iam::123456789012:policy/team/p6")
+    );
+    // ListRoles keeps the looser role path prefix pattern.
+    w.call("admin", "ListRoles", &[("PathPrefix", "/te")])
+        .unwrap();
+}
