@@ -324,6 +324,9 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
         let decision = keyless_policy::evaluate(&request, &policies);
         return Err(env.authorizer.deny(asker, &request, &decision, denial()));
     };
+    // The role is the resource of sts:AssumeRole: its tags are `aws:ResourceTag/<key>` and
+    // `iam:ResourceTag/<key>` (CDK's bootstrap policies and tag-keyed guardrails read them).
+    crate::iam::params::role_resource_tags(&mut context, &target.role.tags);
     let levels = env.directory.guardrail_levels(caller.account());
     let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = PolicySet {
