@@ -547,6 +547,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 )
             })?;
         }
+        if !guardrail_target_exists(target, &entities.accounts) {
+            return Err(cx.at_span(
+                &g.target,
+                format!(
+                    "guardrail target {target:?} names no declared account and no OU of one, so the guardrail would bind no one; \
+                     use \"/\", an [[accounts]] id, or an OU on an account's ou path ({}; OU paths are case-sensitive)",
+                    declared_ous(&entities.accounts).join(", ")
+                ),
+            ));
+        }
         if !guardrail_names.insert((target.clone(), g.name.get_ref().clone())) {
             return Err(cx.at_span(&g.name, "guardrail name is declared twice for this target"));
         }
@@ -721,6 +731,36 @@ fn check_policy_within(
         }
     }
     Ok(())
+}
+
+/// Whether a guardrail target names something: the root, a declared account, or an OU on a
+/// declared account's path (the OUs exist only as those paths).
+fn guardrail_target_exists(target: &str, accounts: &[Account]) -> bool {
+    target == "/"
+        || accounts.iter().any(|a| {
+            a.id.to_string() == target
+                || a.ou_path == target
+                || a.ou_path
+                    .strip_prefix(target)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+/// Every OU the accounts' paths declare, sorted, for an error message.
+fn declared_ous(accounts: &[Account]) -> Vec<String> {
+    let mut ous = BTreeSet::new();
+    for a in accounts {
+        let mut prefix = String::new();
+        for seg in a.ou_path.split('/').filter(|s| !s.is_empty()) {
+            prefix.push('/');
+            prefix.push_str(seg);
+            ous.insert(prefix.clone());
+        }
+    }
+    if ous.is_empty() {
+        return vec!["no OU is declared".to_owned()];
+    }
+    ous.into_iter().collect()
 }
 
 fn check_ou_path(p: &str) -> Result<(), String> {
@@ -1198,6 +1238,39 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         for (text, want) in cases {
             let e = p(&text).unwrap_err();
             assert!(e.message.contains(want), "want {want:?}, got {e}");
+            assert!(e.line > 0, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_guardrail_must_attach_to_a_declared_ou_or_account() {
+        // A target naming nothing attached the guardrail to nothing: a typo ("/Workloads", an
+        // account id off by a digit) left every account unguarded, and the server started.
+        // AWS Organizations refuses to attach a policy to a target that does not exist.
+        let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"s3:DeleteObject","Resource":"*"}]}"#;
+        let with = |target: &str| {
+            format!(
+                "{}\n[[guardrails]]\ntarget = \"{target}\"\nname = \"g\"\ndocument = '''{deny}'''\n",
+                base()
+            )
+        };
+        for target in ["/", "/workloads", "/workloads/dev", "123456789012"] {
+            let c = p(&with(target)).unwrap();
+            assert_eq!(c.entities.guardrails[0].target, target);
+        }
+        for target in [
+            "/Workloads",
+            "/workload",
+            "/workloads/de",
+            "/workloads/dev/team",
+            "/sandbox",
+            "210987654321",
+        ] {
+            let e = p(&with(target)).unwrap_err();
+            assert!(
+                e.message.contains("no declared account") && e.message.contains(target),
+                "{target}: {e}"
+            );
             assert!(e.line > 0, "{e}");
         }
     }
