@@ -23,7 +23,42 @@ struct Inputs {
     page: super::params::Page,
 }
 
+/// Inputs of the IAM simulator that keyless does not evaluate. Each can change AWS's answer
+/// (a resource policy's Deny, another caller, excluded or organization policies), so a request
+/// naming one is refused rather than answered as if it were absent.
+const NOT_SIMULATED: &[&str] = &[
+    "ResourcePolicy",
+    "ResourceOwner",
+    "CallerArn",
+    "ResourceHandlingOption",
+    "PolicyExclusionList",
+    "OrderedOrganizationPolicyInputList",
+];
+
+const CONTEXT_KEY_TYPES: &[&str] = &[
+    "string",
+    "stringList",
+    "numeric",
+    "numericList",
+    "boolean",
+    "booleanList",
+    "ip",
+    "ipList",
+    "binary",
+    "binaryList",
+    "date",
+    "dateList",
+];
+
 fn inputs(p: &Params, policies_required: bool) -> Result<Inputs, ApiError> {
+    if let Some(name) = NOT_SIMULATED.iter().find(|n| {
+        p.names()
+            .any(|k| k == **n || k.strip_prefix(**n).is_some_and(|r| r.starts_with('.')))
+    }) {
+        return Err(invalid_input(format!(
+            "keyless does not simulate {name}: the answer would ignore it. Leave it out; keyless evaluates identity policies, the permissions boundary and the account's guardrails."
+        )));
+    }
     let mut c = Check::default();
     let actions: Vec<String> = p
         .list("ActionNames")
@@ -77,6 +112,11 @@ fn inputs(p: &Params, policies_required: bool) -> Result<Inputs, ApiError> {
             [Some(name), ty] => {
                 c.len(name, "contextEntries.member.contextKeyName", 5, 256);
                 let ty = ty.unwrap_or("string");
+                c.one_of(
+                    ty,
+                    "contextEntries.member.contextKeyType",
+                    CONTEXT_KEY_TYPES,
+                );
                 if ty.ends_with("List") {
                     context.insert_multi(name, values);
                 } else if let Some(v) = values.into_iter().next() {

@@ -1600,3 +1600,63 @@ fn policy_paths_follow_the_stricter_policy_path_pattern() {
     w.call("admin", "ListRoles", &[("PathPrefix", "/te")])
         .unwrap();
 }
+
+#[test]
+fn simulation_refuses_inputs_it_would_otherwise_ignore() {
+    // A resource policy with a Deny, a caller, an exclusion list or organization policies
+    // change AWS's answer. Ignoring them silently answered "allowed" where AWS says
+    // "explicitDeny"; a simulator must refuse what it does not evaluate.
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let deny_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
+    let custom = [
+        ("PolicyInputList.member.1", allow.as_str()),
+        ("ActionNames.member.1", "s3:GetObject"),
+    ];
+    let principal = [
+        ("PolicySourceArn", "arn:aws:iam::123456789012:role/admin"),
+        ("ActionNames.member.1", "s3:GetObject"),
+    ];
+    for (name, value) in [
+        ("ResourcePolicy", deny_all),
+        ("ResourceOwner", "arn:aws:iam::210987654321:root"),
+        ("CallerArn", "arn:aws:iam::123456789012:role/admin"),
+        ("ResourceHandlingOption", "EC2-VPC-InstanceStore"),
+        ("PolicyExclusionList.member.1", "perms"),
+        ("OrderedOrganizationPolicyInputList.member.1", deny_all),
+    ] {
+        for (action, base) in [
+            ("SimulateCustomPolicy", &custom),
+            ("SimulatePrincipalPolicy", &principal),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            assert_eq!(
+                w.code("admin", action, &pairs),
+                ("InvalidInput", 400),
+                "{action} {name}"
+            );
+        }
+    }
+    let mut pairs = custom.to_vec();
+    pairs.extend([
+        ("ContextEntries.member.1.ContextKeyName", "aws:SourceIp"),
+        ("ContextEntries.member.1.ContextKeyType", "address"),
+        (
+            "ContextEntries.member.1.ContextKeyValues.member.1",
+            "10.0.0.1",
+        ),
+    ]);
+    assert_eq!(
+        w.code("admin", "SimulateCustomPolicy", &pairs),
+        ("ValidationError", 400)
+    );
+    pairs.pop();
+    pairs.pop();
+    pairs.push(("ContextEntries.member.1.ContextKeyType", "ip"));
+    pairs.push((
+        "ContextEntries.member.1.ContextKeyValues.member.1",
+        "10.0.0.1",
+    ));
+    w.call("admin", "SimulateCustomPolicy", &pairs).unwrap();
+}
