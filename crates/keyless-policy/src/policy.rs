@@ -1545,7 +1545,13 @@ impl B<'_> {
                     .find(|c| *c.key == *key && !c.negated && c.op != Op::Null && !c.if_exists)
             };
             let github = host == "token.actions.githubusercontent.com";
-            let sub = positive("sub");
+            // A subject pattern that matches every subject (`*`, `?*`, `${…:sub}` itself) is no
+            // subject check. GitHub subjects are judged below (OVERLY_BROAD_GITHUB_SUB).
+            let sub = positive("sub").filter(|c| {
+                github
+                    || !matches!(&c.vals, Vals::Str(vs)
+                        if vs.iter().any(|v| matches_every_subject(&v.pat)))
+            });
             // A repository claim matched with a wildcard in the repository does not restrict
             // the repository: `StringLike repository "*"` is no condition at all, nor is one
             // compared with a variable, which the token itself fills in.
@@ -1628,6 +1634,13 @@ fn github_sub_is_broad(pattern: &Pat) -> bool {
         Some(rest) => !rest.contains(':'),
         None => "repo:".starts_with(head),
     }
+}
+
+/// Whether a subject pattern starts with a wildcard or a policy variable, so that it matches
+/// (nearly) every subject: nothing fixed comes before the first open piece.
+fn matches_every_subject(pattern: &Pat) -> bool {
+    let (head, open) = pattern.fixed_head();
+    open && head.is_empty()
 }
 
 /// Whether a pattern for a GitHub repository claim leaves the repository open: any wildcard or

@@ -746,3 +746,47 @@ fn a_unique_id_saved_back_as_a_principal_says_where_it_came_from() {
     );
     assert!(!f.message.contains("unique id"), "{}", f.message);
 }
+
+#[test]
+fn a_sub_pattern_that_matches_every_subject_is_no_sub_condition() {
+    // For a provider other than GitHub, `StringLike sub "*"` (or `?*`, a list holding `*`, a
+    // set operator, `${…:sub}` itself) counted as the subject check, so a trust policy open to
+    // every identity of the provider passed without the acknowledgement MISSING_SUB_CONDITION
+    // asks for.
+    let h = "oidc.eks.us-east-1.amazonaws.com/id/ABC";
+    let with = |cond: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"arn:aws:iam::123456789012:oidc-provider/{h}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"{h}:aud":"sts.amazonaws.com"}},{cond}}}}}]}}"#
+        )
+    };
+    for cond in [
+        format!(r#""StringLike":{{"{h}:sub":"*"}}"#),
+        format!(r#""StringLike":{{"{h}:sub":"?*"}}"#),
+        format!(r#""StringLike":{{"{h}:sub":["system:serviceaccount:ns:app","*"]}}"#),
+        format!(r#""ForAnyValue:StringLike":{{"{h}:sub":"*"}}"#),
+        format!(r#""StringLike":{{"{h}:sub":"${{{h}:sub}}"}}"#),
+        format!(r#""StringEqualsIgnoreCase":{{"{h}:sub":"${{{h}:sub}}"}}"#),
+    ] {
+        has(
+            &with(&cond),
+            PolicyType::Trust,
+            Severity::SecurityWarning,
+            "MISSING_SUB_CONDITION",
+        );
+    }
+    for cond in [
+        format!(r#""StringEquals":{{"{h}:sub":"system:serviceaccount:ns:app"}}"#),
+        // `*` is literal text to StringEquals.
+        format!(r#""StringEquals":{{"{h}:sub":"*"}}"#),
+        format!(r#""StringLike":{{"{h}:sub":"system:serviceaccount:ns:*"}}"#),
+    ] {
+        let doc = with(&cond);
+        assert!(
+            !codes(&doc, PolicyType::Trust)
+                .iter()
+                .any(|(s, _)| *s == Severity::SecurityWarning),
+            "{cond}: {:?}",
+            codes(&doc, PolicyType::Trust)
+        );
+    }
+}
