@@ -1501,7 +1501,7 @@ impl B<'_> {
             && effect == Some(Effect::Allow)
             && let Some((false, pr)) = &principal
         {
-            self.oidc_checks(pr, &conditions, &actions, path, n.off);
+            self.oidc_checks(pr, &conditions, (not_action, &actions), path, n.off);
         }
         Some(Statement {
             sid,
@@ -1520,15 +1520,16 @@ impl B<'_> {
         &mut self,
         pr: &Principals,
         conds: &[Cond],
-        actions: &[Pat],
+        (not_action, actions): (bool, &[Pat]),
         path: &str,
         off: usize,
     ) {
         let ctx = crate::Context::new();
-        if !actions
+        // A NotAction statement grants web identity unless it lists it.
+        let named = actions
             .iter()
-            .any(|a| a.matches("sts:assumerolewithwebidentity", false, &ctx))
-        {
+            .any(|a| a.matches("sts:assumerolewithwebidentity", false, &ctx));
+        if named == not_action {
             return;
         }
         for fed in &pr.federated {

@@ -790,3 +790,56 @@ fn a_sub_pattern_that_matches_every_subject_is_no_sub_condition() {
         );
     }
 }
+
+#[test]
+fn a_not_action_statement_granting_web_identity_gets_the_oidc_checks() {
+    // `NotAction: sts:AssumeRole` allows sts:AssumeRoleWithWebIdentity, but the subject checks
+    // looked only at statements whose Action named it: the statement below, open to every
+    // identity of the provider, had no finding at all.
+    for (host, code) in [
+        ("oidc.example.com", "MISSING_SUB_CONDITION"),
+        (
+            "token.actions.githubusercontent.com",
+            "MISSING_GITHUB_REPO_CONDITION_KEY",
+        ),
+    ] {
+        let doc = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"arn:aws:iam::123456789012:oidc-provider/{host}"}},"NotAction":"sts:AssumeRole","Condition":{{"StringEquals":{{"{host}:aud":"sts.amazonaws.com"}}}}}}]}}"#
+        );
+        has(&doc, PolicyType::Trust, Severity::SecurityWarning, code);
+        // The evaluator agrees: any subject of the provider gets in.
+        let trust = Policy::parse(&doc, PolicyType::Trust).unwrap();
+        let mut ctx = keyless_policy::Context::new();
+        ctx.insert_single(&format!("{host}:aud"), "sts.amazonaws.com");
+        ctx.insert_single(
+            &format!("{host}:sub"),
+            "repo:anyone/anything:ref:refs/heads/x",
+        );
+        let principal = format!("arn:aws:iam::123456789012:oidc-provider/{host}");
+        let req = keyless_policy::Request {
+            principal: &principal,
+            principal_id: None,
+            action: "sts:AssumeRoleWithWebIdentity",
+            resource: "arn:aws:iam::123456789012:role/open",
+            resource_account: None,
+            context: &ctx,
+        };
+        let set = keyless_policy::PolicySet {
+            resource_policy: Some(&trust),
+            ..keyless_policy::PolicySet::default()
+        };
+        assert_eq!(
+            keyless_policy::evaluate(&req, &set).kind(),
+            keyless_policy::DecisionKind::Allowed
+        );
+    }
+    // A NotAction that leaves web identity out needs no subject check.
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.example.com"},"NotAction":"sts:AssumeRoleWith*","Condition":{"StringEquals":{"oidc.example.com:aud":"sts.amazonaws.com"}}}]}"#;
+    assert!(
+        !codes(doc, PolicyType::Trust)
+            .iter()
+            .any(|(s, c)| *s == Severity::SecurityWarning && c == "MISSING_SUB_CONDITION"),
+        "{:?}",
+        codes(doc, PolicyType::Trust)
+    );
+}
