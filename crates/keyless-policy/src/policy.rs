@@ -1502,6 +1502,7 @@ impl B<'_> {
             && let Some((false, pr)) = &principal
         {
             self.oidc_checks(pr, &conditions, (not_action, &actions), path, n.off);
+            self.wildcard_trust_check(pr, &conditions, path, n.off);
         }
         Some(Statement {
             sid,
@@ -1513,6 +1514,34 @@ impl B<'_> {
             principal,
             conditions,
         })
+    }
+
+    /// A SECURITY_WARNING for a trust statement that allows every principal (`"*"` or
+    /// `{"AWS": "*"}`): every session of every account, and every identity of every provider,
+    /// whose token then needs no subject check. A positive condition on who the principal is
+    /// (its ARN, account or organization) narrows it enough.
+    fn wildcard_trust_check(&mut self, pr: &Principals, conds: &[Cond], path: &str, off: usize) {
+        const NARROWING: &[&str] = &[
+            "aws:principalarn",
+            "aws:principalaccount",
+            "aws:principalorgid",
+            "aws:principalorgpaths",
+        ];
+        if !(pr.any || pr.aws.iter().any(|a| a == "*")) {
+            return;
+        }
+        let narrowed = conds.iter().any(|c| {
+            !c.negated && !c.if_exists && c.op != Op::Null && NARROWING.contains(&&*c.key)
+        });
+        if !narrowed {
+            self.find(
+                Severity::SecurityWarning,
+                "WILDCARD_PRINCIPAL_IN_TRUST_POLICY",
+                "this trust policy lets every principal assume the role (every session of every account, and every identity of every OIDC provider with no subject check): name the principals, e.g. {\"AWS\": \"arn:aws:iam::111122223333:role/ci\"} or {\"Federated\": <provider ARN>} with a sub condition, or add a StringEquals condition on aws:PrincipalAccount, aws:PrincipalOrgID or aws:PrincipalArn".into(),
+                &child_key(path, "Principal"),
+                off,
+            );
+        }
     }
 
     /// SECURITY_WARNINGs for OIDC trust without a subject check, and too broad GitHub subjects.

@@ -843,3 +843,72 @@ fn a_not_action_statement_granting_web_identity_gets_the_oidc_checks() {
         codes(doc, PolicyType::Trust)
     );
 }
+
+#[test]
+fn a_wildcard_principal_in_a_trust_policy_is_a_security_warning() {
+    // `Principal: "*"` or `{"AWS": "*"}` lets every principal in: every session, and (with web
+    // identity allowed) every identity of every provider, whose token then needs no subject
+    // check at all. It passed with no finding; keyless refuses unacknowledged SECURITY_WARNINGs.
+    let with = |principal: &str, extra: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{principal},"Action":["sts:AssumeRole","sts:AssumeRoleWithWebIdentity"]{extra}}}]}}"#
+        )
+    };
+    for (principal, extra) in [
+        (r#""*""#, ""),
+        (r#"{"AWS":"*"}"#, ""),
+        (r#"{"AWS":["arn:aws:iam::123456789012:root","*"]}"#, ""),
+        (
+            r#""*""#,
+            r#","Condition":{"StringNotEquals":{"aws:PrincipalAccount":"999999999999"}}"#,
+        ),
+        (
+            r#""*""#,
+            r#","Condition":{"StringEqualsIfExists":{"aws:PrincipalOrgID":"o-abc"}}"#,
+        ),
+    ] {
+        has(
+            &with(principal, extra),
+            PolicyType::Trust,
+            Severity::SecurityWarning,
+            "WILDCARD_PRINCIPAL_IN_TRUST_POLICY",
+        );
+    }
+    for (principal, extra) in [
+        (
+            r#""*""#,
+            r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abc"}}"#,
+        ),
+        (
+            r#"{"AWS":"*"}"#,
+            r#","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::123456789012:role/ci-*"}}"#,
+        ),
+        (
+            r#"{"AWS":"*"}"#,
+            r#","Condition":{"StringEquals":{"AWS:PrincipalAccount":"123456789012"}}"#,
+        ),
+        (r#"{"AWS":"arn:aws:iam::123456789012:root"}"#, ""),
+    ] {
+        let doc = with(principal, extra);
+        assert!(
+            !codes(&doc, PolicyType::Trust)
+                .iter()
+                .any(|(_, c)| c == "WILDCARD_PRINCIPAL_IN_TRUST_POLICY"),
+            "{doc}"
+        );
+    }
+    // A Deny with a wildcard principal is how trust policies say "no one else".
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"},{"Effect":"Deny","Principal":"*","Action":"sts:AssumeRole","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"false"}}}]}"#;
+    assert!(
+        !codes(deny, PolicyType::Trust)
+            .iter()
+            .any(|(_, c)| c == "WILDCARD_PRINCIPAL_IN_TRUST_POLICY")
+    );
+    // Resource policies other than trust policies are not judged here.
+    let bucket = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;
+    assert!(
+        !codes(bucket, PolicyType::Resource)
+            .iter()
+            .any(|(_, c)| c == "WILDCARD_PRINCIPAL_IN_TRUST_POLICY")
+    );
+}
