@@ -33,7 +33,9 @@ fn role_arn(cx: &Cx<'_>, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{}:role{path}{name}", cx.account())
 }
 
-pub(super) fn role_nodes(r: &Role, with_tags: bool, directory: &Directory) -> Vec<Node> {
+/// A role's members; `full` for GetRole/CreateRole/UpdateRoleDescription. ListRoles leaves out
+/// the permissions boundary and the tags, as AWS documents for its resource-listing calls.
+pub(super) fn role_nodes(r: &Role, full: bool, directory: &Directory) -> Vec<Node> {
     let trust = displayed_trust_policy(r, |arn| {
         directory
             .role_by_arn(arn)
@@ -54,7 +56,7 @@ pub(super) fn role_nodes(r: &Role, with_tags: bool, directory: &Directory) -> Ve
         "MaxSessionDuration",
         r.max_session_duration.to_string(),
     ));
-    if let Some(arn) = &r.permissions_boundary_arn {
+    if let Some(arn) = r.permissions_boundary_arn.as_ref().filter(|_| full) {
         n.push(Node::Group(
             "PermissionsBoundary",
             vec![
@@ -63,7 +65,7 @@ pub(super) fn role_nodes(r: &Role, with_tags: bool, directory: &Directory) -> Ve
             ],
         ));
     }
-    if with_tags && !r.tags.is_empty() {
+    if full && !r.tags.is_empty() {
         n.push(Node::tags(&r.tags));
     }
     n

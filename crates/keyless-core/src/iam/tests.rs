@@ -1660,3 +1660,60 @@ fn simulation_refuses_inputs_it_would_otherwise_ignore() {
     ));
     w.call("admin", "SimulateCustomPolicy", &pairs).unwrap();
 }
+
+#[test]
+fn list_roles_leaves_out_what_aws_leaves_out() {
+    // ListRoles does not return PermissionsBoundary, RoleLastUsed or Tags (IAM API reference:
+    // "IAM resource-listing operations return a subset of the available attributes");
+    // GetRole does.
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    w.call(
+        "admin",
+        "CreatePolicy",
+        &[("PolicyName", "bound"), ("PolicyDocument", &allow)],
+    )
+    .unwrap();
+    w.call(
+        "admin",
+        "CreateRole",
+        &[
+            ("RoleName", "ci"),
+            ("AssumeRolePolicyDocument", TRUST),
+            (
+                "PermissionsBoundary",
+                "arn:aws:iam::123456789012:policy/bound",
+            ),
+            ("Tags.member.1.Key", "team"),
+            ("Tags.member.1.Value", "blue"),
+        ],
+    )
+    .unwrap();
+    let listed = w.call("admin", "ListRoles", &[]).unwrap().result.unwrap();
+    for absent in ["PermissionsBoundaryArn", "Key", "RoleLastUsed"] {
+        assert_eq!(leaf(&listed, absent), None, "{absent}");
+    }
+    let Node::Group("Roles", members) = &listed[0] else {
+        panic!("{listed:?}")
+    };
+    for m in members {
+        let Node::Group(_, fields) = m else { panic!() };
+        assert!(
+            fields.iter().all(|f| !matches!(
+                f,
+                Node::Group("PermissionsBoundary" | "Tags" | "RoleLastUsed", _)
+            )),
+            "{fields:?}"
+        );
+    }
+    let got = w
+        .call("admin", "GetRole", &[("RoleName", "ci")])
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(
+        leaf(&got, "PermissionsBoundaryArn"),
+        Some("arn:aws:iam::123456789012:policy/bound")
+    );
+    assert_eq!(leaf(&got, "Key"), Some("team"));
+}
