@@ -152,7 +152,8 @@ pub(super) fn create<R: Rng + ?Sized>(
         c.document(v, "policyDocument");
     });
     let description = p.get("Description").unwrap_or("").to_owned();
-    c.description(&description, "description");
+    // policyDescriptionType has a length and no pattern, unlike a role's description.
+    c.len(&description, "description", 0, 1000);
     let tags = c.tags(p);
     c.finish()?;
     check_tag_rules(&tags)?;

@@ -1717,3 +1717,48 @@ fn list_roles_leaves_out_what_aws_leaves_out() {
     );
     assert_eq!(leaf(&got, "Key"), Some("team"));
 }
+
+#[test]
+fn a_managed_policy_description_has_only_a_length_limit() {
+    // policyDescriptionType is `max 1000` with no pattern (a role's description has one).
+    let mut w = World::new();
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let text = "Lecture seule — équipe données ✓";
+    let out = w
+        .call(
+            "admin",
+            "CreatePolicy",
+            &[
+                ("PolicyName", "read"),
+                ("Description", text),
+                ("PolicyDocument", &allow),
+            ],
+        )
+        .unwrap();
+    assert_eq!(leaf(&out.result.unwrap(), "Description"), Some(text));
+    let long = "é".repeat(1001);
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreatePolicy",
+            &[
+                ("PolicyName", "long"),
+                ("Description", &long),
+                ("PolicyDocument", &allow),
+            ]
+        ),
+        ("ValidationError", 400)
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreateRole",
+            &[
+                ("RoleName", "ci"),
+                ("Description", text),
+                ("AssumeRolePolicyDocument", TRUST),
+            ]
+        ),
+        ("ValidationError", 400)
+    );
+}
