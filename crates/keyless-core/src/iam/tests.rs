@@ -1762,3 +1762,32 @@ fn a_managed_policy_description_has_only_a_length_limit() {
         ("ValidationError", 400)
     );
 }
+
+#[test]
+fn iam_calls_are_made_to_us_east_1_as_aws_requested_region_says() {
+    // IAM is a global service whose one endpoint is in us-east-1; AWS's region guardrails key
+    // on `aws:RequestedRegion` and list us-east-1 for it. Without the key, an allow-list of
+    // regions locked everyone (the admin too) out of IAM, and a Deny on us-east-1 let IAM
+    // calls through.
+    let mut w = World::new();
+    guard(
+        &mut w,
+        "approved-regions",
+        r#"{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":["eu-west-1","us-east-1"]}}}"#,
+    );
+    w.call("admin", "GetRole", &[("RoleName", "admin")])
+        .unwrap();
+    guard(
+        &mut w,
+        "no-us-east-1",
+        r#"{"Effect":"Deny","Action":"iam:*","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1"}}}"#,
+    );
+    assert_eq!(
+        w.code(
+            "admin",
+            "CreateRole",
+            &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)]
+        ),
+        ("AccessDenied", 403)
+    );
+}
