@@ -858,9 +858,13 @@ fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), String> {
         return Err("at most 50 tags".into());
     }
     for (k, v) in tags {
-        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+        // The IAM model's lengths and characters, as TagRole checks them.
+        let mut problems = keyless_core::sts::params::Problems::default();
+        keyless_core::sts::params::check_tag_key(&mut problems, k, "tag key");
+        keyless_core::sts::params::check_tag_value(&mut problems, v, "tag value");
+        if problems.finish().is_err() {
             return Err(format!(
-                "tag {k:?}: keys 1-128 characters, values at most 256"
+                "tag {k:?} = {v:?}: keys 1-128 and values at most 256 characters, of letters, digits, spaces and _.:/=+-@"
             ));
         }
     }
@@ -1273,6 +1277,26 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
             );
             assert!(e.line > 0, "{e}");
         }
+    }
+
+    #[test]
+    fn config_tags_follow_the_iam_tag_pattern() {
+        // Config roles and providers are visible through the IAM API; their tags obey what
+        // TagRole obeys, control characters included.
+        for (key, value) in [("a\nb", "v"), ("k", "tab\there"), ("k", "semi;colon")] {
+            let tags: BTreeMap<String, String> = [(key.to_owned(), value.to_owned())].into();
+            let e = check_tags(&tags).unwrap_err();
+            assert!(e.contains("tag"), "{e}");
+        }
+        let ok: BTreeMap<String, String> =
+            [("cost center".to_owned(), "équipe-1 @eu:west/2".to_owned())].into();
+        check_tags(&ok).unwrap();
+        let text = base().replace(
+            "max_session_duration = 7200",
+            "max_session_duration = 7200\ntags = { team = \"a\\nb\" }",
+        );
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("tag"), "{e}");
     }
 
     #[test]
