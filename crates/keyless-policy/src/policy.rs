@@ -1519,7 +1519,8 @@ impl B<'_> {
     /// A SECURITY_WARNING for a trust statement that allows every principal (`"*"` or
     /// `{"AWS": "*"}`): every session of every account, and every identity of every provider,
     /// whose token then needs no subject check. A positive condition on who the principal is
-    /// (its ARN, account or organization) narrows it enough.
+    /// (its ARN, account or organization) narrows it enough; keyless sets no organization keys,
+    /// so one on them admits no one, which is safe, and the message does not suggest them.
     fn wildcard_trust_check(&mut self, pr: &Principals, conds: &[Cond], path: &str, off: usize) {
         const NARROWING: &[&str] = &[
             "aws:principalarn",
@@ -1537,7 +1538,7 @@ impl B<'_> {
             self.find(
                 Severity::SecurityWarning,
                 "WILDCARD_PRINCIPAL_IN_TRUST_POLICY",
-                "this trust policy lets every principal assume the role (every session of every account, and every identity of every OIDC provider with no subject check): name the principals, e.g. {\"AWS\": \"arn:aws:iam::111122223333:role/ci\"} or {\"Federated\": <provider ARN>} with a sub condition, or add a StringEquals condition on aws:PrincipalAccount, aws:PrincipalOrgID or aws:PrincipalArn".into(),
+                "this trust policy lets every principal assume the role (every session of every account, and every identity of every OIDC provider with no subject check): name the principals, e.g. {\"AWS\": \"arn:aws:iam::111122223333:role/ci\"} or {\"Federated\": <provider ARN>} with a sub condition, or add a StringEquals condition on aws:PrincipalAccount or an ArnLike condition on aws:PrincipalArn".into(),
                 &child_key(path, "Principal"),
                 off,
             );
