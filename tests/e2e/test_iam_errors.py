@@ -320,3 +320,16 @@ def test_policy_tags(iam) -> None:
     expect_error(iam, "tag_policy", {"PolicyArn": POLICY_ARN, "Tags": [{"Key": "aws:a", "Value": "b"}]}, "InvalidInput", 400)
     iam.untag_policy(PolicyArn=POLICY_ARN, TagKeys=["OWNER"])
     assert iam.list_policy_tags(PolicyArn=POLICY_ARN)["Tags"] == []
+
+
+def test_echoed_noncharacters_leave_the_answer_parseable(iam) -> None:
+    # XML 1.0 cannot carry U+FFFE or U+FFFF: an error echoing one was unparseable by botocore
+    # (ResponseParserError instead of the ValidationError), and a managed policy description
+    # holding one would have broken ListPolicies for the whole account.
+    for name in ["\ufffe", "a\uffffb"]:
+        expect_error(iam, "get_role", {"RoleName": name}, "ValidationError", 400)
+    arn = iam.create_policy(PolicyName="odd-description", Description="odd \uffff text",
+                            PolicyDocument=ALLOW_S3)["Policy"]["Arn"]
+    listed = {p["Arn"]: p for p in iam.list_policies(Scope="Local")["Policies"]}
+    assert listed[arn]["Description"] == "odd \ufffd text"
+    iam.delete_policy(PolicyArn=arn)

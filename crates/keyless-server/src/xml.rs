@@ -107,20 +107,15 @@ pub fn error(err: &ApiError, ns: &str, request_id: &str) -> String {
 }
 
 /// Escaped text with the characters XML 1.0 cannot carry at all (controls other than TAB, LF,
-/// CR) replaced by U+FFFD, so an echoed hostile value cannot break the document.
+/// CR, and the noncharacters U+FFFE and U+FFFF) replaced by U+FFFD, so an echoed hostile value
+/// cannot break the document. (C1 controls are legal XML but are replaced too.)
 pub fn text(s: &str) -> String {
-    let clean: std::borrow::Cow<'_, str> = if s
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-    {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}')
+    };
+    let clean: std::borrow::Cow<'_, str> = if s.chars().any(unsafe_char) {
         s.chars()
-            .map(|c| {
-                if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
-                    '\u{fffd}'
-                } else {
-                    c
-                }
-            })
+            .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
             .collect::<String>()
             .into()
     } else {
@@ -209,6 +204,23 @@ mod tests {
             "r1",
         );
         assert!(doc.contains("<Message>bad\u{fffd}value</Message>"), "{doc}");
+    }
+
+    #[test]
+    fn noncharacters_xml_cannot_carry_are_replaced_too() {
+        // XML 1.0's Char production leaves out U+FFFE and U+FFFF as well as the controls. An
+        // echoed role name holding one made the IAM error unparseable by every SDK, and a
+        // managed policy description holding one would break ListPolicies for the account.
+        let doc = error(
+            &ApiError::new("ValidationError", 400, "bad\u{fffe}and\u{ffff}value"),
+            IAM_NS,
+            "r1",
+        );
+        assert!(
+            doc.contains("<Message>bad\u{fffd}and\u{fffd}value</Message>"),
+            "{doc}"
+        );
+        assert_eq!(text("ok \u{fffd} \u{10000}"), "ok \u{fffd} \u{10000}");
     }
 
     #[test]
