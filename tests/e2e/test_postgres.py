@@ -602,3 +602,53 @@ def test_revocations_from_another_process_reach_a_replica_incrementally_even_out
         for k in replicas:
             _stop(k.proc)
         _stop(issuer.proc)
+
+
+def test_a_stale_replica_cannot_write_back_what_another_removed(tmp_path: Path) -> None:
+    """Replica A deletes a role's inline policy; replica B, whose directory has not caught up
+    yet (it polls each second), tags the same role. IAM writes a role whole, so B wrote its stale
+    copy back and the deleted grant returned, with both calls answered as successes. B's write
+    must be refused by the store and B must redo the call on the current role."""
+    from iam_support import admin_config, admin_creds, gha_trust, iam_client
+
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    database = with_database(base, name)
+    issuer = start_issuer(tmp_path)
+    replicas: list[Keyless] = []
+    try:
+        for r in ("a", "b"):
+            config = f'database_url = "{database}"\n' + admin_config(issuer, tmp_path / r / "data")
+            replicas.append(start_keyless(tmp_path / r, config))
+        a, b = replicas
+        iam_a = iam_client(a, admin_creds(a, issuer))
+        iam_b = iam_client(b, admin_creds(b, issuer))
+        grant = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+        for attempt in range(3):
+            role = f"shared{attempt}"
+            iam_a.create_role(RoleName=role, AssumeRolePolicyDocument=gha_trust(issuer, REPO))
+            iam_a.put_role_policy(RoleName=role, PolicyName="grant", PolicyDocument=grant)
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    if "grant" in iam_b.list_role_policies(RoleName=role)["PolicyNames"]:
+                        break
+                except ClientError as e:
+                    assert e.response["Error"]["Code"] == "NoSuchEntity", e
+                assert time.monotonic() < deadline, "replica b never saw the grant"
+                time.sleep(0.05)
+            # Right after B's poll, so B's snapshot is at its stalest for the next call.
+            iam_a.delete_role_policy(RoleName=role, PolicyName="grant")
+            iam_b.tag_role(RoleName=role, Tags=[{"Key": "team", "Value": "blue"}])
+            time.sleep(2.5)  # both replicas have polled since
+            for iam in (iam_a, iam_b):
+                assert iam.list_role_policies(RoleName=role)["PolicyNames"] == [], f"attempt {attempt}"
+                assert iam.list_role_tags(RoleName=role)["Tags"] == [{"Key": "team", "Value": "blue"}]
+        # The race was real: B decided on its stale copy and had to decide again.
+        assert "decided on a stale directory" in b.stderr(), b.stderr()[-2000:]
+    finally:
+        for k in replicas:
+            _stop(k.proc)
+        _stop(issuer.proc)

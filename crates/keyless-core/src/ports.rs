@@ -36,6 +36,12 @@ pub trait Store: Send + Sync + 'static {
     /// [`crate::model::Origin::Api`] are ever passed; the use cases refuse config entities first.
     async fn write(&self, change: &Change) -> Result<(), StoreError>;
 
+    /// [`Store::write`], only if the [`Store::directory_generation`] is still `based_on`, the
+    /// generation of the snapshot the change was decided on; `Ok(false)` and nothing written
+    /// when another writer (another replica) moved it. IAM writes a role or a policy whole, so a
+    /// change decided on a stale snapshot would put back what another writer just removed.
+    async fn write_if_current(&self, change: &Change, based_on: i64) -> Result<bool, StoreError>;
+
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -102,32 +102,63 @@ pub async fn handle(
     } else {
         Some(WRITE_LOCK.lock().await)
     };
-    let directory = state.directory.load_full();
-    let caller = crate::query_api::authenticate_signed(
-        state, &directory, method, uri, headers, body, "iam",
-    )?;
-    facts.caller = Some(crate::audit::CallerFacts::of(&caller));
-    let keys = state.keys.load();
-    let env = IamEnv {
-        directory: &directory,
-        authorizer: Authorizer {
-            sealer: &keys.sealer,
-        },
-        now: state.clock.now(),
-        origin,
-        allow_loopback_http_providers: state.iam.allow_loopback_http_providers,
-        role_usage: &state.role_usage,
+    // A write decides on a snapshot and writes the entity whole, so the store takes it only
+    // while the snapshot is current: a replica whose directory lags by a poll would otherwise
+    // write back what another replica just removed. Holding `directory_reload` keeps the
+    // snapshot and its generation together; on a conflict the call is decided again on the
+    // reloaded directory.
+    let _reload = if is_read(action) {
+        None
+    } else {
+        Some(state.directory_reload.lock().await)
     };
-    let outcome = iam::execute(&env, &caller, action, params, &mut rand::rng())?;
-    if let Some(change) = &outcome.change {
-        apply(state, change).await?;
+    let mut attempts = 0;
+    let (caller, outcome) = loop {
+        let generation = state
+            .directory_generation
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let directory = state.directory.load_full();
+        let caller = crate::query_api::authenticate_signed(
+            state, &directory, method, uri, headers, body, "iam",
+        )?;
+        facts.caller = Some(crate::audit::CallerFacts::of(&caller));
+        let keys = state.keys.load();
+        let env = IamEnv {
+            directory: &directory,
+            authorizer: Authorizer {
+                sealer: &keys.sealer,
+            },
+            now: state.clock.now(),
+            origin,
+            allow_loopback_http_providers: state.iam.allow_loopback_http_providers,
+            role_usage: &state.role_usage,
+        };
+        let outcome = iam::execute(&env, &caller, action, params, &mut rand::rng())?;
+        let Some(change) = &outcome.change else {
+            break (caller, outcome);
+        };
+        if apply(state, change, generation).await? {
+            info!(
+                request_id,
+                action,
+                caller = caller.arn(),
+                "iam change applied"
+            );
+            break (caller, outcome);
+        }
+        attempts += 1;
+        if attempts >= WRITE_ATTEMPTS {
+            return Err(ApiError::new(
+                "ConcurrentModification",
+                409,
+                "The entity changed through another keyless server while this request was being decided, several times in a row. Retry the request.",
+            ));
+        }
         info!(
             request_id,
-            action,
-            caller = caller.arn(),
-            "iam change applied"
+            action, "iam change decided on a stale directory: deciding again"
         );
-    }
+    };
     for risk in &outcome.acknowledged {
         record_acknowledged_risk(&caller, risk, request_id, facts);
     }
@@ -157,18 +188,27 @@ pub fn record_acknowledged_risk(
     );
 }
 
-/// Writes the change, rebuilds the directory from the store and swaps it in; a new provider's
-/// issuer is registered with the key cache.
-async fn apply(state: &AppState, change: &Change) -> Result<(), ApiError> {
-    let _serialized = state.directory_reload.lock().await;
-    state.store.write(change).await.map_err(|e| {
-        error!("iam write failed: {e}");
-        ApiError::internal()
-    })?;
+/// How many times a write decided on a snapshot another replica made stale is decided again.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// Writes the change if the store is still at `generation` (the snapshot's), then rebuilds the
+/// directory from the store and swaps it in; a new provider's issuer is registered with the
+/// key cache. `false` when the store had moved on: nothing was written, and the directory is
+/// reloaded for the next attempt. Callers hold `state.directory_reload`.
+async fn apply(state: &AppState, change: &Change, generation: i64) -> Result<bool, ApiError> {
+    let written = state
+        .store
+        .write_if_current(change, generation)
+        .await
+        .map_err(|e| {
+            error!("iam write failed: {e}");
+            ApiError::internal()
+        })?;
     reload_directory(state).await.map_err(|e| {
         error!("reloading the store after an iam write failed: {e}");
         ApiError::internal()
-    })
+    })?;
+    Ok(written)
 }
 
 /// Rebuilds the directory from the store and swaps it in. Issuers a provider names now are

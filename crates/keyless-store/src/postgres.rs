@@ -46,6 +46,89 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_LOCK: i64 = 0x006b_6579_6c65_7373;
 
 impl PgStore {
+    /// Applies one IAM change; with `based_on`, only while the directory generation is still
+    /// that (checked and advanced first, so the check holds the write lock until the commit).
+    async fn write_change(
+        &self,
+        change: &Change,
+        based_on: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(generation) = based_on {
+            let moved = sqlx::query(
+                "UPDATE directory_generation SET generation = generation + 1 WHERE id = 1 AND generation = $1",
+            )
+            .bind(generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("directory generation"))?
+            .rows_affected()
+                == 0;
+            if moved {
+                tx.rollback().await.map_err(err("rollback"))?;
+                return Ok(false);
+            }
+        }
+        match change {
+            Change::PutProvider(p) => {
+                sqlx::query(
+                    "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
+                     thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags",
+                )
+                .bind(&p.url)
+                .bind(p.account.to_string())
+                .bind(json_list(&p.client_ids))
+                .bind(json_list(&p.thumbprints))
+                .bind(p.allow_http)
+                .bind(json_map(&p.tags))
+                .bind(origin_flag(p.origin))
+                .bind(p.created.unix_timestamp())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("put provider"))?;
+            }
+            Change::DeleteProvider { account, url } => {
+                sqlx::query(
+                    "DELETE FROM providers WHERE account = $1 AND url = $2 AND NOT from_config",
+                )
+                .bind(account.to_string())
+                .bind(url)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete provider"))?;
+            }
+            Change::PutRole(role) => put_role(&mut tx, role).await?,
+            Change::DeleteRole { account, name } => {
+                sqlx::query(
+                    "DELETE FROM roles WHERE account = $1 AND name_folded = $2 AND NOT from_config",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete role"))?;
+            }
+            Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
+            Change::DeletePolicy { account, name } => {
+                sqlx::query(
+                    "DELETE FROM managed_policies WHERE account = $1 AND name_folded = $2 AND NOT from_config",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete policy"))?;
+            }
+        }
+        if based_on.is_none() {
+            bump_generation(&mut tx).await?;
+        }
+        tx.commit().await.map_err(err("commit"))?;
+        Ok(true)
+    }
+
     /// Connects to `url` and runs the migrations. The error names the server (host, port,
     /// database, user), never the password.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
@@ -233,62 +316,11 @@ impl Store for PgStore {
     }
 
     async fn write(&self, change: &Change) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        match change {
-            Change::PutProvider(p) => {
-                sqlx::query(
-                    "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
-                     thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags",
-                )
-                .bind(&p.url)
-                .bind(p.account.to_string())
-                .bind(json_list(&p.client_ids))
-                .bind(json_list(&p.thumbprints))
-                .bind(p.allow_http)
-                .bind(json_map(&p.tags))
-                .bind(origin_flag(p.origin))
-                .bind(p.created.unix_timestamp())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("put provider"))?;
-            }
-            Change::DeleteProvider { account, url } => {
-                sqlx::query(
-                    "DELETE FROM providers WHERE account = $1 AND url = $2 AND NOT from_config",
-                )
-                .bind(account.to_string())
-                .bind(url)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete provider"))?;
-            }
-            Change::PutRole(role) => put_role(&mut tx, role).await?,
-            Change::DeleteRole { account, name } => {
-                sqlx::query(
-                    "DELETE FROM roles WHERE account = $1 AND name_folded = $2 AND NOT from_config",
-                )
-                .bind(account.to_string())
-                .bind(name.to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete role"))?;
-            }
-            Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
-            Change::DeletePolicy { account, name } => {
-                sqlx::query(
-                    "DELETE FROM managed_policies WHERE account = $1 AND name_folded = $2 AND NOT from_config",
-                )
-                .bind(account.to_string())
-                .bind(name.to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete policy"))?;
-            }
-        }
-        bump_generation(&mut tx).await?;
-        tx.commit().await.map_err(err("commit"))
+        self.write_change(change, None).await.map(|_| ())
+    }
+
+    async fn write_if_current(&self, change: &Change, based_on: i64) -> Result<bool, StoreError> {
+        self.write_change(change, Some(based_on)).await
     }
 
     async fn apply_config(&self, config: &Entities) -> Result<(), StoreError> {

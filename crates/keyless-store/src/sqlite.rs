@@ -31,6 +31,89 @@ fn err(context: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
 }
 
 impl SqliteStore {
+    /// Applies one IAM change; with `based_on`, only while the directory generation is still
+    /// that (checked and advanced first, so the check holds the write lock until the commit).
+    async fn write_change(
+        &self,
+        change: &Change,
+        based_on: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(err("begin"))?;
+        if let Some(generation) = based_on {
+            let moved = sqlx::query(
+                "UPDATE directory_generation SET generation = generation + 1 WHERE id = 1 AND generation = ?",
+            )
+            .bind(generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("directory generation"))?
+            .rows_affected()
+                == 0;
+            if moved {
+                tx.rollback().await.map_err(err("rollback"))?;
+                return Ok(false);
+            }
+        }
+        match change {
+            Change::PutProvider(p) => {
+                sqlx::query(
+                    "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
+                     thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags",
+                )
+                .bind(&p.url)
+                .bind(p.account.to_string())
+                .bind(json_list(&p.client_ids))
+                .bind(json_list(&p.thumbprints))
+                .bind(i64::from(p.allow_http))
+                .bind(json_map(&p.tags))
+                .bind(origin_flag(p.origin))
+                .bind(p.created.unix_timestamp())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("put provider"))?;
+            }
+            Change::DeleteProvider { account, url } => {
+                sqlx::query(
+                    "DELETE FROM providers WHERE account = ? AND url = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(url)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete provider"))?;
+            }
+            Change::PutRole(role) => put_role(&mut tx, role).await?,
+            Change::DeleteRole { account, name } => {
+                sqlx::query(
+                    "DELETE FROM roles WHERE account = ? AND name_folded = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete role"))?;
+            }
+            Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
+            Change::DeletePolicy { account, name } => {
+                sqlx::query(
+                    "DELETE FROM managed_policies WHERE account = ? AND name_folded = ? AND from_config = 0",
+                )
+                .bind(account.to_string())
+                .bind(name.to_lowercase())
+                .execute(&mut *tx)
+                .await
+                .map_err(err("delete policy"))?;
+            }
+        }
+        if based_on.is_none() {
+            bump_generation(&mut tx).await?;
+        }
+        tx.commit().await.map_err(err("commit"))?;
+        Ok(true)
+    }
+
     /// Opens (creating if needed) the database at `path` and runs migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
@@ -206,62 +289,11 @@ impl Store for SqliteStore {
     }
 
     async fn write(&self, change: &Change) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(err("begin"))?;
-        match change {
-            Change::PutProvider(p) => {
-                sqlx::query(
-                    "INSERT INTO providers (url, account, client_ids, thumbprints, allow_http, tags, from_config, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (account, url) DO UPDATE SET client_ids = excluded.client_ids,
-                     thumbprints = excluded.thumbprints, allow_http = excluded.allow_http, tags = excluded.tags",
-                )
-                .bind(&p.url)
-                .bind(p.account.to_string())
-                .bind(json_list(&p.client_ids))
-                .bind(json_list(&p.thumbprints))
-                .bind(i64::from(p.allow_http))
-                .bind(json_map(&p.tags))
-                .bind(origin_flag(p.origin))
-                .bind(p.created.unix_timestamp())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("put provider"))?;
-            }
-            Change::DeleteProvider { account, url } => {
-                sqlx::query(
-                    "DELETE FROM providers WHERE account = ? AND url = ? AND from_config = 0",
-                )
-                .bind(account.to_string())
-                .bind(url)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete provider"))?;
-            }
-            Change::PutRole(role) => put_role(&mut tx, role).await?,
-            Change::DeleteRole { account, name } => {
-                sqlx::query(
-                    "DELETE FROM roles WHERE account = ? AND name_folded = ? AND from_config = 0",
-                )
-                .bind(account.to_string())
-                .bind(name.to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete role"))?;
-            }
-            Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
-            Change::DeletePolicy { account, name } => {
-                sqlx::query(
-                    "DELETE FROM managed_policies WHERE account = ? AND name_folded = ? AND from_config = 0",
-                )
-                .bind(account.to_string())
-                .bind(name.to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete policy"))?;
-            }
-        }
-        bump_generation(&mut tx).await?;
-        tx.commit().await.map_err(err("commit"))
+        self.write_change(change, None).await.map(|_| ())
+    }
+
+    async fn write_if_current(&self, change: &Change, based_on: i64) -> Result<bool, StoreError> {
+        self.write_change(change, Some(based_on)).await
     }
 
     async fn apply_config(&self, config: &Entities) -> Result<(), StoreError> {

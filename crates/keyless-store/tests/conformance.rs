@@ -116,6 +116,7 @@ both!(
     revocations_are_marked_audited_once,
     revocations_after_an_id_come_in_id_order_and_bounded,
     the_directory_generation_advances_with_every_committed_write,
+    a_write_decided_on_a_stale_generation_is_refused_whole,
     the_revocations_generation_advances_with_every_revocation_added_or_purged,
     trust_principal_ids_round_trip_and_config_re_binds_them,
     config_bindings_follow_the_role_ids_the_store_kept,
@@ -455,6 +456,37 @@ async fn role_use_keeps_the_latest_per_role_and_moves_no_generation(store: &dyn 
             store.revocations_generation().await.unwrap(),
         ),
         generations
+    );
+}
+
+async fn a_write_decided_on_a_stale_generation_is_refused_whole(store: &dyn Store) {
+    store.apply_config(&config()).await.unwrap();
+    let seen = store.directory_generation().await.unwrap();
+    let mut policy = api_policy();
+    assert!(
+        store
+            .write_if_current(&Change::PutPolicy(policy.clone()), seen)
+            .await
+            .unwrap()
+    );
+    let now = store.directory_generation().await.unwrap();
+    assert!(now > seen);
+    // Decided on the older snapshot: refused, nothing written, the generation left alone.
+    policy.description = "stale".into();
+    let before = store.load().await.unwrap();
+    assert!(
+        !store
+            .write_if_current(&Change::PutPolicy(policy.clone()), seen)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.load().await.unwrap(), before);
+    assert_eq!(store.directory_generation().await.unwrap(), now);
+    assert!(
+        store
+            .write_if_current(&Change::PutPolicy(policy), now)
+            .await
+            .unwrap()
     );
 }
 
