@@ -1522,18 +1522,12 @@ impl B<'_> {
     /// (its ARN, account or organization) narrows it enough; keyless sets no organization keys,
     /// so one on them admits no one, which is safe, and the message does not suggest them.
     fn wildcard_trust_check(&mut self, pr: &Principals, conds: &[Cond], path: &str, off: usize) {
-        const NARROWING: &[&str] = &[
-            "aws:principalarn",
-            "aws:principalaccount",
-            "aws:principalorgid",
-            "aws:principalorgpaths",
-        ];
         if !(pr.any || pr.aws.iter().any(|a| a == "*")) {
             return;
         }
-        let narrowed = conds.iter().any(|c| {
-            !c.negated && !c.if_exists && c.op != Op::Null && NARROWING.contains(&&*c.key)
-        });
+        let narrowed = conds
+            .iter()
+            .any(|c| !c.negated && !c.if_exists && c.op != Op::Null && narrows_principal(c));
         if !narrowed {
             self.find(
                 Severity::SecurityWarning,
@@ -1664,6 +1658,30 @@ fn github_sub_is_broad(pattern: &Pat) -> bool {
     match head.strip_prefix("repo:") {
         Some(rest) => !rest.contains(':'),
         None => "repo:".starts_with(head),
+    }
+}
+
+/// Whether a condition names who the principal is closely enough for a trust policy's
+/// wildcard principal: every value of `aws:PrincipalAccount` fixed, every `aws:PrincipalArn`
+/// fixed up to its account (`arn:aws:iam::111122223333:` before any wildcard or variable), so
+/// `StringLike aws:PrincipalArn "*"` narrows nothing. keyless sets no organization keys, so a
+/// condition on them admits no one and counts.
+fn narrows_principal(c: &Cond) -> bool {
+    let patterns: Vec<&Pat> = match &c.vals {
+        Vals::Str(vs) => vs.iter().map(|v| &v.pat).collect(),
+        Vals::Arn(vs) => vs.iter().map(|v| &v.whole).collect(),
+        _ => return false,
+    };
+    let fixed_account = |p: &Pat| {
+        let (head, open) = p.fixed_head();
+        let mut fields = head.split(':');
+        !open || (head.matches(':').count() >= 5 && fields.nth(4).is_some_and(|a| !a.is_empty()))
+    };
+    match &*c.key {
+        "aws:principalaccount" => patterns.iter().all(|p| !p.fixed_head().1),
+        "aws:principalarn" => patterns.iter().all(|p| fixed_account(p)),
+        "aws:principalorgid" | "aws:principalorgpaths" => true,
+        _ => false,
     }
 }
 

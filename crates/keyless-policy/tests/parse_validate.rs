@@ -866,6 +866,19 @@ fn a_wildcard_principal_in_a_trust_policy_is_a_security_warning() {
             r#""*""#,
             r#","Condition":{"StringEqualsIfExists":{"aws:PrincipalOrgID":"o-abc"}}"#,
         ),
+        // A condition that matches every principal narrows nothing.
+        (
+            r#""*""#,
+            r#","Condition":{"StringLike":{"aws:PrincipalArn":"*"}}"#,
+        ),
+        (
+            r#""*""#,
+            r#","Condition":{"ArnLike":{"aws:PrincipalArn":["arn:aws:iam::123456789012:role/ci","arn:aws:iam::*:role/*"]}}"#,
+        ),
+        (
+            r#""*""#,
+            r#","Condition":{"StringLike":{"aws:PrincipalAccount":"1234*"}}"#,
+        ),
     ] {
         has(
             &with(principal, extra),
