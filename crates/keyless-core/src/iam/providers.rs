@@ -111,6 +111,19 @@ fn writable(p: OidcProvider) -> Result<OidcProvider, ApiError> {
 }
 
 pub(super) fn create(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
+    // Trusted identity propagation changes what the provider's tokens mean (the subject comes
+    // from another claim, claims become trusted context keys). keyless does not do it, and a
+    // provider created without it would not be the one asked for.
+    if let Some(name) = p.names().find(|n| {
+        *n == "IdentityCenterInstanceArn"
+            || *n == "ContextProvider"
+            || n.starts_with("ContextProvider.")
+    }) {
+        let name = name.split('.').next().unwrap_or(name);
+        return Err(invalid_input(format!(
+            "keyless does not support trusted identity propagation ({name}): leave it out, and map claims to session tags with the https://aws.amazon.com/tags claim instead."
+        )));
+    }
     let mut c = Check::default();
     let url = c.required_with(p, "Url", "url", |c, v| {
         c.len(v, "url", 1, 255);

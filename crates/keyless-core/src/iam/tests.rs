@@ -1791,3 +1791,36 @@ fn iam_calls_are_made_to_us_east_1_as_aws_requested_region_says() {
         ("AccessDenied", 403)
     );
 }
+
+#[test]
+fn a_provider_with_trusted_identity_propagation_is_refused_not_half_created() {
+    // ContextProvider and IdentityCenterInstanceArn change what the provider's tokens mean
+    // (the subject is derived from another claim, keys are mapped into trusted context).
+    // keyless does not do that; creating the provider without them made a provider other than
+    // the one asked for.
+    let mut w = World::new();
+    let url = "https://idp.example.com";
+    for extra in [
+        ("ContextProvider.SubjectSourceKey", "email"),
+        (
+            "IdentityCenterInstanceArn",
+            "arn:aws:sso:::instance/ssoins-1234567890abcdef",
+        ),
+    ] {
+        assert_eq!(
+            w.code(
+                "admin",
+                "CreateOpenIDConnectProvider",
+                &[("Url", url), ("ClientIDList.member.1", "sts"), extra]
+            ),
+            ("InvalidInput", 400),
+            "{extra:?}"
+        );
+    }
+    w.call(
+        "admin",
+        "CreateOpenIDConnectProvider",
+        &[("Url", url), ("ClientIDList.member.1", "sts")],
+    )
+    .unwrap();
+}
