@@ -1641,7 +1641,36 @@ impl B<'_> {
                     }
                 }
             }
+            // gitlab.com's subjects are shared by every project on gitlab.com, as GitHub's
+            // are by every repository: `project_path:*` is no project check.
+            if host == "gitlab.com"
+                && let Some(c) = sub
+                && let Vals::Str(vs) = &c.vals
+                && let Some(v) = vs.iter().find(|v| gitlab_sub_is_broad(&v.pat))
+            {
+                let text = v.pat.describe();
+                self.find(
+                    Severity::SecurityWarning,
+                    "OVERLY_BROAD_GITLAB_SUB",
+                    format!("`{text}` matches projects of other gitlab.com groups or users: a wildcard or a policy variable stands where the project should be; name the project, e.g. project_path:GROUP/PROJECT:ref_type:branch:ref:main"),
+                    &child_key(&child_key(path, "Condition"), &c.op_name),
+                    off,
+                );
+            }
         }
+    }
+}
+
+/// [`github_sub_is_broad`] for gitlab.com subjects, `project_path:GROUP[/SUB…]/PROJECT:…`: the
+/// fixed head must hold `project_path:…:` entirely.
+fn gitlab_sub_is_broad(pattern: &Pat) -> bool {
+    let (head, open) = pattern.fixed_head();
+    if !open {
+        return false;
+    }
+    match head.strip_prefix("project_path:") {
+        Some(rest) => !rest.contains(':'),
+        None => "project_path:".starts_with(head),
     }
 }
 

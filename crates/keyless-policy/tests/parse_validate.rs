@@ -925,3 +925,43 @@ fn a_wildcard_principal_in_a_trust_policy_is_a_security_warning() {
             .any(|(_, c)| c == "WILDCARD_PRINCIPAL_IN_TRUST_POLICY")
     );
 }
+
+#[test]
+fn a_gitlab_com_subject_must_name_the_project() {
+    // gitlab.com's subject is `project_path:GROUP/PROJECT:ref_type:…:ref:…`, shared by every
+    // project on gitlab.com: `project_path:*` or `project_path:group*` let any gitlab.com
+    // user's pipeline in, and counted as a subject check.
+    let h = "gitlab.com";
+    let with = |sub: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"arn:aws:iam::123456789012:oidc-provider/{h}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"{h}:aud":"https://gitlab.com"}},"StringLike":{{"{h}:sub":"{sub}"}}}}}}]}}"#
+        )
+    };
+    for sub in [
+        "project_path:*",
+        "project_path:octo-group*",
+        "proj*",
+        "project_path:octo-group/app*",
+    ] {
+        has(
+            &with(sub),
+            PolicyType::Trust,
+            Severity::SecurityWarning,
+            "OVERLY_BROAD_GITLAB_SUB",
+        );
+    }
+    for sub in [
+        "project_path:octo-group/app:ref_type:branch:ref:main",
+        "project_path:octo-group/app:*",
+        "project_path:octo-group/sub/app:ref_type:branch:ref:*",
+    ] {
+        let doc = with(sub);
+        assert!(
+            !codes(&doc, PolicyType::Trust)
+                .iter()
+                .any(|(s, _)| *s == Severity::SecurityWarning),
+            "{sub}: {:?}",
+            codes(&doc, PolicyType::Trust)
+        );
+    }
+}
