@@ -133,6 +133,9 @@ pub struct IamConfig {
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7707";
 
+/// A provider's `leeway_seconds` when it gives none (the server's default leeway).
+pub const DEFAULT_LEEWAY_SECONDS: u32 = 300;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -147,7 +150,7 @@ struct RawConfig {
     roles: Vec<RawRole>,
     #[serde(default)]
     guardrails: Vec<RawGuardrail>,
-    throttle: Option<ThrottleConfig>,
+    throttle: Option<Spanned<ThrottleConfig>>,
     #[serde(default)]
     authorize_clients: Vec<RawAuthorizeClient>,
     builtin_guardrails: Option<BuiltinGuardrails>,
@@ -213,14 +216,44 @@ struct RawGuardrail {
     document: Spanned<String>,
 }
 
+/// The largest config file read: far above any real one (a role's inline policies are at most
+/// 10,240 characters), and a bound on what `--config /dev/zero` or a wrong path can make us
+/// hold in memory.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    use std::io::Read as _;
+    let unreadable = |message: String| ConfigError {
         file: path.to_owned(),
         line: 0,
         column: 0,
-        message: format!("cannot read config file: {e}"),
-    })?;
+        message,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(format!("cannot read config file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(unreadable(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes; is this the keyless TOML config?"
+        )));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            // Locate the first bad byte, so the operator can find it.
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = String::from_utf8_lossy(e.as_bytes().get(..valid).unwrap_or_default());
+            let (line, column) = line_col(&prefix, valid);
+            return Err(ConfigError {
+                file: path.to_owned(),
+                line,
+                column,
+                message: "not UTF-8 text; TOML files must be UTF-8".into(),
+            });
+        }
+    };
     parse(path, &text)
 }
 
@@ -324,15 +357,47 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     };
 
     let mut provider_leeway = BTreeMap::new();
+    // Per URL: the leeway its first entry gives (absent: the default) and where.
+    let mut leeway_of_url: BTreeMap<&str, (u32, &Spanned<String>)> = BTreeMap::new();
     let mut seen_urls = BTreeSet::new();
     for p in &raw.providers {
         let acct = account(&p.account)?;
         check_provider_url(p.url.get_ref(), p.allow_http).map_err(|m| cx.at_span(&p.url, m))?;
-        if !seen_urls.insert((acct, p.url.get_ref().clone())) {
+        // The rule CreateOpenIDConnectProvider applies: the scheme aside and the case ignored,
+        // one URL is one provider per account.
+        let folded = keyless_core::model::issuer_key_prefix(p.url.get_ref()).to_ascii_lowercase();
+        if !seen_urls.insert((acct, folded)) {
             return Err(cx.at_span(
                 &p.url,
-                "this provider is declared twice in the same account",
+                "this provider is declared twice in the same account (provider URLs ignore case and scheme)",
             ));
+        }
+        // The leeway is applied per issuer, whichever account's role the token is for, so
+        // entries of one URL must agree: otherwise the last one silently set it for all.
+        let leeway = p
+            .leeway_seconds
+            .as_ref()
+            .map_or(DEFAULT_LEEWAY_SECONDS, |l| *l.get_ref());
+        match leeway_of_url.get(p.url.get_ref().as_str()) {
+            Some((first, at)) if *first != leeway => {
+                let (line, _) = line_col(text, at.span().start);
+                let here = p
+                    .leeway_seconds
+                    .as_ref()
+                    .map_or_else(|| cx.at_span(&p.url, ""), |l| cx.at_span(l, ""));
+                return Err(ConfigError {
+                    message: format!(
+                        "leeway_seconds is {leeway} here but {first} for the same provider url at line {line}; \
+                         the leeway applies to the issuer in every account, so give each entry of this url \
+                         the same leeway_seconds (absent means {DEFAULT_LEEWAY_SECONDS})"
+                    ),
+                    ..here
+                });
+            }
+            Some(_) => {}
+            None => {
+                leeway_of_url.insert(p.url.get_ref().as_str(), (leeway, &p.url));
+            }
         }
         if p.client_ids.get_ref().is_empty() {
             return Err(cx.at_span(
@@ -595,11 +660,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             "the built-in guardrail no-long-term-keys is attached at the root already; rename this one, or turn the built-in off with [builtin_guardrails] no_long_term_keys = false",
         ));
     }
-    let throttle = raw.throttle.unwrap_or_default();
+    let throttle = raw
+        .throttle
+        .as_ref()
+        .map_or_else(ThrottleConfig::default, |t| *t.get_ref());
     if !(throttle.rate_per_second > 0.0 && throttle.rate_per_second.is_finite())
         || throttle.burst == 0
     {
-        return Err(cx.at(0, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
+        // At the table: offset 0 would name the first line of the file.
+        let at = raw.throttle.as_ref().map_or(0, |t| t.span().start);
+        return Err(cx.at(at, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
     }
 
     let audit = match &raw.audit {
@@ -1200,6 +1270,123 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
             assert!(e.message.contains(want), "want {want:?}, got {e}");
             assert!(e.line > 0, "{e}");
         }
+    }
+
+    #[test]
+    fn a_bad_throttle_table_is_refused_at_its_line() {
+        let text = format!("{}\n[throttle]\nrate_per_second = 0.0\nburst = 5\n", base());
+        let table_line = text.lines().position(|l| l == "[throttle]").unwrap() + 1;
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("rate_per_second must be > 0"), "{e}");
+        assert!(
+            (table_line..=table_line + 2).contains(&e.line),
+            "points at the [throttle] table (line {table_line}), not the top of the file: {e}"
+        );
+    }
+
+    /// `base()` with a second account declaring the same provider URL.
+    fn two_accounts(first_leeway: Option<u32>, second_leeway: Option<u32>) -> String {
+        let leeway =
+            |l: Option<u32>| l.map_or(String::new(), |l| format!("leeway_seconds = {l}\n"));
+        base()
+            .replace(
+                "client_ids = [\"sts.amazonaws.com\"]\n",
+                &format!("client_ids = [\"sts.amazonaws.com\"]\n{}", leeway(first_leeway)),
+            )
+            .replace(
+                "[[roles]]",
+                &format!(
+                    "[[accounts]]\nid = \"210987654321\"\n\n[[providers]]\naccount = \"210987654321\"\n\
+                     url = \"https://token.actions.githubusercontent.com\"\nclient_ids = [\"sts.amazonaws.com\"]\n{}\n[[roles]]",
+                    leeway(second_leeway)
+                ),
+            )
+    }
+
+    #[test]
+    fn one_issuer_has_one_leeway_in_every_account() {
+        let url = "https://token.actions.githubusercontent.com";
+        let c = p(&two_accounts(Some(60), Some(60))).unwrap();
+        assert_eq!(c.provider_leeway.get(url), Some(&60));
+        assert!(p(&two_accounts(None, Some(DEFAULT_LEEWAY_SECONDS))).is_ok());
+        // The server keys the leeway by URL: the second entry would set it for the first
+        // account's tokens too (an hour past `exp` where that account asked for none).
+        for (first, second) in [(Some(0), Some(3600)), (Some(0), None), (None, Some(3600))] {
+            let text = two_accounts(first, second);
+            let e = p(&text).unwrap_err();
+            assert!(
+                e.message.contains("for the same provider url at line 11")
+                    && e.message
+                        .contains("give each entry of this url the same leeway_seconds"),
+                "{first:?} {second:?}: {e}"
+            );
+            let second_url = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with("url = "))
+                .nth(1)
+                .unwrap()
+                .0
+                + 1;
+            assert!(
+                (second_url..=second_url + 2).contains(&e.line),
+                "{first:?} {second:?}: at the second entry (line {second_url}): {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_provider_declared_twice_is_refused_whatever_the_case_of_its_url() {
+        for url in [
+            "https://token.actions.githubusercontent.com",
+            "https://Token.Actions.GitHubUserContent.com",
+        ] {
+            let text = base().replace(
+                "[[roles]]",
+                &format!(
+                    "[[providers]]\naccount = \"123456789012\"\nurl = \"{url}\"\nclient_ids = [\"x\"]\n\n[[roles]]"
+                ),
+            );
+            let e = p(&text).unwrap_err();
+            assert!(e.message.contains("declared twice"), "{url}: {e}");
+            assert_eq!(e.line, 16, "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_config_that_is_not_utf8_is_refused_at_the_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyless.toml");
+        let mut bytes = base().into_bytes();
+        let at = bytes.windows(6).position(|w| w == b"deploy").unwrap();
+        bytes[at] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = load(&path).unwrap_err();
+        assert_eq!((e.line, e.column), (16, 9), "{e}");
+        assert!(e.message.contains("not UTF-8"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:16:9:", path.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_config_larger_than_any_real_one_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyless.toml");
+        // A valid config, padded with a comment past the limit.
+        let mut text = base();
+        text.push('#');
+        text.push_str(&"x".repeat(usize::try_from(MAX_CONFIG_BYTES).unwrap()));
+        text.push('\n');
+        std::fs::write(&path, &text).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(e.message.contains("larger than 16777216 bytes"), "{e}");
+        assert_eq!(e.line, 0, "{e}");
+        // A device that never ends is refused too, not read into memory.
+        let e = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.message.contains("larger than"), "{e}");
     }
 
     #[test]
