@@ -187,6 +187,32 @@ def test_revoke_with_a_postgres_config(stack) -> None:
     assert [json.loads(line)["target"]["accessKeyId"] for line in listed.stdout.splitlines()] == [victim["AccessKeyId"]]
 
 
+def test_sessions_list_and_the_credential_report_read_revocations_from_postgres(stack) -> None:
+    """With a `database_url` the revocations live in Postgres, not in the data dir: the readers
+    must look there, not say "no store" and show a revoked session as live."""
+    issuer, keyless, database = stack
+    victim, bystander = issue(issuer, keyless, "pg-listed-victim"), issue(issuer, keyless, "pg-listed-bystander")
+    cp = subprocess.run([str(keyless_bin()), "revoke", "session", victim["AccessKeyId"], "--config", str(keyless.config),
+                         "--format", "json"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    rid = json.loads(cp.stdout)["id"]
+    listed = subprocess.run([str(keyless_bin()), "sessions", "list", "--config", str(keyless.config), "--format", "json"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    by_key = {s["accessKeyId"]: s for s in map(json.loads, listed.stdout.splitlines())}
+    assert by_key[victim["AccessKeyId"]]["status"] == "revoked", by_key[victim["AccessKeyId"]]
+    assert by_key[victim["AccessKeyId"]]["revocation"]["id"] == rid
+    assert by_key[bystander["AccessKeyId"]]["status"] == "active", by_key[bystander["AccessKeyId"]]
+    report = subprocess.run([str(keyless_bin()), "report", "credentials", "--config", str(keyless.config)],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert report.returncode == 0, report.stderr
+    rows = {line.split(",")[3]: line.split(",")[4] for line in report.stdout.splitlines()[1:]}
+    assert (rows[victim["AccessKeyId"]], rows[bystander["AccessKeyId"]]) == ("false", "true"), report.stdout
+    for out in (listed, report):
+        assert "no store" not in out.stderr, out.stderr
+        assert password_of(database) not in out.stdout + out.stderr
+
+
 def test_a_database_outage_blocks_nothing_and_the_table_catches_up(stack) -> None:
     issuer, keyless, database = stack
     name = urllib.parse.urlsplit(database).path.lstrip("/")

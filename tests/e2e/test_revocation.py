@@ -3,12 +3,14 @@ API, every kind of target, propagation within a second, and every bad request re
 exact error and nothing revoked."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -696,6 +698,31 @@ def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_wi
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_the_credential_report_shows_a_revoked_session_inactive(stack) -> None:
+    """IAM's report says access_key_active false for a key that no longer works; a revoked
+    session is refused everywhere, so its row must not say true."""
+    _, keyless = stack
+    victim, bystander = session(stack), session(stack)
+    cp = cli("session", victim["AccessKeyId"], *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    wait_revoked(keyless, victim)
+    report = subprocess.run([str(keyless_bin()), "report", "credentials", *store_args(keyless)],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert report.returncode == 0, report.stderr
+    rows = {r["access_key_id"]: r for r in csv.DictReader(report.stdout.splitlines())}
+    assert rows[victim["AccessKeyId"]]["access_key_active"] == "false", rows[victim["AccessKeyId"]]
+    assert rows[bystander["AccessKeyId"]]["access_key_active"] == "true", rows[bystander["AccessKeyId"]]
+    assert re.search(r"\d+ live session\(s\), [1-9]\d* of them revoked", report.stderr), report.stderr
+    # A copy of the log with no store beside it cannot tell.
+    copy = keyless.workdir / "report-copy"
+    shutil.copytree(keyless.data_dir / "audit", copy / "audit", ignore=shutil.ignore_patterns("*.lock"))
+    unchecked = subprocess.run([str(keyless_bin()), "report", "credentials", "--data-dir", str(copy)],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    rows = {r["access_key_id"]: r for r in csv.DictReader(unchecked.stdout.splitlines())}
+    assert rows[victim["AccessKeyId"]]["access_key_active"] == "no_information", unchecked.stdout
+    assert "revocations not checked" in unchecked.stderr, unchecked.stderr
 
 
 def test_a_revocation_whose_record_was_lost_is_recorded_once_when_the_server_starts(tmp_path: Path) -> None:

@@ -389,20 +389,49 @@ fn csv_field(s: &str) -> String {
 /// Header of the credential report.
 pub const CREDENTIAL_REPORT_HEADER: &str = "user,arn,credential_type,access_key_id,access_key_active,created,expires,last_used_date,last_used_service,role_arn,subject,repository,source_identity";
 
+/// Whether a live session's credentials still work: `No` once a revocation ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Active {
+    /// Not revoked.
+    Yes,
+    /// Revoked before its expiry.
+    No,
+    /// The revocations could not be checked (no store beside the log).
+    Unknown,
+}
+
+impl From<bool> for Active {
+    fn from(active: bool) -> Active {
+        if active { Active::Yes } else { Active::No }
+    }
+}
+
+impl Active {
+    /// The `access_key_active` cell.
+    fn cell(self) -> &'static str {
+        match self {
+            Active::Yes => "true",
+            Active::No => "false",
+            Active::Unknown => "no_information",
+        }
+    }
+}
+
 /// The credential report, CSV in the spirit of IAM's: one row per long-term credential (keyless
-/// issues none, so there are none) and one per session alive at `now`. IAM writes `N/A` for
-/// facts that do not apply and `no_information` for unknown last use; so does this.
-pub fn credential_report(sessions: &[&Session]) -> String {
+/// issues none, so there are none) and one per session alive at `now`, with whether it still
+/// works (`access_key_active`: false once revoked). IAM writes `N/A` for facts that do not
+/// apply and `no_information` for unknown ones; so does this.
+pub fn credential_report(sessions: &[(&Session, Active)]) -> String {
     let mut out = String::from(CREDENTIAL_REPORT_HEADER);
     out.push('\n');
-    for s in sessions {
+    for (s, active) in sessions {
         let user = s.principal.rsplit('/').next().unwrap_or(&s.principal);
         let row = [
             user.to_owned(),
             s.principal.clone(),
             "session".to_owned(),
             s.access_key_id.clone(),
-            "true".to_owned(),
+            active.cell().to_owned(),
             event_time(s.issued),
             event_time(s.expires),
             s.last_used
@@ -665,14 +694,25 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(inv.live(at(100), &by_repo)[0].access_key_id, "ASIATWO");
-        let csv = credential_report(&inv.live(at(100), &all));
+        let live = inv.live(at(100), &all);
+        let csv = credential_report(&[(live[0], Active::Yes), (live[1], Active::No)]);
         let rows: Vec<&str> = csv.lines().collect();
         assert_eq!(rows[0], CREDENTIAL_REPORT_HEADER);
         assert_eq!(rows.len(), 3);
         assert!(rows[1].starts_with(
             "ASIAONE,arn:aws:sts::123456789012:assumed-role/gha/ASIAONE,session,ASIAONE,true,"
         ));
+        assert!(
+            rows[2].contains(",session,ASIATWO,false,"),
+            "a revoked session is not active: {}",
+            rows[2]
+        );
         assert!(rows[2].contains(",no_information,N/A,"));
+        let unchecked = credential_report(&[(live[1], Active::Unknown)]);
+        assert!(
+            unchecked.contains(",ASIATWO,no_information,"),
+            "{unchecked}"
+        );
     }
 
     #[test]
