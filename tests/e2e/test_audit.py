@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -183,6 +184,30 @@ def test_issued_credentials_are_traceable_and_no_secret_is_logged(stack) -> None
 def _tamper_copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return next(dst.glob("audit-*.jsonl"))
+
+
+def test_time_filters_take_any_offset_and_refuse_an_empty_window(stack) -> None:
+    issuer, srv = stack()
+    creds = srv.awiwi(issuer.gha_token(), session="window").credentials
+    assert creds
+    rec = next(r for r in query(srv) if issued_key(r) == creds["AccessKeyId"])
+    at = dt.datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00"))
+    # The same window written in another time zone finds the record.
+    plus_one = dt.timezone(dt.timedelta(hours=1))
+    since = (at - dt.timedelta(seconds=1)).astimezone(plus_one).isoformat()
+    until = (at + dt.timedelta(seconds=1)).astimezone(plus_one).isoformat()
+    assert creds["AccessKeyId"] in {issued_key(r) for r in query(srv, "--since", since, "--until", until)}
+    before = audit_bytes(srv)
+    # Swapped bounds, or equal ones, can match nothing: an error, not an empty answer.
+    for cmd in (("audit", "query"), ("sessions", "list"), ("audit", "tail")):
+        for a, b in ((until, since), (since, since)):
+            cp = run_cli(*cmd, "--data-dir", str(srv.data_dir), "--since", a, "--until", b)
+            assert cp.returncode == 2, (cmd, cp.returncode, cp.stdout, cp.stderr)
+            assert "is not before --until" in cp.stderr and "no record can match" in cp.stderr, cp.stderr
+            assert cp.stdout == "", cp.stdout
+    cp = run_cli("audit", "query", "--data-dir", str(srv.data_dir), "--since", "2026-12-01 21:00:00")
+    assert cp.returncode == 2 and "is not an RFC 3339 instant" in cp.stderr, cp.stderr
+    assert audit_bytes(srv) == before
 
 
 def test_tampering_is_detected_and_located(stack, workdir: Path) -> None:

@@ -166,17 +166,30 @@ impl FilterArgs {
             ),
             None => None,
         };
+        let since = self
+            .since
+            .as_deref()
+            .map(|s| parse_instant("--since", s))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|s| parse_instant("--until", s))
+            .transpose()?;
+        // An empty window matches nothing, which would read as "no such records": most often
+        // the two were swapped, or given in different time zones.
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            bail!(
+                "--since {} is not before --until {}: no record can match (--since is inclusive, --until exclusive)",
+                keyless_audit::event::event_time(s),
+                keyless_audit::event::event_time(u)
+            );
+        }
         Ok(Filter {
-            since: self
-                .since
-                .as_deref()
-                .map(|s| parse_instant("--since", s))
-                .transpose()?,
-            until: self
-                .until
-                .as_deref()
-                .map(|s| parse_instant("--until", s))
-                .transpose()?,
+            since,
+            until,
             event_name: self.event_name.clone(),
             principal: self.principal.clone(),
             role: self.role.clone(),
