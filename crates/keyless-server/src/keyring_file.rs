@@ -51,6 +51,14 @@ pub enum KeyRingFileError {
         /// Its mode bits.
         mode: u32,
     },
+    /// There is no ring at the path (only `keyless serve` creates one).
+    #[error(
+        "{path}: no key ring here; keyless serve creates it at its first start: is this the server's data dir (or its config)?"
+    )]
+    Missing {
+        /// The file.
+        path: String,
+    },
     /// I/O.
     #[error("{path}: {error}")]
     Io {
@@ -155,9 +163,18 @@ fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFile
     }
 }
 
+fn missing(path: &Path) -> KeyRingFileError {
+    KeyRingFileError::Missing {
+        path: path.display().to_string(),
+    }
+}
+
 /// Loads the ring, checking ownership and permissions first.
 pub fn load(path: &Path) -> Result<KeyRing, KeyRingFileError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing(path),
+        _ => io(path)(e),
+    })?;
     check_permissions(path, &meta)?;
     let text = fs::read_to_string(path).map_err(io(path))?;
     KeyRing::from_file_str(&text).map_err(|error| KeyRingFileError::Format {
@@ -241,6 +258,10 @@ pub fn load_or_create(path: &Path, now: OffsetDateTime) -> Result<KeyRing, KeyRi
 
 /// Adds a version to the ring file; returns the new version id.
 pub fn rotate(path: &Path, now: OffsetDateTime) -> Result<u32, KeyRingFileError> {
+    // Before the lock, which would leave its file in a directory that is not a data dir.
+    if !path.exists() {
+        return Err(missing(path));
+    }
     let _lock = lock(path)?;
     let mut ring = load(path)?;
     let id = ring
@@ -365,6 +386,36 @@ mod tests {
             Some(KeyRingFileError::Permissions { mode: 0o640, .. })
         ));
         assert!(problem((1000, 0o600), None, 1000).is_none());
+    }
+
+    #[test]
+    fn rotating_where_there_is_no_ring_says_so_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        for e in [rotate(&path, now()).unwrap_err(), load(&path).unwrap_err()] {
+            let message = e.to_string();
+            assert!(
+                message.contains("no key ring here")
+                    && message.contains("is this the server's data dir"),
+                "{message}"
+            );
+        }
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "a stray lock file: {left:?}");
+    }
+
+    #[test]
+    fn an_empty_ring_is_not_sent_back_to_keys_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let empty = r#"{"format":"keyless-keyring-v1","keys":[]}"#;
+        fs::write(&path, empty).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        // `keys rotate` reads the ring first, so advising it would send the operator in a loop.
+        let e = rotate(&path, now()).unwrap_err().to_string();
+        assert!(!e.contains("keys rotate"), "{e}");
+        assert!(e.contains("restore keyring.json from a backup"), "{e}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), empty, "unchanged");
     }
 
     #[test]
