@@ -332,6 +332,18 @@ def test_readers_verify_the_chain_as_they_read(stack, workdir: Path) -> None:
     report = run_cli("report", "credentials", "--data-dir", str(data))
     assert "does not match its hash" in report.stderr, report.stderr
 
+    # Every file removed (a server creates the first at start-up): verify finds nothing to
+    # verify and exits 1; the readers must not answer "no records, all well".
+    data = workdir / "wiped"
+    shutil.copytree(srv.data_dir, data)
+    for f in (data / "audit").glob("audit-*.jsonl"):
+        f.unlink()
+    for reader, cp in _readers(data):
+        assert cp.returncode == 1, (reader, cp.returncode, cp.stdout, cp.stderr)
+        assert "warning: the audit log does not verify: no audit files" in cp.stderr, (reader, cp.stderr)
+    v = run_cli("audit", "verify", "--data-dir", str(data))
+    assert v.returncode == 1 and "no audit files found" in v.stdout, v.stdout + v.stderr
+
 
 def test_a_huge_line_is_a_problem_read_with_bounded_memory(stack, workdir: Path) -> None:
     issuer, srv = stack()

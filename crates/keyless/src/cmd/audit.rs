@@ -348,6 +348,16 @@ pub fn reader_verifier(place: &Where) -> anyhow::Result<Verifier> {
 /// the exit code: 0, or [`EXIT_NOT_VERIFIED`] with the first problem named.
 pub fn reader_verdict(report: &Report, place: &Where) -> ExitCode {
     match &report.problem {
+        // As `verify` says: a server writes the first file when it starts, so a log directory
+        // with none lost its whole log (and "no records" would read as "nothing happened").
+        None if report.files == 0 => {
+            warn_not_verified(
+                "no audit files (audit-<seq>.jsonl) in the log directory: a server creates the \
+                 first one when it starts, so if one ran on this data dir, its log was removed",
+                place,
+            );
+            ExitCode::from(EXIT_NOT_VERIFIED)
+        }
         None => ExitCode::SUCCESS,
         Some(p) => {
             warn_not_verified(&p.to_string(), place);
@@ -476,7 +486,7 @@ fn tail(
     };
     let mut follower = Follower {
         v,
-        warned: report.problem.is_some(),
+        warned: code != ExitCode::SUCCESS,
         current: newest.as_ref().map(|(f, _)| f.clone()),
         offset: newest.as_ref().map_or(0, |(_, end)| end.complete_bytes),
     };
