@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import requests
@@ -112,6 +114,36 @@ def test_config_is_applied_idempotently_on_restart(workdir: Path, issuer: Issuer
             assert res.status == 200, f"start {i}: {res}\n{srv.stderr()[-2000:]}"
         finally:
             _stop(srv.proc)
+
+
+def test_a_second_server_on_the_data_dir_is_refused_before_it_touches_the_store(workdir: Path, issuer: Issuer) -> None:
+    """The audit log's lock makes one server per data dir. A second one (an edited config tried
+    out, a unit started twice) must be refused before it applies its config: applied, it deleted
+    the roles its file no longer lists, under the running server, whose sessions then ended."""
+    cfg_text = default_config(issuer, workdir / "k" / "data")
+    srv = start_keyless(workdir / "k", cfg_text)
+    try:
+        before = srv.awiwi(issuer.gha_token(), role="gha-any-branch", session="before").credentials
+        assert before, "the role works to begin with"
+        start = cfg_text.index('name = "gha-any-branch"')
+        start = cfg_text.rindex("[[roles]]", 0, start)
+        end = cfg_text.index("[[roles]]", start + 1)
+        edited = workdir / "edited.toml"
+        edited.write_text(cfg_text[:start] + cfg_text[end:])
+        db = srv.data_dir / "keyless.db"
+        with sqlite3.connect(db) as c:
+            roles = sorted(r[0] for r in c.execute("SELECT name FROM roles"))
+        cp = run_serve_expect_failure(edited)
+        assert cp.returncode == 2, (cp.returncode, cp.stderr)
+        assert "is held by another process (a running keyless server?)" in cp.stderr, cp.stderr
+        with sqlite3.connect(db) as c:
+            assert sorted(r[0] for r in c.execute("SELECT name FROM roles")) == roles
+        time.sleep(1.5)  # past the running server's directory poll
+        after = srv.awiwi(issuer.gha_token(), role="gha-any-branch", session="after")
+        assert after.status == 200, f"the running server lost the role: {after}"
+        srv.boto3_client(before).get_caller_identity()
+    finally:
+        _stop(srv.proc)
 
 
 def test_dev_mode_quick_start(workdir: Path) -> None:

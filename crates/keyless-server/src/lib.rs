@@ -171,6 +171,19 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 config.data_dir.display()
             ))
         })?;
+    // The audit log's lock is this data dir's "one server" lock: taken before the store is
+    // touched, so a second server refused here has not re-applied its config under the running
+    // one (deleting the roles its file no longer lists, whose sessions then end).
+    let now = clock.now();
+    let keyring_path = keyring_file::path_in(&config.data_dir);
+    let ring = keyring_file::load_or_create(&keyring_path, now)?;
+    // With an audit table (Postgres), retention keeps every file the table has not copied yet:
+    // the sink moves this mark as it copies.
+    let table_through = config
+        .database_url
+        .as_ref()
+        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    let audit = open_audit(&opts, &config, &clock, &ring, table_through.clone())?;
     let opened = keyless_store::open(config.database_url.as_ref(), &config.data_dir).await?;
     info!(store = %opened.description, "store open");
     let store: SharedStore = opened.store;
@@ -179,7 +192,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             role.role_id = keyless_store::new_role_id();
         }
     }
-    let now = clock.now();
     for p in &mut entities.providers {
         p.created = now;
     }
@@ -191,15 +203,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let directory_generation = store.directory_generation().await?;
     let directory = load_directory(store.as_ref()).await?;
 
-    let keyring_path = keyring_file::path_in(&config.data_dir);
-    let ring = keyring_file::load_or_create(&keyring_path, now)?;
-    // With an audit table, retention keeps every file the table has not copied yet: the sink
-    // moves this mark as it copies.
-    let table_through = opened
-        .audit_table
-        .as_ref()
-        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)));
-    let audit = open_audit(&opts, &config, &clock, &ring, table_through.clone())?;
     let keys = keys_of(ring)?;
     let metrics = Metrics::new();
     let audit_table = match (&opened.audit_table, audit.enabled()) {
