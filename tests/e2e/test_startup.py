@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import time
@@ -144,6 +145,20 @@ def test_a_second_server_on_the_data_dir_is_refused_before_it_touches_the_store(
         srv.boto3_client(before).get_caller_identity()
     finally:
         _stop(srv.proc)
+
+
+def test_a_listen_address_in_use_is_named(workdir: Path, issuer: Issuer) -> None:
+    cfg = workdir / "keyless.toml"
+    cfg.write_text(default_config(issuer, workdir / "data"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 2, cp.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in cp.stderr, cp.stderr
+    assert "give another --listen ADDR" in cp.stderr, cp.stderr
 
 
 def test_dev_mode_quick_start(workdir: Path) -> None:

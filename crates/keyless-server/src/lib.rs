@@ -140,7 +140,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         warn!("{w}");
     }
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            ServeError::Startup(format!(
+                "cannot listen on {}: {e}; another process (a keyless server?) may hold it: stop it, or give another --listen ADDR",
+                config.listen
+            ))
+        })?;
     let addr = listener.local_addr()?;
 
     let dev = if dev_mode {
