@@ -674,6 +674,26 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         if c.name.get_ref().is_empty() {
             return Err(cx.at_span(&c.name, "authorize client name must not be empty"));
         }
+        // The name is how the audit trail tells gateways apart, and only the first entry of a
+        // token would ever be used.
+        if authorize_clients
+            .iter()
+            .any(|a: &crate::authorize_api::AuthorizeClient| a.name == *c.name.get_ref())
+        {
+            return Err(cx.at_span(
+                &c.name,
+                "authorize client name is declared twice; audit records name the client, so give each its own",
+            ));
+        }
+        if authorize_clients
+            .iter()
+            .any(|a: &crate::authorize_api::AuthorizeClient| a.token_sha256 == sha)
+        {
+            return Err(cx.at_span(
+                &c.token_sha256,
+                "this token_sha256 is another authorize client's already: give each client its own token",
+            ));
+        }
         authorize_clients.push(crate::authorize_api::AuthorizeClient {
             name: c.name.get_ref().clone(),
             token_sha256: sha,
@@ -1458,6 +1478,42 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
                 "{target}: {e}"
             );
             assert_eq!(e.line, line, "{target}: {e}");
+        }
+    }
+
+    #[test]
+    fn authorize_clients_are_distinct_by_name_and_by_token() {
+        let client = |name: &str, digit: char| {
+            format!(
+                "\n[[authorize_clients]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n",
+                digit.to_string().repeat(64)
+            )
+        };
+        let two = |a: String, b: String| format!("{}{a}{b}", base());
+        assert!(p(&two(client("s3", 'a'), client("sqs", 'b'))).is_ok());
+        for (text, says, key) in [
+            (
+                two(client("s3", 'a'), client("s3", 'b')),
+                "authorize client name is declared twice",
+                "name = \"s3\"",
+            ),
+            (
+                two(client("s3", 'a'), client("sqs", 'a')),
+                "is another authorize client's already",
+                "token_sha256",
+            ),
+        ] {
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with(key))
+                .last()
+                .unwrap()
+                .0
+                + 1;
+            let e = p(&text).unwrap_err();
+            assert!(e.message.contains(says), "{e}");
+            assert_eq!(e.line, line, "at the second client: {e}");
         }
     }
 
