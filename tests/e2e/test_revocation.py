@@ -565,6 +565,26 @@ def test_cli_credentials_from_a_profile_and_from_web_identity(stack, tmp_path: P
     assert not caller_ok(keyless, other)
 
 
+def test_cli_refuses_half_set_environment_credentials_instead_of_falling_back(stack, tmp_path: Path) -> None:
+    """As the AWS CLI and SDKs do (PartialCredentialsError): an access key id in the environment
+    without its secret is an error, not a reason to sign with the next identity in the chain, here
+    a more powerful profile the operator did not mean to use."""
+    _, keyless = stack
+    admin, victim = session(stack, role="revoker"), session(stack)
+    creds_file = tmp_path / "credentials"
+    creds_file.write_text(f"[default]\naws_access_key_id = {admin['AccessKeyId']}\n"
+                          f"aws_secret_access_key = {admin['SecretAccessKey']}\naws_session_token = {admin['SessionToken']}\n")
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "AWS_REGION": REGION,
+            "AWS_SHARED_CREDENTIALS_FILE": str(creds_file)}
+    for env, missing in (({"AWS_ACCESS_KEY_ID": victim["AccessKeyId"]}, "AWS_SECRET_ACCESS_KEY"),
+                         ({"AWS_SECRET_ACCESS_KEY": victim["SecretAccessKey"]}, "AWS_ACCESS_KEY_ID")):
+        cp = cli("session", victim["AccessKeyId"], "--endpoint", keyless.url, env={**base, **env})
+        assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)
+        assert f"{missing} is not" in cp.stderr, cp.stderr
+        assert cp.stdout == ""
+        assert caller_ok(keyless, victim), "revoked with the fallback profile's identity"
+
+
 def sessions_list(keyless: Keyless, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(keyless_bin()), "sessions", "list", "--config", str(keyless.config), *args],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
