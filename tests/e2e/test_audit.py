@@ -210,6 +210,18 @@ def test_time_filters_take_any_offset_and_refuse_an_empty_window(stack) -> None:
     assert audit_bytes(srv) == before
 
 
+def test_sessions_list_refuses_filters_that_select_records_not_sessions(stack) -> None:
+    issuer, srv = stack()
+    assert srv.awiwi(issuer.gha_token(), session="only").credentials
+    for flag, value in (("--decision", "deny"), ("--error-code", "AccessDenied"), ("--event-name", "AssumeRole")):
+        cp = run_cli("sessions", "list", "--data-dir", str(srv.data_dir), flag, value)
+        assert cp.returncode == 2, (flag, cp.returncode, cp.stdout)
+        assert f"{flag} selects audit records, not sessions" in cp.stderr, cp.stderr
+        assert cp.stdout == "", cp.stdout
+    ok = run_cli("sessions", "list", "--data-dir", str(srv.data_dir), "--repository", REPO, check=True)
+    assert "assumed-role/gha/only" in ok.stdout, ok.stdout
+
+
 def test_tampering_is_detected_and_located(stack, workdir: Path) -> None:
     issuer, srv = stack()
     token = issuer.gha_token()

@@ -41,6 +41,19 @@ enum SessionsCommand {
 /// The live sessions of the log at `place`, filtered, and the verification of the log they
 /// come from (for [`reader_verdict`]).
 pub fn live_sessions(place: &Where, filter: &FilterArgs) -> anyhow::Result<(Vec<Session>, Report)> {
+    // These select records, not sessions: ignored, they would list every live session as if
+    // it matched.
+    for (flag, given) in [
+        ("--event-name", filter.event_name.is_some()),
+        ("--decision", filter.decision.is_some()),
+        ("--error-code", filter.error_code.is_some()),
+    ] {
+        if given {
+            anyhow::bail!(
+                "{flag} selects audit records, not sessions (every live session was issued by an allowed call); use `keyless audit query {flag} …`"
+            );
+        }
+    }
     let filter = filter.to_filter()?;
     let files = place.files()?;
     let mut v = reader_verifier(place)?;
