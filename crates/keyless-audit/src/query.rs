@@ -35,11 +35,15 @@ pub struct Filter {
     pub error_code: Option<String>,
 }
 
+/// Role names ignore case in IAM (one account cannot hold `Deploy` and `deploy`), and records
+/// carry the stored spelling, so `--role deploy` must find `role/Deploy`.
 fn role_matches(want: &str, arn: &str) -> bool {
     if want.starts_with("arn:") {
-        arn == want
+        arn.eq_ignore_ascii_case(want)
     } else {
-        arn.rsplit('/').next() == Some(want)
+        arn.rsplit('/')
+            .next()
+            .is_some_and(|name| name.eq_ignore_ascii_case(want))
     }
 }
 
@@ -590,6 +594,21 @@ mod tests {
                     ..all.clone()
                 },
                 false,
+            ),
+            // Role names ignore case in IAM (and in `keyless revoke role`).
+            (
+                Filter {
+                    role: Some("GHA".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    role: Some("arn:aws:iam::123456789012:role/Gha".into()),
+                    ..all.clone()
+                },
+                true,
             ),
             (
                 Filter {
