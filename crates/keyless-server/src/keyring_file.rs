@@ -139,8 +139,23 @@ fn permission_problem(
 }
 
 /// Refuses a ring that others can read, that someone else owns, or whose directory others can
-/// write.
+/// write. For a symbolic link, the directory of the file it leads to is checked too: whoever may
+/// write there can replace the ring behind the link.
 fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFileError> {
+    check_in_dir(path, meta)?;
+    let is_link = fs::symlink_metadata(path)
+        .map_err(io(path))?
+        .file_type()
+        .is_symlink();
+    if is_link {
+        let real = fs::canonicalize(path).map_err(io(path))?;
+        check_in_dir(&real, meta)?;
+    }
+    Ok(())
+}
+
+/// [`check_permissions`] for the file `meta` describes and the directory holding `path`.
+fn check_in_dir(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFileError> {
     let dir = match path.parent() {
         Some(d) if d.as_os_str().is_empty() => Some(Path::new(".")),
         other => other,
@@ -228,8 +243,19 @@ fn save_locked(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
     Ok(())
 }
 
+/// The file a ring path names: the one a symbolic link leads to (a ring kept on a secrets
+/// volume, linked into the data dir), so that writing it updates that file rather than
+/// replacing the link with a copy the volume never sees.
+fn written_path(path: &Path) -> Result<PathBuf, KeyRingFileError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).map_err(io(path)),
+        _ => Ok(path.to_owned()),
+    }
+}
+
 /// Writes the ring atomically, holding the writers' lock.
 pub fn save(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
+    let path = &written_path(path)?;
     let _lock = lock(path)?;
     save_locked(path, ring)
 }
@@ -262,6 +288,7 @@ pub fn rotate(path: &Path, now: OffsetDateTime) -> Result<u32, KeyRingFileError>
     if !path.exists() {
         return Err(missing(path));
     }
+    let path = &written_path(path)?;
     let _lock = lock(path)?;
     let mut ring = load(path)?;
     let id = ring
@@ -356,6 +383,43 @@ mod tests {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(load(&path).is_ok());
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn a_link_to_a_ring_in_a_directory_others_can_write_is_refused() {
+        let data = tempfile::tempdir().unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        let real = shared.path().join("ring.json");
+        load_or_create(&real, now()).unwrap();
+        let path = path_in(data.path());
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert!(
+            load(&path).is_ok(),
+            "a link into a private directory is fine"
+        );
+        // A rotation writes the file the link leads to and keeps the link.
+        assert_eq!(rotate(&path, now()).unwrap(), 2);
+        assert!(
+            fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(load(&real).unwrap().versions().len(), 2);
+        assert!(!data.path().join("keyring.json.lock").exists());
+        // Anyone may swap the file the link leads to, and choose the root secrets.
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        let real_dir = fs::canonicalize(shared.path()).unwrap();
+        assert!(
+            e.contains(&format!(
+                "{}: the directory holding the key ring is writable",
+                real_dir.display()
+            )),
+            "{e}"
+        );
+        assert!(rotate(&path, now()).is_err());
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]
