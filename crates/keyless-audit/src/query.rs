@@ -181,6 +181,8 @@ pub struct Session {
     pub access_key_id: String,
     /// `arn:aws:sts::…:assumed-role/<role>/<session>`.
     pub principal: String,
+    /// The principal id, `AROA…:<session>` (`assumedRoleUser.assumedRoleId`).
+    pub principal_id: Option<String>,
     /// The role ARN.
     pub role_arn: String,
     /// The token subject, for web identity sessions (and sessions chained from them).
@@ -314,6 +316,11 @@ impl SessionInventory {
             Session {
                 access_key_id: key.to_owned(),
                 principal: principal.to_owned(),
+                principal_id: resp
+                    .get("assumedRoleUser")
+                    .and_then(|u| u.get("assumedRoleId"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 role_arn,
                 subject: e.subject().map(str::to_owned),
                 repository: e.federation_attribute("repository").map(str::to_owned),
@@ -344,7 +351,12 @@ impl SessionInventory {
             .filter(|s| s.expires > now)
             .filter(|s| filter.since.is_none_or(|t| s.issued >= t))
             .filter(|s| filter.until.is_none_or(|t| s.issued < t))
-            .filter(|s| filter.principal.as_ref().is_none_or(|p| *p == s.principal))
+            .filter(|s| {
+                filter
+                    .principal
+                    .as_ref()
+                    .is_none_or(|p| *p == s.principal || s.principal_id.as_ref() == Some(p))
+            })
             .filter(|s| {
                 filter
                     .role
@@ -492,7 +504,10 @@ mod tests {
         e.request_parameters = Some(json!({"roleArn": "arn:aws:iam::123456789012:role/gha"}));
         e.response_elements = Some(json!({
             "credentials": {"accessKeyId": key, "expiration": event_time(at(t + ttl))},
-            "assumedRoleUser": {"arn": format!("arn:aws:sts::123456789012:assumed-role/gha/{key}")},
+            "assumedRoleUser": {
+                "arn": format!("arn:aws:sts::123456789012:assumed-role/gha/{key}"),
+                "assumedRoleId": format!("AROAEXAMPLEROLEID:{key}"),
+            },
         }));
         e
     }
@@ -708,6 +723,23 @@ mod tests {
         assert_eq!(live[1].last_used, None);
         // ASIATWO expires at 910.
         assert_eq!(inv.live(at(910), &all).len(), 1);
+        // --principal takes the principal id too, as `audit query` does.
+        for (principal, found) in [
+            ("arn:aws:sts::123456789012:assumed-role/gha/ASIAONE", true),
+            ("AROAEXAMPLEROLEID:ASIAONE", true),
+            ("AROAEXAMPLEROLEID:ASIANONE", false),
+        ] {
+            let by_principal = Filter {
+                principal: Some(principal.into()),
+                ..Filter::default()
+            };
+            let keys: Vec<&str> = inv
+                .live(at(100), &by_principal)
+                .iter()
+                .map(|s| s.access_key_id.as_str())
+                .collect();
+            assert_eq!(keys == ["ASIAONE"], found, "{principal}: {keys:?}");
+        }
         let by_repo = Filter {
             repository: Some("octo/b".into()),
             ..Filter::default()
