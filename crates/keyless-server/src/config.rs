@@ -221,8 +221,20 @@ struct RawGuardrail {
 /// hold in memory.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Reads and validates a config file.
+/// Reads and validates a config file, the TLS certificate and key it names included.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_reading_tls(path, true)
+}
+
+/// [`load`] for the operator tools (`revoke`, `audit`, `sessions`, `report`, `keys`), which
+/// want the data dir and the store: the `[tls]` paths are resolved but the files are not read,
+/// so a renewal that broke them (the server keeps serving its previous certificate) or a key
+/// only the server may read does not stop a revocation.
+pub fn load_for_tools(path: &Path) -> Result<Config, ConfigError> {
+    load_reading_tls(path, false)
+}
+
+fn load_reading_tls(path: &Path, read_tls: bool) -> Result<Config, ConfigError> {
     use std::io::Read as _;
     let unreadable = |message: String| ConfigError {
         file: path.to_owned(),
@@ -254,7 +266,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             });
         }
     };
-    parse(path, &text)
+    parse_with(path, &text, read_tls)
 }
 
 struct Ctx<'a> {
@@ -296,6 +308,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Parses config text; `file` names it in errors and anchors relative paths.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_with(file, text, true)
+}
+
+fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigError> {
     let cx = Ctx { file, text };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
@@ -747,7 +763,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 cert_file: cx.relative(&t.get_ref().cert_file),
                 key_file: cx.relative(&t.get_ref().key_file),
             };
-            crate::tls::load(&settings).map_err(|m| cx.at_span(t, m))?;
+            if read_tls {
+                crate::tls::load(&settings).map_err(|m| cx.at_span(t, m))?;
+            }
             Some(settings)
         }
         None => None,

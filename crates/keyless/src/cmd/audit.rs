@@ -99,7 +99,7 @@ impl Where {
     /// The data directory, if one was given.
     pub fn data_dir(&self) -> anyhow::Result<Option<PathBuf>> {
         Ok(match (&self.config, &self.data_dir) {
-            (Some(c), _) => Some(keyless_server::config::load(c)?.data_dir),
+            (Some(c), _) => Some(keyless_server::config::load_for_tools(c)?.data_dir),
             (None, Some(d)) => Some(d.clone()),
             (None, None) => None,
         })
@@ -265,7 +265,9 @@ fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
 /// from the end of the files since then are found against it. Any trouble reaching it is a
 /// warning (the files are still verified on their own).
 fn table_anchor(config: &Path, data_dir: &Path) -> Option<Anchor> {
-    let url = keyless_server::config::load(config).ok()?.database_url?;
+    let url = keyless_server::config::load_for_tools(config)
+        .ok()?
+        .database_url?;
     let id_file = data_dir.join(keyless_server::audit_table_sink::LOG_ID_FILE);
     let log_id = std::fs::read_to_string(&id_file).ok()?.trim().to_owned();
     let head = tokio::runtime::Builder::new_current_thread()

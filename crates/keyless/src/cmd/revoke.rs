@@ -250,7 +250,7 @@ struct Place {
 fn place(common: &Common) -> anyhow::Result<Place> {
     match (&common.config, &common.data_dir) {
         (Some(c), None) => {
-            let config = keyless_server::config::load(c)?;
+            let config = keyless_server::config::load_for_tools(c)?;
             Ok(Place {
                 dir: config.data_dir,
                 database_url: config.database_url,
@@ -305,7 +305,7 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
     spec.resolve(&directory).map_err(refused)?;
     let revocation = store.add_revocation(&spec).await?;
     let settings = match &common.config {
-        Some(c) => keyless_server::config::load(c)?.audit,
+        Some(c) => keyless_server::config::load_for_tools(c)?.audit,
         None => keyless_server::audit::AuditSettings::default(),
     };
     // Stored, so in force; if the audit step fails the revocation stays (failing closed means

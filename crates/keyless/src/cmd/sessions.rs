@@ -78,7 +78,7 @@ impl Revocations {
     pub fn load(place: &Where) -> anyhow::Result<Option<Revocations>> {
         let (dir, url) = match (&place.config, &place.data_dir) {
             (Some(c), _) => {
-                let config = keyless_server::config::load(c)?;
+                let config = keyless_server::config::load_for_tools(c)?;
                 (config.data_dir, config.database_url)
             }
             (None, Some(d)) => (d.clone(), None),
