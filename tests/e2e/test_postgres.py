@@ -632,3 +632,32 @@ def test_revocations_from_another_process_reach_a_replica_incrementally_even_out
         for k in replicas:
             _stop(k.proc)
         _stop(issuer.proc)
+
+
+def test_the_database_url_can_come_from_a_file(tmp_path: Path) -> None:
+    """design.md: every secret can come from a *_file path. The URL holds the password, so the
+    config (in git) names a file (in a secrets mount) instead; the server and the tools read it,
+    and neither shows the password."""
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    url = with_database(base, name)
+    url_file = tmp_path / "db-url"
+    url_file.write_text(url + "\n")
+    url_file.chmod(0o600)
+    issuer = start_issuer(tmp_path)
+    config = f'database_url_file = "{url_file}"\n' + default_config(issuer, tmp_path / "keyless" / "data")
+    keyless = start_keyless(tmp_path / "keyless", config)
+    try:
+        assert not (keyless.data_dir / "keyless.db").exists()
+        assert ["gha"] in psql(url, "SELECT name FROM roles WHERE from_config ORDER BY name")
+        victim = issue(issuer, keyless, "from-file")
+        cp = subprocess.run([str(keyless_bin()), "revoke", "session", victim["AccessKeyId"], "--config",
+                             str(keyless.config)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, cp.stderr
+        assert psql(url, "SELECT value FROM revocations") == [[victim["AccessKeyId"]]]
+        for text in (cp.stdout + cp.stderr, keyless.stderr()):
+            assert password_of(url) not in text
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)

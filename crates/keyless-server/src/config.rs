@@ -142,6 +142,7 @@ struct RawConfig {
     listen: Option<Spanned<String>>,
     data_dir: Option<PathBuf>,
     database_url: Option<Spanned<String>>,
+    database_url_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
     #[serde(default)]
@@ -771,11 +772,17 @@ fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigE
         None => None,
     };
 
-    let database_url = match &raw.database_url {
-        Some(u) => {
+    let database_url = match (&raw.database_url, &raw.database_url_file) {
+        (Some(u), None) => {
             Some(keyless_store::DatabaseUrl::parse(u.get_ref()).map_err(|m| cx.at_span(u, m))?)
         }
-        None => None,
+        // The URL holds the password: design.md lets every secret come from a file, so the
+        // config can live in git and the URL in a secrets mount.
+        (None, Some(f)) => Some(database_url_from_file(&cx, f, &mut warnings)?),
+        (Some(u), Some(_)) => {
+            return Err(cx.at_span(u, "give either database_url or database_url_file, not both"));
+        }
+        (None, None) => None,
     };
 
     Ok(Config {
@@ -796,6 +803,61 @@ fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigE
         http,
         tls,
     })
+}
+
+/// The largest `database_url_file` read: a URL with its TLS parameters is far shorter.
+const MAX_DATABASE_URL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads `database_url_file` (relative to the config's folder; one line, surrounding whitespace
+/// ignored). Errors point at the key and never quote the file, which holds the password.
+fn database_url_from_file(
+    cx: &Ctx<'_>,
+    f: &Spanned<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<keyless_store::DatabaseUrl, ConfigError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = cx.relative(f.get_ref());
+    let mut bytes = Vec::new();
+    let meta = std::fs::File::open(&path)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            file.take(MAX_DATABASE_URL_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)?;
+            Ok(meta)
+        })
+        .map_err(|e| {
+            cx.at_span(
+                f,
+                format!("cannot read database_url_file {}: {e}", path.display()),
+            )
+        })?;
+    if bytes.len() as u64 > MAX_DATABASE_URL_FILE_BYTES {
+        return Err(cx.at_span(
+            f,
+            format!(
+                "database_url_file {} is larger than {MAX_DATABASE_URL_FILE_BYTES} bytes; it should hold one postgres:// URL",
+                path.display()
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        cx.at_span(
+            f,
+            format!("database_url_file {} is not UTF-8 text", path.display()),
+        )
+    })?;
+    let url = keyless_store::DatabaseUrl::parse(text.trim())
+        .map_err(|m| cx.at_span(f, format!("database_url_file {}: {m}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        warnings.push(format!(
+            "{}: database_url_file {} holds the database password and group or others may read it; run: chmod 600 {}",
+            cx.file.display(),
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(url)
 }
 
 /// Parses and validates a policy held in a TOML string; errors point into the config file.
@@ -1532,6 +1594,57 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
             let e = p(&text).unwrap_err();
             assert!(e.message.contains(says), "{e}");
             assert_eq!(e.line, line, "at the second client: {e}");
+        }
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keyless.toml");
+        let url_file = dir.path().join("db-url");
+        let load = |head: &str| {
+            std::fs::write(&config_path, format!("{head}\n{}", base())).unwrap();
+            super::load(&config_path)
+        };
+        std::fs::write(
+            &url_file,
+            "postgres://app:s3cr3t-pw@db.internal:5432/keyless\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Relative to the config's folder, like every path in it.
+        let c = load("database_url_file = \"db-url\"").unwrap();
+        let url = c.database_url.unwrap();
+        assert_eq!(
+            url.target(),
+            "db.internal:5432 (database keyless, user app)"
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = load("database_url_file = \"db-url\"").unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.contains("chmod 600")),
+            "{:?}",
+            c.warnings
+        );
+
+        std::fs::write(&url_file, "mysql://app:s3cr3t-pw@db/k").unwrap();
+        for (head, says) in [
+            ("database_url_file = \"db-url\"", "unsupported scheme"),
+            (
+                "database_url_file = \"absent\"",
+                "cannot read database_url_file",
+            ),
+            (
+                "database_url = \"postgres://a@b/c\"\ndatabase_url_file = \"db-url\"",
+                "either database_url or database_url_file",
+            ),
+        ] {
+            let e = load(head).unwrap_err();
+            assert!(e.message.contains(says), "{head}: {e}");
+            assert_eq!(e.line, 1, "{head}: {e}");
+            assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
         }
     }
 
