@@ -161,6 +161,37 @@ def test_a_listen_address_in_use_is_named(workdir: Path, issuer: Issuer) -> None
     assert "give another --listen ADDR" in cp.stderr, cp.stderr
 
 
+def test_an_account_dropped_from_the_config_with_api_roles_in_it_is_refused(workdir: Path, issuer: Issuer) -> None:
+    """Config accounts are re-applied at every start. An account taken out of the file while the
+    IAM API created roles in it left those roles issuing credentials, outside the account's OU,
+    so the OU's guardrails no longer applied to them. Start-up refuses it and changes nothing."""
+    from iam_support import admin_config, admin_creds, gha_trust, iam_client
+
+    data = workdir / "k" / "data"
+    deny = json.dumps({"Version": "2012-10-17",
+                       "Statement": [{"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"}]})
+    guardrail = f'[[guardrails]]\ntarget = "/workloads"\nname = "no-s3-delete"\ndocument = \'{deny}\'\n'
+    cfg_text = admin_config(issuer, data, guardrail)
+    srv = start_keyless(workdir / "k", cfg_text)
+    try:
+        iam = iam_client(srv, admin_creds(srv, issuer))
+        iam.create_role(RoleName="api-worker", AssumeRolePolicyDocument=gha_trust(issuer, "octo-org/app"))
+    finally:
+        _stop(srv.proc)
+    other = "210987654321"
+    moved = workdir / "moved.toml"
+    moved.write_text(cfg_text.replace(ACCOUNT, other))
+    with sqlite3.connect(data / "keyless.db") as c:
+        accounts = sorted(c.execute("SELECT id FROM accounts"))
+    cp = run_serve_expect_failure(moved)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert f"account {ACCOUNT} is not declared any more" in cp.stderr, cp.stderr
+    assert f"arn:aws:iam::{ACCOUNT}:role/api-worker" in cp.stderr, cp.stderr
+    assert "keep the [[accounts]] entry, or delete those through the IAM API first" in cp.stderr, cp.stderr
+    with sqlite3.connect(data / "keyless.db") as c:
+        assert sorted(c.execute("SELECT id FROM accounts")) == accounts, "the store was changed"
+
+
 def test_dev_mode_quick_start(workdir: Path) -> None:
     srv = start_keyless(workdir / "dev", dev=True)
     try:
