@@ -507,11 +507,8 @@ fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigE
             }
             (None, Some(f)) => {
                 let path = cx.relative(f.get_ref());
-                let doc = std::fs::read_to_string(&path).map_err(|e| {
-                    cx.at_span(
-                        f,
-                        format!("cannot read trust_policy_file {}: {e}", path.display()),
-                    )
+                let doc = read_policy_file(&path).map_err(|m| {
+                    cx.at_span(f, format!("trust_policy_file {}: {m}", path.display()))
                 })?;
                 let sub = Ctx {
                     file: &path,
@@ -803,6 +800,25 @@ fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigE
         http,
         tls,
     })
+}
+
+/// The largest policy file read: far above any policy's size limit, and a bound on what
+/// `trust_policy_file = "/dev/zero"` can make us hold.
+const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a policy file of at most [`MAX_POLICY_FILE_BYTES`].
+fn read_policy_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_POLICY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > MAX_POLICY_FILE_BYTES {
+        return Err(format!(
+            "larger than {MAX_POLICY_FILE_BYTES} bytes; is it a policy document?"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
 }
 
 /// The largest `database_url_file` read: a URL with its TLS parameters is far shorter.
@@ -1646,6 +1662,29 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
             assert_eq!(e.line, 1, "{head}: {e}");
             assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_trust_policy_file_is_read_with_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keyless.toml");
+        let load = |file: &str| {
+            let text = base().replace(
+                &format!("trust_policy = '''{TRUST}'''"),
+                &format!("trust_policy_file = \"{file}\""),
+            );
+            std::fs::write(&config_path, text).unwrap();
+            super::load(&config_path)
+        };
+        std::fs::write(dir.path().join("trust.json"), TRUST).unwrap();
+        assert!(load("trust.json").is_ok());
+        std::fs::write(dir.path().join("big.json"), " ".repeat(2 << 20)).unwrap();
+        let e = load("big.json").unwrap_err();
+        assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
+        assert_eq!(e.line, 18, "at the key: {e}");
+        // A device that never ends is refused too, not read into memory.
+        let e = load("/dev/zero").unwrap_err();
+        assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
     }
 
     #[test]
