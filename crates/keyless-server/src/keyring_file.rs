@@ -211,8 +211,34 @@ fn lock(path: &Path) -> Result<fs::File, KeyRingFileError> {
         .mode(0o600)
         .open(&lock_path)
         .map_err(io(&lock_path))?;
+    keep_service_owner(&f, path, &lock_path)?;
     f.lock().map_err(io(&lock_path))?;
     Ok(f)
+}
+
+/// Run as root (`sudo keyless keys rotate`), gives `file` the owner of the ring at `ring` (or,
+/// before there is one, of its directory): a root-owned 0600 ring is one the server's user
+/// cannot read, so the running server kept sealing with the old version (and a revocation of
+/// that version then ended every new session), and the next start failed.
+fn keep_service_owner(file: &fs::File, ring: &Path, named: &Path) -> Result<(), KeyRingFileError> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Ok(());
+    }
+    let owner = match fs::metadata(ring) {
+        Ok(m) => (m.uid(), m.gid()),
+        Err(_) => match ring.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => {
+                let m = fs::metadata(dir).map_err(io(dir))?;
+                (m.uid(), m.gid())
+            }
+            None => return Ok(()),
+        },
+    };
+    let meta = file.metadata().map_err(io(named))?;
+    if (meta.uid(), meta.gid()) != owner {
+        std::os::unix::fs::fchown(file, Some(owner.0), Some(owner.1)).map_err(io(named))?;
+    }
+    Ok(())
 }
 
 /// Writes the ring atomically (temp file with mode 0600, then rename, then the directory
@@ -232,6 +258,7 @@ fn save_locked(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io(&tmp))?;
+    keep_service_owner(&f, path, &tmp)?;
     f.write_all(text.expose().as_bytes()).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
@@ -420,6 +447,39 @@ mod tests {
         );
         assert!(rotate(&path, now()).is_err());
         fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_run_as_root_keeps_the_rings_owner() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("not root: nothing to check (the ownership fix only acts for root)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        load_or_create(&path, now()).unwrap();
+        // The service user's data dir and ring, rotated by an operator with sudo.
+        let (uid, gid) = (4242, 4243);
+        for p in [
+            dir.path(),
+            path.as_path(),
+            path.with_extension("json.lock").as_path(),
+        ] {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+        }
+        assert_eq!(rotate(&path, now()).unwrap(), 2);
+        for p in [path.clone(), path.with_extension("json.lock")] {
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (uid, gid), "{}", p.display());
+            assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", p.display());
+        }
+        // A first ring made by root in the service user's directory is the service user's too.
+        let fresh = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(fresh.path(), Some(uid), Some(gid)).unwrap();
+        let ring = path_in(fresh.path());
+        load_or_create(&ring, now()).unwrap();
+        let m = fs::metadata(&ring).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
     }
 
     #[test]
