@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -186,6 +187,42 @@ def _tamper_copy(src: Path, dst: Path) -> Path:
     return next(dst.glob("audit-*.jsonl"))
 
 
+def test_time_filters_take_any_offset_and_refuse_an_empty_window(stack) -> None:
+    issuer, srv = stack()
+    creds = srv.awiwi(issuer.gha_token(), session="window").credentials
+    assert creds
+    rec = next(r for r in query(srv) if issued_key(r) == creds["AccessKeyId"])
+    at = dt.datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00"))
+    # The same window written in another time zone finds the record.
+    plus_one = dt.timezone(dt.timedelta(hours=1))
+    since = (at - dt.timedelta(seconds=1)).astimezone(plus_one).isoformat()
+    until = (at + dt.timedelta(seconds=1)).astimezone(plus_one).isoformat()
+    assert creds["AccessKeyId"] in {issued_key(r) for r in query(srv, "--since", since, "--until", until)}
+    before = audit_bytes(srv)
+    # Swapped bounds, or equal ones, can match nothing: an error, not an empty answer.
+    for cmd in (("audit", "query"), ("sessions", "list"), ("audit", "tail")):
+        for a, b in ((until, since), (since, since)):
+            cp = run_cli(*cmd, "--data-dir", str(srv.data_dir), "--since", a, "--until", b)
+            assert cp.returncode == 2, (cmd, cp.returncode, cp.stdout, cp.stderr)
+            assert "is not before --until" in cp.stderr and "no record can match" in cp.stderr, cp.stderr
+            assert cp.stdout == "", cp.stdout
+    cp = run_cli("audit", "query", "--data-dir", str(srv.data_dir), "--since", "2026-12-01 21:00:00")
+    assert cp.returncode == 2 and "is not an RFC 3339 instant" in cp.stderr, cp.stderr
+    assert audit_bytes(srv) == before
+
+
+def test_sessions_list_refuses_filters_that_select_records_not_sessions(stack) -> None:
+    issuer, srv = stack()
+    assert srv.awiwi(issuer.gha_token(), session="only").credentials
+    for flag, value in (("--decision", "deny"), ("--error-code", "AccessDenied"), ("--event-name", "AssumeRole")):
+        cp = run_cli("sessions", "list", "--data-dir", str(srv.data_dir), flag, value)
+        assert cp.returncode == 2, (flag, cp.returncode, cp.stdout)
+        assert f"{flag} selects audit records, not sessions" in cp.stderr, cp.stderr
+        assert cp.stdout == "", cp.stdout
+    ok = run_cli("sessions", "list", "--data-dir", str(srv.data_dir), "--repository", REPO, check=True)
+    assert "assumed-role/gha/only" in ok.stdout, ok.stdout
+
+
 def test_tampering_is_detected_and_located(stack, workdir: Path) -> None:
     issuer, srv = stack()
     token = issuer.gha_token()
@@ -307,6 +344,18 @@ def test_readers_verify_the_chain_as_they_read(stack, workdir: Path) -> None:
     _assert_readers_warn(data, f"{f}:8: broken (seq 8")
     report = run_cli("report", "credentials", "--data-dir", str(data))
     assert "does not match its hash" in report.stderr, report.stderr
+
+    # Every file removed (a server creates the first at start-up): verify finds nothing to
+    # verify and exits 1; the readers must not answer "no records, all well".
+    data = workdir / "wiped"
+    shutil.copytree(srv.data_dir, data)
+    for f in (data / "audit").glob("audit-*.jsonl"):
+        f.unlink()
+    for reader, cp in _readers(data):
+        assert cp.returncode == 1, (reader, cp.returncode, cp.stdout, cp.stderr)
+        assert "warning: the audit log does not verify: no audit files" in cp.stderr, (reader, cp.stderr)
+    v = run_cli("audit", "verify", "--data-dir", str(data))
+    assert v.returncode == 1 and "no audit files found" in v.stdout, v.stdout + v.stderr
 
 
 def test_a_huge_line_is_a_problem_read_with_bounded_memory(stack, workdir: Path) -> None:

@@ -187,6 +187,32 @@ def test_revoke_with_a_postgres_config(stack) -> None:
     assert [json.loads(line)["target"]["accessKeyId"] for line in listed.stdout.splitlines()] == [victim["AccessKeyId"]]
 
 
+def test_sessions_list_and_the_credential_report_read_revocations_from_postgres(stack) -> None:
+    """With a `database_url` the revocations live in Postgres, not in the data dir: the readers
+    must look there, not say "no store" and show a revoked session as live."""
+    issuer, keyless, database = stack
+    victim, bystander = issue(issuer, keyless, "pg-listed-victim"), issue(issuer, keyless, "pg-listed-bystander")
+    cp = subprocess.run([str(keyless_bin()), "revoke", "session", victim["AccessKeyId"], "--config", str(keyless.config),
+                         "--format", "json"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    rid = json.loads(cp.stdout)["id"]
+    listed = subprocess.run([str(keyless_bin()), "sessions", "list", "--config", str(keyless.config), "--format", "json"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    by_key = {s["accessKeyId"]: s for s in map(json.loads, listed.stdout.splitlines())}
+    assert by_key[victim["AccessKeyId"]]["status"] == "revoked", by_key[victim["AccessKeyId"]]
+    assert by_key[victim["AccessKeyId"]]["revocation"]["id"] == rid
+    assert by_key[bystander["AccessKeyId"]]["status"] == "active", by_key[bystander["AccessKeyId"]]
+    report = subprocess.run([str(keyless_bin()), "report", "credentials", "--config", str(keyless.config)],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert report.returncode == 0, report.stderr
+    rows = {line.split(",")[3]: line.split(",")[4] for line in report.stdout.splitlines()[1:]}
+    assert (rows[victim["AccessKeyId"]], rows[bystander["AccessKeyId"]]) == ("false", "true"), report.stdout
+    for out in (listed, report):
+        assert "no store" not in out.stderr, out.stderr
+        assert password_of(database) not in out.stdout + out.stderr
+
+
 def test_a_database_outage_blocks_nothing_and_the_table_catches_up(stack) -> None:
     issuer, keyless, database = stack
     name = urllib.parse.urlsplit(database).path.lstrip("/")
@@ -651,4 +677,33 @@ def test_a_stale_replica_cannot_write_back_what_another_removed(tmp_path: Path) 
     finally:
         for k in replicas:
             _stop(k.proc)
+        _stop(issuer.proc)
+
+
+def test_the_database_url_can_come_from_a_file(tmp_path: Path) -> None:
+    """design.md: every secret can come from a *_file path. The URL holds the password, so the
+    config (in git) names a file (in a secrets mount) instead; the server and the tools read it,
+    and neither shows the password."""
+    base = server_url()
+    name = f"keyless_e2e_{secrets.token_hex(6)}"
+    psql(base, f"CREATE DATABASE {name}")
+    url = with_database(base, name)
+    url_file = tmp_path / "db-url"
+    url_file.write_text(url + "\n")
+    url_file.chmod(0o600)
+    issuer = start_issuer(tmp_path)
+    config = f'database_url_file = "{url_file}"\n' + default_config(issuer, tmp_path / "keyless" / "data")
+    keyless = start_keyless(tmp_path / "keyless", config)
+    try:
+        assert not (keyless.data_dir / "keyless.db").exists()
+        assert ["gha"] in psql(url, "SELECT name FROM roles WHERE from_config ORDER BY name")
+        victim = issue(issuer, keyless, "from-file")
+        cp = subprocess.run([str(keyless_bin()), "revoke", "session", victim["AccessKeyId"], "--config",
+                             str(keyless.config)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, cp.stderr
+        assert psql(url, "SELECT value FROM revocations") == [[victim["AccessKeyId"]]]
+        for text in (cp.stdout + cp.stderr, keyless.stderr()):
+            assert password_of(url) not in text
+    finally:
+        _stop(keyless.proc)
         _stop(issuer.proc)

@@ -3,12 +3,14 @@ API, every kind of target, propagation within a second, and every bad request re
 exact error and nothing revoked."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -563,6 +565,26 @@ def test_cli_credentials_from_a_profile_and_from_web_identity(stack, tmp_path: P
     assert not caller_ok(keyless, other)
 
 
+def test_cli_refuses_half_set_environment_credentials_instead_of_falling_back(stack, tmp_path: Path) -> None:
+    """As the AWS CLI and SDKs do (PartialCredentialsError): an access key id in the environment
+    without its secret is an error, not a reason to sign with the next identity in the chain, here
+    a more powerful profile the operator did not mean to use."""
+    _, keyless = stack
+    admin, victim = session(stack, role="revoker"), session(stack)
+    creds_file = tmp_path / "credentials"
+    creds_file.write_text(f"[default]\naws_access_key_id = {admin['AccessKeyId']}\n"
+                          f"aws_secret_access_key = {admin['SecretAccessKey']}\naws_session_token = {admin['SessionToken']}\n")
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "AWS_REGION": REGION,
+            "AWS_SHARED_CREDENTIALS_FILE": str(creds_file)}
+    for env, missing in (({"AWS_ACCESS_KEY_ID": victim["AccessKeyId"]}, "AWS_SECRET_ACCESS_KEY"),
+                         ({"AWS_SECRET_ACCESS_KEY": victim["SecretAccessKey"]}, "AWS_ACCESS_KEY_ID")):
+        cp = cli("session", victim["AccessKeyId"], "--endpoint", keyless.url, env={**base, **env})
+        assert cp.returncode == 2, (cp.returncode, cp.stdout, cp.stderr)
+        assert f"{missing} is not" in cp.stderr, cp.stderr
+        assert cp.stdout == ""
+        assert caller_ok(keyless, victim), "revoked with the fallback profile's identity"
+
+
 def sessions_list(keyless: Keyless, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(keyless_bin()), "sessions", "list", "--config", str(keyless.config), *args],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -696,6 +718,31 @@ def test_sessions_list_marks_revoked_sessions_and_cli_revocations_are_audited_wi
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_the_credential_report_shows_a_revoked_session_inactive(stack) -> None:
+    """IAM's report says access_key_active false for a key that no longer works; a revoked
+    session is refused everywhere, so its row must not say true."""
+    _, keyless = stack
+    victim, bystander = session(stack), session(stack)
+    cp = cli("session", victim["AccessKeyId"], *store_args(keyless))
+    assert cp.returncode == 0, cp.stderr
+    wait_revoked(keyless, victim)
+    report = subprocess.run([str(keyless_bin()), "report", "credentials", *store_args(keyless)],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert report.returncode == 0, report.stderr
+    rows = {r["access_key_id"]: r for r in csv.DictReader(report.stdout.splitlines())}
+    assert rows[victim["AccessKeyId"]]["access_key_active"] == "false", rows[victim["AccessKeyId"]]
+    assert rows[bystander["AccessKeyId"]]["access_key_active"] == "true", rows[bystander["AccessKeyId"]]
+    assert re.search(r"\d+ live session\(s\), [1-9]\d* of them revoked", report.stderr), report.stderr
+    # A copy of the log with no store beside it cannot tell.
+    copy = keyless.workdir / "report-copy"
+    shutil.copytree(keyless.data_dir / "audit", copy / "audit", ignore=shutil.ignore_patterns("*.lock"))
+    unchecked = subprocess.run([str(keyless_bin()), "report", "credentials", "--data-dir", str(copy)],
+                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    rows = {r["access_key_id"]: r for r in csv.DictReader(unchecked.stdout.splitlines())}
+    assert rows[victim["AccessKeyId"]]["access_key_active"] == "no_information", unchecked.stdout
+    assert "revocations not checked" in unchecked.stderr, unchecked.stderr
 
 
 def test_a_revocation_whose_record_was_lost_is_recorded_once_when_the_server_starts(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import requests
@@ -112,6 +115,81 @@ def test_config_is_applied_idempotently_on_restart(workdir: Path, issuer: Issuer
             assert res.status == 200, f"start {i}: {res}\n{srv.stderr()[-2000:]}"
         finally:
             _stop(srv.proc)
+
+
+def test_a_second_server_on_the_data_dir_is_refused_before_it_touches_the_store(workdir: Path, issuer: Issuer) -> None:
+    """The audit log's lock makes one server per data dir. A second one (an edited config tried
+    out, a unit started twice) must be refused before it applies its config: applied, it deleted
+    the roles its file no longer lists, under the running server, whose sessions then ended."""
+    cfg_text = default_config(issuer, workdir / "k" / "data")
+    srv = start_keyless(workdir / "k", cfg_text)
+    try:
+        before = srv.awiwi(issuer.gha_token(), role="gha-any-branch", session="before").credentials
+        assert before, "the role works to begin with"
+        start = cfg_text.index('name = "gha-any-branch"')
+        start = cfg_text.rindex("[[roles]]", 0, start)
+        end = cfg_text.index("[[roles]]", start + 1)
+        edited = workdir / "edited.toml"
+        edited.write_text(cfg_text[:start] + cfg_text[end:])
+        db = srv.data_dir / "keyless.db"
+        with sqlite3.connect(db) as c:
+            roles = sorted(r[0] for r in c.execute("SELECT name FROM roles"))
+        cp = run_serve_expect_failure(edited)
+        assert cp.returncode == 2, (cp.returncode, cp.stderr)
+        assert "is held by another process (a running keyless server?)" in cp.stderr, cp.stderr
+        with sqlite3.connect(db) as c:
+            assert sorted(r[0] for r in c.execute("SELECT name FROM roles")) == roles
+        time.sleep(1.5)  # past the running server's directory poll
+        after = srv.awiwi(issuer.gha_token(), role="gha-any-branch", session="after")
+        assert after.status == 200, f"the running server lost the role: {after}"
+        srv.boto3_client(before).get_caller_identity()
+    finally:
+        _stop(srv.proc)
+
+
+def test_a_listen_address_in_use_is_named(workdir: Path, issuer: Issuer) -> None:
+    cfg = workdir / "keyless.toml"
+    cfg.write_text(default_config(issuer, workdir / "data"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cp = subprocess.run([str(keyless_bin()), "serve", "--config", str(cfg), "--listen", f"127.0.0.1:{port}"],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 2, cp.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in cp.stderr, cp.stderr
+    assert "give another --listen ADDR" in cp.stderr, cp.stderr
+
+
+def test_an_account_dropped_from_the_config_with_api_roles_in_it_is_refused(workdir: Path, issuer: Issuer) -> None:
+    """Config accounts are re-applied at every start. An account taken out of the file while the
+    IAM API created roles in it left those roles issuing credentials, outside the account's OU,
+    so the OU's guardrails no longer applied to them. Start-up refuses it and changes nothing."""
+    from iam_support import admin_config, admin_creds, gha_trust, iam_client
+
+    data = workdir / "k" / "data"
+    deny = json.dumps({"Version": "2012-10-17",
+                       "Statement": [{"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"}]})
+    guardrail = f'[[guardrails]]\ntarget = "/workloads"\nname = "no-s3-delete"\ndocument = \'{deny}\'\n'
+    cfg_text = admin_config(issuer, data, guardrail)
+    srv = start_keyless(workdir / "k", cfg_text)
+    try:
+        iam = iam_client(srv, admin_creds(srv, issuer))
+        iam.create_role(RoleName="api-worker", AssumeRolePolicyDocument=gha_trust(issuer, "octo-org/app"))
+    finally:
+        _stop(srv.proc)
+    other = "210987654321"
+    moved = workdir / "moved.toml"
+    moved.write_text(cfg_text.replace(ACCOUNT, other))
+    with sqlite3.connect(data / "keyless.db") as c:
+        accounts = sorted(c.execute("SELECT id FROM accounts"))
+    cp = run_serve_expect_failure(moved)
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert f"account {ACCOUNT} is not declared any more" in cp.stderr, cp.stderr
+    assert f"arn:aws:iam::{ACCOUNT}:role/api-worker" in cp.stderr, cp.stderr
+    assert "keep the [[accounts]] entry, or delete those through the IAM API first" in cp.stderr, cp.stderr
+    with sqlite3.connect(data / "keyless.db") as c:
+        assert sorted(c.execute("SELECT id FROM accounts")) == accounts, "the store was changed"
 
 
 def test_dev_mode_quick_start(workdir: Path) -> None:

@@ -216,3 +216,30 @@ def test_the_revoke_cli_reaches_an_https_endpoint_through_aws_ca_bundle(tls_keyl
             break
         assert time.monotonic() < deadline, "the revoked session stops working"
         time.sleep(0.1)
+
+
+def test_operator_tools_work_while_a_certificate_renewal_is_broken(tls_keyless: Keyless, issuer: Issuer,
+                                                                  pki: tuple[Path, Path, Path]) -> None:
+    """A broken renewal keeps the server serving its previous certificate; the tools that read the
+    config for its data dir and store (revoke, audit, sessions, keys) have no use for the TLS files
+    and must keep working, in an incident above all, and without reading the private key."""
+    ca, cert, _ = pki
+    res = tls_keyless.awiwi(issuer.gha_token(), session="renewal")
+    victim = res.credentials
+    assert victim, res
+    cert.write_text("not a certificate\n")
+    config = str(tls_keyless.config)
+    for args in (("audit", "query", "--access-key-id", victim["AccessKeyId"]), ("sessions", "list"),
+                 ("keys", "list"), ("audit", "verify")):
+        cp = subprocess.run([str(keyless_bin()), *args, "--config", config], capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, (args, cp.returncode, cp.stderr)
+        assert "TLS" not in cp.stderr, (args, cp.stderr)
+    cp = subprocess.run([str(keyless_bin()), "revoke", "session", victim["AccessKeyId"], "--config", config],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    assert f"session accessKeyId={victim['AccessKeyId']}" in cp.stdout, cp.stdout
+    # The server itself still checks the files at start-up.
+    bad = subprocess.run([str(keyless_bin()), "serve", "--config", config, "--listen", "127.0.0.1:0"],
+                         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and "has no CERTIFICATE block" in bad.stderr, bad.stderr

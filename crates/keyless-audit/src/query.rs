@@ -35,11 +35,15 @@ pub struct Filter {
     pub error_code: Option<String>,
 }
 
+/// Role names ignore case in IAM (one account cannot hold `Deploy` and `deploy`), and records
+/// carry the stored spelling, so `--role deploy` must find `role/Deploy`.
 fn role_matches(want: &str, arn: &str) -> bool {
     if want.starts_with("arn:") {
-        arn == want
+        arn.eq_ignore_ascii_case(want)
     } else {
-        arn.rsplit('/').next() == Some(want)
+        arn.rsplit('/')
+            .next()
+            .is_some_and(|name| name.eq_ignore_ascii_case(want))
     }
 }
 
@@ -177,6 +181,8 @@ pub struct Session {
     pub access_key_id: String,
     /// `arn:aws:sts::…:assumed-role/<role>/<session>`.
     pub principal: String,
+    /// The principal id, `AROA…:<session>` (`assumedRoleUser.assumedRoleId`).
+    pub principal_id: Option<String>,
     /// The role ARN.
     pub role_arn: String,
     /// The token subject, for web identity sessions (and sessions chained from them).
@@ -310,6 +316,11 @@ impl SessionInventory {
             Session {
                 access_key_id: key.to_owned(),
                 principal: principal.to_owned(),
+                principal_id: resp
+                    .get("assumedRoleUser")
+                    .and_then(|u| u.get("assumedRoleId"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 role_arn,
                 subject: e.subject().map(str::to_owned),
                 repository: e.federation_attribute("repository").map(str::to_owned),
@@ -340,7 +351,12 @@ impl SessionInventory {
             .filter(|s| s.expires > now)
             .filter(|s| filter.since.is_none_or(|t| s.issued >= t))
             .filter(|s| filter.until.is_none_or(|t| s.issued < t))
-            .filter(|s| filter.principal.as_ref().is_none_or(|p| *p == s.principal))
+            .filter(|s| {
+                filter
+                    .principal
+                    .as_ref()
+                    .is_none_or(|p| *p == s.principal || s.principal_id.as_ref() == Some(p))
+            })
             .filter(|s| {
                 filter
                     .role
@@ -389,20 +405,49 @@ fn csv_field(s: &str) -> String {
 /// Header of the credential report.
 pub const CREDENTIAL_REPORT_HEADER: &str = "user,arn,credential_type,access_key_id,access_key_active,created,expires,last_used_date,last_used_service,role_arn,subject,repository,source_identity";
 
+/// Whether a live session's credentials still work: `No` once a revocation ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Active {
+    /// Not revoked.
+    Yes,
+    /// Revoked before its expiry.
+    No,
+    /// The revocations could not be checked (no store beside the log).
+    Unknown,
+}
+
+impl From<bool> for Active {
+    fn from(active: bool) -> Active {
+        if active { Active::Yes } else { Active::No }
+    }
+}
+
+impl Active {
+    /// The `access_key_active` cell.
+    fn cell(self) -> &'static str {
+        match self {
+            Active::Yes => "true",
+            Active::No => "false",
+            Active::Unknown => "no_information",
+        }
+    }
+}
+
 /// The credential report, CSV in the spirit of IAM's: one row per long-term credential (keyless
-/// issues none, so there are none) and one per session alive at `now`. IAM writes `N/A` for
-/// facts that do not apply and `no_information` for unknown last use; so does this.
-pub fn credential_report(sessions: &[&Session]) -> String {
+/// issues none, so there are none) and one per session alive at `now`, with whether it still
+/// works (`access_key_active`: false once revoked). IAM writes `N/A` for facts that do not
+/// apply and `no_information` for unknown ones; so does this.
+pub fn credential_report(sessions: &[(&Session, Active)]) -> String {
     let mut out = String::from(CREDENTIAL_REPORT_HEADER);
     out.push('\n');
-    for s in sessions {
+    for (s, active) in sessions {
         let user = s.principal.rsplit('/').next().unwrap_or(&s.principal);
         let row = [
             user.to_owned(),
             s.principal.clone(),
             "session".to_owned(),
             s.access_key_id.clone(),
-            "true".to_owned(),
+            active.cell().to_owned(),
             event_time(s.issued),
             event_time(s.expires),
             s.last_used
@@ -459,7 +504,10 @@ mod tests {
         e.request_parameters = Some(json!({"roleArn": "arn:aws:iam::123456789012:role/gha"}));
         e.response_elements = Some(json!({
             "credentials": {"accessKeyId": key, "expiration": event_time(at(t + ttl))},
-            "assumedRoleUser": {"arn": format!("arn:aws:sts::123456789012:assumed-role/gha/{key}")},
+            "assumedRoleUser": {
+                "arn": format!("arn:aws:sts::123456789012:assumed-role/gha/{key}"),
+                "assumedRoleId": format!("AROAEXAMPLEROLEID:{key}"),
+            },
         }));
         e
     }
@@ -562,6 +610,21 @@ mod tests {
                 },
                 false,
             ),
+            // Role names ignore case in IAM (and in `keyless revoke role`).
+            (
+                Filter {
+                    role: Some("GHA".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    role: Some("arn:aws:iam::123456789012:role/Gha".into()),
+                    ..all.clone()
+                },
+                true,
+            ),
             (
                 Filter {
                     principal: Some("arn:aws:sts::123456789012:assumed-role/gha/ASIAONE".into()),
@@ -660,19 +723,47 @@ mod tests {
         assert_eq!(live[1].last_used, None);
         // ASIATWO expires at 910.
         assert_eq!(inv.live(at(910), &all).len(), 1);
+        // --principal takes the principal id too, as `audit query` does.
+        for (principal, found) in [
+            ("arn:aws:sts::123456789012:assumed-role/gha/ASIAONE", true),
+            ("AROAEXAMPLEROLEID:ASIAONE", true),
+            ("AROAEXAMPLEROLEID:ASIANONE", false),
+        ] {
+            let by_principal = Filter {
+                principal: Some(principal.into()),
+                ..Filter::default()
+            };
+            let keys: Vec<&str> = inv
+                .live(at(100), &by_principal)
+                .iter()
+                .map(|s| s.access_key_id.as_str())
+                .collect();
+            assert_eq!(keys == ["ASIAONE"], found, "{principal}: {keys:?}");
+        }
         let by_repo = Filter {
             repository: Some("octo/b".into()),
             ..Filter::default()
         };
         assert_eq!(inv.live(at(100), &by_repo)[0].access_key_id, "ASIATWO");
-        let csv = credential_report(&inv.live(at(100), &all));
+        let live = inv.live(at(100), &all);
+        let csv = credential_report(&[(live[0], Active::Yes), (live[1], Active::No)]);
         let rows: Vec<&str> = csv.lines().collect();
         assert_eq!(rows[0], CREDENTIAL_REPORT_HEADER);
         assert_eq!(rows.len(), 3);
         assert!(rows[1].starts_with(
             "ASIAONE,arn:aws:sts::123456789012:assumed-role/gha/ASIAONE,session,ASIAONE,true,"
         ));
+        assert!(
+            rows[2].contains(",session,ASIATWO,false,"),
+            "a revoked session is not active: {}",
+            rows[2]
+        );
         assert!(rows[2].contains(",no_information,N/A,"));
+        let unchecked = credential_report(&[(live[1], Active::Unknown)]);
+        assert!(
+            unchecked.contains(",ASIATWO,no_information,"),
+            "{unchecked}"
+        );
     }
 
     #[test]

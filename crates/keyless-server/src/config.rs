@@ -133,12 +133,16 @@ pub struct IamConfig {
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7707";
 
+/// A provider's `leeway_seconds` when it gives none (the server's default leeway).
+pub const DEFAULT_LEEWAY_SECONDS: u32 = 300;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<Spanned<String>>,
     data_dir: Option<PathBuf>,
     database_url: Option<Spanned<String>>,
+    database_url_file: Option<Spanned<PathBuf>>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
     #[serde(default)]
@@ -147,7 +151,7 @@ struct RawConfig {
     roles: Vec<RawRole>,
     #[serde(default)]
     guardrails: Vec<RawGuardrail>,
-    throttle: Option<ThrottleConfig>,
+    throttle: Option<Spanned<ThrottleConfig>>,
     #[serde(default)]
     authorize_clients: Vec<RawAuthorizeClient>,
     builtin_guardrails: Option<BuiltinGuardrails>,
@@ -213,15 +217,57 @@ struct RawGuardrail {
     document: Spanned<String>,
 }
 
-/// Reads and validates a config file.
+/// The largest config file read: far above any real one (a role's inline policies are at most
+/// 10,240 characters), and a bound on what `--config /dev/zero` or a wrong path can make us
+/// hold in memory.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads and validates a config file, the TLS certificate and key it names included.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    load_reading_tls(path, true)
+}
+
+/// [`load`] for the operator tools (`revoke`, `audit`, `sessions`, `report`, `keys`), which
+/// want the data dir and the store: the `[tls]` paths are resolved but the files are not read,
+/// so a renewal that broke them (the server keeps serving its previous certificate) or a key
+/// only the server may read does not stop a revocation.
+pub fn load_for_tools(path: &Path) -> Result<Config, ConfigError> {
+    load_reading_tls(path, false)
+}
+
+fn load_reading_tls(path: &Path, read_tls: bool) -> Result<Config, ConfigError> {
+    use std::io::Read as _;
+    let unreadable = |message: String| ConfigError {
         file: path.to_owned(),
         line: 0,
         column: 0,
-        message: format!("cannot read config file: {e}"),
-    })?;
-    parse(path, &text)
+        message,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(format!("cannot read config file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(unreadable(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes; is this the keyless TOML config?"
+        )));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            // Locate the first bad byte, so the operator can find it.
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = String::from_utf8_lossy(e.as_bytes().get(..valid).unwrap_or_default());
+            let (line, column) = line_col(&prefix, valid);
+            return Err(ConfigError {
+                file: path.to_owned(),
+                line,
+                column,
+                message: "not UTF-8 text; TOML files must be UTF-8".into(),
+            });
+        }
+    };
+    parse_with(path, &text, read_tls)
 }
 
 struct Ctx<'a> {
@@ -263,6 +309,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Parses config text; `file` names it in errors and anchors relative paths.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_with(file, text, true)
+}
+
+fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigError> {
     let cx = Ctx { file, text };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
@@ -324,15 +374,47 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     };
 
     let mut provider_leeway = BTreeMap::new();
+    // Per URL: the leeway its first entry gives (absent: the default) and where.
+    let mut leeway_of_url: BTreeMap<&str, (u32, &Spanned<String>)> = BTreeMap::new();
     let mut seen_urls = BTreeSet::new();
     for p in &raw.providers {
         let acct = account(&p.account)?;
         check_provider_url(p.url.get_ref(), p.allow_http).map_err(|m| cx.at_span(&p.url, m))?;
-        if !seen_urls.insert((acct, p.url.get_ref().clone())) {
+        // The rule CreateOpenIDConnectProvider applies: the scheme aside and the case ignored,
+        // one URL is one provider per account.
+        let folded = keyless_core::model::issuer_key_prefix(p.url.get_ref()).to_ascii_lowercase();
+        if !seen_urls.insert((acct, folded)) {
             return Err(cx.at_span(
                 &p.url,
-                "this provider is declared twice in the same account",
+                "this provider is declared twice in the same account (provider URLs ignore case and scheme)",
             ));
+        }
+        // The leeway is applied per issuer, whichever account's role the token is for, so
+        // entries of one URL must agree: otherwise the last one silently set it for all.
+        let leeway = p
+            .leeway_seconds
+            .as_ref()
+            .map_or(DEFAULT_LEEWAY_SECONDS, |l| *l.get_ref());
+        match leeway_of_url.get(p.url.get_ref().as_str()) {
+            Some((first, at)) if *first != leeway => {
+                let (line, _) = line_col(text, at.span().start);
+                let here = p
+                    .leeway_seconds
+                    .as_ref()
+                    .map_or_else(|| cx.at_span(&p.url, ""), |l| cx.at_span(l, ""));
+                return Err(ConfigError {
+                    message: format!(
+                        "leeway_seconds is {leeway} here but {first} for the same provider url at line {line}; \
+                         the leeway applies to the issuer in every account, so give each entry of this url \
+                         the same leeway_seconds (absent means {DEFAULT_LEEWAY_SECONDS})"
+                    ),
+                    ..here
+                });
+            }
+            Some(_) => {}
+            None => {
+                leeway_of_url.insert(p.url.get_ref().as_str(), (leeway, &p.url));
+            }
         }
         if p.client_ids.get_ref().is_empty() {
             return Err(cx.at_span(
@@ -425,11 +507,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             }
             (None, Some(f)) => {
                 let path = cx.relative(f.get_ref());
-                let doc = std::fs::read_to_string(&path).map_err(|e| {
-                    cx.at_span(
-                        f,
-                        format!("cannot read trust_policy_file {}: {e}", path.display()),
-                    )
+                let doc = read_policy_file(&path).map_err(|m| {
+                    cx.at_span(f, format!("trust_policy_file {}: {m}", path.display()))
                 })?;
                 let sub = Ctx {
                     file: &path,
@@ -588,6 +667,26 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         if c.name.get_ref().is_empty() {
             return Err(cx.at_span(&c.name, "authorize client name must not be empty"));
         }
+        // The name is how the audit trail tells gateways apart, and only the first entry of a
+        // token would ever be used.
+        if authorize_clients
+            .iter()
+            .any(|a: &crate::authorize_api::AuthorizeClient| a.name == *c.name.get_ref())
+        {
+            return Err(cx.at_span(
+                &c.name,
+                "authorize client name is declared twice; audit records name the client, so give each its own",
+            ));
+        }
+        if authorize_clients
+            .iter()
+            .any(|a: &crate::authorize_api::AuthorizeClient| a.token_sha256 == sha)
+        {
+            return Err(cx.at_span(
+                &c.token_sha256,
+                "this token_sha256 is another authorize client's already: give each client its own token",
+            ));
+        }
         authorize_clients.push(crate::authorize_api::AuthorizeClient {
             name: c.name.get_ref().clone(),
             token_sha256: sha,
@@ -605,11 +704,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             "the built-in guardrail no-long-term-keys is attached at the root already; rename this one, or turn the built-in off with [builtin_guardrails] no_long_term_keys = false",
         ));
     }
-    let throttle = raw.throttle.unwrap_or_default();
+    let throttle = raw
+        .throttle
+        .as_ref()
+        .map_or_else(ThrottleConfig::default, |t| *t.get_ref());
     if !(throttle.rate_per_second > 0.0 && throttle.rate_per_second.is_finite())
         || throttle.burst == 0
     {
-        return Err(cx.at(0, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
+        // At the table: offset 0 would name the first line of the file.
+        let at = raw.throttle.as_ref().map_or(0, |t| t.span().start);
+        return Err(cx.at(at, "[throttle]: rate_per_second must be > 0 and burst >= 1"));
     }
 
     let audit = match &raw.audit {
@@ -636,17 +740,25 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 cert_file: cx.relative(&t.get_ref().cert_file),
                 key_file: cx.relative(&t.get_ref().key_file),
             };
-            crate::tls::load(&settings).map_err(|m| cx.at_span(t, m))?;
+            if read_tls {
+                crate::tls::load(&settings).map_err(|m| cx.at_span(t, m))?;
+            }
             Some(settings)
         }
         None => None,
     };
 
-    let database_url = match &raw.database_url {
-        Some(u) => {
+    let database_url = match (&raw.database_url, &raw.database_url_file) {
+        (Some(u), None) => {
             Some(keyless_store::DatabaseUrl::parse(u.get_ref()).map_err(|m| cx.at_span(u, m))?)
         }
-        None => None,
+        // The URL holds the password: design.md lets every secret come from a file, so the
+        // config can live in git and the URL in a secrets mount.
+        (None, Some(f)) => Some(database_url_from_file(&cx, f, &mut warnings)?),
+        (Some(u), Some(_)) => {
+            return Err(cx.at_span(u, "give either database_url or database_url_file, not both"));
+        }
+        (None, None) => None,
     };
 
     Ok(Config {
@@ -667,6 +779,80 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         http,
         tls,
     })
+}
+
+/// The largest policy file read: far above any policy's size limit, and a bound on what
+/// `trust_policy_file = "/dev/zero"` can make us hold.
+const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a policy file of at most [`MAX_POLICY_FILE_BYTES`].
+fn read_policy_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_POLICY_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > MAX_POLICY_FILE_BYTES {
+        return Err(format!(
+            "larger than {MAX_POLICY_FILE_BYTES} bytes; is it a policy document?"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
+}
+
+/// The largest `database_url_file` read: a URL with its TLS parameters is far shorter.
+const MAX_DATABASE_URL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads `database_url_file` (relative to the config's folder; one line, surrounding whitespace
+/// ignored). Errors point at the key and never quote the file, which holds the password.
+fn database_url_from_file(
+    cx: &Ctx<'_>,
+    f: &Spanned<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<keyless_store::DatabaseUrl, ConfigError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = cx.relative(f.get_ref());
+    let mut bytes = Vec::new();
+    let meta = std::fs::File::open(&path)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            file.take(MAX_DATABASE_URL_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)?;
+            Ok(meta)
+        })
+        .map_err(|e| {
+            cx.at_span(
+                f,
+                format!("cannot read database_url_file {}: {e}", path.display()),
+            )
+        })?;
+    if bytes.len() as u64 > MAX_DATABASE_URL_FILE_BYTES {
+        return Err(cx.at_span(
+            f,
+            format!(
+                "database_url_file {} is larger than {MAX_DATABASE_URL_FILE_BYTES} bytes; it should hold one postgres:// URL",
+                path.display()
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        cx.at_span(
+            f,
+            format!("database_url_file {} is not UTF-8 text", path.display()),
+        )
+    })?;
+    let url = keyless_store::DatabaseUrl::parse(text.trim())
+        .map_err(|m| cx.at_span(f, format!("database_url_file {}: {m}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        warnings.push(format!(
+            "{}: database_url_file {} holds the database password and group or others may read it; run: chmod 600 {}",
+            cx.file.display(),
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(url)
 }
 
 /// Parses and validates a policy held in a TOML string; errors point into the config file.
@@ -1280,6 +1466,159 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
     }
 
     #[test]
+    fn a_bad_throttle_table_is_refused_at_its_line() {
+        let text = format!("{}\n[throttle]\nrate_per_second = 0.0\nburst = 5\n", base());
+        let table_line = text.lines().position(|l| l == "[throttle]").unwrap() + 1;
+        let e = p(&text).unwrap_err();
+        assert!(e.message.contains("rate_per_second must be > 0"), "{e}");
+        assert!(
+            (table_line..=table_line + 2).contains(&e.line),
+            "points at the [throttle] table (line {table_line}), not the top of the file: {e}"
+        );
+    }
+
+    /// `base()` with a second account declaring the same provider URL.
+    fn two_accounts(first_leeway: Option<u32>, second_leeway: Option<u32>) -> String {
+        let leeway =
+            |l: Option<u32>| l.map_or(String::new(), |l| format!("leeway_seconds = {l}\n"));
+        base()
+            .replace(
+                "client_ids = [\"sts.amazonaws.com\"]\n",
+                &format!("client_ids = [\"sts.amazonaws.com\"]\n{}", leeway(first_leeway)),
+            )
+            .replace(
+                "[[roles]]",
+                &format!(
+                    "[[accounts]]\nid = \"210987654321\"\n\n[[providers]]\naccount = \"210987654321\"\n\
+                     url = \"https://token.actions.githubusercontent.com\"\nclient_ids = [\"sts.amazonaws.com\"]\n{}\n[[roles]]",
+                    leeway(second_leeway)
+                ),
+            )
+    }
+
+    #[test]
+    fn one_issuer_has_one_leeway_in_every_account() {
+        let url = "https://token.actions.githubusercontent.com";
+        let c = p(&two_accounts(Some(60), Some(60))).unwrap();
+        assert_eq!(c.provider_leeway.get(url), Some(&60));
+        assert!(p(&two_accounts(None, Some(DEFAULT_LEEWAY_SECONDS))).is_ok());
+        // The server keys the leeway by URL: the second entry would set it for the first
+        // account's tokens too (an hour past `exp` where that account asked for none).
+        for (first, second) in [(Some(0), Some(3600)), (Some(0), None), (None, Some(3600))] {
+            let text = two_accounts(first, second);
+            let e = p(&text).unwrap_err();
+            assert!(
+                e.message.contains("for the same provider url at line 11")
+                    && e.message
+                        .contains("give each entry of this url the same leeway_seconds"),
+                "{first:?} {second:?}: {e}"
+            );
+            let second_url = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with("url = "))
+                .nth(1)
+                .unwrap()
+                .0
+                + 1;
+            assert!(
+                (second_url..=second_url + 2).contains(&e.line),
+                "{first:?} {second:?}: at the second entry (line {second_url}): {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_provider_declared_twice_is_refused_whatever_the_case_of_its_url() {
+        for url in [
+            "https://token.actions.githubusercontent.com",
+            "https://Token.Actions.GitHubUserContent.com",
+        ] {
+            let text = base().replace(
+                "[[roles]]",
+                &format!(
+                    "[[providers]]\naccount = \"123456789012\"\nurl = \"{url}\"\nclient_ids = [\"x\"]\n\n[[roles]]"
+                ),
+            );
+            let e = p(&text).unwrap_err();
+            assert!(e.message.contains("declared twice"), "{url}: {e}");
+            assert_eq!(e.line, 16, "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_config_that_is_not_utf8_is_refused_at_the_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyless.toml");
+        let mut bytes = base().into_bytes();
+        let at = bytes.windows(6).position(|w| w == b"deploy").unwrap();
+        bytes[at] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = load(&path).unwrap_err();
+        assert_eq!((e.line, e.column), (16, 9), "{e}");
+        assert!(e.message.contains("not UTF-8"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:16:9:", path.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_config_larger_than_any_real_one_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyless.toml");
+        // A valid config, padded with a comment past the limit.
+        let mut text = base();
+        text.push('#');
+        text.push_str(&"x".repeat(usize::try_from(MAX_CONFIG_BYTES).unwrap()));
+        text.push('\n');
+        std::fs::write(&path, &text).unwrap();
+        let e = load(&path).unwrap_err();
+        assert!(e.message.contains("larger than 16777216 bytes"), "{e}");
+        assert_eq!(e.line, 0, "{e}");
+        // A device that never ends is refused too, not read into memory.
+        let e = load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.message.contains("larger than"), "{e}");
+    }
+
+    #[test]
+    fn authorize_clients_are_distinct_by_name_and_by_token() {
+        let client = |name: &str, digit: char| {
+            format!(
+                "\n[[authorize_clients]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n",
+                digit.to_string().repeat(64)
+            )
+        };
+        let two = |a: String, b: String| format!("{}{a}{b}", base());
+        assert!(p(&two(client("s3", 'a'), client("sqs", 'b'))).is_ok());
+        for (text, says, key) in [
+            (
+                two(client("s3", 'a'), client("s3", 'b')),
+                "authorize client name is declared twice",
+                "name = \"s3\"",
+            ),
+            (
+                two(client("s3", 'a'), client("sqs", 'a')),
+                "is another authorize client's already",
+                "token_sha256",
+            ),
+        ] {
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with(key))
+                .last()
+                .unwrap()
+                .0
+                + 1;
+            let e = p(&text).unwrap_err();
+            assert!(e.message.contains(says), "{e}");
+            assert_eq!(e.line, line, "at the second client: {e}");
+        }
+    }
+
+    #[test]
     fn config_tags_follow_the_iam_tag_pattern() {
         // Config roles and providers are visible through the IAM API; their tags obey what
         // TagRole obeys, control characters included.
@@ -1297,6 +1636,80 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
         );
         let e = p(&text).unwrap_err();
         assert!(e.message.contains("tag"), "{e}");
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keyless.toml");
+        let url_file = dir.path().join("db-url");
+        let load = |head: &str| {
+            std::fs::write(&config_path, format!("{head}\n{}", base())).unwrap();
+            super::load(&config_path)
+        };
+        std::fs::write(
+            &url_file,
+            "postgres://app:s3cr3t-pw@db.internal:5432/keyless\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Relative to the config's folder, like every path in it.
+        let c = load("database_url_file = \"db-url\"").unwrap();
+        let url = c.database_url.unwrap();
+        assert_eq!(
+            url.target(),
+            "db.internal:5432 (database keyless, user app)"
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let c = load("database_url_file = \"db-url\"").unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.contains("chmod 600")),
+            "{:?}",
+            c.warnings
+        );
+
+        std::fs::write(&url_file, "mysql://app:s3cr3t-pw@db/k").unwrap();
+        for (head, says) in [
+            ("database_url_file = \"db-url\"", "unsupported scheme"),
+            (
+                "database_url_file = \"absent\"",
+                "cannot read database_url_file",
+            ),
+            (
+                "database_url = \"postgres://a@b/c\"\ndatabase_url_file = \"db-url\"",
+                "either database_url or database_url_file",
+            ),
+        ] {
+            let e = load(head).unwrap_err();
+            assert!(e.message.contains(says), "{head}: {e}");
+            assert_eq!(e.line, 1, "{head}: {e}");
+            assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_trust_policy_file_is_read_with_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keyless.toml");
+        let load = |file: &str| {
+            let text = base().replace(
+                &format!("trust_policy = '''{TRUST}'''"),
+                &format!("trust_policy_file = \"{file}\""),
+            );
+            std::fs::write(&config_path, text).unwrap();
+            super::load(&config_path)
+        };
+        std::fs::write(dir.path().join("trust.json"), TRUST).unwrap();
+        assert!(load("trust.json").is_ok());
+        std::fs::write(dir.path().join("big.json"), " ".repeat(2 << 20)).unwrap();
+        let e = load("big.json").unwrap_err();
+        assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
+        assert_eq!(e.line, 18, "at the key: {e}");
+        // A device that never ends is refused too, not read into memory.
+        let e = load("/dev/zero").unwrap_err();
+        assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
     }
 
     #[test]

@@ -51,6 +51,14 @@ pub enum KeyRingFileError {
         /// Its mode bits.
         mode: u32,
     },
+    /// There is no ring at the path (only `keyless serve` creates one).
+    #[error(
+        "{path}: no key ring here; keyless serve creates it at its first start: is this the server's data dir (or its config)?"
+    )]
+    Missing {
+        /// The file.
+        path: String,
+    },
     /// I/O.
     #[error("{path}: {error}")]
     Io {
@@ -131,8 +139,23 @@ fn permission_problem(
 }
 
 /// Refuses a ring that others can read, that someone else owns, or whose directory others can
-/// write.
+/// write. For a symbolic link, the directory of the file it leads to is checked too: whoever may
+/// write there can replace the ring behind the link.
 fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFileError> {
+    check_in_dir(path, meta)?;
+    let is_link = fs::symlink_metadata(path)
+        .map_err(io(path))?
+        .file_type()
+        .is_symlink();
+    if is_link {
+        let real = fs::canonicalize(path).map_err(io(path))?;
+        check_in_dir(&real, meta)?;
+    }
+    Ok(())
+}
+
+/// [`check_permissions`] for the file `meta` describes and the directory holding `path`.
+fn check_in_dir(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFileError> {
     let dir = match path.parent() {
         Some(d) if d.as_os_str().is_empty() => Some(Path::new(".")),
         other => other,
@@ -155,9 +178,18 @@ fn check_permissions(path: &Path, meta: &fs::Metadata) -> Result<(), KeyRingFile
     }
 }
 
+fn missing(path: &Path) -> KeyRingFileError {
+    KeyRingFileError::Missing {
+        path: path.display().to_string(),
+    }
+}
+
 /// Loads the ring, checking ownership and permissions first.
 pub fn load(path: &Path) -> Result<KeyRing, KeyRingFileError> {
-    let meta = fs::metadata(path).map_err(io(path))?;
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing(path),
+        _ => io(path)(e),
+    })?;
     check_permissions(path, &meta)?;
     let text = fs::read_to_string(path).map_err(io(path))?;
     KeyRing::from_file_str(&text).map_err(|error| KeyRingFileError::Format {
@@ -179,8 +211,34 @@ fn lock(path: &Path) -> Result<fs::File, KeyRingFileError> {
         .mode(0o600)
         .open(&lock_path)
         .map_err(io(&lock_path))?;
+    keep_service_owner(&f, path, &lock_path)?;
     f.lock().map_err(io(&lock_path))?;
     Ok(f)
+}
+
+/// Run as root (`sudo keyless keys rotate`), gives `file` the owner of the ring at `ring` (or,
+/// before there is one, of its directory): a root-owned 0600 ring is one the server's user
+/// cannot read, so the running server kept sealing with the old version (and a revocation of
+/// that version then ended every new session), and the next start failed.
+fn keep_service_owner(file: &fs::File, ring: &Path, named: &Path) -> Result<(), KeyRingFileError> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Ok(());
+    }
+    let owner = match fs::metadata(ring) {
+        Ok(m) => (m.uid(), m.gid()),
+        Err(_) => match ring.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => {
+                let m = fs::metadata(dir).map_err(io(dir))?;
+                (m.uid(), m.gid())
+            }
+            None => return Ok(()),
+        },
+    };
+    let meta = file.metadata().map_err(io(named))?;
+    if (meta.uid(), meta.gid()) != owner {
+        std::os::unix::fs::fchown(file, Some(owner.0), Some(owner.1)).map_err(io(named))?;
+    }
+    Ok(())
 }
 
 /// Writes the ring atomically (temp file with mode 0600, then rename, then the directory
@@ -200,6 +258,7 @@ fn save_locked(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io(&tmp))?;
+    keep_service_owner(&f, path, &tmp)?;
     f.write_all(text.expose().as_bytes()).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
@@ -211,8 +270,19 @@ fn save_locked(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
     Ok(())
 }
 
+/// The file a ring path names: the one a symbolic link leads to (a ring kept on a secrets
+/// volume, linked into the data dir), so that writing it updates that file rather than
+/// replacing the link with a copy the volume never sees.
+fn written_path(path: &Path) -> Result<PathBuf, KeyRingFileError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).map_err(io(path)),
+        _ => Ok(path.to_owned()),
+    }
+}
+
 /// Writes the ring atomically, holding the writers' lock.
 pub fn save(path: &Path, ring: &KeyRing) -> Result<(), KeyRingFileError> {
+    let path = &written_path(path)?;
     let _lock = lock(path)?;
     save_locked(path, ring)
 }
@@ -241,6 +311,11 @@ pub fn load_or_create(path: &Path, now: OffsetDateTime) -> Result<KeyRing, KeyRi
 
 /// Adds a version to the ring file; returns the new version id.
 pub fn rotate(path: &Path, now: OffsetDateTime) -> Result<u32, KeyRingFileError> {
+    // Before the lock, which would leave its file in a directory that is not a data dir.
+    if !path.exists() {
+        return Err(missing(path));
+    }
+    let path = &written_path(path)?;
     let _lock = lock(path)?;
     let mut ring = load(path)?;
     let id = ring
@@ -338,6 +413,76 @@ mod tests {
     }
 
     #[test]
+    fn a_link_to_a_ring_in_a_directory_others_can_write_is_refused() {
+        let data = tempfile::tempdir().unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        let real = shared.path().join("ring.json");
+        load_or_create(&real, now()).unwrap();
+        let path = path_in(data.path());
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        assert!(
+            load(&path).is_ok(),
+            "a link into a private directory is fine"
+        );
+        // A rotation writes the file the link leads to and keeps the link.
+        assert_eq!(rotate(&path, now()).unwrap(), 2);
+        assert!(
+            fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(load(&real).unwrap().versions().len(), 2);
+        assert!(!data.path().join("keyring.json.lock").exists());
+        // Anyone may swap the file the link leads to, and choose the root secrets.
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        let real_dir = fs::canonicalize(shared.path()).unwrap();
+        assert!(
+            e.contains(&format!(
+                "{}: the directory holding the key ring is writable",
+                real_dir.display()
+            )),
+            "{e}"
+        );
+        assert!(rotate(&path, now()).is_err());
+        fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_run_as_root_keeps_the_rings_owner() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("not root: nothing to check (the ownership fix only acts for root)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        load_or_create(&path, now()).unwrap();
+        // The service user's data dir and ring, rotated by an operator with sudo.
+        let (uid, gid) = (4242, 4243);
+        for p in [
+            dir.path(),
+            path.as_path(),
+            path.with_extension("json.lock").as_path(),
+        ] {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+        }
+        assert_eq!(rotate(&path, now()).unwrap(), 2);
+        for p in [path.clone(), path.with_extension("json.lock")] {
+            let m = fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (uid, gid), "{}", p.display());
+            assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", p.display());
+        }
+        // A first ring made by root in the service user's directory is the service user's too.
+        let fresh = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(fresh.path(), Some(uid), Some(gid)).unwrap();
+        let ring = path_in(fresh.path());
+        load_or_create(&ring, now()).unwrap();
+        let m = fs::metadata(&ring).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+    }
+
+    #[test]
     fn owned_by_another_user_is_refused() {
         let path = Path::new("/data/keyring.json");
         let dir = Some((Path::new("/data"), 1000, 0o700));
@@ -365,6 +510,36 @@ mod tests {
             Some(KeyRingFileError::Permissions { mode: 0o640, .. })
         ));
         assert!(problem((1000, 0o600), None, 1000).is_none());
+    }
+
+    #[test]
+    fn rotating_where_there_is_no_ring_says_so_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        for e in [rotate(&path, now()).unwrap_err(), load(&path).unwrap_err()] {
+            let message = e.to_string();
+            assert!(
+                message.contains("no key ring here")
+                    && message.contains("is this the server's data dir"),
+                "{message}"
+            );
+        }
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "a stray lock file: {left:?}");
+    }
+
+    #[test]
+    fn an_empty_ring_is_not_sent_back_to_keys_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_in(dir.path());
+        let empty = r#"{"format":"keyless-keyring-v1","keys":[]}"#;
+        fs::write(&path, empty).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        // `keys rotate` reads the ring first, so advising it would send the operator in a loop.
+        let e = rotate(&path, now()).unwrap_err().to_string();
+        assert!(!e.contains("keys rotate"), "{e}");
+        assert!(e.contains("restore keyring.json from a backup"), "{e}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), empty, "unchanged");
     }
 
     #[test]

@@ -140,7 +140,14 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         warn!("{w}");
     }
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            ServeError::Startup(format!(
+                "cannot listen on {}: {e}; another process (a keyless server?) may hold it: stop it, or give another --listen ADDR",
+                config.listen
+            ))
+        })?;
     let addr = listener.local_addr()?;
 
     let dev = if dev_mode {
@@ -171,6 +178,19 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 config.data_dir.display()
             ))
         })?;
+    // The audit log's lock is this data dir's "one server" lock: taken before the store is
+    // touched, so a second server refused here has not re-applied its config under the running
+    // one (deleting the roles its file no longer lists, whose sessions then end).
+    let now = clock.now();
+    let keyring_path = keyring_file::path_in(&config.data_dir);
+    let ring = keyring_file::load_or_create(&keyring_path, now)?;
+    // With an audit table (Postgres), retention keeps every file the table has not copied yet:
+    // the sink moves this mark as it copies.
+    let table_through = config
+        .database_url
+        .as_ref()
+        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    let audit = open_audit(&opts, &config, &clock, &ring, table_through.clone())?;
     let opened = keyless_store::open(config.database_url.as_ref(), &config.data_dir).await?;
     info!(store = %opened.description, "store open");
     let store: SharedStore = opened.store;
@@ -179,7 +199,6 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             role.role_id = keyless_store::new_role_id();
         }
     }
-    let now = clock.now();
     for p in &mut entities.providers {
         p.created = now;
     }
@@ -187,19 +206,11 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         r.created = now;
     }
     bind_config_trust(&mut entities, store.as_ref(), opts.config.as_deref()).await?;
+    refuse_orphaned_accounts(&entities, store.as_ref(), opts.config.as_deref()).await?;
     store.apply_config(&entities).await?;
     let directory_generation = store.directory_generation().await?;
     let directory = load_directory(store.as_ref()).await?;
 
-    let keyring_path = keyring_file::path_in(&config.data_dir);
-    let ring = keyring_file::load_or_create(&keyring_path, now)?;
-    // With an audit table, retention keeps every file the table has not copied yet: the sink
-    // moves this mark as it copies.
-    let table_through = opened
-        .audit_table
-        .as_ref()
-        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)));
-    let audit = open_audit(&opts, &config, &clock, &ring, table_through.clone())?;
     let keys = keys_of(ring)?;
     let metrics = Metrics::new();
     let audit_table = match (&opened.audit_table, audit.enabled()) {
@@ -457,6 +468,52 @@ async fn bind_config_trust(
             message: format!("role {}: {}", e.role, e.message),
         })
     })
+}
+
+/// Refuses a config that no longer declares an account whose API-created roles, providers or
+/// policies are still in the store. Applied, it removed the account but not them: the roles kept
+/// issuing credentials, outside their OU, so the OU's guardrails stopped applying to them.
+async fn refuse_orphaned_accounts(
+    entities: &Entities,
+    store: &dyn Store,
+    config_file: Option<&Path>,
+) -> Result<(), ServeError> {
+    let stored = store.load().await?;
+    let declared = |a: keyless_types::AccountId| entities.accounts.iter().any(|x| x.id == a);
+    let mut orphans: std::collections::BTreeMap<keyless_types::AccountId, Vec<String>> =
+        Default::default();
+    let api = keyless_core::model::Origin::Api;
+    for r in stored.roles.iter().filter(|r| r.origin == api) {
+        orphans.entry(r.account).or_default().push(r.arn());
+    }
+    for p in stored.providers.iter().filter(|p| p.origin == api) {
+        orphans.entry(p.account).or_default().push(p.arn());
+    }
+    for m in stored.policies.iter().filter(|m| m.origin == api) {
+        orphans.entry(m.account).or_default().push(m.arn());
+    }
+    orphans.retain(|a, _| !declared(*a));
+    let Some((account, arns)) = orphans.into_iter().next() else {
+        return Ok(());
+    };
+    let shown: Vec<&str> = arns.iter().take(5).map(String::as_str).collect();
+    let more = arns.len().saturating_sub(shown.len());
+    Err(ServeError::Config(ConfigError {
+        file: config_file.map_or_else(|| "the --dev config".into(), Into::into),
+        line: 0,
+        column: 0,
+        message: format!(
+            "account {account} is not declared any more, but the store holds what the IAM API created in it: {}{}; \
+             without the account its roles would keep issuing credentials outside its OU and its guardrails; \
+             keep the [[accounts]] entry, or delete those through the IAM API first",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+    }))
 }
 
 async fn load_directory(store: &dyn Store) -> Result<Directory, ServeError> {

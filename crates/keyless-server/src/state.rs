@@ -149,7 +149,8 @@ impl std::fmt::Debug for AppState {
 }
 
 /// Default leeway for `exp`/`nbf`/`iat`.
-pub const DEFAULT_LEEWAY: time::Duration = time::Duration::minutes(5);
+pub const DEFAULT_LEEWAY: time::Duration =
+    time::Duration::seconds(crate::config::DEFAULT_LEEWAY_SECONDS as i64);
 
 impl AppState {
     /// Leeway for an issuer.

@@ -108,7 +108,11 @@ pub enum KeyRingError {
     #[error("key version {0} appears twice in the key ring")]
     DuplicateVersion(u32),
     /// The ring has no version.
-    #[error("the key ring has no key version; run `keyless keys rotate` to create one")]
+    // Not `keys rotate`: it reads the ring first and fails the same way, and a fresh version 1
+    // would not be the version 1 that sealed the live sessions and signed the digests.
+    #[error(
+        "the key ring has no key version: restore keyring.json from a backup; without one, move it aside and keyless serve creates a new ring at its next start (live sessions end, and digests signed with the old ring no longer match it)"
+    )]
     Empty,
     /// The crypto library refused to derive a key.
     #[error("deriving purpose keys failed")]

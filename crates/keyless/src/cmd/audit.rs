@@ -99,7 +99,7 @@ impl Where {
     /// The data directory, if one was given.
     pub fn data_dir(&self) -> anyhow::Result<Option<PathBuf>> {
         Ok(match (&self.config, &self.data_dir) {
-            (Some(c), _) => Some(keyless_server::config::load(c)?.data_dir),
+            (Some(c), _) => Some(keyless_server::config::load_for_tools(c)?.data_dir),
             (None, Some(d)) => Some(d.clone()),
             (None, None) => None,
         })
@@ -166,17 +166,30 @@ impl FilterArgs {
             ),
             None => None,
         };
+        let since = self
+            .since
+            .as_deref()
+            .map(|s| parse_instant("--since", s))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|s| parse_instant("--until", s))
+            .transpose()?;
+        // An empty window matches nothing, which would read as "no such records": most often
+        // the two were swapped, or given in different time zones.
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            bail!(
+                "--since {} is not before --until {}: no record can match (--since is inclusive, --until exclusive)",
+                keyless_audit::event::event_time(s),
+                keyless_audit::event::event_time(u)
+            );
+        }
         Ok(Filter {
-            since: self
-                .since
-                .as_deref()
-                .map(|s| parse_instant("--since", s))
-                .transpose()?,
-            until: self
-                .until
-                .as_deref()
-                .map(|s| parse_instant("--until", s))
-                .transpose()?,
+            since,
+            until,
             event_name: self.event_name.clone(),
             principal: self.principal.clone(),
             role: self.role.clone(),
@@ -252,7 +265,9 @@ fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
 /// from the end of the files since then are found against it. Any trouble reaching it is a
 /// warning (the files are still verified on their own).
 fn table_anchor(config: &Path, data_dir: &Path) -> Option<Anchor> {
-    let url = keyless_server::config::load(config).ok()?.database_url?;
+    let url = keyless_server::config::load_for_tools(config)
+        .ok()?
+        .database_url?;
     let id_file = data_dir.join(keyless_server::audit_table_sink::LOG_ID_FILE);
     let log_id = std::fs::read_to_string(&id_file).ok()?.trim().to_owned();
     let head = tokio::runtime::Builder::new_current_thread()
@@ -330,6 +345,16 @@ pub fn reader_verifier(place: &Where) -> anyhow::Result<Verifier> {
 /// the exit code: 0, or [`EXIT_NOT_VERIFIED`] with the first problem named.
 pub fn reader_verdict(report: &Report, place: &Where) -> ExitCode {
     match &report.problem {
+        // As `verify` says: a server writes the first file when it starts, so a log directory
+        // with none lost its whole log (and "no records" would read as "nothing happened").
+        None if report.files == 0 => {
+            warn_not_verified(
+                "no audit files (audit-<seq>.jsonl) in the log directory: a server creates the \
+                 first one when it starts, so if one ran on this data dir, its log was removed",
+                place,
+            );
+            ExitCode::from(EXIT_NOT_VERIFIED)
+        }
         None => ExitCode::SUCCESS,
         Some(p) => {
             warn_not_verified(&p.to_string(), place);
@@ -458,7 +483,7 @@ fn tail(
     };
     let mut follower = Follower {
         v,
-        warned: report.problem.is_some(),
+        warned: code != ExitCode::SUCCESS,
         current: newest.as_ref().map(|(f, _)| f.clone()),
         offset: newest.as_ref().map_or(0, |(_, end)| end.complete_bytes),
     };

@@ -33,7 +33,7 @@ struct Where {
 impl Where {
     fn ring_path(&self) -> anyhow::Result<PathBuf> {
         let dir = match (&self.config, &self.data_dir) {
-            (Some(c), None) => keyless_server::config::load(c)?.data_dir,
+            (Some(c), None) => keyless_server::config::load_for_tools(c)?.data_dir,
             (None, Some(d)) => d.clone(),
             _ => bail!("give --config FILE or --data-dir DIR"),
         };

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use keyless_audit::query::credential_report;
+use keyless_audit::query::{Active, credential_report};
 
 use super::audit::{FilterArgs, Where, reader_verdict};
+use super::sessions::Revocations;
 
 /// Arguments of `keyless report`.
 #[derive(Debug, clap::Args)]
@@ -28,11 +29,29 @@ enum ReportCommand {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let ReportCommand::Credentials { place } = args.command;
     let (sessions, report) = super::sessions::live_sessions(&place, &FilterArgs::default())?;
-    let refs: Vec<_> = sessions.iter().collect();
-    print!("{}", credential_report(&refs));
+    // A revoked session is refused everywhere although it has not expired: like a deactivated
+    // access key in IAM's report, its row says access_key_active false.
+    let revocations = Revocations::load(&place)?;
+    let rows: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            let active = match &revocations {
+                Some(r) => Active::from(r.ending(s).is_none()),
+                None => Active::Unknown,
+            };
+            (s, active)
+        })
+        .collect();
+    print!("{}", credential_report(&rows));
+    let revoked = rows.iter().filter(|(_, a)| *a == Active::No).count();
     eprintln!(
-        "0 long-term credentials (keyless issues none); {} live session(s)",
+        "0 long-term credentials (keyless issues none); {} live session(s), {revoked} of them revoked",
         sessions.len()
     );
+    if revocations.is_none() {
+        eprintln!(
+            "no store in the data dir: revocations not checked (access_key_active no_information)"
+        );
+    }
     Ok(reader_verdict(&report, &place))
 }

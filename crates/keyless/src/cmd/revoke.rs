@@ -250,7 +250,7 @@ struct Place {
 fn place(common: &Common) -> anyhow::Result<Place> {
     match (&common.config, &common.data_dir) {
         (Some(c), None) => {
-            let config = keyless_server::config::load(c)?;
+            let config = keyless_server::config::load_for_tools(c)?;
             Ok(Place {
                 dir: config.data_dir,
                 database_url: config.database_url,
@@ -305,7 +305,7 @@ async fn revoke_local(common: &Common, request: &RevocationRequest) -> Result<Re
     spec.resolve(&directory).map_err(refused)?;
     let revocation = store.add_revocation(&spec).await?;
     let settings = match &common.config {
-        Some(c) => keyless_server::config::load(c)?.audit,
+        Some(c) => keyless_server::config::load_for_tools(c)?.audit,
         None => keyless_server::audit::AuditSettings::default(),
     };
     // Stored, so in force; if the audit step fails the revocation stays (failing closed means
@@ -672,12 +672,30 @@ struct Creds {
 
 async fn credentials(client: &reqwest::Client, endpoint: &str) -> Result<Creds, Failure> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        return Ok(Creds {
-            access_key_id: id,
-            secret_access_key: SecretString::new(secret),
-            session_token: env("AWS_SESSION_TOKEN"),
-        });
+    match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => {
+            return Ok(Creds {
+                access_key_id: id,
+                secret_access_key: SecretString::new(secret),
+                session_token: env("AWS_SESSION_TOKEN"),
+            });
+        }
+        // Half a key pair is a mistake: signing with the next identity in the chain (a
+        // profile, perhaps an administrator's) would act as someone the caller did not name.
+        // The AWS CLI and SDKs refuse it too (PartialCredentialsError).
+        (Some(_), None) => {
+            return Err(anyhow::anyhow!(
+                "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both (and AWS_SESSION_TOKEN for session credentials), or unset it to use the rest of the credential chain"
+            )
+            .into());
+        }
+        (None, Some(_)) => {
+            return Err(anyhow::anyhow!(
+                "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both, or unset it to use the rest of the credential chain"
+            )
+            .into());
+        }
+        (None, None) => {}
     }
     if let (Some(role), Some(file)) = (env("AWS_ROLE_ARN"), env("AWS_WEB_IDENTITY_TOKEN_FILE")) {
         let sts = env("AWS_ENDPOINT_URL_STS").unwrap_or_else(|| endpoint.to_owned());

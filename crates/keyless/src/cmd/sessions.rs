@@ -6,7 +6,6 @@ use keyless_audit::event::event_time;
 use keyless_audit::files::for_each_event;
 use keyless_audit::query::{Session, SessionInventory, terminal_safe};
 use keyless_audit::verify::Report;
-use keyless_core::ports::Store as _;
 use keyless_core::revocation::{Revocation, RevocationSet, SessionFacts};
 use keyless_types::AccountId;
 use serde_json::json;
@@ -42,6 +41,19 @@ enum SessionsCommand {
 /// The live sessions of the log at `place`, filtered, and the verification of the log they
 /// come from (for [`reader_verdict`]).
 pub fn live_sessions(place: &Where, filter: &FilterArgs) -> anyhow::Result<(Vec<Session>, Report)> {
+    // These select records, not sessions: ignored, they would list every live session as if
+    // it matched.
+    for (flag, given) in [
+        ("--event-name", filter.event_name.is_some()),
+        ("--decision", filter.decision.is_some()),
+        ("--error-code", filter.error_code.is_some()),
+    ] {
+        if given {
+            anyhow::bail!(
+                "{flag} selects audit records, not sessions (every live session was issued by an allowed call); use `keyless audit query {flag} …`"
+            );
+        }
+    }
     let filter = filter.to_filter()?;
     let files = place.files()?;
     let mut v = reader_verifier(place)?;
@@ -52,24 +64,44 @@ pub fn live_sessions(place: &Where, filter: &FilterArgs) -> anyhow::Result<(Vec<
     Ok((live, v.finish()))
 }
 
-/// The revocations in force, from the server's store in the data dir (`None` when there is no
-/// store to read, e.g. a copied log directory).
-fn revocations(place: &Where) -> anyhow::Result<Option<Vec<Revocation>>> {
-    let Some(dir) = place.data_dir()? else {
-        return Ok(None);
-    };
-    let db = dir.join("keyless.db");
-    if !db.exists() {
-        return Ok(None);
+/// The revocations in the server's store, indexed, to tell which live sessions they end.
+pub struct Revocations {
+    list: Vec<Revocation>,
+    set: RevocationSet,
+}
+
+impl Revocations {
+    /// The revocations in force, from the server's store: the Postgres database the config
+    /// names, else the SQLite file in the data dir (`None` when there is no store to read, e.g.
+    /// a copied log directory). Revocations live in that database, not in the data dir, when
+    /// the config has a `database_url`.
+    pub fn load(place: &Where) -> anyhow::Result<Option<Revocations>> {
+        let (dir, url) = match (&place.config, &place.data_dir) {
+            (Some(c), _) => {
+                let config = keyless_server::config::load_for_tools(c)?;
+                (config.data_dir, config.database_url)
+            }
+            (None, Some(d)) => (d.clone(), None),
+            (None, None) => return Ok(None),
+        };
+        if url.is_none() && !dir.join(keyless_store::SQLITE_FILE).exists() {
+            return Ok(None);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let list = runtime.block_on(async {
+            let opened = keyless_store::open(url.as_ref(), &dir).await?;
+            opened.store.revocations().await
+        })?;
+        let set = RevocationSet::build(&list, time::OffsetDateTime::now_utc());
+        Ok(Some(Revocations { list, set }))
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let list = runtime.block_on(async {
-        let store = keyless_store::SqliteStore::open(&db).await?;
-        store.revocations().await
-    })?;
-    Ok(Some(list))
+
+    /// The revocation that ends `s`, if one does.
+    pub fn ending(&self, s: &Session) -> Option<&Revocation> {
+        revoked_by(s, &self.set, &self.list)
+    }
 }
 
 /// The revocation that ends `s`, if one does.
@@ -111,12 +143,9 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         format,
     } = args.command;
     let (sessions, report) = live_sessions(&place, &filter)?;
-    let now = time::OffsetDateTime::now_utc();
-    let list = revocations(&place)?;
-    let set = list.as_deref().map(|l| RevocationSet::build(l, now));
-    let status = |s: &Session| -> Option<Option<&Revocation>> {
-        Some(revoked_by(s, set.as_ref()?, list.as_deref()?))
-    };
+    let revocations = Revocations::load(&place)?;
+    let status =
+        |s: &Session| -> Option<Option<&Revocation>> { Some(revocations.as_ref()?.ending(s)) };
     match format {
         Format::Json => {
             for s in &sessions {
@@ -175,7 +204,7 @@ pub fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
                 "{} live session(s), {revoked} of them revoked",
                 sessions.len()
             );
-            if list.is_none() {
+            if revocations.is_none() {
                 eprintln!("no store in the data dir: revocations not checked (status unknown)");
             }
         }
