@@ -22,9 +22,34 @@ use crate::scan::{
     Counters, Progress, ScanConfig, ScanError, ScanOutput, is_binary, sort_findings,
 };
 
+/// `git -C repo` hardened against the repository it reads: a scanned repository is untrusted,
+/// and its `.git/config` may name programs git would run. Signature verification
+/// (`log.showSignature` + `gpg.program`), lazy fetches of missing objects in a "partial clone"
+/// (`core.sshCommand`, remote helpers), external diff and textconv drivers and fsmonitor are
+/// all switched off; no transport is allowed at all.
 fn git(repo: &Path) -> Command {
     let mut c = Command::new("git");
-    c.arg("-C").arg(repo).arg("-c").arg("core.quotepath=false");
+    c.arg("-C").arg(repo);
+    for setting in [
+        "core.quotepath=false",
+        "log.showSignature=false",
+        "gpg.program=false",
+        "gpg.ssh.program=false",
+        "gpg.x509.program=false",
+        "protocol.allow=never",
+        "core.sshCommand=false",
+        "core.fsmonitor=false",
+        "diff.external=",
+        "core.pager=cat",
+    ] {
+        c.arg("-c").arg(setting);
+    }
+    c.env("GIT_NO_LAZY_FETCH", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_PAGER", "cat")
+        .env_remove("GIT_SSH")
+        .env_remove("GIT_SSH_COMMAND")
+        .env_remove("GIT_EXTERNAL_DIFF");
     c
 }
 
@@ -61,6 +86,9 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
         .args([
             "log",
             "--all",
+            "--no-show-signature",
+            "--no-ext-diff",
+            "--no-textconv",
             "--no-renames",
             "--raw",
             "--no-abbrev",

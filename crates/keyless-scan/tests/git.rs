@@ -127,3 +127,95 @@ fn files_scan_skips_binaries_and_vendored() {
         .unwrap_err();
     assert!(missing.to_string().starts_with("cannot read "), "{missing}");
 }
+
+/// A marker script: when run, it creates `ran` next to itself. A hostile repository's config
+/// names it; the scan must never run it.
+#[cfg(unix)]
+fn marker_program(d: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = d.join("evil.sh");
+    let ran = d.join("ran");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho ran >> '{}'\nexit 1\n", ran.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, ran)
+}
+
+#[cfg(unix)]
+#[test]
+fn repository_config_cannot_run_gpg_program() {
+    let tools = tempfile::tempdir().unwrap();
+    let (script, ran) = marker_program(tools.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join("a.env"), "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    // A commit with a signature header, so `git log` with log.showSignature verifies it.
+    let tree = git(d, &["rev-parse", "HEAD^{tree}"]);
+    let parent = git(d, &["rev-parse", "HEAD"]);
+    let body = format!(
+        "tree {tree}\nparent {parent}\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n AAAA\n -----END PGP SIGNATURE-----\n\nsigned\n"
+    );
+    let body_file = tools.path().join("commit");
+    std::fs::write(&body_file, body).unwrap();
+    let signed = git(
+        d,
+        &[
+            "hash-object",
+            "-t",
+            "commit",
+            "-w",
+            body_file.to_str().unwrap(),
+        ],
+    );
+    git(d, &["update-ref", "refs/heads/signed", &signed]);
+    git(d, &["config", "log.showSignature", "true"]);
+    git(d, &["config", "gpg.program", script.to_str().unwrap()]);
+
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+    assert!(!ran.exists(), "the scan ran the repository's gpg.program");
+}
+
+#[cfg(unix)]
+#[test]
+fn repository_config_cannot_trigger_a_lazy_fetch() {
+    let tools = tempfile::tempdir().unwrap();
+    let (script, ran) = marker_program(tools.path());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join("a.env"), "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n").unwrap();
+    std::fs::write(
+        d.join("gone.txt"),
+        "this blob is removed from the object store\n",
+    )
+    .unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    // Make it look like a partial clone whose promisor remote is reached over ssh: a missing
+    // blob then makes git fetch it, which runs core.sshCommand.
+    let gone = git(d, &["rev-parse", "HEAD:gone.txt"]);
+    std::fs::remove_file(d.join(".git/objects").join(&gone[..2]).join(&gone[2..])).unwrap();
+    for (k, v) in [
+        ("core.repositoryformatversion", "1"),
+        ("extensions.partialClone", "origin"),
+        ("remote.origin.url", "ssh://example.invalid/x.git"),
+        ("remote.origin.promisor", "true"),
+        ("core.sshCommand", script.to_str().unwrap()),
+    ] {
+        git(d, &["config", k, v]);
+    }
+
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+    assert!(
+        !ran.exists(),
+        "the scan ran the repository's core.sshCommand"
+    );
+}
