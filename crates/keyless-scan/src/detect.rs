@@ -242,16 +242,47 @@ fn value_start(data: &[u8], mut i: usize) -> Option<usize> {
     saw_op.then_some(i)
 }
 
-fn run_end(data: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
-    let limit = (start + max + 1).min(data.len());
-    let mut e = start;
-    while e < limit && ok(data[e]) {
-        e += 1;
-    }
-    e
+fn is_value(c: u8) -> bool {
+    is_b64(c) || c == b'='
 }
 
-fn named_values(data: &[u8]) -> (Vec<Secret>, Vec<(usize, usize)>) {
+/// Measures runs of value characters (base64 and `=`), remembering the last run measured.
+/// Keywords and token prefixes can sit inside one long run (`sessiontoken=` is itself made of
+/// value characters): measuring each from scratch rescanned up to 8 KiB per match; with the
+/// memory each byte of a run is read once.
+#[derive(Default)]
+struct Runs {
+    /// The last run measured is known to hold value characters over `[start, end)`.
+    start: usize,
+    end: usize,
+    /// `end` is the run's real end (a non-value character or the end of the data).
+    complete: bool,
+}
+
+impl Runs {
+    /// End of the run of value characters at `start`, looking at most `max + 1` characters.
+    fn end(&mut self, data: &[u8], start: usize, max: usize) -> usize {
+        let limit = (start + max + 1).min(data.len());
+        if !(self.start <= start && start <= self.end) {
+            *self = Runs {
+                start,
+                end: start,
+                complete: false,
+            };
+        }
+        if !self.complete {
+            let mut e = self.end;
+            while e < limit && is_value(data[e]) {
+                e += 1;
+            }
+            self.end = e;
+            self.complete = e < limit || e == data.len();
+        }
+        self.end.min(limit)
+    }
+}
+
+fn named_values(data: &[u8], runs: &mut Runs) -> (Vec<Secret>, Vec<(usize, usize)>) {
     let mut secrets = Vec::new();
     let mut tokens = Vec::new();
     for m in WORDS.find_iter(data) {
@@ -260,12 +291,12 @@ fn named_values(data: &[u8]) -> (Vec<Secret>, Vec<(usize, usize)>) {
             continue;
         };
         if is_token {
-            let e = run_end(data, v, MAX_TOKEN_LEN, |c| is_b64(c) || c == b'=');
+            let e = runs.end(data, v, MAX_TOKEN_LEN);
             if e - v >= MIN_TOKEN_LEN && e - v <= MAX_TOKEN_LEN {
                 tokens.push((v, e));
             }
         } else {
-            let e = run_end(data, v, 41, |c| is_b64(c) || c == b'=');
+            let e = runs.end(data, v, 41);
             if e - v == 40 && looks_like_secret(&data[v..e]) {
                 secrets.push(Secret {
                     start: v,
@@ -288,7 +319,10 @@ fn nearby_secrets(data: &[u8], lo: usize, hi: usize, out: &mut Vec<Secret>) {
             continue;
         }
         let start = i;
-        while i < data.len() && (is_b64(data[i]) || data[i] == b'=') {
+        // At most 41 characters: enough to tell a 40-character run from a longer one. Following
+        // a long run to its end made this quadratic when many key ids sit inside one run.
+        let limit = data.len().min(start + 41);
+        while i < limit && (is_b64(data[i]) || data[i] == b'=') {
             i += 1;
         }
         let boundary_before = start == 0 || !(is_b64(data[start - 1]) || data[start - 1] == b'=');
@@ -311,11 +345,23 @@ fn text(data: &[u8], a: usize, b: usize) -> String {
 #[must_use]
 pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
     let (ids, token_starts) = key_ids(data);
-    let (mut secrets, mut tokens) = named_values(data);
+    let mut runs = Runs::default();
+    let (mut secrets, mut tokens) = named_values(data, &mut runs);
+    // A prefix inside a token already found is part of it. Named tokens are in keyword order
+    // (sorted by start), and prefixes ascend: the furthest end seen so far answers "inside".
+    tokens.sort_unstable();
+    let named_tokens = tokens.len();
+    let mut next_named = 0usize;
+    let mut covered_to = 0usize;
     for &s in &token_starts {
-        let e = run_end(data, s, MAX_TOKEN_LEN, |c| is_b64(c) || c == b'=');
-        if e - s >= MIN_TOKEN_LEN && !tokens.iter().any(|&(a, b)| a <= s && s < b) {
+        while next_named < named_tokens && tokens[next_named].0 <= s {
+            covered_to = covered_to.max(tokens[next_named].1);
+            next_named += 1;
+        }
+        let e = runs.end(data, s, MAX_TOKEN_LEN);
+        if e - s >= MIN_TOKEN_LEN && s >= covered_to {
             tokens.push((s, e));
+            covered_to = e;
         }
     }
     tokens.sort_unstable();

@@ -196,3 +196,45 @@ fn hostile_density_is_linear() {
         t.elapsed()
     );
 }
+
+#[test]
+fn key_ids_inside_one_long_base64_run_are_linear() {
+    // `/AKIA…/AKIA…/…`: every key id has a boundary (`/` is not alphanumeric) but the whole
+    // buffer is one base64 run. The search for a nearby secret must not rescan the run to its
+    // end for each key id (it did: 600 KB took about a minute).
+    let mut s = String::new();
+    let mut i = 0u64;
+    while s.len() < 600_000 {
+        s.push('/');
+        s.push_str(&key_for("AKIA", 100_000_000_000 + i * 7919, "QRSTUV"));
+        i += 1;
+    }
+    let t = std::time::Instant::now();
+    let f = scan_text("run", s.as_bytes());
+    assert_eq!(f.len(), usize::try_from(i).unwrap());
+    assert!(f.iter().all(|x| x.rule == "aws-access-key-id"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn token_keywords_and_prefixes_inside_one_run_are_linear() {
+    // `sessiontoken=` is itself base64-and-`=`, so each keyword's value runs over every
+    // following keyword; `=IQoJb3JpZ2lu` starts a token prefix after each `=`. Each match
+    // measured up to 8 KiB of the same run again (and prefixes were checked against every
+    // token found so far): 1 MB took seconds.
+    for unit in ["sessiontoken=", "=IQoJb3JpZ2lu"] {
+        let s = unit.repeat(1_000_000 / unit.len());
+        let t = std::time::Instant::now();
+        let f = scan_text("run", s.as_bytes());
+        assert!(f.iter().all(|x| x.rule == "aws-session-token"), "{unit}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(1500),
+            "{unit}: {:?}",
+            t.elapsed()
+        );
+    }
+}
