@@ -1,13 +1,13 @@
 //! Git history scanning through the `git` CLI.
 //!
-//! 1. `git log --all --raw --no-renames --no-abbrev` lists, for every commit on every ref, the
-//!    blobs it wrote and their paths: that maps each blob to the commits and paths where it
-//!    appeared (deleted files included: the commit that added them is still in history).
+//! 1. `git log --all --raw -c --no-renames --no-abbrev` lists, for every commit on every ref,
+//!    the blobs it wrote and their paths: that maps each blob to the commits and paths where it
+//!    appeared (deleted files included: the commit that added them is still in history). For a
+//!    merge, `-c` lists the blobs that differ from every parent, such as a conflict resolution.
 //! 2. `git cat-file --batch` streams each distinct blob once; worker threads scan them.
 //! 3. Findings in a blob are reported once per path, with every commit that wrote it.
 //!
-//! Blobs that only appear in a merge commit's conflict resolution are not listed by
-//! `git log --raw` and so are not scanned.
+//! The repository is untrusted: the `git` helper below says what its config may not run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -53,25 +53,51 @@ fn git(repo: &Path) -> Command {
     c
 }
 
+/// Undoes git's C-style path quoting (`"a\tb\303\251"`): named escapes and octal bytes.
 fn unquote(p: &str) -> String {
     let Some(inner) = p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
         return p.to_string();
     };
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some(o) => out.push(o),
-                None => {}
-            }
-        } else {
-            out.push(c);
+    let b = inner.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
         }
+        let Some(&e) = b.get(i + 1) else { break };
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        if let Some(d) = octal {
+            let v = d.iter().fold(0u32, |a, &c| a * 8 + u32::from(c - b'0'));
+            out.push(u8::try_from(v).unwrap_or(b'?'));
+            i += 4;
+            continue;
+        }
+        out.push(match e {
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 11,
+            other => other,
+        });
+        i += 2;
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The result blob's mode and id in a `--raw` line after its leading colons: one colon and
+/// `mode mode id id status` for a commit with one parent, N colons and N+1 modes then N+1 ids
+/// for a merge's combined diff (`-c`), where the last mode and id are the merge's own.
+fn raw_result(colons: usize, meta: &str) -> Option<(&str, &str)> {
+    let f: Vec<&str> = meta.split(' ').collect();
+    Some((*f.get(colons)?, *f.get(2 * colons + 1)?))
 }
 
 /// (path, line, column, rule, fingerprint) of a finding in history.
@@ -93,6 +119,9 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
             "--raw",
             "--no-abbrev",
             "--format=%x01%H",
+            // Merges too: a blob that differs from every parent (a conflict resolution, an
+            // "evil merge") is written by the merge alone.
+            "-c",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,16 +133,29 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
         .ok_or_else(|| ScanError::GitProtocol("no stdout".into()))?;
     let mut commits: Vec<String> = Vec::new();
     let mut blobs: BlobMap = HashMap::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| ScanError::GitProtocol(e.to_string()))?;
+    let mut reader = BufReader::new(stdout);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let n = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| ScanError::GitProtocol(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        // Paths are bytes (core.quotepath=false leaves non-ASCII unquoted) and need not be
+        // UTF-8: shown lossily rather than failing the whole scan.
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches('\n');
         if let Some(h) = line.strip_prefix('\u{1}') {
             commits.push(h.to_string());
-        } else if let Some(rest) = line.strip_prefix(':') {
+        } else if line.starts_with(':') {
+            let rest = line.trim_start_matches(':');
+            let colons = line.len() - rest.len();
             let Some((meta, path)) = rest.split_once('\t') else {
                 continue;
             };
-            let f: Vec<&str> = meta.split(' ').collect();
-            let (Some(mode), Some(sha)) = (f.get(1), f.get(3)) else {
+            let Some((mode, sha)) = raw_result(colons, meta) else {
                 continue;
             };
             if mode.starts_with("160") || sha.bytes().all(|c| c == b'0') || commits.is_empty() {
@@ -307,11 +349,25 @@ pub fn scan_git(
 
 #[cfg(test)]
 mod tests {
-    use super::unquote;
+    use super::{raw_result, unquote};
 
     #[test]
     fn unquotes_git_paths() {
         assert_eq!(unquote("plain/path"), "plain/path");
         assert_eq!(unquote("\"a\\tb\\\"c\""), "a\tb\"c");
+        assert_eq!(unquote("\"caf\\303\\251\\001\""), "caf\u{e9}\u{1}");
+    }
+
+    #[test]
+    fn raw_lines_of_commits_and_merges() {
+        assert_eq!(
+            raw_result(1, "100644 100755 aaaa bbbb M"),
+            Some(("100755", "bbbb"))
+        );
+        assert_eq!(
+            raw_result(2, "100644 100644 100644 aaaa bbbb cccc MM"),
+            Some(("100644", "cccc"))
+        );
+        assert_eq!(raw_result(2, "100644 aaaa"), None);
     }
 }

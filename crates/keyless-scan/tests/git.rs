@@ -219,3 +219,68 @@ fn repository_config_cannot_trigger_a_lazy_fetch() {
         "the scan ran the repository's core.sshCommand"
     );
 }
+
+#[test]
+fn key_written_in_a_merge_resolution_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join("f.txt"), "base\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    git(d, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(d.join("f.txt"), "side\n").unwrap();
+    git(d, &["commit", "-q", "-am", "side"]);
+    git(d, &["checkout", "-q", "main"]);
+    std::fs::write(d.join("f.txt"), "main\n").unwrap();
+    git(d, &["commit", "-q", "-am", "main"]);
+    // Merge without committing, resolve the file with a key neither parent has, commit.
+    let _ = Command::new("git")
+        .arg("-C")
+        .arg(d)
+        .args(["merge", "-q", "--no-commit", "side"])
+        .output()
+        .unwrap();
+    std::fs::write(
+        d.join("f.txt"),
+        format!("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY={SECRET}\n"),
+    )
+    .unwrap();
+    git(d, &["add", "f.txt"]);
+    git(d, &["commit", "-q", "-m", "merge side"]);
+    let merge = git(d, &["rev-parse", "HEAD"]);
+    std::fs::write(d.join("f.txt"), "clean\n").unwrap();
+    git(d, &["commit", "-q", "-am", "remove the key"]);
+
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    let f = out
+        .findings
+        .iter()
+        .find(|f| f.path == "f.txt")
+        .expect("key from the merge resolution found");
+    assert_eq!(f.rule, "aws-access-key");
+    assert_eq!(f.commits, vec![merge]);
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_path_in_history_is_scanned() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    // A Latin-1 file name (not UTF-8), as old Windows or macOS tools leave behind.
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.env");
+    std::fs::write(d.join(name), "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n").unwrap();
+    std::fs::write(
+        d.join("plain.env"),
+        "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7B\n",
+    )
+    .unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    let paths: Vec<&str> = out.findings.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["caf\u{FFFD}.env", "plain.env"]);
+}
