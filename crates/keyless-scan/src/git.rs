@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use crate::detect::scan_text;
 use crate::finding::Finding;
 use crate::scan::{
-    Counters, Progress, ScanConfig, ScanError, ScanOutput, is_binary, sort_findings,
+    Counters, Progress, ScanConfig, ScanError, ScanOutput, skipped_as_binary, sort_findings,
+    text_of,
 };
 
 /// `git -C repo` hardened against the repository it reads: a scanned repository is untrusted,
@@ -239,7 +240,8 @@ pub fn scan_git(
                     let next = rx.lock().ok().and_then(|r| r.recv().ok());
                     let Some((id, data)) = next else { break };
                     counters.add(data.len() as u64, progress);
-                    let found = scan_text("", &data);
+                    let Some(text) = text_of(&data) else { continue };
+                    let found = scan_text("", &text);
                     if !found.is_empty()
                         && let Ok(mut r) = results.lock()
                     {
@@ -290,7 +292,7 @@ pub fn scan_git(
                 break Err(ScanError::GitProtocol(e.to_string()));
             }
             buf.truncate(len);
-            if is_binary(&buf) {
+            if skipped_as_binary(&buf) {
                 counters
                     .binary
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

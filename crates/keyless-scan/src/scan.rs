@@ -131,6 +131,70 @@ pub fn is_binary(data: &[u8]) -> bool {
     memchr::memchr(0, &data[..data.len().min(8000)]).is_some()
 }
 
+/// Byte order of a UTF-16 text: from its BOM, or, without one, from NULs in every other byte
+/// of the first 8000 (ASCII text in UTF-16 is half NULs; binary data is not so regular).
+fn utf16_order(data: &[u8]) -> Option<bool> {
+    match data {
+        [0xFF, 0xFE, ..] => return Some(true),
+        [0xFE, 0xFF, ..] => return Some(false),
+        _ => {}
+    }
+    let head = &data[..data.len().min(8000) & !1];
+    if head.len() < 16 {
+        return None;
+    }
+    let pairs = head.len() / 2;
+    let (mut low_nul, mut high_nul) = (0usize, 0usize);
+    for p in head.chunks_exact(2) {
+        low_nul += usize::from(p[0] == 0);
+        high_nul += usize::from(p[1] == 0);
+    }
+    // Little-endian: every second byte NUL, the first bytes (almost) never.
+    if high_nul * 10 >= pairs * 9 && low_nul * 50 <= pairs {
+        Some(true)
+    } else if low_nul * 10 >= pairs * 9 && high_nul * 50 <= pairs {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// True when `data` is skipped as binary: a NUL in its first 8000 bytes and not UTF-16 text.
+#[must_use]
+pub fn skipped_as_binary(data: &[u8]) -> bool {
+    is_binary(data) && utf16_order(data).is_none()
+}
+
+/// The text to scan in a file or blob: UTF-16 (PowerShell's default encoding) converted to
+/// UTF-8, other text as is, `None` for binary. Line numbers and character columns are the
+/// same in the converted text.
+#[must_use]
+pub fn text_of(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if let Some(little) = utf16_order(data) {
+        let body = if matches!(data, [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..]) {
+            &data[2..]
+        } else {
+            data
+        };
+        let units = body.chunks_exact(2).map(|p| {
+            if little {
+                u16::from_le_bytes([p[0], p[1]])
+            } else {
+                u16::from_be_bytes([p[0], p[1]])
+            }
+        });
+        let text: String = char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+        return Some(std::borrow::Cow::Owned(text.into_bytes()));
+    }
+    if is_binary(data) {
+        None
+    } else {
+        Some(std::borrow::Cow::Borrowed(data))
+    }
+}
+
 pub(crate) struct Counters {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
@@ -243,13 +307,13 @@ pub fn scan_paths(
                     counters.large.fetch_add(1, Ordering::Relaxed);
                     return WalkState::Continue;
                 }
-                if is_binary(&data) {
+                let Some(text) = text_of(&data) else {
                     counters.binary.fetch_add(1, Ordering::Relaxed);
                     return WalkState::Continue;
-                }
+                };
                 counters.add(data.len() as u64, progress);
                 let name = display_path(root, entry.path(), root_is_dir);
-                let found = scan_text(&name, &data);
+                let found = scan_text(&name, &text);
                 if !found.is_empty()
                     && let Ok(mut f) = findings.lock()
                 {

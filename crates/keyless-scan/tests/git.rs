@@ -284,3 +284,56 @@ fn non_utf8_path_in_history_is_scanned() {
     let paths: Vec<&str> = out.findings.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, vec!["caf\u{FFFD}.env", "plain.env"]);
 }
+
+fn utf16le(s: &str, bom: bool) -> Vec<u8> {
+    let mut out = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
+    out.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+    out
+}
+
+#[test]
+fn utf16_files_and_blobs_are_scanned() {
+    // PowerShell 5 writes UTF-16LE with a BOM (`echo … > .env`, `Out-File`): a NUL in every
+    // other byte made these files "binary" and they were skipped.
+    let text = format!(
+        "[default]\r\naws_access_key_id = AKIAY34FZKBOKMUTVV7A\r\naws_secret_access_key = {SECRET}\r\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join("creds-bom.txt"), utf16le(&text, true)).unwrap();
+    std::fs::write(
+        d.join("nobom.env"),
+        utf16le("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7B\r\n", false),
+    )
+    .unwrap();
+    let mut be = vec![0xFE, 0xFF];
+    be.extend(
+        "x = AKIAY34FZKBOKMUTVV7C\n"
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes),
+    );
+    std::fs::write(d.join("be.txt"), be).unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "utf16"]);
+
+    let files =
+        keyless_scan::scan::scan_paths(&[d.to_path_buf()], &ScanConfig::default(), None).unwrap();
+    let history = scan_git(d, &ScanConfig::default(), None).unwrap();
+    for out in [files, history] {
+        let got: Vec<(&str, &str, usize, usize)> = out
+            .findings
+            .iter()
+            .map(|f| (f.path.as_str(), f.rule.as_str(), f.line, f.column))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("be.txt", "aws-access-key-id", 1, 5),
+                ("creds-bom.txt", "aws-credentials-file", 2, 21),
+                ("nobom.env", "aws-access-key-id", 1, 19),
+            ]
+        );
+        assert_eq!(out.stats.skipped_binary, 0);
+    }
+}
