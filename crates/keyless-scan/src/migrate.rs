@@ -60,6 +60,9 @@ pub enum MigrateError {
     /// A construct the text editor will not rewrite safely.
     #[error("line {0}: {1}; rewrite it in block style and run migrate again")]
     Unsupported(usize, String),
+    /// A migrated job's OIDC subject would not match the trust policy being written.
+    #[error("job `{0}`: {1}")]
+    Subject(String, String),
     /// The result did not parse again (a bug; the file is left unchanged).
     #[error("the rewritten workflow does not parse ({0}); the file was left unchanged")]
     Reparse(String),
@@ -235,6 +238,30 @@ fn ensure_id_token(
     Ok(())
 }
 
+/// Checks that the `sub` of the OIDC token a migrated job gets is the one the trust policy
+/// allows. GitHub makes it `repo:OWNER/REPO:environment:NAME` for a job with an `environment`
+/// and `repo:OWNER/REPO:ref:REF` otherwise; a mismatch would refuse every run.
+fn check_subject(job_name: &str, job: &Node, opts: &MigrateOptions) -> Result<(), MigrateError> {
+    let env = job
+        .get("environment")
+        .and_then(|e| e.as_str().or_else(|| e.get("name").and_then(Node::as_str)))
+        .filter(|e| !e.is_empty());
+    let bad = |why: String| Err(MigrateError::Subject(job_name.to_string(), why));
+    let repo = &opts.repository;
+    match (env, opts.environment.as_deref()) {
+        (Some(e), _) if e.contains("${{") => bad(format!(
+            "its environment is the expression `{e}`, so the OIDC token's sub is only known at run time; write the trust policy by hand"
+        )),
+        (Some(e), want) if want != Some(e) => bad(format!(
+            "it runs in environment `{e}`, so its OIDC token's sub is repo:{repo}:environment:{e}; pass --environment {e}"
+        )),
+        (None, Some(want)) => bad(format!(
+            "it runs in no environment, so its OIDC token's sub is repo:{repo}:ref:refs/heads/<branch>, not environment `{want}`; add `environment: {want}` to the job or leave out --environment"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Rewrites `src` (a workflow) to assume `opts.role_arn` with OIDC.
 ///
 /// # Errors
@@ -386,6 +413,7 @@ pub fn migrate_github_actions(
         if !uses_aws {
             continue;
         }
+        check_subject(job_key.as_str().unwrap_or("?"), job, opts)?;
         match job.entry("permissions") {
             Some((k, p)) => {
                 if !grants(Some(p)) {

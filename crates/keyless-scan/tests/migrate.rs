@@ -54,17 +54,6 @@ fn rewrites_and_is_idempotent() {
 }
 
 #[test]
-fn environment_scoped_trust() {
-    let mut o = opts();
-    o.environment = Some("production".into());
-    let r = migrate_github_actions(WF, &o).unwrap();
-    assert!(
-        r.trust_policy
-            .contains("repo:acme/app:environment:production")
-    );
-}
-
-#[test]
 fn bad_inputs() {
     let mut o = opts();
     o.role_arn = "arn:aws:iam::123:role/x".into();
@@ -96,5 +85,58 @@ fn bad_inputs() {
     assert_eq!(
         migrate_github_actions(flow, &opts()).unwrap_err(),
         MigrateError::Unsupported(5, "flow-style `with`".into())
+    );
+}
+
+const ENV_WF: &str = "on: push\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    environment: production\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          aws-access-key-id: ${{ secrets.A }}\n          aws-secret-access-key: ${{ secrets.B }}\n          aws-region: us-east-1\n";
+
+#[test]
+fn trust_subject_matches_the_jobs_environment() {
+    // A job with `environment:` gets an OIDC token whose sub is
+    // repo:OWNER/REPO:environment:NAME, never the branch: a branch-scoped trust policy would
+    // refuse every run of the migrated workflow.
+    assert_eq!(
+        migrate_github_actions(ENV_WF, &opts()).unwrap_err(),
+        MigrateError::Subject(
+            "deploy".into(),
+            "it runs in environment `production`, so its OIDC token's sub is repo:acme/app:environment:production; pass --environment production".into()
+        )
+    );
+    let mapped = ENV_WF.replace(
+        "environment: production\n",
+        "environment:\n      name: production\n      url: https://example.invalid\n",
+    );
+    let mut o = opts();
+    o.environment = Some("production".into());
+    for wf in [ENV_WF, mapped.as_str()] {
+        let r = migrate_github_actions(wf, &o).unwrap();
+        assert!(
+            r.trust_policy
+                .contains("\"repo:acme/app:environment:production\"")
+        );
+    }
+    // And the other way round: --environment for a job that runs in none (or another one).
+    assert_eq!(
+        migrate_github_actions(WF, &o).unwrap_err(),
+        MigrateError::Subject(
+            "deploy".into(),
+            "it runs in no environment, so its OIDC token's sub is repo:acme/app:ref:refs/heads/<branch>, not environment `production`; add `environment: production` to the job or leave out --environment".into()
+        )
+    );
+    o.environment = Some("staging".into());
+    assert_eq!(
+        migrate_github_actions(ENV_WF, &o).unwrap_err(),
+        MigrateError::Subject(
+            "deploy".into(),
+            "it runs in environment `production`, so its OIDC token's sub is repo:acme/app:environment:production; pass --environment production".into()
+        )
+    );
+    let expr = ENV_WF.replace("environment: production", "environment: ${{ inputs.env }}");
+    assert_eq!(
+        migrate_github_actions(&expr, &o).unwrap_err(),
+        MigrateError::Subject(
+            "deploy".into(),
+            "its environment is the expression `${{ inputs.env }}`, so the OIDC token's sub is only known at run time; write the trust policy by hand".into()
+        )
     );
 }
