@@ -117,6 +117,25 @@ fn flatten_intrinsics(v: &Value) -> Value {
 /// `!Sub x` becomes the string `x`; scalars stay strings except plain integers and booleans.
 fn node_to_json(n: &Node) -> Value {
     match n {
+        // Short-form intrinsics (`!Ref X`, `!GetAtt [X, Arn]`, `!If [...]`) become the same
+        // `${...}` placeholders as their long forms; `!Sub` keeps its template text, which
+        // holds any literal ARN.
+        Node::Scalar {
+            value,
+            tag: Some(t),
+            ..
+        } if t.starts_with('!') && t != "!Sub" => Value::String(format!("${{{t}:{value}}}")),
+        Node::Seq {
+            items,
+            tag: Some(t),
+            ..
+        } if t.starts_with('!') => {
+            let inner = Value::Array(items.iter().map(node_to_json).collect());
+            match (t.as_str(), items.first()) {
+                ("!Sub", Some(Node::Scalar { value, .. })) => Value::String(value.clone()),
+                _ => Value::String(format!("${{{t}:{inner}}}")),
+            }
+        }
         Node::Scalar { value, .. } => {
             if let Ok(i) = value.parse::<i64>() {
                 Value::from(i)
@@ -237,10 +256,11 @@ pub fn extract_cloudformation(
         cfn_docs_in_resource(&rtype, props, |prop, t, doc| {
             let key = prop.rsplit('.').next().unwrap_or(prop);
             let (line, _) = find_line(content, start_byte, key);
-            let doc = match doc {
+            let mut doc = match doc {
                 Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
                 other => flatten_intrinsics(other),
             };
+            resolve_federated(&mut doc);
             policies.push(ExtractedPolicy {
                 json: serde_json::to_string_pretty(&doc).unwrap_or_default(),
                 policy_type: t,
@@ -454,17 +474,25 @@ pub fn hcl_to_json(src: &str) -> Option<Value> {
     .value()
 }
 
-/// Gives placeholder `Federated` principals (Terraform references such as
-/// `aws_iam_openid_connect_provider.github.arn`) a concrete provider ARN derived from the
-/// condition keys (`<host>:sub`), so the validator can run its OIDC checks.
-fn resolve_federated(v: &mut Value) {
+/// A `Federated` principal that is a reference rather than a provider ARN: a Terraform
+/// expression (`var.github_oidc_arn`, `aws_iam_openid_connect_provider.gh.arn`) or a
+/// CloudFormation intrinsic (`!Ref`, `!GetAtt`, `!If`), all `${...}` here.
+fn is_federated_placeholder(s: &str) -> bool {
+    s.contains("${") && !s.contains(":oidc-provider/")
+}
+
+/// Gives placeholder `Federated` principals (see [`is_federated_placeholder`]) a concrete
+/// provider ARN derived from the condition keys (`<host>:sub`), so the validator can run its
+/// OIDC checks. Returns each (placeholder, ARN) replaced.
+fn resolve_federated(v: &mut Value) -> Vec<(String, String)> {
+    let mut replaced = Vec::new();
     let Some(stmts) = v.get_mut("Statement") else {
-        return;
+        return replaced;
     };
     let list: Vec<&mut Value> = match stmts {
         Value::Array(a) => a.iter_mut().collect(),
         o @ Value::Object(_) => vec![o],
-        _ => return,
+        _ => return replaced,
     };
     for st in list {
         let host = st
@@ -491,14 +519,15 @@ fn resolve_federated(v: &mut Value) {
         let Some(fed) = st.get_mut("Principal").and_then(|p| p.get_mut("Federated")) else {
             continue;
         };
-        let placeholder = fed
-            .as_str()
-            .is_some_and(|s| s.starts_with("${") && s.contains("openid_connect_provider"));
-        if placeholder {
+        let placeholder = fed.as_str().filter(|s| is_federated_placeholder(s));
+        if let Some(p) = placeholder {
             let host = host.unwrap_or_else(|| "unknown.oidc.provider".into());
-            *fed = Value::String(format!("arn:aws:iam::000000000000:oidc-provider/{host}"));
+            let arn = format!("arn:aws:iam::000000000000:oidc-provider/{host}");
+            replaced.push((p.to_string(), arn.clone()));
+            *fed = Value::String(arn);
         }
     }
+    replaced
 }
 
 fn tf_type(attr: &str, block_type: &str) -> PolicyType {
@@ -572,6 +601,13 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
                 body.push_str(lines[j]);
                 body.push('\n');
                 j += 1;
+            }
+            // Resolve referenced providers in place, on their own lines, so that validator
+            // positions still map 1:1 to the file.
+            if let Ok(mut v) = serde_json::from_str::<Value>(&body) {
+                for (placeholder, arn) in resolve_federated(&mut v) {
+                    body = body.replace(&format!("\"{placeholder}\""), &format!("\"{arn}\""));
+                }
             }
             policies.push(ExtractedPolicy {
                 json: body,

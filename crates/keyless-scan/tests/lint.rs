@@ -227,3 +227,45 @@ fn other_oidc_provider_without_sub() {
         "{codes:?}"
     );
 }
+
+/// An org-wide GitHub trust whose provider ARN is a reference, written the ways CloudFormation
+/// and Terraform templates write it. The validator's OIDC checks need the provider host, which
+/// the conditions name; without it they did not run, and `repo:acme/*` passed as clean.
+#[test]
+fn org_wide_trust_with_a_referenced_provider() {
+    let cfn = |federated: &str| {
+        format!(
+            "AWSTemplateFormatVersion: \"2010-09-09\"\nResources:\n  DeployRole:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument:\n        Version: \"2012-10-17\"\n        Statement:\n          - Effect: Allow\n            Action: sts:AssumeRoleWithWebIdentity\n            Principal:\n              Federated: {federated}\n            Condition:\n              StringLike:\n                token.actions.githubusercontent.com:sub: repo:acme/*\n"
+        )
+    };
+    let cfn_json = r#"{"AWSTemplateFormatVersion":"2010-09-09","Resources":{"R":{"Type":"AWS::IAM::Role","Properties":{"AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRoleWithWebIdentity","Principal":{"Federated":{"Fn::GetAtt":["GithubOidc","Arn"]}},"Condition":{"StringLike":{"token.actions.githubusercontent.com:sub":"repo:acme/*"}}}]}}}}}"#;
+    let tf_var = "resource \"aws_iam_role\" \"deploy\" {\n  assume_role_policy = jsonencode({\n    Version = \"2012-10-17\"\n    Statement = [{\n      Effect    = \"Allow\"\n      Action    = \"sts:AssumeRoleWithWebIdentity\"\n      Principal = { Federated = var.github_oidc_provider_arn }\n      Condition = { StringLike = { \"token.actions.githubusercontent.com:sub\" = \"repo:acme/*\" } }\n    }]\n  })\n}\n";
+    let tf_heredoc = "resource \"aws_iam_role\" \"deploy\" {\n  assume_role_policy = <<EOT\n{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [{\n    \"Effect\": \"Allow\",\n    \"Action\": \"sts:AssumeRoleWithWebIdentity\",\n    \"Principal\": { \"Federated\": \"${aws_iam_openid_connect_provider.github.arn}\" },\n    \"Condition\": { \"StringLike\": { \"token.actions.githubusercontent.com:sub\": \"repo:acme/*\" } }\n  }]\n}\nEOT\n}\n";
+    let cases = [
+        ("ref.yaml", cfn("!Ref GithubOidc"), 6),
+        ("getatt.yaml", cfn("!GetAtt GithubOidc.Arn"), 6),
+        ("getatt-seq.yaml", cfn("!GetAtt [GithubOidc, Arn]"), 6),
+        ("long.yaml", cfn("\n                Ref: GithubOidc"), 6),
+        (
+            "if.yaml",
+            cfn("!If [Create, !Ref GithubOidc, !Ref ProviderArn]"),
+            6,
+        ),
+        ("t.json", cfn_json.to_string(), 1),
+        ("var.tf", tf_var.to_string(), 2),
+        ("heredoc.tf", tf_heredoc.to_string(), 5),
+    ];
+    for (path, src, line) in cases {
+        assert_eq!(
+            rules(path, &src),
+            vec![("iam-policy/OVERLY_BROAD_GITHUB_SUB".to_string(), line)],
+            "{path}"
+        );
+    }
+    // A literal federated service principal is not an OIDC provider reference.
+    let cognito = cfn("cognito-identity.amazonaws.com").replace(
+        "StringLike:\n                token.actions.githubusercontent.com:sub: repo:acme/*",
+        "ForAnyValue:StringLike:\n                cognito-identity.amazonaws.com:amr: authenticated",
+    );
+    assert_eq!(rules("cognito.yaml", &cognito), vec![]);
+}
