@@ -37,6 +37,8 @@ const SECRET_WORDS: &[&str] = &[
     "aws_secret",
     "awssecret",
     "aws-secret",
+    // Java SDK system properties and profile files: aws.secretKey, aws.secretAccessKey.
+    "aws.secret",
 ];
 const TOKEN_WORDS: &[&str] = &[
     "session_token",
@@ -222,16 +224,23 @@ fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
 }
 
 /// After a keyword at `end`, skips the rest of the identifier, quotes, spaces and an assignment
-/// operator; returns where the value starts.
+/// operator; returns where the value starts. Blanks alone also separate a name from its value
+/// (`ENV NAME value`, `aws configure set name value`, `setenv NAME value`); the value must
+/// still have a secret's shape, so prose after a name is not taken for one.
 fn value_start(data: &[u8], mut i: usize) -> Option<usize> {
     let limit = (i + 64).min(data.len());
     while i < limit && is_ident(data[i]) {
         i += 1;
     }
     let mut saw_op = false;
+    let mut saw_blank = false;
     while i < limit {
         match data[i] {
-            b' ' | b'\t' | b'"' | b'\'' | b'\\' | b'`' | b'[' | b']' | b'>' => i += 1,
+            b' ' | b'\t' => {
+                saw_blank = true;
+                i += 1;
+            }
+            b'"' | b'\'' | b'\\' | b'`' | b'[' | b']' | b'>' => i += 1,
             b'=' | b':' => {
                 saw_op = true;
                 i += 1;
@@ -239,7 +248,7 @@ fn value_start(data: &[u8], mut i: usize) -> Option<usize> {
             _ => break,
         }
     }
-    saw_op.then_some(i)
+    (saw_op || saw_blank).then_some(i)
 }
 
 fn is_value(c: u8) -> bool {

@@ -238,3 +238,32 @@ fn token_keywords_and_prefixes_inside_one_run_are_linear() {
         );
     }
 }
+
+#[test]
+fn lone_secret_given_without_an_assignment_operator() {
+    // The secret's name and value separated by blanks only: Dockerfile `ENV k v`, the AWS
+    // CLI's `aws configure set k v`, csh `setenv`, a Java system property. With no key id
+    // nearby these were not found at all.
+    for line in [
+        format!("ENV AWS_SECRET_ACCESS_KEY {SECRET}\n"),
+        format!("aws configure set aws_secret_access_key {SECRET}\n"),
+        format!("setenv AWS_SECRET_ACCESS_KEY\t'{SECRET}'\n"),
+        format!("java -Daws.secretKey={SECRET} -jar app.jar\n"),
+        format!("aws.secretAccessKey = {SECRET}\n"),
+    ] {
+        let f = scan_text("f", line.as_bytes());
+        let got: Vec<(&str, Severity)> = f.iter().map(|x| (x.rule.as_str(), x.severity)).collect();
+        assert_eq!(
+            got,
+            vec![("aws-secret-access-key", Severity::High)],
+            "{line}"
+        );
+    }
+    // A name followed by prose, or by the value on the next line, is not a value.
+    for text in [
+        "set AWS_SECRET_ACCESS_KEY in the CI settings\n".to_string(),
+        format!("AWS_SECRET_ACCESS_KEY\n{SECRET}\n"),
+    ] {
+        assert!(scan_text("f", text.as_bytes()).is_empty(), "{text}");
+    }
+}
