@@ -421,6 +421,7 @@ mod tests {
             rules::GITLAB_NO_AUD,
             rules::AWS_CONFIG_STATIC,
             rules::IAM_LONG_SESSION,
+            rules::IAC_ACCESS_KEY,
             rules::PARSE_ERROR,
         ] {
             assert_eq!(rule(id).id, id);

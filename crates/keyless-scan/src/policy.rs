@@ -36,6 +36,28 @@ pub struct SessionSetting {
     pub origin: String,
 }
 
+/// A resource that creates an IAM access key (`aws_iam_access_key`, `AWS::IAM::AccessKey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyResource {
+    /// 1-based line.
+    pub line: usize,
+    /// Where it came from (`Terraform aws_iam_access_key.ci`, `CloudFormation CiKey (…)`).
+    pub origin: String,
+}
+
+/// Everything lint checks that a template holds.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// Policy documents.
+    pub policies: Vec<ExtractedPolicy>,
+    /// MaxSessionDuration settings.
+    pub sessions: Vec<SessionSetting>,
+    /// Access key resources.
+    pub access_keys: Vec<AccessKeyResource>,
+    /// Why the file could not be read, when it could not.
+    pub error: Option<String>,
+}
+
 /// Guesses a standalone policy's type from its content.
 #[must_use]
 pub fn guess_type(v: &Value) -> PolicyType {
@@ -192,22 +214,20 @@ fn cfn_docs_in_resource(
     }
 }
 
-/// Extracts policies and MaxSessionDuration settings from a CloudFormation template (JSON or YAML).
+/// Extracts policies, MaxSessionDuration settings and access key resources from a
+/// CloudFormation template (JSON or YAML).
 #[must_use]
-pub fn extract_cloudformation(
-    content: &str,
-) -> (Vec<ExtractedPolicy>, Vec<SessionSetting>, Option<String>) {
+pub fn extract_cloudformation(content: &str) -> Extracted {
     let trimmed = content.trim_start();
     // JSON: values without positions; YAML: a tree with lines.
     let (resources, yaml_lines): (Vec<(String, Value, usize)>, bool) = if trimmed.starts_with('{') {
         let v: Value = match serde_json::from_str(content) {
             Ok(v) => v,
             Err(e) => {
-                return (
-                    Vec::new(),
-                    Vec::new(),
-                    Some(format!("CloudFormation JSON: {e}")),
-                );
+                return Extracted {
+                    error: Some(format!("CloudFormation JSON: {e}")),
+                    ..Extracted::default()
+                };
             }
         };
         let list = v.get("Resources").and_then(Value::as_object).map(|o| {
@@ -222,7 +242,12 @@ pub fn extract_cloudformation(
     } else {
         let docs = match yaml::parse(content) {
             Ok(d) => d,
-            Err(e) => return (Vec::new(), Vec::new(), Some(format!("CloudFormation {e}"))),
+            Err(e) => {
+                return Extracted {
+                    error: Some(format!("CloudFormation {e}")),
+                    ..Extracted::default()
+                };
+            }
         };
         let mut list = Vec::new();
         for d in &docs {
@@ -239,12 +264,19 @@ pub fn extract_cloudformation(
     let _ = yaml_lines;
     let mut policies = Vec::new();
     let mut sessions = Vec::new();
+    let mut access_keys = Vec::new();
     for (name, res, res_line) in resources {
         let rtype = res
             .get("Type")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        if rtype == "AWS::IAM::AccessKey" {
+            access_keys.push(AccessKeyResource {
+                line: res_line,
+                origin: format!("CloudFormation {name} ({rtype})"),
+            });
+        }
         let Some(props) = res.get("Properties") else {
             continue;
         };
@@ -284,7 +316,12 @@ pub fn extract_cloudformation(
             }
         }
     }
-    (policies, sessions, None)
+    Extracted {
+        policies,
+        sessions,
+        access_keys,
+        error: None,
+    }
 }
 
 // ---- Terraform ----
@@ -547,11 +584,13 @@ fn tf_type(attr: &str, block_type: &str) -> PolicyType {
 }
 
 /// Extracts policies (`assume_role_policy`, `policy`, `content`, `key_policy` attributes set
-/// with `jsonencode(...)` or a heredoc) and `max_session_duration` from Terraform.
+/// with `jsonencode(...)` or a heredoc), `max_session_duration` and `aws_iam_access_key`
+/// resources from Terraform.
 #[must_use]
-pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSetting>) {
+pub fn extract_terraform(content: &str) -> Extracted {
     let mut policies = Vec::new();
     let mut sessions = Vec::new();
+    let mut access_keys = Vec::new();
     let mut block_type = String::new();
     let lines: Vec<&str> = content.lines().collect();
     let mut offsets = Vec::with_capacity(lines.len());
@@ -568,6 +607,13 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
             .or_else(|| t.strip_prefix("data "))
         {
             block_type = rest.split('"').nth(1).unwrap_or("").to_string();
+            if t.starts_with("resource ") && block_type == "aws_iam_access_key" {
+                let name = rest.split('"').nth(3).unwrap_or("?");
+                access_keys.push(AccessKeyResource {
+                    line: i + 1,
+                    origin: format!("Terraform aws_iam_access_key.{name}"),
+                });
+            }
         }
         let Some((attr, rhs)) = t.split_once('=') else {
             i += 1;
@@ -635,7 +681,12 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
         }
         i += 1;
     }
-    (policies, sessions)
+    Extracted {
+        policies,
+        sessions,
+        access_keys,
+        error: None,
+    }
 }
 
 fn severity_of(s: keyless_policy::Severity) -> Severity {
@@ -741,47 +792,35 @@ pub fn check_policy(path: &str, p: &ExtractedPolicy) -> Vec<Finding> {
 /// Lint for policy-bearing files: standalone JSON, CloudFormation, Terraform.
 #[must_use]
 pub fn lint_policies(path: &str, content: &str) -> Vec<Finding> {
-    let (policies, sessions, err) = match classify(path, content) {
-        Some(FileKind::PolicyJson) => match serde_json::from_str::<Value>(content) {
-            Ok(v) => (
-                vec![ExtractedPolicy {
+    let found = match classify(path, content) {
+        Some(FileKind::PolicyJson) => {
+            // An unparsable file is still given to the validator, which reports the syntax
+            // error with its position.
+            let policy_type = serde_json::from_str::<Value>(content)
+                .map_or(PolicyType::Identity, |v| guess_type(&v));
+            Extracted {
+                policies: vec![ExtractedPolicy {
                     json: content.to_string(),
-                    policy_type: guess_type(&v),
+                    policy_type,
                     line: 1,
                     verbatim: true,
                     origin: "policy".into(),
                 }],
-                Vec::new(),
-                None,
-            ),
-            // Let the validator report the syntax error with its position.
-            Err(_) => (
-                vec![ExtractedPolicy {
-                    json: content.to_string(),
-                    policy_type: PolicyType::Identity,
-                    line: 1,
-                    verbatim: true,
-                    origin: "policy".into(),
-                }],
-                Vec::new(),
-                None,
-            ),
-        },
-        Some(FileKind::CloudFormation) => extract_cloudformation(content),
-        Some(FileKind::Terraform) => {
-            let (p, s) = extract_terraform(content);
-            (p, s, None)
+                ..Extracted::default()
+            }
         }
-        _ => (Vec::new(), Vec::new(), None),
+        Some(FileKind::CloudFormation) => extract_cloudformation(content),
+        Some(FileKind::Terraform) => extract_terraform(content),
+        _ => Extracted::default(),
     };
     let mut out = Vec::new();
-    if let (Some(e), Some(info)) = (err, rules::info(rules::PARSE_ERROR)) {
+    if let (Some(e), Some(info)) = (found.error, rules::info(rules::PARSE_ERROR)) {
         out.push(make(info, path, 1, 1, format!("not checked: {e}")));
     }
-    for p in &policies {
+    for p in &found.policies {
         out.extend(check_policy(path, p));
     }
-    for s in sessions {
+    for s in found.sessions {
         if s.seconds > 3600
             && let Some(info) = rules::info(rules::IAM_LONG_SESSION)
         {
@@ -794,6 +833,17 @@ pub fn lint_policies(path: &str, content: &str) -> Vec<Finding> {
                     "{}: MaxSessionDuration is {} seconds (more than 3600)",
                     s.origin, s.seconds
                 ),
+            ));
+        }
+    }
+    if let Some(info) = rules::info(rules::IAC_ACCESS_KEY) {
+        for k in found.access_keys {
+            out.push(make(
+                info,
+                path,
+                k.line,
+                1,
+                format!("{} creates a permanent access key", k.origin),
             ));
         }
     }

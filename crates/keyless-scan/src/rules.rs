@@ -49,6 +49,8 @@ pub const AWS_CONFIG_STATIC: &str = "aws-config-static-keys";
 pub const IAM_LONG_SESSION: &str = "iam-long-max-session-duration";
 /// IAM: Allow of `"Action": "*"` on `"Resource": "*"`.
 pub const IAM_ADMIN_WILDCARD: &str = "iam-allow-all-actions-all-resources";
+/// Terraform/CloudFormation resource that creates an IAM user access key.
+pub const IAC_ACCESS_KEY: &str = "iac-iam-access-key";
 /// Malformed file that lint could not read.
 pub const PARSE_ERROR: &str = "lint-parse-error";
 
@@ -167,6 +169,13 @@ pub const ALL: &[RuleInfo] = &[
         severity: Severity::High,
         why: "A statement allowing every action on every resource makes the principal a full administrator; a leaked credential for it is a full account compromise.",
         fix: "List the actions and resources the workload needs (start from CloudTrail or `keyless policy` simulation).",
+    },
+    RuleInfo {
+        id: IAC_ACCESS_KEY,
+        name: "Access key created by infrastructure code",
+        severity: Severity::High,
+        why: "An aws_iam_access_key / AWS::IAM::AccessKey resource mints a permanent access key on every apply; its secret lands in the Terraform state or a stack output, where everyone who can read those can use it.",
+        fix: "Remove the resource and delete the key in IAM; give the workload a role to assume instead (OIDC federation for CI, an instance or task role, or keyless).",
     },
     RuleInfo {
         id: PARSE_ERROR,

@@ -269,3 +269,34 @@ fn org_wide_trust_with_a_referenced_provider() {
     );
     assert_eq!(rules("cognito.yaml", &cognito), vec![]);
 }
+
+/// Infrastructure code that mints a permanent access key: every apply creates (and stores in
+/// the state or an output) exactly the credential keyless is meant to replace.
+#[test]
+fn access_keys_created_by_infrastructure_code() {
+    let tf = "resource \"aws_iam_user\" \"ci\" {\n  name = \"ci\"\n}\n\nresource \"aws_iam_access_key\" \"ci\" {\n  user = aws_iam_user.ci.name\n}\n\n  resource   \"aws_iam_access_key\"   \"other\" {\n  user = \"x\"\n}\n# resource \"aws_iam_access_key\" \"commented\" {}\n";
+    assert_eq!(
+        rules("users.tf", tf),
+        vec![
+            ("iac-iam-access-key".to_string(), 5),
+            ("iac-iam-access-key".to_string(), 9)
+        ]
+    );
+    let f = lint_content("users.tf", tf);
+    assert_eq!(f[0].severity, Severity::High);
+    assert_eq!(
+        f[0].message,
+        "Terraform aws_iam_access_key.ci creates a permanent access key"
+    );
+    let cfn_yaml = "AWSTemplateFormatVersion: \"2010-09-09\"\nResources:\n  CiUser:\n    Type: AWS::IAM::User\n  CiKey:\n    Type: AWS::IAM::AccessKey\n    Properties:\n      UserName: !Ref CiUser\n";
+    assert_eq!(
+        rules("t.yaml", cfn_yaml),
+        vec![("iac-iam-access-key".to_string(), 5)]
+    );
+    let cfn_json = r#"{"AWSTemplateFormatVersion":"2010-09-09","Resources":{"CiKey":{"Type":"AWS::IAM::AccessKey","Properties":{"UserName":"ci"}}}}"#;
+    let f = lint_content("t.json", cfn_json);
+    assert_eq!(
+        f.iter().map(|x| x.message.as_str()).collect::<Vec<_>>(),
+        vec!["CloudFormation CiKey (AWS::IAM::AccessKey) creates a permanent access key"]
+    );
+}
