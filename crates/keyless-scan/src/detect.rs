@@ -512,17 +512,22 @@ pub fn scan_text(path: &str, data: &[u8]) -> Vec<Finding> {
     let mut out = Vec::with_capacity(hits.len());
     let mut line = 1usize;
     let mut pos = 0usize;
-    let mut line_start = 0usize;
+    // Characters between the start of the current line and `pos`: counted on from the last
+    // finding, not from the line start, so a long minified line stays linear.
+    let mut chars_before = 0usize;
     for h in hits {
-        line += memchr::memchr_iter(b'\n', &data[pos..h.offset]).count();
-        if let Some(p) = memchr::memrchr(b'\n', &data[pos..h.offset]) {
-            line_start = pos + p + 1;
-        }
+        let gap = &data[pos..h.offset];
+        line += memchr::memchr_iter(b'\n', gap).count();
+        let counted = match memchr::memrchr(b'\n', gap) {
+            Some(p) => {
+                chars_before = 0;
+                &gap[p + 1..]
+            }
+            None => gap,
+        };
+        chars_before += String::from_utf8_lossy(counted).chars().count();
         pos = h.offset;
-        let column = String::from_utf8_lossy(&data[line_start..h.offset])
-            .chars()
-            .count()
-            + 1;
+        let column = chars_before + 1;
         let mut rule = h.rule;
         if rule == rules::ACCESS_KEY && in_credentials_profile(data, h.offset) {
             rule = rules::CREDENTIALS_FILE;

@@ -267,3 +267,32 @@ fn lone_secret_given_without_an_assignment_operator() {
         assert!(scan_text("f", text.as_bytes()).is_empty(), "{text}");
     }
 }
+
+#[test]
+fn many_findings_on_one_long_line_are_linear() {
+    // A minified file: one line, many key ids. Each finding's column was counted from the start
+    // of its line again (a 2 MB line with 100,000 ids took 45 s).
+    let mut s = String::new();
+    let mut n = 0usize;
+    while s.len() < 600_000 {
+        s.push_str("é ");
+        s.push_str(&key_for(
+            "AKIA",
+            100_000_000_000 + n as u64 * 7919,
+            "QRSTUV",
+        ));
+        s.push(' ');
+        n += 1;
+    }
+    let t = std::time::Instant::now();
+    let f = scan_text("min.js", s.as_bytes());
+    let elapsed = t.elapsed();
+    assert_eq!(f.len(), n);
+    // Columns count characters: each unit is `é` + space + 20 + space = 23 characters.
+    assert_eq!((f[0].line, f[0].column), (1, 3));
+    assert_eq!((f[n - 1].line, f[n - 1].column), (1, 23 * (n - 1) + 3));
+    assert!(
+        elapsed < std::time::Duration::from_millis(1500),
+        "{elapsed:?}"
+    );
+}
