@@ -365,10 +365,7 @@ pub fn lint_paths(paths: &[PathBuf], cfg: &ScanConfig) -> Result<Vec<Finding>, S
             vec![root.clone()]
         };
         for f in files {
-            if std::fs::metadata(&f).map(|m| m.len()).unwrap_or(u64::MAX) > MAX_LINT_BYTES {
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(&f) else {
+            let Ok(Some(bytes)) = crate::scan::read_bounded(&f, MAX_LINT_BYTES) else {
                 continue;
             };
             let Ok(content) = String::from_utf8(bytes) else {

@@ -254,7 +254,8 @@ pub(crate) fn walker(root: &Path, cfg: &ScanConfig) -> Result<WalkBuilder, ScanE
         .ignore(false)
         .parents(false);
     b.threads(cfg.threads());
-    b.max_filesize(Some(cfg.max_file_size));
+    // No `max_filesize` here: the walker would skip big files silently; `read_bounded` skips
+    // them and they are counted.
     if !cfg.exclude_globs.is_empty() {
         let mut ob = ignore::overrides::OverrideBuilder::new(root);
         for g in &cfg.exclude_globs {
@@ -300,13 +301,14 @@ pub fn scan_paths(
                 if !entry.file_type().is_some_and(|t| t.is_file()) {
                     return WalkState::Continue;
                 }
-                let Ok(data) = std::fs::read(entry.path()) else {
-                    return WalkState::Continue;
+                let data = match read_bounded(entry.path(), cfg.max_file_size) {
+                    Ok(Some(d)) => d,
+                    Ok(None) => {
+                        counters.large.fetch_add(1, Ordering::Relaxed);
+                        return WalkState::Continue;
+                    }
+                    Err(_) => return WalkState::Continue,
                 };
-                if data.len() as u64 > cfg.max_file_size {
-                    counters.large.fetch_add(1, Ordering::Relaxed);
-                    return WalkState::Continue;
-                }
                 let Some(text) = text_of(&data) else {
                     counters.binary.fetch_add(1, Ordering::Relaxed);
                     return WalkState::Continue;
@@ -329,6 +331,24 @@ pub fn scan_paths(
         findings,
         stats: counters.stats(),
     })
+}
+
+/// Reads a file of at most `max` bytes; `Ok(None)` when it is larger. Never reads more than
+/// `max + 1` bytes, whatever the size says (a file named on the command line, or one growing
+/// while it is read, was read whole into memory before the size check).
+///
+/// # Errors
+/// The I/O error of opening or reading the file.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len > max {
+        return Ok(None);
+    }
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(max.saturating_add(1)).read_to_end(&mut data)?;
+    Ok((data.len() as u64 <= max).then_some(data))
 }
 
 /// Sorts findings by path, line, column, rule.
