@@ -218,7 +218,7 @@ pub fn scan_git(
     let (tx, rx) = sync_channel::<(String, Vec<u8>)>(64);
     let rx = Arc::new(Mutex::new(rx));
     let workers = cfg.threads().max(1);
-    let read_result: Result<(), ScanError> = std::thread::scope(|s| {
+    let read_result: Result<u64, ScanError> = std::thread::scope(|s| {
         let ids_ref = &ids;
         s.spawn(move || {
             let mut w = std::io::BufWriter::new(&mut stdin);
@@ -252,6 +252,7 @@ pub fn scan_git(
         }
         let mut reader = BufReader::with_capacity(1 << 20, stdout);
         let mut header = String::new();
+        let mut missing = 0u64;
         let res = loop {
             header.clear();
             match reader.read_line(&mut header) {
@@ -261,6 +262,7 @@ pub fn scan_git(
             }
             let parts: Vec<&str> = header.trim_end().split(' ').collect();
             if parts.get(1) == Some(&"missing") {
+                missing += 1;
                 continue;
             }
             let (Some(id), Some(size)) = (
@@ -303,10 +305,16 @@ pub fn scan_git(
             }
         };
         drop(tx);
-        res
+        res.map(|()| missing)
     });
     let _ = child.wait();
-    read_result?;
+    let missing = read_result?;
+    if missing > 0 {
+        return Err(ScanError::MissingObjects {
+            repo: repo_s,
+            count: missing,
+        });
+    }
 
     // Expand blob findings to (path) findings with the commits that wrote them.
     let mut grouped: BTreeMap<GroupKey, (Finding, Vec<u32>)> = BTreeMap::new();

@@ -24,6 +24,17 @@ pub enum ScanError {
     /// `git` failed or is not installed.
     #[error("git failed: {0}; is {1} a git repository and is `git` on PATH?")]
     Git(String, String),
+    /// Blobs of the history are not in the repository (a partial clone): the scan would be
+    /// incomplete, and keyless does not fetch them.
+    #[error(
+        "{repo}: {count} blob(s) of its history are not in the object store (a partial clone, made with --filter?); keyless scans offline and does not fetch them: scan a full clone (git clone without --filter)"
+    )]
+    MissingObjects {
+        /// The repository.
+        repo: String,
+        /// How many blobs are missing.
+        count: u64,
+    },
     /// Output of git could not be understood.
     #[error("unexpected output from git: {0}")]
     GitProtocol(String),

@@ -212,11 +212,58 @@ fn repository_config_cannot_trigger_a_lazy_fetch() {
         git(d, &["config", k, v]);
     }
 
-    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
-    assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+    let err = scan_git(d, &ScanConfig::default(), None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("1 blob(s) of its history are not in the object store"),
+        "{err}"
+    );
     assert!(
         !ran.exists(),
         "the scan ran the repository's core.sshCommand"
+    );
+}
+
+#[test]
+fn blobless_partial_clone_is_an_error_not_a_clean_scan() {
+    // `git clone --filter=blob:none` (CI checkouts offer it) has no blobs of older commits.
+    // keyless does not fetch them, so it must not call the history clean.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["config", "uploadpack.allowFilter", "true"]);
+    std::fs::write(
+        src.join(".env"),
+        format!("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY={SECRET}\n"),
+    )
+    .unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "key"]);
+    git(&src, &["rm", "-q", ".env"]);
+    std::fs::write(src.join("README.md"), "hi\n").unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "no key"]);
+    let url = format!("file://{}", src.display());
+    let dst = dir.path().join("dst");
+    git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--filter=blob:none",
+            &url,
+            dst.to_str().unwrap(),
+        ],
+    );
+
+    let err = scan_git(&dst, &ScanConfig::default(), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: 1 blob(s) of its history are not in the object store (a partial clone, made with --filter?); keyless scans offline and does not fetch them: scan a full clone (git clone without --filter)",
+            dst.display()
+        )
     );
 }
 
