@@ -167,6 +167,89 @@ fn check_env(path: &str, env: Option<&Node>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Where a static key given to a step comes from, judged from the start of its value; `None`
+/// for anything else (a previous step's output, a command substitution: temporary keys).
+fn static_source(value: &str) -> Option<&'static str> {
+    let v = value.trim_start_matches(['"', '\'', ' ']);
+    let expr = v
+        .strip_prefix("${{")
+        .map(|e| e.trim_start().to_ascii_lowercase());
+    match expr {
+        Some(e) if e.starts_with("secrets.") => Some("a repository secret"),
+        Some(e) if e.starts_with("vars.") => Some("a repository variable"),
+        Some(_) => None,
+        None if v.starts_with("AKIA") => Some("a literal key"),
+        None if v.len() >= 40 && crate::detect::looks_like_secret(&v.as_bytes()[..40]) => {
+            Some("a literal secret")
+        }
+        None => None,
+    }
+}
+
+/// Static key inputs of actions other than configure-aws-credentials (deploy actions that take
+/// `aws_access_key_id`/`aws-secret-access-key` inputs).
+fn check_other_action(
+    path: &str,
+    job_name: &str,
+    uses: &str,
+    with: Option<&Node>,
+    out: &mut Vec<Finding>,
+) {
+    for (k, v) in with.map(Node::entries).unwrap_or_default() {
+        let Some(name) = k.as_str() else { continue };
+        let norm = name.to_ascii_lowercase().replace('-', "_");
+        if norm != "aws_access_key_id" && norm != "aws_secret_access_key" {
+            continue;
+        }
+        if let Some(src) = v.as_str().and_then(static_source) {
+            out.push(make(
+                rule(rules::GHA_STATIC_ENV),
+                path,
+                k.line(),
+                k.col() + 1,
+                format!("job `{job_name}`: {uses} is given `{name}` from {src}"),
+            ));
+        }
+    }
+}
+
+/// `run` scripts that set a static key: `AWS_ACCESS_KEY_ID=…` (export or prefix) or
+/// `aws configure set aws_secret_access_key …`.
+fn check_run(path: &str, job_name: &str, run: Option<&Node>, out: &mut Vec<Finding>) {
+    let Some(script) = run.and_then(Node::as_str) else {
+        return;
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, sep) in [
+        ("AWS_ACCESS_KEY_ID", "="),
+        ("AWS_SECRET_ACCESS_KEY", "="),
+        ("aws_access_key_id", " "),
+        ("aws_secret_access_key", " "),
+    ] {
+        let needle = format!("{name}{sep}");
+        for (at, _) in script.match_indices(&needle) {
+            if sep == " " && !script[..at].trim_end().ends_with("aws configure set") {
+                continue;
+            }
+            let Some(src) = static_source(&script[at + needle.len()..]) else {
+                continue;
+            };
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let node = run.map_or((1, 0), |r| (r.line(), r.col()));
+            out.push(make(
+                rule(rules::GHA_STATIC_ENV),
+                path,
+                node.0,
+                node.1 + 1,
+                format!("job `{job_name}`: a `run` script sets {name} from {src}"),
+            ));
+        }
+    }
+}
+
 fn grants_id_token(perms: Option<&Node>) -> Option<bool> {
     let p = perms?;
     if let Some(s) = p.as_str() {
@@ -200,11 +283,13 @@ pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
             };
             for step in job.get("steps").map(Node::items).unwrap_or_default() {
                 check_env(path, step.get("env"), &mut out);
+                check_run(path, job_name, step.get("run"), &mut out);
                 let Some((uses_k, uses)) = step.entry("uses") else {
                     continue;
                 };
                 let Some(uses) = uses.as_str() else { continue };
                 if !uses.starts_with(CONFIGURE_AWS_ACTION) {
+                    check_other_action(path, job_name, uses, step.get("with"), &mut out);
                     continue;
                 }
                 let with = step.get("with");

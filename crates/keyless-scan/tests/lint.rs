@@ -300,3 +300,48 @@ fn access_keys_created_by_infrastructure_code() {
         vec!["CloudFormation CiKey (AWS::IAM::AccessKey) creates a permanent access key"]
     );
 }
+
+/// Static keys fed to a step other than through `env`: another action's inputs, or a `run`
+/// script that exports them or writes them with `aws configure set`.
+#[test]
+fn github_static_keys_in_other_actions_and_run_scripts() {
+    let wf = "on: push\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: appleboy/lambda-action@v0.2.0\n        with:\n          aws_access_key_id: ${{ secrets.AWS_ACCESS_KEY_ID }}\n          aws_secret_access_key: ${{ secrets.AWS_SECRET_ACCESS_KEY }}\n          function_name: f\n      - run: |\n          export AWS_ACCESS_KEY_ID=${{ secrets.AWS_ACCESS_KEY_ID }}\n          aws s3 sync . s3://b\n      - run: aws configure set aws_secret_access_key \"${{ secrets.SECRET }}\"\n      - run: AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A ./deploy.sh\n";
+    let f = lint_content(".github/workflows/a.yml", wf);
+    let got: Vec<(&str, usize, &str)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.line, x.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "gha-static-aws-keys",
+                8,
+                "job `deploy`: appleboy/lambda-action@v0.2.0 is given `aws_access_key_id` from a repository secret"
+            ),
+            (
+                "gha-static-aws-keys",
+                9,
+                "job `deploy`: appleboy/lambda-action@v0.2.0 is given `aws_secret_access_key` from a repository secret"
+            ),
+            (
+                "gha-static-aws-keys",
+                12,
+                "job `deploy`: a `run` script sets AWS_ACCESS_KEY_ID from a repository secret"
+            ),
+            (
+                "gha-static-aws-keys",
+                14,
+                "job `deploy`: a `run` script sets aws_secret_access_key from a repository secret"
+            ),
+            (
+                "gha-static-aws-keys",
+                15,
+                "job `deploy`: a `run` script sets AWS_ACCESS_KEY_ID from a literal key"
+            ),
+        ]
+    );
+    // Credentials a previous step obtained (temporary ones) are not static keys.
+    let ok = "on: push\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: |\n          export AWS_ACCESS_KEY_ID=$(echo \"$CREDS\" | jq -r .AccessKeyId)\n          echo \"AWS_ACCESS_KEY_ID=${{ steps.sts.outputs.key }}\" >> $GITHUB_ENV\n      - uses: some/action@v1\n        with:\n          aws-access-key-id: ${{ steps.sts.outputs.aws-access-key-id }}\n";
+    assert_eq!(rules(".github/workflows/a.yml", ok), vec![]);
+}
