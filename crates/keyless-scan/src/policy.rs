@@ -499,6 +499,143 @@ impl Hcl<'_> {
     }
 }
 
+impl Hcl<'_> {
+    /// A block body at `{`: attributes (`name = value`) as values, nested blocks (`name { … }`)
+    /// as arrays of objects under their type. Labelled nested blocks (`dynamic "x" { … }`) are
+    /// skipped: their content is only known when Terraform expands them.
+    fn block(&mut self) -> Option<Value> {
+        self.depth += 1;
+        if self.depth > 64 || self.s.get(self.i) != Some(&b'{') {
+            return None;
+        }
+        self.i += 1;
+        let mut m = Map::new();
+        loop {
+            self.ws(true);
+            if *self.s.get(self.i)? == b'}' {
+                self.i += 1;
+                break;
+            }
+            let st = self.i;
+            while self
+                .s
+                .get(self.i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || b"_-".contains(c))
+            {
+                self.i += 1;
+            }
+            if st == self.i {
+                return None;
+            }
+            let name = String::from_utf8_lossy(&self.s[st..self.i]).into_owned();
+            self.ws(false);
+            match *self.s.get(self.i)? {
+                b'=' => {
+                    self.i += 1;
+                    let v = self.value()?;
+                    m.insert(name, v);
+                }
+                b'{' => {
+                    let b = self.block()?;
+                    match m.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
+                        Value::Array(a) => a.push(b),
+                        _ => return None,
+                    }
+                }
+                b'"' => {
+                    while self.s.get(self.i) == Some(&b'"') {
+                        self.string()?;
+                        self.ws(false);
+                    }
+                    self.block()?;
+                }
+                _ => return None,
+            }
+        }
+        self.depth -= 1;
+        Some(Value::Object(m))
+    }
+}
+
+/// The IAM policy JSON an `aws_iam_policy_document` data source renders, from its block body
+/// (see [`Hcl::block`]): `statement` blocks with `effect`, `actions`, `resources`,
+/// `principals { type identifiers }` and `condition { test variable values }`.
+fn policy_document_to_json(doc: &Value) -> Value {
+    let blocks = |v: &Value, name: &str| -> Vec<Value> {
+        v.get(name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut statements = Vec::new();
+    for st in blocks(doc, "statement") {
+        let mut out = Map::new();
+        out.insert(
+            "Effect".into(),
+            st.get("effect").cloned().unwrap_or_else(|| "Allow".into()),
+        );
+        for (hcl, json) in [
+            ("sid", "Sid"),
+            ("actions", "Action"),
+            ("not_actions", "NotAction"),
+            ("resources", "Resource"),
+            ("not_resources", "NotResource"),
+        ] {
+            if let Some(v) = st.get(hcl) {
+                out.insert(json.into(), v.clone());
+            }
+        }
+        for (hcl, json) in [
+            ("principals", "Principal"),
+            ("not_principals", "NotPrincipal"),
+        ] {
+            let mut p = Map::new();
+            for b in blocks(&st, hcl) {
+                let ty = b.get("type").and_then(Value::as_str).unwrap_or("AWS");
+                let ids = match b.get("identifiers") {
+                    Some(Value::Array(a)) => a.clone(),
+                    Some(other) => vec![other.clone()],
+                    None => Vec::new(),
+                };
+                if let Value::Array(all) = p
+                    .entry(ty.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    all.extend(ids);
+                }
+            }
+            if !p.is_empty() {
+                out.insert(json.into(), Value::Object(p));
+            }
+        }
+        let mut cond = Map::new();
+        for c in blocks(&st, "condition") {
+            let (Some(test), Some(var)) = (
+                c.get("test").and_then(Value::as_str),
+                c.get("variable").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let values = c.get("values").cloned().unwrap_or(Value::Array(Vec::new()));
+            if let Value::Object(op) = cond
+                .entry(test.to_string())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                op.insert(var.to_string(), values);
+            }
+        }
+        if !cond.is_empty() {
+            out.insert("Condition".into(), Value::Object(cond));
+        }
+        statements.push(Value::Object(out));
+    }
+    let version = doc
+        .get("version")
+        .cloned()
+        .unwrap_or_else(|| "2012-10-17".into());
+    serde_json::json!({"Version": version, "Statement": statements})
+}
+
 /// Converts the HCL expression at the start of `src` (the argument of `jsonencode(`) to JSON.
 /// References and function calls become `${...}` strings.
 #[must_use]
@@ -556,12 +693,18 @@ fn resolve_federated(v: &mut Value) -> Vec<(String, String)> {
         let Some(fed) = st.get_mut("Principal").and_then(|p| p.get_mut("Federated")) else {
             continue;
         };
-        let placeholder = fed.as_str().filter(|s| is_federated_placeholder(s));
-        if let Some(p) = placeholder {
-            let host = host.unwrap_or_else(|| "unknown.oidc.provider".into());
-            let arn = format!("arn:aws:iam::000000000000:oidc-provider/{host}");
-            replaced.push((p.to_string(), arn.clone()));
-            *fed = Value::String(arn);
+        let host = host.unwrap_or_else(|| "unknown.oidc.provider".into());
+        let arn = format!("arn:aws:iam::000000000000:oidc-provider/{host}");
+        // One provider or a list of them (policy documents always write a list).
+        let one: Vec<&mut Value> = match fed {
+            Value::Array(a) => a.iter_mut().collect(),
+            other => vec![other],
+        };
+        for f in one {
+            if let Some(p) = f.as_str().filter(|s| is_federated_placeholder(s)) {
+                replaced.push((p.to_string(), arn.clone()));
+                *f = Value::String(arn.clone());
+            }
         }
     }
     replaced
@@ -607,6 +750,29 @@ pub fn extract_terraform(content: &str) -> Extracted {
             .or_else(|| t.strip_prefix("data "))
         {
             block_type = rest.split('"').nth(1).unwrap_or("").to_string();
+            if t.starts_with("data ") && block_type == "aws_iam_policy_document" {
+                let name = rest.split('"').nth(3).unwrap_or("?");
+                let open = lines[i].find('{').map(|p| offsets[i] + p);
+                let doc = open.and_then(|o| {
+                    Hcl {
+                        s: content.as_bytes(),
+                        i: o,
+                        depth: 0,
+                    }
+                    .block()
+                });
+                if let Some(doc) = doc {
+                    let mut v = policy_document_to_json(&doc);
+                    resolve_federated(&mut v);
+                    policies.push(ExtractedPolicy {
+                        json: serde_json::to_string_pretty(&v).unwrap_or_default(),
+                        policy_type: guess_type(&v),
+                        line: i + 1,
+                        verbatim: false,
+                        origin: format!("Terraform data.aws_iam_policy_document.{name}"),
+                    });
+                }
+            }
             if t.starts_with("resource ") && block_type == "aws_iam_access_key" {
                 let name = rest.split('"').nth(3).unwrap_or("?");
                 access_keys.push(AccessKeyResource {

@@ -345,3 +345,33 @@ fn github_static_keys_in_other_actions_and_run_scripts() {
     let ok = "on: push\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: |\n          export AWS_ACCESS_KEY_ID=$(echo \"$CREDS\" | jq -r .AccessKeyId)\n          echo \"AWS_ACCESS_KEY_ID=${{ steps.sts.outputs.key }}\" >> $GITHUB_ENV\n      - uses: some/action@v1\n        with:\n          aws-access-key-id: ${{ steps.sts.outputs.aws-access-key-id }}\n";
     assert_eq!(rules(".github/workflows/a.yml", ok), vec![]);
 }
+
+/// The usual Terraform way to write a trust policy: an `aws_iam_policy_document` data source
+/// with `statement`, `principals` and `condition` blocks. It was not read at all.
+#[test]
+fn terraform_policy_document_data_source() {
+    let tf = "data \"aws_iam_policy_document\" \"github_trust\" {\n  statement {\n    effect  = \"Allow\"\n    actions = [\"sts:AssumeRoleWithWebIdentity\"]\n    principals {\n      type        = \"Federated\"\n      identifiers = [aws_iam_openid_connect_provider.github.arn]\n    }\n    condition {\n      test     = \"StringEquals\"\n      variable = \"token.actions.githubusercontent.com:aud\"\n      values   = [\"sts.amazonaws.com\"]\n    }\n    condition {\n      test     = \"StringLike\" # org-wide\n      variable = \"token.actions.githubusercontent.com:sub\"\n      values   = [\"repo:acme/*\"]\n    }\n  }\n}\n\nresource \"aws_iam_role\" \"deploy\" {\n  assume_role_policy = data.aws_iam_policy_document.github_trust.json\n}\n\ndata \"aws_iam_policy_document\" \"admin\" {\n  statement {\n    actions   = [\"*\"]\n    resources = [\"*\"]\n  }\n}\n";
+    assert_eq!(
+        rules("iam.tf", tf),
+        vec![
+            ("iam-policy/OVERLY_BROAD_GITHUB_SUB".to_string(), 1),
+            ("iam-allow-all-actions-all-resources".to_string(), 26),
+        ]
+    );
+    // Scoped to one repository and branch: clean. No sub condition at all: flagged.
+    let scoped = tf
+        .replace("repo:acme/*", "repo:acme/app:ref:refs/heads/main")
+        .replace("StringLike", "StringEquals");
+    let scoped = &scoped[..scoped
+        .find("data \"aws_iam_policy_document\" \"admin\"")
+        .unwrap()];
+    assert_eq!(rules("iam.tf", scoped), vec![]);
+    let no_sub = "data \"aws_iam_policy_document\" \"t\" {\n  statement {\n    actions = [\"sts:AssumeRoleWithWebIdentity\"]\n    principals {\n      type        = \"Federated\"\n      identifiers = [\"arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com\"]\n    }\n  }\n}\n";
+    assert_eq!(
+        rules("t.tf", no_sub),
+        vec![(
+            "iam-policy/MISSING_GITHUB_REPO_CONDITION_KEY".to_string(),
+            1
+        )]
+    );
+}
