@@ -186,6 +186,29 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
     Ok((commits, blobs))
 }
 
+/// Where the directory `dir` is inside its repository (`sub/dir/`, or empty at the top level),
+/// so that working-tree paths can be written as history paths are: from the top level.
+///
+/// # Errors
+/// [`ScanError::Git`] when `git` cannot run or `dir` is not in a work tree.
+pub fn path_in_repo(dir: &Path) -> Result<String, ScanError> {
+    let dir_s = dir.display().to_string();
+    let out = git(dir)
+        .args(["rev-parse", "--show-prefix"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ScanError::Git(e.to_string(), dir_s.clone()))?;
+    if !out.status.success() {
+        return Err(ScanError::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            dir_s,
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches('\n')
+        .to_string())
+}
+
 /// Scans every blob of every commit on every ref of the repository at `repo`.
 ///
 /// # Errors

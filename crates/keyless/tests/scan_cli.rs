@@ -156,3 +156,49 @@ fn git_history_reports_commit() {
     assert_eq!(v["findings"][0]["commit"], c.as_str());
     assert_eq!(v["findings"][0]["path"], "k.txt");
 }
+
+#[test]
+fn git_scan_of_a_subdirectory_reports_each_key_once_with_its_repository_path() {
+    // History paths are relative to the repository's top level; working-tree paths were
+    // relative to the directory given, so from a subdirectory the same committed key was
+    // reported twice (`.env` and `sub/.env`).
+    let dir = TempDir::new("scan-subdir");
+    let d = dir.path();
+    let git = |args: &[&str]| {
+        let s = Command::new("git")
+            .current_dir(d)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e.invalid",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(s.status.success());
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    let env = format!("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY={SECRET}\n");
+    std::fs::write(d.join("sub/.env"), &env).unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "key"]);
+    // Not committed: found in the working tree only, under its repository path too.
+    std::fs::write(d.join("sub/local.env"), env.replace("7A", "7B")).unwrap();
+    for (cwd, arg) in [(d.to_path_buf(), "sub"), (d.join("sub"), ".")] {
+        let (code, out, err) = keyless(&["scan", "--git", "--format", "json", arg], &cwd);
+        assert_eq!(code, 1, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let paths: Vec<&str> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(paths, vec!["sub/.env", "sub/local.env"], "{arg}");
+        assert!(v["findings"][0]["commit"].is_string());
+    }
+}

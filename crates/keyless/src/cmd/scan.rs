@@ -140,16 +140,28 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         label: "files",
     };
     let p: Option<&dyn Progress> = if tty { Some(&progress) } else { None };
-    let out = keyless_scan::scan::scan_paths(&paths, &cfg, p)?;
-    let mut findings = out.findings;
-    let mut stats = out.stats;
-    if args.git {
+    let mut findings = Vec::new();
+    let mut stats = ScanStats::default();
+    if !args.git {
+        let out = keyless_scan::scan::scan_paths(&paths, &cfg, p)?;
+        findings = out.findings;
+        stats = out.stats;
+    } else {
         let gp = TtyProgress {
             last: Mutex::new(started()),
             label: "blobs",
         };
         let gp_ref: Option<&dyn Progress> = if tty { Some(&gp) } else { None };
         for repo in &paths {
+            // History paths start at the repository's top level: so do the working tree's,
+            // or a key both committed and still on disk is reported twice.
+            let prefix = keyless_scan::git::path_in_repo(repo)?;
+            let w = keyless_scan::scan::scan_paths(std::slice::from_ref(repo), &cfg, p)?;
+            stats = merge(&stats, &w.stats);
+            findings.extend(w.findings.into_iter().map(|mut f| {
+                f.path = format!("{prefix}{}", f.path);
+                f
+            }));
             let g = keyless_scan::git::scan_git(repo, &cfg, gp_ref)?;
             // A secret still in the working tree and in history is reported once, with its commits.
             findings.retain(|f| {
