@@ -101,6 +101,38 @@ fn raw_result(colons: usize, meta: &str) -> Option<(&str, &str)> {
     Some((*f.get(colons)?, *f.get(2 * colons + 1)?))
 }
 
+/// Bytes of blobs read from git and not yet scanned, at most [`IN_FLIGHT_BYTES`] (or one blob,
+/// when a single blob is larger): the reader waits for the scanners instead of queueing blobs
+/// without bound in memory.
+struct InFlight {
+    bytes: Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+/// Memory that blobs waiting to be scanned may take.
+pub const IN_FLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+
+impl InFlight {
+    fn acquire(&self, n: u64) {
+        let Ok(mut used) = self.bytes.lock() else {
+            return;
+        };
+        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
+            match self.freed.wait(used) {
+                Ok(u) => used = u,
+                Err(_) => return,
+            }
+        }
+        *used += n;
+    }
+    fn release(&self, n: u64) {
+        if let Ok(mut used) = self.bytes.lock() {
+            *used = used.saturating_sub(n);
+        }
+        self.freed.notify_all();
+    }
+}
+
 /// (path, line, column, rule, fingerprint) of a finding in history.
 type GroupKey = (String, usize, usize, String, String);
 
@@ -239,6 +271,10 @@ pub fn scan_git(
     let counters = Counters::new();
     let results: Mutex<Vec<(String, Vec<Finding>)>> = Mutex::new(Vec::new());
     let (tx, rx) = sync_channel::<(String, Vec<u8>)>(64);
+    let in_flight = InFlight {
+        bytes: Mutex::new(0),
+        freed: std::sync::Condvar::new(),
+    };
     let rx = Arc::new(Mutex::new(rx));
     let workers = cfg.threads().max(1);
     let read_result: Result<u64, ScanError> = std::thread::scope(|s| {
@@ -258,14 +294,17 @@ pub fn scan_git(
             let rx = Arc::clone(&rx);
             let results = &results;
             let counters = &counters;
+            let in_flight = &in_flight;
             s.spawn(move || {
                 loop {
                     let next = rx.lock().ok().and_then(|r| r.recv().ok());
                     let Some((id, data)) = next else { break };
-                    counters.add(data.len() as u64, progress);
-                    let Some(text) = text_of(&data) else { continue };
-                    let found = scan_text("", &text);
-                    if !found.is_empty()
+                    let len = data.len() as u64;
+                    counters.add(len, progress);
+                    let found = text_of(&data).map(|t| scan_text("", &t));
+                    drop(data);
+                    in_flight.release(len);
+                    if let Some(found) = found.filter(|f| !f.is_empty())
                         && let Ok(mut r) = results.lock()
                     {
                         r.push((id, found));
@@ -312,6 +351,7 @@ pub fn scan_git(
             let Ok(len) = usize::try_from(size) else {
                 break Err(ScanError::GitProtocol("blob too large".into()));
             };
+            in_flight.acquire(size);
             let mut buf = vec![0u8; len + 1];
             if let Err(e) = reader.read_exact(&mut buf) {
                 break Err(ScanError::GitProtocol(e.to_string()));
@@ -321,6 +361,7 @@ pub fn scan_git(
                 counters
                     .binary
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                in_flight.release(size);
                 continue;
             }
             if tx.send((id, buf)).is_err() {
