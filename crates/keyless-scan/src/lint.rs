@@ -250,6 +250,46 @@ fn check_run(path: &str, job_name: &str, run: Option<&Node>, out: &mut Vec<Findi
     }
 }
 
+/// Whether a workflow's `on` (a name, a list of names or a map) includes `event`.
+fn triggered_by(on: Option<&Node>, event: &str) -> bool {
+    match on {
+        Some(n @ Node::Scalar { .. }) => n.as_str() == Some(event),
+        Some(n @ Node::Seq { .. }) => n.items().iter().any(|i| i.as_str() == Some(event)),
+        Some(n) => n.entry(event).is_some(),
+        None => false,
+    }
+}
+
+/// The first node through which a job gets AWS credentials: a static key in the workflow's,
+/// the job's or a step's `env`, or a configure-aws-credentials step.
+fn aws_credentials_enter<'a>(root: &'a Node, job: &'a Node) -> Option<&'a Node> {
+    let static_key = |env: Option<&'a Node>| {
+        env.map(Node::entries)
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, _)| k)
+            .find(|k| k.as_str().is_some_and(is_static_key_var))
+    };
+    static_key(root.get("env"))
+        .or_else(|| static_key(job.get("env")))
+        .or_else(|| {
+            job.get("steps")
+                .map(Node::items)
+                .unwrap_or_default()
+                .iter()
+                .find_map(|step| {
+                    static_key(step.get("env")).or_else(|| {
+                        step.entry("uses")
+                            .filter(|(_, u)| {
+                                u.as_str()
+                                    .is_some_and(|u| u.starts_with(CONFIGURE_AWS_ACTION))
+                            })
+                            .map(|(k, _)| k)
+                    })
+                })
+        })
+}
+
 fn grants_id_token(perms: Option<&Node>) -> Option<bool> {
     let p = perms?;
     if let Some(s) = p.as_str() {
@@ -268,12 +308,22 @@ pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
     let mut out = Vec::new();
     for root in &docs {
         check_env(path, root.get("env"), &mut out);
+        let pr_target = triggered_by(root.get("on"), "pull_request_target");
         let top_perms = root.get("permissions");
         let Some(jobs) = root.get("jobs") else {
             continue;
         };
         for (job_key, job) in jobs.entries() {
             let job_name = job_key.as_str().unwrap_or("?");
+            if pr_target && let Some(at) = aws_credentials_enter(root, job) {
+                out.push(make(
+                    rule(rules::GHA_PR_TARGET),
+                    path,
+                    at.line(),
+                    at.col() + 1,
+                    format!("job `{job_name}` gets AWS credentials in a workflow triggered by pull_request_target"),
+                ));
+            }
             check_env(path, job.get("env"), &mut out);
             let job_perms = job.get("permissions");
             let effective = if job_perms.is_some() {
@@ -499,6 +549,7 @@ mod tests {
             rules::GHA_ACTION_KEYS,
             rules::GHA_NO_ID_TOKEN,
             rules::GHA_LONG_DURATION,
+            rules::GHA_PR_TARGET,
             rules::GITLAB_STATIC,
             rules::GITLAB_NO_AUD,
             rules::AWS_CONFIG_STATIC,

@@ -39,6 +39,8 @@ pub const GHA_ACTION_KEYS: &str = "gha-configure-aws-credentials-keys";
 pub const GHA_NO_ID_TOKEN: &str = "gha-missing-id-token-permission";
 /// GitHub Actions: role-duration-seconds above 3600.
 pub const GHA_LONG_DURATION: &str = "gha-long-role-duration";
+/// GitHub Actions: AWS credentials in a workflow triggered by pull_request_target.
+pub const GHA_PR_TARGET: &str = "gha-pull-request-target-aws";
 /// GitLab CI: static key variables.
 pub const GITLAB_STATIC: &str = "gitlab-static-aws-keys";
 /// GitLab CI: `id_tokens` without `aud`.
@@ -134,6 +136,13 @@ pub const ALL: &[RuleInfo] = &[
         severity: Severity::Medium,
         why: "Sessions longer than one hour outlive most jobs and widen the window for a stolen token.",
         fix: "Set `role-duration-seconds: 900` (or the job's real length, at most 3600).",
+    },
+    RuleInfo {
+        id: GHA_PR_TARGET,
+        name: "AWS credentials under pull_request_target",
+        severity: Severity::High,
+        why: "pull_request_target runs for pull requests from forks in the base repository's context: with its secrets and, given id-token: write, an OIDC token of the base repository. A job that checks out or builds the pull request's code hands these AWS credentials to anyone who opens a pull request.",
+        fix: "Get AWS credentials only in workflows triggered by push, workflow_dispatch or a trusted event; keep pull_request_target jobs free of credentials, or of the pull request's code.",
     },
     RuleInfo {
         id: GITLAB_STATIC,

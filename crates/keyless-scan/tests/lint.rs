@@ -375,3 +375,53 @@ fn terraform_policy_document_data_source() {
         )]
     );
 }
+
+/// `pull_request_target` runs for fork pull requests with the base repository's secrets and
+/// OIDC token; a job that then builds the pull request's code hands AWS access to any fork.
+#[test]
+fn pull_request_target_with_aws_credentials() {
+    let body = "jobs:\n  deploy:\n    runs-on: x\n    permissions:\n      id-token: write\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          ref: ${{ github.event.pull_request.head.sha }}\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          role-to-assume: arn:aws:iam::123456789012:role/r\n          aws-region: eu-west-1\n";
+    for on in [
+        "on: pull_request_target\n",
+        "on: [push, pull_request_target]\n",
+        "on:\n  pull_request_target:\n    types: [opened]\n",
+    ] {
+        let wf = format!("{on}{body}");
+        let f = lint_content(".github/workflows/pr.yml", &wf);
+        let got: Vec<(&str, usize, &str, Severity)> = f
+            .iter()
+            .map(|x| (x.rule.as_str(), x.line, x.message.as_str(), x.severity))
+            .collect();
+        let line = on.lines().count() + 10;
+        assert_eq!(
+            got,
+            vec![(
+                "gha-pull-request-target-aws",
+                line,
+                "job `deploy` gets AWS credentials in a workflow triggered by pull_request_target",
+                Severity::High
+            )],
+            "{on}"
+        );
+    }
+    let static_keys = "on: pull_request_target\njobs:\n  t:\n    runs-on: x\n    env:\n      AWS_ACCESS_KEY_ID: ${{ secrets.A }}\n    steps:\n      - run: make test\n";
+    assert_eq!(
+        rules(".github/workflows/pr.yml", static_keys),
+        vec![
+            ("gha-pull-request-target-aws".to_string(), 6),
+            ("gha-static-aws-keys".to_string(), 6)
+        ]
+    );
+    // Other triggers, and pull_request_target jobs without AWS credentials: nothing.
+    assert_eq!(
+        rules(".github/workflows/pr.yml", &format!("on: push\n{body}")),
+        vec![]
+    );
+    assert_eq!(
+        rules(
+            ".github/workflows/pr.yml",
+            "on: pull_request_target\njobs:\n  label:\n    runs-on: x\n    steps:\n      - uses: actions/labeler@v5\n"
+        ),
+        vec![]
+    );
+}
