@@ -405,6 +405,11 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
             .enumerate()
             .map(|(i, s)| (i + lo, s))
             .filter(|(_, s)| !s.used && dist(s.start) <= PAIR_WINDOW + 20)
+            // A real key id is never the pair of AWS's example secret (pasted next to it in a
+            // documented snippet): pairing would report the real id as an example.
+            .filter(|(_, s)| {
+                k.example || !std::str::from_utf8(&data[s.start..s.end]).is_ok_and(aws::is_example)
+            })
             .min_by_key(|(_, s)| (dist(s.start), s.ctx == Ctx::Near))
             .map(|(i, _)| i);
         let secret = best.map(|i| {

@@ -296,3 +296,27 @@ fn many_findings_on_one_long_line_are_linear() {
         "{elapsed:?}"
     );
 }
+
+#[test]
+fn a_real_key_id_next_to_the_documented_example_secret_is_not_an_example() {
+    // A real key id pasted into AWS's documented snippet keeps the example secret beside it.
+    // Pairing them made the real id a low "example key", hidden by --min-severity medium.
+    let id = key_for("AKIA", 609_629_065_308, "QRSTUV");
+    let text = format!(
+        "aws_access_key_id = {id}\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+    );
+    let f = scan_text("config", text.as_bytes());
+    let got: Vec<(&str, Severity, usize)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.severity, x.line))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("aws-access-key-id", Severity::Medium, 1),
+            ("aws-example-key", Severity::Low, 2)
+        ]
+    );
+    assert_eq!(f[0].access_key_id.as_deref(), Some(id.as_str()));
+    assert!(!f[0].example);
+}
