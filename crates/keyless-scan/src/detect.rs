@@ -27,8 +27,12 @@ const ID_PATTERNS: &[&str] = &[
     "IQoJb3JpZ2lu",
     "FwoGZXIvYXdz",
     "FQoGZXIvYXdz",
+    // Base64 of `AKIA`/`ASIA` at the start of an encoded value.
+    "QUtJQ",
+    "QVNJQ",
 ];
 const N_ID_PREFIXES: usize = 2;
+const FIRST_B64_ID: usize = 5;
 
 const SECRET_WORDS: &[&str] = &[
     "secret_access_key",
@@ -167,11 +171,18 @@ pub struct Hit {
 
 /// Finds key id candidates; near misses (wrong length, non-base32 characters without the
 /// `EXAMPLE` marker, glued to other alphanumerics) are dropped.
-fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
+fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>, Vec<usize>) {
     let mut ids = Vec::new();
     let mut token_starts = Vec::new();
+    let mut b64_starts = Vec::new();
     for m in IDS.find_iter(data) {
         let s = m.start();
+        if m.pattern().as_usize() >= FIRST_B64_ID {
+            if s == 0 || !is_value(data[s - 1]) {
+                b64_starts.push(s);
+            }
+            continue;
+        }
         if m.pattern().as_usize() >= N_ID_PREFIXES {
             if s == 0 || !is_b64(data[s - 1]) {
                 token_starts.push(s);
@@ -220,7 +231,7 @@ fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
             example,
         });
     }
-    (ids, token_starts)
+    (ids, token_starts, b64_starts)
 }
 
 /// After a keyword at `end`, skips the rest of the identifier, quotes, spaces and an assignment
@@ -291,14 +302,24 @@ impl Runs {
     }
 }
 
-fn named_values(data: &[u8], runs: &mut Runs) -> (Vec<Secret>, Vec<(usize, usize)>) {
+/// Where the value after each credential keyword starts, and whether it names a token.
+fn keyword_values(data: &[u8]) -> Vec<(usize, bool)> {
+    WORDS
+        .find_iter(data)
+        .filter_map(|m| {
+            value_start(data, m.end()).map(|v| (v, m.pattern().as_usize() >= SECRET_WORDS.len()))
+        })
+        .collect()
+}
+
+fn named_values(
+    data: &[u8],
+    values: &[(usize, bool)],
+    runs: &mut Runs,
+) -> (Vec<Secret>, Vec<(usize, usize)>) {
     let mut secrets = Vec::new();
     let mut tokens = Vec::new();
-    for m in WORDS.find_iter(data) {
-        let is_token = m.pattern().as_usize() >= SECRET_WORDS.len();
-        let Some(v) = value_start(data, m.end()) else {
-            continue;
-        };
+    for &(v, is_token) in values {
         if is_token {
             let e = runs.end(data, v, MAX_TOKEN_LEN);
             if e - v >= MIN_TOKEN_LEN && e - v <= MAX_TOKEN_LEN {
@@ -353,16 +374,26 @@ fn text(data: &[u8], a: usize, b: usize) -> String {
 /// Scans a buffer and returns the credentials in it, paired and classified.
 #[must_use]
 pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
-    let (ids, token_starts) = key_ids(data);
+    let (ids, token_starts, _) = key_ids(data);
+    scan_candidates(data, ids, &token_starts, &keyword_values(data))
+}
+
+/// [`scan_bytes`] on candidates already found (one pass of each automaton per buffer).
+fn scan_candidates(
+    data: &[u8],
+    ids: Vec<KeyId>,
+    token_starts: &[usize],
+    values: &[(usize, bool)],
+) -> Vec<Hit> {
     let mut runs = Runs::default();
-    let (mut secrets, mut tokens) = named_values(data, &mut runs);
+    let (mut secrets, mut tokens) = named_values(data, values, &mut runs);
     // A prefix inside a token already found is part of it. Named tokens are in keyword order
     // (sorted by start), and prefixes ascend: the furthest end seen so far answers "inside".
     tokens.sort_unstable();
     let named_tokens = tokens.len();
     let mut next_named = 0usize;
     let mut covered_to = 0usize;
-    for &s in &token_starts {
+    for &s in token_starts {
         while next_named < named_tokens && tokens[next_named].0 <= s {
             covered_to = covered_to.max(tokens[next_named].1);
             next_named += 1;
@@ -495,6 +526,92 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
     hits
 }
 
+/// Shortest and longest base64 value decoded (a key id is 28 characters encoded, a session
+/// token at most [`MAX_TOKEN_LEN`] decoded).
+const MIN_B64: usize = 24;
+const MAX_B64: usize = MAX_TOKEN_LEN / 3 * 4 + 4;
+
+/// Scans `data` as written and in the forms that hide credentials from a byte scan: JSON with
+/// `\/` escapes (PHP's json_encode writes every `/` so), and base64 values (Kubernetes
+/// Secrets' `data`) that start with an encoded key id or follow a credential name. Offsets
+/// are into `data`.
+fn scan_views(data: &[u8]) -> Vec<Hit> {
+    let (ids, token_starts, b64_starts) = key_ids(data);
+    let values = keyword_values(data);
+    let b64 = base64_hits(data, b64_starts, &values);
+    let mut hits = if memchr::memmem::find(data, b"\\/").is_some() {
+        // The view drops the backslash of each `\/`; `dropped` holds, in view offsets, where
+        // the `/` that lost its backslash now sits.
+        let mut view = Vec::with_capacity(data.len());
+        let mut dropped = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            if data[i] == b'\\' && data.get(i + 1) == Some(&b'/') {
+                dropped.push(view.len());
+                i += 1;
+                continue;
+            }
+            view.push(data[i]);
+            i += 1;
+        }
+        let mut h = scan_bytes(&view);
+        for x in &mut h {
+            x.offset += dropped.partition_point(|&d| d <= x.offset);
+        }
+        h
+    } else {
+        scan_candidates(data, ids, &token_starts, &values)
+    };
+    hits.extend(b64);
+    hits.sort_by_key(|h| h.offset);
+    hits
+}
+
+/// Findings inside base64 values. The decoded values are laid out one per line, each after
+/// the text that led to it on its source line (so a credential name still names it and an id
+/// and its secret on neighbouring lines still pair), and scanned together.
+fn base64_hits(data: &[u8], mut starts: Vec<usize>, values: &[(usize, bool)]) -> Vec<Hit> {
+    use base64::Engine as _;
+    starts.extend(values.iter().map(|&(v, _)| v));
+    if starts.is_empty() {
+        return Vec::new();
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut runs = Runs::default();
+    let mut synthetic = Vec::new();
+    // (start of the decoded text in `synthetic`, its end, where the encoded value starts)
+    let mut segments: Vec<(usize, usize, usize)> = Vec::new();
+    for s in starts {
+        let e = runs.end(data, s, MAX_B64);
+        if e - s < MIN_B64 || e - s > MAX_B64 {
+            continue;
+        }
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&data[s..e]) else {
+            continue;
+        };
+        if !decoded.iter().all(|&c| (0x20..0x7f).contains(&c)) {
+            continue;
+        }
+        let line_start = memchr::memrchr(b'\n', &data[..s]).map_or(0, |p| p + 1);
+        synthetic.extend_from_slice(&data[line_start.max(s.saturating_sub(64))..s]);
+        let at = synthetic.len();
+        synthetic.extend_from_slice(&decoded);
+        segments.push((at, synthetic.len(), s));
+        synthetic.push(b'\n');
+    }
+    let mut out = Vec::new();
+    for mut h in scan_bytes(&synthetic) {
+        // Hits in the copied context were found in `data` itself already.
+        let i = segments.partition_point(|seg| seg.1 <= h.offset);
+        if let Some(&(_, _, orig)) = segments.get(i).filter(|seg| seg.0 <= h.offset) {
+            h.offset = orig;
+            out.push(h);
+        }
+    }
+    out
+}
+
 /// True when the line holding `offset` is an `aws_access_key_id = …` entry inside an INI
 /// section, i.e. a `~/.aws/credentials`- or `config`-style profile.
 fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
@@ -513,7 +630,7 @@ fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
 /// Scans `data` (the content of `path`) and returns redacted findings with 1-based positions.
 #[must_use]
 pub fn scan_text(path: &str, data: &[u8]) -> Vec<Finding> {
-    let hits = scan_bytes(data);
+    let hits = scan_views(data);
     let mut out = Vec::with_capacity(hits.len());
     let mut line = 1usize;
     let mut pos = 0usize;

@@ -320,3 +320,71 @@ fn a_real_key_id_next_to_the_documented_example_secret_is_not_an_example() {
     assert_eq!(f[0].access_key_id.as_deref(), Some(id.as_str()));
     assert!(!f[0].example);
 }
+
+#[test]
+fn json_escaped_slashes_in_a_secret() {
+    // PHP's json_encode (and others) write `/` as `\/`: the secret no longer looked like one.
+    let esc = SECRET.replace('/', "\\/");
+    let id = key_for("AKIA", 609_629_065_308, "QRSTUV");
+    let pair = format!("{{\"AccessKeyId\":\"{id}\",\"SecretAccessKey\":\"{esc}\"}}\n");
+    let f = scan_text("k.json", pair.as_bytes());
+    let got: Vec<(&str, usize, usize)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.line, x.column))
+        .collect();
+    assert_eq!(got, vec![("aws-access-key", 1, 17)]);
+    assert_eq!(
+        f[0].fingerprint,
+        scan_text("p", format!("{id} {SECRET}").as_bytes())[0].fingerprint,
+        "the secret is fingerprinted unescaped"
+    );
+    let lone = format!("{{\"x\": 1, \"SecretAccessKey\": \"{esc}\"}}\n");
+    let f = scan_text("k.json", lone.as_bytes());
+    let got: Vec<(&str, usize, usize)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.line, x.column))
+        .collect();
+    assert_eq!(got, vec![("aws-secret-access-key", 1, 30)]);
+}
+
+#[test]
+fn base64_encoded_values_of_kubernetes_secrets() {
+    // A Kubernetes Secret's `data` holds base64 values under plain names.
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let id = key_for("AKIA", 609_629_065_308, "QRSTUV");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\ndata:\n  AWS_ACCESS_KEY_ID: {}\n  AWS_SECRET_ACCESS_KEY: {}\n",
+        b64(&id),
+        b64(SECRET)
+    );
+    let f = scan_text("secret.yaml", manifest.as_bytes());
+    let got: Vec<(&str, usize, usize, Option<&str>)> = f
+        .iter()
+        .map(|x| {
+            (
+                x.rule.as_str(),
+                x.line,
+                x.column,
+                x.access_key_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![("aws-access-key", 4, 22, Some(id.as_str()))]);
+    let secret_only = format!("data:\n  aws_secret_access_key: {}\n", b64(SECRET));
+    let f = scan_text("secret.yaml", secret_only.as_bytes());
+    let got: Vec<(&str, usize, usize)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.line, x.column))
+        .collect();
+    assert_eq!(got, vec![("aws-secret-access-key", 2, 26)]);
+    // Base64 of something else under a credential name, and plain secrets, are not decoded
+    // into findings (nor reported twice).
+    let other = format!(
+        "AWS_SECRET_ACCESS_KEY: {}\n",
+        b64("not a secret at all, just some words")
+    );
+    assert!(scan_text("s.yaml", other.as_bytes()).is_empty());
+    let plain = format!("AWS_SECRET_ACCESS_KEY: {SECRET}\n");
+    assert_eq!(scan_text("s.env", plain.as_bytes()).len(), 1);
+}
