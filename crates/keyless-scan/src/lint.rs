@@ -430,7 +430,13 @@ pub fn lint_gitlab_ci(path: &str, content: &str) -> Vec<Finding> {
                 }
             }
             for key in ["script", "before_script", "after_script"] {
-                for item in job.get(key).map(Node::items).unwrap_or_default() {
+                // A list of commands, or one string.
+                let lines: Vec<&Node> = match job.get(key) {
+                    Some(n @ Node::Scalar { .. }) => vec![n],
+                    Some(n) => n.items().iter().collect(),
+                    None => Vec::new(),
+                };
+                for item in lines {
                     if let Some(s) = item.as_str()
                         && KEY_VARS.iter().any(|v| s.contains(&format!("{v}=")))
                     {

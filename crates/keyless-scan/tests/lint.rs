@@ -425,3 +425,16 @@ fn pull_request_target_with_aws_credentials() {
         vec![]
     );
 }
+
+#[test]
+fn gitlab_script_written_as_one_string() {
+    // `script:` may be a single string instead of a list; it was not looked at.
+    let ci = "deploy:\n  script: export AWS_ACCESS_KEY_ID=$KEY && aws s3 ls\n  after_script: |\n    aws configure set aws_secret_access_key \"$SECRET\"\n    AWS_SECRET_ACCESS_KEY=$SECRET ./x\n";
+    assert_eq!(
+        rules(".gitlab-ci.yml", ci),
+        vec![
+            ("gitlab-static-aws-keys".to_string(), 2),
+            ("gitlab-static-aws-keys".to_string(), 4),
+        ]
+    );
+}
