@@ -532,31 +532,49 @@ const MIN_B64: usize = 24;
 const MAX_B64: usize = MAX_TOKEN_LEN / 3 * 4 + 4;
 
 /// Scans `data` as written and in the forms that hide credentials from a byte scan: JSON with
-/// `\/` escapes (PHP's json_encode writes every `/` so), and base64 values (Kubernetes
+/// `\/` escapes (PHP's json_encode writes every `/` so), percent-encoded URLs, and base64 values (Kubernetes
 /// Secrets' `data`) that start with an encoded key id or follow a credential name. Offsets
 /// are into `data`.
 fn scan_views(data: &[u8]) -> Vec<Hit> {
     let (ids, token_starts, b64_starts) = key_ids(data);
     let values = keyword_values(data);
     let b64 = base64_hits(data, b64_starts, &values);
-    let mut hits = if memchr::memmem::find(data, b"\\/").is_some() {
-        // The view drops the backslash of each `\/`; `dropped` holds, in view offsets, where
-        // the `/` that lost its backslash now sits.
+    let escaped = memchr::memmem::find(data, b"\\/").is_some()
+        || memchr::memmem::find(data, b"%2F").is_some()
+        || memchr::memmem::find(data, b"%2f").is_some();
+    let mut hits = if escaped {
+        // The view writes `\/` (JSON) and `%2F`/`%2B`/`%3D` (URLs) as the character they
+        // stand for; `dropped` holds, in view offsets, one entry per byte left out before the
+        // byte now at that offset.
         let mut view = Vec::with_capacity(data.len());
         let mut dropped = Vec::new();
         let mut i = 0;
         while i < data.len() {
-            if data[i] == b'\\' && data.get(i + 1) == Some(&b'/') {
-                dropped.push(view.len());
-                i += 1;
-                continue;
+            let unescaped = match data[i] {
+                b'\\' if data.get(i + 1) == Some(&b'/') => Some((b'/', 2)),
+                b'%' => match data.get(i + 1..i + 3) {
+                    Some(b"2F" | b"2f") => Some((b'/', 3)),
+                    Some(b"2B" | b"2b") => Some((b'+', 3)),
+                    Some(b"3D" | b"3d") => Some((b'=', 3)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match unescaped {
+                Some((c, n)) => {
+                    dropped.extend(std::iter::repeat_n(view.len(), n - 1));
+                    view.push(c);
+                    i += n;
+                }
+                None => {
+                    view.push(data[i]);
+                    i += 1;
+                }
             }
-            view.push(data[i]);
-            i += 1;
         }
         let mut h = scan_bytes(&view);
         for x in &mut h {
-            x.offset += dropped.partition_point(|&d| d <= x.offset);
+            x.offset += dropped.partition_point(|&d| d < x.offset);
         }
         h
     } else {

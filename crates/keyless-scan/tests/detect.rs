@@ -388,3 +388,22 @@ fn base64_encoded_values_of_kubernetes_secrets() {
     let plain = format!("AWS_SECRET_ACCESS_KEY: {SECRET}\n");
     assert_eq!(scan_text("s.env", plain.as_bytes()).len(), 1);
 }
+
+#[test]
+fn percent_encoded_secret_in_a_url() {
+    // Tools that take `s3://KEY:SECRET@bucket` (duplicity, rclone-style remotes, some SDK
+    // endpoints) need `/` and `+` in the secret percent-encoded; it then lost its shape.
+    let id = key_for("AKIA", 609_629_065_308, "QRSTUV");
+    let enc = SECRET.replace('/', "%2F").replace('+', "%2b");
+    let url = format!("TARGET=s3://{id}:{enc}@my-bucket/backups\n");
+    let f = scan_text("backup.conf", url.as_bytes());
+    let got: Vec<(&str, usize, usize)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.line, x.column))
+        .collect();
+    assert_eq!(got, vec![("aws-access-key", 1, 13)]);
+    assert_eq!(
+        f[0].fingerprint,
+        scan_text("p", format!("{id} {SECRET}").as_bytes())[0].fingerprint
+    );
+}
