@@ -110,12 +110,59 @@ fn find_line(content: &str, from: usize, needle: &str) -> (usize, usize) {
     }
 }
 
+/// What CloudFormation's `Fn::Sub` makes of a template, as far as lint needs: every `${Name}`
+/// is the template's own substitution (a parameter, a resource, a pseudo parameter), not an
+/// IAM policy variable, so it becomes fixed text (pseudo parameters a plausible value);
+/// `${!Text}` is the escape for a literal `${Text}`, which stays a policy variable.
+#[must_use]
+pub fn cfn_sub(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(p) = rest.find("${") {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 2..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[p..]);
+            return out;
+        };
+        let name = &after[..close];
+        match name.strip_prefix('!') {
+            Some(literal) => {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            }
+            None => out.push_str(match name {
+                "AWS::AccountId" => "000000000000",
+                "AWS::Region" => "us-east-1",
+                "AWS::Partition" => "aws",
+                "AWS::URLSuffix" => "amazonaws.com",
+                other => other,
+            }),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn cfn_intrinsic_to_string(v: &Value) -> Option<String> {
     let o = v.as_object()?;
     if o.len() != 1 {
         return None;
     }
     let (k, inner) = o.iter().next()?;
+    if k == "Fn::Sub" {
+        // `"template"` or `["template", {vars}]` (variables are substituted by name too).
+        let template = match inner {
+            Value::String(t) => Some(t.as_str()),
+            Value::Array(a) => a.first().and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(t) = template {
+            return Some(cfn_sub(t));
+        }
+    }
     (k == "Ref" || k.starts_with("Fn::")).then(|| format!("${{{k}:{}}}", inner))
 }
 
@@ -140,13 +187,18 @@ fn flatten_intrinsics(v: &Value) -> Value {
 fn node_to_json(n: &Node) -> Value {
     match n {
         // Short-form intrinsics (`!Ref X`, `!GetAtt [X, Arn]`, `!If [...]`) become the same
-        // `${...}` placeholders as their long forms; `!Sub` keeps its template text, which
-        // holds any literal ARN.
+        // `${...}` placeholders as their long forms; `!Sub` becomes its template with the
+        // substitutions as fixed text (see [`cfn_sub`]).
         Node::Scalar {
             value,
             tag: Some(t),
             ..
-        } if t.starts_with('!') && t != "!Sub" => Value::String(format!("${{{t}:{value}}}")),
+        } if t == "!Sub" => Value::String(cfn_sub(value)),
+        Node::Scalar {
+            value,
+            tag: Some(t),
+            ..
+        } if t.starts_with('!') => Value::String(format!("${{{t}:{value}}}")),
         Node::Seq {
             items,
             tag: Some(t),
@@ -154,7 +206,7 @@ fn node_to_json(n: &Node) -> Value {
         } if t.starts_with('!') => {
             let inner = Value::Array(items.iter().map(node_to_json).collect());
             match (t.as_str(), items.first()) {
-                ("!Sub", Some(Node::Scalar { value, .. })) => Value::String(value.clone()),
+                ("!Sub", Some(Node::Scalar { value, .. })) => Value::String(cfn_sub(value)),
                 _ => Value::String(format!("${{{t}:{inner}}}")),
             }
         }
@@ -655,6 +707,61 @@ fn is_federated_placeholder(s: &str) -> bool {
     s.contains("${") && !s.contains(":oidc-provider/")
 }
 
+/// Terraform interpolations (`${var.org}`) in condition values are fixed once applied, not IAM
+/// policy variables (those always have a `:`, as in `${aws:username}`): write them as their
+/// expression text so the validator does not take them for variables the token fills in.
+fn fix_terraform_interpolations(v: &mut Value) {
+    let Some(stmts) = v.get_mut("Statement") else {
+        return;
+    };
+    let list: Vec<&mut Value> = match stmts {
+        Value::Array(a) => a.iter_mut().collect(),
+        o @ Value::Object(_) => vec![o],
+        _ => return,
+    };
+    let fix = |s: &mut String| {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(p) = rest.find("${") {
+            out.push_str(&rest[..p]);
+            let after = &rest[p + 2..];
+            match after.find('}') {
+                Some(c) if !after[..c].contains(':') => {
+                    out.push_str(&after[..c]);
+                    rest = &after[c + 1..];
+                }
+                _ => {
+                    out.push_str("${");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        *s = out;
+    };
+    for st in list {
+        let Some(Value::Object(ops)) = st.get_mut("Condition") else {
+            continue;
+        };
+        for keys in ops.values_mut() {
+            let Value::Object(keys) = keys else { continue };
+            for val in keys.values_mut() {
+                match val {
+                    Value::String(s) => fix(s),
+                    Value::Array(a) => {
+                        for x in a {
+                            if let Value::String(s) = x {
+                                fix(s);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
 /// Gives placeholder `Federated` principals (see [`is_federated_placeholder`]) a concrete
 /// provider ARN derived from the condition keys (`<host>:sub`), so the validator can run its
 /// OIDC checks. Returns each (placeholder, ARN) replaced.
@@ -764,6 +871,7 @@ pub fn extract_terraform(content: &str) -> Extracted {
                 if let Some(doc) = doc {
                     let mut v = policy_document_to_json(&doc);
                     resolve_federated(&mut v);
+                    fix_terraform_interpolations(&mut v);
                     policies.push(ExtractedPolicy {
                         json: serde_json::to_string_pretty(&v).unwrap_or_default(),
                         policy_type: guess_type(&v),
@@ -836,6 +944,7 @@ pub fn extract_terraform(content: &str) -> Extracted {
                 offsets[i] + lines[i].find("jsonencode(").unwrap_or(0) + "jsonencode(".len();
             if let Some(mut v) = content.get(start..).and_then(hcl_to_json) {
                 resolve_federated(&mut v);
+                fix_terraform_interpolations(&mut v);
                 policies.push(ExtractedPolicy {
                     json: serde_json::to_string_pretty(&v).unwrap_or_default(),
                     policy_type: ptype,

@@ -438,3 +438,50 @@ fn gitlab_script_written_as_one_string() {
         ]
     );
 }
+
+/// Template substitutions are not IAM policy variables: `!Sub repo:${GitHubOrg}/${Repo}:…`
+/// (AWS's own sample template for GitHub OIDC) and Terraform's `"repo:${var.org}/…"` name one
+/// repository once deployed. They were read as policy variables (filled in by the token) and
+/// reported as org-wide trust (high).
+#[test]
+fn template_substitutions_in_trust_conditions() {
+    let cfn = |sub: &str| {
+        format!(
+            "AWSTemplateFormatVersion: \"2010-09-09\"\nResources:\n  Role:\n    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument:\n        Version: \"2012-10-17\"\n        Statement:\n          - Effect: Allow\n            Action: sts:AssumeRoleWithWebIdentity\n            Principal:\n              Federated: !Sub arn:aws:iam::${{AWS::AccountId}}:oidc-provider/token.actions.githubusercontent.com\n            Condition:\n              StringLike:\n                token.actions.githubusercontent.com:sub: {sub}\n"
+        )
+    };
+    let scoped = "!Sub repo:${GitHubOrg}/${RepositoryName}:ref:refs/heads/main";
+    assert_eq!(rules("t.yaml", &cfn(scoped)), vec![]);
+    let long =
+        "\n                  Fn::Sub: repo:${GitHubOrg}/${RepositoryName}:ref:refs/heads/main";
+    assert_eq!(rules("t.yaml", &cfn(long)), vec![]);
+    // Still broad when the template itself leaves the repository open.
+    assert_eq!(
+        rules("t.yaml", &cfn("!Sub repo:${GitHubOrg}/*")),
+        vec![("iam-policy/OVERLY_BROAD_GITHUB_SUB".to_string(), 6)]
+    );
+    // A real policy variable (escaped in !Sub as ${!…}) is still one.
+    assert_eq!(
+        rules(
+            "t.yaml",
+            &cfn("!Sub repo:${!token.actions.githubusercontent.com:repository_owner}/app:*")
+        ),
+        vec![("iam-policy/OVERLY_BROAD_GITHUB_SUB".to_string(), 6)]
+    );
+    let tf = |sub: &str| {
+        format!(
+            "resource \"aws_iam_role\" \"deploy\" {{\n  assume_role_policy = jsonencode({{\n    Version = \"2012-10-17\"\n    Statement = [{{\n      Effect    = \"Allow\"\n      Action    = \"sts:AssumeRoleWithWebIdentity\"\n      Principal = {{ Federated = aws_iam_openid_connect_provider.github.arn }}\n      Condition = {{ StringLike = {{ \"token.actions.githubusercontent.com:sub\" = \"{sub}\" }} }}\n    }}]\n  }})\n}}\n"
+        )
+    };
+    assert_eq!(
+        rules(
+            "a.tf",
+            &tf("repo:${var.org}/${var.repo}:ref:refs/heads/main")
+        ),
+        vec![]
+    );
+    assert_eq!(
+        rules("a.tf", &tf("repo:${var.org}/*")),
+        vec![("iam-policy/OVERLY_BROAD_GITHUB_SUB".to_string(), 2)]
+    );
+}
