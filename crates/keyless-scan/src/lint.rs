@@ -187,7 +187,8 @@ fn static_source(value: &str) -> Option<&'static str> {
 }
 
 /// Static key inputs of actions other than configure-aws-credentials (deploy actions that take
-/// `aws_access_key_id`/`aws-secret-access-key` inputs).
+/// `aws_access_key_id`/`aws-secret-access-key` inputs), and keys a job passes to the reusable
+/// workflow it calls.
 fn check_other_action(
     path: &str,
     job_name: &str,
@@ -325,6 +326,11 @@ pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
                 ));
             }
             check_env(path, job.get("env"), &mut out);
+            // A job calling a reusable workflow passes keys in `secrets:` or `with:`.
+            if let Some(called) = job.get("uses").and_then(Node::as_str) {
+                check_other_action(path, job_name, called, job.get("secrets"), &mut out);
+                check_other_action(path, job_name, called, job.get("with"), &mut out);
+            }
             let job_perms = job.get("permissions");
             let effective = if job_perms.is_some() {
                 grants_id_token(job_perms)

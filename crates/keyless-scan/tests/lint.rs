@@ -485,3 +485,34 @@ fn template_substitutions_in_trust_conditions() {
         vec![("iam-policy/OVERLY_BROAD_GITHUB_SUB".to_string(), 2)]
     );
 }
+
+#[test]
+fn static_keys_passed_to_a_reusable_workflow() {
+    // A job that calls a reusable workflow hands it the keys in `secrets:` (or `with:`).
+    let wf = "on: push\njobs:\n  deploy:\n    uses: acme/infra/.github/workflows/deploy.yml@v1\n    secrets:\n      AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}\n      AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}\n      OTHER: ${{ secrets.OTHER }}\n    with:\n      aws-access-key-id: ${{ vars.KEY_ID }}\n";
+    let f = lint_content(".github/workflows/a.yml", wf);
+    let got: Vec<(&str, usize, &str)> = f
+        .iter()
+        .map(|x| (x.rule.as_str(), x.line, x.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "gha-static-aws-keys",
+                6,
+                "job `deploy`: acme/infra/.github/workflows/deploy.yml@v1 is given `AWS_ACCESS_KEY_ID` from a repository secret"
+            ),
+            (
+                "gha-static-aws-keys",
+                7,
+                "job `deploy`: acme/infra/.github/workflows/deploy.yml@v1 is given `AWS_SECRET_ACCESS_KEY` from a repository secret"
+            ),
+            (
+                "gha-static-aws-keys",
+                10,
+                "job `deploy`: acme/infra/.github/workflows/deploy.yml@v1 is given `aws-access-key-id` from a repository variable"
+            ),
+        ]
+    );
+}
