@@ -164,10 +164,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             }));
             let g = keyless_scan::git::scan_git(repo, &cfg, gp_ref)?;
             // A secret still in the working tree and in history is reported once, with its commits.
+            let in_history: std::collections::HashSet<(&str, &str, usize)> = g
+                .findings
+                .iter()
+                .map(|h| (h.fingerprint.as_str(), h.path.as_str(), h.line))
+                .collect();
             findings.retain(|f| {
-                !g.findings
-                    .iter()
-                    .any(|h| h.fingerprint == f.fingerprint && h.path == f.path && h.line == f.line)
+                !in_history.contains(&(f.fingerprint.as_str(), f.path.as_str(), f.line))
             });
             findings.extend(g.findings);
             stats = merge(&stats, &g.stats);
