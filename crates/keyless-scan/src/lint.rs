@@ -151,10 +151,10 @@ fn check_env(path: &str, env: Option<&Node>, out: &mut Vec<Finding>) {
     let Some(env) = env else { return };
     for (k, v) in env.entries() {
         if let Some(name) = k.as_str().filter(|k| is_static_key_var(k)) {
-            let src = if v.as_str().is_some_and(|s| s.contains("secrets.")) {
-                "a repository secret"
-            } else {
-                "a literal or variable"
+            // Dummy values (LocalStack's `test`) and keys an earlier step output (temporary
+            // ones) are not permanent keys.
+            let Some(src) = v.as_str().and_then(static_source) else {
+                continue;
             };
             out.push(make(
                 rule(rules::GHA_STATIC_ENV),
@@ -169,7 +169,7 @@ fn check_env(path: &str, env: Option<&Node>, out: &mut Vec<Finding>) {
 
 /// Where a static key given to a step comes from, judged from the start of its value; `None`
 /// for anything else (a previous step's output, a command substitution: temporary keys).
-fn static_source(value: &str) -> Option<&'static str> {
+pub(crate) fn static_source(value: &str) -> Option<&'static str> {
     let v = value.trim_start_matches(['"', '\'', ' ']);
     let expr = v
         .strip_prefix("${{")
@@ -268,8 +268,11 @@ fn aws_credentials_enter<'a>(root: &'a Node, job: &'a Node) -> Option<&'a Node> 
         env.map(Node::entries)
             .unwrap_or_default()
             .iter()
+            .find(|(k, v)| {
+                k.as_str().is_some_and(is_static_key_var)
+                    && v.as_str().and_then(static_source).is_some()
+            })
             .map(|(k, _)| k)
-            .find(|k| k.as_str().is_some_and(is_static_key_var))
     };
     static_key(root.get("env"))
         .or_else(|| static_key(job.get("env")))

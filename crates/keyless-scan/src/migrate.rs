@@ -170,7 +170,10 @@ fn strip_env(
     let hits: Vec<&(Node, Node)> = env
         .entries()
         .iter()
-        .filter(|(k, _)| k.as_str().is_some_and(|k| STATIC_ENV.contains(&k)))
+        .filter(|(k, v)| {
+            k.as_str().is_some_and(|k| STATIC_ENV.contains(&k))
+                && v.as_str().and_then(crate::lint::static_source).is_some()
+        })
         .collect();
     if hits.is_empty() {
         return Ok(false);

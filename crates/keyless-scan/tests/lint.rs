@@ -516,3 +516,34 @@ fn static_keys_passed_to_a_reusable_workflow() {
         ]
     );
 }
+
+/// `env` keys that are not permanent keys: LocalStack's dummy `test`, and the temporary keys
+/// configure-aws-credentials outputs (`output-credentials: true`) passed on to a later step.
+/// They were reported as static keys (high).
+#[test]
+fn env_keys_that_are_not_static_credentials() {
+    let wf = |v: &str| {
+        format!(
+            "on: push\njobs:\n  t:\n    runs-on: x\n    steps:\n      - run: make test\n        env:\n          AWS_ACCESS_KEY_ID: {v}\n"
+        )
+    };
+    for v in [
+        "test",
+        "${{ steps.creds.outputs.aws-access-key-id }}",
+        "\"dummy\"",
+    ] {
+        assert_eq!(rules(".github/workflows/a.yml", &wf(v)), vec![], "{v}");
+    }
+    for (v, src) in [
+        ("${{ secrets.AWS_ACCESS_KEY_ID }}", "a repository secret"),
+        ("${{ vars.KEY_ID }}", "a repository variable"),
+        ("AKIAY34FZKBOKMUTVV7A", "a literal key"),
+    ] {
+        let f = lint_content(".github/workflows/a.yml", &wf(v));
+        assert_eq!(f.len(), 1, "{v}");
+        assert_eq!(
+            f[0].message,
+            format!("AWS_ACCESS_KEY_ID is set from {src} in `env`")
+        );
+    }
+}

@@ -140,3 +140,13 @@ fn trust_subject_matches_the_jobs_environment() {
         )
     );
 }
+
+#[test]
+fn localstack_dummy_keys_are_left_alone() {
+    // A test job against LocalStack sets dummy keys; it does not use AWS and must not be
+    // rewritten to assume a role.
+    let wf = "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    env:\n      AWS_ACCESS_KEY_ID: test\n      AWS_SECRET_ACCESS_KEY: test\n    steps:\n      - run: make test\n";
+    let r = migrate_github_actions(wf, &opts()).unwrap();
+    assert!(!r.changed);
+    assert_eq!(r.workflow, wf);
+}
