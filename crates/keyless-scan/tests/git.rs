@@ -384,3 +384,29 @@ fn utf16_files_and_blobs_are_scanned() {
         assert_eq!(out.stats.skipped_binary, 0);
     }
 }
+
+#[test]
+fn key_only_in_a_stash_is_found() {
+    // `git stash` of an unstaged change: the key is only in the stash's WIP commit, a merge
+    // of HEAD and the index commit, whose blob differs from both parents.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join("f.txt"), "hi\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    std::fs::write(
+        d.join("f.txt"),
+        format!("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY={SECRET}\n"),
+    )
+    .unwrap();
+    git(d, &["stash", "-q"]);
+    let stash = git(d, &["rev-parse", "refs/stash"]);
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    let got: Vec<(&str, &str, Vec<String>)> = out
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule.as_str(), f.commits.clone()))
+        .collect();
+    assert_eq!(got, vec![("f.txt", "aws-access-key", vec![stash])]);
+}
