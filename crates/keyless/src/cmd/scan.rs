@@ -143,9 +143,18 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let mut findings = Vec::new();
     let mut stats = ScanStats::default();
     if !args.git {
-        let out = keyless_scan::scan::scan_paths(&paths, &cfg, p)?;
-        findings = out.findings;
-        stats = out.stats;
+        // One root at a time, so that SARIF can name each finding from the working directory.
+        for root in &paths {
+            let out = keyless_scan::scan::scan_paths(std::slice::from_ref(root), &cfg, p)?;
+            stats = merge(&stats, &out.stats);
+            let root_is_dir = root.is_dir();
+            findings.extend(out.findings.into_iter().map(|mut f| {
+                if args.format == Format::Sarif {
+                    f.path = keyless_scan::report::path_from_cwd(root, root_is_dir, &f.path);
+                }
+                f
+            }));
+        }
     } else {
         let gp = TtyProgress {
             last: Mutex::new(started()),
