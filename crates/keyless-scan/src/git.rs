@@ -30,7 +30,8 @@ use crate::scan::{
 /// all switched off; no transport is allowed at all.
 fn git(repo: &Path) -> Command {
     let mut c = Command::new("git");
-    c.arg("-C").arg(repo);
+    // Replace refs (`git replace`) would show other commits in place of the real ones.
+    c.arg("--no-replace-objects").arg("-C").arg(repo);
     for setting in [
         "core.quotepath=false",
         "log.showSignature=false",
@@ -46,6 +47,7 @@ fn git(repo: &Path) -> Command {
         c.arg("-c").arg(setting);
     }
     c.env("GIT_NO_LAZY_FETCH", "1")
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_PAGER", "cat")
         .env_remove("GIT_SSH")
@@ -241,16 +243,61 @@ pub fn path_in_repo(dir: &Path) -> Result<String, ScanError> {
         .to_string())
 }
 
+/// Refuses a history the scan could not see whole: a shallow clone, or a grafts file.
+fn check_history_complete(repo: &Path) -> Result<(), ScanError> {
+    let repo_s = repo.display().to_string();
+    let out = git(repo)
+        .args([
+            "rev-parse",
+            "--is-shallow-repository",
+            "--git-path",
+            "info/grafts",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ScanError::Git(e.to_string(), repo_s.clone()))?;
+    if !out.status.success() {
+        return Err(ScanError::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            repo_s,
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    if lines.next() == Some("true") {
+        return Err(ScanError::Shallow { repo: repo_s });
+    }
+    if let Some(grafts) = lines.next() {
+        // `--git-path` is relative to the directory git ran in unless absolute.
+        let p = Path::new(grafts);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            repo.join(p)
+        };
+        if p.exists() {
+            return Err(ScanError::Grafts {
+                repo: repo_s,
+                grafts: p.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Scans every blob of every commit on every ref of the repository at `repo`.
 ///
 /// # Errors
-/// [`ScanError::Git`] when `git` cannot run or `repo` is not a repository.
+/// [`ScanError::Git`] when `git` cannot run or `repo` is not a repository;
+/// [`ScanError::Shallow`], [`ScanError::Grafts`] and [`ScanError::MissingObjects`] when part
+/// of the history is not in the repository.
 pub fn scan_git(
     repo: &Path,
     cfg: &ScanConfig,
     progress: Option<&dyn Progress>,
 ) -> Result<ScanOutput, ScanError> {
     let repo_s = repo.display().to_string();
+    check_history_complete(repo)?;
     let (commits, blobs) = list_blobs(repo)?;
     let mut child = git(repo)
         .args(["cat-file", "--batch"])

@@ -35,6 +35,24 @@ pub enum ScanError {
         /// How many blobs are missing.
         count: u64,
     },
+    /// A shallow clone: commits before its cut-off are not in the repository.
+    #[error(
+        "{repo}: the repository is a shallow clone, so older commits are not in it; fetch the whole history (git fetch --unshallow, or fetch-depth: 0 with actions/checkout) and scan again"
+    )]
+    Shallow {
+        /// The repository.
+        repo: String,
+    },
+    /// A grafts file rewrites which commits are parents of which, and can hide history.
+    #[error(
+        "{repo}: {grafts} rewrites the parents of commits and can hide history from the scan; remove it (git replace --convert-graft-file turns it into replace refs, which the scan ignores) and scan again"
+    )]
+    Grafts {
+        /// The repository.
+        repo: String,
+        /// The grafts file.
+        grafts: String,
+    },
     /// Output of git could not be understood.
     #[error("unexpected output from git: {0}")]
     GitProtocol(String),

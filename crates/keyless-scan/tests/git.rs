@@ -410,3 +410,91 @@ fn key_only_in_a_stash_is_found() {
         .collect();
     assert_eq!(got, vec![("f.txt", "aws-access-key", vec![stash])]);
 }
+
+#[test]
+fn replace_refs_cannot_hide_a_commit() {
+    // `git replace OLD NEW` makes git show NEW wherever OLD is reachable: the commit that added
+    // the key was shown as an empty one and the history scanned clean.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        d.join(".env"),
+        format!("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\nAWS_SECRET_ACCESS_KEY={SECRET}\n"),
+    )
+    .unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "key"]);
+    let bad = git(d, &["rev-parse", "HEAD"]);
+    git(d, &["rm", "-q", ".env"]);
+    std::fs::write(d.join("f"), "ok\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "clean"]);
+    let empty_tree = git(d, &["hash-object", "-t", "tree", "-w", "/dev/null"]);
+    let fake = git(d, &["commit-tree", &empty_tree, "-m", "nothing here"]);
+    git(d, &["replace", &bad, &fake]);
+
+    let out = scan_git(d, &ScanConfig::default(), None).unwrap();
+    let got: Vec<(&str, Option<&str>)> = out
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.commit.as_deref()))
+        .collect();
+    assert_eq!(got, vec![(".env", Some(bad.as_str()))]);
+}
+
+#[test]
+fn shallow_clone_is_an_error_not_a_clean_scan() {
+    // actions/checkout fetches one commit by default: the history before it is not there.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(src.join(".env"), "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n").unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "key"]);
+    git(&src, &["rm", "-q", ".env"]);
+    std::fs::write(src.join("f"), "ok\n").unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "clean"]);
+    let url = format!("file://{}", src.display());
+    let dst = dir.path().join("dst");
+    git(
+        dir.path(),
+        &["clone", "-q", "--depth", "1", &url, dst.to_str().unwrap()],
+    );
+
+    let err = scan_git(&dst, &ScanConfig::default(), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: the repository is a shallow clone, so older commits are not in it; fetch the whole history (git fetch --unshallow, or fetch-depth: 0 with actions/checkout) and scan again",
+            dst.display()
+        )
+    );
+}
+
+#[test]
+fn grafts_file_is_an_error() {
+    // info/grafts can cut a commit off from its parents, hiding everything before it.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::write(d.join(".env"), "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "key"]);
+    git(d, &["rm", "-q", ".env"]);
+    git(d, &["commit", "-q", "-m", "clean"]);
+    let head = git(d, &["rev-parse", "HEAD"]);
+    std::fs::create_dir_all(d.join(".git/info")).unwrap();
+    std::fs::write(d.join(".git/info/grafts"), format!("{head}\n")).unwrap();
+    let err = scan_git(d, &ScanConfig::default(), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: {} rewrites the parents of commits and can hide history from the scan; remove it (git replace --convert-graft-file turns it into replace refs, which the scan ignores) and scan again",
+            d.display(),
+            d.join(".git/info/grafts").display()
+        )
+    );
+}
