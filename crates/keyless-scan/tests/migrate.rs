@@ -150,3 +150,30 @@ fn localstack_dummy_keys_are_left_alone() {
     assert!(!r.changed);
     assert_eq!(r.workflow, wf);
 }
+
+#[test]
+fn role_path_is_kept_in_the_keyless_config() {
+    // `--role-arn arn:aws:iam::…:role/ci/deploy` names role `deploy` at path `/ci/`. The
+    // snippet declared `deploy` at `/`, whose ARN (role/deploy) is not the one the workflow
+    // assumes.
+    let mut o = opts();
+    o.role_arn = "arn:aws:iam::123456789012:role/ci/deploy".into();
+    let r = migrate_github_actions(WF, &o).unwrap();
+    assert!(
+        r.keyless_config.contains(
+            "[[roles]]\naccount = \"123456789012\"\nname = \"deploy\"\npath = \"/ci/\"\n"
+        ),
+        "{}",
+        r.keyless_config
+    );
+    assert!(
+        r.workflow
+            .contains("role-to-assume: arn:aws:iam::123456789012:role/ci/deploy")
+    );
+    let mut o = opts();
+    o.role_arn = "arn:aws:iam::123456789012:role/c\"i/deploy".into();
+    assert_eq!(
+        migrate_github_actions(WF, &o).unwrap_err(),
+        MigrateError::RoleArn(o.role_arn.clone())
+    );
+}
