@@ -180,3 +180,17 @@ def test_sarif_uris_name_files_from_the_working_directory(keyless_bin, tmp_path)
     # Text and JSON keep paths relative to the directory given (baselines depend on them).
     p = subprocess.run([str(keyless_bin), "scan", "infra", "--format", "json"], cwd=tmp_path, capture_output=True, text=True)
     assert [f["path"] for f in json.loads(p.stdout)["findings"]] == [".env"]
+
+
+def test_sarif_with_a_baseline_of_the_same_scan(keyless_bin, tmp_path):
+    # The baseline holds JSON paths (relative to the directory given); it must suppress the
+    # same findings when the report is SARIF, whose paths start at the working directory.
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / ".env").write_text("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7B\n")
+    base = subprocess.run([str(keyless_bin), "scan", "infra", "--format", "json"], cwd=tmp_path, capture_output=True, text=True)
+    assert base.returncode == 1
+    (tmp_path / "baseline.json").write_text(base.stdout)
+    p = subprocess.run([str(keyless_bin), "scan", "infra", "--format", "sarif", "--baseline", "baseline.json"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
+    assert json.loads(p.stdout)["runs"][0]["results"] == []

@@ -36,8 +36,12 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     let mut findings = Vec::new();
     // One root at a time, so that SARIF can name each finding from the working directory.
     for root in &paths {
-        let found =
+        let mut found =
             keyless_scan::lint::lint_paths(std::slice::from_ref(root), &ScanConfig::default())?;
+        // Baselines hold the paths as JSON writes them: filter before SARIF renames.
+        if let Some(b) = &baseline {
+            b.filter(&mut found);
+        }
         let root_is_dir = root.is_dir();
         findings.extend(found.into_iter().map(|mut f| {
             if args.format == Format::Sarif {

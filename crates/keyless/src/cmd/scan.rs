@@ -145,8 +145,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if !args.git {
         // One root at a time, so that SARIF can name each finding from the working directory.
         for root in &paths {
-            let out = keyless_scan::scan::scan_paths(std::slice::from_ref(root), &cfg, p)?;
+            let mut out = keyless_scan::scan::scan_paths(std::slice::from_ref(root), &cfg, p)?;
             stats = merge(&stats, &out.stats);
+            // Baselines hold the paths as JSON writes them: filter before SARIF renames.
+            if let Some(b) = &baseline {
+                b.filter(&mut out.findings);
+            }
             let root_is_dir = root.is_dir();
             findings.extend(out.findings.into_iter().map(|mut f| {
                 if args.format == Format::Sarif {
