@@ -52,6 +52,9 @@ pub fn classify(path: &str, content: &str) -> Option<FileKind> {
         return Some(FileKind::Terraform);
     }
     let head = &content[..content.len().min(20_000)];
+    if (name == "action.yml" || name == "action.yaml") && head.contains("runs:") {
+        return Some(FileKind::GithubWorkflow);
+    }
     if yamlish || name.ends_with(".template") || name.ends_with(".json") {
         if head.contains("AWSTemplateFormatVersion")
             || (head.contains("Resources") && head.contains("AWS::"))
@@ -302,6 +305,66 @@ fn grants_id_token(perms: Option<&Node>) -> Option<bool> {
     Some(p.get("id-token").and_then(Node::as_str) == Some("write"))
 }
 
+/// The rules for a job's (or a composite action's) steps. `id_token` is whether the job grants
+/// `id-token: write`; `None` for a composite action, whose caller grants it.
+fn lint_steps(
+    path: &str,
+    job_name: &str,
+    steps: &[Node],
+    id_token: Option<Option<bool>>,
+    out: &mut Vec<Finding>,
+) {
+    for step in steps {
+        check_env(path, step.get("env"), out);
+        check_run(path, job_name, step.get("run"), out);
+        let Some((uses_k, uses)) = step.entry("uses") else {
+            continue;
+        };
+        let Some(uses) = uses.as_str() else { continue };
+        if !uses.starts_with(CONFIGURE_AWS_ACTION) {
+            check_other_action(path, job_name, uses, step.get("with"), out);
+            continue;
+        }
+        let with = step.get("with");
+        let mut static_keys = false;
+        if let Some(with) = with {
+            for (k, v) in with.entries() {
+                match k.as_str() {
+                    Some(n @ ("aws-access-key-id" | "aws-secret-access-key")) => {
+                        static_keys = true;
+                        out.push(make(
+                            rule(rules::GHA_ACTION_KEYS),
+                            path,
+                            k.line(),
+                            k.col() + 1,
+                            format!("job `{job_name}`: {CONFIGURE_AWS_ACTION} is given `{n}`"),
+                        ));
+                    }
+                    Some("role-duration-seconds") => {
+                        let secs = v.as_str().and_then(|s| s.trim().parse::<u64>().ok());
+                        if secs.is_some_and(|s| s > 3600) {
+                            out.push(make(rule(rules::GHA_LONG_DURATION), path, k.line(), k.col() + 1, format!("job `{job_name}`: role-duration-seconds is {} (more than 3600)", v.as_str().unwrap_or(""))));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let oidc = with.and_then(|w| w.get("role-to-assume")).is_some() && !static_keys;
+        if oidc && id_token.is_some_and(|granted| granted != Some(true)) {
+            out.push(make(
+                rule(rules::GHA_NO_ID_TOKEN),
+                path,
+                uses_k.line(),
+                uses_k.col() + 1,
+                format!(
+                    "job `{job_name}` assumes a role with OIDC but does not grant `id-token: write`"
+                ),
+            ));
+        }
+    }
+}
+
 /// GitHub Actions workflow rules.
 #[must_use]
 pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
@@ -314,6 +377,10 @@ pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
         check_env(path, root.get("env"), &mut out);
         let pr_target = triggered_by(root.get("on"), "pull_request_target");
         let top_perms = root.get("permissions");
+        // A composite action (action.yml): its steps run inside the calling job.
+        if let Some(steps) = root.get("runs").and_then(|r| r.get("steps")) {
+            lint_steps(path, "(composite action)", steps.items(), None, &mut out);
+        }
         let Some(jobs) = root.get("jobs") else {
             continue;
         };
@@ -340,49 +407,8 @@ pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
             } else {
                 grants_id_token(top_perms)
             };
-            for step in job.get("steps").map(Node::items).unwrap_or_default() {
-                check_env(path, step.get("env"), &mut out);
-                check_run(path, job_name, step.get("run"), &mut out);
-                let Some((uses_k, uses)) = step.entry("uses") else {
-                    continue;
-                };
-                let Some(uses) = uses.as_str() else { continue };
-                if !uses.starts_with(CONFIGURE_AWS_ACTION) {
-                    check_other_action(path, job_name, uses, step.get("with"), &mut out);
-                    continue;
-                }
-                let with = step.get("with");
-                let mut static_keys = false;
-                if let Some(with) = with {
-                    for (k, v) in with.entries() {
-                        match k.as_str() {
-                            Some(n @ ("aws-access-key-id" | "aws-secret-access-key")) => {
-                                static_keys = true;
-                                out.push(make(
-                                    rule(rules::GHA_ACTION_KEYS),
-                                    path,
-                                    k.line(),
-                                    k.col() + 1,
-                                    format!(
-                                        "job `{job_name}`: {CONFIGURE_AWS_ACTION} is given `{n}`"
-                                    ),
-                                ));
-                            }
-                            Some("role-duration-seconds") => {
-                                let secs = v.as_str().and_then(|s| s.trim().parse::<u64>().ok());
-                                if secs.is_some_and(|s| s > 3600) {
-                                    out.push(make(rule(rules::GHA_LONG_DURATION), path, k.line(), k.col() + 1, format!("job `{job_name}`: role-duration-seconds is {} (more than 3600)", v.as_str().unwrap_or(""))));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                let oidc = with.and_then(|w| w.get("role-to-assume")).is_some() && !static_keys;
-                if oidc && effective != Some(true) {
-                    out.push(make(rule(rules::GHA_NO_ID_TOKEN), path, uses_k.line(), uses_k.col() + 1, format!("job `{job_name}` assumes a role with OIDC but does not grant `id-token: write`")));
-                }
-            }
+            let steps = job.get("steps").map(Node::items).unwrap_or_default();
+            lint_steps(path, job_name, steps, Some(effective), &mut out);
         }
     }
     out

@@ -547,3 +547,41 @@ fn env_keys_that_are_not_static_credentials() {
         );
     }
 }
+
+/// A composite action (`action.yml` with `runs: steps:`) wraps AWS login for many workflows;
+/// its steps were not linted at all.
+#[test]
+fn composite_action_steps() {
+    let action = "name: aws-login\ninputs:\n  key:\n    required: true\nruns:\n  using: composite\n  steps:\n    - uses: aws-actions/configure-aws-credentials@v4\n      with:\n        aws-access-key-id: ${{ inputs.key }}\n        aws-secret-access-key: ${{ inputs.secret }}\n        aws-region: eu-west-1\n    - shell: bash\n      run: aws sts get-caller-identity\n      env:\n        AWS_SECRET_ACCESS_KEY: ${{ secrets.S }}\n";
+    for path in [".github/actions/aws-login/action.yml", "action.yaml"] {
+        let f = lint_content(path, action);
+        let got: Vec<(&str, usize, &str)> = f
+            .iter()
+            .map(|x| (x.rule.as_str(), x.line, x.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "gha-configure-aws-credentials-keys",
+                    10,
+                    "job `(composite action)`: aws-actions/configure-aws-credentials is given `aws-access-key-id`"
+                ),
+                (
+                    "gha-configure-aws-credentials-keys",
+                    11,
+                    "job `(composite action)`: aws-actions/configure-aws-credentials is given `aws-secret-access-key`"
+                ),
+                (
+                    "gha-static-aws-keys",
+                    16,
+                    "AWS_SECRET_ACCESS_KEY is set from a repository secret in `env`"
+                ),
+            ],
+            "{path}"
+        );
+    }
+    // OIDC inside a composite action: the calling workflow grants id-token, not the action.
+    let oidc = "runs:\n  using: composite\n  steps:\n    - uses: aws-actions/configure-aws-credentials@v4\n      with:\n        role-to-assume: arn:aws:iam::123456789012:role/r\n        aws-region: eu-west-1\n";
+    assert_eq!(rules(".github/actions/x/action.yml", oidc), vec![]);
+}
