@@ -62,18 +62,38 @@ pub fn render(
     }
 }
 
+/// `s` safe to print on a terminal: file names and YAML keys come from the repository, and a
+/// control character (ESC sequences, `\r`) or a bidirectional override in one could move the
+/// cursor, erase findings already printed or reorder what is shown. Those are written escaped.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn text(command: &str, findings: &[Finding], stats: Option<&ScanStats>) -> String {
     let mut out = String::new();
     for f in findings {
         let _ = writeln!(
             out,
             "{}:{}:{}: {} [{}] {}",
-            f.path,
+            printable(&f.path),
             f.line,
             f.column,
             f.severity.as_str(),
-            f.rule,
-            f.message
+            printable(&f.rule),
+            printable(&f.message)
         );
         if let Some(c) = &f.commit {
             let short: Vec<&str> = f
@@ -96,10 +116,10 @@ fn text(command: &str, findings: &[Finding], stats: Option<&ScanStats>) -> Strin
         }
         let _ = writeln!(out, "    fingerprint {}", f.fingerprint);
         if let Some(w) = &f.why {
-            let _ = writeln!(out, "    why: {w}");
+            let _ = writeln!(out, "    why: {}", printable(w));
         }
         if let Some(x) = &f.fix {
-            let _ = writeln!(out, "    fix: {x}");
+            let _ = writeln!(out, "    fix: {}", printable(x));
         }
     }
     let high = findings
