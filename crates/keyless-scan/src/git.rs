@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use crate::detect::scan_text;
 use crate::finding::Finding;
 use crate::scan::{
-    Counters, Progress, ScanConfig, ScanError, ScanOutput, skipped_as_binary, sort_findings,
-    text_of,
+    Counters, Progress, ScanConfig, ScanError, ScanOutput, exclude_overrides, is_excluded,
+    skipped_as_binary, sort_findings, text_of,
 };
 
 /// `git -C repo` hardened against the repository it reads: a scanned repository is untrusted,
@@ -298,7 +298,18 @@ pub fn scan_git(
 ) -> Result<ScanOutput, ScanError> {
     let repo_s = repo.display().to_string();
     check_history_complete(repo)?;
-    let (commits, blobs) = list_blobs(repo)?;
+    let (commits, mut blobs) = list_blobs(repo)?;
+    // The working tree's skip rules (vendored directories, --exclude globs) apply to history
+    // paths too.
+    let globs = if cfg.exclude_globs.is_empty() {
+        None
+    } else {
+        Some(exclude_overrides(repo, cfg)?)
+    };
+    blobs.retain(|_, places| {
+        places.retain(|(_, path)| !is_excluded(path, cfg, globs.as_ref()));
+        !places.is_empty()
+    });
     let mut child = git(repo)
         .args(["cat-file", "--batch"])
         .stdin(Stdio::piped())

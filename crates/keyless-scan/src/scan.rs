@@ -272,6 +272,49 @@ fn display_path(root: &Path, p: &Path, root_is_dir: bool) -> String {
     }
 }
 
+/// The `--exclude` globs as ignore overrides rooted at `root`.
+pub(crate) fn exclude_overrides(
+    root: &Path,
+    cfg: &ScanConfig,
+) -> Result<ignore::overrides::Override, ScanError> {
+    let mut ob = ignore::overrides::OverrideBuilder::new(root);
+    for g in &cfg.exclude_globs {
+        ob.add(&format!("!{g}"))
+            .map_err(|e| ScanError::Pattern(g.clone(), e.to_string()))?;
+    }
+    ob.build()
+        .map_err(|e| ScanError::Pattern(String::new(), e.to_string()))
+}
+
+/// Whether a path relative to the scanned root is skipped by the configured rules: a
+/// directory on it is an excluded name, or it or one of its directories matches an
+/// `--exclude` glob. The walker applies the same rules while it walks; git history paths are
+/// checked with this.
+pub(crate) fn is_excluded(
+    rel: &str,
+    cfg: &ScanConfig,
+    globs: Option<&ignore::overrides::Override>,
+) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (dirs, _) = parts.split_at(parts.len().saturating_sub(1));
+    if dirs.iter().any(|d| cfg.exclude_dirs.iter().any(|x| x == d)) {
+        return true;
+    }
+    let Some(ov) = globs else { return false };
+    let mut prefix = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        let is_dir = i + 1 < parts.len();
+        if ov.matched(Path::new(&prefix), is_dir).is_ignore() {
+            return true;
+        }
+    }
+    false
+}
+
 /// Builds the walker for `root` with the configured skip rules. `.gitignore` is *not* honoured:
 /// ignored files such as `.env` are exactly where keys hide.
 pub(crate) fn walker(root: &Path, cfg: &ScanConfig) -> Result<WalkBuilder, ScanError> {
@@ -286,15 +329,7 @@ pub(crate) fn walker(root: &Path, cfg: &ScanConfig) -> Result<WalkBuilder, ScanE
     // No `max_filesize` here: the walker would skip big files silently; `read_bounded` skips
     // them and they are counted.
     if !cfg.exclude_globs.is_empty() {
-        let mut ob = ignore::overrides::OverrideBuilder::new(root);
-        for g in &cfg.exclude_globs {
-            ob.add(&format!("!{g}"))
-                .map_err(|e| ScanError::Pattern(g.clone(), e.to_string()))?;
-        }
-        let ov = ob
-            .build()
-            .map_err(|e| ScanError::Pattern(String::new(), e.to_string()))?;
-        b.overrides(ov);
+        b.overrides(exclude_overrides(root, cfg)?);
     }
     let dirs = cfg.exclude_dirs.clone();
     b.filter_entry(move |e| {

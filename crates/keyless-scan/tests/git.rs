@@ -498,3 +498,45 @@ fn grafts_file_is_an_error() {
         )
     );
 }
+
+#[test]
+fn history_honours_the_skip_rules() {
+    // Vendored directories and --exclude globs are skipped in the working tree; history
+    // reported the same files anyway (committed node_modules with test keys, fixtures).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    for p in [
+        "node_modules/pkg/test.js",
+        "tests/fixtures/keys.txt",
+        "app/.env",
+    ] {
+        std::fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
+        std::fs::write(d.join(p), "AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n").unwrap();
+    }
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "all"]);
+    let cfg = ScanConfig {
+        exclude_globs: vec!["tests/fixtures/**".into()],
+        ..ScanConfig::default()
+    };
+    let paths = |cfg: &ScanConfig| -> Vec<String> {
+        scan_git(d, cfg, None)
+            .unwrap()
+            .findings
+            .into_iter()
+            .map(|f| f.path)
+            .collect()
+    };
+    assert_eq!(paths(&cfg), vec!["app/.env"]);
+    let mut all = ScanConfig::default();
+    all.exclude_dirs.clear();
+    assert_eq!(
+        paths(&all),
+        vec![
+            "app/.env",
+            "node_modules/pkg/test.js",
+            "tests/fixtures/keys.txt"
+        ]
+    );
+}
