@@ -396,6 +396,15 @@ pub fn lint_github_workflow(path: &str, content: &str) -> Vec<Finding> {
                 ));
             }
             check_env(path, job.get("env"), &mut out);
+            // The job's container and service containers get their own env.
+            check_env(
+                path,
+                job.get("container").and_then(|c| c.get("env")),
+                &mut out,
+            );
+            for (_, service) in job.get("services").map(Node::entries).unwrap_or_default() {
+                check_env(path, service.get("env"), &mut out);
+            }
             // A job calling a reusable workflow passes keys in `secrets:` or `with:`.
             if let Some(called) = job.get("uses").and_then(Node::as_str) {
                 check_other_action(path, job_name, called, job.get("secrets"), &mut out);

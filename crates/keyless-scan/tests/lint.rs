@@ -585,3 +585,16 @@ fn composite_action_steps() {
     let oidc = "runs:\n  using: composite\n  steps:\n    - uses: aws-actions/configure-aws-credentials@v4\n      with:\n        role-to-assume: arn:aws:iam::123456789012:role/r\n        aws-region: eu-west-1\n";
     assert_eq!(rules(".github/actions/x/action.yml", oidc), vec![]);
 }
+
+#[test]
+fn static_keys_in_job_containers_and_services() {
+    // `container:` and `services:` take their own `env`, handed to those containers.
+    let wf = "on: push\njobs:\n  t:\n    runs-on: x\n    container:\n      image: amazon/aws-cli\n      env:\n        AWS_ACCESS_KEY_ID: ${{ secrets.A }}\n    services:\n      uploader:\n        image: u\n        env:\n          AWS_SECRET_ACCESS_KEY: ${{ secrets.B }}\n    steps:\n      - run: aws s3 ls\n";
+    assert_eq!(
+        rules(".github/workflows/a.yml", wf),
+        vec![
+            ("gha-static-aws-keys".to_string(), 8),
+            ("gha-static-aws-keys".to_string(), 13)
+        ]
+    );
+}
