@@ -648,7 +648,16 @@ fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
 /// Scans `data` (the content of `path`) and returns redacted findings with 1-based positions.
 #[must_use]
 pub fn scan_text(path: &str, data: &[u8]) -> Vec<Finding> {
-    let hits = scan_views(data);
+    scan_text_limited(path, data, usize::MAX).0
+}
+
+/// [`scan_text`] listing at most `limit` findings (the first in the file) and counting the
+/// others: each finding costs far more memory than the bytes it was found in.
+#[must_use]
+pub fn scan_text_limited(path: &str, data: &[u8], limit: usize) -> (Vec<Finding>, usize) {
+    let mut hits = scan_views(data);
+    let not_listed = hits.len().saturating_sub(limit);
+    hits.truncate(limit);
     let mut out = Vec::with_capacity(hits.len());
     let mut line = 1usize;
     let mut pos = 0usize;
@@ -674,7 +683,7 @@ pub fn scan_text(path: &str, data: &[u8]) -> Vec<Finding> {
         }
         out.push(hit_to_finding(path, line, column, rule, &h));
     }
-    out
+    (out, not_listed)
 }
 
 fn hit_to_finding(path: &str, line: usize, column: usize, rule: &str, h: &Hit) -> Finding {

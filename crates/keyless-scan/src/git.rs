@@ -16,11 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
-use crate::detect::scan_text;
+use crate::detect::scan_text_limited;
 use crate::finding::Finding;
 use crate::scan::{
-    Counters, Progress, ScanConfig, ScanError, ScanOutput, exclude_overrides, is_excluded,
-    skipped_as_binary, sort_findings, text_of,
+    Counters, MAX_FINDINGS_PER_FILE, Progress, ScanConfig, ScanError, ScanOutput,
+    exclude_overrides, is_excluded, skipped_as_binary, sort_findings, text_of,
 };
 
 /// `git -C repo` hardened against the repository it reads: a scanned repository is untrusted,
@@ -359,7 +359,13 @@ pub fn scan_git(
                     let Some((id, data)) = next else { break };
                     let len = data.len() as u64;
                     counters.add(len, progress);
-                    let found = text_of(&data).map(|t| scan_text("", &t));
+                    let found = text_of(&data).map(|t| {
+                        let (f, not_listed) = scan_text_limited("", &t, MAX_FINDINGS_PER_FILE);
+                        counters
+                            .not_listed
+                            .fetch_add(not_listed as u64, std::sync::atomic::Ordering::Relaxed);
+                        f
+                    });
                     drop(data);
                     in_flight.release(len);
                     if let Some(found) = found.filter(|f| !f.is_empty())

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ignore::{WalkBuilder, WalkState};
 use serde::Serialize;
 
-use crate::detect::scan_text;
+use crate::detect::scan_text_limited;
 use crate::finding::Finding;
 
 /// Errors of `scan`.
@@ -137,7 +137,23 @@ pub struct ScanStats {
     pub skipped_large: u64,
     /// Commits walked (git mode).
     pub commits: u64,
+    /// Findings past [`MAX_FINDINGS_PER_FILE`] in one file or blob, counted but not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub findings_not_listed: u64,
 }
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Findings listed for one file or blob; more are counted in
+/// [`ScanStats::findings_not_listed`]. Each costs kilobytes in memory and in the report, and a
+/// file holding more keys than this is a dump to treat as a whole.
+pub const MAX_FINDINGS_PER_FILE: usize = 10_000;
 
 /// Receives progress updates; called from worker threads.
 pub trait Progress: Sync {
@@ -229,6 +245,7 @@ pub(crate) struct Counters {
     pub bytes: AtomicU64,
     pub binary: AtomicU64,
     pub large: AtomicU64,
+    pub not_listed: AtomicU64,
 }
 
 impl Counters {
@@ -238,6 +255,7 @@ impl Counters {
             bytes: AtomicU64::new(0),
             binary: AtomicU64::new(0),
             large: AtomicU64::new(0),
+            not_listed: AtomicU64::new(0),
         }
     }
     pub(crate) fn add(&self, n: u64, progress: Option<&dyn Progress>) {
@@ -254,6 +272,7 @@ impl Counters {
             skipped_binary: self.binary.load(Ordering::Relaxed),
             skipped_large: self.large.load(Ordering::Relaxed),
             commits: 0,
+            findings_not_listed: self.not_listed.load(Ordering::Relaxed),
         }
     }
 }
@@ -379,7 +398,10 @@ pub fn scan_paths(
                 };
                 counters.add(data.len() as u64, progress);
                 let name = display_path(root, entry.path(), root_is_dir);
-                let found = scan_text(&name, &text);
+                let (found, not_listed) = scan_text_limited(&name, &text, MAX_FINDINGS_PER_FILE);
+                counters
+                    .not_listed
+                    .fetch_add(not_listed as u64, Ordering::Relaxed);
                 if !found.is_empty()
                     && let Ok(mut f) = findings.lock()
                 {

@@ -190,6 +190,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     }
     clear_progress(tty);
+    if stats.findings_not_listed > 0 {
+        eprintln!(
+            "keyless scan: {} more finding(s) not listed: a file or blob lists its first {} (stats.findings_not_listed counts the rest); treat such a file as a whole",
+            stats.findings_not_listed,
+            keyless_scan::scan::MAX_FINDINGS_PER_FILE
+        );
+    }
     findings.retain(|f| f.severity >= args.min_severity);
     if let Some(b) = &baseline {
         b.filter(&mut findings);
@@ -205,6 +212,7 @@ fn merge(a: &ScanStats, b: &ScanStats) -> ScanStats {
         skipped_binary: a.skipped_binary + b.skipped_binary,
         skipped_large: a.skipped_large + b.skipped_large,
         commits: a.commits + b.commits,
+        findings_not_listed: a.findings_not_listed + b.findings_not_listed,
     }
 }
 
