@@ -112,8 +112,11 @@ def test_migrate_structure_lint_and_idempotence(keyless_bin, tmp_path):
     assert before.returncode == 1 and len(json.loads(before.stdout)["findings"]) >= 4
 
     for name, text in WORKFLOWS.items():
+        # The deploy job runs in an environment, the nightly one does not: the trust policy's sub
+        # must be the one each job's token carries.
+        scope = ["--environment", "production"] if name == "deploy.yml" else ["--branch", "main"]
         args = [str(keyless_bin), "migrate", "github-actions", f".github/workflows/{name}", "--role-arn", ROLE,
-                "--repository", "acme/app", "--environment", "production"]
+                "--repository", "acme/app", *scope]
         p = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         out = (wf_dir / name).read_text()
@@ -124,7 +127,8 @@ def test_migrate_structure_lint_and_idempotence(keyless_bin, tmp_path):
                 assert line in out.splitlines()
         trust = json.loads((tmp_path / f"{name[:-4]}.trust-policy.json").read_text())
         cond = trust["Statement"][0]["Condition"]["StringEquals"]
-        assert cond["token.actions.githubusercontent.com:sub"] == "repo:acme/app:environment:production"
+        want_sub = "repo:acme/app:environment:production" if name == "deploy.yml" else "repo:acme/app:ref:refs/heads/main"
+        assert cond["token.actions.githubusercontent.com:sub"] == want_sub
         assert cond["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
         again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
         assert again.returncode == 0 and "unchanged" in again.stderr
@@ -133,3 +137,18 @@ def test_migrate_structure_lint_and_idempotence(keyless_bin, tmp_path):
     after = subprocess.run([str(keyless_bin), "lint", "--format", "json", "."], cwd=tmp_path, capture_output=True, text=True)
     assert after.returncode == 0, after.stdout
     assert json.loads(after.stdout)["findings"] == []
+
+
+def test_migrate_refuses_a_trust_subject_the_job_cannot_present(keyless_bin, tmp_path):
+    # The deploy job runs in `production`: its token's sub names the environment, so a
+    # branch-scoped trust policy would refuse every run. migrate says so and writes nothing.
+    wf = tmp_path / "deploy.yml"
+    wf.write_text(WORKFLOWS["deploy.yml"])
+    p = subprocess.run([str(keyless_bin), "migrate", "github-actions", "deploy.yml", "--role-arn", ROLE,
+                        "--repository", "acme/app"], cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("keyless: error: cannot migrate deploy.yml: job `deploy`: it runs in environment "
+                                "`production`, so its OIDC token's sub is repo:acme/app:environment:production; "
+                                "pass --environment production")
+    assert wf.read_text() == WORKFLOWS["deploy.yml"]
+    assert not (tmp_path / "deploy.trust-policy.json").exists()

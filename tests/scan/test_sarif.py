@@ -153,3 +153,44 @@ def test_schema_rejects_broken_sarif():
     except jsonschema.ValidationError:
         return
     raise AssertionError("schema accepted a result without message text and locations")
+
+
+def test_sarif_uris_name_files_from_the_working_directory(keyless_bin, tmp_path):
+    # GitHub resolves a relative SARIF uri from the repository root (where the job runs) and
+    # makes absolute file: URIs relative to the checkout. Paths relative to the directory
+    # scanned ('.env' for infra/.env) named files that do not exist, or the wrong ones.
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / ".env").write_text("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7B\n")
+    wf = tmp_path / "ci" / ".github" / "workflows"
+    wf.mkdir(parents=True)
+    (wf / "d.yml").write_text("on: push\njobs:\n  d:\n    runs-on: x\n    env:\n      AWS_ACCESS_KEY_ID: ${{ secrets.A }}\n    steps:\n      - run: x\n")
+
+    def locations(args):
+        p = subprocess.run([str(keyless_bin), *args, "--format", "sarif"], cwd=tmp_path, capture_output=True, text=True)
+        assert p.returncode == 1, p.stderr
+        doc = json.loads(p.stdout)
+        _check(doc)
+        return [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in doc["runs"][0]["results"]]
+
+    assert locations(["scan", "infra"]) == [{"uri": "infra/.env", "uriBaseId": "%SRCROOT%"}]
+    assert locations(["scan", "./infra/"]) == [{"uri": "infra/.env", "uriBaseId": "%SRCROOT%"}]
+    assert locations(["lint", "ci"]) == [{"uri": "ci/.github/workflows/d.yml", "uriBaseId": "%SRCROOT%"}]
+    absolute = locations(["scan", str(tmp_path / "infra")])
+    assert absolute == [{"uri": (tmp_path / "infra" / ".env").as_uri()}]
+    # Text and JSON keep paths relative to the directory given (baselines depend on them).
+    p = subprocess.run([str(keyless_bin), "scan", "infra", "--format", "json"], cwd=tmp_path, capture_output=True, text=True)
+    assert [f["path"] for f in json.loads(p.stdout)["findings"]] == [".env"]
+
+
+def test_sarif_with_a_baseline_of_the_same_scan(keyless_bin, tmp_path):
+    # The baseline holds JSON paths (relative to the directory given); it must suppress the
+    # same findings when the report is SARIF, whose paths start at the working directory.
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / ".env").write_text("AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7B\n")
+    base = subprocess.run([str(keyless_bin), "scan", "infra", "--format", "json"], cwd=tmp_path, capture_output=True, text=True)
+    assert base.returncode == 1
+    (tmp_path / "baseline.json").write_text(base.stdout)
+    p = subprocess.run([str(keyless_bin), "scan", "infra", "--format", "sarif", "--baseline", "baseline.json"],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
+    assert json.loads(p.stdout)["runs"][0]["results"] == []

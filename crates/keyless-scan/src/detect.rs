@@ -27,8 +27,12 @@ const ID_PATTERNS: &[&str] = &[
     "IQoJb3JpZ2lu",
     "FwoGZXIvYXdz",
     "FQoGZXIvYXdz",
+    // Base64 of `AKIA`/`ASIA` at the start of an encoded value.
+    "QUtJQ",
+    "QVNJQ",
 ];
 const N_ID_PREFIXES: usize = 2;
+const FIRST_B64_ID: usize = 5;
 
 const SECRET_WORDS: &[&str] = &[
     "secret_access_key",
@@ -37,6 +41,8 @@ const SECRET_WORDS: &[&str] = &[
     "aws_secret",
     "awssecret",
     "aws-secret",
+    // Java SDK system properties and profile files: aws.secretKey, aws.secretAccessKey.
+    "aws.secret",
 ];
 const TOKEN_WORDS: &[&str] = &[
     "session_token",
@@ -165,11 +171,18 @@ pub struct Hit {
 
 /// Finds key id candidates; near misses (wrong length, non-base32 characters without the
 /// `EXAMPLE` marker, glued to other alphanumerics) are dropped.
-fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
+fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>, Vec<usize>) {
     let mut ids = Vec::new();
     let mut token_starts = Vec::new();
+    let mut b64_starts = Vec::new();
     for m in IDS.find_iter(data) {
         let s = m.start();
+        if m.pattern().as_usize() >= FIRST_B64_ID {
+            if s == 0 || !is_value(data[s - 1]) {
+                b64_starts.push(s);
+            }
+            continue;
+        }
         if m.pattern().as_usize() >= N_ID_PREFIXES {
             if s == 0 || !is_b64(data[s - 1]) {
                 token_starts.push(s);
@@ -218,20 +231,27 @@ fn key_ids(data: &[u8]) -> (Vec<KeyId>, Vec<usize>) {
             example,
         });
     }
-    (ids, token_starts)
+    (ids, token_starts, b64_starts)
 }
 
 /// After a keyword at `end`, skips the rest of the identifier, quotes, spaces and an assignment
-/// operator; returns where the value starts.
+/// operator; returns where the value starts. Blanks alone also separate a name from its value
+/// (`ENV NAME value`, `aws configure set name value`, `setenv NAME value`); the value must
+/// still have a secret's shape, so prose after a name is not taken for one.
 fn value_start(data: &[u8], mut i: usize) -> Option<usize> {
     let limit = (i + 64).min(data.len());
     while i < limit && is_ident(data[i]) {
         i += 1;
     }
     let mut saw_op = false;
+    let mut saw_blank = false;
     while i < limit {
         match data[i] {
-            b' ' | b'\t' | b'"' | b'\'' | b'\\' | b'`' | b'[' | b']' | b'>' => i += 1,
+            b' ' | b'\t' => {
+                saw_blank = true;
+                i += 1;
+            }
+            b'"' | b'\'' | b'\\' | b'`' | b'[' | b']' | b'>' => i += 1,
             b'=' | b':' => {
                 saw_op = true;
                 i += 1;
@@ -239,33 +259,74 @@ fn value_start(data: &[u8], mut i: usize) -> Option<usize> {
             _ => break,
         }
     }
-    saw_op.then_some(i)
+    (saw_op || saw_blank).then_some(i)
 }
 
-fn run_end(data: &[u8], start: usize, max: usize, ok: impl Fn(u8) -> bool) -> usize {
-    let limit = (start + max + 1).min(data.len());
-    let mut e = start;
-    while e < limit && ok(data[e]) {
-        e += 1;
+fn is_value(c: u8) -> bool {
+    is_b64(c) || c == b'='
+}
+
+/// Measures runs of value characters (base64 and `=`), remembering the last run measured.
+/// Keywords and token prefixes can sit inside one long run (`sessiontoken=` is itself made of
+/// value characters): measuring each from scratch rescanned up to 8 KiB per match; with the
+/// memory each byte of a run is read once.
+#[derive(Default)]
+struct Runs {
+    /// The last run measured is known to hold value characters over `[start, end)`.
+    start: usize,
+    end: usize,
+    /// `end` is the run's real end (a non-value character or the end of the data).
+    complete: bool,
+}
+
+impl Runs {
+    /// End of the run of value characters at `start`, looking at most `max + 1` characters.
+    fn end(&mut self, data: &[u8], start: usize, max: usize) -> usize {
+        let limit = (start + max + 1).min(data.len());
+        if !(self.start <= start && start <= self.end) {
+            *self = Runs {
+                start,
+                end: start,
+                complete: false,
+            };
+        }
+        if !self.complete {
+            let mut e = self.end;
+            while e < limit && is_value(data[e]) {
+                e += 1;
+            }
+            self.end = e;
+            self.complete = e < limit || e == data.len();
+        }
+        self.end.min(limit)
     }
-    e
 }
 
-fn named_values(data: &[u8]) -> (Vec<Secret>, Vec<(usize, usize)>) {
+/// Where the value after each credential keyword starts, and whether it names a token.
+fn keyword_values(data: &[u8]) -> Vec<(usize, bool)> {
+    WORDS
+        .find_iter(data)
+        .filter_map(|m| {
+            value_start(data, m.end()).map(|v| (v, m.pattern().as_usize() >= SECRET_WORDS.len()))
+        })
+        .collect()
+}
+
+fn named_values(
+    data: &[u8],
+    values: &[(usize, bool)],
+    runs: &mut Runs,
+) -> (Vec<Secret>, Vec<(usize, usize)>) {
     let mut secrets = Vec::new();
     let mut tokens = Vec::new();
-    for m in WORDS.find_iter(data) {
-        let is_token = m.pattern().as_usize() >= SECRET_WORDS.len();
-        let Some(v) = value_start(data, m.end()) else {
-            continue;
-        };
+    for &(v, is_token) in values {
         if is_token {
-            let e = run_end(data, v, MAX_TOKEN_LEN, |c| is_b64(c) || c == b'=');
+            let e = runs.end(data, v, MAX_TOKEN_LEN);
             if e - v >= MIN_TOKEN_LEN && e - v <= MAX_TOKEN_LEN {
                 tokens.push((v, e));
             }
         } else {
-            let e = run_end(data, v, 41, |c| is_b64(c) || c == b'=');
+            let e = runs.end(data, v, 41);
             if e - v == 40 && looks_like_secret(&data[v..e]) {
                 secrets.push(Secret {
                     start: v,
@@ -288,7 +349,10 @@ fn nearby_secrets(data: &[u8], lo: usize, hi: usize, out: &mut Vec<Secret>) {
             continue;
         }
         let start = i;
-        while i < data.len() && (is_b64(data[i]) || data[i] == b'=') {
+        // At most 41 characters: enough to tell a 40-character run from a longer one. Following
+        // a long run to its end made this quadratic when many key ids sit inside one run.
+        let limit = data.len().min(start + 41);
+        while i < limit && (is_b64(data[i]) || data[i] == b'=') {
             i += 1;
         }
         let boundary_before = start == 0 || !(is_b64(data[start - 1]) || data[start - 1] == b'=');
@@ -310,12 +374,34 @@ fn text(data: &[u8], a: usize, b: usize) -> String {
 /// Scans a buffer and returns the credentials in it, paired and classified.
 #[must_use]
 pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
-    let (ids, token_starts) = key_ids(data);
-    let (mut secrets, mut tokens) = named_values(data);
-    for &s in &token_starts {
-        let e = run_end(data, s, MAX_TOKEN_LEN, |c| is_b64(c) || c == b'=');
-        if e - s >= MIN_TOKEN_LEN && !tokens.iter().any(|&(a, b)| a <= s && s < b) {
+    let (ids, token_starts, _) = key_ids(data);
+    scan_candidates(data, ids, &token_starts, &keyword_values(data))
+}
+
+/// [`scan_bytes`] on candidates already found (one pass of each automaton per buffer).
+fn scan_candidates(
+    data: &[u8],
+    ids: Vec<KeyId>,
+    token_starts: &[usize],
+    values: &[(usize, bool)],
+) -> Vec<Hit> {
+    let mut runs = Runs::default();
+    let (mut secrets, mut tokens) = named_values(data, values, &mut runs);
+    // A prefix inside a token already found is part of it. Named tokens are in keyword order
+    // (sorted by start), and prefixes ascend: the furthest end seen so far answers "inside".
+    tokens.sort_unstable();
+    let named_tokens = tokens.len();
+    let mut next_named = 0usize;
+    let mut covered_to = 0usize;
+    for &s in token_starts {
+        while next_named < named_tokens && tokens[next_named].0 <= s {
+            covered_to = covered_to.max(tokens[next_named].1);
+            next_named += 1;
+        }
+        let e = runs.end(data, s, MAX_TOKEN_LEN);
+        if e - s >= MIN_TOKEN_LEN && s >= covered_to {
             tokens.push((s, e));
+            covered_to = e;
         }
     }
     tokens.sort_unstable();
@@ -350,6 +436,11 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
             .enumerate()
             .map(|(i, s)| (i + lo, s))
             .filter(|(_, s)| !s.used && dist(s.start) <= PAIR_WINDOW + 20)
+            // A real key id is never the pair of AWS's example secret (pasted next to it in a
+            // documented snippet): pairing would report the real id as an example.
+            .filter(|(_, s)| {
+                k.example || !std::str::from_utf8(&data[s.start..s.end]).is_ok_and(aws::is_example)
+            })
             .min_by_key(|(_, s)| (dist(s.start), s.ctx == Ctx::Near))
             .map(|(i, _)| i);
         let secret = best.map(|i| {
@@ -435,6 +526,110 @@ pub fn scan_bytes(data: &[u8]) -> Vec<Hit> {
     hits
 }
 
+/// Shortest and longest base64 value decoded (a key id is 28 characters encoded, a session
+/// token at most [`MAX_TOKEN_LEN`] decoded).
+const MIN_B64: usize = 24;
+const MAX_B64: usize = MAX_TOKEN_LEN / 3 * 4 + 4;
+
+/// Scans `data` as written and in the forms that hide credentials from a byte scan: JSON with
+/// `\/` escapes (PHP's json_encode writes every `/` so), percent-encoded URLs, and base64 values (Kubernetes
+/// Secrets' `data`) that start with an encoded key id or follow a credential name. Offsets
+/// are into `data`.
+fn scan_views(data: &[u8]) -> Vec<Hit> {
+    let (ids, token_starts, b64_starts) = key_ids(data);
+    let values = keyword_values(data);
+    let b64 = base64_hits(data, b64_starts, &values);
+    let escaped = memchr::memmem::find(data, b"\\/").is_some()
+        || memchr::memmem::find(data, b"%2F").is_some()
+        || memchr::memmem::find(data, b"%2f").is_some();
+    let mut hits = if escaped {
+        // The view writes `\/` (JSON) and `%2F`/`%2B`/`%3D` (URLs) as the character they
+        // stand for; `dropped` holds, in view offsets, one entry per byte left out before the
+        // byte now at that offset.
+        let mut view = Vec::with_capacity(data.len());
+        let mut dropped = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            let unescaped = match data[i] {
+                b'\\' if data.get(i + 1) == Some(&b'/') => Some((b'/', 2)),
+                b'%' => match data.get(i + 1..i + 3) {
+                    Some(b"2F" | b"2f") => Some((b'/', 3)),
+                    Some(b"2B" | b"2b") => Some((b'+', 3)),
+                    Some(b"3D" | b"3d") => Some((b'=', 3)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match unescaped {
+                Some((c, n)) => {
+                    dropped.extend(std::iter::repeat_n(view.len(), n - 1));
+                    view.push(c);
+                    i += n;
+                }
+                None => {
+                    view.push(data[i]);
+                    i += 1;
+                }
+            }
+        }
+        let mut h = scan_bytes(&view);
+        for x in &mut h {
+            x.offset += dropped.partition_point(|&d| d < x.offset);
+        }
+        h
+    } else {
+        scan_candidates(data, ids, &token_starts, &values)
+    };
+    hits.extend(b64);
+    hits.sort_by_key(|h| h.offset);
+    hits
+}
+
+/// Findings inside base64 values. The decoded values are laid out one per line, each after
+/// the text that led to it on its source line (so a credential name still names it and an id
+/// and its secret on neighbouring lines still pair), and scanned together.
+fn base64_hits(data: &[u8], mut starts: Vec<usize>, values: &[(usize, bool)]) -> Vec<Hit> {
+    use base64::Engine as _;
+    starts.extend(values.iter().map(|&(v, _)| v));
+    if starts.is_empty() {
+        return Vec::new();
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut runs = Runs::default();
+    let mut synthetic = Vec::new();
+    // (start of the decoded text in `synthetic`, its end, where the encoded value starts)
+    let mut segments: Vec<(usize, usize, usize)> = Vec::new();
+    for s in starts {
+        let e = runs.end(data, s, MAX_B64);
+        if e - s < MIN_B64 || e - s > MAX_B64 {
+            continue;
+        }
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&data[s..e]) else {
+            continue;
+        };
+        if !decoded.iter().all(|&c| (0x20..0x7f).contains(&c)) {
+            continue;
+        }
+        let line_start = memchr::memrchr(b'\n', &data[..s]).map_or(0, |p| p + 1);
+        synthetic.extend_from_slice(&data[line_start.max(s.saturating_sub(64))..s]);
+        let at = synthetic.len();
+        synthetic.extend_from_slice(&decoded);
+        segments.push((at, synthetic.len(), s));
+        synthetic.push(b'\n');
+    }
+    let mut out = Vec::new();
+    for mut h in scan_bytes(&synthetic) {
+        // Hits in the copied context were found in `data` itself already.
+        let i = segments.partition_point(|seg| seg.1 <= h.offset);
+        if let Some(&(_, _, orig)) = segments.get(i).filter(|seg| seg.0 <= h.offset) {
+            h.offset = orig;
+            out.push(h);
+        }
+    }
+    out
+}
+
 /// True when the line holding `offset` is an `aws_access_key_id = …` entry inside an INI
 /// section, i.e. a `~/.aws/credentials`- or `config`-style profile.
 fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
@@ -453,28 +648,42 @@ fn in_credentials_profile(data: &[u8], offset: usize) -> bool {
 /// Scans `data` (the content of `path`) and returns redacted findings with 1-based positions.
 #[must_use]
 pub fn scan_text(path: &str, data: &[u8]) -> Vec<Finding> {
-    let hits = scan_bytes(data);
+    scan_text_limited(path, data, usize::MAX).0
+}
+
+/// [`scan_text`] listing at most `limit` findings (the first in the file) and counting the
+/// others: each finding costs far more memory than the bytes it was found in.
+#[must_use]
+pub fn scan_text_limited(path: &str, data: &[u8], limit: usize) -> (Vec<Finding>, usize) {
+    let mut hits = scan_views(data);
+    let not_listed = hits.len().saturating_sub(limit);
+    hits.truncate(limit);
     let mut out = Vec::with_capacity(hits.len());
     let mut line = 1usize;
     let mut pos = 0usize;
-    let mut line_start = 0usize;
+    // Characters between the start of the current line and `pos`: counted on from the last
+    // finding, not from the line start, so a long minified line stays linear.
+    let mut chars_before = 0usize;
     for h in hits {
-        line += memchr::memchr_iter(b'\n', &data[pos..h.offset]).count();
-        if let Some(p) = memchr::memrchr(b'\n', &data[pos..h.offset]) {
-            line_start = pos + p + 1;
-        }
+        let gap = &data[pos..h.offset];
+        line += memchr::memchr_iter(b'\n', gap).count();
+        let counted = match memchr::memrchr(b'\n', gap) {
+            Some(p) => {
+                chars_before = 0;
+                &gap[p + 1..]
+            }
+            None => gap,
+        };
+        chars_before += String::from_utf8_lossy(counted).chars().count();
         pos = h.offset;
-        let column = String::from_utf8_lossy(&data[line_start..h.offset])
-            .chars()
-            .count()
-            + 1;
+        let column = chars_before + 1;
         let mut rule = h.rule;
         if rule == rules::ACCESS_KEY && in_credentials_profile(data, h.offset) {
             rule = rules::CREDENTIALS_FILE;
         }
         out.push(hit_to_finding(path, line, column, rule, &h));
     }
-    out
+    (out, not_listed)
 }
 
 fn hit_to_finding(path: &str, line: usize, column: usize, rule: &str, h: &Hit) -> Finding {

@@ -1,13 +1,13 @@
 //! Git history scanning through the `git` CLI.
 //!
-//! 1. `git log --all --raw --no-renames --no-abbrev` lists, for every commit on every ref, the
-//!    blobs it wrote and their paths: that maps each blob to the commits and paths where it
-//!    appeared (deleted files included: the commit that added them is still in history).
+//! 1. `git log --all --raw -c --no-renames --no-abbrev` lists, for every commit on every ref,
+//!    the blobs it wrote and their paths: that maps each blob to the commits and paths where it
+//!    appeared (deleted files included: the commit that added them is still in history). For a
+//!    merge, `-c` lists the blobs that differ from every parent, such as a conflict resolution.
 //! 2. `git cat-file --batch` streams each distinct blob once; worker threads scan them.
 //! 3. Findings in a blob are reported once per path, with every commit that wrote it.
 //!
-//! Blobs that only appear in a merge commit's conflict resolution are not listed by
-//! `git log --raw` and so are not scanned.
+//! The repository is untrusted: the `git` helper below says what its config may not run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,37 +16,123 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
 
-use crate::detect::scan_text;
+use crate::detect::scan_text_limited;
 use crate::finding::Finding;
 use crate::scan::{
-    Counters, Progress, ScanConfig, ScanError, ScanOutput, is_binary, sort_findings,
+    Counters, MAX_FINDINGS_PER_FILE, Progress, ScanConfig, ScanError, ScanOutput,
+    exclude_overrides, is_excluded, skipped_as_binary, sort_findings, text_of,
 };
 
+/// `git -C repo` hardened against the repository it reads: a scanned repository is untrusted,
+/// and its `.git/config` may name programs git would run. Signature verification
+/// (`log.showSignature` + `gpg.program`), lazy fetches of missing objects in a "partial clone"
+/// (`core.sshCommand`, remote helpers), external diff and textconv drivers and fsmonitor are
+/// all switched off; no transport is allowed at all.
 fn git(repo: &Path) -> Command {
     let mut c = Command::new("git");
-    c.arg("-C").arg(repo).arg("-c").arg("core.quotepath=false");
+    // Replace refs (`git replace`) would show other commits in place of the real ones.
+    c.arg("--no-replace-objects").arg("-C").arg(repo);
+    for setting in [
+        "core.quotepath=false",
+        "log.showSignature=false",
+        "gpg.program=false",
+        "gpg.ssh.program=false",
+        "gpg.x509.program=false",
+        "protocol.allow=never",
+        "core.sshCommand=false",
+        "core.fsmonitor=false",
+        "diff.external=",
+        "core.pager=cat",
+    ] {
+        c.arg("-c").arg(setting);
+    }
+    c.env("GIT_NO_LAZY_FETCH", "1")
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_PAGER", "cat")
+        .env_remove("GIT_SSH")
+        .env_remove("GIT_SSH_COMMAND")
+        .env_remove("GIT_EXTERNAL_DIFF");
     c
 }
 
+/// Undoes git's C-style path quoting (`"a\tb\303\251"`): named escapes and octal bytes.
 fn unquote(p: &str) -> String {
     let Some(inner) = p.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
         return p.to_string();
     };
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some(o) => out.push(o),
-                None => {}
-            }
-        } else {
-            out.push(c);
+    let b = inner.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
         }
+        let Some(&e) = b.get(i + 1) else { break };
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        if let Some(d) = octal {
+            let v = d.iter().fold(0u32, |a, &c| a * 8 + u32::from(c - b'0'));
+            out.push(u8::try_from(v).unwrap_or(b'?'));
+            i += 4;
+            continue;
+        }
+        out.push(match e {
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 11,
+            other => other,
+        });
+        i += 2;
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The result blob's mode and id in a `--raw` line after its leading colons: one colon and
+/// `mode mode id id status` for a commit with one parent, N colons and N+1 modes then N+1 ids
+/// for a merge's combined diff (`-c`), where the last mode and id are the merge's own.
+fn raw_result(colons: usize, meta: &str) -> Option<(&str, &str)> {
+    let f: Vec<&str> = meta.split(' ').collect();
+    Some((*f.get(colons)?, *f.get(2 * colons + 1)?))
+}
+
+/// Bytes of blobs read from git and not yet scanned, at most [`IN_FLIGHT_BYTES`] (or one blob,
+/// when a single blob is larger): the reader waits for the scanners instead of queueing blobs
+/// without bound in memory.
+struct InFlight {
+    bytes: Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+/// Memory that blobs waiting to be scanned may take.
+pub const IN_FLIGHT_BYTES: u64 = 64 * 1024 * 1024;
+
+impl InFlight {
+    fn acquire(&self, n: u64) {
+        let Ok(mut used) = self.bytes.lock() else {
+            return;
+        };
+        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
+            match self.freed.wait(used) {
+                Ok(u) => used = u,
+                Err(_) => return,
+            }
+        }
+        *used += n;
+    }
+    fn release(&self, n: u64) {
+        if let Ok(mut used) = self.bytes.lock() {
+            *used = used.saturating_sub(n);
+        }
+        self.freed.notify_all();
+    }
 }
 
 /// (path, line, column, rule, fingerprint) of a finding in history.
@@ -61,10 +147,16 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
         .args([
             "log",
             "--all",
+            "--no-show-signature",
+            "--no-ext-diff",
+            "--no-textconv",
             "--no-renames",
             "--raw",
             "--no-abbrev",
             "--format=%x01%H",
+            // Merges too: a blob that differs from every parent (a conflict resolution, an
+            // "evil merge") is written by the merge alone.
+            "-c",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -76,16 +168,29 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
         .ok_or_else(|| ScanError::GitProtocol("no stdout".into()))?;
     let mut commits: Vec<String> = Vec::new();
     let mut blobs: BlobMap = HashMap::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| ScanError::GitProtocol(e.to_string()))?;
+    let mut reader = BufReader::new(stdout);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let n = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| ScanError::GitProtocol(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        // Paths are bytes (core.quotepath=false leaves non-ASCII unquoted) and need not be
+        // UTF-8: shown lossily rather than failing the whole scan.
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches('\n');
         if let Some(h) = line.strip_prefix('\u{1}') {
             commits.push(h.to_string());
-        } else if let Some(rest) = line.strip_prefix(':') {
+        } else if line.starts_with(':') {
+            let rest = line.trim_start_matches(':');
+            let colons = line.len() - rest.len();
             let Some((meta, path)) = rest.split_once('\t') else {
                 continue;
             };
-            let f: Vec<&str> = meta.split(' ').collect();
-            let (Some(mode), Some(sha)) = (f.get(1), f.get(3)) else {
+            let Some((mode, sha)) = raw_result(colons, meta) else {
                 continue;
             };
             if mode.starts_with("160") || sha.bytes().all(|c| c == b'0') || commits.is_empty() {
@@ -115,17 +220,96 @@ fn list_blobs(repo: &Path) -> Result<(Vec<String>, BlobMap), ScanError> {
     Ok((commits, blobs))
 }
 
+/// Where the directory `dir` is inside its repository (`sub/dir/`, or empty at the top level),
+/// so that working-tree paths can be written as history paths are: from the top level.
+///
+/// # Errors
+/// [`ScanError::Git`] when `git` cannot run or `dir` is not in a work tree.
+pub fn path_in_repo(dir: &Path) -> Result<String, ScanError> {
+    let dir_s = dir.display().to_string();
+    let out = git(dir)
+        .args(["rev-parse", "--show-prefix"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ScanError::Git(e.to_string(), dir_s.clone()))?;
+    if !out.status.success() {
+        return Err(ScanError::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            dir_s,
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches('\n')
+        .to_string())
+}
+
+/// Refuses a history the scan could not see whole: a shallow clone, or a grafts file.
+fn check_history_complete(repo: &Path) -> Result<(), ScanError> {
+    let repo_s = repo.display().to_string();
+    let out = git(repo)
+        .args([
+            "rev-parse",
+            "--is-shallow-repository",
+            "--git-path",
+            "info/grafts",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| ScanError::Git(e.to_string(), repo_s.clone()))?;
+    if !out.status.success() {
+        return Err(ScanError::Git(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            repo_s,
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    if lines.next() == Some("true") {
+        return Err(ScanError::Shallow { repo: repo_s });
+    }
+    if let Some(grafts) = lines.next() {
+        // `--git-path` is relative to the directory git ran in unless absolute.
+        let p = Path::new(grafts);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            repo.join(p)
+        };
+        if p.exists() {
+            return Err(ScanError::Grafts {
+                repo: repo_s,
+                grafts: p.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Scans every blob of every commit on every ref of the repository at `repo`.
 ///
 /// # Errors
-/// [`ScanError::Git`] when `git` cannot run or `repo` is not a repository.
+/// [`ScanError::Git`] when `git` cannot run or `repo` is not a repository;
+/// [`ScanError::Shallow`], [`ScanError::Grafts`] and [`ScanError::MissingObjects`] when part
+/// of the history is not in the repository.
 pub fn scan_git(
     repo: &Path,
     cfg: &ScanConfig,
     progress: Option<&dyn Progress>,
 ) -> Result<ScanOutput, ScanError> {
     let repo_s = repo.display().to_string();
-    let (commits, blobs) = list_blobs(repo)?;
+    check_history_complete(repo)?;
+    let (commits, mut blobs) = list_blobs(repo)?;
+    // The working tree's skip rules (vendored directories, --exclude globs) apply to history
+    // paths too.
+    let globs = if cfg.exclude_globs.is_empty() {
+        None
+    } else {
+        Some(exclude_overrides(repo, cfg)?)
+    };
+    blobs.retain(|_, places| {
+        places.retain(|(_, path)| !is_excluded(path, cfg, globs.as_ref()));
+        !places.is_empty()
+    });
     let mut child = git(repo)
         .args(["cat-file", "--batch"])
         .stdin(Stdio::piped())
@@ -145,9 +329,13 @@ pub fn scan_git(
     let counters = Counters::new();
     let results: Mutex<Vec<(String, Vec<Finding>)>> = Mutex::new(Vec::new());
     let (tx, rx) = sync_channel::<(String, Vec<u8>)>(64);
+    let in_flight = InFlight {
+        bytes: Mutex::new(0),
+        freed: std::sync::Condvar::new(),
+    };
     let rx = Arc::new(Mutex::new(rx));
     let workers = cfg.threads().max(1);
-    let read_result: Result<(), ScanError> = std::thread::scope(|s| {
+    let read_result: Result<u64, ScanError> = std::thread::scope(|s| {
         let ids_ref = &ids;
         s.spawn(move || {
             let mut w = std::io::BufWriter::new(&mut stdin);
@@ -164,13 +352,23 @@ pub fn scan_git(
             let rx = Arc::clone(&rx);
             let results = &results;
             let counters = &counters;
+            let in_flight = &in_flight;
             s.spawn(move || {
                 loop {
                     let next = rx.lock().ok().and_then(|r| r.recv().ok());
                     let Some((id, data)) = next else { break };
-                    counters.add(data.len() as u64, progress);
-                    let found = scan_text("", &data);
-                    if !found.is_empty()
+                    let len = data.len() as u64;
+                    counters.add(len, progress);
+                    let found = text_of(&data).map(|t| {
+                        let (f, not_listed) = scan_text_limited("", &t, MAX_FINDINGS_PER_FILE);
+                        counters
+                            .not_listed
+                            .fetch_add(not_listed as u64, std::sync::atomic::Ordering::Relaxed);
+                        f
+                    });
+                    drop(data);
+                    in_flight.release(len);
+                    if let Some(found) = found.filter(|f| !f.is_empty())
                         && let Ok(mut r) = results.lock()
                     {
                         r.push((id, found));
@@ -180,6 +378,7 @@ pub fn scan_git(
         }
         let mut reader = BufReader::with_capacity(1 << 20, stdout);
         let mut header = String::new();
+        let mut missing = 0u64;
         let res = loop {
             header.clear();
             match reader.read_line(&mut header) {
@@ -189,6 +388,7 @@ pub fn scan_git(
             }
             let parts: Vec<&str> = header.trim_end().split(' ').collect();
             if parts.get(1) == Some(&"missing") {
+                missing += 1;
                 continue;
             }
             let (Some(id), Some(size)) = (
@@ -215,15 +415,17 @@ pub fn scan_git(
             let Ok(len) = usize::try_from(size) else {
                 break Err(ScanError::GitProtocol("blob too large".into()));
             };
+            in_flight.acquire(size);
             let mut buf = vec![0u8; len + 1];
             if let Err(e) = reader.read_exact(&mut buf) {
                 break Err(ScanError::GitProtocol(e.to_string()));
             }
             buf.truncate(len);
-            if is_binary(&buf) {
+            if skipped_as_binary(&buf) {
                 counters
                     .binary
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                in_flight.release(size);
                 continue;
             }
             if tx.send((id, buf)).is_err() {
@@ -231,10 +433,16 @@ pub fn scan_git(
             }
         };
         drop(tx);
-        res
+        res.map(|()| missing)
     });
     let _ = child.wait();
-    read_result?;
+    let missing = read_result?;
+    if missing > 0 {
+        return Err(ScanError::MissingObjects {
+            repo: repo_s,
+            count: missing,
+        });
+    }
 
     // Expand blob findings to (path) findings with the commits that wrote them.
     let mut grouped: BTreeMap<GroupKey, (Finding, Vec<u32>)> = BTreeMap::new();
@@ -279,11 +487,25 @@ pub fn scan_git(
 
 #[cfg(test)]
 mod tests {
-    use super::unquote;
+    use super::{raw_result, unquote};
 
     #[test]
     fn unquotes_git_paths() {
         assert_eq!(unquote("plain/path"), "plain/path");
         assert_eq!(unquote("\"a\\tb\\\"c\""), "a\tb\"c");
+        assert_eq!(unquote("\"caf\\303\\251\\001\""), "caf\u{e9}\u{1}");
+    }
+
+    #[test]
+    fn raw_lines_of_commits_and_merges() {
+        assert_eq!(
+            raw_result(1, "100644 100755 aaaa bbbb M"),
+            Some(("100755", "bbbb"))
+        );
+        assert_eq!(
+            raw_result(2, "100644 100644 100644 aaaa bbbb cccc MM"),
+            Some(("100644", "cccc"))
+        );
+        assert_eq!(raw_result(2, "100644 aaaa"), None);
     }
 }

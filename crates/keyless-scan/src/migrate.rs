@@ -60,6 +60,9 @@ pub enum MigrateError {
     /// A construct the text editor will not rewrite safely.
     #[error("line {0}: {1}; rewrite it in block style and run migrate again")]
     Unsupported(usize, String),
+    /// A migrated job's OIDC subject would not match the trust policy being written.
+    #[error("job `{0}`: {1}")]
+    Subject(String, String),
     /// The result did not parse again (a bug; the file is left unchanged).
     #[error("the rewritten workflow does not parse ({0}); the file was left unchanged")]
     Reparse(String),
@@ -77,8 +80,9 @@ fn check_name(what: &'static str, v: &str) -> Result<(), MigrateError> {
     Ok(())
 }
 
-/// Parses `arn:<partition>:iam::<account>:role/<path/name>` into (partition, account, name).
-fn parse_role_arn(arn: &str) -> Result<(String, String, String), MigrateError> {
+/// Parses `arn:<partition>:iam::<account>:role/<path/name>` into (partition, account, name,
+/// path), the path in IAM's form (`/` or `/ci/`).
+fn parse_role_arn(arn: &str) -> Result<(String, String, String, String), MigrateError> {
     let bad = || MigrateError::RoleArn(arn.to_string());
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "iam" || !parts[3].is_empty() {
@@ -92,7 +96,7 @@ fn parse_role_arn(arn: &str) -> Result<(String, String, String), MigrateError> {
         return Err(bad());
     }
     let name = res.strip_prefix("role/").ok_or_else(bad)?;
-    let short = name.rsplit('/').next().unwrap_or(name);
+    let (dirs, short) = name.rsplit_once('/').unwrap_or(("", name));
     if short.is_empty()
         || short.len() > 64
         || !short
@@ -101,10 +105,25 @@ fn parse_role_arn(arn: &str) -> Result<(String, String, String), MigrateError> {
     {
         return Err(bad());
     }
+    // The path goes into the config snippet: IAM's path characters without quotes.
+    let path = if dirs.is_empty() {
+        "/".to_string()
+    } else {
+        format!("/{dirs}/")
+    };
+    if path.len() > 512
+        || path.contains("//")
+        || !path
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/+=,.@_-".contains(&c))
+    {
+        return Err(bad());
+    }
     Ok((
         partition.to_string(),
         account.to_string(),
         short.to_string(),
+        path,
     ))
 }
 
@@ -167,7 +186,10 @@ fn strip_env(
     let hits: Vec<&(Node, Node)> = env
         .entries()
         .iter()
-        .filter(|(k, _)| k.as_str().is_some_and(|k| STATIC_ENV.contains(&k)))
+        .filter(|(k, v)| {
+            k.as_str().is_some_and(|k| STATIC_ENV.contains(&k))
+                && v.as_str().and_then(crate::lint::static_source).is_some()
+        })
         .collect();
     if hits.is_empty() {
         return Ok(false);
@@ -235,6 +257,30 @@ fn ensure_id_token(
     Ok(())
 }
 
+/// Checks that the `sub` of the OIDC token a migrated job gets is the one the trust policy
+/// allows. GitHub makes it `repo:OWNER/REPO:environment:NAME` for a job with an `environment`
+/// and `repo:OWNER/REPO:ref:REF` otherwise; a mismatch would refuse every run.
+fn check_subject(job_name: &str, job: &Node, opts: &MigrateOptions) -> Result<(), MigrateError> {
+    let env = job
+        .get("environment")
+        .and_then(|e| e.as_str().or_else(|| e.get("name").and_then(Node::as_str)))
+        .filter(|e| !e.is_empty());
+    let bad = |why: String| Err(MigrateError::Subject(job_name.to_string(), why));
+    let repo = &opts.repository;
+    match (env, opts.environment.as_deref()) {
+        (Some(e), _) if e.contains("${{") => bad(format!(
+            "its environment is the expression `{e}`, so the OIDC token's sub is only known at run time; write the trust policy by hand"
+        )),
+        (Some(e), want) if want != Some(e) => bad(format!(
+            "it runs in environment `{e}`, so its OIDC token's sub is repo:{repo}:environment:{e}; pass --environment {e}"
+        )),
+        (None, Some(want)) => bad(format!(
+            "it runs in no environment, so its OIDC token's sub is repo:{repo}:ref:refs/heads/<branch>, not environment `{want}`; add `environment: {want}` to the job or leave out --environment"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Rewrites `src` (a workflow) to assume `opts.role_arn` with OIDC.
 ///
 /// # Errors
@@ -244,7 +290,7 @@ pub fn migrate_github_actions(
     src: &str,
     opts: &MigrateOptions,
 ) -> Result<MigrateResult, MigrateError> {
-    let (partition, account, role_name) = parse_role_arn(&opts.role_arn)?;
+    let (partition, account, role_name, role_path) = parse_role_arn(&opts.role_arn)?;
     let repo_ok = opts
         .repository
         .split_once('/')
@@ -386,6 +432,7 @@ pub fn migrate_github_actions(
         if !uses_aws {
             continue;
         }
+        check_subject(job_key.as_str().unwrap_or("?"), job, opts)?;
         match job.entry("permissions") {
             Some((k, p)) => {
                 if !grants(Some(p)) {
@@ -466,7 +513,7 @@ pub fn migrate_github_actions(
     let keyless_config = format!(
         "# keyless config for {repo} ({scope}); generated by `keyless migrate github-actions`\n\
          [[providers]]\naccount = \"{account}\"\nurl = \"https://{host}\"\nclient_ids = [\"{aud}\"]\n\n\
-         [[roles]]\naccount = \"{account}\"\nname = \"{role_name}\"\nmax_session_duration = 3600\n\
+         [[roles]]\naccount = \"{account}\"\nname = \"{role_name}\"\n{path_line}max_session_duration = 3600\n\
          trust_policy = '''{compact}'''\n",
         repo = opts.repository,
         scope = opts.environment.as_ref().map_or_else(
@@ -474,6 +521,11 @@ pub fn migrate_github_actions(
             |e| format!("environment {e}")
         ),
         aud = opts.audience,
+        path_line = if role_path == "/" {
+            String::new()
+        } else {
+            format!("path = \"{role_path}\"\n")
+        },
     );
     Ok(MigrateResult {
         workflow,
@@ -562,12 +614,9 @@ mod tests {
     #[test]
     fn role_arn_validation() {
         assert!(parse_role_arn("arn:aws:iam::123456789012:role/deploy").is_ok());
-        assert_eq!(
-            parse_role_arn("arn:aws:iam::123456789012:role/ci/deploy")
-                .unwrap()
-                .2,
-            "deploy"
-        );
+        let (_, _, name, path) =
+            parse_role_arn("arn:aws:iam::123456789012:role/ci/deploy").unwrap();
+        assert_eq!((name.as_str(), path.as_str()), ("deploy", "/ci/"));
         for bad in [
             "",
             "arn:aws:iam::12345678901:role/x",

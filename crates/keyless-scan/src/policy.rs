@@ -36,6 +36,28 @@ pub struct SessionSetting {
     pub origin: String,
 }
 
+/// A resource that creates an IAM access key (`aws_iam_access_key`, `AWS::IAM::AccessKey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKeyResource {
+    /// 1-based line.
+    pub line: usize,
+    /// Where it came from (`Terraform aws_iam_access_key.ci`, `CloudFormation CiKey (…)`).
+    pub origin: String,
+}
+
+/// Everything lint checks that a template holds.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// Policy documents.
+    pub policies: Vec<ExtractedPolicy>,
+    /// MaxSessionDuration settings.
+    pub sessions: Vec<SessionSetting>,
+    /// Access key resources.
+    pub access_keys: Vec<AccessKeyResource>,
+    /// Why the file could not be read, when it could not.
+    pub error: Option<String>,
+}
+
 /// Guesses a standalone policy's type from its content.
 #[must_use]
 pub fn guess_type(v: &Value) -> PolicyType {
@@ -88,12 +110,59 @@ fn find_line(content: &str, from: usize, needle: &str) -> (usize, usize) {
     }
 }
 
+/// What CloudFormation's `Fn::Sub` makes of a template, as far as lint needs: every `${Name}`
+/// is the template's own substitution (a parameter, a resource, a pseudo parameter), not an
+/// IAM policy variable, so it becomes fixed text (pseudo parameters a plausible value);
+/// `${!Text}` is the escape for a literal `${Text}`, which stays a policy variable.
+#[must_use]
+pub fn cfn_sub(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(p) = rest.find("${") {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 2..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[p..]);
+            return out;
+        };
+        let name = &after[..close];
+        match name.strip_prefix('!') {
+            Some(literal) => {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            }
+            None => out.push_str(match name {
+                "AWS::AccountId" => "000000000000",
+                "AWS::Region" => "us-east-1",
+                "AWS::Partition" => "aws",
+                "AWS::URLSuffix" => "amazonaws.com",
+                other => other,
+            }),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn cfn_intrinsic_to_string(v: &Value) -> Option<String> {
     let o = v.as_object()?;
     if o.len() != 1 {
         return None;
     }
     let (k, inner) = o.iter().next()?;
+    if k == "Fn::Sub" {
+        // `"template"` or `["template", {vars}]` (variables are substituted by name too).
+        let template = match inner {
+            Value::String(t) => Some(t.as_str()),
+            Value::Array(a) => a.first().and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(t) = template {
+            return Some(cfn_sub(t));
+        }
+    }
     (k == "Ref" || k.starts_with("Fn::")).then(|| format!("${{{k}:{}}}", inner))
 }
 
@@ -117,6 +186,30 @@ fn flatten_intrinsics(v: &Value) -> Value {
 /// `!Sub x` becomes the string `x`; scalars stay strings except plain integers and booleans.
 fn node_to_json(n: &Node) -> Value {
     match n {
+        // Short-form intrinsics (`!Ref X`, `!GetAtt [X, Arn]`, `!If [...]`) become the same
+        // `${...}` placeholders as their long forms; `!Sub` becomes its template with the
+        // substitutions as fixed text (see [`cfn_sub`]).
+        Node::Scalar {
+            value,
+            tag: Some(t),
+            ..
+        } if t == "!Sub" => Value::String(cfn_sub(value)),
+        Node::Scalar {
+            value,
+            tag: Some(t),
+            ..
+        } if t.starts_with('!') => Value::String(format!("${{{t}:{value}}}")),
+        Node::Seq {
+            items,
+            tag: Some(t),
+            ..
+        } if t.starts_with('!') => {
+            let inner = Value::Array(items.iter().map(node_to_json).collect());
+            match (t.as_str(), items.first()) {
+                ("!Sub", Some(Node::Scalar { value, .. })) => Value::String(cfn_sub(value)),
+                _ => Value::String(format!("${{{t}:{inner}}}")),
+            }
+        }
         Node::Scalar { value, .. } => {
             if let Ok(i) = value.parse::<i64>() {
                 Value::from(i)
@@ -173,22 +266,20 @@ fn cfn_docs_in_resource(
     }
 }
 
-/// Extracts policies and MaxSessionDuration settings from a CloudFormation template (JSON or YAML).
+/// Extracts policies, MaxSessionDuration settings and access key resources from a
+/// CloudFormation template (JSON or YAML).
 #[must_use]
-pub fn extract_cloudformation(
-    content: &str,
-) -> (Vec<ExtractedPolicy>, Vec<SessionSetting>, Option<String>) {
+pub fn extract_cloudformation(content: &str) -> Extracted {
     let trimmed = content.trim_start();
     // JSON: values without positions; YAML: a tree with lines.
     let (resources, yaml_lines): (Vec<(String, Value, usize)>, bool) = if trimmed.starts_with('{') {
         let v: Value = match serde_json::from_str(content) {
             Ok(v) => v,
             Err(e) => {
-                return (
-                    Vec::new(),
-                    Vec::new(),
-                    Some(format!("CloudFormation JSON: {e}")),
-                );
+                return Extracted {
+                    error: Some(format!("CloudFormation JSON: {e}")),
+                    ..Extracted::default()
+                };
             }
         };
         let list = v.get("Resources").and_then(Value::as_object).map(|o| {
@@ -203,7 +294,12 @@ pub fn extract_cloudformation(
     } else {
         let docs = match yaml::parse(content) {
             Ok(d) => d,
-            Err(e) => return (Vec::new(), Vec::new(), Some(format!("CloudFormation {e}"))),
+            Err(e) => {
+                return Extracted {
+                    error: Some(format!("CloudFormation {e}")),
+                    ..Extracted::default()
+                };
+            }
         };
         let mut list = Vec::new();
         for d in &docs {
@@ -220,12 +316,19 @@ pub fn extract_cloudformation(
     let _ = yaml_lines;
     let mut policies = Vec::new();
     let mut sessions = Vec::new();
+    let mut access_keys = Vec::new();
     for (name, res, res_line) in resources {
         let rtype = res
             .get("Type")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        if rtype == "AWS::IAM::AccessKey" {
+            access_keys.push(AccessKeyResource {
+                line: res_line,
+                origin: format!("CloudFormation {name} ({rtype})"),
+            });
+        }
         let Some(props) = res.get("Properties") else {
             continue;
         };
@@ -237,10 +340,11 @@ pub fn extract_cloudformation(
         cfn_docs_in_resource(&rtype, props, |prop, t, doc| {
             let key = prop.rsplit('.').next().unwrap_or(prop);
             let (line, _) = find_line(content, start_byte, key);
-            let doc = match doc {
+            let mut doc = match doc {
                 Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
                 other => flatten_intrinsics(other),
             };
+            resolve_federated(&mut doc);
             policies.push(ExtractedPolicy {
                 json: serde_json::to_string_pretty(&doc).unwrap_or_default(),
                 policy_type: t,
@@ -264,7 +368,12 @@ pub fn extract_cloudformation(
             }
         }
     }
-    (policies, sessions, None)
+    Extracted {
+        policies,
+        sessions,
+        access_keys,
+        error: None,
+    }
 }
 
 // ---- Terraform ----
@@ -442,6 +551,143 @@ impl Hcl<'_> {
     }
 }
 
+impl Hcl<'_> {
+    /// A block body at `{`: attributes (`name = value`) as values, nested blocks (`name { … }`)
+    /// as arrays of objects under their type. Labelled nested blocks (`dynamic "x" { … }`) are
+    /// skipped: their content is only known when Terraform expands them.
+    fn block(&mut self) -> Option<Value> {
+        self.depth += 1;
+        if self.depth > 64 || self.s.get(self.i) != Some(&b'{') {
+            return None;
+        }
+        self.i += 1;
+        let mut m = Map::new();
+        loop {
+            self.ws(true);
+            if *self.s.get(self.i)? == b'}' {
+                self.i += 1;
+                break;
+            }
+            let st = self.i;
+            while self
+                .s
+                .get(self.i)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || b"_-".contains(c))
+            {
+                self.i += 1;
+            }
+            if st == self.i {
+                return None;
+            }
+            let name = String::from_utf8_lossy(&self.s[st..self.i]).into_owned();
+            self.ws(false);
+            match *self.s.get(self.i)? {
+                b'=' => {
+                    self.i += 1;
+                    let v = self.value()?;
+                    m.insert(name, v);
+                }
+                b'{' => {
+                    let b = self.block()?;
+                    match m.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
+                        Value::Array(a) => a.push(b),
+                        _ => return None,
+                    }
+                }
+                b'"' => {
+                    while self.s.get(self.i) == Some(&b'"') {
+                        self.string()?;
+                        self.ws(false);
+                    }
+                    self.block()?;
+                }
+                _ => return None,
+            }
+        }
+        self.depth -= 1;
+        Some(Value::Object(m))
+    }
+}
+
+/// The IAM policy JSON an `aws_iam_policy_document` data source renders, from its block body
+/// (see [`Hcl::block`]): `statement` blocks with `effect`, `actions`, `resources`,
+/// `principals { type identifiers }` and `condition { test variable values }`.
+fn policy_document_to_json(doc: &Value) -> Value {
+    let blocks = |v: &Value, name: &str| -> Vec<Value> {
+        v.get(name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut statements = Vec::new();
+    for st in blocks(doc, "statement") {
+        let mut out = Map::new();
+        out.insert(
+            "Effect".into(),
+            st.get("effect").cloned().unwrap_or_else(|| "Allow".into()),
+        );
+        for (hcl, json) in [
+            ("sid", "Sid"),
+            ("actions", "Action"),
+            ("not_actions", "NotAction"),
+            ("resources", "Resource"),
+            ("not_resources", "NotResource"),
+        ] {
+            if let Some(v) = st.get(hcl) {
+                out.insert(json.into(), v.clone());
+            }
+        }
+        for (hcl, json) in [
+            ("principals", "Principal"),
+            ("not_principals", "NotPrincipal"),
+        ] {
+            let mut p = Map::new();
+            for b in blocks(&st, hcl) {
+                let ty = b.get("type").and_then(Value::as_str).unwrap_or("AWS");
+                let ids = match b.get("identifiers") {
+                    Some(Value::Array(a)) => a.clone(),
+                    Some(other) => vec![other.clone()],
+                    None => Vec::new(),
+                };
+                if let Value::Array(all) = p
+                    .entry(ty.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()))
+                {
+                    all.extend(ids);
+                }
+            }
+            if !p.is_empty() {
+                out.insert(json.into(), Value::Object(p));
+            }
+        }
+        let mut cond = Map::new();
+        for c in blocks(&st, "condition") {
+            let (Some(test), Some(var)) = (
+                c.get("test").and_then(Value::as_str),
+                c.get("variable").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let values = c.get("values").cloned().unwrap_or(Value::Array(Vec::new()));
+            if let Value::Object(op) = cond
+                .entry(test.to_string())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                op.insert(var.to_string(), values);
+            }
+        }
+        if !cond.is_empty() {
+            out.insert("Condition".into(), Value::Object(cond));
+        }
+        statements.push(Value::Object(out));
+    }
+    let version = doc
+        .get("version")
+        .cloned()
+        .unwrap_or_else(|| "2012-10-17".into());
+    serde_json::json!({"Version": version, "Statement": statements})
+}
+
 /// Converts the HCL expression at the start of `src` (the argument of `jsonencode(`) to JSON.
 /// References and function calls become `${...}` strings.
 #[must_use]
@@ -454,10 +700,17 @@ pub fn hcl_to_json(src: &str) -> Option<Value> {
     .value()
 }
 
-/// Gives placeholder `Federated` principals (Terraform references such as
-/// `aws_iam_openid_connect_provider.github.arn`) a concrete provider ARN derived from the
-/// condition keys (`<host>:sub`), so the validator can run its OIDC checks.
-fn resolve_federated(v: &mut Value) {
+/// A `Federated` principal that is a reference rather than a provider ARN: a Terraform
+/// expression (`var.github_oidc_arn`, `aws_iam_openid_connect_provider.gh.arn`) or a
+/// CloudFormation intrinsic (`!Ref`, `!GetAtt`, `!If`), all `${...}` here.
+fn is_federated_placeholder(s: &str) -> bool {
+    s.contains("${") && !s.contains(":oidc-provider/")
+}
+
+/// Terraform interpolations (`${var.org}`) in condition values are fixed once applied, not IAM
+/// policy variables (those always have a `:`, as in `${aws:username}`): write them as their
+/// expression text so the validator does not take them for variables the token fills in.
+fn fix_terraform_interpolations(v: &mut Value) {
     let Some(stmts) = v.get_mut("Statement") else {
         return;
     };
@@ -465,6 +718,62 @@ fn resolve_federated(v: &mut Value) {
         Value::Array(a) => a.iter_mut().collect(),
         o @ Value::Object(_) => vec![o],
         _ => return,
+    };
+    let fix = |s: &mut String| {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(p) = rest.find("${") {
+            out.push_str(&rest[..p]);
+            let after = &rest[p + 2..];
+            match after.find('}') {
+                Some(c) if !after[..c].contains(':') => {
+                    out.push_str(&after[..c]);
+                    rest = &after[c + 1..];
+                }
+                _ => {
+                    out.push_str("${");
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        *s = out;
+    };
+    for st in list {
+        let Some(Value::Object(ops)) = st.get_mut("Condition") else {
+            continue;
+        };
+        for keys in ops.values_mut() {
+            let Value::Object(keys) = keys else { continue };
+            for val in keys.values_mut() {
+                match val {
+                    Value::String(s) => fix(s),
+                    Value::Array(a) => {
+                        for x in a {
+                            if let Value::String(s) = x {
+                                fix(s);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Gives placeholder `Federated` principals (see [`is_federated_placeholder`]) a concrete
+/// provider ARN derived from the condition keys (`<host>:sub`), so the validator can run its
+/// OIDC checks. Returns each (placeholder, ARN) replaced.
+fn resolve_federated(v: &mut Value) -> Vec<(String, String)> {
+    let mut replaced = Vec::new();
+    let Some(stmts) = v.get_mut("Statement") else {
+        return replaced;
+    };
+    let list: Vec<&mut Value> = match stmts {
+        Value::Array(a) => a.iter_mut().collect(),
+        o @ Value::Object(_) => vec![o],
+        _ => return replaced,
     };
     for st in list {
         let host = st
@@ -491,14 +800,21 @@ fn resolve_federated(v: &mut Value) {
         let Some(fed) = st.get_mut("Principal").and_then(|p| p.get_mut("Federated")) else {
             continue;
         };
-        let placeholder = fed
-            .as_str()
-            .is_some_and(|s| s.starts_with("${") && s.contains("openid_connect_provider"));
-        if placeholder {
-            let host = host.unwrap_or_else(|| "unknown.oidc.provider".into());
-            *fed = Value::String(format!("arn:aws:iam::000000000000:oidc-provider/{host}"));
+        let host = host.unwrap_or_else(|| "unknown.oidc.provider".into());
+        let arn = format!("arn:aws:iam::000000000000:oidc-provider/{host}");
+        // One provider or a list of them (policy documents always write a list).
+        let one: Vec<&mut Value> = match fed {
+            Value::Array(a) => a.iter_mut().collect(),
+            other => vec![other],
+        };
+        for f in one {
+            if let Some(p) = f.as_str().filter(|s| is_federated_placeholder(s)) {
+                replaced.push((p.to_string(), arn.clone()));
+                *f = Value::String(arn.clone());
+            }
         }
     }
+    replaced
 }
 
 fn tf_type(attr: &str, block_type: &str) -> PolicyType {
@@ -518,11 +834,13 @@ fn tf_type(attr: &str, block_type: &str) -> PolicyType {
 }
 
 /// Extracts policies (`assume_role_policy`, `policy`, `content`, `key_policy` attributes set
-/// with `jsonencode(...)` or a heredoc) and `max_session_duration` from Terraform.
+/// with `jsonencode(...)` or a heredoc), `max_session_duration` and `aws_iam_access_key`
+/// resources from Terraform.
 #[must_use]
-pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSetting>) {
+pub fn extract_terraform(content: &str) -> Extracted {
     let mut policies = Vec::new();
     let mut sessions = Vec::new();
+    let mut access_keys = Vec::new();
     let mut block_type = String::new();
     let lines: Vec<&str> = content.lines().collect();
     let mut offsets = Vec::with_capacity(lines.len());
@@ -539,6 +857,37 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
             .or_else(|| t.strip_prefix("data "))
         {
             block_type = rest.split('"').nth(1).unwrap_or("").to_string();
+            if t.starts_with("data ") && block_type == "aws_iam_policy_document" {
+                let name = rest.split('"').nth(3).unwrap_or("?");
+                let open = lines[i].find('{').map(|p| offsets[i] + p);
+                let doc = open.and_then(|o| {
+                    Hcl {
+                        s: content.as_bytes(),
+                        i: o,
+                        depth: 0,
+                    }
+                    .block()
+                });
+                if let Some(doc) = doc {
+                    let mut v = policy_document_to_json(&doc);
+                    resolve_federated(&mut v);
+                    fix_terraform_interpolations(&mut v);
+                    policies.push(ExtractedPolicy {
+                        json: serde_json::to_string_pretty(&v).unwrap_or_default(),
+                        policy_type: guess_type(&v),
+                        line: i + 1,
+                        verbatim: false,
+                        origin: format!("Terraform data.aws_iam_policy_document.{name}"),
+                    });
+                }
+            }
+            if t.starts_with("resource ") && block_type == "aws_iam_access_key" {
+                let name = rest.split('"').nth(3).unwrap_or("?");
+                access_keys.push(AccessKeyResource {
+                    line: i + 1,
+                    origin: format!("Terraform aws_iam_access_key.{name}"),
+                });
+            }
         }
         let Some((attr, rhs)) = t.split_once('=') else {
             i += 1;
@@ -573,6 +922,13 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
                 body.push('\n');
                 j += 1;
             }
+            // Resolve referenced providers in place, on their own lines, so that validator
+            // positions still map 1:1 to the file.
+            if let Ok(mut v) = serde_json::from_str::<Value>(&body) {
+                for (placeholder, arn) in resolve_federated(&mut v) {
+                    body = body.replace(&format!("\"{placeholder}\""), &format!("\"{arn}\""));
+                }
+            }
             policies.push(ExtractedPolicy {
                 json: body,
                 policy_type: ptype,
@@ -588,6 +944,7 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
                 offsets[i] + lines[i].find("jsonencode(").unwrap_or(0) + "jsonencode(".len();
             if let Some(mut v) = content.get(start..).and_then(hcl_to_json) {
                 resolve_federated(&mut v);
+                fix_terraform_interpolations(&mut v);
                 policies.push(ExtractedPolicy {
                     json: serde_json::to_string_pretty(&v).unwrap_or_default(),
                     policy_type: ptype,
@@ -599,7 +956,12 @@ pub fn extract_terraform(content: &str) -> (Vec<ExtractedPolicy>, Vec<SessionSet
         }
         i += 1;
     }
-    (policies, sessions)
+    Extracted {
+        policies,
+        sessions,
+        access_keys,
+        error: None,
+    }
 }
 
 fn severity_of(s: keyless_policy::Severity) -> Severity {
@@ -705,47 +1067,35 @@ pub fn check_policy(path: &str, p: &ExtractedPolicy) -> Vec<Finding> {
 /// Lint for policy-bearing files: standalone JSON, CloudFormation, Terraform.
 #[must_use]
 pub fn lint_policies(path: &str, content: &str) -> Vec<Finding> {
-    let (policies, sessions, err) = match classify(path, content) {
-        Some(FileKind::PolicyJson) => match serde_json::from_str::<Value>(content) {
-            Ok(v) => (
-                vec![ExtractedPolicy {
+    let found = match classify(path, content) {
+        Some(FileKind::PolicyJson) => {
+            // An unparsable file is still given to the validator, which reports the syntax
+            // error with its position.
+            let policy_type = serde_json::from_str::<Value>(content)
+                .map_or(PolicyType::Identity, |v| guess_type(&v));
+            Extracted {
+                policies: vec![ExtractedPolicy {
                     json: content.to_string(),
-                    policy_type: guess_type(&v),
+                    policy_type,
                     line: 1,
                     verbatim: true,
                     origin: "policy".into(),
                 }],
-                Vec::new(),
-                None,
-            ),
-            // Let the validator report the syntax error with its position.
-            Err(_) => (
-                vec![ExtractedPolicy {
-                    json: content.to_string(),
-                    policy_type: PolicyType::Identity,
-                    line: 1,
-                    verbatim: true,
-                    origin: "policy".into(),
-                }],
-                Vec::new(),
-                None,
-            ),
-        },
-        Some(FileKind::CloudFormation) => extract_cloudformation(content),
-        Some(FileKind::Terraform) => {
-            let (p, s) = extract_terraform(content);
-            (p, s, None)
+                ..Extracted::default()
+            }
         }
-        _ => (Vec::new(), Vec::new(), None),
+        Some(FileKind::CloudFormation) => extract_cloudformation(content),
+        Some(FileKind::Terraform) => extract_terraform(content),
+        _ => Extracted::default(),
     };
     let mut out = Vec::new();
-    if let (Some(e), Some(info)) = (err, rules::info(rules::PARSE_ERROR)) {
+    if let (Some(e), Some(info)) = (found.error, rules::info(rules::PARSE_ERROR)) {
         out.push(make(info, path, 1, 1, format!("not checked: {e}")));
     }
-    for p in &policies {
+    for p in &found.policies {
         out.extend(check_policy(path, p));
     }
-    for s in sessions {
+    for s in found.sessions {
         if s.seconds > 3600
             && let Some(info) = rules::info(rules::IAM_LONG_SESSION)
         {
@@ -758,6 +1108,17 @@ pub fn lint_policies(path: &str, content: &str) -> Vec<Finding> {
                     "{}: MaxSessionDuration is {} seconds (more than 3600)",
                     s.origin, s.seconds
                 ),
+            ));
+        }
+    }
+    if let Some(info) = rules::info(rules::IAC_ACCESS_KEY) {
+        for k in found.access_keys {
+            out.push(make(
+                info,
+                path,
+                k.line,
+                1,
+                format!("{} creates a permanent access key", k.origin),
             ));
         }
     }

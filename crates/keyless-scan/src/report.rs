@@ -62,18 +62,38 @@ pub fn render(
     }
 }
 
+/// `s` safe to print on a terminal: file names and YAML keys come from the repository, and a
+/// control character (ESC sequences, `\r`) or a bidirectional override in one could move the
+/// cursor, erase findings already printed or reorder what is shown. Those are written escaped.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn text(command: &str, findings: &[Finding], stats: Option<&ScanStats>) -> String {
     let mut out = String::new();
     for f in findings {
         let _ = writeln!(
             out,
             "{}:{}:{}: {} [{}] {}",
-            f.path,
+            printable(&f.path),
             f.line,
             f.column,
             f.severity.as_str(),
-            f.rule,
-            f.message
+            printable(&f.rule),
+            printable(&f.message)
         );
         if let Some(c) = &f.commit {
             let short: Vec<&str> = f
@@ -96,10 +116,10 @@ fn text(command: &str, findings: &[Finding], stats: Option<&ScanStats>) -> Strin
         }
         let _ = writeln!(out, "    fingerprint {}", f.fingerprint);
         if let Some(w) = &f.why {
-            let _ = writeln!(out, "    why: {w}");
+            let _ = writeln!(out, "    why: {}", printable(w));
         }
         if let Some(x) = &f.fix {
-            let _ = writeln!(out, "    fix: {x}");
+            let _ = writeln!(out, "    fix: {}", printable(x));
         }
     }
     let high = findings
@@ -185,7 +205,7 @@ pub fn sarif(command: &str, findings: &[Finding]) -> Value {
                 "message": {"text": message},
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": {"uri": uri(&f.path), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": artifact_location(&f.path),
                         "region": {"startLine": f.line.max(1), "startColumn": f.column.max(1)},
                     }
                 }],
@@ -211,6 +231,42 @@ pub fn sarif(command: &str, findings: &[Finding]) -> Value {
     })
 }
 
+/// A finding's path as SARIF should name it: from the directory the command ran in, where
+/// GitHub resolves relative URIs from (the repository root). `path` is relative to `root`, the
+/// directory given on the command line, or, when `root` is a file, the file as given.
+#[must_use]
+pub fn path_from_cwd(root: &std::path::Path, root_is_dir: bool, path: &str) -> String {
+    if !root_is_dir {
+        return path.to_string();
+    }
+    let r = root.to_string_lossy().replace('\\', "/");
+    if r.starts_with('/') && r.trim_matches('/').is_empty() {
+        return format!("/{path}");
+    }
+    let mut r = r.trim_end_matches('/');
+    while let Some(rest) = r.strip_prefix("./") {
+        r = rest.trim_start_matches('/');
+    }
+    if r.is_empty() || r == "." {
+        return path.to_string();
+    }
+    format!("{r}/{path}")
+}
+
+/// `artifactLocation` of a path: a relative reference against `%SRCROOT%`, or, for an absolute
+/// path, a `file:` URI without a base (SARIF allows a base only for relative references;
+/// GitHub makes file URIs relative to the checkout).
+fn artifact_location(path: &str) -> Value {
+    let drive = path.len() >= 3 && path.as_bytes()[0].is_ascii_alphabetic() && &path[1..3] == ":/";
+    if path.starts_with('/') {
+        json!({"uri": format!("file://{}", uri(path))})
+    } else if drive {
+        json!({"uri": format!("file:///{}", uri(path))})
+    } else {
+        json!({"uri": uri(path), "uriBaseId": "%SRCROOT%"})
+    }
+}
+
 /// Percent-encodes what a relative URI reference may not contain (spaces, `%`, `#`, `?`, non-ASCII).
 fn uri(path: &str) -> String {
     let mut out = String::new();
@@ -226,11 +282,47 @@ fn uri(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::uri;
+    use std::path::Path;
+
+    use super::{artifact_location, path_from_cwd, uri};
 
     #[test]
     fn uris_are_escaped() {
         assert_eq!(uri("./a b/c#d.txt"), "a%20b/c%23d.txt");
         assert_eq!(uri("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn paths_from_the_working_directory() {
+        for (root, want) in [
+            (".", "x/.env"),
+            ("./", "x/.env"),
+            ("infra", "infra/x/.env"),
+            ("./infra/", "infra/x/.env"),
+            ("/", "/x/.env"),
+            ("/srv/repo", "/srv/repo/x/.env"),
+        ] {
+            assert_eq!(
+                path_from_cwd(Path::new(root), true, "x/.env"),
+                want,
+                "{root}"
+            );
+        }
+        assert_eq!(
+            path_from_cwd(Path::new("a/b.env"), false, "a/b.env"),
+            "a/b.env"
+        );
+        assert_eq!(
+            artifact_location("/srv/a b"),
+            serde_json::json!({"uri": "file:///srv/a%20b"})
+        );
+        assert_eq!(
+            artifact_location("C:/r/x"),
+            serde_json::json!({"uri": "file:///C:/r/x"})
+        );
+        assert_eq!(
+            artifact_location("x"),
+            serde_json::json!({"uri": "x", "uriBaseId": "%SRCROOT%"})
+        );
     }
 }

@@ -39,6 +39,8 @@ pub const GHA_ACTION_KEYS: &str = "gha-configure-aws-credentials-keys";
 pub const GHA_NO_ID_TOKEN: &str = "gha-missing-id-token-permission";
 /// GitHub Actions: role-duration-seconds above 3600.
 pub const GHA_LONG_DURATION: &str = "gha-long-role-duration";
+/// GitHub Actions: AWS credentials in a workflow triggered by pull_request_target.
+pub const GHA_PR_TARGET: &str = "gha-pull-request-target-aws";
 /// GitLab CI: static key variables.
 pub const GITLAB_STATIC: &str = "gitlab-static-aws-keys";
 /// GitLab CI: `id_tokens` without `aud`.
@@ -49,6 +51,8 @@ pub const AWS_CONFIG_STATIC: &str = "aws-config-static-keys";
 pub const IAM_LONG_SESSION: &str = "iam-long-max-session-duration";
 /// IAM: Allow of `"Action": "*"` on `"Resource": "*"`.
 pub const IAM_ADMIN_WILDCARD: &str = "iam-allow-all-actions-all-resources";
+/// Terraform/CloudFormation resource that creates an IAM user access key.
+pub const IAC_ACCESS_KEY: &str = "iac-iam-access-key";
 /// Malformed file that lint could not read.
 pub const PARSE_ERROR: &str = "lint-parse-error";
 
@@ -134,6 +138,13 @@ pub const ALL: &[RuleInfo] = &[
         fix: "Set `role-duration-seconds: 900` (or the job's real length, at most 3600).",
     },
     RuleInfo {
+        id: GHA_PR_TARGET,
+        name: "AWS credentials under pull_request_target",
+        severity: Severity::High,
+        why: "pull_request_target runs for pull requests from forks in the base repository's context: with its secrets and, given id-token: write, an OIDC token of the base repository. A job that checks out or builds the pull request's code hands these AWS credentials to anyone who opens a pull request.",
+        fix: "Get AWS credentials only in workflows triggered by push, workflow_dispatch or a trusted event; keep pull_request_target jobs free of credentials, or of the pull request's code.",
+    },
+    RuleInfo {
         id: GITLAB_STATIC,
         name: "Static AWS keys in GitLab CI",
         severity: Severity::High,
@@ -167,6 +178,13 @@ pub const ALL: &[RuleInfo] = &[
         severity: Severity::High,
         why: "A statement allowing every action on every resource makes the principal a full administrator; a leaked credential for it is a full account compromise.",
         fix: "List the actions and resources the workload needs (start from CloudTrail or `keyless policy` simulation).",
+    },
+    RuleInfo {
+        id: IAC_ACCESS_KEY,
+        name: "Access key created by infrastructure code",
+        severity: Severity::High,
+        why: "An aws_iam_access_key / AWS::IAM::AccessKey resource mints a permanent access key on every apply; its secret lands in the Terraform state or a stack output, where everyone who can read those can use it.",
+        fix: "Remove the resource and delete the key in IAM; give the workload a role to assume instead (OIDC federation for CI, an instance or task role, or keyless).",
     },
     RuleInfo {
         id: PARSE_ERROR,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ignore::{WalkBuilder, WalkState};
 use serde::Serialize;
 
-use crate::detect::scan_text;
+use crate::detect::scan_text_limited;
 use crate::finding::Finding;
 
 /// Errors of `scan`.
@@ -24,6 +24,35 @@ pub enum ScanError {
     /// `git` failed or is not installed.
     #[error("git failed: {0}; is {1} a git repository and is `git` on PATH?")]
     Git(String, String),
+    /// Blobs of the history are not in the repository (a partial clone): the scan would be
+    /// incomplete, and keyless does not fetch them.
+    #[error(
+        "{repo}: {count} blob(s) of its history are not in the object store (a partial clone, made with --filter?); keyless scans offline and does not fetch them: scan a full clone (git clone without --filter)"
+    )]
+    MissingObjects {
+        /// The repository.
+        repo: String,
+        /// How many blobs are missing.
+        count: u64,
+    },
+    /// A shallow clone: commits before its cut-off are not in the repository.
+    #[error(
+        "{repo}: the repository is a shallow clone, so older commits are not in it; fetch the whole history (git fetch --unshallow, or fetch-depth: 0 with actions/checkout) and scan again"
+    )]
+    Shallow {
+        /// The repository.
+        repo: String,
+    },
+    /// A grafts file rewrites which commits are parents of which, and can hide history.
+    #[error(
+        "{repo}: {grafts} rewrites the parents of commits and can hide history from the scan; remove it (git replace --convert-graft-file turns it into replace refs, which the scan ignores) and scan again"
+    )]
+    Grafts {
+        /// The repository.
+        repo: String,
+        /// The grafts file.
+        grafts: String,
+    },
     /// Output of git could not be understood.
     #[error("unexpected output from git: {0}")]
     GitProtocol(String),
@@ -108,7 +137,23 @@ pub struct ScanStats {
     pub skipped_large: u64,
     /// Commits walked (git mode).
     pub commits: u64,
+    /// Findings past [`MAX_FINDINGS_PER_FILE`] in one file or blob, counted but not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub findings_not_listed: u64,
 }
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Findings listed for one file or blob; more are counted in
+/// [`ScanStats::findings_not_listed`]. Each costs kilobytes in memory and in the report, and a
+/// file holding more keys than this is a dump to treat as a whole.
+pub const MAX_FINDINGS_PER_FILE: usize = 10_000;
 
 /// Receives progress updates; called from worker threads.
 pub trait Progress: Sync {
@@ -131,11 +176,76 @@ pub fn is_binary(data: &[u8]) -> bool {
     memchr::memchr(0, &data[..data.len().min(8000)]).is_some()
 }
 
+/// Byte order of a UTF-16 text: from its BOM, or, without one, from NULs in every other byte
+/// of the first 8000 (ASCII text in UTF-16 is half NULs; binary data is not so regular).
+fn utf16_order(data: &[u8]) -> Option<bool> {
+    match data {
+        [0xFF, 0xFE, ..] => return Some(true),
+        [0xFE, 0xFF, ..] => return Some(false),
+        _ => {}
+    }
+    let head = &data[..data.len().min(8000) & !1];
+    if head.len() < 16 {
+        return None;
+    }
+    let pairs = head.len() / 2;
+    let (mut low_nul, mut high_nul) = (0usize, 0usize);
+    for p in head.chunks_exact(2) {
+        low_nul += usize::from(p[0] == 0);
+        high_nul += usize::from(p[1] == 0);
+    }
+    // Little-endian: every second byte NUL, the first bytes (almost) never.
+    if high_nul * 10 >= pairs * 9 && low_nul * 50 <= pairs {
+        Some(true)
+    } else if low_nul * 10 >= pairs * 9 && high_nul * 50 <= pairs {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// True when `data` is skipped as binary: a NUL in its first 8000 bytes and not UTF-16 text.
+#[must_use]
+pub fn skipped_as_binary(data: &[u8]) -> bool {
+    is_binary(data) && utf16_order(data).is_none()
+}
+
+/// The text to scan in a file or blob: UTF-16 (PowerShell's default encoding) converted to
+/// UTF-8, other text as is, `None` for binary. Line numbers and character columns are the
+/// same in the converted text.
+#[must_use]
+pub fn text_of(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    if let Some(little) = utf16_order(data) {
+        let body = if matches!(data, [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..]) {
+            &data[2..]
+        } else {
+            data
+        };
+        let units = body.chunks_exact(2).map(|p| {
+            if little {
+                u16::from_le_bytes([p[0], p[1]])
+            } else {
+                u16::from_be_bytes([p[0], p[1]])
+            }
+        });
+        let text: String = char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+        return Some(std::borrow::Cow::Owned(text.into_bytes()));
+    }
+    if is_binary(data) {
+        None
+    } else {
+        Some(std::borrow::Cow::Borrowed(data))
+    }
+}
+
 pub(crate) struct Counters {
     pub files: AtomicU64,
     pub bytes: AtomicU64,
     pub binary: AtomicU64,
     pub large: AtomicU64,
+    pub not_listed: AtomicU64,
 }
 
 impl Counters {
@@ -145,6 +255,7 @@ impl Counters {
             bytes: AtomicU64::new(0),
             binary: AtomicU64::new(0),
             large: AtomicU64::new(0),
+            not_listed: AtomicU64::new(0),
         }
     }
     pub(crate) fn add(&self, n: u64, progress: Option<&dyn Progress>) {
@@ -161,6 +272,7 @@ impl Counters {
             skipped_binary: self.binary.load(Ordering::Relaxed),
             skipped_large: self.large.load(Ordering::Relaxed),
             commits: 0,
+            findings_not_listed: self.not_listed.load(Ordering::Relaxed),
         }
     }
 }
@@ -179,6 +291,49 @@ fn display_path(root: &Path, p: &Path, root_is_dir: bool) -> String {
     }
 }
 
+/// The `--exclude` globs as ignore overrides rooted at `root`.
+pub(crate) fn exclude_overrides(
+    root: &Path,
+    cfg: &ScanConfig,
+) -> Result<ignore::overrides::Override, ScanError> {
+    let mut ob = ignore::overrides::OverrideBuilder::new(root);
+    for g in &cfg.exclude_globs {
+        ob.add(&format!("!{g}"))
+            .map_err(|e| ScanError::Pattern(g.clone(), e.to_string()))?;
+    }
+    ob.build()
+        .map_err(|e| ScanError::Pattern(String::new(), e.to_string()))
+}
+
+/// Whether a path relative to the scanned root is skipped by the configured rules: a
+/// directory on it is an excluded name, or it or one of its directories matches an
+/// `--exclude` glob. The walker applies the same rules while it walks; git history paths are
+/// checked with this.
+pub(crate) fn is_excluded(
+    rel: &str,
+    cfg: &ScanConfig,
+    globs: Option<&ignore::overrides::Override>,
+) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (dirs, _) = parts.split_at(parts.len().saturating_sub(1));
+    if dirs.iter().any(|d| cfg.exclude_dirs.iter().any(|x| x == d)) {
+        return true;
+    }
+    let Some(ov) = globs else { return false };
+    let mut prefix = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        let is_dir = i + 1 < parts.len();
+        if ov.matched(Path::new(&prefix), is_dir).is_ignore() {
+            return true;
+        }
+    }
+    false
+}
+
 /// Builds the walker for `root` with the configured skip rules. `.gitignore` is *not* honoured:
 /// ignored files such as `.env` are exactly where keys hide.
 pub(crate) fn walker(root: &Path, cfg: &ScanConfig) -> Result<WalkBuilder, ScanError> {
@@ -190,17 +345,10 @@ pub(crate) fn walker(root: &Path, cfg: &ScanConfig) -> Result<WalkBuilder, ScanE
         .ignore(false)
         .parents(false);
     b.threads(cfg.threads());
-    b.max_filesize(Some(cfg.max_file_size));
+    // No `max_filesize` here: the walker would skip big files silently; `read_bounded` skips
+    // them and they are counted.
     if !cfg.exclude_globs.is_empty() {
-        let mut ob = ignore::overrides::OverrideBuilder::new(root);
-        for g in &cfg.exclude_globs {
-            ob.add(&format!("!{g}"))
-                .map_err(|e| ScanError::Pattern(g.clone(), e.to_string()))?;
-        }
-        let ov = ob
-            .build()
-            .map_err(|e| ScanError::Pattern(String::new(), e.to_string()))?;
-        b.overrides(ov);
+        b.overrides(exclude_overrides(root, cfg)?);
     }
     let dirs = cfg.exclude_dirs.clone();
     b.filter_entry(move |e| {
@@ -236,20 +384,24 @@ pub fn scan_paths(
                 if !entry.file_type().is_some_and(|t| t.is_file()) {
                     return WalkState::Continue;
                 }
-                let Ok(data) = std::fs::read(entry.path()) else {
-                    return WalkState::Continue;
+                let data = match read_bounded(entry.path(), cfg.max_file_size) {
+                    Ok(Some(d)) => d,
+                    Ok(None) => {
+                        counters.large.fetch_add(1, Ordering::Relaxed);
+                        return WalkState::Continue;
+                    }
+                    Err(_) => return WalkState::Continue,
                 };
-                if data.len() as u64 > cfg.max_file_size {
-                    counters.large.fetch_add(1, Ordering::Relaxed);
-                    return WalkState::Continue;
-                }
-                if is_binary(&data) {
+                let Some(text) = text_of(&data) else {
                     counters.binary.fetch_add(1, Ordering::Relaxed);
                     return WalkState::Continue;
-                }
+                };
                 counters.add(data.len() as u64, progress);
                 let name = display_path(root, entry.path(), root_is_dir);
-                let found = scan_text(&name, &data);
+                let (found, not_listed) = scan_text_limited(&name, &text, MAX_FINDINGS_PER_FILE);
+                counters
+                    .not_listed
+                    .fetch_add(not_listed as u64, Ordering::Relaxed);
                 if !found.is_empty()
                     && let Ok(mut f) = findings.lock()
                 {
@@ -265,6 +417,24 @@ pub fn scan_paths(
         findings,
         stats: counters.stats(),
     })
+}
+
+/// Reads a file of at most `max` bytes; `Ok(None)` when it is larger. Never reads more than
+/// `max + 1` bytes, whatever the size says (a file named on the command line, or one growing
+/// while it is read, was read whole into memory before the size check).
+///
+/// # Errors
+/// The I/O error of opening or reading the file.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len > max {
+        return Ok(None);
+    }
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    f.take(max.saturating_add(1)).read_to_end(&mut data)?;
+    Ok((data.len() as u64 <= max).then_some(data))
 }
 
 /// Sorts findings by path, line, column, rule.

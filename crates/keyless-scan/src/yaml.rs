@@ -12,10 +12,12 @@ pub const MAX_DEPTH: usize = 128;
 /// A node with its 1-based line and 0-based column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
-    /// A scalar (its text; tags are ignored).
+    /// A scalar.
     Scalar {
         /// Text.
         value: String,
+        /// Its tag as written (`!Ref`), if any: CloudFormation's short-form intrinsics.
+        tag: Option<String>,
         /// Line (1-based).
         line: usize,
         /// Column (0-based).
@@ -25,6 +27,8 @@ pub enum Node {
     Seq {
         /// Items.
         items: Vec<Node>,
+        /// Its tag as written (`!GetAtt`), if any.
+        tag: Option<String>,
         /// Line.
         line: usize,
         /// Column.
@@ -127,6 +131,10 @@ impl Node {
     }
 }
 
+fn tag_text(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
+    tag.map(|t| format!("{}{}", t.handle, t.suffix))
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<(Node, Option<Node>)>,
@@ -161,7 +169,12 @@ impl MarkedEventReceiver for Builder {
             return;
         }
         match ev {
-            Event::Scalar(value, ..) => self.push_value(Node::Scalar { value, line, col }),
+            Event::Scalar(value, _, _, tag) => self.push_value(Node::Scalar {
+                value,
+                tag: tag_text(tag),
+                line,
+                col,
+            }),
             Event::Alias(_) => self.push_value(Node::Alias { line, col }),
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 if self.stack.len() >= MAX_DEPTH {
@@ -169,9 +182,10 @@ impl MarkedEventReceiver for Builder {
                     self.skip_depth = 1;
                     return;
                 }
-                let node = if matches!(ev, Event::SequenceStart(..)) {
+                let node = if let Event::SequenceStart(_, tag) = ev {
                     Node::Seq {
                         items: Vec::new(),
+                        tag: tag_text(tag),
                         line,
                         col,
                     }

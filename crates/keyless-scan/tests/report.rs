@@ -84,3 +84,22 @@ fn baseline_suppresses_and_rejects_bad_files() {
         Err(ScanError::Baseline { .. })
     ));
 }
+
+#[test]
+fn text_output_neutralises_terminal_control_characters() {
+    // File names and YAML keys come from the repository: an ESC sequence in one could move
+    // the cursor and erase findings printed before it, or hide the rest of the line.
+    let hostile = "x\u{1b}[1A\u{1b}[2K\r.env";
+    let mut f = scan_text(hostile, b"AWS_ACCESS_KEY_ID=AKIAY34FZKBOKMUTVV7A\n");
+    f.extend(keyless_scan::lint::lint_content(
+        ".github/workflows/a.yml",
+        "on: push\njobs:\n  \"d\\e[8m\":\n    runs-on: x\n    steps:\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          aws-access-key-id: ${{ secrets.A }}\n",
+    ));
+    let out = render(Format::Text, "scan", &f, None);
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    assert!(
+        out.contains("x\\u{1b}[1A\\u{1b}[2K\\r.env:1:19: medium"),
+        "{out}"
+    );
+    assert!(out.contains("job `d\\u{1b}[8m`"), "{out}");
+}

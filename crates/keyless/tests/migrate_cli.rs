@@ -44,7 +44,7 @@ fn keyless(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
     )
 }
 
-const WF: &str = "on: push\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      # creds\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          aws-access-key-id: ${{ secrets.A }}\n          aws-secret-access-key: ${{ secrets.B }}\n          aws-region: us-east-1\n";
+const WF: &str = "on: push\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    environment: prod\n    steps:\n      # creds\n      - uses: aws-actions/configure-aws-credentials@v4\n        with:\n          aws-access-key-id: ${{ secrets.A }}\n          aws-secret-access-key: ${{ secrets.B }}\n          aws-region: us-east-1\n";
 
 #[test]
 fn migrates_in_place_and_twice_is_a_no_op() {

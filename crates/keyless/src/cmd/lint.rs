@@ -33,7 +33,24 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.paths.clone()
     };
-    let mut findings = keyless_scan::lint::lint_paths(&paths, &ScanConfig::default())?;
+    let mut findings = Vec::new();
+    // One root at a time, so that SARIF can name each finding from the working directory.
+    for root in &paths {
+        let mut found =
+            keyless_scan::lint::lint_paths(std::slice::from_ref(root), &ScanConfig::default())?;
+        // Baselines hold the paths as JSON writes them: filter before SARIF renames.
+        if let Some(b) = &baseline {
+            b.filter(&mut found);
+        }
+        let root_is_dir = root.is_dir();
+        findings.extend(found.into_iter().map(|mut f| {
+            if args.format == Format::Sarif {
+                f.path = keyless_scan::report::path_from_cwd(root, root_is_dir, &f.path);
+            }
+            f
+        }));
+    }
+    keyless_scan::scan::sort_findings(&mut findings);
     findings.retain(|f| f.severity >= args.min_severity);
     if let Some(b) = &baseline {
         b.filter(&mut findings);

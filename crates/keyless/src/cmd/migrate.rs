@@ -35,7 +35,8 @@ struct GhaArgs {
     /// Branch the trust policy allows.
     #[arg(long, default_value = "main")]
     branch: String,
-    /// GitHub environment the trust policy allows (instead of a branch).
+    /// GitHub environment the trust policy allows (instead of a branch); it must be the
+    /// `environment` of every migrated job, since that is what their OIDC tokens name.
     #[arg(long)]
     environment: Option<String>,
     /// Region for a configure-aws-credentials step that has to be added.

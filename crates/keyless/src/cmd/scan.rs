@@ -140,28 +140,63 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         label: "files",
     };
     let p: Option<&dyn Progress> = if tty { Some(&progress) } else { None };
-    let out = keyless_scan::scan::scan_paths(&paths, &cfg, p)?;
-    let mut findings = out.findings;
-    let mut stats = out.stats;
-    if args.git {
+    let mut findings = Vec::new();
+    let mut stats = ScanStats::default();
+    if !args.git {
+        // One root at a time, so that SARIF can name each finding from the working directory.
+        for root in &paths {
+            let mut out = keyless_scan::scan::scan_paths(std::slice::from_ref(root), &cfg, p)?;
+            stats = merge(&stats, &out.stats);
+            // Baselines hold the paths as JSON writes them: filter before SARIF renames.
+            if let Some(b) = &baseline {
+                b.filter(&mut out.findings);
+            }
+            let root_is_dir = root.is_dir();
+            findings.extend(out.findings.into_iter().map(|mut f| {
+                if args.format == Format::Sarif {
+                    f.path = keyless_scan::report::path_from_cwd(root, root_is_dir, &f.path);
+                }
+                f
+            }));
+        }
+    } else {
         let gp = TtyProgress {
             last: Mutex::new(started()),
             label: "blobs",
         };
         let gp_ref: Option<&dyn Progress> = if tty { Some(&gp) } else { None };
         for repo in &paths {
+            // History paths start at the repository's top level: so do the working tree's,
+            // or a key both committed and still on disk is reported twice.
+            let prefix = keyless_scan::git::path_in_repo(repo)?;
+            let w = keyless_scan::scan::scan_paths(std::slice::from_ref(repo), &cfg, p)?;
+            stats = merge(&stats, &w.stats);
+            findings.extend(w.findings.into_iter().map(|mut f| {
+                f.path = format!("{prefix}{}", f.path);
+                f
+            }));
             let g = keyless_scan::git::scan_git(repo, &cfg, gp_ref)?;
             // A secret still in the working tree and in history is reported once, with its commits.
+            let in_history: std::collections::HashSet<(&str, &str, usize)> = g
+                .findings
+                .iter()
+                .map(|h| (h.fingerprint.as_str(), h.path.as_str(), h.line))
+                .collect();
             findings.retain(|f| {
-                !g.findings
-                    .iter()
-                    .any(|h| h.fingerprint == f.fingerprint && h.path == f.path && h.line == f.line)
+                !in_history.contains(&(f.fingerprint.as_str(), f.path.as_str(), f.line))
             });
             findings.extend(g.findings);
             stats = merge(&stats, &g.stats);
         }
     }
     clear_progress(tty);
+    if stats.findings_not_listed > 0 {
+        eprintln!(
+            "keyless scan: {} more finding(s) not listed: a file or blob lists its first {} (stats.findings_not_listed counts the rest); treat such a file as a whole",
+            stats.findings_not_listed,
+            keyless_scan::scan::MAX_FINDINGS_PER_FILE
+        );
+    }
     findings.retain(|f| f.severity >= args.min_severity);
     if let Some(b) = &baseline {
         b.filter(&mut findings);
@@ -177,6 +212,7 @@ fn merge(a: &ScanStats, b: &ScanStats) -> ScanStats {
         skipped_binary: a.skipped_binary + b.skipped_binary,
         skipped_large: a.skipped_large + b.skipped_large,
         commits: a.commits + b.commits,
+        findings_not_listed: a.findings_not_listed + b.findings_not_listed,
     }
 }
 
