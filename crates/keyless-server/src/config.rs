@@ -235,23 +235,44 @@ pub fn load_for_tools(path: &Path) -> Result<Config, ConfigError> {
     load_reading_tls(path, false)
 }
 
-fn load_reading_tls(path: &Path, read_tls: bool) -> Result<Config, ConfigError> {
+/// Why a file was not read whole.
+enum Unread {
+    /// It could not be opened or read.
+    Io(std::io::Error),
+    /// It holds more than the bound (a wrong path, a device such as `/dev/zero`).
+    TooLarge,
+}
+
+/// The bytes of `path` and its metadata, reading at most `max` bytes of it.
+fn read_at_most(path: &Path, max: u64) -> Result<(Vec<u8>, std::fs::Metadata), Unread> {
     use std::io::Read as _;
+    let mut bytes = Vec::new();
+    let meta = std::fs::File::open(path)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            file.take(max + 1).read_to_end(&mut bytes)?;
+            Ok(meta)
+        })
+        .map_err(Unread::Io)?;
+    if bytes.len() as u64 > max {
+        return Err(Unread::TooLarge);
+    }
+    Ok((bytes, meta))
+}
+
+fn load_reading_tls(path: &Path, read_tls: bool) -> Result<Config, ConfigError> {
     let unreadable = |message: String| ConfigError {
         file: path.to_owned(),
         line: 0,
         column: 0,
         message,
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| unreadable(format!("cannot read config file: {e}")))?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(unreadable(format!(
+    let (bytes, _) = read_at_most(path, MAX_CONFIG_BYTES).map_err(|u| match u {
+        Unread::Io(e) => unreadable(format!("cannot read config file: {e}")),
+        Unread::TooLarge => unreadable(format!(
             "larger than {MAX_CONFIG_BYTES} bytes; is this the keyless TOML config?"
-        )));
-    }
+        )),
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -787,16 +808,12 @@ const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Reads a policy file of at most [`MAX_POLICY_FILE_BYTES`].
 fn read_policy_file(path: &Path) -> Result<String, String> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_POLICY_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    if bytes.len() as u64 > MAX_POLICY_FILE_BYTES {
-        return Err(format!(
-            "larger than {MAX_POLICY_FILE_BYTES} bytes; is it a policy document?"
-        ));
-    }
+    let (bytes, _) = read_at_most(path, MAX_POLICY_FILE_BYTES).map_err(|u| match u {
+        Unread::Io(e) => format!("cannot read it: {e}"),
+        Unread::TooLarge => {
+            format!("larger than {MAX_POLICY_FILE_BYTES} bytes; is it a policy document?")
+        }
+    })?;
     String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
 }
 
@@ -810,32 +827,18 @@ fn database_url_from_file(
     f: &Spanned<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<keyless_store::DatabaseUrl, ConfigError> {
-    use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt as _;
     let path = cx.relative(f.get_ref());
-    let mut bytes = Vec::new();
-    let meta = std::fs::File::open(&path)
-        .and_then(|file| {
-            let meta = file.metadata()?;
-            file.take(MAX_DATABASE_URL_FILE_BYTES + 1)
-                .read_to_end(&mut bytes)?;
-            Ok(meta)
-        })
-        .map_err(|e| {
-            cx.at_span(
-                f,
-                format!("cannot read database_url_file {}: {e}", path.display()),
-            )
-        })?;
-    if bytes.len() as u64 > MAX_DATABASE_URL_FILE_BYTES {
-        return Err(cx.at_span(
-            f,
-            format!(
+    let (bytes, meta) = read_at_most(&path, MAX_DATABASE_URL_FILE_BYTES).map_err(|u| {
+        let message = match u {
+            Unread::Io(e) => format!("cannot read database_url_file {}: {e}", path.display()),
+            Unread::TooLarge => format!(
                 "database_url_file {} is larger than {MAX_DATABASE_URL_FILE_BYTES} bytes; it should hold one postgres:// URL",
                 path.display()
             ),
-        ));
-    }
+        };
+        cx.at_span(f, message)
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| {
         cx.at_span(
             f,
@@ -1685,6 +1688,18 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
             let e = load(head).unwrap_err();
             assert!(e.message.contains(says), "{head}: {e}");
             assert_eq!(e.line, 1, "{head}: {e}");
+            assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
+        }
+        // Oversized (a wrong path, a device) and empty files are refused at the key.
+        let big = format!("postgres://app:s3cr3t-pw@db/k?x={}", "a".repeat(70_000));
+        for (content, says) in [
+            (big.as_str(), "larger than 65536 bytes"),
+            ("", "database_url_file"),
+        ] {
+            std::fs::write(&url_file, content).unwrap();
+            let e = load("database_url_file = \"db-url\"").unwrap_err();
+            assert!(e.message.contains(says), "{e}");
+            assert_eq!(e.line, 1, "{e}");
             assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
         }
     }

@@ -275,7 +275,7 @@ impl Cx<'_> {
     ) -> Result<Decision, ApiError> {
         let mut context = self.caller.context(self.env.now, &self.env.origin);
         // IAM is global, with its one endpoint in us-east-1: AWS's region guardrails see that.
-        context.insert_single("aws:RequestedRegion", "us-east-1");
+        context.insert_single("aws:RequestedRegion", crate::sts::REGION);
         extra(&mut context);
         let full = format!("iam:{action}");
         let levels = self.env.directory.guardrail_levels(self.caller.account());
