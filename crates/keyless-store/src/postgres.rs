@@ -101,25 +101,25 @@ impl PgStore {
             }
             Change::PutRole(role) => put_role(&mut tx, role).await?,
             Change::DeleteRole { account, name } => {
-                sqlx::query(
+                delete_api_named(
+                    &mut tx,
                     "DELETE FROM roles WHERE account = $1 AND name_folded = $2 AND NOT from_config",
+                    *account,
+                    name,
+                    "delete role",
                 )
-                .bind(account.to_string())
-                .bind(name.to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete role"))?;
+                .await?;
             }
             Change::PutPolicy(policy) => put_policy(&mut tx, policy).await?,
             Change::DeletePolicy { account, name } => {
-                sqlx::query(
+                delete_api_named(
+                    &mut tx,
                     "DELETE FROM managed_policies WHERE account = $1 AND name_folded = $2 AND NOT from_config",
+                    *account,
+                    name,
+                    "delete policy",
                 )
-                .bind(account.to_string())
-                .bind(name.to_lowercase())
-                .execute(&mut *tx)
-                .await
-                .map_err(err("delete policy"))?;
+                .await?;
             }
         }
         if based_on.is_none() {
@@ -667,6 +667,23 @@ async fn rebind_config_trust(tx: &mut Tx<'_>, config: &Entities) -> Result<(), S
         .await
         .map_err(err("rebind trust principals"))?;
     }
+    Ok(())
+}
+
+/// Runs `sql`, a delete of an API-created entity by account and name (found ignoring case).
+async fn delete_api_named(
+    tx: &mut Tx<'_>,
+    sql: &'static str,
+    account: keyless_types::AccountId,
+    name: &str,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    sqlx::query(sql)
+        .bind(account.to_string())
+        .bind(name.to_lowercase())
+        .execute(&mut **tx)
+        .await
+        .map_err(err(what))?;
     Ok(())
 }
 
