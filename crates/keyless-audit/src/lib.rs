@@ -13,10 +13,12 @@
 //!   writes it with group commit (many records per `fdatasync`, one wake-up per batch),
 //!   rotation, crash recovery, one process per log (a lock file), fail-closed on write errors.
 //! - [`files`]: reading a log directory.
+//! - [`retention`]: which closed files retention may remove, dated by their signed closing
+//!   digests and checked against their hash chain.
 //! - [`tail`]: following a log directory across rotations, for secondary sinks (the Postgres
 //!   table) that read the durable files instead of taking records from the writer.
 //!
-//! Everything except [`writer`], [`files`] and [`tail`] is pure: no I/O, and time comes in as `now`.
+//! Everything except [`writer`], [`files`], [`retention`] and [`tail`] is pure: no I/O, and time comes in as `now`.
 //!
 //! ```
 //! use keyless_audit::chain::{ChainHead, check_line, seal_event};
