@@ -76,8 +76,8 @@ pub struct AuditSettings {
     /// Share of allowed `/v1/authorize` decisions recorded (0.0-1.0); denies are always recorded.
     #[serde(default = "default_sample_rate")]
     pub authorize_allow_sample_rate: f64,
-    /// Remove log files closed (by their signed digest) more than this many days ago (at least 1; absent: keep
-    /// every file). A signed retention record accounts for them, so `keyless audit verify`
+    /// Remove log files closed (by their signed digest) more than this many days ago (at
+    /// least 1; absent: keep every file). A signed retention record accounts for them, so `keyless audit verify`
     /// still passes; with Postgres, files the audit table has not copied yet are kept.
     #[serde(default)]
     pub retention_days: Option<u64>,
