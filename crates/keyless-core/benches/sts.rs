@@ -254,6 +254,14 @@ fn benches(c: &mut Criterion) {
                 complete(&env, &input, token, &role, &provider, &jwks, &mut rng).unwrap()
             },
         );
+        interleaved_ratio(
+            "awiwi/complete_full_github_token vs floor/rsa2048_verify",
+            || public.verify_sig(black_box(&msg), black_box(&sig)).unwrap(),
+            || {
+                let token = UnverifiedToken::parse(github_input.token.expose()).unwrap();
+                complete(&env, &github_input, token, &role, &provider, &jwks, &mut rng).unwrap()
+            },
+        );
     }
 
     // Floor 2: the SigV4 HMAC chain for one request.
