@@ -7,8 +7,8 @@
 //!
 //! - at most `max_connections` are open at once. Past that, new connections wait in the kernel's
 //!   listen backlog instead of being accepted, so they cost no descriptor;
-//! - at most `max_connections_per_source` come from one IP address. Further ones are closed as
-//!   soon as they are accepted;
+//! - at most `max_connections_per_source` come from one IP address (one /64 for IPv6). Further
+//!   ones are closed as soon as they are accepted;
 //! - each request head must arrive complete within `header_read_timeout_seconds`, or the
 //!   connection is closed. hyper's header timer also starts when a kept-alive connection goes
 //!   idle, so this doubles as the idle timeout;
@@ -63,7 +63,7 @@ pub struct HttpSettings {
     /// Connections open at once; more wait in the listen backlog (default 10000, 1-1000000).
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// Connections open at once from one IP address; more are closed (default 1000). Behind a
+    /// Connections open at once from one IP address, or IPv6 /64; more are closed (default 1000). Behind a
     /// proxy that is not transparent every connection comes from the proxy's address.
     #[serde(default = "default_max_connections_per_source")]
     pub max_connections_per_source: u32,
@@ -188,6 +188,18 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
         .map(|ip: IpAddr| ip.to_canonical())
 }
 
+/// The network a limit per source counts `ip` in: an IPv4 address (IPv4-mapped IPv6 included)
+/// is itself, an IPv6 address is its /64. A /64 is the smallest block a network is given, so
+/// whoever holds one address can send from 2^64 of them.
+pub fn source_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !(u128::from(u64::MAX)),
+        )),
+        v4 => v4,
+    }
+}
+
 impl HttpSettings {
     /// Checks the bounds; the message names the key and the allowed range.
     pub fn check(&self) -> Result<(), String> {
@@ -266,6 +278,7 @@ struct SourceSlot {
 
 impl Sources {
     fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let ip = source_network(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(ip).or_insert(0);
         if *n >= self.max {
@@ -469,6 +482,9 @@ pub async fn serve(
                 }
             },
         };
+        // A dual-stack listener (`[::]`) shows an IPv4 client as `::ffff:a.b.c.d`; everything
+        // downstream (policies' aws:SourceIp, trusted_proxies, the audit) means `a.b.c.d`.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         // A trusted proxy carries many clients' connections: the per-source cap is not for it.
         let trusted = proxies.iter().any(|net| net.contains(&peer.ip()));
         let source = if trusted {
@@ -1051,6 +1067,91 @@ mod tests {
             answer.contains("127.0.0.1:") && !answer.contains("203.0.113.7"),
             "{answer:?}"
         );
+        server.stop().await;
+    }
+
+    #[test]
+    fn the_per_source_cap_counts_an_ipv6_slash_64_as_one_source() {
+        let sources = Arc::new(Sources {
+            max: 2,
+            open: Mutex::new(HashMap::new()),
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = sources.enter(ip("2001:db8:1:2::1"));
+        let b = sources.enter(ip("2001:db8:1:2::2"));
+        assert!(a.is_some() && b.is_some());
+        assert!(
+            sources.enter(ip("2001:db8:1:2:ffff::9")).is_none(),
+            "a third address of the /64 got a slot"
+        );
+        assert!(
+            sources.enter(ip("2001:db8:1:3::1")).is_some(),
+            "another /64"
+        );
+        drop(a);
+        assert!(sources.enter(ip("2001:db8:1:2::3")).is_some());
+        // An IPv4 client is one source whether or not the socket shows it IPv4-mapped.
+        let v4 = sources.enter(ip("192.0.2.1"));
+        let mapped = sources.enter(ip("::ffff:192.0.2.1"));
+        assert!(v4.is_some() && mapped.is_some());
+        assert!(sources.enter(ip("192.0.2.1")).is_none());
+        drop((v4, mapped, b));
+        assert!(
+            sources
+                .open
+                .lock()
+                .unwrap()
+                .keys()
+                .all(|k| *k != ip("192.0.2.1")),
+            "slots given back"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_dual_stack_listener_an_ipv4_client_is_its_ipv4_address() {
+        // `[::]` also accepts IPv4 clients, as `::ffff:a.b.c.d`: the source a policy, the
+        // audit and `trusted_proxies` see must be `a.b.c.d`.
+        let Ok(listener) = TcpListener::bind("[::]:0").await else {
+            eprintln!("no IPv6 here; skipped");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let settings = HttpSettings {
+            trusted_proxies: vec!["127.0.0.1".into()],
+            ..small(100, 100, 30, 30)
+        };
+        let metrics = HttpMetrics::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            listener,
+            app(),
+            settings,
+            None,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let server = Running {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            metrics,
+            stop: Some(stop),
+            task,
+        };
+        for (extra, want) in [
+            ("", "127.0.0.1:"),
+            ("X-Forwarded-For: 203.0.113.7\r\n", "203.0.113.7:0"),
+        ] {
+            let mut s = connect(server.addr);
+            s.write_all(
+                format!("GET /source HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
+            let body = answer.rsplit("\r\n\r\n").next().unwrap_or("");
+            assert!(body.starts_with(want), "{extra:?}: {answer:?}");
+        }
         server.stop().await;
     }
 
