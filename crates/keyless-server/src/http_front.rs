@@ -13,7 +13,8 @@
 //!   connection is closed. hyper's header timer also starts when a kept-alive connection goes
 //!   idle, so this doubles as the idle timeout;
 //! - each request (its body and its answer) must complete within `request_timeout_seconds`.
-//!   Otherwise it is answered `408 RequestTimeout` and the connection is closed;
+//!   Otherwise it is answered `408 RequestTimeout` and the connection is closed. A client that
+//!   does not take its answer within the same time (a write stalls that long) is cut off;
 //! - a request head may be at most [`MAX_HEADER_BYTES`].
 //!
 //! Only HTTP/1.1 is served: the AWS SDKs and CLIs speak HTTP/1.1 to STS and IAM.
@@ -22,7 +23,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -35,6 +38,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -354,6 +358,98 @@ pub struct Transport {
     pub secure: bool,
 }
 
+/// A connection whose writes must drain within a limit. A client that sends a request and
+/// never reads the answer (or pipelines requests and reads none) stalls the server's write
+/// once the socket buffers fill; no other timer runs then, so the connection would hold its
+/// slot for ever. The limit runs from the first write that cannot proceed until a flush
+/// completes, so reading a byte now and then does not reset it.
+struct WriteDeadline<I> {
+    io: I,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteDeadline<I> {
+    fn new(io: I, limit: Duration) -> Self {
+        WriteDeadline {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write or flush is pending: starts the clock, or fails once it ran out.
+    fn check(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not take the answer in time",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteDeadline<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.check(cx).map(Err),
+            done => done,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.check(cx).map(Err),
+            done => done,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Pending => self.check(cx).map(Err),
+            Poll::Ready(Ok(())) => {
+                self.stalled = None;
+                Poll::Ready(Ok(()))
+            }
+            failed => failed,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.io).poll_shutdown(cx) {
+            Poll::Pending => self.check(cx).map(Err),
+            done => done,
+        }
+    }
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     peer: SocketAddr,
@@ -410,6 +506,11 @@ impl Connection {
         if let Err(e) = connection.await {
             if e.is_timeout() {
                 self.metrics.header_timeouts.inc();
+            } else if std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                self.metrics.write_timeouts.inc();
             }
             debug!(%peer, error = %e, "connection ended with an error");
         }
@@ -516,6 +617,7 @@ pub async fn serve(
         let tls = tls.as_ref().map(|certs| TlsAcceptor::from(certs.current()));
         let metrics = metrics.clone();
         metrics.connections.inc();
+        let stream = WriteDeadline::new(stream, request_timeout);
         tokio::spawn(async move {
             match tls {
                 None => connection.serve(stream, false).await,
@@ -592,6 +694,7 @@ mod tests {
             )
             .route("/v1/echo", post(|body: bytes::Bytes| async move { body }))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/big", get(|| async { vec![b'x'; 64 << 20] }))
             .route(
                 "/source",
                 get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
@@ -739,6 +842,38 @@ mod tests {
             assert!(waited < Duration::from_secs(10), "{path}: after {waited:?}");
         }
         assert_eq!(server.metrics.request_timeouts.get(), 2);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_reads_its_answer_is_cut_off_after_the_request_timeout() {
+        // The answer fills the socket buffers and the write stalls. Neither the header timer
+        // (no head is being read) nor the handler's timeout (the handler is done) ran then, so
+        // the connection held its slot for ever. Pipelined small answers stall the same way.
+        let server = start(small(100, 100, 1, 1)).await;
+        let mut s = connect(server.addr);
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        eventually("the connection is accepted", || {
+            server.metrics.connections.get() == 1
+        })
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.metrics.connections.get() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "a client that reads nothing still holds its connection"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(server.metrics.write_timeouts.get(), 1);
+        drop(s);
+        // A client that reads its answer, slowly but steadily, gets all of it.
+        let mut s = connect(server.addr);
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (answer, _) = read_to_close(s, Duration::from_secs(20)).await;
+        assert!(answer.len() > 64 << 20, "{}", answer.len());
         server.stop().await;
     }
 
