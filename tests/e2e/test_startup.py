@@ -271,3 +271,56 @@ def test_dev_mode_refuses_non_loopback(workdir: Path) -> None:
         raise AssertionError("keyless serve --dev accepted 0.0.0.0") from exc
     assert cp.returncode != 0
     assert "loopback" in (cp.stderr + cp.stdout).lower(), cp.stderr
+
+
+def test_one_api_created_provider_whose_issuer_is_down_does_not_take_the_server_out_of_service(
+        workdir: Path) -> None:
+    """/readyz is what a load balancer pulls a server out on. Any account's IAM admin can create
+    a provider, and before this one whose issuer never answered made every replica answer 503,
+    for every account. Issuers named in the config (the operator's own) still gate readiness,
+    named in the reason; an IAM-created one that is down is counted, not named (the answer is
+    unauthenticated), and its tokens alone are refused."""
+    from iam_support import admin_config, admin_creds, iam_client
+    from keyless_e2e import AUD, start_issuer
+
+    (workdir / "issuer").mkdir()
+    issuer = start_issuer(workdir / "issuer")
+    keyless = start_keyless(workdir / "keyless", admin_config(issuer, workdir / "keyless" / "data"))
+    try:
+        iam = iam_client(keyless, admin_creds(keyless, issuer))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}/nobody-home"
+        iam.create_open_id_connect_provider(Url=dead, ClientIDList=[AUD])
+        ready = requests.get(keyless.url + "/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert "1 provider created through the IAM API" in ready.text, ready.text
+        assert dead not in ready.text, ready.text
+        # Issuance from the config's issuer goes on.
+        assert keyless.awiwi(issuer.gha_token(repo="octo-org/platform"), role="admin", session="still").status == 200
+    finally:
+        _stop(keyless.proc)
+
+
+def test_a_config_provider_whose_issuer_is_down_is_not_ready_and_named(workdir: Path) -> None:
+    """The operator's own issuers gate readiness: 503, and the reason says which one."""
+    from iam_support import admin_config
+    from keyless_e2e import START_TIMEOUT, _wait_for_line, start_issuer
+
+    (workdir / "issuer").mkdir()
+    issuer = start_issuer(workdir / "issuer")
+    config_text = admin_config(issuer, workdir / "data")
+    _stop(issuer.proc)
+    config = workdir / "keyless.toml"
+    config.write_text(config_text)
+    out, err = workdir / "keyless.out", workdir / "keyless.err"
+    proc = subprocess.Popen([str(keyless_bin()), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+                            stdout=out.open("wb"), stderr=err.open("wb"), stdin=subprocess.DEVNULL)
+    try:
+        m = _wait_for_line(out, re.compile(r"keyless listening on (http://127\.0\.0\.1:\d+)"), proc,
+                           START_TIMEOUT, "keyless serve", err)
+        ready = requests.get(m.group(1) + "/readyz", timeout=10)
+        assert ready.status_code == 503, ready.text
+        assert f"issuer keys: not fetched for {issuer.url}" in ready.text, ready.text
+    finally:
+        _stop(proc)

@@ -7,7 +7,8 @@
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
 //! - `POST`/`GET /v1/revocations`: revoke sessions, list revocations ([`revoke_api`]);
-//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable, audit log writable;
+//! - `/healthz` (liveness), `/readyz` (the config's issuers' keys warm, store reachable, audit
+//!   log writable;
 //!   with Postgres also how far the audit table is), `/metrics`;
 //! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
 //!
@@ -687,17 +688,63 @@ async fn retry_pending_audit(state: &AppState) {
     }
 }
 
+/// Most cold issuers `/readyz` names.
+const READYZ_ISSUERS_NAMED: usize = 5;
+
+/// Whether the issuers' keys let this server serve, and the `issuer keys:` line. Only the
+/// issuers a config-file provider names (the operator's own) gate readiness, and only they are
+/// named: any account's IAM admin can create a provider, and one whose issuer never answers
+/// would otherwise take every replica out of service for every account. The answer is
+/// unauthenticated, so IAM-created ones are only counted; their own tokens are refused
+/// (`IDPCommunicationError`) until their keys come.
+fn issuer_readiness(state: &AppState) -> (bool, String) {
+    let cold = state.key_sources.cache().cold_issuers();
+    if cold.is_empty() {
+        return (true, "warm".into());
+    }
+    let directory = state.directory.load();
+    let from_config = |url: &str| {
+        directory
+            .providers()
+            .any(|p| p.url == url && p.origin == keyless_core::model::Origin::Config)
+    };
+    let (gating, api): (Vec<&String>, Vec<&String>) = cold.iter().partition(|u| from_config(u));
+    let mut line = String::new();
+    if gating.is_empty() {
+        line.push_str("warm for the config's providers");
+    } else {
+        let named: Vec<&str> = gating
+            .iter()
+            .take(READYZ_ISSUERS_NAMED)
+            .map(|u| u.as_str())
+            .collect();
+        line.push_str("not fetched for ");
+        line.push_str(&named.join(", "));
+        if gating.len() > named.len() {
+            line.push_str(&format!(" and {} more", gating.len() - named.len()));
+        }
+        line.push_str(" (see the log)");
+    }
+    if !api.is_empty() {
+        let n = api.len();
+        line.push_str(&format!(
+            "; not fetched for {n} provider{} created through the IAM API (their tokens are refused until they are)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    (gating.is_empty(), line)
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let store_ok = state.store.ping().await.is_ok();
-    let keys_ok = state.key_sources.is_warm();
+    let (keys_ok, keys_line) = issuer_readiness(&state);
     let (audit_ok, audit_line) = state.audit.readiness();
     let revocations_ok = !state
         .revocations_stale
         .load(std::sync::atomic::Ordering::Relaxed);
     let mut body = format!(
-        "store: {}\nissuer keys: {}\n{audit_line}\nrevocations: {}\n",
+        "store: {}\nissuer keys: {keys_line}\n{audit_line}\nrevocations: {}\n",
         if store_ok { "ok" } else { "unreachable" },
-        if keys_ok { "warm" } else { "not yet fetched" },
         if revocations_ok {
             "in force"
         } else {
