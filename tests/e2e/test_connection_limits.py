@@ -149,3 +149,34 @@ def test_behind_a_trusted_proxy_source_ip_and_transport_come_from_its_headers(wo
         assert srv.issued_total() == before
     finally:
         _stop(srv.proc)
+
+
+def _head_only(url: str, head: bytes, seconds: float = 5) -> bytes | None:
+    """Sends a request head whose body never follows; what came back before the server closed,
+    or None if it was still waiting after `seconds`."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head)
+        return _closed_within(s, seconds)
+
+
+def test_a_content_length_over_the_limit_is_refused_before_the_body_is_invited(workdir: Path, issuer: Issuer) -> None:
+    """`Expect: 100-continue` asks whether to send the body. For a body the server will refuse
+    anyway the answer is 413 at once: before, keyless said `100 Continue` and waited for 10 GB
+    (then, after request_timeout_seconds, 408)."""
+    srv = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data"))
+    try:
+        before = srv.issued_total()
+        for expect in (b"Expect: 100-continue\r\n", b""):
+            answer = _head_only(srv.url, b"POST / HTTP/1.1\r\nHost: keyless\r\n"
+                                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                                b"Content-Length: 10000000000\r\n" + expect + b"\r\n")
+            assert answer is not None, "still waiting for the body"
+            head, _, body = answer.decode().partition("\r\n\r\n")
+            assert head.startswith("HTTP/1.1 413"), head
+            res = StsResult.parse(413, body)
+            assert res.code == "RequestEntityTooLarge", body
+            assert_no_credentials(res)
+        assert srv.issued_total() == before
+    finally:
+        _stop(srv.proc)
