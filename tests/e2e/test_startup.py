@@ -262,6 +262,37 @@ def test_dev_mode_banner_commands_run_as_printed(workdir: Path) -> None:
         _stop(srv.proc)
 
 
+def test_dev_mode_banner_commands_run_as_printed_on_ipv6_loopback_in_a_strict_shell(workdir: Path) -> None:
+    """On `[::1]` the URLs hold brackets, a glob pattern: zsh (macOS's shell) stops at a pattern
+    that matches no file ("no matches found"), as bash does with failglob. The banner quotes
+    them."""
+    from keyless_e2e import START_TIMEOUT, _wait_for_line
+    with socket.socket(socket.AF_INET6) as s:
+        try:
+            s.bind(("::1", 0))
+        except OSError:
+            import pytest
+            pytest.skip("no IPv6 loopback here")
+    out, err = workdir / "keyless.out", workdir / "keyless.err"
+    proc = subprocess.Popen([str(keyless_bin()), "serve", "--dev", "--listen", "[::1]:0", "--data-dir",
+                             str(workdir / "data")], stdout=out.open("wb"), stderr=err.open("wb"),
+                            stdin=subprocess.DEVNULL)
+    try:
+        _wait_for_line(out, re.compile(r"Authorize API"), proc, START_TIMEOUT, "keyless serve --dev", err)
+        m = re.search(r"Try, in another shell:\n(.*?)\nAuthorize API", out.read_text(), re.S)
+        assert m, out.read_text()
+        script = m.group(1)
+        home = workdir / "home"
+        home.mkdir()
+        env = {"PATH": f"{Path(venv_bin('aws')).parent}:{os.environ['PATH']}", "HOME": str(home)}
+        cp = subprocess.run(["bash", "-O", "failglob", "-euo", "pipefail", "-c", script], env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, f"{script}\n--- stdout ---\n{cp.stdout}\n--- stderr ---\n{cp.stderr}"
+        assert '"Account": "123456789012"' in cp.stdout, cp.stdout
+    finally:
+        _stop(proc)
+
+
 def test_dev_mode_refuses_non_loopback(workdir: Path) -> None:
     try:
         cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "0.0.0.0:0", "--data-dir",

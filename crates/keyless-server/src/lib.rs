@@ -820,6 +820,18 @@ async fn shutdown_signal() {
     }
 }
 
+/// `word` as one shell word that zsh, bash and sh read back as it is: single-quoted unless it
+/// holds only characters no shell treats specially. An IPv6 listen address's brackets are a glob
+/// pattern, which zsh refuses when no file matches it.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 fn print_banner(
     addr: SocketAddr,
     https: bool,
@@ -843,14 +855,14 @@ fn print_banner(
 Development mode: an OIDC issuer at {issuer}, account {acct}, role {role}
 (trusts tokens whose sub matches {pattern}). Data: {data}. Try, in another shell:
 
-  export AWS_ENDPOINT_URL_STS=http://{addr} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  TOKEN=$({program} dev token --endpoint http://{addr} --sub {sub})
+  export AWS_ENDPOINT_URL_STS={url} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  TOKEN=$({program} dev token --endpoint {url} --sub {sub})
   aws sts assume-role-with-web-identity --role-arn {role} \
       --role-session-name demo --web-identity-token "$TOKEN"
 
   # or let the SDK credential chain do it:
-  echo "$TOKEN" > "{token_file}"
-  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE="{token_file}" aws sts get-caller-identity
+  echo "$TOKEN" > {token_file}
+  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE={token_file} aws sts get-caller-identity
 
 Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
 "#,
@@ -859,7 +871,9 @@ Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
             acct = dev::DEMO_ACCOUNT,
             pattern = dev::DEMO_SUB_PATTERN,
             data = data_dir.display(),
-            token_file = data_dir.join("web-identity-token").display(),
+            token_file = shell_word(&data_dir.join("web-identity-token").display().to_string()),
+            url = shell_word(&format!("http://{addr}")),
+            program = shell_word(&program),
             sub = dev::DEMO_SUB,
         );
     }
