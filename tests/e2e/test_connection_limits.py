@@ -180,3 +180,45 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_invited(w
         assert srv.issued_total() == before
     finally:
         _stop(srv.proc)
+
+
+def test_a_request_in_flight_at_sigterm_is_answered_with_its_audit_record(workdir: Path, issuer: Issuer) -> None:
+    """SIGTERM stops accepting, but a request whose body is still arriving is served to its end,
+    and the credentials it gets are in the audit log that the shutdown signed."""
+    import json
+    import signal
+    import subprocess
+    from keyless_e2e import keyless_bin
+    srv = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data"))
+    try:
+        form = urllib.parse.urlencode({
+            "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": srv.role_arn("gha"),
+            "RoleSessionName": "in-flight", "WebIdentityToken": issuer.gha_token()}).encode()
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: keyless\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      + f"Content-Length: {len(form)}\r\n\r\n".encode() + form[:100])
+            time.sleep(0.3)
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            s.sendall(form[100:])
+            answer = _closed_within(s, 15)
+        assert answer is not None
+        head, _, body = answer.decode().partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 200"), head
+        res = StsResult.parse(200, body)
+        key = (res.credentials or {}).get("AccessKeyId")
+        assert key, body
+        assert srv.proc.wait(timeout=15) == 0
+    finally:
+        _stop(srv.proc)
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--data-dir", str(srv.data_dir), "--format", "json",
+                         "--event-name", "AssumeRoleWithWebIdentity"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    issued = [((json.loads(line).get("responseElements") or {}).get("credentials") or {}).get("accessKeyId")
+              for line in cp.stdout.splitlines() if line.strip()]
+    assert key in issued, issued
+    cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--data-dir", str(srv.data_dir)],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
