@@ -297,6 +297,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
         role_usage: Default::default(),
+        store_ping: Default::default(),
     });
     match state.store.role_last_used().await {
         Ok(uses) => state.role_usage.merge_saved(uses),
@@ -736,7 +737,12 @@ fn issuer_readiness(state: &AppState) -> (bool, String) {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let store_ok = state.store.ping().await.is_ok();
+    let store_ok = state
+        .store_ping
+        .reachable(std::time::Instant::now(), || async {
+            state.store.ping().await.is_ok()
+        })
+        .await;
     let (keys_ok, keys_line) = issuer_readiness(&state);
     let (audit_ok, audit_line) = state.audit.readiness();
     let revocations_ok = !state
