@@ -355,3 +355,36 @@ def test_a_config_provider_whose_issuer_is_down_is_not_ready_and_named(workdir: 
         assert f"issuer keys: not fetched for {issuer.url}" in ready.text, ready.text
     finally:
         _stop(proc)
+
+
+def test_dev_mode_refuses_a_data_dir_a_configured_server_made(workdir: Path, issuer: Issuer) -> None:
+    """`serve --dev --data-dir` on a real server's data dir replaced the config's roles and
+    providers with the demo ones (a config's entities missing from the applied set are deleted,
+    so the roles came back with new ids and their live sessions ended) and minted with the
+    real key ring. It is refused, naming the way out; a dev data dir is reusable."""
+    data = workdir / "prod" / "data"
+    srv = start_keyless(workdir / "prod", default_config(issuer, data))
+    _stop(srv.proc)
+    with sqlite3.connect(data / "keyless.db") as c:
+        before = c.execute("SELECT name, role_id FROM roles ORDER BY name").fetchall()
+    assert before, "the configured server stored its roles"
+    try:
+        cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", str(data)],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("keyless serve --dev ran on a configured server's data dir") from exc
+    assert cp.returncode != 0, cp.stdout
+    assert "--dev" in cp.stderr and str(data) in cp.stderr and "empty" in cp.stderr, cp.stderr
+    with sqlite3.connect(data / "keyless.db") as c:
+        assert c.execute("SELECT name, role_id FROM roles ORDER BY name").fetchall() == before
+    # A data dir --dev made serves --dev again, until a configured server takes it over.
+    dev = start_keyless(workdir / "dev", dev=True)
+    _stop(dev.proc)
+    dev = start_keyless(workdir / "dev", dev=True)
+    _stop(dev.proc)
+    srv = start_keyless(workdir / "dev", default_config(issuer, workdir / "dev" / "data"))
+    _stop(srv.proc)
+    cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir",
+                         str(workdir / "dev" / "data")], capture_output=True, text=True, timeout=20,
+                        stdin=subprocess.DEVNULL)
+    assert cp.returncode != 0 and "--dev" in cp.stderr, cp.stderr

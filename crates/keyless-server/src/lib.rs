@@ -137,6 +137,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             config.listen
         )));
     }
+    if dev_mode {
+        refuse_a_configured_data_dir(&config.data_dir)?;
+    }
     for w in &config.warnings {
         warn!("{w}");
     }
@@ -179,6 +182,23 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 config.data_dir.display()
             ))
         })?;
+    let marker = config.data_dir.join(DEV_MARKER);
+    if dev_mode {
+        std::fs::write(&marker, DEV_MARKER_TEXT).map_err(|e| {
+            ServeError::Startup(format!(
+                "cannot mark {} as a --dev data dir: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+    } else if let Err(e) = std::fs::remove_file(&marker)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        // A configured server owns the data dir from now on: --dev must not take it back.
+        return Err(ServeError::Startup(format!(
+            "cannot remove {} (a configured server's data dir must not stay open to --dev): {e}",
+            marker.display()
+        )));
+    }
     // The audit log's lock is this data dir's "one server" lock: taken before the store is
     // touched, so a second server refused here has not re-applied its config under the running
     // one (deleting the roles its file no longer lists, whose sessions then end).
@@ -391,6 +411,28 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(authorize_api::handle).layer(DefaultBodyLimit::max(authorize_api::MAX_REQUEST)),
         )
         .with_state(state)
+}
+
+/// The file `--dev` leaves in its data dir, so that it serves that data dir again.
+const DEV_MARKER: &str = "dev-mode";
+const DEV_MARKER_TEXT: &str =
+    "Made by keyless serve --dev: its store holds only the demo entities.\n";
+
+/// Refuses `--dev` on a data dir that a server with a config made. Dev mode applies its demo
+/// entities as the config, which deletes the config's roles and providers (they come back
+/// with new ids, so their live sessions end), and it would mint with that data dir's key ring.
+fn refuse_a_configured_data_dir(data_dir: &Path) -> Result<(), ServeError> {
+    let made_by_dev = data_dir.join(DEV_MARKER).exists();
+    let used = data_dir.join(keyless_store::SQLITE_FILE).exists()
+        || keyring_file::path_in(data_dir).exists();
+    if used && !made_by_dev {
+        return Err(ServeError::Usage(format!(
+            "--dev would replace the roles and providers stored in {} with its demo ones and sign with its key ring, \
+             but a server with a config made that data dir; give --dev an empty --data-dir, or leave --data-dir out",
+            data_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn dev_config() -> Config {
