@@ -153,14 +153,16 @@ pub fn forwarded(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpNet
         };
     }
     let mut client = peer;
+    // Split as bytes: a value is the client's line with the proxy's hop appended, and a
+    // non-ASCII byte the client wrote must not make the proxy's hop unreadable too.
     let hops = headers
         .get_all("x-forwarded-for")
         .iter()
         .rev()
-        .flat_map(|v| v.to_str().unwrap_or("").rsplit(','))
+        .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','))
         .take(MAX_FORWARDED_HOPS);
     for hop in hops {
-        let Some(ip) = hop_address(hop) else {
+        let Some(ip) = std::str::from_utf8(hop).ok().and_then(hop_address) else {
             break;
         };
         client = ip;
@@ -1135,6 +1137,35 @@ mod tests {
             }
         );
         assert_eq!(forwarded(proxy, &spoof, &[]).client, proxy);
+    }
+
+    #[test]
+    fn a_byte_the_client_wrote_that_is_not_ascii_does_not_make_it_the_proxy() {
+        // A proxy appends its hop to the line the client sent ("<client's>, <peer>"). A
+        // non-ASCII byte on that line made the whole value unreadable as text, so the walk
+        // stopped at once and the client became the proxy, taking its (internal) address for
+        // aws:SourceIp and sharing its throttle bucket.
+        let trusted: Vec<IpNet> = vec![parse_proxy("10.0.0.0/8").unwrap()];
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"10.0.0.9\xff, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(
+            forwarded(proxy, &h, &trusted).client,
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        // An unreadable hop itself still ends the walk at the hop to its right.
+        let mut h = axum::http::HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.7, 10.0.0.9\xff, 10.0.0.2").unwrap(),
+        );
+        assert_eq!(
+            forwarded(proxy, &h, &trusted).client,
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
