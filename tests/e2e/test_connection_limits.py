@@ -222,3 +222,59 @@ def test_a_request_in_flight_at_sigterm_is_answered_with_its_audit_record(workdi
     cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--data-dir", str(srv.data_dir)],
                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+
+def test_an_iam_change_whose_caller_hangs_up_is_made_and_audited(workdir: Path) -> None:
+    """A client that sends a signed IAM call and hangs up while it is being carried out. hyper
+    dropped the handler then, wherever it was: between the store write and the audit record,
+    the change stayed with no record. The handler now runs to its end once it has the request:
+    every change made is audited."""
+    import json
+    import subprocess
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    from iam_support import admin_config, admin_creds, gha_trust, iam_client
+    from keyless_e2e import REGION, keyless_bin
+    (workdir / "issuer").mkdir()
+    iss = start_issuer(workdir / "issuer")
+    srv = start_keyless(workdir / "keyless", admin_config(iss, workdir / "keyless" / "data"))
+    # The window between the store write and the audit record is about a millisecond wide.
+    delays = [i * 0.0005 for i in range(30)]
+    try:
+        creds = admin_creds(srv, iss)
+        host, port = srv.url.removeprefix("http://").split(":")
+        for i, delay in enumerate(delays):
+            body = urllib.parse.urlencode({"Version": "2010-05-08", "Action": "CreateRole", "RoleName": f"hung-up-{i}",
+                                           "AssumeRolePolicyDocument": gha_trust(iss, "octo-org/app")})
+            req = botocore.awsrequest.AWSRequest(method="POST", url=srv.url + "/", data=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+            botocore.auth.SigV4Auth(botocore.credentials.Credentials(
+                creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]), "iam", REGION).add_auth(req)
+            head = f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\n" \
+                + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items()) + f"Content-Length: {len(body)}\r\n\r\n"
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(head.encode() + body.encode())
+                time.sleep(delay)
+        time.sleep(2)
+        iam = iam_client(srv, creds)
+        made = set()
+        for i in range(len(delays)):
+            try:
+                iam.get_role(RoleName=f"hung-up-{i}")
+                made.add(f"hung-up-{i}")
+            except iam.exceptions.NoSuchEntityException:
+                pass
+    finally:
+        _stop(srv.proc)
+        _stop(iss.proc)
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--data-dir", str(srv.data_dir), "--format", "json",
+                         "--event-name", "CreateRole"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    audited = {(json.loads(line).get("requestParameters") or {}).get("roleName") for line in cp.stdout.splitlines()
+               if line.strip()}
+    assert made <= audited, f"made but not audited: {sorted(made - audited)}"
+    # A request whose client stayed 10 ms was read whole before it left: it was carried out.
+    assert {f"hung-up-{i}" for i, d in enumerate(delays) if d >= 0.01} <= made, sorted(made)

@@ -462,6 +462,92 @@ struct Connection {
     watcher: Watcher,
     request_timeout: Duration,
     metrics: HttpMetrics,
+    in_flight: Arc<InFlight>,
+}
+
+/// A request body that ends in an error once the request is answered without its handler (a
+/// timeout) or its client is gone: the handler, which runs on, must not wait for the rest of a
+/// body that will never come, nor keep the connection open for it.
+struct CancellableBody {
+    inner: Incoming,
+    /// Resolves (its sender dropped) when the body is no longer wanted; `None` once it has.
+    cancelled: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl hyper::body::Body for CancellableBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(cancelled) = self.cancelled.as_mut()
+            && Pin::new(cancelled).poll(cx).is_ready()
+        {
+            self.cancelled = None;
+            return Poll::Ready(Some(Err(
+                "the request was answered before its body arrived".into(),
+            )));
+        }
+        if self.cancelled.is_none() && !self.inner.is_end_stream() {
+            return Poll::Ready(Some(Err(
+                "the request was answered before its body arrived".into(),
+            )));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Request handlers still running, which a shutdown waits for: a handler outlives its
+/// connection when the client hangs up or the request times out.
+#[derive(Debug, Default)]
+struct InFlight {
+    running: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+/// One running handler; its end is counted when this drops.
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    /// Returns once no handler runs.
+    async fn idle(&self) {
+        loop {
+            let done = self.done.notified();
+            if self.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self
+            .0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.done.notify_waiters();
+        }
+    }
 }
 
 impl Connection {
@@ -471,9 +557,15 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (peer, app, request_timeout) = (self.peer, self.app.clone(), self.request_timeout);
+        let in_flight = Arc::clone(&self.in_flight);
         let proxies = self.proxies.clone();
         let request_timeouts = self.metrics.request_timeouts.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+            let mut request = request.map(|inner| CancellableBody {
+                inner,
+                cancelled: Some(cancelled),
+            });
             let (source, secure) = match &proxies {
                 None => (peer, secure),
                 Some(proxies) => {
@@ -490,14 +582,30 @@ impl Connection {
             request.extensions_mut().insert(ConnectInfo(source));
             request.extensions_mut().insert(Transport { secure });
             let query_api = request.uri().path() == "/";
+            // The handler runs in its own task, to its end: hyper drops a request's future
+            // when the client closes mid-request, or this one when it times out, and a
+            // handler dropped between a store write and its audit record left the change
+            // unaudited. The shutdown waits for these tasks ([`InFlight`]).
             let answer = app.clone().call(request);
+            let guard = in_flight.enter();
+            let handler = tokio::spawn(async move {
+                let _in_flight = guard;
+                answer.await
+            });
             let request_timeouts = request_timeouts.clone();
             async move {
-                match tokio::time::timeout(request_timeout, answer).await {
-                    Ok(answer) => answer,
+                // Dropped with this future (the answer given, or the client gone): a handler
+                // still reading the body stops there, before it has done anything.
+                let _cancel = cancel;
+                match tokio::time::timeout(request_timeout, handler).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "a request handler failed");
+                        Ok::<_, Infallible>(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+                    }
                     Err(_) => {
                         request_timeouts.inc();
-                        Ok::<_, Infallible>(timed_out(query_api, request_timeout))
+                        Ok(timed_out(query_api, request_timeout))
                     }
                 }
             }
@@ -555,6 +663,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_secs(settings.header_read_timeout_seconds))
         .max_header_size(MAX_HEADER_BYTES);
     let graceful = GracefulShutdown::new();
+    let in_flight = Arc::new(InFlight::default());
     let mut last_accept_error: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -615,6 +724,7 @@ pub async fn serve(
             watcher: graceful.watcher(),
             request_timeout,
             metrics: metrics.clone(),
+            in_flight: Arc::clone(&in_flight),
         };
         let tls = tls.as_ref().map(|certs| TlsAcceptor::from(certs.current()));
         let metrics = metrics.clone();
@@ -646,13 +756,25 @@ pub async fn serve(
     }
     drop(listener);
     let grace = SHUTDOWN_GRACE.min(request_timeout);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         warn!(
             open = metrics.connections.get(),
             "connections still open {} s after the shutdown began (slow or stalled clients); stopping without them",
+            grace.as_secs()
+        );
+    }
+    // Handlers whose client left still finish (and write their audit records) first.
+    if tokio::time::timeout_at(deadline, in_flight.idle())
+        .await
+        .is_err()
+    {
+        warn!(
+            running = in_flight.running.load(std::sync::atomic::Ordering::SeqCst),
+            "request handlers still running {} s after the shutdown began; stopping without them",
             grace.as_secs()
         );
     }
@@ -684,6 +806,9 @@ mod tests {
         }
     }
 
+    /// Handlers of `/slow` that ran to their end.
+    static SLOW_DONE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
     fn app() -> Router {
         Router::new()
             .route(
@@ -697,6 +822,15 @@ mod tests {
             .route("/v1/echo", post(|body: bytes::Bytes| async move { body }))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/big", get(|| async { vec![b'x'; 64 << 20] }))
+            .route(
+                "/slow",
+                post(|| async {
+                    // A store write, then its audit record: both or neither.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    SLOW_DONE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "done"
+                }),
+            )
             .route(
                 "/source",
                 get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
@@ -877,6 +1011,37 @@ mod tests {
         let (answer, _) = read_to_close(s, Duration::from_secs(20)).await;
         assert!(answer.len() > 64 << 20, "{}", answer.len());
         server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_runs_to_its_end_when_its_client_goes_away_or_the_server_stops() {
+        // hyper drops a request's handler when the client closes its side mid-request. A
+        // handler that had written an IAM change was then dropped before its audit record:
+        // a caller could make changes the audit trail never saw by hanging up.
+        use std::sync::atomic::Ordering;
+        let server = start(small(100, 100, 30, 30)).await;
+        let before = SLOW_DONE.load(Ordering::SeqCst);
+        let mut s = connect(server.addr);
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        drop(s);
+        eventually("the handler ran to its end", || {
+            SLOW_DONE.load(Ordering::SeqCst) == before + 1
+        })
+        .await;
+        // A shutdown waits for such a handler too (within its grace).
+        let mut s = connect(server.addr);
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.stop().await;
+        assert_eq!(
+            SLOW_DONE.load(Ordering::SeqCst),
+            before + 2,
+            "the server stopped before the handler ended"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
