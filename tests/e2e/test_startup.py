@@ -331,6 +331,7 @@ def test_one_api_created_provider_whose_issuer_is_down_does_not_take_the_server_
         assert keyless.awiwi(issuer.gha_token(repo="octo-org/platform"), role="admin", session="still").status == 200
     finally:
         _stop(keyless.proc)
+        _stop(issuer.proc)
 
 
 def test_a_config_provider_whose_issuer_is_down_is_not_ready_and_named(workdir: Path) -> None:
