@@ -509,6 +509,18 @@ def test_removing_the_file_being_written_fails_issuance_closed(stack) -> None:
     assert f"{current} was removed or replaced while it was being written" in ready.text, ready.text
 
 
+def test_readyz_notices_a_removed_audit_file_before_any_request_does(stack) -> None:
+    """The log's file gone while no request came: before, /readyz said `audit log: ok` (200),
+    and the load balancer kept sending requests that could only fail."""
+    issuer, srv = stack()
+    assert srv.awiwi(issuer.gha_token(), role="gha", session="ok").credentials
+    (current,) = sorted((srv.data_dir / "audit").glob("audit-*.jsonl"))
+    current.unlink()
+    ready = requests.get(srv.url + "/readyz", timeout=5)
+    assert ready.status_code == 503, ready.text
+    assert f"audit log: {current} was removed or replaced" in ready.text, ready.text
+
+
 def test_rotation_tail_and_verify_across_files(stack) -> None:
     issuer, srv = stack(extra="\n[audit]\nmax_file_bytes = 4096\ndigest_every_records = 3\n")
     token = issuer.gha_token()

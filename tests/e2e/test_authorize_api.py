@@ -284,3 +284,41 @@ def test_bad_authorize_requests(stack, creds) -> None:
     assert r.status_code == 200 and "decision" in r.json(), r.text
     r = requests.post(keyless.url + "/v1/authorize", data=b"{not json", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert r.status_code == 400
+
+
+def _head_only(url: str, head: bytes, seconds: float = 5) -> bytes | None:
+    """Sends a request head whose body never follows; what came back before the server closed,
+    or None if it was still waiting after `seconds`."""
+    import socket
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head)
+        s.settimeout(seconds)
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+                if b"\r\n\r\n" in got and not got.startswith(b"HTTP/1.1 100"):
+                    return got
+        except (socket.timeout, TimeoutError):
+            return None
+        return got
+
+
+def test_a_caller_is_authenticated_before_its_body_is_read(stack) -> None:
+    """The body may be 12 MiB. Before, it was read (and held) before the bearer token was looked
+    at, so anyone could make the server buffer 12 MiB per connection; `Expect: 100-continue` got
+    `100 Continue` and a wait. Now a missing or unknown token is 401 after the head, and a
+    body announced over the limit is 413 at once."""
+    _, keyless = stack
+    for token, want, code in [("wrong", "HTTP/1.1 401", "Unauthorized"),
+                              (TOKEN, "HTTP/1.1 413", "RequestEntityTooLarge")]:
+        length = 12 * 1024 * 1024 - 1 if token != TOKEN else 12 * 1024 * 1024 + 1
+        for expect in (b"Expect: 100-continue\r\n", b""):
+            answer = _head_only(keyless.url, b"POST /v1/authorize HTTP/1.1\r\nHost: keyless\r\n"
+                                + f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n".encode()
+                                + f"Content-Length: {length}\r\n".encode() + expect + b"\r\n")
+            assert answer is not None, f"{token} {expect!r}: still waiting for the body"
+            head, _, body = answer.decode().partition("\r\n\r\n")
+            assert head.startswith(want), (token, expect, head)
+            assert json.loads(body)["error"]["code"] == code, body

@@ -149,3 +149,132 @@ def test_behind_a_trusted_proxy_source_ip_and_transport_come_from_its_headers(wo
         assert srv.issued_total() == before
     finally:
         _stop(srv.proc)
+
+
+def _head_only(url: str, head: bytes, seconds: float = 5) -> bytes | None:
+    """Sends a request head whose body never follows; what came back before the server closed,
+    or None if it was still waiting after `seconds`."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(head)
+        return _closed_within(s, seconds)
+
+
+def test_a_content_length_over_the_limit_is_refused_before_the_body_is_invited(workdir: Path, issuer: Issuer) -> None:
+    """`Expect: 100-continue` asks whether to send the body. For a body the server will refuse
+    anyway the answer is 413 at once: before, keyless said `100 Continue` and waited for 10 GB
+    (then, after request_timeout_seconds, 408)."""
+    srv = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data"))
+    try:
+        before = srv.issued_total()
+        for expect in (b"Expect: 100-continue\r\n", b""):
+            answer = _head_only(srv.url, b"POST / HTTP/1.1\r\nHost: keyless\r\n"
+                                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                                b"Content-Length: 10000000000\r\n" + expect + b"\r\n")
+            assert answer is not None, "still waiting for the body"
+            head, _, body = answer.decode().partition("\r\n\r\n")
+            assert head.startswith("HTTP/1.1 413"), head
+            res = StsResult.parse(413, body)
+            assert res.code == "RequestEntityTooLarge", body
+            assert_no_credentials(res)
+        assert srv.issued_total() == before
+    finally:
+        _stop(srv.proc)
+
+
+def test_a_request_in_flight_at_sigterm_is_answered_with_its_audit_record(workdir: Path, issuer: Issuer) -> None:
+    """SIGTERM stops accepting, but a request whose body is still arriving is served to its end,
+    and the credentials it gets are in the audit log that the shutdown signed."""
+    import json
+    import signal
+    import subprocess
+    from keyless_e2e import keyless_bin
+    srv = start_keyless(workdir / "keyless", default_config(issuer, workdir / "keyless" / "data"))
+    try:
+        form = urllib.parse.urlencode({
+            "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15", "RoleArn": srv.role_arn("gha"),
+            "RoleSessionName": "in-flight", "WebIdentityToken": issuer.gha_token()}).encode()
+        host, port = srv.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: keyless\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      + f"Content-Length: {len(form)}\r\n\r\n".encode() + form[:100])
+            time.sleep(0.3)
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            s.sendall(form[100:])
+            answer = _closed_within(s, 15)
+        assert answer is not None
+        head, _, body = answer.decode().partition("\r\n\r\n")
+        assert head.startswith("HTTP/1.1 200"), head
+        res = StsResult.parse(200, body)
+        key = (res.credentials or {}).get("AccessKeyId")
+        assert key, body
+        assert srv.proc.wait(timeout=15) == 0
+    finally:
+        _stop(srv.proc)
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--data-dir", str(srv.data_dir), "--format", "json",
+                         "--event-name", "AssumeRoleWithWebIdentity"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    issued = [((json.loads(line).get("responseElements") or {}).get("credentials") or {}).get("accessKeyId")
+              for line in cp.stdout.splitlines() if line.strip()]
+    assert key in issued, issued
+    cp = subprocess.run([str(keyless_bin()), "audit", "verify", "--data-dir", str(srv.data_dir)],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+
+def test_an_iam_change_whose_caller_hangs_up_is_made_and_audited(workdir: Path) -> None:
+    """A client that sends a signed IAM call and hangs up while it is being carried out. hyper
+    dropped the handler then, wherever it was: between the store write and the audit record,
+    the change stayed with no record. The handler now runs to its end once it has the request:
+    every change made is audited."""
+    import json
+    import subprocess
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    from iam_support import admin_config, admin_creds, gha_trust, iam_client
+    from keyless_e2e import REGION, keyless_bin
+    (workdir / "issuer").mkdir()
+    iss = start_issuer(workdir / "issuer")
+    srv = start_keyless(workdir / "keyless", admin_config(iss, workdir / "keyless" / "data"))
+    # The window between the store write and the audit record is about a millisecond wide.
+    delays = [i * 0.0005 for i in range(30)]
+    try:
+        creds = admin_creds(srv, iss)
+        host, port = srv.url.removeprefix("http://").split(":")
+        for i, delay in enumerate(delays):
+            body = urllib.parse.urlencode({"Version": "2010-05-08", "Action": "CreateRole", "RoleName": f"hung-up-{i}",
+                                           "AssumeRolePolicyDocument": gha_trust(iss, "octo-org/app")})
+            req = botocore.awsrequest.AWSRequest(method="POST", url=srv.url + "/", data=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+            botocore.auth.SigV4Auth(botocore.credentials.Credentials(
+                creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]), "iam", REGION).add_auth(req)
+            head = f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\n" \
+                + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items()) + f"Content-Length: {len(body)}\r\n\r\n"
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(head.encode() + body.encode())
+                time.sleep(delay)
+        time.sleep(2)
+        iam = iam_client(srv, creds)
+        made = set()
+        for i in range(len(delays)):
+            try:
+                iam.get_role(RoleName=f"hung-up-{i}")
+                made.add(f"hung-up-{i}")
+            except iam.exceptions.NoSuchEntityException:
+                pass
+    finally:
+        _stop(srv.proc)
+        _stop(iss.proc)
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--data-dir", str(srv.data_dir), "--format", "json",
+                         "--event-name", "CreateRole"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    audited = {(json.loads(line).get("requestParameters") or {}).get("roleName") for line in cp.stdout.splitlines()
+               if line.strip()}
+    assert made <= audited, f"made but not audited: {sorted(made - audited)}"
+    # A request whose client stayed 10 ms was read whole before it left: it was carried out.
+    assert {f"hung-up-{i}" for i, d in enumerate(delays) if d >= 0.01} <= made, sorted(made)

@@ -220,8 +220,12 @@ def test_a_database_outage_blocks_nothing_and_the_table_catches_up(stack) -> Non
     psql(admin, f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
     try:
         psql(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-        r = requests.get(keyless.url + "/readyz", timeout=10)
-        assert r.status_code == 503 and "store: unreachable" in r.text, r.text
+        # /readyz pings the store at most once a second, so it may take that long to notice.
+        deadline = time.monotonic() + 5
+        while (r := requests.get(keyless.url + "/readyz", timeout=10)).status_code != 503:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.2)
+        assert "store: unreachable" in r.text, r.text
         # Issuance goes on: it never reads the database and the audit file is the durable record.
         creds = issue(issuer, keyless, "pg-outage")
         keyless.boto3_client(creds).get_caller_identity()

@@ -62,6 +62,21 @@ def test_throttling(own_stack) -> None:
     assert throttled, [str(r)[:200] for r in results]
     for r in throttled:
         assert_error(r, "Throttling", 400)
+        # AWS's shape, which botocore retries by its code: Sender, "Rate exceeded".
+        assert "<Type>Sender</Type>" in r.body and r.message == "Rate exceeded", r
+    assert keyless.issued_total() == len(ok)
+    # Each throttled call has its audit record, with the error and no credentials.
+    import json
+    import subprocess
+    from keyless_e2e import keyless_bin
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--config", str(keyless.config), "--format", "json",
+                         "--event-name", "AssumeRoleWithWebIdentity"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    records = [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+    refused = [r for r in records if r.get("errorCode") == "Throttling"]
+    assert len(refused) == len(throttled), [r.get("errorCode") for r in records]
+    assert all("responseElements" not in r or not r["responseElements"] for r in refused), refused[0]
     # Another role is a separate bucket.
     other = keyless.awiwi(token, role="gha-any-branch", session="other-bucket")
     assert other.status == 200, other

@@ -262,6 +262,37 @@ def test_dev_mode_banner_commands_run_as_printed(workdir: Path) -> None:
         _stop(srv.proc)
 
 
+def test_dev_mode_banner_commands_run_as_printed_on_ipv6_loopback_in_a_strict_shell(workdir: Path) -> None:
+    """On `[::1]` the URLs hold brackets, a glob pattern: zsh (macOS's shell) stops at a pattern
+    that matches no file ("no matches found"), as bash does with failglob. The banner quotes
+    them."""
+    from keyless_e2e import START_TIMEOUT, _wait_for_line
+    with socket.socket(socket.AF_INET6) as s:
+        try:
+            s.bind(("::1", 0))
+        except OSError:
+            import pytest
+            pytest.skip("no IPv6 loopback here")
+    out, err = workdir / "keyless.out", workdir / "keyless.err"
+    proc = subprocess.Popen([str(keyless_bin()), "serve", "--dev", "--listen", "[::1]:0", "--data-dir",
+                             str(workdir / "data")], stdout=out.open("wb"), stderr=err.open("wb"),
+                            stdin=subprocess.DEVNULL)
+    try:
+        _wait_for_line(out, re.compile(r"Authorize API"), proc, START_TIMEOUT, "keyless serve --dev", err)
+        m = re.search(r"Try, in another shell:\n(.*?)\nAuthorize API", out.read_text(), re.S)
+        assert m, out.read_text()
+        script = m.group(1)
+        home = workdir / "home"
+        home.mkdir()
+        env = {"PATH": f"{Path(venv_bin('aws')).parent}:{os.environ['PATH']}", "HOME": str(home)}
+        cp = subprocess.run(["bash", "-O", "failglob", "-euo", "pipefail", "-c", script], env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert cp.returncode == 0, f"{script}\n--- stdout ---\n{cp.stdout}\n--- stderr ---\n{cp.stderr}"
+        assert '"Account": "123456789012"' in cp.stdout, cp.stdout
+    finally:
+        _stop(proc)
+
+
 def test_dev_mode_refuses_non_loopback(workdir: Path) -> None:
     try:
         cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "0.0.0.0:0", "--data-dir",
@@ -271,3 +302,90 @@ def test_dev_mode_refuses_non_loopback(workdir: Path) -> None:
         raise AssertionError("keyless serve --dev accepted 0.0.0.0") from exc
     assert cp.returncode != 0
     assert "loopback" in (cp.stderr + cp.stdout).lower(), cp.stderr
+
+
+def test_one_api_created_provider_whose_issuer_is_down_does_not_take_the_server_out_of_service(
+        workdir: Path) -> None:
+    """/readyz is what a load balancer pulls a server out on. Any account's IAM admin can create
+    a provider, and before this one whose issuer never answered made every replica answer 503,
+    for every account. Issuers named in the config (the operator's own) still gate readiness,
+    named in the reason; an IAM-created one that is down is counted, not named (the answer is
+    unauthenticated), and its tokens alone are refused."""
+    from iam_support import admin_config, admin_creds, iam_client
+    from keyless_e2e import AUD, start_issuer
+
+    (workdir / "issuer").mkdir()
+    issuer = start_issuer(workdir / "issuer")
+    keyless = start_keyless(workdir / "keyless", admin_config(issuer, workdir / "keyless" / "data"))
+    try:
+        iam = iam_client(keyless, admin_creds(keyless, issuer))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}/nobody-home"
+        iam.create_open_id_connect_provider(Url=dead, ClientIDList=[AUD])
+        ready = requests.get(keyless.url + "/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert "1 provider created through the IAM API" in ready.text, ready.text
+        assert dead not in ready.text, ready.text
+        # Issuance from the config's issuer goes on.
+        assert keyless.awiwi(issuer.gha_token(repo="octo-org/platform"), role="admin", session="still").status == 200
+    finally:
+        _stop(keyless.proc)
+        _stop(issuer.proc)
+
+
+def test_a_config_provider_whose_issuer_is_down_is_not_ready_and_named(workdir: Path) -> None:
+    """The operator's own issuers gate readiness: 503, and the reason says which one."""
+    from iam_support import admin_config
+    from keyless_e2e import START_TIMEOUT, _wait_for_line, start_issuer
+
+    (workdir / "issuer").mkdir()
+    issuer = start_issuer(workdir / "issuer")
+    config_text = admin_config(issuer, workdir / "data")
+    _stop(issuer.proc)
+    config = workdir / "keyless.toml"
+    config.write_text(config_text)
+    out, err = workdir / "keyless.out", workdir / "keyless.err"
+    proc = subprocess.Popen([str(keyless_bin()), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+                            stdout=out.open("wb"), stderr=err.open("wb"), stdin=subprocess.DEVNULL)
+    try:
+        m = _wait_for_line(out, re.compile(r"keyless listening on (http://127\.0\.0\.1:\d+)"), proc,
+                           START_TIMEOUT, "keyless serve", err)
+        ready = requests.get(m.group(1) + "/readyz", timeout=10)
+        assert ready.status_code == 503, ready.text
+        assert f"issuer keys: not fetched for {issuer.url}" in ready.text, ready.text
+    finally:
+        _stop(proc)
+
+
+def test_dev_mode_refuses_a_data_dir_a_configured_server_made(workdir: Path, issuer: Issuer) -> None:
+    """`serve --dev --data-dir` on a real server's data dir replaced the config's roles and
+    providers with the demo ones (a config's entities missing from the applied set are deleted,
+    so the roles came back with new ids and their live sessions ended) and minted with the
+    real key ring. It is refused, naming the way out; a dev data dir is reusable."""
+    data = workdir / "prod" / "data"
+    srv = start_keyless(workdir / "prod", default_config(issuer, data))
+    _stop(srv.proc)
+    with sqlite3.connect(data / "keyless.db") as c:
+        before = c.execute("SELECT name, role_id FROM roles ORDER BY name").fetchall()
+    assert before, "the configured server stored its roles"
+    try:
+        cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", str(data)],
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("keyless serve --dev ran on a configured server's data dir") from exc
+    assert cp.returncode != 0, cp.stdout
+    assert "--dev" in cp.stderr and str(data) in cp.stderr and "empty" in cp.stderr, cp.stderr
+    with sqlite3.connect(data / "keyless.db") as c:
+        assert c.execute("SELECT name, role_id FROM roles ORDER BY name").fetchall() == before
+    # A data dir --dev made serves --dev again, until a configured server takes it over.
+    dev = start_keyless(workdir / "dev", dev=True)
+    _stop(dev.proc)
+    dev = start_keyless(workdir / "dev", dev=True)
+    _stop(dev.proc)
+    srv = start_keyless(workdir / "dev", default_config(issuer, workdir / "dev" / "data"))
+    _stop(srv.proc)
+    cp = subprocess.run([str(keyless_bin()), "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir",
+                         str(workdir / "dev" / "data")], capture_output=True, text=True, timeout=20,
+                        stdin=subprocess.DEVNULL)
+    assert cp.returncode != 0 and "--dev" in cp.stderr, cp.stderr

@@ -362,9 +362,37 @@ struct Shared {
     gathered: AtomicU64,
     paced: AtomicU64,
     removed_files: AtomicU64,
+    /// The file being written, and what it was when opened, for [`AuditLog::file_missing`].
+    current_file: Mutex<Option<(PathBuf, FileId)>>,
+}
+
+/// Which file a path named when it was opened (device and inode on Unix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt as _;
+        FileId(meta.dev(), meta.ino())
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> FileId {
+        FileId(0, 0)
+    }
 }
 
 impl Shared {
+    /// Notes the file the writer writes now.
+    fn writing(&self, file: &File, path: &Path) {
+        let id = file.metadata().ok().map(|m| FileId::of(&m));
+        *self
+            .current_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = id.map(|id| (path.to_path_buf(), id));
+    }
+
     /// The pending buffer is full: appenders wait for the writer to take it. One that filled
     /// it before the writer began a wait could not wake it, so each wait checks this itself.
     fn buffer_full(&self, q: &Queue) -> bool {
@@ -758,7 +786,9 @@ impl AuditLog {
             gathered: AtomicU64::new(0),
             paced: AtomicU64::new(0),
             removed_files: AtomicU64::new(0),
+            current_file: Mutex::new(None),
         });
+        shared.writing(&file, &path);
         if let Some(parked) = &config.parked {
             *parked.writer.lock().unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&shared);
         }
@@ -878,6 +908,26 @@ impl AuditLog {
     /// Why the log cannot be written, if it cannot.
     pub fn failure(&self) -> Option<String> {
         self.shared.lock().failure.clone()
+    }
+
+    /// Whether the file being written was removed or replaced since it was opened (the next
+    /// commit would fail the log), for a readiness check that needs no write to notice. One
+    /// `stat`; `None` while it is in place.
+    pub fn file_missing(&self) -> Option<String> {
+        let current = self
+            .shared
+            .current_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (path, opened) = current?;
+        let in_place = std::fs::metadata(&path).is_ok_and(|m| FileId::of(&m) == opened);
+        (!in_place).then(|| {
+            format!(
+                "{} was removed or replaced since it was opened: the next record cannot be written",
+                path.display()
+            )
+        })
     }
 
     /// Replaces the digest signing key (after a key-ring rotation).
@@ -1380,6 +1430,7 @@ impl WriterState {
         match create_file(&self.config.dir, first_seq) {
             Ok((file, path)) => {
                 info!(file = %path.display(), "audit log rotated");
+                self.shared.writing(&file, &path);
                 self.file = file;
                 self.path = path;
                 true

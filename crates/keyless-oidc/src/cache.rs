@@ -509,6 +509,19 @@ impl JwksCache {
             .all(|st| read(&st.entry).is_some_and(|e| now < e.stale_until))
     }
 
+    /// The issuers [`JwksCache::is_warm`] waits for: no keys fetched yet, or none left within
+    /// their stale bound. Sorted.
+    pub fn cold_issuers(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut cold: Vec<String> = read(&self.inner.issuers)
+            .iter()
+            .filter(|(_, st)| read(&st.entry).is_none_or(|e| now >= e.stale_until))
+            .map(|(url, _)| url.clone())
+            .collect();
+        cold.sort();
+        cold
+    }
+
     /// The counters.
     pub fn metrics(&self) -> Metrics {
         let c = &self.inner.counters;

@@ -364,7 +364,10 @@ impl Audit {
                 ),
             ),
             Some(log) => match log.failure() {
-                None => (true, "audit log: ok".into()),
+                None => match log.file_missing() {
+                    None => (true, "audit log: ok".into()),
+                    Some(reason) => (false, format!("audit log: {reason}")),
+                },
                 Some(reason) => (
                     false,
                     format!("audit log: failed, issuance refused until restart: {reason}"),

@@ -95,13 +95,18 @@ fn client_for<'a>(
 }
 
 /// The handler.
+///
+/// It takes the request whole and reads the body only once the caller is known: the body may
+/// be [`MAX_REQUEST`] bytes, and anyone could otherwise make the server hold that much per
+/// connection before being refused.
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let Some(client) = client_for(&state.authorize_clients, &headers) else {
         state
             .metrics
@@ -109,6 +114,20 @@ pub async fn handle(
         let message = "Send `Authorization: Bearer <token>` with a token whose SHA-256 is listed in [[authorize_clients]].";
         refused(&state, None, None, peer, ("Unauthorized", message, 401)).await;
         return api_error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    };
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err((status, code, message)) => {
+            refused(
+                &state,
+                Some(&client.name),
+                None,
+                peer,
+                (code, &message, status.as_u16()),
+            )
+            .await;
+            return api_error(status, code, message);
+        }
     };
     let req: AuthorizeRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -189,6 +208,36 @@ pub async fn handle(
         "authorize"
     );
     (StatusCode::OK, Json(Answer(&outcome))).into_response()
+}
+
+/// The body, at most [`MAX_REQUEST`] bytes; one announced larger is refused unread (so a client
+/// sending `Expect: 100-continue` is not invited to send it).
+async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Bytes, (StatusCode, &'static str, String)> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("The authorize request is larger than {MAX_REQUEST} bytes."),
+        )
+    };
+    if crate::query_api::announced_over(headers, MAX_REQUEST) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_REQUEST).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            too_large()
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                "IncompleteBody",
+                "The request body could not be read to its end.".to_owned(),
+            )
+        }
+    })
 }
 
 /// The JSON answer (`docs/authorize-openapi.yaml`), serialised from the outcome as it is.

@@ -7,13 +7,14 @@
 //!
 //! - at most `max_connections` are open at once. Past that, new connections wait in the kernel's
 //!   listen backlog instead of being accepted, so they cost no descriptor;
-//! - at most `max_connections_per_source` come from one IP address. Further ones are closed as
-//!   soon as they are accepted;
+//! - at most `max_connections_per_source` come from one IP address (one /64 for IPv6). Further
+//!   ones are closed as soon as they are accepted;
 //! - each request head must arrive complete within `header_read_timeout_seconds`, or the
 //!   connection is closed. hyper's header timer also starts when a kept-alive connection goes
 //!   idle, so this doubles as the idle timeout;
 //! - each request (its body and its answer) must complete within `request_timeout_seconds`.
-//!   Otherwise it is answered `408 RequestTimeout` and the connection is closed;
+//!   Otherwise it is answered `408 RequestTimeout` and the connection is closed. A client that
+//!   does not take its answer within the same time (a write stalls that long) is cut off;
 //! - a request head may be at most [`MAX_HEADER_BYTES`].
 //!
 //! Only HTTP/1.1 is served: the AWS SDKs and CLIs speak HTTP/1.1 to STS and IAM.
@@ -22,7 +23,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -35,6 +38,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -63,7 +67,7 @@ pub struct HttpSettings {
     /// Connections open at once; more wait in the listen backlog (default 10000, 1-1000000).
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
-    /// Connections open at once from one IP address; more are closed (default 1000). Behind a
+    /// Connections open at once from one IP address, or IPv6 /64; more are closed (default 1000). Behind a
     /// proxy that is not transparent every connection comes from the proxy's address.
     #[serde(default = "default_max_connections_per_source")]
     pub max_connections_per_source: u32,
@@ -149,14 +153,16 @@ pub fn forwarded(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpNet
         };
     }
     let mut client = peer;
+    // Split as bytes: a value is the client's line with the proxy's hop appended, and a
+    // non-ASCII byte the client wrote must not make the proxy's hop unreadable too.
     let hops = headers
         .get_all("x-forwarded-for")
         .iter()
         .rev()
-        .flat_map(|v| v.to_str().unwrap_or("").rsplit(','))
+        .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','))
         .take(MAX_FORWARDED_HOPS);
     for hop in hops {
-        let Some(ip) = hop_address(hop) else {
+        let Some(ip) = std::str::from_utf8(hop).ok().and_then(hop_address) else {
             break;
         };
         client = ip;
@@ -186,6 +192,18 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
                 .and_then(|h| h.parse().ok())
         })
         .map(|ip: IpAddr| ip.to_canonical())
+}
+
+/// The network a limit per source counts `ip` in: an IPv4 address (IPv4-mapped IPv6 included)
+/// is itself, an IPv6 address is its /64. A /64 is the smallest block a network is given, so
+/// whoever holds one address can send from 2^64 of them.
+pub fn source_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !(u128::from(u64::MAX)),
+        )),
+        v4 => v4,
+    }
 }
 
 impl HttpSettings {
@@ -266,6 +284,7 @@ struct SourceSlot {
 
 impl Sources {
     fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
+        let ip = source_network(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.entry(ip).or_insert(0);
         if *n >= self.max {
@@ -341,6 +360,98 @@ pub struct Transport {
     pub secure: bool,
 }
 
+/// A connection whose writes must drain within a limit. A client that sends a request and
+/// never reads the answer (or pipelines requests and reads none) stalls the server's write
+/// once the socket buffers fill; no other timer runs then, so the connection would hold its
+/// slot for ever. The limit runs from the first write that cannot proceed until a flush
+/// completes, so reading a byte now and then does not reset it.
+struct WriteDeadline<I> {
+    io: I,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteDeadline<I> {
+    fn new(io: I, limit: Duration) -> Self {
+        WriteDeadline {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write or flush is pending: starts the clock, or fails once it ran out.
+    fn check(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not take the answer in time",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteDeadline<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.check(cx).map(Err),
+            done => done,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.check(cx).map(Err),
+            done => done,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Pending => self.check(cx).map(Err),
+            Poll::Ready(Ok(())) => {
+                self.stalled = None;
+                Poll::Ready(Ok(()))
+            }
+            failed => failed,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.io).poll_shutdown(cx) {
+            Poll::Pending => self.check(cx).map(Err),
+            done => done,
+        }
+    }
+}
+
 /// One accepted connection and what serving it needs.
 struct Connection {
     peer: SocketAddr,
@@ -351,6 +462,92 @@ struct Connection {
     watcher: Watcher,
     request_timeout: Duration,
     metrics: HttpMetrics,
+    in_flight: Arc<InFlight>,
+}
+
+/// A request body that ends in an error once the request is answered without its handler (a
+/// timeout) or its client is gone: the handler, which runs on, must not wait for the rest of a
+/// body that will never come, nor keep the connection open for it.
+struct CancellableBody {
+    inner: Incoming,
+    /// Resolves (its sender dropped) when the body is no longer wanted; `None` once it has.
+    cancelled: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl hyper::body::Body for CancellableBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(cancelled) = self.cancelled.as_mut()
+            && Pin::new(cancelled).poll(cx).is_ready()
+        {
+            self.cancelled = None;
+            return Poll::Ready(Some(Err(
+                "the request was answered before its body arrived".into(),
+            )));
+        }
+        if self.cancelled.is_none() && !self.inner.is_end_stream() {
+            return Poll::Ready(Some(Err(
+                "the request was answered before its body arrived".into(),
+            )));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Request handlers still running, which a shutdown waits for: a handler outlives its
+/// connection when the client hangs up or the request times out.
+#[derive(Debug, Default)]
+struct InFlight {
+    running: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+/// One running handler; its end is counted when this drops.
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(Arc::clone(self))
+    }
+
+    /// Returns once no handler runs.
+    async fn idle(&self) {
+        loop {
+            let done = self.done.notified();
+            if self.running.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self
+            .0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.done.notify_waiters();
+        }
+    }
 }
 
 impl Connection {
@@ -360,9 +557,15 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (peer, app, request_timeout) = (self.peer, self.app.clone(), self.request_timeout);
+        let in_flight = Arc::clone(&self.in_flight);
         let proxies = self.proxies.clone();
         let request_timeouts = self.metrics.request_timeouts.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+            let mut request = request.map(|inner| CancellableBody {
+                inner,
+                cancelled: Some(cancelled),
+            });
             let (source, secure) = match &proxies {
                 None => (peer, secure),
                 Some(proxies) => {
@@ -379,14 +582,30 @@ impl Connection {
             request.extensions_mut().insert(ConnectInfo(source));
             request.extensions_mut().insert(Transport { secure });
             let query_api = request.uri().path() == "/";
+            // The handler runs in its own task, to its end: hyper drops a request's future
+            // when the client closes mid-request, or this one when it times out, and a
+            // handler dropped between a store write and its audit record left the change
+            // unaudited. The shutdown waits for these tasks ([`InFlight`]).
             let answer = app.clone().call(request);
+            let guard = in_flight.enter();
+            let handler = tokio::spawn(async move {
+                let _in_flight = guard;
+                answer.await
+            });
             let request_timeouts = request_timeouts.clone();
             async move {
-                match tokio::time::timeout(request_timeout, answer).await {
-                    Ok(answer) => answer,
+                // Dropped with this future (the answer given, or the client gone): a handler
+                // still reading the body stops there, before it has done anything.
+                let _cancel = cancel;
+                match tokio::time::timeout(request_timeout, handler).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "a request handler failed");
+                        Ok::<_, Infallible>(StatusCode::INTERNAL_SERVER_ERROR.into_response())
+                    }
                     Err(_) => {
                         request_timeouts.inc();
-                        Ok::<_, Infallible>(timed_out(query_api, request_timeout))
+                        Ok(timed_out(query_api, request_timeout))
                     }
                 }
             }
@@ -397,6 +616,11 @@ impl Connection {
         if let Err(e) = connection.await {
             if e.is_timeout() {
                 self.metrics.header_timeouts.inc();
+            } else if std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            {
+                self.metrics.write_timeouts.inc();
             }
             debug!(%peer, error = %e, "connection ended with an error");
         }
@@ -439,6 +663,7 @@ pub async fn serve(
         .header_read_timeout(Duration::from_secs(settings.header_read_timeout_seconds))
         .max_header_size(MAX_HEADER_BYTES);
     let graceful = GracefulShutdown::new();
+    let in_flight = Arc::new(InFlight::default());
     let mut last_accept_error: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -469,6 +694,9 @@ pub async fn serve(
                 }
             },
         };
+        // A dual-stack listener (`[::]`) shows an IPv4 client as `::ffff:a.b.c.d`; everything
+        // downstream (policies' aws:SourceIp, trusted_proxies, the audit) means `a.b.c.d`.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         // A trusted proxy carries many clients' connections: the per-source cap is not for it.
         let trusted = proxies.iter().any(|net| net.contains(&peer.ip()));
         let source = if trusted {
@@ -496,10 +724,12 @@ pub async fn serve(
             watcher: graceful.watcher(),
             request_timeout,
             metrics: metrics.clone(),
+            in_flight: Arc::clone(&in_flight),
         };
         let tls = tls.as_ref().map(|certs| TlsAcceptor::from(certs.current()));
         let metrics = metrics.clone();
         metrics.connections.inc();
+        let stream = WriteDeadline::new(stream, request_timeout);
         tokio::spawn(async move {
             match tls {
                 None => connection.serve(stream, false).await,
@@ -526,13 +756,25 @@ pub async fn serve(
     }
     drop(listener);
     let grace = SHUTDOWN_GRACE.min(request_timeout);
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + grace;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         warn!(
             open = metrics.connections.get(),
             "connections still open {} s after the shutdown began (slow or stalled clients); stopping without them",
+            grace.as_secs()
+        );
+    }
+    // Handlers whose client left still finish (and write their audit records) first.
+    if tokio::time::timeout_at(deadline, in_flight.idle())
+        .await
+        .is_err()
+    {
+        warn!(
+            running = in_flight.running.load(std::sync::atomic::Ordering::SeqCst),
+            "request handlers still running {} s after the shutdown began; stopping without them",
             grace.as_secs()
         );
     }
@@ -564,6 +806,9 @@ mod tests {
         }
     }
 
+    /// Handlers of `/slow` that ran to their end.
+    static SLOW_DONE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
     fn app() -> Router {
         Router::new()
             .route(
@@ -576,6 +821,16 @@ mod tests {
             )
             .route("/v1/echo", post(|body: bytes::Bytes| async move { body }))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/big", get(|| async { vec![b'x'; 64 << 20] }))
+            .route(
+                "/slow",
+                post(|| async {
+                    // A store write, then its audit record: both or neither.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    SLOW_DONE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "done"
+                }),
+            )
             .route(
                 "/source",
                 get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
@@ -724,6 +979,69 @@ mod tests {
         }
         assert_eq!(server.metrics.request_timeouts.get(), 2);
         server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_never_reads_its_answer_is_cut_off_after_the_request_timeout() {
+        // The answer fills the socket buffers and the write stalls. Neither the header timer
+        // (no head is being read) nor the handler's timeout (the handler is done) ran then, so
+        // the connection held its slot for ever. Pipelined small answers stall the same way.
+        let server = start(small(100, 100, 1, 1)).await;
+        let mut s = connect(server.addr);
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        eventually("the connection is accepted", || {
+            server.metrics.connections.get() == 1
+        })
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.metrics.connections.get() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "a client that reads nothing still holds its connection"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(server.metrics.write_timeouts.get(), 1);
+        drop(s);
+        // A client that reads its answer, slowly but steadily, gets all of it.
+        let mut s = connect(server.addr);
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (answer, _) = read_to_close(s, Duration::from_secs(20)).await;
+        assert!(answer.len() > 64 << 20, "{}", answer.len());
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_runs_to_its_end_when_its_client_goes_away_or_the_server_stops() {
+        // hyper drops a request's handler when the client closes its side mid-request. A
+        // handler that had written an IAM change was then dropped before its audit record:
+        // a caller could make changes the audit trail never saw by hanging up.
+        use std::sync::atomic::Ordering;
+        let server = start(small(100, 100, 30, 30)).await;
+        let before = SLOW_DONE.load(Ordering::SeqCst);
+        let mut s = connect(server.addr);
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        drop(s);
+        eventually("the handler ran to its end", || {
+            SLOW_DONE.load(Ordering::SeqCst) == before + 1
+        })
+        .await;
+        // A shutdown waits for such a handler too (within its grace).
+        let mut s = connect(server.addr);
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.stop().await;
+        assert_eq!(
+            SLOW_DONE.load(Ordering::SeqCst),
+            before + 2,
+            "the server stopped before the handler ended"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -987,6 +1305,35 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_the_client_wrote_that_is_not_ascii_does_not_make_it_the_proxy() {
+        // A proxy appends its hop to the line the client sent ("<client's>, <peer>"). A
+        // non-ASCII byte on that line made the whole value unreadable as text, so the walk
+        // stopped at once and the client became the proxy, taking its (internal) address for
+        // aws:SourceIp and sharing its throttle bucket.
+        let trusted: Vec<IpNet> = vec![parse_proxy("10.0.0.0/8").unwrap()];
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let mut h = axum::http::HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"10.0.0.9\xff, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(
+            forwarded(proxy, &h, &trusted).client,
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        // An unreadable hop itself still ends the walk at the hop to its right.
+        let mut h = axum::http::HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"203.0.113.7, 10.0.0.9\xff, 10.0.0.2").unwrap(),
+        );
+        assert_eq!(
+            forwarded(proxy, &h, &trusted).client,
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
     fn trusted_proxies_are_addresses_or_blocks() {
         assert_eq!(parse_proxy("10.0.0.7").unwrap().to_string(), "10.0.0.7/32");
         assert_eq!(parse_proxy("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
@@ -1051,6 +1398,91 @@ mod tests {
             answer.contains("127.0.0.1:") && !answer.contains("203.0.113.7"),
             "{answer:?}"
         );
+        server.stop().await;
+    }
+
+    #[test]
+    fn the_per_source_cap_counts_an_ipv6_slash_64_as_one_source() {
+        let sources = Arc::new(Sources {
+            max: 2,
+            open: Mutex::new(HashMap::new()),
+        });
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a = sources.enter(ip("2001:db8:1:2::1"));
+        let b = sources.enter(ip("2001:db8:1:2::2"));
+        assert!(a.is_some() && b.is_some());
+        assert!(
+            sources.enter(ip("2001:db8:1:2:ffff::9")).is_none(),
+            "a third address of the /64 got a slot"
+        );
+        assert!(
+            sources.enter(ip("2001:db8:1:3::1")).is_some(),
+            "another /64"
+        );
+        drop(a);
+        assert!(sources.enter(ip("2001:db8:1:2::3")).is_some());
+        // An IPv4 client is one source whether or not the socket shows it IPv4-mapped.
+        let v4 = sources.enter(ip("192.0.2.1"));
+        let mapped = sources.enter(ip("::ffff:192.0.2.1"));
+        assert!(v4.is_some() && mapped.is_some());
+        assert!(sources.enter(ip("192.0.2.1")).is_none());
+        drop((v4, mapped, b));
+        assert!(
+            sources
+                .open
+                .lock()
+                .unwrap()
+                .keys()
+                .all(|k| *k != ip("192.0.2.1")),
+            "slots given back"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_dual_stack_listener_an_ipv4_client_is_its_ipv4_address() {
+        // `[::]` also accepts IPv4 clients, as `::ffff:a.b.c.d`: the source a policy, the
+        // audit and `trusted_proxies` see must be `a.b.c.d`.
+        let Ok(listener) = TcpListener::bind("[::]:0").await else {
+            eprintln!("no IPv6 here; skipped");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let settings = HttpSettings {
+            trusted_proxies: vec!["127.0.0.1".into()],
+            ..small(100, 100, 30, 30)
+        };
+        let metrics = HttpMetrics::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(
+            listener,
+            app(),
+            settings,
+            None,
+            metrics.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let server = Running {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            metrics,
+            stop: Some(stop),
+            task,
+        };
+        for (extra, want) in [
+            ("", "127.0.0.1:"),
+            ("X-Forwarded-For: 203.0.113.7\r\n", "203.0.113.7:0"),
+        ] {
+            let mut s = connect(server.addr);
+            s.write_all(
+                format!("GET /source HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let (answer, _) = read_to_close(s, Duration::from_secs(10)).await;
+            let body = answer.rsplit("\r\n\r\n").next().unwrap_or("");
+            assert!(body.starts_with(want), "{extra:?}: {answer:?}");
+        }
         server.stop().await;
     }
 

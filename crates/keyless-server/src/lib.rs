@@ -7,7 +7,8 @@
 //!
 //! - `POST /` and `GET /?Action=…`: STS over the AWS query protocol ([`query_api`]);
 //! - `POST`/`GET /v1/revocations`: revoke sessions, list revocations ([`revoke_api`]);
-//! - `/healthz` (liveness), `/readyz` (issuer keys warm, store reachable, audit log writable;
+//! - `/healthz` (liveness), `/readyz` (the config's issuers' keys warm, store reachable, audit
+//!   log writable;
 //!   with Postgres also how far the audit table is), `/metrics`;
 //! - in `--dev` mode only, the development OIDC issuer under `/dev/oidc` ([`dev`]).
 //!
@@ -136,6 +137,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             config.listen
         )));
     }
+    if dev_mode {
+        refuse_a_configured_data_dir(&config.data_dir)?;
+    }
     for w in &config.warnings {
         warn!("{w}");
     }
@@ -178,6 +182,23 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 config.data_dir.display()
             ))
         })?;
+    let marker = config.data_dir.join(DEV_MARKER);
+    if dev_mode {
+        std::fs::write(&marker, DEV_MARKER_TEXT).map_err(|e| {
+            ServeError::Startup(format!(
+                "cannot mark {} as a --dev data dir: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+    } else if let Err(e) = std::fs::remove_file(&marker)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        // A configured server owns the data dir from now on: --dev must not take it back.
+        return Err(ServeError::Startup(format!(
+            "cannot remove {} (a configured server's data dir must not stay open to --dev): {e}",
+            marker.display()
+        )));
+    }
     // The audit log's lock is this data dir's "one server" lock: taken before the store is
     // touched, so a second server refused here has not re-applied its config under the running
     // one (deleting the roles its file no longer lists, whose sessions then end).
@@ -296,6 +317,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
         role_usage: Default::default(),
+        store_ping: Default::default(),
     });
     match state.store.role_last_used().await {
         Ok(uses) => state.role_usage.merge_saved(uses),
@@ -389,6 +411,28 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(authorize_api::handle).layer(DefaultBodyLimit::max(authorize_api::MAX_REQUEST)),
         )
         .with_state(state)
+}
+
+/// The file `--dev` leaves in its data dir, so that it serves that data dir again.
+const DEV_MARKER: &str = "dev-mode";
+const DEV_MARKER_TEXT: &str =
+    "Made by keyless serve --dev: its store holds only the demo entities.\n";
+
+/// Refuses `--dev` on a data dir that a server with a config made. Dev mode applies its demo
+/// entities as the config, which deletes the config's roles and providers (they come back
+/// with new ids, so their live sessions end), and it would mint with that data dir's key ring.
+fn refuse_a_configured_data_dir(data_dir: &Path) -> Result<(), ServeError> {
+    let made_by_dev = data_dir.join(DEV_MARKER).exists();
+    let used = data_dir.join(keyless_store::SQLITE_FILE).exists()
+        || keyring_file::path_in(data_dir).exists();
+    if used && !made_by_dev {
+        return Err(ServeError::Usage(format!(
+            "--dev would replace the roles and providers stored in {} with its demo ones and sign with its key ring, \
+             but a server with a config made that data dir; give --dev an empty --data-dir, or leave --data-dir out",
+            data_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 fn dev_config() -> Config {
@@ -687,17 +731,68 @@ async fn retry_pending_audit(state: &AppState) {
     }
 }
 
+/// Most cold issuers `/readyz` names.
+const READYZ_ISSUERS_NAMED: usize = 5;
+
+/// Whether the issuers' keys let this server serve, and the `issuer keys:` line. Only the
+/// issuers a config-file provider names (the operator's own) gate readiness, and only they are
+/// named: any account's IAM admin can create a provider, and one whose issuer never answers
+/// would otherwise take every replica out of service for every account. The answer is
+/// unauthenticated, so IAM-created ones are only counted; their own tokens are refused
+/// (`IDPCommunicationError`) until their keys come.
+fn issuer_readiness(state: &AppState) -> (bool, String) {
+    let cold = state.key_sources.cache().cold_issuers();
+    if cold.is_empty() {
+        return (true, "warm".into());
+    }
+    let directory = state.directory.load();
+    let from_config = |url: &str| {
+        directory
+            .providers()
+            .any(|p| p.url == url && p.origin == keyless_core::model::Origin::Config)
+    };
+    let (gating, api): (Vec<&String>, Vec<&String>) = cold.iter().partition(|u| from_config(u));
+    let mut line = String::new();
+    if gating.is_empty() {
+        line.push_str("warm for the config's providers");
+    } else {
+        let named: Vec<&str> = gating
+            .iter()
+            .take(READYZ_ISSUERS_NAMED)
+            .map(|u| u.as_str())
+            .collect();
+        line.push_str("not fetched for ");
+        line.push_str(&named.join(", "));
+        if gating.len() > named.len() {
+            line.push_str(&format!(" and {} more", gating.len() - named.len()));
+        }
+        line.push_str(" (see the log)");
+    }
+    if !api.is_empty() {
+        let n = api.len();
+        line.push_str(&format!(
+            "; not fetched for {n} provider{} created through the IAM API (their tokens are refused until they are)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    (gating.is_empty(), line)
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let store_ok = state.store.ping().await.is_ok();
-    let keys_ok = state.key_sources.is_warm();
+    let store_ok = state
+        .store_ping
+        .reachable(std::time::Instant::now(), || async {
+            state.store.ping().await.is_ok()
+        })
+        .await;
+    let (keys_ok, keys_line) = issuer_readiness(&state);
     let (audit_ok, audit_line) = state.audit.readiness();
     let revocations_ok = !state
         .revocations_stale
         .load(std::sync::atomic::Ordering::Relaxed);
     let mut body = format!(
-        "store: {}\nissuer keys: {}\n{audit_line}\nrevocations: {}\n",
+        "store: {}\nissuer keys: {keys_line}\n{audit_line}\nrevocations: {}\n",
         if store_ok { "ok" } else { "unreachable" },
-        if keys_ok { "warm" } else { "not yet fetched" },
         if revocations_ok {
             "in force"
         } else {
@@ -773,6 +868,18 @@ async fn shutdown_signal() {
     }
 }
 
+/// `word` as one shell word that zsh, bash and sh read back as it is: single-quoted unless it
+/// holds only characters no shell treats specially. An IPv6 listen address's brackets are a glob
+/// pattern, which zsh refuses when no file matches it.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 fn print_banner(
     addr: SocketAddr,
     https: bool,
@@ -796,14 +903,14 @@ fn print_banner(
 Development mode: an OIDC issuer at {issuer}, account {acct}, role {role}
 (trusts tokens whose sub matches {pattern}). Data: {data}. Try, in another shell:
 
-  export AWS_ENDPOINT_URL_STS=http://{addr} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-  TOKEN=$({program} dev token --endpoint http://{addr} --sub {sub})
+  export AWS_ENDPOINT_URL_STS={url} AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  TOKEN=$({program} dev token --endpoint {url} --sub {sub})
   aws sts assume-role-with-web-identity --role-arn {role} \
       --role-session-name demo --web-identity-token "$TOKEN"
 
   # or let the SDK credential chain do it:
-  echo "$TOKEN" > "{token_file}"
-  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE="{token_file}" aws sts get-caller-identity
+  echo "$TOKEN" > {token_file}
+  AWS_ROLE_ARN={role} AWS_WEB_IDENTITY_TOKEN_FILE={token_file} aws sts get-caller-identity
 
 Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
 "#,
@@ -812,7 +919,9 @@ Authorize API (POST http://{addr}/v1/authorize): Authorization: Bearer {authz}
             acct = dev::DEMO_ACCOUNT,
             pattern = dev::DEMO_SUB_PATTERN,
             data = data_dir.display(),
-            token_file = data_dir.join("web-identity-token").display(),
+            token_file = shell_word(&data_dir.join("web-identity-token").display().to_string()),
+            url = shell_word(&format!("http://{addr}")),
+            program = shell_word(&program),
             sub = dev::DEMO_SUB,
         );
     }

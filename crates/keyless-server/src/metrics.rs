@@ -61,6 +61,8 @@ pub struct HttpMetrics {
     pub header_timeouts: Counter,
     /// Requests answered 408 because they did not complete in time.
     pub request_timeouts: Counter,
+    /// Connections closed because their client did not take an answer in time.
+    pub write_timeouts: Counter,
     /// TLS handshakes that failed or did not complete within the header timeout.
     pub tls_handshake_failures: Counter,
     /// The served certificate's expiry and failed reloads.
@@ -237,6 +239,11 @@ impl Metrics {
             "http_request_timeouts",
             "Requests answered 408 RequestTimeout after request_timeout_seconds",
             http.request_timeouts.clone(),
+        );
+        registry.register(
+            "http_write_timeouts",
+            "Connections closed because the client did not take an answer within request_timeout_seconds (it stopped reading)",
+            http.write_timeouts.clone(),
         );
         registry.register(
             "tls_handshake_failures",

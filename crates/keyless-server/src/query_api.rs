@@ -43,11 +43,20 @@ pub async fn handle(
     let request_id = xml::request_id();
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    // A body announced too large is refused before a byte of it is read: hyper says
+    // `100 Continue` only once the body is read, so a client that asked gets 413 at once.
+    let body = if announced_over(&headers, MAX_BODY) {
+        Err(None)
+    } else {
+        axum::body::to_bytes(body, MAX_BODY).await.map_err(Some)
+    };
+    let body = match body {
         Ok(body) => body,
         Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let too_large = e.as_ref().is_none_or(|e| {
+                std::error::Error::source(e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            });
             let error = if too_large {
                 ApiError::new(
                     "RequestEntityTooLarge",
@@ -269,6 +278,16 @@ pub fn render_error_in(e: &ApiError, request_id: &str, ns: &str) -> Response {
         xml::error(e, ns, request_id),
     )
         .into_response()
+}
+
+/// Whether `Content-Length` announces more than `max` bytes (an unparsable one is hyper's to
+/// refuse, and the body read finds the truth either way).
+pub(crate) fn announced_over(headers: &HeaderMap, max: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
 }
 
 fn is_auth_param(name: &str) -> bool {

@@ -140,6 +140,8 @@ pub struct AppState {
     /// When each role last had a session issued (`GetRole`'s `RoleLastUsed`), written to the
     /// store by [`crate::flush_role_usage`].
     pub role_usage: keyless_core::role_usage::RoleUsage,
+    /// The store's reachability as `/readyz` reports it.
+    pub store_ping: StorePing,
 }
 
 impl std::fmt::Debug for AppState {
@@ -156,5 +158,78 @@ impl AppState {
     /// Leeway for an issuer.
     pub fn leeway_for(&self, issuer: &str) -> time::Duration {
         self.leeway.get(issuer).copied().unwrap_or(DEFAULT_LEEWAY)
+    }
+}
+
+/// How long one store ping answers `/readyz`.
+const STORE_PING_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The store's reachability for `/readyz`, pinged at most once per [`STORE_PING_REUSE`]: the
+/// endpoint is unauthenticated, and a ping per request let anyone keep the store's small pool
+/// busy, delaying the revocation and directory polls and IAM writes that share it. Callers
+/// that arrive while a ping is running wait for its answer.
+#[derive(Debug, Default)]
+pub struct StorePing {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
+impl StorePing {
+    /// Whether the store answered: the last ping's answer if it is younger than the reuse
+    /// bound at `now`, otherwise `ping`'s.
+    pub async fn reachable<F>(&self, now: std::time::Instant, ping: impl FnOnce() -> F) -> bool
+    where
+        F: std::future::Future<Output = bool>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, ok)) = *last
+            && now.saturating_duration_since(at) < STORE_PING_REUSE
+        {
+            return ok;
+        }
+        let ok = ping().await;
+        *last = Some((now, ok));
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_readiness_probes_pings_the_store_once() {
+        let probe = Arc::new(StorePing::default());
+        let pings = Arc::new(AtomicUsize::new(0));
+        let now = Instant::now();
+        let burst: Vec<_> = (0..50)
+            .map(|_| {
+                let (probe, pings) = (Arc::clone(&probe), Arc::clone(&pings));
+                tokio::spawn(async move {
+                    probe
+                        .reachable(now, || async {
+                            pings.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            true
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for answer in burst {
+            assert!(answer.await.unwrap());
+        }
+        assert_eq!(pings.load(Ordering::SeqCst), 1);
+        // Past the reuse bound the store is asked again, and a failure is reported as such.
+        let later = Instant::now() + STORE_PING_REUSE + Duration::from_millis(1);
+        let failed = probe
+            .reachable(later, || async {
+                pings.fetch_add(1, Ordering::SeqCst);
+                false
+            })
+            .await;
+        assert!(!failed);
+        assert_eq!(pings.load(Ordering::SeqCst), 2);
     }
 }

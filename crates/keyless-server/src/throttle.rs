@@ -1,5 +1,6 @@
 //! Token buckets per (role, source address): a burst of issuance from one place gets AWS's
-//! `Throttling` answer, which every SDK backs off from and retries.
+//! `Throttling` answer, which every SDK backs off from and retries. An IPv6 source is its /64
+//! ([`crate::http_front::source_network`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -46,18 +47,26 @@ impl Throttle {
     }
 
     /// Role names are unique ignoring case and looked up so: `role/GHA` and `role/gha` are one
-    /// role and draw from one bucket, or cycling the case of a name escapes the limit.
+    /// role and draw from one bucket, or cycling the case of a name escapes the limit. Folded
+    /// as the directory folds them (Unicode lowercase, so the Kelvin sign is a `k`).
     fn role_key(&self, role: &str) -> u64 {
         let mut h = self.role_hasher.build_hasher();
-        for b in role.bytes() {
-            h.write_u8(b.to_ascii_lowercase());
+        if role.is_ascii() {
+            for b in role.bytes() {
+                h.write_u8(b.to_ascii_lowercase());
+            }
+        } else {
+            h.write(role.to_lowercase().as_bytes());
         }
         h.finish()
     }
 
     /// Takes one token for `(role, source)`; false means "answer Throttling".
     pub fn allow(&self, role: &str, source: IpAddr, now: OffsetDateTime) -> bool {
-        let key = (self.role_key(role), source);
+        let key = (
+            self.role_key(role),
+            crate::http_front::source_network(source),
+        );
         let Ok(mut buckets) = self.buckets.lock() else {
             return false;
         };
@@ -160,6 +169,54 @@ mod tests {
         assert!(
             !t.allow(role, victim, t0),
             "the drained bucket was forgotten"
+        );
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_slash_64_share_a_bucket() {
+        // Whoever has one IPv6 address has its whole /64 (2^64 addresses): a bucket per
+        // address would never throttle them.
+        let t = Throttle::new(ThrottleConfig {
+            rate_per_second: 1.0,
+            burst: 2,
+        });
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let role = "arn:aws:iam::123456789012:role/gha";
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(t.allow(role, ip("2001:db8:1:2::1"), t0));
+        assert!(t.allow(role, ip("2001:db8:1:2::2"), t0));
+        for other in ["2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2:1234::"] {
+            assert!(!t.allow(role, ip(other), t0), "{other} got a fresh bucket");
+        }
+        // The next /64 is another network.
+        assert!(t.allow(role, ip("2001:db8:1:3::1"), t0));
+        // An IPv4 address is one source, however it is written.
+        assert!(t.allow(role, ip("192.0.2.7"), t0));
+        assert!(t.allow(role, ip("::ffff:192.0.2.7"), t0));
+        assert!(!t.allow(role, ip("192.0.2.7"), t0));
+        assert!(t.allow(role, ip("192.0.2.8"), t0));
+    }
+
+    #[test]
+    fn a_role_spelled_with_a_kelvin_sign_draws_from_the_same_bucket() {
+        // The directory finds a role by its name lowercased as Unicode, which turns the Kelvin
+        // sign (U+212A) into `k`: both spellings name one role and must share its bucket.
+        let role = "arn:aws:iam::123456789012:role/deploy-k8s";
+        let kelvin = "arn:aws:iam::123456789012:role/deploy-\u{212A}8s";
+        assert_eq!(
+            keyless_core::trust_binding::RoleKey::parse(kelvin),
+            keyless_core::trust_binding::RoleKey::parse(role)
+        );
+        let t = Throttle::new(ThrottleConfig {
+            rate_per_second: 1.0,
+            burst: 1,
+        });
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert!(t.allow(role, ip, t0));
+        assert!(
+            !t.allow(kelvin, ip, t0),
+            "the Kelvin sign got a fresh bucket"
         );
     }
 
