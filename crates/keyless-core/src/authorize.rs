@@ -29,6 +29,10 @@ const RESERVED_PREFIXES: &[&str] = &[
     "aws:sourceip",
     "aws:securetransport",
     "aws:viaawsservice",
+    // Read from the signed request itself: its credential scope and its headers.
+    "aws:requestedregion",
+    "aws:useragent",
+    "aws:referer",
     "sts:sourceidentity",
 ];
 
@@ -55,7 +59,7 @@ pub struct AuthorizeInput<'a> {
     /// Service-specific context keys (e.g. `s3:prefix`).
     pub context: &'a [(String, ExtraValue)],
     /// Where the client connected from, and whether over TLS.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
     /// The region the service is in; a signature scoped to another region is refused.
     pub region: Option<&'a str>,
     /// The service's signing name (the service of the credential scope, e.g. `s3`); `None`
@@ -283,7 +287,13 @@ pub fn authorize(
         }
         payload_verified = true;
     }
-    let mut context = caller.context(now, &input.origin);
+    // The client's headers as the gateway forwarded them, with the signed ones.
+    let origin = Origin {
+        user_agent: input.request.header_str("user-agent"),
+        referer: input.request.header_str("referer"),
+        ..input.origin
+    };
+    let mut context = caller.context(now, &origin);
     for (k, v) in input.context {
         match v {
             ExtraValue::Single(s) => context.insert_single(k, s.clone()),
@@ -367,6 +377,8 @@ pub fn fuzz_authorize(data: &[u8]) {
         origin: Origin {
             source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             secure_transport: false,
+            user_agent: None,
+            referer: None,
         },
         region: None,
         service: None,
@@ -472,6 +484,20 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_signed_requests_region_and_headers_cannot_be_overridden() {
+        // keyless reads these from the request the gateway forwards; a context value would
+        // let a gateway's bug (or a client's header copied into it) move a region guardrail.
+        for k in ["aws:RequestedRegion", "aws:UserAgent", "AWS:Referer"] {
+            let e = check_extra_context(
+                &[(k.to_owned(), ExtraValue::Single("eu-west-1".into()))],
+                "s3",
+            )
+            .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Caller {
     session: Arc<OpenSession>,
     role: Arc<CompiledRole>,
     session_policy: Option<Arc<keyless_policy::Policy>>,
+    /// The region of the verified signature's credential scope: the endpoint's region as the
+    /// client addressed it, which AWS puts in `aws:RequestedRegion`.
+    region: String,
 }
 
 impl Caller {
@@ -86,6 +89,11 @@ impl Caller {
         format!("{}:{}", self.claims().role_id, self.claims().session_name)
     }
 
+    /// The region the request was signed for (`aws:RequestedRegion`).
+    pub fn requested_region(&self) -> &str {
+        &self.region
+    }
+
     /// The session policy, compiled.
     pub fn session_policy(&self) -> Option<&keyless_policy::Policy> {
         self.session_policy.as_deref()
@@ -93,12 +101,15 @@ impl Caller {
 
     /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
     /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
-    pub fn context(&self, now: OffsetDateTime, origin: &Origin) -> Context {
+    pub fn context(&self, now: OffsetDateTime, origin: &Origin<'_>) -> Context {
         let mut c = Context::over(
             self.session
                 .principal_context(|| principal_context(&self.role.arn, self.claims())),
         );
         crate::sts::add_base_context(&mut c, now, origin);
+        // AWS: the region of the endpoint called, which the verified scope names. Per request,
+        // not per session: one session may sign for several regions.
+        c.insert_single("aws:RequestedRegion", self.region.as_str());
         if let Some(m) = self.claims().mfa.as_ref().filter(|m| m.present) {
             c.insert_single(
                 "aws:MultiFactorAuthAge",
@@ -126,7 +137,7 @@ impl Caller {
         resource: &str,
         resource_account: Option<&str>,
         now: OffsetDateTime,
-        origin: &Origin,
+        origin: &Origin<'_>,
     ) -> Result<(), ApiError> {
         let context = self.context(now, origin);
         let levels = directory.guardrail_levels(self.account());
@@ -355,6 +366,7 @@ pub fn authenticate_parsed<'r>(
         session: Arc::clone(session),
         role,
         session_policy,
+        region: auth.scope.region.clone().into_owned(),
     };
     Ok((caller, auth))
 }
