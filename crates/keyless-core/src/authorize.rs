@@ -29,6 +29,8 @@ const RESERVED_PREFIXES: &[&str] = &[
     "aws:sourceip",
     "aws:securetransport",
     "aws:viaawsservice",
+    // No AWS service calls through keyless (`aws:ViaAWSService` is false), so no call chain.
+    "aws:calledvia",
     // Read from the signed request itself: its credential scope and its headers.
     "aws:requestedregion",
     "aws:useragent",
@@ -493,6 +495,24 @@ mod tests {
         for k in ["aws:RequestedRegion", "aws:UserAgent", "AWS:Referer"] {
             let e = check_extra_context(
                 &[(k.to_owned(), ExtraValue::Single("eu-west-1".into()))],
+                "s3",
+            )
+            .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
+    }
+
+    #[test]
+    fn no_aws_service_is_in_the_call_chain() {
+        // `aws:ViaAWSService` is false in every context keyless builds; a gateway naming
+        // services in `aws:CalledVia*` would contradict it and satisfy an Allow that AWS grants
+        // only to a call forwarded by, say, CloudFormation.
+        for k in ["aws:CalledVia", "aws:CalledViaFirst", "AWS:calledvialast"] {
+            let e = check_extra_context(
+                &[(
+                    k.to_owned(),
+                    ExtraValue::Multi(vec!["cloudformation.amazonaws.com".into()]),
+                )],
                 "s3",
             )
             .unwrap_err();
