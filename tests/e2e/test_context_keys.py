@@ -28,8 +28,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
     h = issuer.host
 
     def from_gha(condition: dict[str, Any]) -> str:
-        return policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/gha"},
-                       "Action": "sts:AssumeRole", "Condition": condition})
+        statement = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/gha"},
+                     "Action": "sts:AssumeRole"}
+        return policy(statement | ({"Condition": condition} if condition else {}))
 
     def web(extra: dict[str, str]) -> str:
         return policy({"Effect": "Allow", "Principal": {"Federated": issuer.provider_arn},
@@ -37,6 +38,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
                        "Condition": {"StringEquals": {f"{h}:aud": AUD, **extra},
                                      "StringLike": {f"{h}:sub": f"repo:{REPO}:*"}}})
 
+    chain_on = policy({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"})
+    from_web_sessions = policy({
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/gha", f"arn:aws:iam::{ACCOUNT}:role/hop"]},
+        "Condition": {"StringEquals": {"aws:FederatedProvider": issuer.provider_arn}}})
     reads = policy({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::artifacts/*",
                     "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"},
                                   "StringLike": {"aws:UserAgent": "Boto3/*"}}})
@@ -47,6 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
         ("web-us-east-1", web({"aws:RequestedRegion": "us-east-1", "aws:ResourceAccount": ACCOUNT}), {}),
         ("web-eu-west-1", web({"aws:RequestedRegion": "eu-west-1"}), {}),
         ("reader", web({}), {"read": reads}),
+        ("hop", from_gha({}), {"chain": chain_on}),
+        ("from-web-sessions", from_web_sessions, {}),
     ]
     config = default_config(issuer, work / "keyless" / "data")
     for name, trust, pols in roles:
@@ -159,3 +167,14 @@ def test_denials_issue_no_credentials_in_the_raw_answer(stack, gha_creds) -> Non
     denied(lambda: client.assume_role(RoleArn=keyless.role_arn("eu-only"), RoleSessionName="us"))
     assert b"<Code>AccessDenied</Code>" in captured["body"]
     assert b"<Credentials>" not in captured["body"] and b"<AccessKeyId>" not in captured["body"]
+
+
+def test_the_federated_provider_is_the_web_identity_sessions_only(stack, gha_creds) -> None:
+    # The session the token was exchanged for has it (the provider's ARN); a session chained from
+    # it is another role's and has none, as on AWS.
+    _, keyless = stack
+    arn = keyless.role_arn("from-web-sessions")
+    out = sts(keyless, gha_creds, "us-east-1").assume_role(RoleArn=arn, RoleSessionName="first-hop")
+    assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
+    hop = sts(keyless, gha_creds, "us-east-1").assume_role(RoleArn=keyless.role_arn("hop"), RoleSessionName="hop")
+    denied(lambda: sts(keyless, hop["Credentials"], "us-east-1").assume_role(RoleArn=arn, RoleSessionName="second"))

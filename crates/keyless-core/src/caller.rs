@@ -211,7 +211,14 @@ fn principal_context(role_arn: &str, claims: &SessionClaims) -> Context {
         c.insert_single("sts:SourceIdentity", si.clone());
         c.insert_single("aws:SourceIdentity", si.clone());
     }
-    if let Some(f) = &claims.federated {
+    // Only the session the token was exchanged for: a session chained from it is another
+    // role's, and AWS does not carry the key into it. The facts stay in the claims for the
+    // audit and for revoking by subject.
+    if let Some(f) = claims
+        .federated
+        .as_ref()
+        .filter(|_| claims.chain_depth == 0)
+    {
         c.insert_single("aws:FederatedProvider", f.provider_arn.clone());
     }
     c

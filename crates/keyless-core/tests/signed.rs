@@ -111,7 +111,17 @@ impl Server {
 
     /// A live session of `role` issued now.
     fn session(&self, role: &str, role_id: &str) -> keyless_token::Credentials {
-        let claims = SessionClaims {
+        self.session_with(role, role_id, |_| {})
+    }
+
+    /// [`Server::session`] with its claims changed by `edit`.
+    fn session_with(
+        &self,
+        role: &str,
+        role_id: &str,
+        edit: impl FnOnce(&mut SessionClaims),
+    ) -> keyless_token::Credentials {
+        let mut claims = SessionClaims {
             account: account(),
             role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
             role_id: role_id.into(),
@@ -128,6 +138,7 @@ impl Server {
             chain_depth: 0,
             chained_from: vec![],
         };
+        edit(&mut claims);
         mint(&self.ring, &claims, &mut rand::rng()).unwrap()
     }
 }
@@ -612,4 +623,40 @@ fn a_chained_assume_role_has_the_resource_account_and_user_agent() {
             "{condition}"
         );
     }
+}
+
+/// AWS puts `aws:FederatedProvider` in the requests of a role session assumed with a web
+/// identity token; a session chained from it is another role's and has none (observed on AWS:
+/// the chained session's own token carries no `federated_provider`, the claim AWS documents as
+/// this key). Carried along, it let a chained session pass a guardrail that admits only
+/// sessions straight from a trusted issuer.
+#[test]
+fn only_a_session_assumed_with_a_token_has_the_federated_provider() {
+    const PROVIDER: &str = "arn:aws:iam::123456789012:oidc-provider/idp.example";
+    let server = Server::new(&guarded_world(
+        json!({"Effect":"Deny","Action":"s3:*","Resource":"*",
+        "Condition":{"StringNotEquals":{"aws:FederatedProvider": PROVIDER}}}),
+    ));
+    let federated = |depth: u8| {
+        server.session_with("src", "AROASRCEXAMPLE0000001", |c| {
+            c.federated = Some(keyless_token::FederatedFacts {
+                issuer: "https://idp.example".into(),
+                subject: "alice".into(),
+                audience: "sts.amazonaws.com".into(),
+                provider_arn: PROVIDER.into(),
+            });
+            c.chain_depth = depth;
+            if depth > 0 {
+                c.chained_from = vec!["ASIAPARENTEXAMPLE001".into()];
+            }
+        })
+    };
+    assert_eq!(
+        s3_decision(&server, &federated(0), "s3:GetObject"),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        s3_decision(&server, &federated(1), "s3:GetObject"),
+        DecisionKind::ExplicitlyDenied
+    );
 }
