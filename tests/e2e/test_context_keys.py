@@ -9,8 +9,13 @@ import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
+import json
+
 import boto3
 import botocore.config
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 import pytest
 import requests
 from botocore.exceptions import ClientError
@@ -54,6 +59,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
         ("web-eu-west-1", web({"aws:RequestedRegion": "eu-west-1"}), {}),
         ("reader", web({}), {"read": reads}),
         ("hop", from_gha({}), {"chain": chain_on}),
+        ("revoker", web({}), {"revoke": policy({
+            "Effect": "Allow", "Action": "keyless:RevokeSessions", "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1", "aws:ResourceAccount": ACCOUNT}}})}),
         ("from-web-sessions", from_web_sessions, {}),
     ]
     config = default_config(issuer, work / "keyless" / "data")
@@ -178,3 +186,24 @@ def test_the_federated_provider_is_the_web_identity_sessions_only(stack, gha_cre
     assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
     hop = sts(keyless, gha_creds, "us-east-1").assume_role(RoleArn=keyless.role_arn("hop"), RoleSessionName="hop")
     denied(lambda: sts(keyless, hop["Credentials"], "us-east-1").assume_role(RoleArn=arn, RoleSessionName="second"))
+
+
+def test_a_revocation_sees_the_signatures_region_and_the_resource_account(stack) -> None:
+    issuer, keyless = stack
+    admin = keyless.awiwi(issuer.gha_token(), role="revoker", session="admin").credentials
+    victim = keyless.awiwi(issuer.gha_token(), session="victim").credentials
+    assert admin and victim
+
+    def revoke(region: str) -> requests.Response:
+        body = json.dumps({"type": "session", "value": victim["AccessKeyId"]}).encode()
+        req = AWSRequest(method="POST", url=keyless.url + "/v1/revocations", data=body,
+                         headers={"Content-Type": "application/json"})
+        SigV4Auth(Credentials(admin["AccessKeyId"], admin["SecretAccessKey"], admin["SessionToken"]),
+                  "keyless", region).add_auth(req)
+        prepared = req.prepare()
+        return requests.post(prepared.url, headers=dict(prepared.headers), data=body, timeout=10)
+
+    r = revoke("us-east-1")
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "AccessDenied"), r.text
+    r = revoke("eu-west-1")
+    assert r.status_code == 200, r.text

@@ -139,7 +139,11 @@ impl Caller {
         now: OffsetDateTime,
         origin: &Origin<'_>,
     ) -> Result<(), ApiError> {
-        let context = self.context(now, origin);
+        let mut context = self.context(now, origin);
+        // AWS: the resource owner's account, when the resource has one (not for `*`).
+        if let Some(account) = resource_account {
+            context.insert_single("aws:ResourceAccount", account);
+        }
         let levels = directory.guardrail_levels(self.account());
         let identity = self.role.identity_policies();
         let policies = self.identity_policies(&levels, &identity);
