@@ -20,7 +20,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from keyless_e2e import ACCOUNT, AUD, REPO, Issuer, Keyless, _stop, default_config, policy, role_toml, start_issuer, start_keyless
+from keyless_e2e import (ACCOUNT, AUD, REPO, Issuer, Keyless, _stop, default_config, policy, role_toml, start_issuer,
+                         start_keyless, toml_literal)
 from test_authorize_api import as_authorize, capture, s3_client
 
 TOKEN = secrets.token_hex(24)
@@ -67,6 +68,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Issuer, Ke
     config = default_config(issuer, work / "keyless" / "data")
     for name, trust, pols in roles:
         config += role_toml(name, trust, pols) + "\n"
+    # Tokens may enter only roles tagged for CI (a guardrail on the role's tags, for roles that
+    # carry the `ci-guarded` tag, so the other roles here are left alone).
+    tagged_only = policy({"Effect": "Deny", "Action": "sts:AssumeRoleWithWebIdentity", "Resource": "*",
+                          "Condition": {"StringNotEquals": {"aws:ResourceTag/ci": "yes"},
+                                        "StringLike": {"iam:ResourceTag/ci-guarded": "*"}}})
+    for name, tag in [("ci-tagged", "yes"), ("ci-untagged", "no")]:
+        config += role_toml(name, web({}), {}) + f'\ntags = {{ ci = "{tag}", ci-guarded = "1" }}\n'
+    config += "\n".join(["", "[[guardrails]]", 'target = "/"', 'name = "ci-tagged-roles"',
+                         f"document = {toml_literal(tagged_only)}", ""])
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     config += f'\n[[authorize_clients]]\nname = "e2e-gateway"\ntoken_sha256 = "{digest}"\n'
     keyless = start_keyless(work / "keyless", config)
@@ -207,3 +217,12 @@ def test_a_revocation_sees_the_signatures_region_and_the_resource_account(stack)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "AccessDenied"), r.text
     r = revoke("eu-west-1")
     assert r.status_code == 200, r.text
+
+
+def test_a_guardrail_on_the_roles_tags_sees_them_in_web_identity(stack) -> None:
+    issuer, keyless = stack
+    ok = keyless.awiwi(issuer.gha_token(), role="ci-tagged", session="tagged")
+    assert ok.credentials, ok
+    no = keyless.awiwi(issuer.gha_token(), role="ci-untagged", session="untagged")
+    assert (no.code, no.status) == ("AccessDenied", 403), no
+    assert no.credentials is None

@@ -61,7 +61,7 @@ fn world(issuer: &str, guardrail: Value) -> Entities {
             attached_policies: vec![],
             max_session_duration: 3600,
             description: String::new(),
-            tags: Default::default(),
+            tags: [("ci-assumable".to_owned(), "true".to_owned())].into(),
             origin: Src::Config,
             created: OffsetDateTime::UNIX_EPOCH,
         }],
@@ -252,4 +252,30 @@ fn the_user_agent_is_the_clients_header() {
         assume_from(ISSUER, boto_only(), json!({}), None).as_deref(),
         Some("AccessDenied")
     );
+}
+
+/// AWS: the role is the resource of AssumeRoleWithWebIdentity as of AssumeRole, and STS's role
+/// resource has `aws:ResourceTag/*` and `iam:ResourceTag/*` (Service Authorization Reference,
+/// AWS Security Token Service). A guardrail that lets tokens into tagged roles only must see
+/// the tags.
+#[test]
+fn the_roles_tags_are_resource_tags() {
+    for key in [
+        "aws:ResourceTag/ci-assumable",
+        "iam:ResourceTag/CI-Assumable",
+    ] {
+        let untagged_only = |value: &str| {
+            assume(
+                ISSUER,
+                deny_when(json!({"StringNotEquals":{key: value}})),
+                json!({}),
+            )
+        };
+        assert_eq!(untagged_only("true"), None, "{key}");
+        assert_eq!(
+            untagged_only("false").as_deref(),
+            Some("AccessDenied"),
+            "{key}"
+        );
+    }
 }
