@@ -482,6 +482,25 @@ fn the_requested_region_of_a_gateway_request_is_its_signatures() {
         s3_decision_in(&server, &creds, "us-east-1", &[]),
         DecisionKind::ExplicitlyDenied
     );
+    // The session's principal keys keep its first request's region; a later request for that
+    // region reads it there, one for another region sets its own on top.
+    assert_eq!(
+        s3_decision_in(&server, &creds, "eu-west-1", &[]),
+        DecisionKind::Allowed
+    );
+    let other = server.session("src", "AROASRCEXAMPLE0000001");
+    assert_eq!(
+        s3_decision_in(&server, &other, "us-east-1", &[]),
+        DecisionKind::ExplicitlyDenied
+    );
+    assert_eq!(
+        s3_decision_in(&server, &other, "eu-west-1", &[]),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        s3_decision_in(&server, &other, "us-east-1", &[]),
+        DecisionKind::ExplicitlyDenied
+    );
 }
 
 /// AWS: `aws:UserAgent` is the client's `User-Agent` header; the gateway forwards the request's
