@@ -29,8 +29,12 @@ const RESERVED_PREFIXES: &[&str] = &[
     "aws:sourceip",
     "aws:securetransport",
     "aws:viaawsservice",
-    // No AWS service calls through keyless (`aws:ViaAWSService` is false), so no call chain.
+    // No AWS service calls through keyless (`aws:ViaAWSService` is false), so no call chain,
+    // and no service principal acting for a resource.
     "aws:calledvia",
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceorg",
     // Read from the signed request itself: its credential scope and its headers.
     "aws:requestedregion",
     "aws:useragent",
@@ -500,6 +504,36 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.code, "InvalidParameterValue", "{k}");
         }
+    }
+
+    #[test]
+    fn a_session_is_never_a_service_acting_for_a_resource() {
+        // AWS sets these only when a service principal calls on behalf of a resource (the
+        // confused-deputy keys); every request here is a keyless session's own.
+        for k in [
+            "aws:SourceArn",
+            "aws:SourceAccount",
+            "aws:SourceOrgID",
+            "aws:SourceOrgPaths",
+        ] {
+            let e = check_extra_context(
+                &[(k.to_owned(), ExtraValue::Single("123456789012".into()))],
+                "s3",
+            )
+            .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
+        // A gateway behind a VPC endpoint may still say so.
+        assert!(
+            check_extra_context(
+                &[(
+                    "aws:SourceVpce".to_owned(),
+                    ExtraValue::Single("vpce-1a2b".into())
+                )],
+                "s3"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
