@@ -291,6 +291,42 @@ mod tests {
     }
 
     #[test]
+    fn the_clients_headers_are_keys_only_when_sent() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let origin = Origin {
+            source_ip: IpAddr::from([10, 0, 0, 1]),
+            secure_transport: true,
+            user_agent: Some("aws-cli/2.22.0"),
+            referer: Some("https://intranet.example/build/7"),
+        };
+        let mut c = Context::new();
+        add_base_context(&mut c, now, &origin);
+        let single = |c: &Context, k: &str| match c.get(k) {
+            Some(keyless_policy::ContextValue::Single(v)) => Some(v.clone()),
+            _ => None,
+        };
+        assert_eq!(
+            single(&c, "aws:UserAgent").as_deref(),
+            Some("aws-cli/2.22.0")
+        );
+        assert_eq!(
+            single(&c, "aws:Referer").as_deref(),
+            Some("https://intranet.example/build/7")
+        );
+        let mut bare = Context::new();
+        add_base_context(
+            &mut bare,
+            now,
+            &Origin {
+                user_agent: None,
+                referer: None,
+                ..origin
+            },
+        );
+        assert!(bare.get("aws:UserAgent").is_none() && bare.get("aws:referer").is_none());
+    }
+
+    #[test]
     fn tag_keys_ignore_case_beyond_ascii() {
         assert!(same_tag_key("Team", "tEAM"));
         assert!(same_tag_key("équipe", "ÉQUIPE"));
