@@ -124,6 +124,11 @@ fn benches(c: &mut Criterion) {
     let origin = Origin {
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure_transport: true,
+        // What boto3 sends, so that copying it into `aws:UserAgent` is measured.
+        user_agent: Some(
+            "Boto3/1.35.0 md/Botocore#1.35.0 ua/2.0 os/linux#6.8.0 md/arch#x86_64 lang/python#3.12.3 md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.35.0",
+        ),
+        referer: None,
     };
 
     // Floor 1: one RSA-2048 PKCS#1 SHA-256 verification.

@@ -29,6 +29,16 @@ const RESERVED_PREFIXES: &[&str] = &[
     "aws:sourceip",
     "aws:securetransport",
     "aws:viaawsservice",
+    // No AWS service calls through keyless (`aws:ViaAWSService` is false), so no call chain,
+    // and no service principal acting for a resource.
+    "aws:calledvia",
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceorg",
+    // Read from the signed request itself: its credential scope and its headers.
+    "aws:requestedregion",
+    "aws:useragent",
+    "aws:referer",
     "sts:sourceidentity",
 ];
 
@@ -55,7 +65,7 @@ pub struct AuthorizeInput<'a> {
     /// Service-specific context keys (e.g. `s3:prefix`).
     pub context: &'a [(String, ExtraValue)],
     /// Where the client connected from, and whether over TLS.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
     /// The region the service is in; a signature scoped to another region is refused.
     pub region: Option<&'a str>,
     /// The service's signing name (the service of the credential scope, e.g. `s3`); `None`
@@ -283,7 +293,13 @@ pub fn authorize(
         }
         payload_verified = true;
     }
-    let mut context = caller.context(now, &input.origin);
+    // The client's headers as the gateway forwarded them, with the signed ones.
+    let origin = Origin {
+        user_agent: input.request.header_str("user-agent"),
+        referer: input.request.header_str("referer"),
+        ..input.origin
+    };
+    let mut context = caller.context(now, &origin);
     for (k, v) in input.context {
         match v {
             ExtraValue::Single(s) => context.insert_single(k, s.clone()),
@@ -367,6 +383,8 @@ pub fn fuzz_authorize(data: &[u8]) {
         origin: Origin {
             source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             secure_transport: false,
+            user_agent: None,
+            referer: None,
         },
         region: None,
         service: None,
@@ -472,6 +490,68 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_signed_requests_region_and_headers_cannot_be_overridden() {
+        // keyless reads these from the request the gateway forwards; a context value would
+        // let a gateway's bug (or a client's header copied into it) move a region guardrail.
+        for k in ["aws:RequestedRegion", "aws:UserAgent", "AWS:Referer"] {
+            let e = check_extra_context(
+                &[(k.to_owned(), ExtraValue::Single("eu-west-1".into()))],
+                "s3",
+            )
+            .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
+    }
+
+    #[test]
+    fn a_session_is_never_a_service_acting_for_a_resource() {
+        // AWS sets these only when a service principal calls on behalf of a resource (the
+        // confused-deputy keys); every request here is a keyless session's own.
+        for k in [
+            "aws:SourceArn",
+            "aws:SourceAccount",
+            "aws:SourceOrgID",
+            "aws:SourceOrgPaths",
+        ] {
+            let e = check_extra_context(
+                &[(k.to_owned(), ExtraValue::Single("123456789012".into()))],
+                "s3",
+            )
+            .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
+        // A gateway behind a VPC endpoint may still say so.
+        assert!(
+            check_extra_context(
+                &[(
+                    "aws:SourceVpce".to_owned(),
+                    ExtraValue::Single("vpce-1a2b".into())
+                )],
+                "s3"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn no_aws_service_is_in_the_call_chain() {
+        // `aws:ViaAWSService` is false in every context keyless builds; a gateway naming
+        // services in `aws:CalledVia*` would contradict it and satisfy an Allow that AWS grants
+        // only to a call forwarded by, say, CloudFormation.
+        for k in ["aws:CalledVia", "aws:CalledViaFirst", "AWS:calledvialast"] {
+            let e = check_extra_context(
+                &[(
+                    k.to_owned(),
+                    ExtraValue::Multi(vec!["cloudformation.amazonaws.com".into()]),
+                )],
+                "s3",
+            )
+            .unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{k}");
+        }
     }
 
     #[test]

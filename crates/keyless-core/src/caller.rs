@@ -26,6 +26,11 @@ pub struct Caller {
     session: Arc<OpenSession>,
     role: Arc<CompiledRole>,
     session_policy: Option<Arc<keyless_policy::Policy>>,
+    /// The region of the verified signature's credential scope (the endpoint's region as the
+    /// client addressed it, AWS's `aws:RequestedRegion`) when it is not the one kept in the
+    /// session's principal keys: a session signs for one region nearly always, so a request
+    /// then copies nothing.
+    region: Option<String>,
 }
 
 impl Caller {
@@ -93,12 +98,17 @@ impl Caller {
 
     /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
     /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
-    pub fn context(&self, now: OffsetDateTime, origin: &Origin) -> Context {
-        let mut c = Context::over(
-            self.session
-                .principal_context(|| principal_context(&self.role.arn, self.claims())),
-        );
+    pub fn context(&self, now: OffsetDateTime, origin: &Origin<'_>) -> Context {
+        let (base, same_region) = self.session.principal_context(self.region.as_deref(), || {
+            principal_context(&self.role.arn, self.claims())
+        });
+        let mut c = Context::over(base);
         crate::sts::add_base_context(&mut c, now, origin);
+        // AWS: the region of the endpoint called, which the verified scope names. One session
+        // may sign for several regions, so another than the kept one goes on top.
+        if let (false, Some(region)) = (same_region, &self.region) {
+            c.insert_single("aws:RequestedRegion", region.as_str());
+        }
         if let Some(m) = self.claims().mfa.as_ref().filter(|m| m.present) {
             c.insert_single(
                 "aws:MultiFactorAuthAge",
@@ -126,9 +136,13 @@ impl Caller {
         resource: &str,
         resource_account: Option<&str>,
         now: OffsetDateTime,
-        origin: &Origin,
+        origin: &Origin<'_>,
     ) -> Result<(), ApiError> {
-        let context = self.context(now, origin);
+        let mut context = self.context(now, origin);
+        // AWS: the resource owner's account, when the resource has one (not for `*`).
+        if let Some(account) = resource_account {
+            context.insert_single("aws:ResourceAccount", account);
+        }
         let levels = directory.guardrail_levels(self.account());
         let identity = self.role.identity_policies();
         let policies = self.identity_policies(&levels, &identity);
@@ -200,7 +214,14 @@ fn principal_context(role_arn: &str, claims: &SessionClaims) -> Context {
         c.insert_single("sts:SourceIdentity", si.clone());
         c.insert_single("aws:SourceIdentity", si.clone());
     }
-    if let Some(f) = &claims.federated {
+    // Only the session the token was exchanged for: a session chained from it is another
+    // role's, and AWS does not carry the key into it. The facts stay in the claims for the
+    // audit and for revoking by subject.
+    if let Some(f) = claims
+        .federated
+        .as_ref()
+        .filter(|_| claims.chain_depth == 0)
+    {
         c.insert_single("aws:FederatedProvider", f.provider_arn.clone());
     }
     c
@@ -355,6 +376,8 @@ pub fn authenticate_parsed<'r>(
         session: Arc::clone(session),
         role,
         session_policy,
+        region: (session.principal_region() != Some(&*auth.scope.region))
+            .then(|| auth.scope.region.clone().into_owned()),
     };
     Ok((caller, auth))
 }

@@ -921,7 +921,7 @@ pub struct RevokeEnv<'a> {
     /// Now.
     pub now: OffsetDateTime,
     /// The caller's address and transport.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
 }
 
 /// Authorizes `caller` to make `revocation`: its own session is always allowed

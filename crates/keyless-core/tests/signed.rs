@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use keyless_core::authorize::{AuthorizeInput, AuthorizeOutcome, GatewayBody, authorize};
 use keyless_core::authz_message::MessageSealer;
-use keyless_core::caller::Verifier;
+use keyless_core::caller::{SignedHttp, Verifier, authenticate};
 use keyless_core::directory::Directory;
 use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, Origin as Src, Role};
 use keyless_core::revocation::RevocationSet;
@@ -111,7 +111,17 @@ impl Server {
 
     /// A live session of `role` issued now.
     fn session(&self, role: &str, role_id: &str) -> keyless_token::Credentials {
-        let claims = SessionClaims {
+        self.session_with(role, role_id, |_| {})
+    }
+
+    /// [`Server::session`] with its claims changed by `edit`.
+    fn session_with(
+        &self,
+        role: &str,
+        role_id: &str,
+        edit: impl FnOnce(&mut SessionClaims),
+    ) -> keyless_token::Credentials {
+        let mut claims = SessionClaims {
             account: account(),
             role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
             role_id: role_id.into(),
@@ -128,6 +138,7 @@ impl Server {
             chain_depth: 0,
             chained_from: vec![],
         };
+        edit(&mut claims);
         mint(&self.ring, &claims, &mut rand::rng()).unwrap()
     }
 }
@@ -137,10 +148,12 @@ fn sealer() -> MessageSealer {
     MessageSealer::new(&SecretBytes::new(vec![7; 32])).unwrap()
 }
 
-fn origin() -> Origin {
+fn origin() -> Origin<'static> {
     Origin {
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secure_transport: true,
+        user_agent: None,
+        referer: None,
     }
 }
 
@@ -170,7 +183,36 @@ fn signed(
     service: &str,
     location: SignatureLocation,
 ) -> Wire {
-    let base = vec![("host".to_owned(), "svc.example".to_owned())];
+    signed_in(
+        creds,
+        method,
+        path,
+        query,
+        service,
+        location,
+        "us-east-1",
+        &[],
+    )
+}
+
+/// [`signed`] for `region`, with `extra` headers (e.g. `user-agent`) sent and signed too.
+#[allow(clippy::too_many_arguments, reason = "the parts of one signed request")]
+fn signed_in(
+    creds: &keyless_token::Credentials,
+    method: &'static str,
+    path: &str,
+    query: &str,
+    service: &str,
+    location: SignatureLocation,
+    region: &str,
+    extra: &[(&str, &str)],
+) -> Wire {
+    let mut base = vec![("host".to_owned(), "svc.example".to_owned())];
+    base.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let base_bytes: Vec<(&str, &[u8])> = base
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_bytes()))
@@ -189,7 +231,7 @@ fn signed(
             session_token: Some(creds.session_token.expose()),
         },
         &SigningParams {
-            region: "us-east-1",
+            region,
             service,
             time: now(),
             rules: ServiceRules::FromScope,
@@ -375,6 +417,265 @@ fn a_guardrail_with_an_allow_statement_is_an_allow_list_for_its_level() {
     );
     assert_eq!(
         decide(listed(), "s3:DeleteObject"),
+        DecisionKind::ExplicitlyDenied
+    );
+}
+
+/// The decision for `s3:GetObject` asked with a request signed for `region` sending `extra`
+/// headers, and the gateway's `context`.
+fn s3_decision_in(
+    server: &Server,
+    creds: &keyless_token::Credentials,
+    region: &str,
+    extra: &[(&str, &str)],
+) -> DecisionKind {
+    let wire = signed_in(
+        creds,
+        "GET",
+        "/artifacts/k",
+        "",
+        "s3",
+        SignatureLocation::Headers,
+        region,
+        extra,
+    );
+    match authorize_as(
+        server,
+        &wire,
+        "s3:GetObject",
+        "arn:aws:s3:::artifacts/k",
+        None,
+    ) {
+        AuthorizeOutcome::Decided { decision, .. } => decision,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `world()` with `guardrail` (one statement) at the root.
+fn guarded_world(guardrail: serde_json::Value) -> Entities {
+    let mut entities = world();
+    entities.guardrails.push(Guardrail {
+        target: "/".into(),
+        name: "g".into(),
+        document: json!({"Version":"2012-10-17","Statement":[guardrail]}).to_string(),
+        origin: Src::Config,
+    });
+    entities
+}
+
+/// AWS: `aws:RequestedRegion` is the region of the endpoint called, which a signature's
+/// credential scope must name. A gateway's request is signed for its region, so that is the
+/// key's value; region guardrails (AWS's "deny outside approved regions") then hold at every
+/// gateway.
+#[test]
+fn the_requested_region_of_a_gateway_request_is_its_signatures() {
+    let server = Server::new(&guarded_world(
+        json!({"Effect":"Deny","Action":"*","Resource":"*",
+        "Condition":{"StringNotEquals":{"aws:RequestedRegion":["eu-west-1"]}}}),
+    ));
+    let creds = server.session("src", "AROASRCEXAMPLE0000001");
+    assert_eq!(
+        s3_decision_in(&server, &creds, "eu-west-1", &[]),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        s3_decision_in(&server, &creds, "us-east-1", &[]),
+        DecisionKind::ExplicitlyDenied
+    );
+    // The session's principal keys keep its first request's region; a later request for that
+    // region reads it there, one for another region sets its own on top.
+    assert_eq!(
+        s3_decision_in(&server, &creds, "eu-west-1", &[]),
+        DecisionKind::Allowed
+    );
+    let other = server.session("src", "AROASRCEXAMPLE0000001");
+    assert_eq!(
+        s3_decision_in(&server, &other, "us-east-1", &[]),
+        DecisionKind::ExplicitlyDenied
+    );
+    assert_eq!(
+        s3_decision_in(&server, &other, "eu-west-1", &[]),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        s3_decision_in(&server, &other, "us-east-1", &[]),
+        DecisionKind::ExplicitlyDenied
+    );
+}
+
+/// AWS: `aws:UserAgent` is the client's `User-Agent` header; the gateway forwards the request's
+/// headers, so keyless reads it there, as it reads the signature.
+#[test]
+fn the_user_agent_of_a_gateway_request_is_the_forwarded_header() {
+    let server = Server::new(&guarded_world(
+        json!({"Effect":"Deny","Action":"s3:*","Resource":"*",
+        "Condition":{"StringNotLike":{"aws:UserAgent":"aws-cli/*"}}}),
+    ));
+    let creds = server.session("src", "AROASRCEXAMPLE0000001");
+    let cli = [(
+        "user-agent",
+        "aws-cli/2.22.0 md/awscrt#0.23.4 ua/2.0 os/linux#6.8.0",
+    )];
+    assert_eq!(
+        s3_decision_in(&server, &creds, "us-east-1", &cli),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        s3_decision_in(
+            &server,
+            &creds,
+            "us-east-1",
+            &[("user-agent", "curl/8.5.0")]
+        ),
+        DecisionKind::ExplicitlyDenied
+    );
+    assert_eq!(
+        s3_decision_in(&server, &creds, "us-east-1", &[]),
+        DecisionKind::ExplicitlyDenied
+    );
+}
+
+/// A chained `AssumeRole` of the session `src` to `target` (whose trust policy is `trust`),
+/// signed for `region` with `extra` headers; the error code, or `None` when issued.
+fn assume_role_in(
+    trust: serde_json::Value,
+    region: &str,
+    extra: &[(&str, &str)],
+) -> Option<String> {
+    let mut entities = world();
+    let perms = json!({"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:*","Resource":"*"}]});
+    entities
+        .roles
+        .push(role("target", "AROATARGETEXAMPLE0001", trust, perms));
+    let server = Server::new(&entities);
+    let creds = server.session("src", "AROASRCEXAMPLE0000001");
+    let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Ftarget&RoleSessionName=s2";
+    let wire = signed_in(
+        &creds,
+        "POST",
+        "/",
+        body,
+        "sts",
+        SignatureLocation::Headers,
+        region,
+        extra,
+    );
+    let headers = wire.headers();
+    let request = HttpRequest {
+        method: wire.method,
+        path: &wire.path,
+        query: &wire.query,
+        headers: &headers,
+    };
+    let caller = authenticate(
+        &server.verifier(),
+        SignedHttp { request, body: b"" },
+        "sts",
+        now(),
+    )
+    .unwrap();
+    let params = keyless_core::sts::params::Params::from_pairs(
+        [
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", "arn:aws:iam::123456789012:role/target"),
+            ("RoleSessionName", "s2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    )
+    .unwrap();
+    let input = keyless_core::sts::assume_role::parse(&params).unwrap();
+    let sealer = sealer();
+    let user_agent = extra
+        .iter()
+        .find(|(k, _)| *k == "user-agent")
+        .map(|(_, v)| *v);
+    let env = keyless_core::sts::assume_role::AssumeRoleEnv {
+        directory: &server.directory,
+        ring: &server.ring,
+        authorizer: keyless_core::sts::Authorizer { sealer: &sealer },
+        now: now(),
+        origin: Origin {
+            user_agent,
+            ..origin()
+        },
+    };
+    keyless_core::sts::assume_role::assume_role(&env, &caller, &input, &mut rand::rng())
+        .err()
+        .map(|e| e.code.to_owned())
+}
+
+/// `target`'s trust policy: the session `src` may assume it when `condition` holds.
+fn trust_src_when(condition: serde_json::Value) -> serde_json::Value {
+    json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        "Principal":{"AWS":format!("arn:aws:iam::{ACCOUNT}:role/src")},
+        "Action":"sts:AssumeRole","Condition":condition}]})
+}
+
+/// AWS: a signed STS call's `aws:RequestedRegion` is its endpoint's region, the one the
+/// credential scope names (a regional STS endpoint refuses any other).
+#[test]
+fn a_chained_assume_roles_requested_region_is_its_signatures() {
+    let trust = || trust_src_when(json!({"StringEquals":{"aws:RequestedRegion":"eu-west-1"}}));
+    assert_eq!(assume_role_in(trust(), "eu-west-1", &[]), None);
+    assert_eq!(
+        assume_role_in(trust(), "us-east-1", &[]).as_deref(),
+        Some("AccessDenied")
+    );
+}
+
+/// AWS: in an AssumeRole request `aws:ResourceAccount` is the role's account and
+/// `aws:UserAgent` the client's header.
+#[test]
+fn a_chained_assume_role_has_the_resource_account_and_user_agent() {
+    let cli = [("user-agent", "aws-cli/2.22.0 ua/2.0")];
+    for condition in [
+        json!({"StringEquals":{"aws:ResourceAccount": ACCOUNT}}),
+        json!({"StringLike":{"aws:UserAgent":"aws-cli/*"}}),
+    ] {
+        assert_eq!(
+            assume_role_in(trust_src_when(condition.clone()), "us-east-1", &cli),
+            None,
+            "{condition}"
+        );
+    }
+}
+
+/// AWS puts `aws:FederatedProvider` in the requests of a role session assumed with a web
+/// identity token; a session chained from it is another role's and has none (observed on AWS:
+/// the chained session's own token carries no `federated_provider`, the claim AWS documents as
+/// this key). Carried along, it let a chained session pass a guardrail that admits only
+/// sessions straight from a trusted issuer.
+#[test]
+fn only_a_session_assumed_with_a_token_has_the_federated_provider() {
+    const PROVIDER: &str = "arn:aws:iam::123456789012:oidc-provider/idp.example";
+    let server = Server::new(&guarded_world(
+        json!({"Effect":"Deny","Action":"s3:*","Resource":"*",
+        "Condition":{"StringNotEquals":{"aws:FederatedProvider": PROVIDER}}}),
+    ));
+    let federated = |depth: u8| {
+        server.session_with("src", "AROASRCEXAMPLE0000001", |c| {
+            c.federated = Some(keyless_token::FederatedFacts {
+                issuer: "https://idp.example".into(),
+                subject: "alice".into(),
+                audience: "sts.amazonaws.com".into(),
+                provider_arn: PROVIDER.into(),
+            });
+            c.chain_depth = depth;
+            if depth > 0 {
+                c.chained_from = vec!["ASIAPARENTEXAMPLE001".into()];
+            }
+        })
+    };
+    assert_eq!(
+        s3_decision(&server, &federated(0), "s3:GetObject"),
+        DecisionKind::Allowed
+    );
+    assert_eq!(
+        s3_decision(&server, &federated(1), "s3:GetObject"),
         DecisionKind::ExplicitlyDenied
     );
 }

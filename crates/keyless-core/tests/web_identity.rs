@@ -61,7 +61,7 @@ fn world(issuer: &str, guardrail: Value) -> Entities {
             attached_policies: vec![],
             max_session_duration: 3600,
             description: String::new(),
-            tags: Default::default(),
+            tags: [("ci-assumable".to_owned(), "true".to_owned())].into(),
             origin: Src::Config,
             created: OffsetDateTime::UNIX_EPOCH,
         }],
@@ -78,6 +78,16 @@ fn world(issuer: &str, guardrail: Value) -> Entities {
 /// The error code of AssumeRoleWithWebIdentity with a token carrying `claims` (on top of the
 /// required ones), or `None` when credentials were issued.
 fn assume(issuer: &str, guardrail: Value, claims: Value) -> Option<String> {
+    assume_from(issuer, guardrail, claims, None)
+}
+
+/// [`assume`] with the request's `User-Agent`.
+fn assume_from(
+    issuer: &str,
+    guardrail: Value,
+    claims: Value,
+    user_agent: Option<&str>,
+) -> Option<String> {
     let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
     let directory = Directory::build(&world(issuer, guardrail));
     assert!(directory.problems.is_empty(), "{:?}", directory.problems);
@@ -116,6 +126,8 @@ fn assume(issuer: &str, guardrail: Value, claims: Value) -> Option<String> {
         origin: Origin {
             source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             secure_transport: true,
+            user_agent,
+            referer: None,
         },
     };
     let token = UnverifiedToken::parse(input.token.expose()).unwrap();
@@ -178,4 +190,92 @@ fn claims_never_stand_in_for_aws_or_sts_keys_whatever_the_provider_host() {
         ),
         None
     );
+}
+
+/// A guardrail denying AssumeRoleWithWebIdentity when `condition` holds.
+fn deny_when(condition: Value) -> Value {
+    json!({"Effect":"Deny","Action":"sts:AssumeRoleWithWebIdentity","Resource":"*",
+        "Condition": condition})
+}
+
+const ISSUER: &str = "https://idp.example";
+
+/// AWS: `aws:RequestedRegion` is in every request's context. The call is unsigned, so nothing
+/// names a region but the endpoint: keyless is one endpoint and names `us-east-1`, where AWS's
+/// global STS endpoint is. A region guardrail copied from AWS (deny outside an allow-list that
+/// includes us-east-1, or exempts `sts:*`) must not deny every federation.
+#[test]
+fn the_requested_region_is_the_endpoints() {
+    let outside = |regions: Value| {
+        assume(
+            ISSUER,
+            deny_when(json!({"StringNotEquals":{"aws:RequestedRegion": regions}})),
+            json!({}),
+        )
+    };
+    assert_eq!(outside(json!(["us-east-1", "eu-west-1"])), None);
+    assert_eq!(
+        outside(json!(["eu-west-1"])).as_deref(),
+        Some("AccessDenied")
+    );
+}
+
+/// AWS: `aws:ResourceAccount` is the account that owns the resource, here the role's.
+#[test]
+fn the_resource_account_is_the_roles() {
+    let not_owner = |account: &str| {
+        assume(
+            ISSUER,
+            deny_when(json!({"StringNotEquals":{"aws:ResourceAccount": account}})),
+            json!({}),
+        )
+    };
+    assert_eq!(not_owner("123456789012"), None);
+    assert_eq!(not_owner("210987654321").as_deref(), Some("AccessDenied"));
+}
+
+/// AWS: `aws:UserAgent` holds the client's `User-Agent` header as sent; without one there is
+/// nothing to compare, and a guardrail that requires a client denies.
+#[test]
+fn the_user_agent_is_the_clients_header() {
+    let boto_only = || deny_when(json!({"StringNotLike":{"aws:UserAgent":"Boto3/*"}}));
+    let boto = "Boto3/1.35.0 md/Botocore#1.35.0 ua/2.0 os/linux#6.8.0 Botocore/1.35.0";
+    assert_eq!(
+        assume_from(ISSUER, boto_only(), json!({}), Some(boto)),
+        None
+    );
+    assert_eq!(
+        assume_from(ISSUER, boto_only(), json!({}), Some("curl/8.5.0")).as_deref(),
+        Some("AccessDenied")
+    );
+    assert_eq!(
+        assume_from(ISSUER, boto_only(), json!({}), None).as_deref(),
+        Some("AccessDenied")
+    );
+}
+
+/// AWS: the role is the resource of AssumeRoleWithWebIdentity as of AssumeRole, and STS's role
+/// resource has `aws:ResourceTag/*` and `iam:ResourceTag/*` (Service Authorization Reference,
+/// AWS Security Token Service). A guardrail that lets tokens into tagged roles only must see
+/// the tags.
+#[test]
+fn the_roles_tags_are_resource_tags() {
+    for key in [
+        "aws:ResourceTag/ci-assumable",
+        "iam:ResourceTag/CI-Assumable",
+    ] {
+        let untagged_only = |value: &str| {
+            assume(
+                ISSUER,
+                deny_when(json!({"StringNotEquals":{key: value}})),
+                json!({}),
+            )
+        };
+        assert_eq!(untagged_only("true"), None, "{key}");
+        assert_eq!(
+            untagged_only("false").as_deref(),
+            Some("AccessDenied"),
+            "{key}"
+        );
+    }
 }

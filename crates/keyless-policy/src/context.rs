@@ -231,7 +231,8 @@ impl Context {
             base
         };
         Context {
-            // Room for the keys a request adds (time, address, transport, MFA age) without growing.
+            // Room for the keys a request adds (two times, address, transport, user agent, region,
+            // MFA age) without growing.
             // Seven is the most that eight buckets hold; sixteen would make the table a large
             // allocation (over 1 KiB), which glibc serves only after consolidating its free lists.
             map: HashMap::with_capacity_and_hasher(7, BuildHasherDefault::default()),

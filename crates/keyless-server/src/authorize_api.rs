@@ -448,6 +448,9 @@ fn decide(
         origin: Origin {
             source_ip: req.source_ip.unwrap_or(peer.ip()),
             secure_transport: req.secure_transport,
+            // Read from the forwarded request's headers by `authorize`.
+            user_agent: None,
+            referer: None,
         },
         region: req.region.as_deref(),
         service: req.service.as_deref(),

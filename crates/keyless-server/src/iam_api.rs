@@ -70,7 +70,7 @@ pub async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    origin: Origin,
+    origin: Origin<'_>,
     request_id: &str,
     facts: &mut crate::audit::CallFacts,
 ) -> Result<String, ApiError> {

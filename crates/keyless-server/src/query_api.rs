@@ -80,6 +80,8 @@ pub async fn handle(
     let origin = Origin {
         source_ip: peer.ip(),
         secure_transport: transport.is_some_and(|Extension(t)| t.secure),
+        user_agent: header_text(&headers, header::USER_AGENT),
+        referer: header_text(&headers, header::REFERER),
     };
     let signed_for_iam = crate::iam_api::is_iam_request(&uri, &headers);
     let params = collect_params(&method, &uri, &headers, &body);
@@ -361,7 +363,7 @@ async fn dispatch(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    origin: Origin,
+    origin: Origin<'_>,
     request_id: &str,
     facts: &mut CallFacts,
 ) -> Result<String, ApiError> {
@@ -425,6 +427,12 @@ async fn dispatch(
     }
 }
 
+/// A header's value as text (`aws:UserAgent`, `aws:referer`); `None` when absent or not
+/// visible ASCII, so no key is made from bytes the client did not mean as text.
+pub(crate) fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Authenticates a request signed for `service` (`sts`, `iam`, `keyless`) against `directory`,
 /// the current key ring and revocations.
 pub(crate) fn authenticate_signed(
@@ -460,7 +468,7 @@ pub(crate) fn authenticate_signed(
 async fn web_identity(
     state: &AppState,
     params: &Params,
-    origin: Origin,
+    origin: Origin<'_>,
     facts: &mut CallFacts,
 ) -> Result<Issued, ApiError> {
     let input = sts::web_identity::parse(params)?;
@@ -496,7 +504,7 @@ async fn web_identity(
 async fn web_identity_inner(
     state: &AppState,
     input: &sts::web_identity::WebIdentityInput,
-    origin: Origin,
+    origin: Origin<'_>,
     facts: &mut CallFacts,
 ) -> Result<Issued, ApiError> {
     let token = keyless_jwt::UnverifiedToken::parse(input.token.expose())
@@ -559,7 +567,7 @@ fn signed_action(
     caller: &Caller,
     params: &Params,
     action: &str,
-    origin: Origin,
+    origin: Origin<'_>,
     request_id: &str,
     facts: &mut CallFacts,
 ) -> Result<String, ApiError> {

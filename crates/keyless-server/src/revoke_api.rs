@@ -96,6 +96,8 @@ pub async fn handle(
     let origin = Origin {
         source_ip: peer.ip(),
         secure_transport: transport.is_some_and(|Extension(t)| t.secure),
+        user_agent: crate::query_api::header_text(&headers, header::USER_AGENT),
+        referer: crate::query_api::header_text(&headers, header::REFERER),
     };
     let label = if method == Method::GET {
         "ListRevocations"
@@ -191,7 +193,7 @@ async fn revoke<'a>(
     state: &'a AppState,
     caller: &Caller,
     body: &[u8],
-    origin: Origin,
+    origin: Origin<'_>,
 ) -> Result<(Revocation, tokio::sync::MutexGuard<'a, RevocationAudit>), ApiError> {
     let parsed: RevokeBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
@@ -244,7 +246,7 @@ async fn revoke<'a>(
     Ok((stored, outbox))
 }
 
-fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiError> {
+fn list(state: &AppState, caller: &Caller, origin: Origin<'_>) -> Result<Value, ApiError> {
     with_env(state, origin, |env| authorize_list(env, caller))?;
     let now = state.clock.now();
     let mine: Vec<Value> = state
@@ -262,7 +264,7 @@ fn list(state: &AppState, caller: &Caller, origin: Origin) -> Result<Value, ApiE
 /// Runs `f` with the current snapshot, sealer and time.
 fn with_env<T>(
     state: &AppState,
-    origin: Origin,
+    origin: Origin<'_>,
     f: impl FnOnce(&RevokeEnv<'_>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let keys = state.keys.load();

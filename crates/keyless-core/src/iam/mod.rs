@@ -76,7 +76,7 @@ pub struct IamEnv<'a> {
     /// Now.
     pub now: keyless_types::OffsetDateTime,
     /// The caller's address and transport.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
     /// Accept `http://` provider URLs on loopback hosts (local test issuers only).
     pub allow_loopback_http_providers: bool,
     /// When each role last had a session issued (`GetRole`'s `RoleLastUsed`).
@@ -276,6 +276,8 @@ impl Cx<'_> {
         let mut context = self.caller.context(self.env.now, &self.env.origin);
         // IAM is global, with its one endpoint in us-east-1: AWS's region guardrails see that.
         context.insert_single("aws:RequestedRegion", crate::sts::REGION);
+        // The caller acts in its own account, so IAM's resources are that account's.
+        context.insert_single("aws:ResourceAccount", self.caller.account().to_string());
         extra(&mut context);
         let full = format!("iam:{action}");
         let levels = self.env.directory.guardrail_levels(self.caller.account());

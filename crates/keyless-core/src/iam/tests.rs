@@ -207,6 +207,8 @@ impl World {
             origin: Origin {
                 source_ip: "127.0.0.1".parse().unwrap(),
                 secure_transport: true,
+                user_agent: None,
+                referer: None,
             },
             allow_loopback_http_providers: false,
             role_usage: &self.role_usage,
@@ -1788,6 +1790,30 @@ fn iam_calls_are_made_to_us_east_1_as_aws_requested_region_says() {
             "CreateRole",
             &[("RoleName", "ci"), ("AssumeRolePolicyDocument", TRUST)]
         ),
+        ("AccessDenied", 403)
+    );
+}
+
+#[test]
+fn iam_resources_are_owned_by_the_callers_account_as_aws_resource_account_says() {
+    // AWS puts the resource owner's account in `aws:ResourceAccount`; data-perimeter
+    // guardrails deny when it is not one of theirs. Absent, such a guardrail denied every IAM
+    // call, its own account's included.
+    let mut w = World::new();
+    guard(
+        &mut w,
+        "own-accounts",
+        r#"{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEquals":{"aws:ResourceAccount":["123456789012"]}}}"#,
+    );
+    w.call("admin", "GetRole", &[("RoleName", "admin")])
+        .unwrap();
+    guard(
+        &mut w,
+        "other-accounts",
+        r#"{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEquals":{"aws:ResourceAccount":["210987654321"]}}}"#,
+    );
+    assert_eq!(
+        w.code("admin", "GetRole", &[("RoleName", "admin")]),
         ("AccessDenied", 403)
     );
 }

@@ -204,7 +204,7 @@ pub struct AssumeRoleEnv<'a> {
     /// Now.
     pub now: OffsetDateTime,
     /// Caller's address and transport.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
 }
 
 /// The longest a chained session may last (AWS: one hour).
@@ -327,13 +327,16 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     // The role is the resource of sts:AssumeRole: its tags are `aws:ResourceTag/<key>` and
     // `iam:ResourceTag/<key>` (CDK's bootstrap policies and tag-keyed guardrails read them).
     crate::iam::params::role_resource_tags(&mut context, &target.role.tags);
+    let target_account = target.role.account.to_string();
+    // AWS: the account that owns the resource, here the role (left out above for a role that
+    // does not exist, which is denied whatever the key would say).
+    context.insert_single("aws:ResourceAccount", target_account.clone());
     let levels = env.directory.guardrail_levels(caller.account());
     let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = PolicySet {
         resource_policy: Some(&target.trust),
         ..caller.identity_policies(&levels, &identity)
     };
-    let target_account = target.role.account.to_string();
     let check = |action: &str| -> Result<(), ApiError> {
         let request = Request {
             principal: caller_arn,

@@ -37,7 +37,7 @@ pub struct IntrospectEnv<'a> {
     /// Now.
     pub now: OffsetDateTime,
     /// Caller's address and transport.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
 }
 
 /// Requires the caller's own policies (guardrails, role policies, boundary, session policy) to

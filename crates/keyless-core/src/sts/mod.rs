@@ -79,11 +79,15 @@ pub struct WebIdentityFacts {
 
 /// Where a request came from.
 #[derive(Debug, Clone, Copy)]
-pub struct Origin {
+pub struct Origin<'a> {
     /// The client's address (`aws:SourceIp`).
     pub source_ip: IpAddr,
     /// Whether it arrived over TLS (`aws:SecureTransport`).
     pub secure_transport: bool,
+    /// The `User-Agent` header as sent (`aws:UserAgent`), when there was one.
+    pub user_agent: Option<&'a str>,
+    /// The `Referer` header as sent (`aws:referer`), when there was one.
+    pub referer: Option<&'a str>,
 }
 
 /// ISO 8601 UTC with a `Z`, to the second, as AWS writes times (`2026-11-22T02:37:03Z`), digit
@@ -98,8 +102,9 @@ pub fn iso8601(t: OffsetDateTime) -> String {
     }
 }
 
-/// Adds the keys every request has (time, source address, transport) to `c`.
-pub fn add_base_context(c: &mut Context, now: OffsetDateTime, origin: &Origin) {
+/// Adds the keys every request has (time, source address, transport, and the client's
+/// `User-Agent` and `Referer` when it sent them) to `c`.
+pub fn add_base_context(c: &mut Context, now: OffsetDateTime, origin: &Origin<'_>) {
     c.insert_single("aws:CurrentTime", iso8601(now));
     c.insert_single("aws:EpochTime", now.unix_timestamp().to_string());
     c.insert_single("aws:SourceIp", ip_text(origin.source_ip));
@@ -111,6 +116,14 @@ pub fn add_base_context(c: &mut Context, now: OffsetDateTime, origin: &Origin) {
             "false"
         },
     );
+    // AWS: `aws:UserAgent` is in every request's context; a client that sends no header has
+    // nothing to compare, so the key is absent (a positive condition on it then fails).
+    if let Some(ua) = origin.user_agent {
+        c.insert_single("aws:UserAgent", ua);
+    }
+    if let Some(referer) = origin.referer {
+        c.insert_single("aws:referer", referer);
+    }
 }
 
 /// An address as `aws:SourceIp` holds it. IPv4 is written octet by octet: `Display` took
@@ -275,6 +288,42 @@ mod tests {
             "2027-01-15T08:00:00Z",
             "always written in UTC"
         );
+    }
+
+    #[test]
+    fn the_clients_headers_are_keys_only_when_sent() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let origin = Origin {
+            source_ip: IpAddr::from([10, 0, 0, 1]),
+            secure_transport: true,
+            user_agent: Some("aws-cli/2.22.0"),
+            referer: Some("https://intranet.example/build/7"),
+        };
+        let mut c = Context::new();
+        add_base_context(&mut c, now, &origin);
+        let single = |c: &Context, k: &str| match c.get(k) {
+            Some(keyless_policy::ContextValue::Single(v)) => Some(v.clone()),
+            _ => None,
+        };
+        assert_eq!(
+            single(&c, "aws:UserAgent").as_deref(),
+            Some("aws-cli/2.22.0")
+        );
+        assert_eq!(
+            single(&c, "aws:Referer").as_deref(),
+            Some("https://intranet.example/build/7")
+        );
+        let mut bare = Context::new();
+        add_base_context(
+            &mut bare,
+            now,
+            &Origin {
+                user_agent: None,
+                referer: None,
+                ..origin
+            },
+        );
+        assert!(bare.get("aws:UserAgent").is_none() && bare.get("aws:referer").is_none());
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub struct WebIdentityEnv<'a> {
     /// Now.
     pub now: OffsetDateTime,
     /// The caller's address and transport.
-    pub origin: Origin,
+    pub origin: Origin<'a>,
 }
 
 /// Verifies the token, authorizes and mints.
@@ -227,12 +227,22 @@ pub fn complete<R: CryptoRng + ?Sized>(
     let subject = token.subject().to_owned();
     let audience = token.audience().to_owned();
     let token_attributes = audited_claims(&token);
-    // Sized for the keys set by name below (the token's go in as one group): the four base
-    // keys, `aws:ViaAWSService`, this request's four and its tags.
-    let mut context = Context::with_capacity(4 + 1 + 4 + 2 * session_tags.len() + 1);
+    let account = role.role.account.to_string();
+    // Sized for the keys set by name below (the token's go in as one group): the base keys
+    // (up to six), `aws:ViaAWSService`, this request's five, the role's tags twice and the
+    // request's tags.
+    let mut context =
+        Context::with_capacity(6 + 1 + 5 + 2 * role.role.tags.len() + session_tags.len() + 2);
     add_base_context(&mut context, env.now, &env.origin);
     // In every request's context at AWS; no AWS service calls through keyless.
     context.insert_single("aws:ViaAWSService", "false");
+    // AWS: always present. The call is unsigned, so no credential scope names a region; keyless
+    // is one endpoint and names the region AWS's global STS endpoint is in.
+    context.insert_single("aws:RequestedRegion", super::REGION);
+    context.insert_single("aws:ResourceAccount", account.clone());
+    // The role is the resource, as in AssumeRole: STS's role resource has its tags as
+    // `aws:ResourceTag/*` and `iam:ResourceTag/*`. Nothing for an untagged role.
+    crate::iam::params::role_resource_tags(&mut context, &role.role.tags);
     add_token_keys(&mut context, token, prefix);
     context.insert_single("sts:RoleSessionName", input.session_name.clone());
     context.insert_single("sts:DurationSeconds", duration.to_string());
@@ -263,7 +273,6 @@ pub fn complete<R: CryptoRng + ?Sized>(
         arn: &provider_arn,
         id: &subject,
     };
-    let account = role.role.account.to_string();
     let check = |action: &str| -> Result<(), ApiError> {
         let request = Request {
             principal: &provider_arn,
