@@ -264,7 +264,16 @@ fn benches(c: &mut Criterion) {
             || public.verify_sig(black_box(&msg), black_box(&sig)).unwrap(),
             || {
                 let token = UnverifiedToken::parse(github_input.token.expose()).unwrap();
-                complete(&env, &github_input, token, &role, &provider, &jwks, &mut rng).unwrap()
+                complete(
+                    &env,
+                    &github_input,
+                    token,
+                    &role,
+                    &provider,
+                    &jwks,
+                    &mut rng,
+                )
+                .unwrap()
             },
         );
     }
