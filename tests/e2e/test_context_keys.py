@@ -131,6 +131,27 @@ def test_a_trust_policy_on_the_user_agent_sees_the_clients_header(stack, gha_cre
         RoleArn=arn, RoleSessionName="other"))
 
 
+def test_a_user_agent_that_is_not_visible_ascii_is_no_key_and_a_long_one_is_bounded(stack, gha_creds) -> None:
+    _, keyless = stack
+    arn = keyless.role_arn("boto-only")
+    # A byte outside ASCII (latin-1 \xff, UTF-8 é) makes no `aws:UserAgent`: the positive
+    # `StringLike Boto3/*` then fails, whatever the rest of the header says. (A tab is a
+    # header's own character, and stays in the key.)
+    for hostile in ["Boto3/1.40 \xff", "Boto3/1.40 caf\u00c3\u00a9"]:
+        denied(lambda: sts(keyless, gha_creds, "us-east-1", user_agent=hostile).assume_role(
+            RoleArn=arn, RoleSessionName="hostile"))
+    # A long one is a key like any other, up to the request head's 32 KiB...
+    long_ua = "Boto3/1.40 " + "x" * 20_000
+    out = sts(keyless, gha_creds, "us-east-1", user_agent=long_ua).assume_role(RoleArn=arn, RoleSessionName="long")
+    assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
+    # ... and past it the request is refused by the HTTP front (431, no body an SDK reads)
+    # before anything is decided.
+    r = requests.post(keyless.url + "/", data={"Action": "GetCallerIdentity", "Version": "2011-06-15"},
+                      headers={"User-Agent": "Boto3/1.40 " + "x" * 40_000}, timeout=10, verify=keyless.verify)
+    assert r.status_code == 431, (r.status_code, r.text[:200])
+    assert "AccessKeyId" not in r.text
+
+
 def test_the_resource_account_of_assume_role_is_the_roles(stack, gha_creds) -> None:
     _, keyless = stack
     out = sts(keyless, gha_creds, "us-east-1").assume_role(RoleArn=keyless.role_arn("own-account"),
