@@ -26,11 +26,10 @@ pub struct Caller {
     session: Arc<OpenSession>,
     role: Arc<CompiledRole>,
     session_policy: Option<Arc<keyless_policy::Policy>>,
-    /// The region of the verified signature's credential scope (the endpoint's region as the
-    /// client addressed it, AWS's `aws:RequestedRegion`) when it is not the one kept in the
-    /// session's principal keys: a session signs for one region nearly always, so a request
-    /// then copies nothing.
-    region: Option<String>,
+    /// The region of the verified signature's credential scope: the endpoint's region as the
+    /// client addressed it, AWS's `aws:RequestedRegion`. A request's own key, not the
+    /// session's: one session may sign for several regions.
+    region: String,
 }
 
 impl Caller {
@@ -99,16 +98,12 @@ impl Caller {
     /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
     /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
     pub fn context(&self, now: OffsetDateTime, origin: &Origin<'_>) -> Context {
-        let (base, same_region) = self.session.principal_context(self.region.as_deref(), || {
-            principal_context(&self.role.arn, self.claims())
-        });
-        let mut c = Context::over(base);
+        let mut c = Context::over(
+            self.session
+                .principal_context(|| principal_context(&self.role.arn, self.claims())),
+        );
         crate::sts::add_base_context(&mut c, now, origin);
-        // AWS: the region of the endpoint called, which the verified scope names. One session
-        // may sign for several regions, so another than the kept one goes on top.
-        if let (false, Some(region)) = (same_region, &self.region) {
-            c.insert_single("aws:RequestedRegion", region.as_str());
-        }
+        c.insert_single("aws:RequestedRegion", self.region.as_str());
         if let Some(m) = self.claims().mfa.as_ref().filter(|m| m.present) {
             c.insert_single(
                 "aws:MultiFactorAuthAge",
@@ -376,8 +371,7 @@ pub fn authenticate_parsed<'r>(
         session: Arc::clone(session),
         role,
         session_policy,
-        region: (session.principal_region() != Some(&*auth.scope.region))
-            .then(|| auth.scope.region.clone().into_owned()),
+        region: auth.scope.region.clone().into_owned(),
     };
     Ok((caller, auth))
 }

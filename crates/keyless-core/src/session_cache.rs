@@ -120,13 +120,6 @@ pub struct Opened {
     pub kept: bool,
 }
 
-/// A session's principal keys and the `aws:RequestedRegion` among them: the region of the
-/// request that built them, which nearly every later request of the session signs for too.
-struct PrincipalBase {
-    context: Arc<Context>,
-    region: Option<String>,
-}
-
 /// An opened session token and what was derived from it.
 pub struct OpenSession {
     access_key_id: String,
@@ -134,7 +127,7 @@ pub struct OpenSession {
     opened: OpenedSession,
     inline_policy: Option<Result<Arc<Policy>, ()>>,
     signing_keys: RwLock<Vec<Arc<SigningKey>>>,
-    principal_context: OnceLock<PrincipalBase>,
+    principal_context: OnceLock<Arc<Context>>,
     assumed_role_arn: OnceLock<String>,
     principal_info: OnceLock<Arc<PrincipalInfo>>,
 }
@@ -196,31 +189,9 @@ impl OpenSession {
     }
 
     /// The condition keys that describe this session's principal, built once by `build` and
-    /// shared by its requests (each sets its own keys over them, see [`Context::over`]). The
-    /// first request's `region` goes in with them as `aws:RequestedRegion`. Returned with
-    /// whether `region` is the one in them (`None` asks for the kept one).
-    pub fn principal_context(
-        &self,
-        region: Option<&str>,
-        build: impl FnOnce() -> Context,
-    ) -> (Arc<Context>, bool) {
-        let base = self.principal_context.get_or_init(|| {
-            let mut context = build();
-            if let Some(r) = region {
-                context.insert_single("aws:RequestedRegion", r);
-            }
-            PrincipalBase {
-                context: Arc::new(context),
-                region: region.map(str::to_owned),
-            }
-        });
-        let same = region.is_none_or(|r| base.region.as_deref() == Some(r));
-        (Arc::clone(&base.context), same)
-    }
-
-    /// The `aws:RequestedRegion` kept in the principal keys, once they are built.
-    pub fn principal_region(&self) -> Option<&str> {
-        self.principal_context.get()?.region.as_deref()
+    /// shared by its requests (each sets its own keys over them, see [`Context::over`]).
+    pub fn principal_context(&self, build: impl FnOnce() -> Context) -> Arc<Context> {
+        Arc::clone(self.principal_context.get_or_init(|| Arc::new(build())))
     }
 
     /// The session's `arn:aws:sts::…:assumed-role/…` ARN, built once by `build`.

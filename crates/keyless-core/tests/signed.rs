@@ -482,8 +482,7 @@ fn the_requested_region_of_a_gateway_request_is_its_signatures() {
         s3_decision_in(&server, &creds, "us-east-1", &[]),
         DecisionKind::ExplicitlyDenied
     );
-    // The session's principal keys keep its first request's region; a later request for that
-    // region reads it there, one for another region sets its own on top.
+    // Each request's own region, not the session's first: one session may sign for several.
     assert_eq!(
         s3_decision_in(&server, &creds, "eu-west-1", &[]),
         DecisionKind::Allowed
