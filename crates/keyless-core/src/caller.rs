@@ -98,10 +98,9 @@ impl Caller {
     /// The request context of this principal (`aws:PrincipalArn`, `aws:userid`,
     /// `aws:TokenIssueTime`, `aws:PrincipalTag/*`, `sts:SourceIdentity`, …) plus the base keys.
     pub fn context(&self, now: OffsetDateTime, origin: &Origin<'_>) -> Context {
-        let mut c = Context::over(
-            self.session
-                .principal_context(|| principal_context(&self.role.arn, self.claims())),
-        );
+        let mut c = Context::over(self.session.principal_context(|| {
+            principal_context(&self.role.arn, self.claims(), self.role.org.as_deref())
+        }));
         crate::sts::add_base_context(&mut c, now, origin);
         c.insert_single("aws:RequestedRegion", self.region.as_str());
         if let Some(m) = self.claims().mfa.as_ref().filter(|m| m.present) {
@@ -137,6 +136,12 @@ impl Caller {
         // AWS: the resource owner's account, when the resource has one (not for `*`).
         if let Some(account) = resource_account {
             context.insert_single("aws:ResourceAccount", account);
+            if let Some(keys) = AccountId::parse(account)
+                .ok()
+                .and_then(|a| directory.org_keys(a))
+            {
+                keys.insert_resource(&mut context);
+            }
         }
         let levels = directory.guardrail_levels(self.account());
         let identity = self.role.identity_policies();
@@ -180,12 +185,20 @@ impl Caller {
     }
 }
 
-/// The keys that describe the principal of a session and do not change while it lives.
-fn principal_context(role_arn: &str, claims: &SessionClaims) -> Context {
+/// The keys that describe the principal of a session and do not change while it lives. `org`
+/// is its account's place in the declared organization.
+fn principal_context(
+    role_arn: &str,
+    claims: &SessionClaims,
+    org: Option<&crate::organization::OrgKeys>,
+) -> Context {
     let mut c = Context::new();
     c.insert_single("aws:PrincipalArn", role_arn);
     c.insert_single("aws:PrincipalAccount", claims.account.to_string());
     c.insert_single("aws:PrincipalType", "AssumedRole");
+    if let Some(keys) = org {
+        keys.insert_principal(&mut c);
+    }
     c.insert_single(
         "aws:userid",
         format!("{}:{}", claims.role_id, claims.session_name),

@@ -13,6 +13,7 @@ use keyless_types::{AccountId, Arn};
 
 use crate::FastMap;
 use crate::model::{Account, Entities, Guardrail, ManagedPolicy, OidcProvider, Role};
+use crate::organization::{OrgKeys, Organization};
 use crate::trust_binding::RoleKey;
 
 /// A role with its policies compiled.
@@ -31,6 +32,8 @@ pub struct CompiledRole {
     /// The permissions boundary (a document from the config file, or a managed policy's default
     /// version).
     pub boundary: Option<Policy>,
+    /// The organization keys of the role's account, when an organization is declared.
+    pub org: Option<Arc<OrgKeys>>,
 }
 
 impl CompiledRole {
@@ -84,6 +87,9 @@ pub struct Directory {
     guardrails: FastMap<String, Vec<CompiledGuardrail>>,
     policies: HashMap<(AccountId, String), Arc<CompiledManagedPolicy>>,
     full_access: Option<Policy>,
+    /// The declared organization (the config's `[organization]`), and its keys per account.
+    organization: Option<Arc<Organization>>,
+    org_keys: FastMap<AccountId, Arc<OrgKeys>>,
     /// Problems found while compiling (logged by the edge).
     pub problems: Vec<String>,
 }
@@ -91,13 +97,33 @@ pub struct Directory {
 impl Directory {
     /// Compiles a snapshot.
     pub fn build(entities: &Entities) -> Directory {
-        Directory::build_reusing(entities, None)
+        Directory::build_in(entities, None, None)
+    }
+
+    /// Compiles a snapshot for accounts in a declared organization: their principals and
+    /// resources get `aws:PrincipalOrgID`, `aws:PrincipalOrgPaths` and the `aws:ResourceOrg…`
+    /// pair. The organization is the server's config, not stored, so it goes in here.
+    pub fn build_in_organization(
+        entities: &Entities,
+        organization: Option<Arc<Organization>>,
+    ) -> Directory {
+        Directory::build_in(entities, organization, None)
     }
 
     /// Compiles a snapshot, reusing the compiled roles of `previous` whose stored role and
     /// managed policies are unchanged (an IAM write changes one entity; recompiling thousands
-    /// of unchanged trust policies would make every write slow).
+    /// of unchanged trust policies would make every write slow). The organization is
+    /// `previous`'s: it comes from the config the server started with.
     pub fn build_reusing(entities: &Entities, previous: Option<&Directory>) -> Directory {
+        let organization = previous.and_then(|p| p.organization.clone());
+        Directory::build_in(entities, organization, previous)
+    }
+
+    fn build_in(
+        entities: &Entities,
+        organization: Option<Arc<Organization>>,
+        previous: Option<&Directory>,
+    ) -> Directory {
         let mut d = Directory {
             full_access: Policy::parse(FULL_ACCESS, PolicyType::Guardrail)
                 .ok()
@@ -106,7 +132,20 @@ impl Directory {
         };
         for a in &entities.accounts {
             d.accounts.insert(a.id, a.clone());
+            let Some(org) = &organization else { continue };
+            match org.keys_for(&a.ou_path) {
+                Some(keys) => {
+                    d.org_keys.insert(a.id, Arc::new(keys));
+                }
+                // The config refuses this; a store changed behind its back leaves the account's
+                // principals without the keys, which fails closed for policies that ask.
+                None => d.problems.push(format!(
+                    "account {} is in OU {}, which has no id in [organization]; its principals and resources have no aws:PrincipalOrgID",
+                    a.id, a.ou_path
+                )),
+            }
         }
+        d.organization = organization;
         for p in &entities.providers {
             d.providers.insert((p.account, p.url.clone()), p.clone());
         }
@@ -156,11 +195,15 @@ impl Directory {
             }
         }
         for r in &entities.roles {
-            if let Some(prev) = previous.and_then(|p| p.reusable_role(r, &managed)) {
+            let org = d.org_keys.get(&r.account).cloned();
+            if let Some(prev) = previous
+                .and_then(|p| p.reusable_role(r, &managed))
+                .filter(|prev| prev.org == org)
+            {
                 d.roles.insert((r.account, r.name.to_lowercase()), prev);
                 continue;
             }
-            match compile_role(r, &managed) {
+            match compile_role(r, &managed, org) {
                 Ok(c) => {
                     d.roles
                         .insert((r.account, r.name.to_lowercase()), Arc::new(c));
@@ -255,6 +298,12 @@ impl Directory {
                     policy,
                 });
         }
+    }
+
+    /// The organization keys of an account's principals and resources, when an organization
+    /// is declared.
+    pub fn org_keys(&self, account: AccountId) -> Option<&OrgKeys> {
+        self.org_keys.get(&account).map(|k| &**k)
     }
 
     /// An account.
@@ -378,6 +427,7 @@ const FULL_ACCESS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FullAW
 fn compile_role(
     r: &Role,
     managed: &HashMap<String, CompiledManagedPolicy>,
+    org: Option<Arc<OrgKeys>>,
 ) -> Result<CompiledRole, String> {
     let arn = r.arn();
     let trust = Policy::parse(&r.trust_policy, PolicyType::Trust)
@@ -431,5 +481,6 @@ fn compile_role(
         inline,
         managed: attached,
         boundary,
+        org,
     })
 }

@@ -1,6 +1,8 @@
 //! The use cases of keyless, independent of HTTP and storage.
 //!
 //! - [`model`]: accounts, OIDC providers, roles, guardrails as stored.
+//! - [`organization`]: the AWS Organizations ids an operator declares for the OU tree, and
+//!   the `aws:PrincipalOrg…`/`aws:ResourceOrg…` keys they give.
 //! - [`ports`]: traits the adapters implement (store).
 //! - [`directory`]: the compiled in-memory snapshot every request reads.
 //! - [`caller`]: authenticating a signed request into a [`caller::Caller`] proof.
@@ -31,6 +33,7 @@ pub mod directory;
 pub mod error;
 pub mod iam;
 pub mod model;
+pub mod organization;
 pub mod ports;
 pub mod revocation;
 pub mod revocation_sync;

@@ -16,6 +16,7 @@ use keyless_core::authz_message::MessageSealer;
 use keyless_core::caller::{SignedHttp, Verifier, authenticate};
 use keyless_core::directory::Directory;
 use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, Origin as Src, Role};
+use keyless_core::organization::Organization;
 use keyless_core::revocation::RevocationSet;
 use keyless_core::session_cache::SessionCache;
 use keyless_core::sts::Origin;
@@ -90,7 +91,15 @@ struct Server {
 
 impl Server {
     fn new(entities: &Entities) -> Self {
-        let directory = Directory::build(entities);
+        Server::in_organization(entities, None)
+    }
+
+    /// A server whose accounts are in `organization`.
+    fn in_organization(
+        entities: &Entities,
+        organization: Option<std::sync::Arc<Organization>>,
+    ) -> Self {
+        let directory = Directory::build_in_organization(entities, organization);
         assert!(directory.problems.is_empty(), "{:?}", directory.problems);
         Server {
             directory,
@@ -541,13 +550,23 @@ fn assume_role_in(
     region: &str,
     extra: &[(&str, &str)],
 ) -> Option<String> {
+    assume_role_in_organization(trust, region, extra, None)
+}
+
+/// [`assume_role_in`] with the account in `organization`.
+fn assume_role_in_organization(
+    trust: serde_json::Value,
+    region: &str,
+    extra: &[(&str, &str)],
+    organization: Option<std::sync::Arc<Organization>>,
+) -> Option<String> {
     let mut entities = world();
     let perms = json!({"Version":"2012-10-17","Statement":[
         {"Effect":"Allow","Action":"s3:*","Resource":"*"}]});
     entities
         .roles
         .push(role("target", "AROATARGETEXAMPLE0001", trust, perms));
-    let server = Server::new(&entities);
+    let server = Server::in_organization(&entities, organization);
     let creds = server.session("src", "AROASRCEXAMPLE0000001");
     let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Ftarget&RoleSessionName=s2";
     let wire = signed_in(
@@ -675,6 +694,89 @@ fn only_a_session_assumed_with_a_token_has_the_federated_provider() {
     );
     assert_eq!(
         s3_decision(&server, &federated(1), "s3:GetObject"),
+        DecisionKind::ExplicitlyDenied
+    );
+}
+
+/// The account `world()` has, at `/workloads/ci`, in a declared organization.
+fn organization() -> std::sync::Arc<Organization> {
+    std::sync::Arc::new(
+        Organization::new(
+            "o-a1b2c3d4e5".into(),
+            "r-ab12".into(),
+            [
+                ("/workloads".to_owned(), "ou-ab12-11111111".to_owned()),
+                ("/workloads/ci".to_owned(), "ou-ab12-22222222".to_owned()),
+            ]
+            .into(),
+        )
+        .unwrap(),
+    )
+}
+
+/// AWS's most common cross-account trust: any principal of the organization, by
+/// `aws:PrincipalOrgID`, or of an OU subtree, by `aws:PrincipalOrgPaths`. The role's own place
+/// is `aws:ResourceOrgID`/`aws:ResourceOrgPaths`. Without a declared organization the keys are
+/// absent (as for an AWS account in no organization), so the same trust denies.
+#[test]
+fn a_chained_assume_role_has_the_organization_keys_when_one_is_declared() {
+    let path = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/ou-ab12-22222222/";
+    let allowed = [
+        json!({"StringEquals":{"aws:PrincipalOrgID":"o-a1b2c3d4e5"}}),
+        json!({"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*"}}),
+        json!({"ForAnyValue:StringEquals":{"aws:PrincipalOrgPaths": path}}),
+        json!({"StringEquals":{"aws:ResourceOrgID":"o-a1b2c3d4e5"}}),
+        json!({"ForAnyValue:StringEquals":{"aws:ResourceOrgPaths": path}}),
+    ];
+    for condition in &allowed {
+        let trust = || trust_src_when(condition.clone());
+        assert_eq!(
+            assume_role_in_organization(trust(), "us-east-1", &[], Some(organization())),
+            None,
+            "{condition}"
+        );
+        assert_eq!(
+            assume_role_in(trust(), "us-east-1", &[]).as_deref(),
+            Some("AccessDenied"),
+            "without an organization: {condition}"
+        );
+    }
+    for condition in [
+        json!({"StringEquals":{"aws:PrincipalOrgID":"o-0000000000"}}),
+        // The path of an OU the account is not under.
+        json!({"ForAnyValue:StringLike":{"aws:PrincipalOrgPaths":"o-a1b2c3d4e5/r-ab12/ou-ab12-33333333/*"}}),
+    ] {
+        assert_eq!(
+            assume_role_in_organization(
+                trust_src_when(condition.clone()),
+                "us-east-1",
+                &[],
+                Some(organization())
+            )
+            .as_deref(),
+            Some("AccessDenied"),
+            "{condition}"
+        );
+    }
+}
+
+/// The data-perimeter guardrail "deny unless the principal is in our organization" holds at a
+/// gateway: a session of a declared account passes, one of an undeclared organization's does
+/// not. A gateway cannot claim the key for the caller (it is a principal key).
+#[test]
+fn a_gateway_request_has_the_callers_organization() {
+    let perimeter = json!({"Effect":"Deny","Action":"s3:*","Resource":"*",
+        "Condition":{"StringNotEquals":{"aws:PrincipalOrgID":"o-a1b2c3d4e5"}}});
+    let inside = Server::in_organization(&guarded_world(perimeter.clone()), Some(organization()));
+    let creds = inside.session("src", "AROASRCEXAMPLE0000001");
+    assert_eq!(
+        s3_decision(&inside, &creds, "s3:GetObject"),
+        DecisionKind::Allowed
+    );
+    let outside = Server::new(&guarded_world(perimeter));
+    let creds = outside.session("src", "AROASRCEXAMPLE0000001");
+    assert_eq!(
+        s3_decision(&outside, &creds, "s3:GetObject"),
         DecisionKind::ExplicitlyDenied
     );
 }

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use keyless_core::authz_message::MessageSealer;
 use keyless_core::directory::Directory;
 use keyless_core::model::{Account, Entities, Guardrail, OidcProvider, Origin as Src, Role};
+use keyless_core::organization::Organization;
 use keyless_core::revocation::RevocationSet;
 use keyless_core::sts::params::Params;
 use keyless_core::sts::web_identity::{WebIdentityEnv, complete, parse};
@@ -88,8 +89,19 @@ fn assume_from(
     claims: Value,
     user_agent: Option<&str>,
 ) -> Option<String> {
+    assume_with(issuer, guardrail, claims, user_agent, None)
+}
+
+/// [`assume_from`] with the account in `organization`.
+fn assume_with(
+    issuer: &str,
+    guardrail: Value,
+    claims: Value,
+    user_agent: Option<&str>,
+    organization: Option<std::sync::Arc<Organization>>,
+) -> Option<String> {
     let now = OffsetDateTime::from_unix_timestamp(NOW).unwrap();
-    let directory = Directory::build(&world(issuer, guardrail));
+    let directory = Directory::build_in_organization(&world(issuer, guardrail), organization);
     assert!(directory.problems.is_empty(), "{:?}", directory.problems);
     let ring = KeyRing::generate(now, &mut rand::rng()).unwrap();
     let sealer = MessageSealer::new(&SecretBytes::new(vec![7; 32])).unwrap();
@@ -278,4 +290,45 @@ fn the_roles_tags_are_resource_tags() {
             "{key}"
         );
     }
+}
+
+/// With a declared organization, the role is a resource of it (`aws:ResourceOrgID`,
+/// `aws:ResourceOrgPaths`), and the guardrail "only roles of our organization" admits it. The
+/// token's identity is no account's principal, so `aws:PrincipalOrgID` stays absent, as at AWS.
+#[test]
+fn the_role_is_the_organizations_resource_and_the_token_no_principal_of_it() {
+    let organization = || {
+        Some(std::sync::Arc::new(
+            Organization::new(
+                "o-a1b2c3d4e5".into(),
+                "r-ab12".into(),
+                [("/workloads".to_owned(), "ou-ab12-11111111".to_owned())].into(),
+            )
+            .unwrap(),
+        ))
+    };
+    let issuer = "https://idp.example";
+    let deny_unless = |condition: Value| {
+        json!({"Effect":"Deny","Action":"sts:AssumeRoleWithWebIdentity","Resource":"*",
+            "Condition": condition})
+    };
+    for condition in [
+        json!({"StringNotEquals":{"aws:ResourceOrgID":"o-a1b2c3d4e5"}}),
+        json!({"ForAllValues:StringNotLike":{"aws:ResourceOrgPaths":"o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*"}}),
+        // Denies whenever the key is present.
+        json!({"Null":{"aws:PrincipalOrgID":"false"}}),
+    ] {
+        let g = deny_unless(condition.clone());
+        assert_eq!(
+            assume_with(issuer, g, json!({}), None, organization()),
+            None,
+            "{condition}"
+        );
+    }
+    // Without the organization, the resource keys are absent and the first guardrail denies.
+    let g = deny_unless(json!({"StringNotEquals":{"aws:ResourceOrgID":"o-a1b2c3d4e5"}}));
+    assert_eq!(
+        assume_from(issuer, g, json!({}), None).as_deref(),
+        Some("AccessDenied")
+    );
 }

@@ -9,7 +9,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use keyless_core::model::{Account, Entities, Guardrail, InlinePolicy, OidcProvider, Origin, Role};
+use keyless_core::organization::{Organization, check_org_id, check_ou_id, check_root_id};
 use keyless_policy::{PolicyType, ROLE_INLINE_POLICIES_MAX_SIZE, Severity, policy_size};
 use keyless_types::{AccountId, OffsetDateTime};
 use serde::Deserialize;
@@ -96,6 +99,9 @@ pub struct Config {
     pub http: crate::http_front::HttpSettings,
     /// The `[tls]` table: serve HTTPS with this certificate (paths resolved, files checked).
     pub tls: Option<crate::tls::TlsSettings>,
+    /// The `[organization]` table: the AWS Organizations ids of the OU tree, every OU on an
+    /// account's path given one. Not stored: each server reads it from its own config.
+    pub organization: Option<Arc<Organization>>,
 }
 
 /// `[builtin_guardrails]`: guardrails keyless attaches at the root by itself.
@@ -159,6 +165,16 @@ struct RawConfig {
     audit: Option<Spanned<crate::audit::AuditSettings>>,
     http: Option<Spanned<crate::http_front::HttpSettings>>,
     tls: Option<Spanned<crate::tls::TlsSettings>>,
+    organization: Option<Spanned<RawOrganization>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrganization {
+    id: Spanned<String>,
+    root: Spanned<String>,
+    #[serde(default)]
+    ous: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -636,6 +652,11 @@ fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigE
         });
     }
 
+    let organization = match &raw.organization {
+        Some(o) => Some(Arc::new(organization(&cx, o, &entities.accounts)?)),
+        None => None,
+    };
+
     let mut guardrail_names = BTreeSet::new();
     for g in &raw.guardrails {
         let target = g.target.get_ref();
@@ -799,7 +820,51 @@ fn parse_with(file: &Path, text: &str, read_tls: bool) -> Result<Config, ConfigE
         audit,
         http,
         tls,
+        organization,
     })
+}
+
+/// `[organization]`: the ids well formed, each OU path one an account is on, and every OU on
+/// an account's path given an id, so no account's `aws:PrincipalOrgPaths` is cut short.
+fn organization(
+    cx: &Ctx<'_>,
+    o: &Spanned<RawOrganization>,
+    accounts: &[Account],
+) -> Result<Organization, ConfigError> {
+    let raw = o.get_ref();
+    check_org_id(raw.id.get_ref()).map_err(|m| cx.at_span(&raw.id, m))?;
+    let root_suffix = check_root_id(raw.root.get_ref()).map_err(|m| cx.at_span(&raw.root, m))?;
+    let declared = ous_on_paths(accounts);
+    let mut units = BTreeMap::new();
+    for (path, id) in &raw.ous {
+        let p = path.get_ref();
+        check_ou_path(p).map_err(|m| cx.at_span(path, m))?;
+        if !declared.contains(p) {
+            return Err(cx.at_span(
+                path,
+                format!(
+                    "OU {p:?} is on no account's ou path, so its id would name no one; the declared OUs: {}",
+                    declared_ous(accounts).join(", ")
+                ),
+            ));
+        }
+        check_ou_id(id.get_ref(), root_suffix).map_err(|m| cx.at_span(id, m))?;
+        units.insert(p.clone(), id.get_ref().clone());
+    }
+    if let Some(missing) = declared.iter().find(|ou| !units.contains_key(*ou)) {
+        let account = accounts
+            .iter()
+            .find(|a| a.ou_path == *missing || a.ou_path.starts_with(&format!("{missing}/")))
+            .map_or_else(String::new, |a| format!(" (account {})", a.id));
+        return Err(cx.at_span(
+            o,
+            format!(
+                "OU {missing}{account} has no id: give every OU on an account's path its AWS id, e.g. ous = {{ \"{missing}\" = \"ou-{root_suffix}-…\" }}, or aws:PrincipalOrgPaths would be wrong"
+            ),
+        ));
+    }
+    Organization::new(raw.id.get_ref().clone(), raw.root.get_ref().clone(), units)
+        .map_err(|m| cx.at_span(o, m))
 }
 
 /// The largest policy file read: far above any policy's size limit, and a bound on what
@@ -935,8 +1000,8 @@ fn guardrail_target_exists(target: &str, accounts: &[Account]) -> bool {
         })
 }
 
-/// Every OU the accounts' paths declare, sorted, for an error message.
-fn declared_ous(accounts: &[Account]) -> Vec<String> {
+/// Every OU the accounts' paths declare.
+fn ous_on_paths(accounts: &[Account]) -> BTreeSet<String> {
     let mut ous = BTreeSet::new();
     for a in accounts {
         let mut prefix = String::new();
@@ -946,6 +1011,12 @@ fn declared_ous(accounts: &[Account]) -> Vec<String> {
             ous.insert(prefix.clone());
         }
     }
+    ous
+}
+
+/// Every OU the accounts' paths declare, sorted, for an error message.
+fn declared_ous(accounts: &[Account]) -> Vec<String> {
+    let ous = ous_on_paths(accounts);
     if ous.is_empty() {
         return vec!["no OU is declared".to_owned()];
     }
@@ -1465,6 +1536,91 @@ policies = {{ read = '''{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow"
                 "{target}: {e}"
             );
             assert!(e.line > 0, "{e}");
+        }
+    }
+
+    #[test]
+    fn the_organization_table_gives_every_ou_on_an_accounts_path_an_id() {
+        let with = |table: &str| format!("{}\n[organization]\n{table}\n", base());
+        let good = r#"id = "o-a1b2c3d4e5"
+root = "r-ab12"
+ous = { "/workloads" = "ou-ab12-11111111", "/workloads/dev" = "ou-ab12-22222222" }"#;
+        let c = p(&with(good)).unwrap();
+        let org = c.organization.unwrap();
+        assert_eq!(org.id(), "o-a1b2c3d4e5");
+        assert_eq!(
+            org.keys_for("/workloads/dev").unwrap().path,
+            "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/ou-ab12-22222222/"
+        );
+        assert!(p(&base()).unwrap().organization.is_none());
+
+        // (table, what the message names, the line the error points at: 0 for the table's)
+        let table_line = base().lines().count() + 2;
+        for (table, needle, line) in [
+            // A partial mapping would cut the account's path short.
+            (
+                r#"id = "o-a1b2c3d4e5"
+root = "r-ab12"
+ous = { "/workloads" = "ou-ab12-11111111" }"#,
+                "OU /workloads/dev (account 123456789012) has no id",
+                table_line,
+            ),
+            (
+                r#"id = "o-a1b2c3d4e5"
+root = "r-ab12""#,
+                "OU /workloads (account 123456789012) has no id",
+                table_line,
+            ),
+            (
+                &good.replace("o-a1b2c3d4e5", "o-abc"),
+                "organization id \"o-abc\"",
+                table_line + 1,
+            ),
+            (
+                &good.replace("root = \"r-ab12\"", "root = \"R-AB12\""),
+                "root id \"R-AB12\"",
+                table_line + 2,
+            ),
+            (
+                &good.replace("ou-ab12-22222222", "ou-cd34-22222222"),
+                "not under root r-ab12",
+                table_line + 3,
+            ),
+            (
+                &good.replace("ou-ab12-22222222", "ou-ab12-1111111"),
+                "is not an AWS Organizations OU id",
+                table_line + 3,
+            ),
+            (
+                &good.replace("ou-ab12-22222222", "ou-ab12-11111111"),
+                "given to both /workloads and /workloads/dev",
+                table_line,
+            ),
+            (
+                &good.replace(" }", r#", "/sandbox" = "ou-ab12-33333333" }"#),
+                "OU \"/sandbox\" is on no account's ou path",
+                table_line + 3,
+            ),
+            (
+                &good.replace("\"/workloads\" =", "\"workloads\" ="),
+                "must look like /workloads/dev",
+                table_line + 3,
+            ),
+            (
+                &format!("{good}\nmaster = \"111111111111\""),
+                "unknown field `master`",
+                table_line + 4,
+            ),
+            (
+                r#"id = 7
+root = "r-ab12""#,
+                "invalid type",
+                table_line + 1,
+            ),
+        ] {
+            let e = p(&with(table)).unwrap_err();
+            assert!(e.message.contains(needle), "{table}: {e}");
+            assert_eq!(e.line, line, "{table}: {e}");
         }
     }
 

@@ -230,7 +230,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     refuse_orphaned_accounts(&entities, store.as_ref(), opts.config.as_deref()).await?;
     store.apply_config(&entities).await?;
     let directory_generation = store.directory_generation().await?;
-    let directory = load_directory(store.as_ref()).await?;
+    let directory = load_directory(store.as_ref(), config.organization.clone()).await?;
 
     let keys = keys_of(ring)?;
     let metrics = Metrics::new();
@@ -450,6 +450,7 @@ fn dev_config() -> Config {
         audit: Default::default(),
         http: Default::default(),
         tls: None,
+        organization: None,
     }
 }
 
@@ -560,9 +561,12 @@ async fn refuse_orphaned_accounts(
     }))
 }
 
-async fn load_directory(store: &dyn Store) -> Result<Directory, ServeError> {
+async fn load_directory(
+    store: &dyn Store,
+    organization: Option<Arc<keyless_core::organization::Organization>>,
+) -> Result<Directory, ServeError> {
     let entities = store.load().await?;
-    let directory = Directory::build(&entities);
+    let directory = Directory::build_in_organization(&entities, organization);
     for p in &directory.problems {
         error!("{p}");
     }

@@ -278,6 +278,9 @@ impl Cx<'_> {
         context.insert_single("aws:RequestedRegion", crate::sts::REGION);
         // The caller acts in its own account, so IAM's resources are that account's.
         context.insert_single("aws:ResourceAccount", self.caller.account().to_string());
+        if let Some(keys) = &self.caller.role().org {
+            keys.insert_resource(&mut context);
+        }
         extra(&mut context);
         let full = format!("iam:{action}");
         let levels = self.env.directory.guardrail_levels(self.caller.account());

@@ -331,6 +331,9 @@ pub fn assume_role<R: CryptoRng + ?Sized>(
     // AWS: the account that owns the resource, here the role (left out above for a role that
     // does not exist, which is denied whatever the key would say).
     context.insert_single("aws:ResourceAccount", target_account.clone());
+    if let Some(keys) = &target.org {
+        keys.insert_resource(&mut context);
+    }
     let levels = env.directory.guardrail_levels(caller.account());
     let identity: Vec<&Policy> = caller.role().identity_policies();
     let policies = PolicySet {

@@ -229,10 +229,10 @@ pub fn complete<R: CryptoRng + ?Sized>(
     let token_attributes = audited_claims(&token);
     let account = role.role.account.to_string();
     // Sized for the keys set by name below (the token's go in as one group): the base keys
-    // (up to six), `aws:ViaAWSService`, this request's five, the role's tags twice and the
-    // request's tags.
+    // (up to six), `aws:ViaAWSService`, this request's five, the role's organization keys, the
+    // role's tags twice and the request's tags.
     let mut context =
-        Context::with_capacity(6 + 1 + 5 + 2 * role.role.tags.len() + session_tags.len() + 2);
+        Context::with_capacity(6 + 1 + 5 + 2 + 2 * role.role.tags.len() + session_tags.len() + 2);
     add_base_context(&mut context, env.now, &env.origin);
     // In every request's context at AWS; no AWS service calls through keyless.
     context.insert_single("aws:ViaAWSService", "false");
@@ -240,6 +240,10 @@ pub fn complete<R: CryptoRng + ?Sized>(
     // is one endpoint and names the region AWS's global STS endpoint is in.
     context.insert_single("aws:RequestedRegion", super::REGION);
     context.insert_single("aws:ResourceAccount", account.clone());
+    // No aws:PrincipalOrgID: the principal is the token's identity, not an account's.
+    if let Some(keys) = &role.org {
+        keys.insert_resource(&mut context);
+    }
     // The role is the resource, as in AssumeRole: STS's role resource has its tags as
     // `aws:ResourceTag/*` and `iam:ResourceTag/*`. Nothing for an untagged role.
     crate::iam::params::role_resource_tags(&mut context, &role.role.tags);
