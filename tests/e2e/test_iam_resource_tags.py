@@ -99,3 +99,28 @@ def test_detach_with_another_spelling_neither_passes_the_guardrail_nor_detaches(
         assert_iam_error(e.value, code, status)
         attached = iam.list_attached_role_policies(RoleName="untagged")["AttachedPolicies"]
         assert attached == [{"PolicyName": "Baseline", "PolicyArn": arn}], spelled
+
+
+def test_tags_given_to_create_role_need_iam_tag_role(stack) -> None:
+    """AWS authorizes CreateRole's Tags as iam:TagRole as well: a principal that may create
+    roles but not tag them cannot create a role carrying the tag a guardrail or trust reads."""
+    issuer, keyless, admin_iam, _ = stack
+    repo = "octo-org/creator"
+    admin_iam.create_role(RoleName="creator", AssumeRolePolicyDocument=gha_trust(issuer, repo))
+    admin_iam.put_role_policy(RoleName="creator", PolicyName="create-only", PolicyDocument=policy(
+        {"Effect": "Allow", "Action": ["iam:CreateRole", "iam:GetRole"], "Resource": "*"}))
+    res = keyless.awiwi(issuer.gha_token(repo=repo), role="creator", session="creator")
+    assert res.credentials, res
+    iam = iam_client(keyless, res.credentials)
+    trusts_ci = policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                        "Action": "sts:AssumeRole"})
+    with pytest.raises(ClientError) as e:
+        iam.create_role(RoleName="self-tagged", AssumeRolePolicyDocument=trusts_ci,
+                        Tags=[{"Key": "aws-cdk:bootstrap-role", "Value": "deploy"}])
+    assert_iam_error(e.value, "AccessDenied", 403)
+    assert "is not authorized to perform: iam:TagRole on resource" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as e:
+        admin_iam.get_role(RoleName="self-tagged")
+    assert_iam_error(e.value, "NoSuchEntity", 404)
+    created = iam.create_role(RoleName="self-tagged", AssumeRolePolicyDocument=trusts_ci)["Role"]
+    assert "Tags" not in created or created["Tags"] == []

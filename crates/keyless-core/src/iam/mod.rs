@@ -266,6 +266,22 @@ impl Cx<'_> {
         self.env.now
     }
 
+    /// Tags given to a create call are authorized as their tagging action as well
+    /// (`iam:TagRole` for CreateRole with Tags), as AWS does: a principal allowed to create but
+    /// not to tag could otherwise set the tags that tag-based trust and guardrails read.
+    fn authorize_tags_on_create(
+        &self,
+        tag_action: &str,
+        resource: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), ApiError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        self.authorize(tag_action, resource, |ctx| params::request_tags(ctx, tags))
+            .map(|_| ())
+    }
+
     /// Authorizes `iam:<action>` on `resource`; `extra` adds request-specific context keys.
     fn authorize(
         &self,

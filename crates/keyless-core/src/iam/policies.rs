@@ -159,6 +159,7 @@ pub(super) fn create<R: Rng + ?Sized>(
     check_tag_rules(&tags)?;
     let arn = format!("arn:aws:iam::{}:policy{path}{name}", cx.account());
     cx.authorize("CreatePolicy", &arn, |ctx| request_tags(ctx, &tags))?;
+    cx.authorize_tags_on_create("TagPolicy", &arn, &tags)?;
     if cx.directory().managed_policy(cx.account(), &name).is_some() {
         return Err(already_exists(format!(
             "A policy called {name} already exists. Duplicate names are not allowed."

@@ -149,6 +149,7 @@ pub(super) fn create(cx: &Cx<'_>, p: &Params) -> Result<IamOutcome, ApiError> {
     cx.authorize("CreateOpenIDConnectProvider", &arn, |ctx| {
         request_tags(ctx, &tags);
     })?;
+    cx.authorize_tags_on_create("TagOpenIDConnectProvider", &arn, &tags)?;
     let mine: Vec<&OidcProvider> = cx
         .directory()
         .providers()

@@ -226,6 +226,7 @@ pub(super) fn create<R: Rng + ?Sized>(
             ctx.insert_single("iam:PermissionsBoundary", canonical_policy_arn(cx, b));
         }
     })?;
+    cx.authorize_tags_on_create("TagRole", &arn, &tags)?;
     if cx.directory().role(cx.account(), &name).is_some() {
         return Err(already_exists(format!(
             "Role with name {name} already exists."

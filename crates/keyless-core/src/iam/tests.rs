@@ -1850,3 +1850,65 @@ fn a_provider_with_trusted_identity_propagation_is_refused_not_half_created() {
     )
     .unwrap();
 }
+
+/// AWS authorizes the tags of a create call as their tagging action too: a principal allowed
+/// CreateRole but not TagRole may create the role untagged, not tagged (the tags are what
+/// tag-keyed trust and guardrails read). Likewise CreatePolicy/TagPolicy and
+/// CreateOpenIDConnectProvider/TagOpenIDConnectProvider.
+#[test]
+fn tags_given_at_creation_need_the_tagging_action_too() {
+    let mut w = World::new();
+    w.entities.roles.push(config_role(
+        "creator",
+        r#"{"Effect":"Allow","Action":["iam:CreateRole","iam:CreatePolicy","iam:CreateOpenIDConnectProvider"],"Resource":"*"}"#,
+    ));
+    w.entities.roles.push(config_role(
+        "tagger",
+        r#"{"Effect":"Allow","Action":["iam:Create*","iam:Tag*"],"Resource":"*"}"#,
+    ));
+    let tags = [("Tags.member.1.Key", "ci"), ("Tags.member.1.Value", "yes")];
+    let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
+    let creations: [(&str, &str, Vec<(&str, &str)>); 3] = [
+        (
+            "CreateRole",
+            "iam:TagRole",
+            vec![("RoleName", "tagged"), ("AssumeRolePolicyDocument", TRUST)],
+        ),
+        (
+            "CreatePolicy",
+            "iam:TagPolicy",
+            vec![("PolicyName", "tagged"), ("PolicyDocument", allow.as_str())],
+        ),
+        (
+            "CreateOpenIDConnectProvider",
+            "iam:TagOpenIDConnectProvider",
+            vec![
+                ("Url", "https://token.actions.githubusercontent.com"),
+                ("ClientIDList.member.1", "sts.amazonaws.com"),
+            ],
+        ),
+    ];
+    for (action, tag_action, pairs) in &creations {
+        let mut tagged = pairs.clone();
+        tagged.extend(tags);
+        let before = w.entities.clone();
+        let e = w.call("creator", action, &tagged).unwrap_err();
+        assert_eq!((e.code, e.status), ("AccessDenied", 403), "{action}");
+        assert!(
+            e.message.contains(&format!(
+                "is not authorized to perform: {tag_action} on resource"
+            )),
+            "{action}: {}",
+            e.message
+        );
+        assert_eq!(w.entities, before, "{action} denied but changed entities");
+        // Without tags the create alone is authorized.
+        w.call("creator", action, pairs).unwrap();
+    }
+    // A principal allowed both creates the tagged entities (the names are taken now, so new ones).
+    let mut role = vec![("RoleName", "tagged2"), ("AssumeRolePolicyDocument", TRUST)];
+    role.extend(tags);
+    w.call("tagger", "CreateRole", &role).unwrap();
+    let created = w.directory().role(acct(), "tagged2").unwrap();
+    assert_eq!(created.role.tags.get("ci").map(String::as_str), Some("yes"));
+}
