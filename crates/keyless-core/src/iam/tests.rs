@@ -1868,7 +1868,9 @@ fn tags_given_at_creation_need_the_tagging_action_too() {
     ));
     let tags = [("Tags.member.1.Key", "ci"), ("Tags.member.1.Value", "yes")];
     let allow = doc(r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}"#);
-    let creations: [(&str, &str, Vec<(&str, &str)>); 3] = [
+    // (create action, the tagging action it implies, its parameters without tags)
+    type Creation<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let creations: [Creation<'_>; 3] = [
         (
             "CreateRole",
             "iam:TagRole",
