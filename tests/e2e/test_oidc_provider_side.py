@@ -286,3 +286,44 @@ def test_a_subject_with_control_characters_is_refused(workdir: Path) -> None:
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_a_provider_created_through_iam_never_reaches_an_inward_address(workdir: Path) -> None:
+    """Any account's IAM administrator can create a provider, and the server then fetches its
+    discovery document. One named only through the API may reach public addresses only, so it
+    cannot make the server connect into its own network: an address literal or a name that
+    resolves inward is refused before a connection is made, and its tokens are refused with the
+    reason. `[iam] allow_private_provider_addresses = true` lifts that (the config's own
+    providers may always name internal issuers)."""
+    (workdir / "i").mkdir()
+    issuer = start_issuer(workdir / "i")
+    for allowed in [False, True]:
+        data = workdir / f"keyless-{allowed}"
+        config = admin_config(issuer, data / "data")
+        if allowed:
+            config = config.replace("allow_loopback_http_providers = true",
+                                    "allow_loopback_http_providers = true\nallow_private_provider_addresses = true")
+        keyless = start_keyless(data, config)
+        listener = Listener()
+        try:
+            iam = iam_client(keyless, admin_creds(keyless, issuer))
+            inward = [f"https://127.0.0.1:{listener.port}", f"https://localhost:{listener.port}/oidc"]
+            for url in inward:
+                iam.create_open_id_connect_provider(Url=url, ClientIDList=[AUD])
+            time.sleep(3)
+            if allowed:
+                assert listener.count >= 1, "the allowed provider was never fetched"
+                continue
+            assert listener.count == 0, f"{listener.count} connections to an inward address"
+            # A token naming the provider is refused with the reason, and nothing is issued.
+            before = keyless.issued_total()
+            token = issuer.token(iss=inward[0], sub="x", aud=AUD)
+            res = keyless.awiwi(token, role="admin", session="inward")
+            assert_error(res, "InvalidIdentityToken", 400)
+            assert "can reach only public addresses" in res.message, res.message
+            assert keyless.issued_total() == before
+            assert listener.count == 0
+        finally:
+            listener.stop()
+            _stop(keyless.proc)
+    _stop(issuer.proc)

@@ -76,6 +76,11 @@ pub struct IssuerConfig {
     /// Accept a `jwks_uri` on another host than the issuer's (e.g. Google's
     /// `www.googleapis.com`). Off by default.
     pub allow_foreign_jwks_host: bool,
+    /// Connect only to public addresses (not loopback, private, link-local, shared or
+    /// unique-local ones), checked on every resolution, so a name that later resolves inward
+    /// is refused too. For issuers an account's IAM administrator named: the operator's config
+    /// may name internal issuers, they may not make the server reach into its network.
+    pub public_addresses_only: bool,
 }
 
 impl IssuerConfig {
@@ -85,6 +90,7 @@ impl IssuerConfig {
             url: url.into(),
             allow_http: false,
             allow_foreign_jwks_host: false,
+            public_addresses_only: false,
         }
     }
 }
@@ -124,6 +130,7 @@ struct IssuerState {
     url: Url,
     allow_http: bool,
     allow_foreign_jwks_host: bool,
+    public_addresses_only: bool,
     entry: RwLock<Option<Entry>>,
     last_error: Mutex<Option<FetchError>>,
     next_try: Mutex<Option<Instant>>,
@@ -164,6 +171,8 @@ struct Inner {
     config: Config,
     strict: Client,
     loopback: Client,
+    /// `strict` resolving names to public addresses only.
+    public: Client,
     issuers: RwLock<HashMap<String, Arc<IssuerState>>>,
     counters: Counters,
 }
@@ -202,7 +211,78 @@ fn url_is_allowed(url: &Url, allow_http: bool) -> bool {
     }
 }
 
-fn client(config: &Config, allow_loopback_http: bool) -> Result<Client, ConfigError> {
+/// Whether an address is one the public internet routes: not loopback, private (RFC 1918),
+/// shared (100.64/10), link-local (where cloud metadata services answer), unique-local,
+/// unspecified, broadcast, multicast or reserved; an IPv4-mapped address counts as its IPv4 one.
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                // IPv4-compatible and NAT64 forms reach IPv4 addresses not checked here.
+                || v6.segments()[..6] == [0; 6]
+                || (first == 0x0064 && v6.segments()[1] == 0xff9b))
+        }
+    }
+}
+
+/// Resolves a name to its public addresses only; none is an error, so the connection is never
+/// made. Used on every connection, so a name that passed a check and then resolves inward
+/// (DNS rebinding) is refused as well.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let public = public_addresses(&host).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// `host`'s public addresses (port 0), or an error when it resolves to none.
+async fn public_addresses(
+    host: &str,
+) -> Result<Vec<std::net::SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let public: Vec<_> = tokio::net::lookup_host((host, 0))
+        .await?
+        .filter(|a| is_public_address(a.ip()))
+        .collect();
+    if public.is_empty() {
+        return Err(format!("{host} has no public address").into());
+    }
+    Ok(public)
+}
+
+fn client(
+    config: &Config,
+    allow_loopback_http: bool,
+    resolver: Option<Arc<PublicOnly>>,
+) -> Result<Client, ConfigError> {
     let max = config.max_redirects;
     let policy = redirect::Policy::custom(move |attempt| {
         // A redirect stays on the host (and port) first asked: `jwks_uri` must be on the
@@ -220,7 +300,11 @@ fn client(config: &Config, allow_loopback_http: bool) -> Result<Client, ConfigEr
             attempt.error("redirect to a refused URL")
         }
     });
-    Client::builder()
+    let builder = match resolver {
+        Some(r) => Client::builder().dns_resolver(r),
+        None => Client::builder(),
+    };
+    builder
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .redirect(policy)
@@ -306,13 +390,15 @@ pub fn jwks_url_from_discovery(doc: &[u8], rules: &DiscoveryRules<'_>) -> Result
 impl JwksCache {
     /// A cache with no issuers yet.
     pub fn new(config: Config) -> Result<JwksCache, ConfigError> {
-        let strict = client(&config, false)?;
-        let loopback = client(&config, true)?;
+        let strict = client(&config, false, None)?;
+        let loopback = client(&config, true, None)?;
+        let public = client(&config, false, Some(Arc::new(PublicOnly)))?;
         Ok(JwksCache {
             inner: Arc::new(Inner {
                 config,
                 strict,
                 loopback,
+                public,
                 issuers: RwLock::new(HashMap::new()),
                 counters: Counters::default(),
             }),
@@ -350,6 +436,7 @@ impl JwksCache {
             url,
             allow_http: issuer.allow_http,
             allow_foreign_jwks_host: issuer.allow_foreign_jwks_host,
+            public_addresses_only: issuer.public_addresses_only,
             entry: RwLock::new(None),
             last_error: Mutex::new(None),
             next_try: Mutex::new(None),
@@ -683,6 +770,22 @@ impl Inner {
                 }
             }
             &self.loopback
+        } else if st.public_addresses_only {
+            // An address literal is never resolved, so the resolver cannot refuse it; a name
+            // is checked here for a clear error, and again by the resolver as it connects.
+            let host = url.host_str().unwrap_or_default();
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let public = match bare.parse::<IpAddr>() {
+                Ok(ip) => is_public_address(ip),
+                Err(_) => tokio::net::lookup_host((bare, 0))
+                    .await
+                    .map_err(|_| FetchError::Unreachable("the issuer's host does not resolve"))?
+                    .any(|a| is_public_address(a.ip())),
+            };
+            if !public {
+                return Err(FetchError::NotPublic);
+            }
+            &self.public
         } else {
             &self.strict
         };

@@ -70,6 +70,12 @@ pub enum FetchError {
         "Couldn't retrieve verification key from your identity provider (invalid JWKS: {0}), please reference AssumeRoleWithWebIdentity documentation for requirements"
     )]
     Jwks(keyless_jwt::JwksError),
+    /// The issuer's host has no public address, and the issuer may reach only public ones (a
+    /// provider an account's IAM administrator created, not the operator's config).
+    #[error(
+        "Couldn't retrieve verification key from your identity provider (its host has no public address; a provider created through the IAM API can reach only public addresses), please reference AssumeRoleWithWebIdentity documentation for requirements"
+    )]
+    NotPublic,
 }
 
 impl FetchError {

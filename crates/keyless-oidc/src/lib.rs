@@ -19,13 +19,15 @@
 //! off the host and port asked, never to a non-https URL), Cache-Control `max-age` clamped to
 //! 60 s .. 24 h (default 1 h), unknown `kid` refetch at most every 30 s per issuer, stale keys
 //! served up to 24 h while an issuer is down. `allow_http` is accepted only for loopback issuers
-//! (local test issuers).
+//! (local test issuers). An issuer marked `public_addresses_only` (one an account's IAM
+//! administrator named) is never connected to on an inward address, checked on every
+//! resolution.
 
 mod cache;
 mod error;
 
 pub use cache::{
     Config, DiscoveryRules, IssuerConfig, JwksCache, Metrics, cache_control_max_age,
-    is_loopback_host, jwks_url_from_discovery,
+    is_loopback_host, is_public_address, jwks_url_from_discovery,
 };
 pub use error::{ConfigError, FetchError};

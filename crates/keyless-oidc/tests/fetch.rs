@@ -161,6 +161,7 @@ fn cache_for(r: &Running, config: Config) -> JwksCache {
         url: r.srv.base.clone(),
         allow_http: true,
         allow_foreign_jwks_host: false,
+        public_addresses_only: false,
     })
     .unwrap();
     c
@@ -519,6 +520,7 @@ async fn a_server_that_never_answers_times_out() {
         url: base.clone(),
         allow_http: true,
         allow_foreign_jwks_host: false,
+        public_addresses_only: false,
     })
     .unwrap();
     let t = std::time::Instant::now();
@@ -595,6 +597,7 @@ async fn redirects_never_leave_the_host_asked() {
         url: issuer.clone(),
         allow_http: true,
         allow_foreign_jwks_host: false,
+        public_addresses_only: false,
     })
     .unwrap();
     assert!(c.keys(&issuer, None).await.is_err());
@@ -659,6 +662,7 @@ async fn discovery_document_rules() {
         url: r.srv.base.clone(),
         allow_http: true,
         allow_foreign_jwks_host: true,
+        public_addresses_only: false,
     })
     .unwrap();
     assert!(c.keys(&r.srv.base, None).await.unwrap().contains_kid("k1"));
@@ -672,6 +676,7 @@ async fn issuer_configuration_rules() {
             url: url.into(),
             allow_http,
             allow_foreign_jwks_host: false,
+            public_addresses_only: false,
         })
     };
     add("https://token.actions.githubusercontent.com", false).unwrap();
@@ -790,6 +795,7 @@ async fn localhost_issuer_resolving_to_loopback_is_fetched() {
         url: issuer.clone(),
         allow_http: true,
         allow_foreign_jwks_host: false,
+        public_addresses_only: false,
     })
     .unwrap();
     assert!(
@@ -799,4 +805,79 @@ async fn localhost_issuer_resolving_to_loopback_is_fetched() {
             .contains_kid("k1")
     );
     assert_eq!(r.hits(), (1, 1));
+}
+
+/// An issuer an account's IAM administrator named may reach only public addresses: an inward
+/// address literal or a name resolving inward is refused before any connection is made.
+#[tokio::test]
+async fn a_public_only_issuer_never_connects_inward() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let c = JwksCache::new(fast()).unwrap();
+    for url in [
+        format!("https://127.0.0.1:{port}"),
+        format!("https://localhost:{port}/oidc"),
+        format!("https://[::ffff:127.0.0.1]:{port}"),
+    ] {
+        c.add_issuer(IssuerConfig {
+            public_addresses_only: true,
+            ..IssuerConfig::new(url.clone())
+        })
+        .unwrap();
+        let e = c.keys(&url, None).await.unwrap_err();
+        assert_eq!(e, FetchError::NotPublic, "{url}");
+        assert_eq!(e.aws_code(), "InvalidIdentityToken");
+    }
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("a connection was made: {other:?}"),
+    }
+    // The operator's own issuer at the same address is tried (and fails its TLS handshake).
+    let url = format!("https://127.0.0.1:{port}");
+    c.add_issuer(IssuerConfig::new(url.clone())).unwrap();
+    assert!(c.keys(&url, None).await.is_err());
+    assert!(
+        listener.accept().is_ok(),
+        "the operator's issuer was not tried"
+    );
+}
+
+#[test]
+fn public_addresses_are_the_routable_ones() {
+    use keyless_oidc::is_public_address;
+    for ip in [
+        "1.1.1.1",
+        "140.82.112.3",
+        "2606:4700::1111",
+        "::ffff:8.8.8.8",
+    ] {
+        assert!(is_public_address(ip.parse().unwrap()), "{ip}");
+    }
+    for ip in [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "0.1.2.3",
+        "255.255.255.255",
+        "224.0.0.1",
+        "240.0.0.1",
+        "192.0.0.8",
+        "::1",
+        "::",
+        "fd00::1",
+        "fe80::1",
+        "ff02::1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+        "::10.0.0.1",
+        "64:ff9b::a00:1",
+        "2001:db8::1",
+    ] {
+        assert!(!is_public_address(ip.parse().unwrap()), "{ip}");
+    }
 }

@@ -134,6 +134,11 @@ pub struct IamConfig {
     /// issuers only; default off, AWS accepts https only).
     #[serde(default)]
     pub allow_loopback_http_providers: bool,
+    /// Let providers created through the IAM API reach loopback, private, link-local and other
+    /// non-public addresses (default off: only the config's providers may name internal
+    /// issuers).
+    #[serde(default)]
+    pub allow_private_provider_addresses: bool,
 }
 
 /// Default listen address.

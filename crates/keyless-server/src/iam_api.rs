@@ -26,6 +26,27 @@ use crate::xml::IAM_NS;
 pub struct IamSettings {
     /// Accept `http://` provider URLs on loopback hosts (local test issuers only).
     pub allow_loopback_http_providers: bool,
+    /// Let providers created through the API reach non-public addresses.
+    pub allow_private_provider_addresses: bool,
+}
+
+/// How the key cache fetches `p`'s issuer. One that only the IAM API named (no config provider
+/// has its URL) may reach public addresses only: an account's IAM administrator must not make
+/// the server connect into its own network (an internal service, a metadata endpoint), while
+/// the operator's config may name an internal issuer.
+pub(crate) fn issuer_config(
+    directory: &Directory,
+    p: &keyless_core::model::OidcProvider,
+    settings: IamSettings,
+) -> keyless_oidc::IssuerConfig {
+    let operators = directory
+        .providers()
+        .any(|q| q.url == p.url && q.origin == keyless_core::model::Origin::Config);
+    keyless_oidc::IssuerConfig {
+        allow_http: p.allow_http,
+        public_addresses_only: !operators && !settings.allow_private_provider_addresses,
+        ..keyless_oidc::IssuerConfig::new(p.url.clone())
+    }
 }
 
 /// The IAM API version.
@@ -229,10 +250,7 @@ pub(crate) async fn reload_directory(
     for p in directory.providers() {
         if !cached.contains(&p.url)
             && !state.key_sources.is_fixed(&p.url)
-            && let Err(e) = cache.add_issuer(keyless_oidc::IssuerConfig {
-                allow_http: p.allow_http,
-                ..keyless_oidc::IssuerConfig::new(p.url.clone())
-            })
+            && let Err(e) = cache.add_issuer(issuer_config(&directory, p, state.iam))
         {
             error!("provider {}: cannot fetch its keys: {e}", p.url);
         }

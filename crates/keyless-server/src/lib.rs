@@ -252,6 +252,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         keyless_oidc::JwksCache::new(keyless_oidc::Config::default())
             .map_err(|e| ServeError::Startup(format!("JWKS cache: {e}")))?,
     );
+    let iam_settings = crate::iam_api::IamSettings {
+        allow_loopback_http_providers: config.iam.allow_loopback_http_providers,
+        allow_private_provider_addresses: config.iam.allow_private_provider_addresses,
+    };
     let mut fixed = HashMap::new();
     if let Some(d) = &dev {
         fixed.insert(
@@ -262,10 +266,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     for p in directory.providers() {
         if !fixed.contains_key(&p.url) {
             cache
-                .add_issuer(keyless_oidc::IssuerConfig {
-                    allow_http: p.allow_http,
-                    ..keyless_oidc::IssuerConfig::new(p.url.clone())
-                })
+                .add_issuer(iam_api::issuer_config(&directory, p, iam_settings))
                 .map_err(|e| ServeError::Startup(format!("provider {}: {e}", p.url)))?;
         }
     }
@@ -309,9 +310,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         leeway,
         dev,
         authorize_clients,
-        iam: crate::iam_api::IamSettings {
-            allow_loopback_http_providers: config.iam.allow_loopback_http_providers,
-        },
+        iam: iam_settings,
         audit,
         audit_table: audit_table
             .as_ref()
