@@ -107,6 +107,12 @@ def test_without_an_organization_the_keys_are_absent_and_the_trust_denies(server
     for role in ["org-members", "workloads-ou", "own-org-resource"]:
         denied(lambda: client.assume_role(RoleArn=no_org.role_arn(role), RoleSessionName="denied"))
     assert no_org.issued_total() == before
+    # The operator was told at start-up, per policy.
+    log = no_org.stderr()
+    for role in ["org-members", "workloads-ou", "sandbox-ou", "own-org-resource"]:
+        assert f"trust policy of role {role} names an aws:PrincipalOrg" in log, log[-3000:]
+    in_org, _ = servers
+    assert "names an aws:PrincipalOrg" not in in_org.stderr()
 
 
 def test_a_partial_or_malformed_organization_is_refused_at_its_line(workdir: Path, issuer: Issuer) -> None:

@@ -300,6 +300,36 @@ impl Directory {
         }
     }
 
+    /// Without a declared organization, the labels of the policies whose conditions name an
+    /// organization key (`aws:PrincipalOrgID`, `aws:ResourceOrgPaths`, …), which is then
+    /// absent: such a condition never matches, and a Deny on `StringNotEquals` always applies.
+    /// For a start-up warning; empty with an organization.
+    pub fn policies_naming_absent_org_keys(&self) -> Vec<String> {
+        if self.organization.is_some() {
+            return Vec::new();
+        }
+        let names_org_key = |p: &&Policy| {
+            p.condition_keys().any(|k| {
+                let k = k.to_ascii_lowercase();
+                k.starts_with("aws:principalorg") || k.starts_with("aws:resourceorg")
+            })
+        };
+        let roles = self.roles.values().flat_map(|r| {
+            std::iter::once(&r.trust)
+                .chain(r.inline.iter().chain(&r.managed).map(|(_, p)| p))
+                .chain(&r.boundary)
+        });
+        let guardrails = self.guardrails.values().flatten().map(|g| &g.policy);
+        let mut labels: Vec<String> = roles
+            .chain(guardrails)
+            .filter(names_org_key)
+            .map(|p| p.label().to_owned())
+            .collect();
+        labels.sort();
+        labels.dedup();
+        labels
+    }
+
     /// The organization keys of an account's principals and resources, when an organization
     /// is declared.
     pub fn org_keys(&self, account: AccountId) -> Option<&OrgKeys> {

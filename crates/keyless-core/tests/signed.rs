@@ -773,7 +773,18 @@ fn a_gateway_request_has_the_callers_organization() {
         s3_decision(&inside, &creds, "s3:GetObject"),
         DecisionKind::Allowed
     );
+    assert!(
+        inside
+            .directory
+            .policies_naming_absent_org_keys()
+            .is_empty()
+    );
     let outside = Server::new(&guarded_world(perimeter));
+    // The operator is warned at start-up that this guardrail cannot match.
+    assert_eq!(
+        outside.directory.policies_naming_absent_org_keys(),
+        ["guardrail g at /"]
+    );
     let creds = outside.session("src", "AROASRCEXAMPLE0000001");
     assert_eq!(
         s3_decision(&outside, &creds, "s3:GetObject"),

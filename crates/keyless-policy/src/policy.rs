@@ -471,6 +471,13 @@ impl Policy {
         self.statements.iter().any(|s| s.effect == Effect::Allow)
     }
 
+    /// The condition keys the statements name, as written.
+    pub fn condition_keys(&self) -> impl Iterator<Item = &str> {
+        self.statements
+            .iter()
+            .flat_map(|s| s.conditions.iter().map(|c| &*c.key_name))
+    }
+
     /// Number of statements.
     pub fn statement_count(&self) -> usize {
         self.statements.len()

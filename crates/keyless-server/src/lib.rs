@@ -569,6 +569,11 @@ async fn load_directory(
     for p in &directory.problems {
         error!("{p}");
     }
+    for label in directory.policies_naming_absent_org_keys() {
+        warn!(
+            "the {label} names an aws:PrincipalOrg…/aws:ResourceOrg… key, but no [organization] is declared, so the key is absent and that condition never matches; declare your AWS Organizations ids in [organization]"
+        );
+    }
     Ok(directory)
 }
 
