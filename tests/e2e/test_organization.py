@@ -11,9 +11,9 @@ from typing import Iterator
 import boto3
 import botocore.config
 import pytest
-from botocore.exceptions import ClientError
 
 from keyless_e2e import ACCOUNT, Issuer, Keyless, _stop, default_config, policy, role_toml, start_keyless
+from test_context_keys import denied
 from test_startup import run_serve_expect_failure
 
 ORG = "o-a1b2c3d4e5"
@@ -81,15 +81,6 @@ def test_anyone_in_the_organization_may_assume_and_the_session_works(servers, is
         who = sts(in_org, {"AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
                            "SessionToken": creds["SessionToken"]}).get_caller_identity()
         assert who["Arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/via-org", who
-
-
-def denied(call) -> None:
-    with pytest.raises(ClientError) as ei:
-        call()
-    err = ei.value.response
-    assert err["Error"]["Code"] == "AccessDenied", err
-    assert err["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert "Credentials" not in err
 
 
 def test_an_ou_the_account_is_not_under_is_denied(servers, issuer: Issuer) -> None:
