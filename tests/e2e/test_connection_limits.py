@@ -6,6 +6,7 @@ nobody else's ([http] in the config, crates/keyless-server/src/http_front.rs).""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import urllib.parse
@@ -178,6 +179,15 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_invited(w
             assert res.code == "RequestEntityTooLarge", body
             assert_no_credentials(res)
         assert srv.issued_total() == before
+        # The revocation API's signed JSON body likewise (it said `100 Continue` until now).
+        for expect in (b"Expect: 100-continue\r\n", b""):
+            answer = _head_only(srv.url, b"POST /v1/revocations HTTP/1.1\r\nHost: keyless\r\n"
+                                b"Content-Type: application/json\r\n"
+                                b"Content-Length: 10000000000\r\n" + expect + b"\r\n")
+            assert answer is not None, "still waiting for the body"
+            head, _, body = answer.decode().partition("\r\n\r\n")
+            assert head.startswith("HTTP/1.1 413"), head
+            assert json.loads(body)["error"]["code"] == "RequestEntityTooLarge", body
     finally:
         _stop(srv.proc)
 

@@ -89,10 +89,39 @@ pub async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let started = Instant::now();
     let request_id = xml::request_id();
+    // A body announced too large is refused before a byte of it is read, as on `/`: hyper
+    // says `100 Continue` once the body is read, so anyone asking was invited to send it.
+    let too_large = || {
+        ApiError::new(
+            "RequestEntityTooLarge",
+            413,
+            format!("The request body is larger than {MAX_BODY} bytes."),
+        )
+    };
+    if crate::query_api::announced_over(&headers, MAX_BODY) {
+        return error_response(&too_large(), &request_id);
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let error = if over {
+                too_large()
+            } else {
+                ApiError::new(
+                    "IncompleteBody",
+                    400,
+                    "The request body could not be read to its end.",
+                )
+            };
+            return error_response(&error, &request_id);
+        }
+    };
     let origin = Origin {
         source_ip: peer.ip(),
         secure_transport: transport.is_some_and(|Extension(t)| t.secure),
