@@ -17,6 +17,7 @@
 //! [`query_api::render_error`].
 
 pub mod audit;
+pub mod audit_fold;
 pub mod audit_table_sink;
 pub mod authorize_api;
 pub mod config;
@@ -313,6 +314,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             allow_loopback_http_providers: config.iam.allow_loopback_http_providers,
         },
         audit,
+        audit_fold: Default::default(),
         audit_table: audit_table
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
@@ -334,6 +336,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tokio::spawn(watch_revocations(Arc::clone(&state)));
     tokio::spawn(watch_directory(Arc::clone(&state)));
     tokio::spawn(watch_role_usage(Arc::clone(&state)));
+    tokio::spawn(watch_audit_folds(Arc::clone(&state)));
 
     let certificates = match &config.tls {
         Some(settings) => {
@@ -376,7 +379,10 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         shutdown_signal(),
     )
     .await;
-    // Every request has been answered; sign the tail of the log and sync it.
+    // Every request has been answered: write what is folded, then sign the tail of the log
+    // and sync it.
+    let pending = state.fold_summaries(state.clock.now(), true);
+    state.write_fold_summaries(pending).await;
     state.audit.shutdown().await;
     flush_role_usage(&state).await;
     if let Some(sink) = &audit_table {
@@ -799,6 +805,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "not reloaded (see the log): revocations made since are not in force here"
         }
     );
+    // Informational (see `audit::LOW_FREE_BYTES`).
+    if let Some(line) = state.audit.volume_line() {
+        body.push_str(&line);
+        body.push('\n');
+    }
     // Informational: the file is the durable record, so a lagging table never fails readiness.
     if let Some(table) = &state.audit_table {
         body.push_str(&table.line());
@@ -841,6 +852,12 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     m.audit_removed_files
         .inner()
         .store(audit.removed_files, std::sync::atomic::Ordering::Relaxed);
+    m.audit_volume_free_bytes.set(
+        state
+            .audit
+            .free_bytes()
+            .map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -848,6 +865,20 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
+}
+
+/// Writes the fold summaries as they fall due ([`audit_fold`]): checked every second, so a
+/// summary is written at most a second after its window closes or its source goes quiet.
+async fn watch_audit_folds(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let due = state.fold_summaries(state.clock.now(), false);
+        if !due.is_empty() {
+            state.write_fold_summaries(due).await;
+        }
+    }
 }
 
 async fn shutdown_signal() {
