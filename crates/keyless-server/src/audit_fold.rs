@@ -30,7 +30,8 @@ use serde_json::{Map, Value, json};
 
 /// The error codes an anonymous call can be folded under. `SignatureDoesNotMatch` and
 /// `ExpiredToken` are not here: they are only answered once a genuine session token opened, so
-/// they concern a real session (and such calls are not anonymous anyway).
+/// they concern a real session. A refused signed call whose token opens is not anonymous
+/// whatever its code (`query_api` checks).
 pub const FOLDABLE_CODES: &[&str] = &[
     "Throttling",
     "AccessDenied",
@@ -43,6 +44,8 @@ pub const FOLDABLE_CODES: &[&str] = &[
     "MissingParameter",
     "InvalidParameterValue",
     "ValidationError",
+    "RequestEntityTooLarge",
+    "MalformedQueryString",
 ];
 
 /// How long a summary gathers at most: a key's folded calls are summarised at least this often.

@@ -239,8 +239,12 @@ async fn record(
     let now = state.clock.now();
     let mut request_parameters = request_parameters;
     if let Err(error) = &result {
-        // Only a forgery or garbage is anonymous: a token that opens is a real session's.
-        if error.code == "InvalidClientTokenId" && facts.caller.is_none() {
+        // Only a forgery or garbage is anonymous: a token that opens is a real session's (a
+        // revoked one answers `InvalidClientTokenId`, an expired presigned URL `AccessDenied`).
+        if facts.caller.is_none()
+            && crate::audit_fold::FOLDABLE_CODES.contains(&error.code)
+            && is_signed(call.uri, call.headers)
+        {
             facts.genuine_session =
                 presents_a_genuine_session(state, call.method, call.uri, call.headers);
         }
