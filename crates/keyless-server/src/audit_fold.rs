@@ -327,10 +327,10 @@ impl Folder {
                 .pending
                 .as_ref()
                 .is_some_and(|p| now - p.first >= WINDOW);
-            if quiet || old {
-                if let Some(pending) = entry.pending.take() {
-                    out.push(Summary { key: *key, pending });
-                }
+            if (quiet || old)
+                && let Some(pending) = entry.pending.take()
+            {
+                out.push(Summary { key: *key, pending });
             }
             if quiet {
                 gone.push(*key);
@@ -387,13 +387,13 @@ fn add(slot: &mut Option<Pending>, call: &FoldCall<'_>, now: OffsetDateTime, sam
     p.last = now.max(p.last);
     p.last_request_id.clear();
     p.last_request_id.push_str(prefix(call.request_id, 64));
-    if let Some(s) = sample {
-        if !p.samples.iter().any(|have| have == s) {
-            if p.samples.len() < MAX_SAMPLES {
-                p.samples.push(cut(s, 128));
-            } else {
-                p.more_samples = true;
-            }
+    if let Some(s) = sample
+        && !p.samples.iter().any(|have| have == s)
+    {
+        if p.samples.len() < MAX_SAMPLES {
+            p.samples.push(cut(s, 128));
+        } else {
+            p.more_samples = true;
         }
     }
 }
