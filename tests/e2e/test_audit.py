@@ -791,3 +791,23 @@ def test_anonymous_garbage_costs_a_bounded_record_and_a_summary(stack) -> None:
     assert len(query(srv)) == 4
     cp = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
     assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+def test_a_flood_of_unauthorized_authorize_calls_is_one_record_and_a_summary(stack) -> None:
+    """`/v1/authorize` without a configured client's token is anonymous: its first refusal is
+    recorded, the rest of the source's are one summary (written at SIGTERM here)."""
+    token = secrets.token_hex(24)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    _, srv = stack(extra=f'\n[[authorize_clients]]\nname = "gw"\ntoken_sha256 = "{digest}"\n')
+    n = 50
+    with requests.Session() as s:
+        for _ in range(n):
+            r = s.post(srv.url + "/v1/authorize", json={}, headers={"Authorization": "Bearer wrong"}, timeout=10)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "Unauthorized", r.text
+    stop_clean(srv)
+    records = query(srv, "--event-name", "Authorize", "--error-code", "Unauthorized")
+    summaries = [r for r in records if "aggregatedCalls" in (r.get("additionalEventData") or {})]
+    assert len(records) == 2 and len(summaries) == 1, records
+    assert summaries[0]["additionalEventData"]["aggregatedCalls"] == n - 1
+    assert summaries[0]["eventSource"] == "keyless" and summaries[0]["eventType"] == "KeylessDecision"
+    assert run_cli("audit", "verify", "--data-dir", str(srv.data_dir)).returncode == 0

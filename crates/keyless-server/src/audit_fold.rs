@@ -46,6 +46,8 @@ pub const FOLDABLE_CODES: &[&str] = &[
     "ValidationError",
     "RequestEntityTooLarge",
     "MalformedQueryString",
+    // `/v1/authorize` without a configured client's token.
+    "Unauthorized",
 ];
 
 /// How long a summary gathers at most: a key's folded calls are summarised at least this often.
@@ -74,7 +76,7 @@ pub fn is_foldable(code: &str, status: u16, anonymous: bool) -> bool {
 pub struct FoldCall<'a> {
     /// The client's address (keyed by its network: an IPv6 source is its /64).
     pub source_ip: IpAddr,
-    /// `sts.amazonaws.com` or `iam.amazonaws.com`.
+    /// `sts.amazonaws.com`, `iam.amazonaws.com`, or `keyless` (`/v1/authorize`).
     pub event_source: &'static str,
     /// A known action name, or `Unknown`.
     pub event_name: &'static str,
@@ -171,6 +173,11 @@ impl Summary {
         e.user_agent.clone_from(&p.user_agent);
         if k.event_name == "AssumeRoleWithWebIdentity" {
             e.user_identity.kind = "WebIdentityUser".into();
+        }
+        if k.event_source == keyless_audit::event::SOURCE_KEYLESS {
+            // As the `/v1/authorize` records it sums up.
+            e.event_type = "KeylessDecision".into();
+            e.read_only = true;
         }
         e.fail(k.code, &p.message, p.status);
         let mut data = Map::new();
