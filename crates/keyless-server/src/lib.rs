@@ -315,6 +315,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         },
         audit,
         audit_fold: Default::default(),
+        audit_fold_writing: Default::default(),
         audit_table: audit_table
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
@@ -381,8 +382,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     .await;
     // Every request has been answered: write what is folded, then sign the tail of the log
     // and sync it.
-    let pending = state.fold_summaries(state.clock.now(), true);
-    state.write_fold_summaries(pending).await;
+    state.flush_fold_summaries(state.clock.now(), true).await;
     state.audit.shutdown().await;
     flush_role_usage(&state).await;
     if let Some(sink) = &audit_table {
@@ -874,10 +874,7 @@ async fn watch_audit_folds(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let due = state.fold_summaries(state.clock.now(), false);
-        if !due.is_empty() {
-            state.write_fold_summaries(due).await;
-        }
+        state.flush_fold_summaries(state.clock.now(), false).await;
     }
 }
 

@@ -137,6 +137,9 @@ pub struct AppState {
     pub audit: crate::audit::Audit,
     /// Refused anonymous calls being folded into summary records.
     pub audit_fold: std::sync::Mutex<crate::audit_fold::Folder>,
+    /// Held while summaries taken from `audit_fold` are written, so that the shutdown's final
+    /// drain waits for a write in progress instead of closing the log under it.
+    pub audit_fold_writing: tokio::sync::Mutex<()>,
     /// How far the audit table sink is (Postgres only), for `/readyz`.
     pub audit_table: Option<Arc<crate::audit_table_sink::SinkStatus>>,
     /// When each role last had a session issued (`GetRole`'s `RoleLastUsed`), written to the
@@ -192,8 +195,17 @@ impl AppState {
         }
     }
 
+    /// Writes the fold summaries due at `now`, or all of them (`all`, at shutdown), durably.
+    pub async fn flush_fold_summaries(&self, now: keyless_types::OffsetDateTime, all: bool) {
+        let _writing = self.audit_fold_writing.lock().await;
+        let due = self.fold_summaries(now, all);
+        if !due.is_empty() {
+            self.write_fold_summaries(due).await;
+        }
+    }
+
     /// Takes the fold summaries due at `now`, or all of them (`all`, at shutdown).
-    pub fn fold_summaries(
+    fn fold_summaries(
         &self,
         now: keyless_types::OffsetDateTime,
         all: bool,
@@ -213,7 +225,7 @@ impl AppState {
     }
 
     /// Writes fold summaries durably, one record each.
-    pub async fn write_fold_summaries(&self, summaries: Vec<crate::audit_fold::Summary>) {
+    async fn write_fold_summaries(&self, summaries: Vec<crate::audit_fold::Summary>) {
         for summary in summaries {
             let event = summary.to_event(crate::audit::event_id());
             let m = &self.metrics.audit_fold;
