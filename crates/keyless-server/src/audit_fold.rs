@@ -10,7 +10,7 @@
 //!
 //! A fold key is (source network, event source, event name, error code); the event name is a
 //! known action or `Unknown`, so every part but the source comes from a fixed set. A key's first
-//! call is recorded in full by its request (the caller sees that); later calls of the key are
+//! call is recorded in full on its request's own path, as before; later calls of the key are
 //! counted here, and [`Folder::due`] turns the count into one summary record when the first
 //! folded call is [`WINDOW`] old or the key has been quiet for [`QUIET`]. [`Folder::drain`]
 //! hands over everything pending at shutdown.
