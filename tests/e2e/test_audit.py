@@ -746,3 +746,68 @@ def test_a_token_sent_with_the_iam_version_is_not_recorded(stack) -> None:
     params = [r["requestParameters"] for r in records if r.get("recordType") == "event"][-2:]
     assert params[0]["webIdentityToken"] == "HIDDEN_DUE_TO_SECURITY_REASONS", params
     assert params[1]["privateKey"] == "HIDDEN_DUE_TO_SECURITY_REASONS", params
+
+
+def test_anonymous_garbage_costs_a_bounded_record_and_a_summary(stack) -> None:
+    """Unsigned IAM calls with 150 long parameters and a 20 KB user agent, and web identity calls
+    naming roles that do not exist (each a fresh throttle bucket, so never throttled): each kind
+    from one source is its first record, cut to a bounded size, and one summary."""
+    issuer, srv = stack()
+    ua = "garbage/" + "u" * 20_000
+    token = issuer.gha_token()
+    fields = {"Action": "CreateRole", "Version": "2010-05-08", "RoleName": "x",
+              **{f"Tag{i:03}": "v" * 1000 for i in range(150)}}
+    n = 60
+    with requests.Session() as s:
+        for i in range(n):
+            r = s.post(srv.url + "/", data=fields, timeout=30, headers={"User-Agent": ua})
+            assert r.status_code == 403 and "MissingAuthenticationToken" in r.text, r.text[:300]
+            r = s.post(srv.url + "/", timeout=30, data={
+                "Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15",
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/nope-{i}-{secrets.token_hex(4)}",
+                "RoleSessionName": "probe", "WebIdentityToken": token})
+            assert r.status_code == 403 and "AccessDenied" in r.text and "<Credentials>" not in r.text, r.text[:300]
+        ready = s.get(srv.url + "/readyz", timeout=10)
+    assert re.search(r"^audit volume: (LOW, )?\d+ MiB free", ready.text, re.M), ready.text
+    text = srv.metrics()
+    assert re.search(r"^keyless_audit_volume_free_bytes [1-9]\d*$", text, re.M), text
+    for code in ("MissingAuthenticationToken", "AccessDenied"):
+        m = re.search(rf'^keyless_audit_folded_calls_total{{code="{code}"}} (\S+)$', text, re.M)
+        assert m and float(m.group(1)) == n - 1, (code, m)
+    stop_clean(srv)
+    for code, name in (("MissingAuthenticationToken", "CreateRole"), ("AccessDenied", "AssumeRoleWithWebIdentity")):
+        records = query(srv, "--error-code", code)
+        full = [r for r in records if "aggregatedCalls" not in (r.get("additionalEventData") or {})]
+        summaries = [r for r in records if r not in full]
+        assert len(full) == 1 and len(summaries) == 1, records
+        assert summaries[0]["eventName"] == name and summaries[0]["additionalEventData"]["aggregatedCalls"] == n - 1
+        assert summaries[0]["sourceIPAddress"] == "127.0.0.1"
+    first = query(srv, "--error-code", "MissingAuthenticationToken")[0]
+    # The record of a hostile call is bounded, and says what it left out.
+    assert len(json.dumps(first)) < 16_000, len(json.dumps(first))
+    assert len(first["userAgent"]) == 1024
+    assert "left out" in first["requestParameters"]["keylessTruncated"], first["requestParameters"]
+    # Far fewer records than the 120 calls; the chain verifies.
+    assert len(query(srv)) == 4
+    cp = run_cli("audit", "verify", "--data-dir", str(srv.data_dir))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+
+
+def test_a_flood_of_unauthorized_authorize_calls_is_one_record_and_a_summary(stack) -> None:
+    """`/v1/authorize` without a configured client's token is anonymous: its first refusal is
+    recorded, the rest of the source's are one summary (written at SIGTERM here)."""
+    token = secrets.token_hex(24)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    _, srv = stack(extra=f'\n[[authorize_clients]]\nname = "gw"\ntoken_sha256 = "{digest}"\n')
+    n = 50
+    with requests.Session() as s:
+        for _ in range(n):
+            r = s.post(srv.url + "/v1/authorize", json={}, headers={"Authorization": "Bearer wrong"}, timeout=10)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "Unauthorized", r.text
+    stop_clean(srv)
+    records = query(srv, "--event-name", "Authorize", "--error-code", "Unauthorized")
+    summaries = [r for r in records if "aggregatedCalls" in (r.get("additionalEventData") or {})]
+    assert len(records) == 2 and len(summaries) == 1, records
+    assert summaries[0]["additionalEventData"]["aggregatedCalls"] == n - 1
+    assert summaries[0]["eventSource"] == "keyless" and summaries[0]["eventType"] == "KeylessDecision"
+    assert run_cli("audit", "verify", "--data-dir", str(srv.data_dir)).returncode == 0

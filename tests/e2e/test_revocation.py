@@ -1201,3 +1201,23 @@ def test_a_write_that_bypasses_the_generation_is_caught_by_the_safety_net(tmp_pa
     finally:
         _stop(keyless.proc)
         _stop(issuer.proc)
+
+
+def test_every_use_of_a_revoked_session_keeps_its_own_audit_record(stack) -> None:
+    """A revoked session answers InvalidClientTokenId, as a forged token does; but its token opens
+    under the key ring, so its uses are a real session's and are never folded into a summary."""
+    _, keyless = stack
+    victim = session(stack)
+    assert cli("session", victim["AccessKeyId"], *store_args(keyless), "--reason", "flood").returncode == 0
+    wait_revoked(keyless, victim)
+    refused = 1
+    for _ in range(5):
+        assert not caller_ok(keyless, victim)
+        refused += 1
+    cp = subprocess.run([str(keyless_bin()), "audit", "query", "--config", str(keyless.config), "--format", "json",
+                         "--access-key-id", victim["AccessKeyId"], "--error-code", "InvalidClientTokenId"],
+                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 0, cp.stderr
+    records = [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+    assert len(records) >= refused, [r.get("additionalEventData") for r in records]
+    assert not any("aggregatedCalls" in (r.get("additionalEventData") or {}) for r in records), records

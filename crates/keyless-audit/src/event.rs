@@ -379,6 +379,46 @@ impl AuditEvent {
     }
 }
 
+/// Longest `requestParameters` (bytes of JSON) kept in the record of a refused anonymous call
+/// (no verified caller, no configured role reached): anyone can send 256 KiB of parameters, and
+/// such a record should not be the largest thing in the log.
+pub const MAX_ANONYMOUS_PARAMETERS_BYTES: usize = 8 * 1024;
+
+/// The name of the entry [`cap_parameters`] adds when it leaves parameters out.
+pub const PARAMETERS_TRUNCATED: &str = "keylessTruncated";
+
+/// Keeps the leading members of a `requestParameters` object while their JSON fits in
+/// `max_bytes`; if any is left out, a [`PARAMETERS_TRUNCATED`] member says how many (so a cut
+/// record is never mistaken for a whole one). Anything but an object is returned as it is.
+pub fn cap_parameters(value: Value, max_bytes: usize) -> Value {
+    let Value::Object(map) = value else {
+        return value;
+    };
+    // `{}` plus, for each member, `"name":` and a comma.
+    let mut used = 2;
+    let mut dropped = 0usize;
+    let mut out = Map::new();
+    for (name, v) in map {
+        let size = serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len());
+        let size = size.saturating_add(name.len() + 4);
+        if dropped == 0 && used + size <= max_bytes {
+            used += size;
+            out.insert(name, v);
+        } else {
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        out.insert(
+            PARAMETERS_TRUNCATED.to_owned(),
+            Value::String(format!(
+                "{dropped} parameter(s) left out: the parameters of a refused anonymous call are kept up to {max_bytes} bytes"
+            )),
+        );
+    }
+    Value::Object(out)
+}
+
 /// Builds `requestParameters` for an IAM call: every parameter but `Action` and `Version`,
 /// camel-cased as CloudTrail writes them (`RoleName` -> `roleName`, list members kept under
 /// their wire names), with secrets hidden: passwords, a server certificate's private key, and
@@ -532,6 +572,30 @@ pub fn request_parameters<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capped_parameters_keep_what_fits_and_say_what_was_left_out() {
+        let pairs: Vec<(String, String)> = (0..200)
+            .map(|i| (format!("P{i:03}"), "\u{1}".repeat(2048)))
+            .collect();
+        let v = iam_request_parameters(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        assert!(serde_json::to_vec(&v).unwrap().len() > 1_000_000);
+        let capped = cap_parameters(v, MAX_ANONYMOUS_PARAMETERS_BYTES);
+        let text = serde_json::to_vec(&capped).unwrap();
+        assert!(
+            text.len() <= MAX_ANONYMOUS_PARAMETERS_BYTES + 200,
+            "{}",
+            text.len()
+        );
+        let note = capped[PARAMETERS_TRUNCATED].as_str().unwrap();
+        assert!(note.starts_with("200 parameter(s) left out"), "{note}");
+        // What fits is kept whole.
+        let small = serde_json::json!({"roleArn": "arn:aws:iam::123456789012:role/gha"});
+        assert_eq!(
+            cap_parameters(small.clone(), MAX_ANONYMOUS_PARAMETERS_BYTES),
+            small
+        );
+    }
 
     fn t0() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(1_800_000_000_123_456_789).unwrap()

@@ -3,7 +3,8 @@
 //! [`keyless_audit::AuditEvent`].
 //!
 //! STS calls are recorded durably before the answer leaves (issuing calls fail closed with
-//! `ServiceUnavailable` 503 if the record cannot be written). `/v1/authorize` decisions are
+//! `ServiceUnavailable` 503 if the record cannot be written). Repeated refusals of anonymous
+//! calls from one source are counted into summary records instead ([`crate::audit_fold`]). `/v1/authorize` decisions are
 //! queued without waiting for the disk (they carry no credential; a gateway should not wait for
 //! an fsync), allows sampled at `authorize_allow_sample_rate`, denies always; if the log is down
 //! the authorize API answers 503 as well.
@@ -201,7 +202,14 @@ pub const DISABLE_FLAG: &str = "--unsafe-disable-audit-for-benchmark";
 pub struct Audit {
     log: Option<AuditLog>,
     allow_sample_rate: f64,
+    /// The log's directory (for its file system's free space).
+    dir: Option<std::path::PathBuf>,
 }
+
+/// Below this much free space on the audit volume `/readyz` says so (readiness itself does not
+/// fail: writes still succeed, and an answer an attacker can drive should not take a healthy
+/// replica out of rotation; alert on `keyless_audit_volume_free_bytes` instead).
+pub const LOW_FREE_BYTES: u64 = 1 << 30;
 
 /// `ServiceUnavailable` (503), what issuance answers when its record cannot be written.
 pub fn unavailable() -> ApiError {
@@ -315,7 +323,7 @@ impl Audit {
         parked: Option<Arc<ParkedWorkers>>,
         retention_floor: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) -> Result<(Audit, OpenReport), String> {
-        let mut config = settings.writer_config(dir);
+        let mut config = settings.writer_config(dir.clone());
         config.retention_floor = retention_floor;
         config.retention_keys = audit_public_keys(ring)?;
         // Loaded batches are gathered only while the request workers are saturated, and no
@@ -330,6 +338,7 @@ impl Audit {
             Audit {
                 log: Some(log),
                 allow_sample_rate: settings.authorize_allow_sample_rate,
+                dir: Some(dir),
             },
             report,
         ))
@@ -341,6 +350,7 @@ impl Audit {
         Audit {
             log: None,
             allow_sample_rate: 0.0,
+            dir: None,
         }
     }
 
@@ -352,6 +362,27 @@ impl Audit {
     /// Whether records are written.
     pub fn enabled(&self) -> bool {
         self.log.is_some()
+    }
+
+    /// Bytes an unprivileged writer may still use on the log's file system (`statvfs`), `None`
+    /// when unknown or auditing is off.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let dir = self.dir.as_ref()?;
+        let s = rustix::fs::statvfs(dir).ok()?;
+        Some(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    /// The `/readyz` line about the audit volume's free space (informational), if known.
+    pub fn volume_line(&self) -> Option<String> {
+        let free = self.free_bytes()?;
+        let mib = free / (1024 * 1024);
+        Some(if free < LOW_FREE_BYTES {
+            format!(
+                "audit volume: LOW, {mib} MiB free (audit writes fail closed, and issuance with them, when it is full)"
+            )
+        } else {
+            format!("audit volume: {mib} MiB free")
+        })
     }
 
     /// The `/readyz` line, and whether the log is fine.
@@ -520,6 +551,20 @@ pub struct CallFacts {
     pub issued: Option<IssuedFacts>,
     /// Trust-policy findings accepted with `keyless:acknowledge-risk` (IAM role writes).
     pub acknowledged_risks: Vec<Value>,
+    /// The role the call named is configured (web identity: looked up and found).
+    pub role_found: bool,
+    /// The session token a refused signed call presented opened under the key ring: a genuine
+    /// session (live, revoked, expired or not yet valid), not a forgery.
+    pub genuine_session: bool,
+}
+
+impl CallFacts {
+    /// Whether the call reached no real principal: no verified caller, nothing issued, no
+    /// configured role found, no genuine session token presented. Only such calls' refusals
+    /// may be folded ([`crate::audit_fold`]) and have their parameters capped.
+    pub fn is_anonymous(&self) -> bool {
+        self.caller.is_none() && self.issued.is_none() && !self.role_found && !self.genuine_session
+    }
 }
 
 /// The caller of a signed call.

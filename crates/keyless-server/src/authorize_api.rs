@@ -112,7 +112,22 @@ pub async fn handle(
             .metrics
             .request("Authorize", "Unauthorized", started.elapsed().as_secs_f64());
         let message = "Send `Authorization: Bearer <token>` with a token whose SHA-256 is listed in [[authorize_clients]].";
-        refused(&state, None, None, peer, ("Unauthorized", message, 401)).await;
+        // No configured client: anonymous, so a flood of these is folded ([`crate::audit_fold`]).
+        let request_id = audit::event_id();
+        let offered = crate::audit_fold::FoldCall {
+            source_ip: peer.ip(),
+            event_source: keyless_audit::event::SOURCE_KEYLESS,
+            event_name: "Authorize",
+            code: "Unauthorized",
+            status: 401,
+            message,
+            request_id: &request_id,
+            user_agent: "",
+            claimed_access_key_id: None,
+        };
+        if !(state.audit.enabled() && state.fold_refusal(&offered, state.clock.now())) {
+            refused(&state, None, None, peer, ("Unauthorized", message, 401)).await;
+        }
         return api_error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
     };
     let body = match read_body(&headers, body).await {

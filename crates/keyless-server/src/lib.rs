@@ -17,6 +17,7 @@
 //! [`query_api::render_error`].
 
 pub mod audit;
+pub mod audit_fold;
 pub mod audit_table_sink;
 pub mod authorize_api;
 pub mod config;
@@ -312,6 +313,8 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         authorize_clients,
         iam: iam_settings,
         audit,
+        audit_fold: Default::default(),
+        audit_fold_writing: Default::default(),
         audit_table: audit_table
             .as_ref()
             .map(audit_table_sink::AuditTableSink::status),
@@ -333,6 +336,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     tokio::spawn(watch_revocations(Arc::clone(&state)));
     tokio::spawn(watch_directory(Arc::clone(&state)));
     tokio::spawn(watch_role_usage(Arc::clone(&state)));
+    tokio::spawn(watch_audit_folds(Arc::clone(&state)));
 
     let certificates = match &config.tls {
         Some(settings) => {
@@ -375,7 +379,9 @@ pub async fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         shutdown_signal(),
     )
     .await;
-    // Every request has been answered; sign the tail of the log and sync it.
+    // Every request has been answered: write what is folded, then sign the tail of the log
+    // and sync it.
+    state.flush_fold_summaries(state.clock.now(), true).await;
     state.audit.shutdown().await;
     flush_role_usage(&state).await;
     if let Some(sink) = &audit_table {
@@ -807,6 +813,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             "not reloaded (see the log): revocations made since are not in force here"
         }
     );
+    // Informational (see `audit::LOW_FREE_BYTES`).
+    if let Some(line) = state.audit.volume_line() {
+        body.push_str(&line);
+        body.push('\n');
+    }
     // Informational: the file is the durable record, so a lagging table never fails readiness.
     if let Some(table) = &state.audit_table {
         body.push_str(&table.line());
@@ -849,6 +860,12 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     m.audit_removed_files
         .inner()
         .store(audit.removed_files, std::sync::atomic::Ordering::Relaxed);
+    m.audit_volume_free_bytes.set(
+        state
+            .audit
+            .free_bytes()
+            .map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -856,6 +873,17 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
+}
+
+/// Writes the fold summaries as they fall due ([`audit_fold`]): checked every second, so a
+/// summary is written at most a second after its window closes or its source goes quiet.
+async fn watch_audit_folds(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.flush_fold_summaries(state.clock.now(), false).await;
+    }
 }
 
 async fn shutdown_signal() {

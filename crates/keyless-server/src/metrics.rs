@@ -31,6 +31,28 @@ pub struct DecisionLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of refused calls folded into audit summaries.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FoldLabels {
+    /// The error code (one of [`crate::audit_fold::FOLDABLE_CODES`]).
+    pub code: &'static str,
+}
+
+/// The bound on anonymous refusals in the audit log ([`crate::audit_fold`]).
+#[derive(Debug, Clone, Default)]
+pub struct FoldMetrics {
+    /// Refused anonymous calls counted into a summary instead of a record of their own.
+    pub folded: Family<FoldLabels, Counter>,
+    /// Of those, calls folded into a many-sources summary (the tracking bound was reached).
+    pub overflow: Counter,
+    /// Summary records written.
+    pub summaries: Counter,
+    /// Summary records that could not be written (the log was down; their calls are lost).
+    pub summary_failures: Counter,
+    /// Keys (source, action, code) tracked now.
+    pub keys: Gauge,
+}
+
 /// Labels of a revocation reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -106,6 +128,11 @@ pub struct Metrics {
     pub revocation_reloads: Family<ReloadLabels, Counter>,
     /// Times the revocation poll read the store's stamp (an aggregate over every row), by cause.
     pub revocation_stamp_checks: Family<StampCheckLabels, Counter>,
+    /// Anonymous refusals folded into audit summaries.
+    pub audit_fold: FoldMetrics,
+    /// Bytes free for an unprivileged writer on the audit log's file system (set at scrape
+    /// time; 0 when unknown).
+    pub audit_volume_free_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -279,6 +306,41 @@ impl Metrics {
             "Times the revocation poll compared the store's stamp, an aggregate over every row: generation (the store's revocations generation moved) or safety_net (the periodic check for writes that did not move it)",
             revocation_stamp_checks.clone(),
         );
+        let audit_fold = FoldMetrics::default();
+        for code in crate::audit_fold::FOLDABLE_CODES {
+            drop(audit_fold.folded.get_or_create(&FoldLabels { code }));
+        }
+        registry.register(
+            "audit_folded_calls",
+            "Refused anonymous calls (no verified caller, no configured role) counted into an audit summary record instead of a record of their own, by error code",
+            audit_fold.folded.clone(),
+        );
+        registry.register(
+            "audit_folded_overflow_calls",
+            "Of the folded calls, those counted into a many-sources summary because the tracked sources were at their bound",
+            audit_fold.overflow.clone(),
+        );
+        registry.register(
+            "audit_fold_summaries",
+            "Audit summary records written for folded calls",
+            audit_fold.summaries.clone(),
+        );
+        registry.register(
+            "audit_fold_summary_failures",
+            "Audit summary records that could not be written (the audit log was failing)",
+            audit_fold.summary_failures.clone(),
+        );
+        registry.register(
+            "audit_fold_keys",
+            "Sources (by source, action and error code) whose refused calls are being folded now",
+            audit_fold.keys.clone(),
+        );
+        let audit_volume_free_bytes = Gauge::default();
+        registry.register(
+            "audit_volume_free_bytes",
+            "Bytes available to keyless on the file system of the audit log (read at scrape time; 0 if unknown)",
+            audit_volume_free_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -297,6 +359,8 @@ impl Metrics {
             http,
             revocation_reloads,
             revocation_stamp_checks,
+            audit_fold,
+            audit_volume_free_bytes,
         }
     }
 

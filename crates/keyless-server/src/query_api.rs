@@ -141,24 +141,23 @@ pub async fn handle(
     } else {
         keyless_audit::event::SOURCE_STS
     };
-    let result = record(
-        &state,
-        source,
-        &action,
-        &request_id,
-        peer,
-        &headers,
-        request_parameters,
-        facts,
-        result,
-    )
-    .await;
     // The metric label is one of the known names (a static string, so counting a request
     // copies nothing), or `unknown`: a client cannot grow the label set.
     let known = |names: &[&'static str]| names.iter().copied().find(|n| *n == action);
     let label = known(KNOWN_ACTIONS)
         .or_else(|| iam.then(|| known(keyless_core::iam::ACTIONS)).flatten())
         .unwrap_or("unknown");
+    let call = CallParts {
+        event_source: source,
+        action: &action,
+        known_action: (label != "unknown").then_some(label),
+        request_id: &request_id,
+        peer,
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+    };
+    let result = record(&state, call, request_parameters, facts, result).await;
     let code = result.as_ref().err().map_or("OK", |e| e.code);
     state
         .metrics
@@ -193,21 +192,32 @@ pub async fn handle(
     }
 }
 
+/// The parts of a request its record is made of.
+#[derive(Debug, Clone, Copy)]
+struct CallParts<'a> {
+    event_source: &'static str,
+    action: &'a str,
+    /// The action when it is a known one (the fold key's event name).
+    known_action: Option<&'static str>,
+    request_id: &'a str,
+    peer: SocketAddr,
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+}
+
 /// Writes the call's audit record and waits until it is durable. A success whose record cannot
 /// be written becomes `ServiceUnavailable`: nothing leaves without its record.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the parts of one request that its record needs"
-)]
+///
+/// A refusal of an anonymous call ([`CallFacts::is_anonymous`]) with a foldable code is offered
+/// to the fold state first ([`crate::audit_fold`]): the first of its source and kind is
+/// recorded, the rest are counted into a summary record. Its parameters are capped at
+/// [`keyless_audit::event::MAX_ANONYMOUS_PARAMETERS_BYTES`].
 async fn record(
     state: &AppState,
-    event_source: &'static str,
-    action: &str,
-    request_id: &str,
-    peer: SocketAddr,
-    headers: &HeaderMap,
+    call: CallParts<'_>,
     request_parameters: Option<serde_json::Value>,
-    facts: CallFacts,
+    mut facts: CallFacts,
     result: Result<String, ApiError>,
 ) -> Result<String, ApiError> {
     // A role is used once its session is issued, i.e. delivered: after the durable record.
@@ -221,21 +231,59 @@ async fn record(
         mark_used(&result);
         return result;
     }
-    let user_agent = headers
+    let user_agent = call
+        .headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let call = StsCall {
-        event_source,
-        action,
-        request_id,
-        source_ip: peer.ip(),
+    let now = state.clock.now();
+    let mut request_parameters = request_parameters;
+    if let Err(error) = &result {
+        // Only a forgery or garbage is anonymous: a token that opens is a real session's (a
+        // revoked one answers `InvalidClientTokenId`, an expired presigned URL `AccessDenied`).
+        if facts.caller.is_none()
+            && crate::audit_fold::FOLDABLE_CODES.contains(&error.code)
+            && is_signed(call.uri, call.headers)
+        {
+            facts.genuine_session =
+                presents_a_genuine_session(state, call.method, call.uri, call.headers);
+        }
+        if facts.is_anonymous() {
+            request_parameters = request_parameters.map(|p| {
+                keyless_audit::event::cap_parameters(
+                    p,
+                    keyless_audit::event::MAX_ANONYMOUS_PARAMETERS_BYTES,
+                )
+            });
+        }
+        if crate::audit_fold::is_foldable(error.code, error.status, facts.is_anonymous()) {
+            let offered = crate::audit_fold::FoldCall {
+                source_ip: call.peer.ip(),
+                event_source: call.event_source,
+                event_name: call.known_action.unwrap_or("Unknown"),
+                code: error.code,
+                status: error.status,
+                message: &error.message,
+                request_id: call.request_id,
+                user_agent,
+                claimed_access_key_id: facts.claimed_access_key_id.as_deref(),
+            };
+            if state.fold_refusal(&offered, now) {
+                return result;
+            }
+        }
+    }
+    let sts_call = StsCall {
+        event_source: call.event_source,
+        action: call.action,
+        request_id: call.request_id,
+        source_ip: call.peer.ip(),
         user_agent,
         request_parameters,
         facts,
-        now: state.clock.now(),
+        now,
     };
-    let event = audit::sts_event(call, result.as_ref().err());
+    let event = audit::sts_event(sts_call, result.as_ref().err());
     match state.audit.record_durable(&event).await {
         Ok(_) => {
             mark_used(&result);
@@ -246,6 +294,37 @@ async fn record(
             Err(original) => Err(original),
         },
     }
+}
+
+/// Whether a signed request presents a session token that opens under the key ring (live,
+/// expired or not yet valid): its refusal concerns a real session and keeps its own record.
+fn presents_a_genuine_session(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> bool {
+    let header_list: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let request = HttpRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &header_list,
+    };
+    let Ok(signed) = keyless_sigv4::parse(&request, keyless_sigv4::ServiceRules::Standard) else {
+        return false;
+    };
+    let Some(token) = signed.security_token() else {
+        return false;
+    };
+    let keys = state.keys.load();
+    matches!(
+        keyless_token::open(&keys.ring, signed.access_key_id(), token, state.clock.now()),
+        Ok(_) | Err(keyless_token::OpenError::Expired | keyless_token::OpenError::NotYetValid)
+    )
 }
 
 const KNOWN_ACTIONS: &[&str] = &[
@@ -513,6 +592,7 @@ async fn web_identity_inner(
     let directory = state.directory.load_full();
     // The role decides the account whose provider must vouch for the token.
     let role = directory.role_by_arn(&input.role_arn);
+    facts.role_found = role.is_some();
     let Some(issuer) = token.issuer() else {
         return Err(ApiError::new(
             "InvalidIdentityToken",

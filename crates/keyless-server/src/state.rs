@@ -135,6 +135,11 @@ pub struct AppState {
     pub iam: crate::iam_api::IamSettings,
     /// The audit trail (every STS call, every authorize decision, custom events).
     pub audit: crate::audit::Audit,
+    /// Refused anonymous calls being folded into summary records.
+    pub audit_fold: std::sync::Mutex<crate::audit_fold::Folder>,
+    /// Held while summaries taken from `audit_fold` are written, so that the shutdown's final
+    /// drain waits for a write in progress instead of closing the log under it.
+    pub audit_fold_writing: tokio::sync::Mutex<()>,
     /// How far the audit table sink is (Postgres only), for `/readyz`.
     pub audit_table: Option<Arc<crate::audit_table_sink::SinkStatus>>,
     /// When each role last had a session issued (`GetRole`'s `RoleLastUsed`), written to the
@@ -158,6 +163,87 @@ impl AppState {
     /// Leeway for an issuer.
     pub fn leeway_for(&self, issuer: &str) -> time::Duration {
         self.leeway.get(issuer).copied().unwrap_or(DEFAULT_LEEWAY)
+    }
+
+    /// Offers a refused anonymous call to the fold state: true when it was counted into a
+    /// summary (write no record of its own), false when its own record is to be written (the
+    /// first of its kind, or the fold state is unusable: a full record is the safe side).
+    pub fn fold_refusal(
+        &self,
+        call: &crate::audit_fold::FoldCall<'_>,
+        now: keyless_types::OffsetDateTime,
+    ) -> bool {
+        let Ok(mut folder) = self.audit_fold.lock() else {
+            return false;
+        };
+        let verdict = folder.offer(call, now);
+        let tracked = folder.tracked();
+        drop(folder);
+        let m = &self.metrics.audit_fold;
+        m.keys.set(i64::try_from(tracked).unwrap_or(i64::MAX));
+        match verdict {
+            crate::audit_fold::Fold::Record => false,
+            crate::audit_fold::Fold::Folded { overflow } => {
+                m.folded
+                    .get_or_create(&crate::metrics::FoldLabels { code: call.code })
+                    .inc();
+                if overflow {
+                    m.overflow.inc();
+                }
+                true
+            }
+        }
+    }
+
+    /// Writes the fold summaries due at `now`, or all of them (`all`, at shutdown), durably.
+    pub async fn flush_fold_summaries(&self, now: keyless_types::OffsetDateTime, all: bool) {
+        let _writing = self.audit_fold_writing.lock().await;
+        let due = self.fold_summaries(now, all);
+        if !due.is_empty() {
+            self.write_fold_summaries(due).await;
+        }
+    }
+
+    /// Takes the fold summaries due at `now`, or all of them (`all`, at shutdown).
+    fn fold_summaries(
+        &self,
+        now: keyless_types::OffsetDateTime,
+        all: bool,
+    ) -> Vec<crate::audit_fold::Summary> {
+        let mut folder = self
+            .audit_fold
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let out = if all { folder.drain() } else { folder.due(now) };
+        let tracked = folder.tracked();
+        drop(folder);
+        self.metrics
+            .audit_fold
+            .keys
+            .set(i64::try_from(tracked).unwrap_or(i64::MAX));
+        out
+    }
+
+    /// Writes fold summaries durably, one record each.
+    async fn write_fold_summaries(&self, summaries: Vec<crate::audit_fold::Summary>) {
+        for summary in summaries {
+            let event = summary.to_event(crate::audit::event_id());
+            let m = &self.metrics.audit_fold;
+            match self.audit.record_durable(&event).await {
+                Ok(_) => {
+                    m.summaries.inc();
+                }
+                Err(_) => {
+                    m.summary_failures.inc();
+                    tracing::error!(
+                        calls = summary.count(),
+                        code = event.error_code.as_deref().unwrap_or(""),
+                        source = event.source_ip_address,
+                        "audit summary of folded calls not written"
+                    );
+                }
+            }
+        }
     }
 }
 
