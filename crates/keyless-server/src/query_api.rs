@@ -304,27 +304,39 @@ fn presents_a_genuine_session(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> bool {
+    with_http_request(method, uri, headers, |request| {
+        let Ok(signed) = keyless_sigv4::parse(&request, keyless_sigv4::ServiceRules::Standard)
+        else {
+            return false;
+        };
+        let Some(token) = signed.security_token() else {
+            return false;
+        };
+        let keys = state.keys.load();
+        matches!(
+            keyless_token::open(&keys.ring, signed.access_key_id(), token, state.clock.now()),
+            Ok(_) | Err(keyless_token::OpenError::Expired | keyless_token::OpenError::NotYetValid)
+        )
+    })
+}
+
+/// `f` applied to the request as `keyless_sigv4` reads it (method, path, query, headers).
+fn with_http_request<R>(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    f: impl FnOnce(HttpRequest<'_>) -> R,
+) -> R {
     let header_list: Vec<(&str, &[u8])> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_bytes()))
         .collect();
-    let request = HttpRequest {
+    f(HttpRequest {
         method: method.as_str(),
         path: uri.path(),
         query: uri.query().unwrap_or(""),
         headers: &header_list,
-    };
-    let Ok(signed) = keyless_sigv4::parse(&request, keyless_sigv4::ServiceRules::Standard) else {
-        return false;
-    };
-    let Some(token) = signed.security_token() else {
-        return false;
-    };
-    let keys = state.keys.load();
-    matches!(
-        keyless_token::open(&keys.ring, signed.access_key_id(), token, state.clock.now()),
-        Ok(_) | Err(keyless_token::OpenError::Expired | keyless_token::OpenError::NotYetValid)
-    )
+    })
 }
 
 const KNOWN_ACTIONS: &[&str] = &[
@@ -523,25 +535,17 @@ pub(crate) fn authenticate_signed(
     body: &[u8],
     service: &str,
 ) -> Result<Caller, ApiError> {
-    let header_list: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let request = HttpRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &header_list,
-    };
     let keys = state.keys.load();
     let revocations = state.revocations.load();
     let verifier = keys.verifier(directory, &revocations.set);
-    authenticate(
-        &verifier,
-        SignedHttp { request, body },
-        service,
-        state.clock.now(),
-    )
+    with_http_request(method, uri, headers, |request| {
+        authenticate(
+            &verifier,
+            SignedHttp { request, body },
+            service,
+            state.clock.now(),
+        )
+    })
 }
 
 async fn web_identity(
