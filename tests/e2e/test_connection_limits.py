@@ -189,6 +189,10 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body_is_invited(w
                 assert head.startswith("HTTP/1.1 413"), (path, head)
                 assert code_of(body) == "RequestEntityTooLarge", (path, body)
         assert srv.issued_total() == before
+        # Nothing was revoked either.
+        from test_audit import run_cli
+        listed = run_cli("revoke", "list", "--data-dir", str(srv.data_dir), "--format", "json", check=True)
+        assert listed.stdout.strip() == "", listed.stdout  # one JSON line per live revocation
     finally:
         _stop(srv.proc)
 
