@@ -212,8 +212,8 @@ fn url_is_allowed(url: &Url, allow_http: bool) -> bool {
 }
 
 /// Whether an address is one the public internet routes: not loopback, private (RFC 1918),
-/// shared (100.64/10), link-local (where cloud metadata services answer), unique-local,
-/// unspecified, broadcast, multicast or reserved; an IPv4-mapped address counts as its IPv4 one.
+/// shared (100.64/10), link-local (where cloud metadata services answer), benchmarking
+/// (198.18/15), unique-local, unspecified, broadcast, multicast or reserved; an IPv4-mapped address counts as its IPv4 one.
 pub fn is_public_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -228,6 +228,7 @@ pub fn is_public_address(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 198 && (b & 0xfe) == 18)
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
